@@ -1,0 +1,1 @@
+"""previewd: the build daemon: API, queue, pipeline, versions, scheduler and daemonctl."""

@@ -1,0 +1,1 @@
+"""Push local state outward: Postgres replica, KV pointers, object storage; offline-first."""
