@@ -1,0 +1,1 @@
+"""Deployment backends behind one Protocol: local (served by the daemon) and cloudflare (Pages)."""
