@@ -1,0 +1,304 @@
+"""Host-based preview serving: an ASGI wrapper serving `previews/<deploymentId>/`, passing the rest on."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import mimetypes
+import os
+import re
+import stat
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Same rule as the deployer's ids (a DNS label); kept here so this module imports nothing from daemon.
+_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Vite/Rollup name emitted assets `assets/<name>-<hash>.<ext>`; the hash is base64url-ish.
+_HASHED_RE = re.compile(r"-[A-Za-z0-9_-]{6,}\.[A-Za-z0-9]+$")
+IMMUTABLE = b"public, max-age=31536000, immutable"
+NO_CACHE = b"no-cache"
+CHUNK = 256 * 1024
+_HOST_CACHE_MAX = 4096
+_MISS = object()
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted in a deployment must not hang the event loop on open.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+# Open errors that mean "nothing servable here" (ELOOP: a symlink met O_NOFOLLOW; ENXIO: a socket).
+_ABSENT = {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.ENXIO}
+
+_TEXT = "; charset=utf-8"
+_TYPES: dict[str, str] = {
+    ".html": "text/html" + _TEXT,
+    ".htm": "text/html" + _TEXT,
+    ".js": "text/javascript" + _TEXT,
+    ".mjs": "text/javascript" + _TEXT,
+    ".cjs": "text/javascript" + _TEXT,
+    ".css": "text/css" + _TEXT,
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".svg": "image/svg+xml",
+    ".wasm": "application/wasm",
+    ".txt": "text/plain" + _TEXT,
+    ".xml": "application/xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".ico": "image/x-icon",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".pdf": "application/pdf",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mp3": "audio/mpeg",
+}
+
+
+def content_type_for(name: str) -> str:
+    """The Content-Type for a file name: our table first (stable across hosts), then `mimetypes`."""
+    ext = os.path.splitext(name)[1].lower()
+    known = _TYPES.get(ext)
+    if known:
+        return known
+    guessed = mimetypes.guess_type(name)[0]
+    if not guessed:
+        return "application/octet-stream"
+    return guessed + _TEXT if guessed.startswith("text/") else guessed
+
+
+def is_hashed_asset(rel_path: str) -> bool:
+    """True for Vite-style fingerprinted files (`assets/<name>-<hash>.<ext>`), safe to cache forever."""
+    return rel_path.startswith("assets/") and bool(_HASHED_RE.search(rel_path))
+
+
+def host_label(host: str, preview_domain: str) -> str | None:
+    """The deployment id in a Host header value `<id>.<preview_domain>[:port]`, or None for any other host."""
+    suffix = "." + preview_domain.strip(".").lower()
+    return _label_of(host.encode("latin-1"), suffix)
+
+
+def _label_of(raw_host: bytes, suffix: str) -> str | None:
+    host = raw_host.decode("latin-1").lower()
+    if host.startswith("["):  # an IPv6 literal is never a preview host
+        return None
+    colon = host.rfind(":")
+    if colon != -1:
+        if not host[colon + 1 :].isdigit():
+            return None
+        host = host[:colon]
+    host = host.rstrip(".")
+    if not host.endswith(suffix):
+        return None
+    label = host[: -len(suffix)]
+    return label if _LABEL_RE.match(label) else None
+
+
+class _Found:
+    __slots__ = ("etag", "fd", "rel", "size")
+
+    def __init__(self, fd: int, rel: str, st: os.stat_result) -> None:
+        self.fd = fd
+        self.rel = rel
+        self.size = st.st_size
+        # Deployments never change in place, so size + mtime identifies the bytes well enough.
+        self.etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'.encode("ascii")
+
+
+class PreviewServer:
+    """ASGI app: Host `<deploymentId>.<preview_domain>` gets static files; all else goes to `app`."""
+
+    def __init__(self, app: ASGIApp, previews_dir: Path, preview_domain: str) -> None:
+        self.app = app
+        self.root = os.path.realpath(previews_dir)
+        self.suffix = "." + preview_domain.strip(".").lower()
+        self._hosts: dict[bytes, str | None] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            label = self._label(scope)
+            if label is not None:
+                if kind == "http":
+                    await self._serve(label, scope, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
+
+    def _label(self, scope: Scope) -> str | None:
+        """The one check every request pays: find Host, then a dict lookup for hosts seen before."""
+        host = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+                break
+        if host is None:
+            return None
+        label = self._hosts.get(host, _MISS)
+        if label is _MISS:
+            label = _label_of(host, self.suffix)
+            if len(self._hosts) >= _HOST_CACHE_MAX:  # Host is client-chosen; keep the cache bounded
+                self._hosts.clear()
+            self._hosts[host] = label
+        return label  # type: ignore[return-value]
+
+    async def _serve(self, label: str, scope: Scope, send: Send) -> None:
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            await _error(send, 405, "method_not_allowed", "previews answer GET and HEAD only", allow=True)
+            return
+        path: str = scope["path"]
+        if "\x00" in path or "\\" in path:
+            await _error(send, 400, "bad_path", "NUL or backslash in the path")
+            return
+        segs = [s for s in path.split("/") if s]
+        if any(s == ".." or s == "." for s in segs):
+            await _error(send, 400, "bad_path", "dot segments are not allowed")
+            return
+        try:
+            dfd = os.open(os.path.join(self.root, label), _DIR_FLAGS)
+        except OSError:
+            await _error(send, 404, "deployment_not_found", f"no preview deployment {label!r}")
+            return
+        try:
+            found = _resolve(dfd, segs)
+        finally:
+            os.close(dfd)
+        if found is None:
+            await _error(send, 404, "not_found", "no such file in this deployment")
+            return
+        try:
+            await _send_file(found, scope, send, head=method == "HEAD")
+        finally:
+            os.close(found.fd)
+
+
+def make_preview_asgi(app: ASGIApp, previews_dir: Path, preview_domain: str) -> ASGIApp:
+    """Wrap the API app so host `<deploymentId>.<preview_domain>` serves `previews_dir/<deploymentId>/`."""
+    return PreviewServer(app, previews_dir, preview_domain)
+
+
+def _open_file(dfd: int, segs: list[str]) -> tuple[int, os.stat_result] | None:
+    """Open segs under dfd without following a symlink at any level; None when absent or not servable."""
+    opened: list[int] = []
+    try:
+        parent = dfd
+        for seg in segs[:-1]:
+            parent = os.open(seg, _DIR_FLAGS, dir_fd=parent)
+            opened.append(parent)
+        fd = os.open(segs[-1], _FILE_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return None
+        raise
+    finally:
+        for d in opened:
+            os.close(d)
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return fd, st
+    os.close(fd)
+    return None
+
+
+def _resolve(dfd: int, segs: list[str]) -> _Found | None:
+    """Map a request path to a file: the file, a dir's index.html, `<path>.html`, or the SPA's index.html."""
+    candidates: list[list[str]] = []
+    if segs:
+        candidates.append(segs)
+    last = segs[-1] if segs else ""
+    extensionless = not os.path.splitext(last)[1]
+    for cand in candidates:
+        got = _open_file(dfd, cand)
+        if got is None:
+            continue
+        fd, st = got
+        if stat.S_ISREG(st.st_mode):
+            return _Found(fd, "/".join(cand), st)
+        os.close(fd)  # a directory: its own index.html, then the fallbacks below
+        if extensionless:
+            candidates.append([*cand, "index.html"])
+    if extensionless:
+        fallbacks = ([[*segs[:-1], last + ".html"]] if segs else []) + [["index.html"]]
+        for cand in fallbacks:
+            got = _open_file(dfd, cand)
+            if got is not None:
+                fd, st = got
+                if stat.S_ISREG(st.st_mode):
+                    return _Found(fd, "/".join(cand), st)
+                os.close(fd)
+    return None
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    if header.strip() == b"*":
+        return True
+    for tag in header.split(b","):
+        tag = tag.strip()
+        if tag.startswith(b"W/"):
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False
+
+
+async def _send_file(found: _Found, scope: Scope, send: Send, head: bool) -> None:
+    name = found.rel.rsplit("/", 1)[-1]
+    headers = [
+        (b"etag", found.etag),
+        (b"cache-control", IMMUTABLE if is_hashed_asset(found.rel) else NO_CACHE),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    for key, value in scope["headers"]:
+        if key == b"if-none-match" and _etag_matches(value, found.etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+    headers.append((b"content-type", content_type_for(name).encode("latin-1")))
+    headers.append((b"content-length", str(found.size).encode("ascii")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if head or found.size == 0:
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if found.size <= CHUNK:
+        # Small files (nearly every asset) are read inline: one pread from the page cache beats a thread hop.
+        body = os.pread(found.fd, found.size, 0)
+        await send({"type": "http.response.body", "body": body})
+        return
+    loop = asyncio.get_running_loop()
+    offset = 0
+    while offset < found.size:
+        chunk = await loop.run_in_executor(None, os.pread, found.fd, min(CHUNK, found.size - offset), offset)
+        if not chunk:  # the file shrank under us; stop rather than spin
+            break
+        offset += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": offset < found.size})
+    if offset < found.size:
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _error(send: Send, status: int, code: str, message: str, allow: bool = False) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"cache-control", NO_CACHE),
+    ]
+    if allow:
+        headers.append((b"allow", b"GET, HEAD"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
