@@ -1,0 +1,353 @@
+"""The build pipeline: generate, write, install, audit, build, find output, zip, deploy, record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sandbox
+from daemon import frameworks, toolchain, versions
+from daemon.buildlog import BuildLog
+from daemon.contract import ContractError, apply_contract
+from daemon.db import ProjectVersion
+from daemon.deployers.base import DeployError, DeployRequest
+from daemon.generators import GenerationError, GenerationRequest
+from daemon.history import HistoryError
+from daemon.workspace import materialize
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.build")
+
+INSTALL_MARKER = ".previewd-install.json"
+SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit"}
+
+
+class BuildFailed(Exception):
+    """Ends a build as failed with a reason code from DESIGN.md."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class StepTimes:
+    install_ms: int = 0
+    build_ms: int = 0
+    deploy_ms: int = 0
+    install_skipped: bool = False
+
+
+def _deps_fingerprint(files: dict[str, str], pnpm_version: str) -> str:
+    h = hashlib.sha256(pnpm_version.encode())
+    for name in ("package.json", "pnpm-lock.yaml", "pnpm-workspace.yaml"):
+        h.update(name.encode() + b"\0" + files.get(name, "").encode() + b"\0")
+    return h.hexdigest()
+
+
+def _install_intact(workspace: Path, fingerprint: str) -> bool:
+    """node_modules matches the dependency inputs when our marker says so and pnpm's own state file exists."""
+    marker = workspace / "node_modules" / INSTALL_MARKER
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("fingerprint") == fingerprint and (workspace / "node_modules" / ".modules.yaml").is_file()
+
+
+def zip_output(out_dir: Path, dest: Path) -> int:
+    """Zip a build output dir (regular files only: no links, no .git*, no pnpm store); returns its size."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path in sorted(out_dir.rglob("*")):
+            rel = path.relative_to(out_dir)
+            if any(part.startswith(".git") or part in ("node_modules", ".pnpm-store", "pnpm-store")
+                   for part in rel.parts):
+                continue
+            if path.is_symlink() or not path.is_file():
+                continue
+            zf.write(path, rel.as_posix())
+    tmp.replace(dest)
+    return dest.stat().st_size
+
+
+def _dir_size(root: Path) -> int:
+    total = 0
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            total += p.stat().st_size
+    return total
+
+
+class Pipeline:
+    """Runs one version's build from queued to deployed or failed."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.cfg = rt.cfg
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _limits(self) -> sandbox.Limits:
+        lim = self.cfg.limits
+        return sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
+                              output_bytes=lim.output_mb * 2**20, wall_seconds=lim.wall_seconds, pids=lim.pids,
+                              log_bytes=lim.log_mb * 2**20)
+
+    def _env(self, tc: toolchain.Toolchain, home: Path) -> dict[str, str]:
+        extra = {
+            "PATH": tc.path_env,
+            "NODE_OPTIONS": f"--max-old-space-size={self.cfg.build.node_max_old_space_mb}",
+            "npm_config_store_dir": str(self.rt.store_dir),
+            "PNPM_CONFIG_STORE_DIR": str(self.rt.store_dir),
+            "npm_config_update_notifier": "false",
+            "PNPM_HOME": str(home / ".pnpm-home"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+        }
+        return sandbox.safe_env(extra, home=home)
+
+    def _run(self, step: str, argv: list[str], workspace: Path, env: dict[str, str], blog: BuildLog,
+             network: bool) -> sandbox.Result:
+        blog.step(f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
+        res = sandbox.run(argv, cwd=workspace, env=env, limits=self._limits(), on_line=blog.line,
+                          network=network, output_root=workspace, layer=self.rt.sandbox_layer,
+                          user=self.rt.build_user)
+        blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
+                  f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
+        if res.reason in SANDBOX_REASONS:
+            raise BuildFailed(res.reason, f"{step} stopped: {res.detail}")
+        return res
+
+    # -- the pipeline ------------------------------------------------------------------------------------
+    def run(self, version_id: str) -> None:
+        """Build one queued version; never raises for anything the build does."""
+        rt = self.rt
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is None or v.status != "queued":
+            return
+        blog = BuildLog(rt.log_path(version_id), redact=self.cfg.secrets.values(),
+                        cap_bytes=self.cfg.limits.log_mb * 2**20)
+        rt.live_logs[version_id] = blog
+        started = time.monotonic()
+        times = StepTimes()
+        try:
+            v = versions.update(rt.outbox, version_id, status="building")
+            blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
+            result = self._build(v, blog, times)
+            total_ms = int((time.monotonic() - started) * 1000)
+            fields: dict[str, Any] = {"build_duration_ms": total_ms, **result}
+            v = self._finish(v, fields, blog)
+        except BuildFailed as exc:
+            blog.step(f"failed: {exc.reason}: {exc.message}")
+            v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
+                                failure_message=exc.message[:2000],
+                                build_duration_ms=int((time.monotonic() - started) * 1000),
+                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped)
+        except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
+            log.exception("build %s crashed", version_id)
+            blog.step(f"failed: internal error: {type(exc).__name__}: {exc}")
+            v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
+                                failure_message=f"internal error: {type(exc).__name__}: {exc}"[:2000])
+        finally:
+            rt.live_logs.pop(version_id, None)
+            blog.close()
+            rt.metrics_build_done(v)
+            rt.notify(version_id)
+            rt.sync_nudge()
+        if v.status == "deployed":
+            self._after_deploy(v)
+
+    def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> dict[str, Any]:
+        rt, cfg = self.rt, self.cfg
+        tc = rt.toolchain()
+        repo = rt.repo(v.user_id, v.project_id)
+        workspace = rt.workspace(v.user_id, v.project_id)
+        base_files: dict[str, str] | None = None
+        if v.parent_version_id:
+            try:
+                raw = repo.files(v.parent_version_id)
+            except HistoryError as exc:
+                raise BuildFailed("generation_failed", f"base version {v.parent_version_id} unreadable: {exc}") from exc
+            base_files = {p: b.decode("utf-8", "replace") for p, b in raw.items()}
+
+        # 1. generate
+        blog.step(f"generating with {rt.generator.name}")
+        try:
+            gen = rt.generator.generate(
+                GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=base_files), blog.step)
+        except GenerationError as exc:
+            raise BuildFailed("generation_failed", exc.message) from exc
+        except ContractError as exc:
+            raise BuildFailed("invalid_output", str(exc)) from exc
+        if gen.raw is not None:
+            versions.update(rt.outbox, v.version_id, claude_json=gen.raw)
+        try:
+            files = apply_contract(base_files or {}, gen.contract)
+        except ContractError as exc:
+            raise BuildFailed("invalid_output", str(exc)) from exc
+        blog.step(f"contract: {len(files)} files ({'delta' if gen.contract.is_delta else 'full'})")
+        files = dict(files)
+        files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(cfg.build.allow_build_scripts)
+        files = _sanitize_package_json(files, blog)
+
+        # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
+        materialize(workspace, files, keep=("node_modules",))
+        home = rt.build_home(v.version_id)
+        env = self._env(tc, home)
+        try:
+            # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
+            fingerprint = _deps_fingerprint(files, tc.pnpm_version)
+            if base_files is not None and _install_intact(workspace, fingerprint):
+                times.install_skipped = True
+                blog.step("install skipped: package.json and lockfile unchanged, node_modules intact")
+            else:
+                t0 = time.monotonic()
+                res = self._run("install", toolchain.install_argv(tc, rt.store_dir, cfg.build.registry),
+                                workspace, env, blog, network=True)
+                times.install_ms = int((time.monotonic() - t0) * 1000)
+                if res.reason != "ok":
+                    raise BuildFailed("install_failed", f"pnpm install exited {res.exit_code}")
+                (workspace / "node_modules" / INSTALL_MARKER).write_text(json.dumps({"fingerprint": fingerprint}))
+            lock = workspace / "pnpm-lock.yaml"
+            if lock.is_file():
+                files["pnpm-lock.yaml"] = lock.read_text(encoding="utf-8", errors="replace")
+
+            # 4. snapshot sources + lockfile (the version's commit, parent = its base)
+            _, out_candidates = frameworks.detect(workspace)
+            try:
+                sha = repo.snapshot(workspace, v.version_id, v.parent_version_id, v.prompt[:500],
+                                    exclude_dirs=tuple(sorted({c.split("/")[0] for c in out_candidates}
+                                                              - {"public", "src"})))
+                blog.step(f"snapshot {sha[:12]}")
+            except HistoryError as exc:
+                raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
+
+            # 5. audit (beside the build: it needs the network, the build does not) and build
+            audit_box: dict[str, Any] = {}
+            audit_thread = None
+            if cfg.build.audit != "off":
+                audit_thread = threading.Thread(target=self._audit, args=(tc, workspace, env, audit_box),
+                                                daemon=True)
+                audit_thread.start()
+            for rel in out_candidates:
+                shutil.rmtree(workspace / rel, ignore_errors=True)
+            t0 = time.monotonic()
+            res = self._run("build", toolchain.build_argv(tc), workspace, env, blog,
+                            network=cfg.sandbox.build_network)
+            times.build_ms = int((time.monotonic() - t0) * 1000)
+            if audit_thread is not None:
+                audit_thread.join()
+                self._judge_audit(v, audit_box, blog)
+            if res.reason != "ok":
+                raise BuildFailed("build_failed", f"pnpm build exited {res.exit_code}")
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+        # 6. output
+        framework, out_rel = frameworks.find_output(workspace)
+        if out_rel is None:
+            raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
+        out_dir = workspace / out_rel
+        out_size = _dir_size(out_dir)
+        if out_size > cfg.limits.output_mb * 2**20:
+            raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
+        blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
+
+        # 7. artifact zip (local object store, replicated by the outbox)
+        key = rt.artifact_key(v.user_id, v.project_id, v.version_id)
+        zip_path = rt.local_objects_path(key)
+        zip_output(out_dir, zip_path)
+        artifact_url = rt.register_artifact(v, key, zip_path)
+
+        # 8. deploy
+        versions.update(rt.outbox, v.version_id, status="deploying", framework=v.framework or framework,
+                        output_size_bytes=out_size, artifact_url=artifact_url,
+                        node_version=tc.node_version, pnpm_version=tc.pnpm_version)
+        t0 = time.monotonic()
+        try:
+            dep = rt.deployer.deploy(DeployRequest(out_dir=out_dir, user_id=v.user_id, project_id=v.project_id,
+                                                   version_id=v.version_id, message=v.prompt[:200]), blog.step)
+        except DeployError as exc:
+            raise BuildFailed("deploy_failed", exc.message) from exc
+        times.deploy_ms = int((time.monotonic() - t0) * 1000)
+        blog.step(f"deployed {dep.deployment_id} at {dep.url} ({dep.state})")
+        rt.dist_pending[v.version_id] = out_rel
+        return {
+            "framework": v.framework or framework,
+            "preview_url": dep.url,
+            "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+            "deploy_state": dep.state,
+            "install_duration_ms": times.install_ms or None,
+            "install_skipped": times.install_skipped,
+            "deploy_duration_ms": times.deploy_ms,
+        }
+
+    def _audit(self, tc: toolchain.Toolchain, workspace: Path, env: dict[str, str], box: dict[str, Any]) -> None:
+        lines: list[str] = []
+        try:
+            res = sandbox.run(toolchain.audit_argv(tc, self.cfg.build.audit_registry), cwd=workspace, env=env,
+                              limits=self._limits(), on_line=lines.append, network=True,
+                              output_root=None, layer=self.rt.sandbox_layer, user=self.rt.build_user)
+            box["outcome"] = toolchain.parse_audit(res.exit_code if res.reason in ("ok", "exit_nonzero") else None,
+                                                   "\n".join(lines))
+        except Exception as exc:  # an audit that cannot run is "unavailable", never a pass
+            box["outcome"] = toolchain.AuditOutcome("unavailable", 0, f"{type(exc).__name__}: {exc}")
+
+    def _judge_audit(self, v: ProjectVersion, box: dict[str, Any], blog: BuildLog) -> None:
+        outcome: toolchain.AuditOutcome = box.get("outcome") or toolchain.AuditOutcome("unavailable", 0, "no result")
+        versions.update(self.rt.outbox, v.version_id, audit_status=outcome.status)
+        if outcome.status == "unavailable":
+            blog.step(f"WARNING audit unavailable (no advisory database reached): {outcome.detail}")
+        elif outcome.status == "critical":
+            if self.cfg.build.audit == "fail":
+                raise BuildFailed("audit_failed", f"pnpm audit: {outcome.detail}")
+            blog.step(f"WARNING audit: {outcome.detail}")
+        else:
+            blog.step("audit: no critical advisories")
+
+    def _finish(self, v: ProjectVersion, fields: dict[str, Any], blog: BuildLog) -> ProjectVersion:
+        state = fields.pop("deploy_state")
+        if state == "deployed":
+            return self.rt.mark_deployed(v.version_id, fields)
+        # Confirmation comes later (webhook or polling); the row stays 'deploying' with its deployment id.
+        v = versions.update(self.rt.outbox, v.version_id, **fields)
+        self.rt.watch_deployment(v)
+        return v
+
+    def _after_deploy(self, v: ProjectVersion) -> None:
+        """Work that must not delay the answer: the dist window and the recovery pack."""
+        try:
+            self.rt.after_deploy(v)
+        except Exception:
+            log.exception("post-deploy bookkeeping failed for %s", v.version_id)
+
+
+def _sanitize_package_json(files: dict[str, str], blog: BuildLog) -> dict[str, str]:
+    """Drop a generated package.json's `pnpm` settings: build-script policy belongs to the daemon."""
+    text = files.get("package.json")
+    if text is None:
+        return files
+    try:
+        pkg = json.loads(text)
+    except ValueError:
+        return files  # pnpm install reports a broken package.json better than we can
+    if isinstance(pkg, dict) and "pnpm" in pkg:
+        pkg.pop("pnpm")
+        blog.step("package.json: removed its `pnpm` settings (install policy is the daemon's)")
+        files = {**files, "package.json": json.dumps(pkg, indent=2) + "\n"}
+    return files
+
+
+OnLine = Callable[[str], None]

@@ -1,0 +1,343 @@
+"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A bad config value; the message is one line naming the key and what is wrong."""
+
+
+def _opt(default: Any, help: str, *, choices: tuple[str, ...] = (), lo: float | None = None,
+         hi: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ServerConfig:
+    host: str = _opt("127.0.0.1", "Address the HTTP API and the local previews listen on.")
+    port: int = _opt(8080, "TCP port of the HTTP API and the local previews.", lo=1, hi=65535)
+    preview_domain: str = _opt("localhost", "Local previews are served at http://<deploymentId>.<preview_domain>:<port>/.")
+    public_url: str = _opt("", "Base URL clients use to reach the API (status and log links); empty = http://host:port.")
+    max_body_bytes: int = _opt(1_048_576, "Largest request body accepted, in bytes.", lo=1024)
+    wait_timeout_s: float = _opt(600.0, "How long a build request waits for its build before answering 202.", lo=0)
+    log_level: str = _opt("info", "Log level of the daemon.", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = _opt("./data", "Where state.db, queue.db, projects, objects, previews and logs live.")
+    pnpm: str = _opt("", "pnpm executable; empty = the pinned pnpm installed by `make` in .tools/, else PATH.")
+    node: str = _opt("node", "Node.js executable used to record node_version and run builds.")
+
+
+@dataclass
+class GeneratorConfig:
+    backend: str = _opt("template", "Which generator writes projects.", choices=("template", "command", "claude"))
+    command: list[str] = _opt([], "argv of the `command` backend: reads the request JSON on stdin, prints the contract.")
+    claude_executable: str = _opt("claude", "The Claude Code CLI used by the `claude` backend.")
+    model: str = _opt("", "Model passed to the Claude CLI with --model; empty = the CLI's default.")
+    timeout_s: float = _opt(600.0, "Longest a generator may run.", lo=1)
+    max_files: int = _opt(500, "Most files one generated project may hold.", lo=1)
+    max_file_bytes: int = _opt(1_000_000, "Largest single generated file, in bytes.", lo=1)
+    max_total_bytes: int = _opt(20_000_000, "Largest generated project, all files together, in bytes.", lo=1)
+
+
+@dataclass
+class BuildConfig:
+    audit: str = _opt("fail", "`pnpm audit --prod` policy on critical advisories.", choices=("fail", "warn", "off"))
+    audit_registry: str = _opt("", "Registry URL for `pnpm audit` only; empty = the default registry.")
+    registry: str = _opt("", "npm registry for installs; empty = pnpm's default.")
+    allow_build_scripts: list[str] = _opt(
+        ["esbuild", "@tailwindcss/oxide"],
+        "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")
+    node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the OOM kill.",
+                                      lo=64)
+    keep_logs_lines: int = _opt(40, "How many last log lines a failed build returns in its API answer.", lo=1)
+
+
+@dataclass
+class DeployConfig:
+    backend: str = _opt("local", "Where previews are deployed.", choices=("local", "cloudflare"))
+    cf_account_id: str = _opt("", "Cloudflare account id (cloudflare backend).")
+    cf_project_name: str = _opt("", "Cloudflare Pages project that receives the previews (cloudflare backend).")
+    wrangler: list[str] = _opt(["wrangler"], "argv prefix that runs Wrangler (cloudflare backend).")
+    cf_api_base: str = _opt("https://api.cloudflare.com/client/v4", "Cloudflare API root.")
+    timeout_s: float = _opt(300.0, "Longest one deployment upload may take.", lo=1)
+    poll_after_s: float = _opt(120.0, "Poll the Pages API for a deployment not confirmed this long after upload.", lo=0)
+    poll_interval_s: float = _opt(20.0, "Seconds between polls of one pending deployment.", lo=1)
+    give_up_after_s: float = _opt(1800.0, "A deployment still unconfirmed this long after upload is failed.", lo=1)
+
+
+@dataclass
+class LimitsConfig:
+    cpu_seconds: float = _opt(300.0, "CPU time for one build step, summed over its whole process tree.", lo=0.1)
+    memory_mb: int = _opt(1024, "Memory for one build step's process tree (no swap), in MiB.", lo=16)
+    output_mb: int = _opt(100, "Bytes a build step may write outside node_modules, plus its log, in MiB.", lo=1)
+    wall_seconds: float = _opt(600.0, "Wall-clock cap on one build step.", lo=0.1)
+    pids: int = _opt(512, "Most processes and threads in one build step.", lo=8)
+    log_mb: int = _opt(8, "Captured log per build, in MiB; past it lines are dropped.", lo=1)
+    max_prompt_chars: int = _opt(20_000, "Longest prompt accepted.", lo=1)
+
+
+@dataclass
+class RateLimitsConfig:
+    per_ip_per_hour: int = _opt(100, "Requests per client IP per hour on signed routes.", lo=1)
+    new_projects_per_user_per_hour: int = _opt(5, "New project builds per user per hour.", lo=1)
+    rebuilds_per_project_per_hour: int = _opt(20, "Rebuilds (and rollbacks) per project per hour.", lo=1)
+
+
+@dataclass
+class SandboxConfig:
+    layer: str = _opt("auto", "Sandbox layer for builds.", choices=("auto", "cgroup_v2", "cgroup_v1", "watchdog"))
+    build_user: str = _opt("", "Unprivileged user builds run as when the daemon runs as root; empty = same user.")
+    build_network: bool = _opt(False, "Allow network during `pnpm build` (install always has it).")
+
+
+@dataclass
+class KVConfig:
+    backend: str = _opt("local", "Where preview pointers live.", choices=("local", "cloudflare"))
+    ttl_days: int = _opt(90, "Pointer time-to-live in days.", lo=1)
+    cf_account_id: str = _opt("", "Cloudflare account id (cloudflare KV).")
+    cf_namespace_id: str = _opt("", "Workers KV namespace id (cloudflare KV).")
+    cf_api_base: str = _opt("https://api.cloudflare.com/client/v4", "Cloudflare API root for KV.")
+
+
+@dataclass
+class ObjectsConfig:
+    backend: str = _opt("local", "Where artifacts and packs are stored.", choices=("local", "s3"))
+    bucket: str = _opt("", "Bucket name (s3 backend).")
+    endpoint_url: str = _opt("", "S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com; empty = AWS.")
+    region: str = _opt("auto", "S3 region (`auto` for R2).")
+    prefix: str = _opt("", "Key prefix inside the bucket.")
+
+
+@dataclass
+class ReplicaConfig:
+    backend: str = _opt("none", "Replicate version rows to Postgres.", choices=("none", "postgres"))
+    table: str = _opt("project_versions", "Postgres table name.")
+
+
+@dataclass
+class SyncConfig:
+    interval_s: float = _opt(2.0, "Seconds between outbox drains (each write also nudges the loop).", lo=0.05)
+
+
+@dataclass
+class Config:
+    """The whole configuration; secrets are never read from the file, only from the environment."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    kv: KVConfig = field(default_factory=KVConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    replica: ReplicaConfig = field(default_factory=ReplicaConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    secrets: Secrets = field(default_factory=lambda: Secrets())
+    source: str = "defaults"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
+
+
+SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in ("secrets", "source")]
+
+# Secrets and the environment variables that carry them; none may appear in the TOML file.
+SECRET_ENV = {
+    "hmac_secret": "PREVIEWD_HMAC_SECRET",
+    "cf_webhook_secret": "PREVIEWD_CF_WEBHOOK_SECRET",
+    "cf_api_token": "CLOUDFLARE_API_TOKEN",
+    "pg_dsn": "PREVIEWD_PG_DSN",
+    "s3_access_key_id": "PREVIEWD_S3_ACCESS_KEY_ID",
+    "s3_secret_access_key": "PREVIEWD_S3_SECRET_ACCESS_KEY",
+}
+
+
+@dataclass
+class Secrets:
+    """Secret values from the environment; repr never shows them."""
+
+    hmac_secret: str = ""
+    cf_webhook_secret: str = ""
+    cf_api_token: str = ""
+    pg_dsn: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    hmac_from_file: bool = False
+
+    def __repr__(self) -> str:
+        shown = {k: ("set" if getattr(self, k) else "unset") for k in SECRET_ENV}
+        return f"Secrets({shown})"
+
+    def values(self) -> list[str]:
+        """Every non-empty secret, for redaction of logs."""
+        return [v for k in SECRET_ENV if (v := getattr(self, k))]
+
+
+def section_fields(section: str) -> list[dataclasses.Field[Any]]:
+    """The documented keys of one section."""
+    cls = type(getattr(Config(), section))
+    return list(dataclasses.fields(cls))
+
+
+def _check(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    where = f"[{section}] {f.name}"
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    meta = f.metadata
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string, got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{where}: must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where}: must be <= {hi}, got {value!r}")
+    return value
+
+
+def _apply(cfg: Config, data: dict[str, Any]) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"[{section}]: unknown section (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}]: must be a table")
+        obj = getattr(cfg, section)
+        known = {f.name: f for f in section_fields(section)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"[{section}] {key}: unknown key (known: {', '.join(known)})")
+            setattr(obj, key, _check(section, known[key], value))
+
+
+def _cross_check(cfg: Config) -> None:
+    if cfg.generator.backend == "command" and not cfg.generator.command:
+        raise ConfigError("[generator] command: required (an argv list) when backend = \"command\"")
+    if cfg.deploy.backend == "cloudflare":
+        for key in ("cf_account_id", "cf_project_name"):
+            if not getattr(cfg.deploy, key):
+                raise ConfigError(f"[deploy] {key}: required when backend = \"cloudflare\"")
+        if not cfg.secrets.cf_api_token:
+            raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [deploy] backend = \"cloudflare\"")
+    if cfg.kv.backend == "cloudflare":
+        for key in ("cf_account_id", "cf_namespace_id"):
+            if not getattr(cfg.kv, key):
+                raise ConfigError(f"[kv] {key}: required when backend = \"cloudflare\"")
+        if not cfg.secrets.cf_api_token:
+            raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [kv] backend = \"cloudflare\"")
+    if cfg.objects.backend == "s3" and not cfg.objects.bucket:
+        raise ConfigError("[objects] bucket: required when backend = \"s3\"")
+    if cfg.replica.backend == "postgres" and not cfg.secrets.pg_dsn:
+        raise ConfigError("PREVIEWD_PG_DSN: required in the environment when [replica] backend = \"postgres\"")
+    label = cfg.server.preview_domain
+    if not label or any(not part.replace("-", "").isalnum() for part in label.split(".")):
+        raise ConfigError(f"[server] preview_domain: must be a DNS name like localhost, got {label!r}")
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file (path, or $PREVIEWD_CONFIG), then secrets from the environment; validated."""
+    env = dict(os.environ if env is None else env)
+    cfg = Config()
+    path = path or env.get("PREVIEWD_CONFIG") or None
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p}: not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p}: not valid TOML ({exc})") from None
+        _apply(cfg, data)
+        cfg.source = str(p)
+    for name, var in SECRET_ENV.items():
+        setattr(cfg.secrets, name, env.get(var, ""))
+    if env.get("PREVIEWD_DATA_DIR"):
+        cfg.paths.data_dir = env["PREVIEWD_DATA_DIR"]
+    _cross_check(cfg)
+    return cfg
+
+
+def ensure_hmac_secret(cfg: Config) -> str:
+    """The HMAC secret: from the environment, or generated once into the data dir (mode 0600), Jupyter-style."""
+    if cfg.secrets.hmac_secret:
+        return cfg.secrets.hmac_secret
+    path = hmac_secret_path(cfg)
+    if path.exists():
+        value = path.read_text().strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+    cfg.secrets.hmac_secret = value
+    cfg.secrets.hmac_from_file = True
+    return value
+
+
+def hmac_secret_path(cfg: Config) -> Path:
+    """Where a generated HMAC secret is kept."""
+    return cfg.data_dir / "hmac_secret"
+
+
+def render_example() -> str:
+    """config.example.toml's text: every key with its default and help, grouped by section."""
+    import json
+
+    lines = [
+        "# previewd configuration. Every key is optional; the value shown is the default.",
+        "# Pass with `previewd serve --config FILE` or PREVIEWD_CONFIG=FILE.",
+        "# Secrets never go here; they come from the environment:",
+    ]
+    lines += [f"#   {var}" for var in SECRET_ENV.values()]
+    lines.append("#   (no PREVIEWD_HMAC_SECRET: one is generated into <data_dir>/hmac_secret, mode 0600)")
+    for section in SECTIONS:
+        lines += ["", f"[{section}]"]
+        for f in section_fields(section):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"# {f.metadata['help']}")
+            if f.metadata.get("choices"):
+                lines.append(f"# One of: {', '.join(f.metadata['choices'])}.")
+            if isinstance(default, bool):
+                shown = "true" if default else "false"
+            elif isinstance(default, str | list):
+                shown = json.dumps(default)
+            else:
+                shown = repr(default)
+            lines.append(f"{f.name} = {shown}")
+    return "\n".join(lines) + "\n"

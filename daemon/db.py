@@ -1,0 +1,159 @@
+"""Local state on SQLite (peewee): the version rows, rate-cap events, and the connection factory."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    IntegerField,
+    Model,
+    SqliteDatabase,
+    TextField,
+)
+
+# Every connection gets the same pragmas: WAL so API reads never wait on the build worker's writes,
+# a busy timeout so concurrent writers queue instead of failing, and foreign keys on.
+PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 10000,
+    "foreign_keys": 1,
+    "cache_size": -16000,
+}
+
+database = SqliteDatabase(None, pragmas=PRAGMAS, check_same_thread=False)
+
+STATUSES = ("queued", "building", "deploying", "deployed", "failed")
+ACTIVE_STATUSES = ("queued", "building", "deploying")
+FAILURE_REASONS = (
+    "generation_failed", "invalid_output", "install_failed", "audit_failed", "build_failed", "no_output",
+    "cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "deploy_failed", "interrupted",
+)
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive: SQLite stores it as text that peewee parses back without an offset."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+
+
+class ProjectVersion(BaseModel):
+    """One version of one project: the seed's ProjectVersions columns plus what the daemon needs."""
+
+    version_id = CharField(primary_key=True, max_length=26)
+    user_id = CharField(max_length=64)
+    project_id = CharField(max_length=64)
+    prompt = TextField()
+    parent_version_id = CharField(null=True, max_length=26)
+    preview_url = TextField(null=True)
+    artifact_url = TextField(null=True)
+    framework = CharField(null=True, max_length=32)
+    build_duration_ms = IntegerField(null=True)
+    output_size_bytes = BigIntegerField(null=True)
+    claude_json = TextField(null=True)
+    status = CharField(max_length=16, default="queued")
+    needs_rebuild = BooleanField(default=False)
+    base_snapshot_id = CharField(null=True, max_length=64)
+    cf_deployment_id = CharField(null=True, max_length=64)
+    node_version = CharField(null=True, max_length=32)
+    pnpm_version = CharField(null=True, max_length=32)
+    created_at = DateTimeField(default=utcnow)
+    # Beyond the seed:
+    failure_reason = CharField(null=True, max_length=32)
+    failure_message = TextField(null=True)
+    pinned = BooleanField(default=False)
+    rollback_of = CharField(null=True, max_length=26)
+    archived_at = DateTimeField(null=True)
+    updated_at = DateTimeField(default=utcnow)
+    kind = CharField(max_length=16, default="new")  # new | rebuild | rollback
+    row_version = BigIntegerField(default=1)
+    install_duration_ms = IntegerField(null=True)
+    deploy_duration_ms = IntegerField(null=True)
+    install_skipped = BooleanField(default=False)
+    audit_status = CharField(null=True, max_length=16)  # passed | critical | unavailable | skipped
+    deployed_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "project_versions"
+        indexes = (
+            (("user_id", "project_id"), False),
+            (("project_id", "version_id"), False),
+        )
+
+    def claude(self) -> Any:
+        return json.loads(self.claude_json) if self.claude_json else None
+
+
+class RateEvent(BaseModel):
+    """One counted request against a rate cap; persisted so a restart does not reset the caps."""
+
+    bucket = CharField(max_length=160, index=True)
+    at = DateTimeField(default=utcnow, index=True)
+
+
+ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent]
+
+
+def connect(data_dir: Path) -> SqliteDatabase:
+    """Open state.db in the data dir (creating tables and indexes idempotently)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not database.is_closed():
+        database.close()
+    database.init(str(data_dir / "state.db"), pragmas=PRAGMAS, check_same_thread=False)
+    with database.connection_context():
+        database.create_tables(ALL_MODELS, safe=True)
+        # The seed's third index: newest-first history per project.
+        database.execute_sql(
+            "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
+            "ON project_versions (user_id, project_id, created_at DESC)"
+        )
+    return database
+
+
+def to_record(v: ProjectVersion) -> dict[str, Any]:
+    """The plain record handed to sync (the seed's columns plus the daemon's)."""
+
+    def iso(d: datetime | None) -> str | None:
+        if d is None:
+            return None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=UTC)
+        return d.isoformat()
+
+    return {
+        "version_id": v.version_id,
+        "user_id": v.user_id,
+        "project_id": v.project_id,
+        "prompt": v.prompt,
+        "parent_version_id": v.parent_version_id,
+        "preview_url": v.preview_url,
+        "artifact_url": v.artifact_url,
+        "framework": v.framework,
+        "build_duration_ms": v.build_duration_ms,
+        "output_size_bytes": v.output_size_bytes,
+        "claude_json": v.claude(),
+        "status": v.status,
+        "needs_rebuild": bool(v.needs_rebuild),
+        "base_snapshot_id": v.base_snapshot_id,
+        "cf_deployment_id": v.cf_deployment_id,
+        "node_version": v.node_version,
+        "pnpm_version": v.pnpm_version,
+        "created_at": iso(v.created_at),
+        "failure_reason": v.failure_reason,
+        "pinned": bool(v.pinned),
+        "rollback_of": v.rollback_of,
+        "archived_at": iso(v.archived_at),
+        "updated_at": iso(v.updated_at),
+        "row_version": int(v.row_version),
+    }

@@ -1,0 +1,58 @@
+"""Framework detection: read package.json to name the framework and find the build output directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Checked in this order; the first framework whose package appears in the dependencies wins.
+FRAMEWORKS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("nextjs", "next", ("out", ".next")),
+    ("sveltekit", "@sveltejs/kit", (".svelte-kit/cloudflare", "build")),
+    ("astro", "astro", ("dist",)),
+    ("nuxt", "nuxt", (".output/public", "dist")),
+    ("remix", "@remix-run/dev", ("build/client", "public/build")),
+    ("angular", "@angular/core", ("dist",)),
+    ("vue", "vue", ("dist",)),
+    ("svelte", "svelte", ("dist", "public")),
+    ("react", "react", ("dist", "build")),
+    ("vite", "vite", ("dist",)),
+]
+FALLBACK_DIRS = ("dist", "out", "build", ".next", ".svelte-kit/cloudflare", ".output/public", "public")
+
+
+def read_package_json(workspace: Path) -> dict[str, object]:
+    """package.json as a dict; {} when absent or unreadable (the install step reports that properly)."""
+    try:
+        data = json.loads((workspace / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def detect(workspace: Path) -> tuple[str | None, tuple[str, ...]]:
+    """(framework name or None, candidate output dirs in preference order)."""
+    pkg = read_package_json(workspace)
+    deps: set[str] = set()
+    for key in ("dependencies", "devDependencies"):
+        section = pkg.get(key)
+        if isinstance(section, dict):
+            deps.update(str(k) for k in section)
+    for name, package, dirs in FRAMEWORKS:
+        if package in deps:
+            return name, dirs + tuple(d for d in FALLBACK_DIRS if d not in dirs)
+    return None, FALLBACK_DIRS
+
+
+def find_output(workspace: Path) -> tuple[str | None, str | None]:
+    """(framework, output dir relative to the workspace) or (framework, None) when no output dir holds an index."""
+    framework, candidates = detect(workspace)
+    for rel in candidates:
+        d = workspace / rel
+        if d.is_dir() and not d.is_symlink() and any(d.iterdir()):
+            if (d / "index.html").is_file() or rel not in ("public",):
+                return framework, rel
+    return framework, None
+
+
+OUTPUT_DIRS = tuple(sorted({d.split("/")[0] for _, _, dirs in FRAMEWORKS for d in dirs} | {"dist", "out", "build"}))

@@ -1,0 +1,25 @@
+"""Identifiers: ULID version ids and the validation of user and project ids used as path components."""
+
+from __future__ import annotations
+
+import re
+
+from ulid import ULID
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def new_version_id() -> str:
+    """A fresh ULID: sortable by creation time, no counter to race on."""
+    return str(ULID())
+
+
+def valid_id(value: object) -> bool:
+    """True for a userId/projectId safe as a path component and a KV key part."""
+    return isinstance(value, str) and bool(ID_RE.match(value))
+
+
+def valid_version_id(value: object) -> bool:
+    """True for a well-formed ULID string."""
+    return isinstance(value, str) and bool(ULID_RE.match(value))

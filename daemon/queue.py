@@ -1,0 +1,62 @@
+"""The build queue: Huey on SQLite with one worker thread inside `previewd serve`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from huey import SqliteHuey
+from huey.consumer import Consumer
+
+log = logging.getLogger("previewd.queue")
+
+# A queued build should start within tens of milliseconds: the idle worker polls SQLite this often
+# (one indexed SELECT) instead of Huey's default back-off to 10 s.
+POLL_INTERVAL_S = 0.02
+
+
+class BuildQueue:
+    """Enqueue version ids; one worker runs them in order. Dedup is the database's job (one in flight per project)."""
+
+    def __init__(self, path: Path, run_build: Callable[[str], None]) -> None:
+        self.huey = SqliteHuey("previewd", filename=str(path), results=False, store_none=False, utc=True,
+                               timeout=10)
+        self._run_build = run_build
+        self.enqueued_at: dict[str, float] = {}
+        self.started_at: dict[str, float] = {}
+
+        def build(version_id: str) -> None:
+            self.started_at[version_id] = time.monotonic()
+            self._run_build(version_id)
+
+        self._task: Any = self.huey.task(name="build", retries=0)(build)
+        self._consumer: Consumer | None = None
+
+    def enqueue(self, version_id: str) -> None:
+        """Add a build to the queue (durable: survives a restart until recover() replaces it)."""
+        self.enqueued_at[version_id] = time.monotonic()
+        self._task(version_id)
+
+    def pending(self) -> int:
+        """Builds waiting to start."""
+        return int(self.huey.pending_count())
+
+    def reset(self, version_ids: list[str]) -> None:
+        """At start: drop what the queue file holds and enqueue exactly the database's queued versions."""
+        self.huey.flush()
+        for vid in version_ids:
+            self.enqueue(vid)
+
+    def start(self) -> None:
+        self._consumer = self.huey.create_consumer(
+            workers=1, worker_type="thread", periodic=False, initial_delay=POLL_INTERVAL_S, backoff=1.0,
+            max_delay=POLL_INTERVAL_S, check_worker_health=True)
+        self._consumer.start()
+
+    def stop(self, graceful: bool = True) -> None:
+        if self._consumer is not None:
+            self._consumer.stop(graceful=graceful)
+            self._consumer = None
