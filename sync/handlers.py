@@ -1,0 +1,93 @@
+"""Outbox handlers: turn batches of outbox items into calls on a Replica, a KV or an ObjectStore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sync.errors import BatchFailure, InvalidRecord, RemoteError
+from sync.kv.base import KV
+from sync.objects.base import ObjectStore
+from sync.outbox import OutboxItem
+from sync.replica.base import Replica, validate_record
+
+Handler = Callable[[list[OutboxItem]], None]
+
+
+def replica_handler(replica: Replica) -> Handler:
+    """Payload: a version record (upsert) or ``{"delete": version_id}``; bad records are parked."""
+
+    def handle(items: list[OutboxItem]) -> None:
+        good: list[OutboxItem] = []
+        poison: tuple[OutboxItem, Exception] | None = None
+        for item in items:
+            try:
+                if "delete" in item.payload:
+                    if not isinstance(item.payload["delete"], str) or not item.payload["delete"]:
+                        raise InvalidRecord("a replica delete needs a version_id string")
+                else:
+                    validate_record(item.payload)
+            except InvalidRecord as exc:
+                poison = (item, exc)
+                break
+            good.append(item)
+        upserts: list[dict[str, Any]] = [i.payload for i in good if "delete" not in i.payload]
+        deletes = [str(i.payload["delete"]) for i in good if "delete" in i.payload]
+        try:
+            replica.upsert_versions(upserts)
+            replica.delete_versions(deletes)
+        except Exception as exc:
+            raise BatchFailure(exc) from exc
+        if poison is not None:
+            raise BatchFailure(poison[1], done_ids=[i.id for i in good], poison_id=poison[0].id)
+
+    return handle
+
+
+def kv_handler(kv: KV) -> Handler:
+    """Payload: ``{"key", "value": str, "ttl"}`` or ``{"key", "delete": true}``; one call per key."""
+
+    def handle(items: list[OutboxItem]) -> None:
+        done: list[int] = []
+        for item in items:
+            payload = item.payload
+            try:
+                key = payload.get("key", item.key)
+                if payload.get("delete"):
+                    kv.delete(key)
+                else:
+                    value = payload.get("value")
+                    if not isinstance(value, str):
+                        raise ValueError("a kv outbox payload needs a string 'value' or 'delete': true")
+                    kv.put(key, value.encode("utf-8"), payload.get("ttl"))
+            except (
+                RemoteError
+            ) as exc:  # even auth errors are kept: the operator fixes the token, nothing is lost
+                raise BatchFailure(exc, done_ids=done) from exc
+            except ValueError as exc:  # bad key, TTL or value: can never succeed
+                raise BatchFailure(exc, done_ids=done, poison_id=item.id) from exc
+            done.append(item.id)
+
+    return handle
+
+
+def objects_handler(store: ObjectStore) -> Handler:
+    """Payload: ``{"key", "path", "content_type", "version_id"}``; a missing local file is parked."""
+
+    def handle(items: list[OutboxItem]) -> None:
+        done: list[int] = []
+        for item in items:
+            payload = item.payload
+            try:
+                path = payload.get("path")
+                if not isinstance(path, str) or not path:
+                    raise ValueError("an objects outbox payload needs a 'path'")
+                store.put_file(payload.get("key", item.key), Path(path), payload.get("content_type"))
+            except RemoteError as exc:
+                raise BatchFailure(exc, done_ids=done) from exc
+            except (ValueError, FileNotFoundError) as exc:
+                raise BatchFailure(exc, done_ids=done, poison_id=item.id) from exc
+            done.append(item.id)
+
+    return handle

@@ -1,0 +1,85 @@
+"""SyncLoop: the background thread that drains the outbox every few seconds and whenever nudged."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+from sync.outbox import DrainStats, Handler, Outbox
+
+log = logging.getLogger(__name__)
+
+
+class SyncLoop:
+    """Drains ``outbox`` into ``handlers`` on a thread; never dies, backs off when a drain itself blows up."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        handlers: Mapping[str, Handler],
+        interval_s: float = 2.0,
+        *,
+        max_batch: int = 100,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.outbox = outbox
+        self.handlers = dict(handlers)
+        self.interval_s = interval_s
+        self.max_batch = max_batch
+        self.max_backoff_s = max_backoff_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_stats: DrainStats | None = None
+
+    def start(self) -> None:
+        """Start the thread (a second call is a no-op while it runs)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="previewd-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to finish its current batch and exit; wait up to ``timeout_s``."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def nudge(self) -> None:
+        """Drain soon (called after each local write) instead of waiting for the next tick."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.last_stats = self.outbox.drain(self.handlers, max_batch=self.max_batch)
+                failures = 0
+                wait = self.interval_s
+            except Exception:  # the loop boundary: log, back off, keep going
+                failures += 1
+                wait = min(self.max_backoff_s, self.interval_s * 2**failures)
+                log.exception("sync loop: drain failed (%d in a row), next try in %.1fs", failures, wait)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def flush(self, timeout_s: float = 30.0) -> DrainStats:
+        """Drain now, ignoring backoff, until nothing is pending, nothing moves, or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        total = DrainStats()
+        while True:
+            stats = self.outbox.drain(self.handlers, max_batch=self.max_batch, force=True)
+            total.merge(stats)
+            total.errors = dict(stats.errors)  # report what still fails, not what failed and then healed
+            configured = sum(self.outbox.pending(d) for d in self.handlers)
+            if configured == 0 or time.monotonic() >= deadline:
+                return total
+            if stats.total_sent == 0:  # every destination failed this round: wait a little, try again
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,269 @@
+"""PostgresReplica: version rows in the seed's ProjectVersions table via psycopg 3; reconnects."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from sync.errors import ConfigError, RemoteError
+from sync.replica.base import RECORD_FIELDS, STATUSES, format_time, parse_time, validate_record
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+
+# Each migration is a list of statements with {schema}, {table}, {status_type} and {prefix} placeholders.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_create_project_versions",
+        [
+            "DO $$ BEGIN CREATE TYPE {schema}.{status_type} AS ENUM ({statuses}); "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            """CREATE TABLE IF NOT EXISTS {schema}.{table} (
+                id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                user_id text NOT NULL,
+                project_id text NOT NULL,
+                version_id text NOT NULL UNIQUE,
+                prompt text,
+                parent_version_id text,
+                preview_url text,
+                artifact_url text,
+                framework text,
+                build_duration_ms integer,
+                output_size_bytes integer,
+                claude_json jsonb,
+                status {schema}.{status_type} NOT NULL DEFAULT 'queued',
+                needs_rebuild boolean NOT NULL DEFAULT false,
+                base_snapshot_id text,
+                cf_deployment_id text,
+                node_version text,
+                pnpm_version text,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )""",
+            "CREATE INDEX IF NOT EXISTS {idx_user_project} ON {schema}.{table} (user_id, project_id)",
+            "CREATE INDEX IF NOT EXISTS {idx_project_version} ON {schema}.{table} (project_id, version_id)",
+            "CREATE INDEX IF NOT EXISTS {idx_user_project_created} "
+            "ON {schema}.{table} (user_id, project_id, created_at DESC)",
+        ],
+    ),
+    (
+        "0002_daemon_columns",
+        [
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS failure_reason text",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS rollback_of text",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS archived_at timestamptz",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL "
+            "DEFAULT now()",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS row_version bigint NOT NULL DEFAULT 0",
+        ],
+    ),
+]
+
+
+class PostgresReplica:
+    """The replica in ``<schema>.<table>``; one connection, reopened after any drop."""
+
+    name = "postgres"
+
+    def __init__(
+        self, dsn: str, *, table: str = "project_versions", schema: str = "public", connect_timeout_s: int = 5
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn:
+            raise ConfigError("PostgresReplica needs a DSN")
+        for label, ident in (("table", table), ("schema", schema)):
+            if not isinstance(ident, str) or not _IDENT.match(ident):
+                raise ConfigError(f"{label} name {ident!r} must match {_IDENT.pattern}")
+        self._dsn = dsn
+        self.table = table
+        self.schema = schema
+        self._connect_timeout = connect_timeout_s
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.RLock()
+        self._schema_ready = False
+        self._names = {
+            "schema": sql.Identifier(schema),
+            "table": sql.Identifier(table),
+            "status_type": sql.Identifier(f"{table}_status"),
+            "idx_user_project": sql.Identifier(f"{table}_user_project_idx"),
+            "idx_project_version": sql.Identifier(f"{table}_project_version_idx"),
+            "idx_user_project_created": sql.Identifier(f"{table}_user_project_created_idx"),
+            "statuses": sql.SQL(", ").join(sql.Literal(s) for s in STATUSES),
+        }
+
+    def __repr__(self) -> str:  # the DSN may hold a password
+        return f"PostgresReplica(table={self.schema}.{self.table})"
+
+    def _sql(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(**self._names)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self._dsn,
+            autocommit=True,
+            connect_timeout=self._connect_timeout,
+            row_factory=dict_row,
+            keepalives=1,
+            keepalives_idle=30,
+        )
+
+    def _run(self, operation: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` on a live connection; a stale connection gets one fresh retry, then RemoteError."""
+        with self._lock:
+            for attempt in (1, 2):
+                fresh = self._conn is None or self._conn.closed or self._conn.broken
+                try:
+                    if fresh:
+                        self._drop()
+                        self._conn = self._connect()
+                    assert self._conn is not None
+                    if not self._schema_ready and operation != "pg ensure_schema":
+                        self._migrate(self._conn)
+                    return fn(self._conn)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self._drop()
+                    if attempt == 1 and not fresh:
+                        log.info("postgres replica: connection lost (%s), reconnecting", type(exc).__name__)
+                        continue
+                    raise RemoteError(
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        operation=operation,
+                        retryable=True,
+                        code="remote_unavailable",
+                        hint="check that PostgreSQL is up and the DSN is right",
+                    ) from exc
+                except psycopg.Error as exc:
+                    raise RemoteError(
+                        f"{type(exc).__name__}: {str(exc).strip()}", operation=operation, retryable=False
+                    ) from exc
+            raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Apply pending migrations under an advisory lock so racing droplets apply each exactly once."""
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                (f"previewd-migrate:{self.schema}.{self.table}",),
+            )
+            conn.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            conn.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {schema}.schema_migrations "
+                    "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            )
+            rows = conn.execute(self._sql("SELECT name FROM {schema}.schema_migrations")).fetchall()
+            done = {r["name"] for r in rows}
+            for name, statements in MIGRATIONS:
+                full_name = f"{self.table}/{name}"
+                if full_name in done:
+                    continue
+                for statement in statements:
+                    conn.execute(self._sql(statement))
+                conn.execute(
+                    self._sql("INSERT INTO {schema}.schema_migrations (name) VALUES (%s)"), (full_name,)
+                )
+        self._schema_ready = True
+
+    def ensure_schema(self) -> None:
+        """Create the schema, enum, table and indexes when missing; record each migration once."""
+        self._run("pg ensure_schema", self._migrate)
+
+    def upsert_versions(self, records: list[dict[str, Any]]) -> None:
+        """Upsert on version_id; an existing row changes only when the new row_version is higher."""
+        rows = [self._params(validate_record(r)) for r in records]
+        if not rows:
+            return
+        columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
+        values = sql.SQL(", ").join(sql.Placeholder() for _ in RECORD_FIELDS)
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(f))
+            for f in RECORD_FIELDS
+            if f != "version_id"
+        )
+        query = sql.SQL(
+            "INSERT INTO {schema}.{table} AS t ({columns}) VALUES ({values}) "
+            "ON CONFLICT (version_id) DO UPDATE SET {updates} WHERE t.row_version < EXCLUDED.row_version"
+        ).format(columns=columns, values=values, updates=updates, **self._names)
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(query, rows)
+
+        self._run("pg upsert", work)
+
+    @staticmethod
+    def _params(record: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for field in RECORD_FIELDS:
+            value = record[field]
+            if field == "claude_json" and value is not None:
+                value = Jsonb(value)
+            elif field in ("created_at", "updated_at") or (field == "archived_at" and value is not None):
+                value = parse_time(value, field)
+            out.append(value)
+        return out
+
+    def delete_versions(self, version_ids: list[str]) -> None:
+        """Delete rows by version_id; unknown ids are ignored."""
+        ids = [str(v) for v in version_ids]
+        if not ids:
+            return
+        query = self._sql("DELETE FROM {schema}.{table} WHERE version_id = ANY(%s)")
+        self._run("pg delete", lambda conn: conn.execute(query, (ids,)))
+
+    def _record(self, row: dict[str, Any]) -> dict[str, Any]:
+        record = {f: row[f] for f in RECORD_FIELDS}
+        for field in ("created_at", "updated_at", "archived_at"):
+            record[field] = format_time(record[field])
+        record["status"] = str(record["status"])
+        return record
+
+    def fetch_versions(self, user_id: str, project_id: str) -> list[dict[str, Any]]:
+        """One project's records, oldest first."""
+        columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
+        query = sql.SQL(
+            "SELECT {columns} FROM {schema}.{table} WHERE user_id = %s AND project_id = %s "
+            "ORDER BY created_at, version_id"
+        ).format(columns=columns, **self._names)
+        rows = self._run("pg fetch", lambda conn: conn.execute(query, (user_id, project_id)).fetchall())
+        return [self._record(r) for r in rows]
+
+    def get_version(self, version_id: str) -> dict[str, Any] | None:
+        """One record by version_id, or None."""
+        columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
+        query = sql.SQL("SELECT {columns} FROM {schema}.{table} WHERE version_id = %s").format(
+            columns=columns, **self._names
+        )
+        row = self._run("pg get", lambda conn: conn.execute(query, (version_id,)).fetchone())
+        return self._record(row) if row else None
+
+    def all_versions(self) -> list[dict[str, Any]]:
+        """Every record in the table (for ``sync --verify``), oldest first."""
+        columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
+        query = sql.SQL("SELECT {columns} FROM {schema}.{table} ORDER BY created_at, version_id").format(
+            columns=columns, **self._names
+        )
+        return [
+            self._record(r) for r in self._run("pg fetch all", lambda conn: conn.execute(query).fetchall())
+        ]
+
+    def close(self) -> None:
+        """Close the connection (the next call reopens it)."""
+        with self._lock:
+            self._drop()
