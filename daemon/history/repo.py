@@ -1,0 +1,384 @@
+"""ProjectRepo: one bare git repository per project holding every version, its dist window and packs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dulwich.errors import NotGitRepository
+from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from daemon.history import diffs, packing, trees
+from daemon.history.errors import HistoryError
+from daemon.history.locks import RepoLock, lock_for
+
+IDENTITY = b"previewd <previewd@localhost>"
+TAGS = b"refs/tags/"
+DIST = b"refs/dist/"
+MAIN = b"refs/heads/main"
+DEFAULT_DIFF_EXCLUDES = ("dist", "build", "out", ".next")
+_VERSION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+
+
+def _check_id(version_id: str) -> bytes:
+    if not isinstance(version_id, str) or not _VERSION_ID.match(version_id):
+        raise HistoryError(
+            "invalid_version_id", f"{version_id!r} is not a version id ([A-Za-z0-9_-], 1-64 chars)"
+        )
+    return version_id.encode("ascii")
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            # a temp file may vanish while we look
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+class ProjectRepo:
+    """A project's bare repository. Safe for one writer thread alongside any number of reader threads.
+
+    Each call opens its own dulwich Repo, so no object cache is shared across threads; the per-path
+    lock keeps prune (which deletes pack files) away from readers.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "HEAD").is_file() or not (self.path / "objects").is_dir():
+            raise HistoryError("not_a_repo", f"{self.path} is not a bare git repository (use open_or_init)")
+        self._lock: RepoLock = lock_for(self.path)
+
+    @classmethod
+    def open_or_init(cls, path: Path) -> ProjectRepo:
+        """Open the bare repository at `path`, creating it (and its parents) when absent."""
+        path = Path(path)
+        with lock_for(path).writing():
+            if not (path / "HEAD").is_file():
+                if path.exists() and any(path.iterdir()):
+                    raise HistoryError("path_not_empty", f"{path} exists and is not a git repository")
+                path.mkdir(parents=True, exist_ok=True)
+                Repo.init_bare(str(path)).close()
+                cls._init_refs(path)
+        return cls(path)
+
+    @staticmethod
+    def _init_refs(path: Path) -> None:
+        with Repo(str(path)) as repo:
+            repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(MAIN))
+
+    @contextmanager
+    def _open(self) -> Iterator[Repo]:
+        try:
+            repo = Repo(str(self.path))
+        except NotGitRepository as exc:
+            raise HistoryError("not_a_repo", f"{self.path} is no longer a git repository") from exc
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    # -- refs --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _commit_of(repo: Repo, version_id: str, *, dist: bool = False) -> ObjectID:
+        ref = Ref((DIST if dist else TAGS) + _check_id(version_id))
+        try:
+            sha = repo.refs[ref]
+        except KeyError:
+            if dist:
+                raise HistoryError(
+                    "no_dist",
+                    f"version {version_id} has no build output in the repo "
+                    "(never built, or outside the latest-3 window)",
+                    version=version_id,
+                ) from None
+            raise HistoryError(
+                "unknown_version", f"no version {version_id} in this repository", version=version_id
+            ) from None
+        obj = repo.object_store[sha]
+        while isinstance(obj, Tag):  # tolerate annotated tags made by hand
+            obj = repo.object_store[obj.object[1]]
+        if not isinstance(obj, Commit):
+            raise HistoryError("corrupt_repo", f"{ref.decode()} does not point at a commit")
+        return obj.id
+
+    def has_version(self, version_id: str) -> bool:
+        """True when a source snapshot of `version_id` exists."""
+        name = Ref(TAGS + _check_id(version_id))
+        with self._lock.shared(), self._open() as repo:
+            return name in repo.refs
+
+    def versions(self) -> dict[str, str]:
+        """Every version id with its source commit sha."""
+        with self._lock.shared(), self._open() as repo:
+            return {k.decode(): v.decode() for k, v in repo.refs.as_dict(Ref(TAGS[:-1])).items()}
+
+    def dist_versions(self) -> list[str]:
+        """Version ids that still have a dist commit, sorted."""
+        with self._lock.shared(), self._open() as repo:
+            return sorted(k.decode() for k in repo.refs.keys(Ref(DIST[:-1])))
+
+    def commit_sha(self, version_id: str) -> str:
+        """The source commit sha of a version."""
+        with self._lock.shared(), self._open() as repo:
+            return self._commit_of(repo, version_id).decode()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _commit(self, repo: Repo, tree: ObjectID, parents: list[ObjectID], message: str) -> ObjectID:
+        commit = Commit()
+        commit.tree = tree
+        commit.parents = parents
+        commit.author = commit.committer = IDENTITY
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        text = message if message.endswith("\n") else message + "\n"
+        commit.message = text.encode("utf-8", errors="replace")
+        repo.object_store.add_object(commit)
+        return commit.id
+
+    def snapshot(
+        self,
+        workspace: Path,
+        version_id: str,
+        parent_version_id: str | None,
+        message: str,
+        exclude_dirs: Sequence[str] = (),
+    ) -> str:
+        """Commit the workspace sources as `version_id` (child of `parent_version_id`); return the commit sha.
+
+        Skips `.git*`, `node_modules`, `exclude_dirs` (workspace-relative) and every symlink.
+        Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path.
+        """
+        name = Ref(TAGS + _check_id(version_id))
+        with self._lock.writing(), self._open() as repo:
+            if name in repo.refs:
+                raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
+            parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
+            layout = trees.collect(repo.object_store, Path(workspace), exclude_dirs)
+            tree = trees.write_trees(repo.object_store, layout)
+            sha = self._commit(repo, tree, parents, message or f"version {version_id}")
+            if not repo.refs.add_if_new(name, sha):
+                raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
+            repo.refs[Ref(MAIN)] = sha
+            return sha.decode()
+
+    def snapshot_dist(self, workspace: Path, version_id: str, out_dir: str) -> str:
+        """Commit the version's sources plus its build output dir as refs/dist/<version_id>; return the sha.
+
+        The source part is the version's own snapshot, so the dist tree differs from it only in `out_dir`.
+        Raises HistoryError: unknown_version, no_output (out_dir missing or a symlink), invalid_path.
+        """
+        rel = trees.normalize_rel_dir(out_dir)
+        out = Path(workspace) / rel
+        if out.is_symlink() or not out.is_dir():
+            raise HistoryError(
+                "no_output", f"build output dir {rel} is missing from the workspace (or a symlink)"
+            )
+        with self._lock.writing(), self._open() as repo:
+            source = self._commit_of(repo, version_id)
+            source_commit = repo.object_store[source]
+            assert isinstance(source_commit, Commit)
+            store = repo.object_store
+            out_tree = trees.write_trees(store, trees.collect(store, out, ()))
+            tree = trees.graft(store, source_commit.tree, rel, out_tree)
+            sha = self._commit(repo, tree, [source], f"dist {version_id}: sources + {rel}")
+            repo.refs[Ref(DIST + version_id.encode())] = sha
+            return sha.decode()
+
+    def slide_dist_window(self, keep: Sequence[str]) -> list[str]:
+        """Delete every refs/dist/* whose version is not in `keep`; return the removed ids (sorted).
+
+        Objects stay on disk until prune().
+        """
+        keep_set = {_check_id(k).decode() for k in keep}
+        removed = []
+        with self._lock.writing(), self._open() as repo:
+            for name in sorted(repo.refs.keys(Ref(DIST[:-1]))):
+                if name.decode() not in keep_set:
+                    repo.refs.remove_if_equals(Ref(DIST + name), None)
+                    removed.append(name.decode())
+        return removed
+
+    def prune(self) -> int:
+        """Repack what any ref reaches into one pack and delete everything else; return bytes freed."""
+        with self._lock.exclusive():
+            before = self.size_bytes()
+            with self._open() as repo:
+                refs = repo.refs.as_dict()
+                dist = [sha for name, sha in refs.items() if name.startswith(DIST)]
+                source = [sha for name, sha in refs.items() if not name.startswith(DIST)]
+                wanted, dist_only = packing.reachable(repo.object_store, source, dist)
+                obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only)
+                repo.refs.pack_refs()
+            for f in obsolete:
+                f.unlink(missing_ok=True)
+            for d in (self.path / "objects").iterdir():
+                if d.is_dir() and len(d.name) == 2 and not any(d.iterdir()):
+                    d.rmdir()
+            return max(0, before - self.size_bytes())
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def files(self, version_id: str) -> dict[str, bytes]:
+        """The source tree of a version as {posix path: content}."""
+        with self._lock.shared(), self._open() as repo:
+            commit = repo.object_store[self._commit_of(repo, version_id)]
+            assert isinstance(commit, Commit)
+            store = repo.object_store
+            return {p: store[sha].as_raw_string() for p, _mode, sha in trees.iter_files(store, commit.tree)}
+
+    def checkout(self, version_id: str, dest: Path, *, dist: bool = False) -> None:
+        """Write the version's source tree (dist tree when `dist`) into `dest`, which must be absent or empty.
+
+        Written beside `dest` then renamed in, so `dest` never holds a partial tree.
+        Raises HistoryError: unknown_version, no_dist, dest_not_empty, unsafe_path.
+        """
+        dest = Path(dest)
+        if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
+            raise HistoryError(
+                "dest_not_empty", f"checkout target {dest} exists and is not an empty directory"
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.checkout-", dir=dest.parent))
+        try:
+            with self._lock.shared(), self._open() as repo:
+                commit = repo.object_store[self._commit_of(repo, version_id, dist=dist)]
+                assert isinstance(commit, Commit)
+                trees.write_tree_to(repo.object_store, commit.tree, tmp)
+            if dest.exists():
+                dest.rmdir()
+            os.rename(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def diff(
+        self,
+        a: str,
+        b: str,
+        mode: diffs.DiffMode = "patch",
+        exclude_dirs: Sequence[str] = DEFAULT_DIFF_EXCLUDES,
+    ) -> str | dict[str, Any] | list[dict[str, str]]:
+        """Diff the source trees of versions `a` (old) and `b` (new), skipping paths under `exclude_dirs`.
+
+        patch: git-style unified diff text; binary files appear as "Binary files a/x and b/x differ".
+        stat:  {"files": [{"path", "change", "insertions", "deletions", "binary"}], "filesChanged",
+                "insertions", "deletions"}; binary files count 0/0.
+        files: [{"path", "change": "added" | "modified" | "deleted"}], sorted by path.
+        """
+        if mode not in ("patch", "stat", "files"):
+            raise HistoryError("invalid_mode", f"diff mode {mode!r} is not one of patch, stat, files")
+        with self._lock.shared(), self._open() as repo:
+            store = repo.object_store
+            trees_ = []
+            for v in (a, b):
+                commit = store[self._commit_of(repo, v)]
+                assert isinstance(commit, Commit)
+                trees_.append(commit.tree)
+            return diffs.render(diffs.file_diffs(store, trees_[0], trees_[1], exclude_dirs), mode)
+
+    def size_bytes(self) -> int:
+        """Apparent size of every file in the repository directory."""
+        return _dir_size(self.path)
+
+    # -- packs -------------------------------------------------------------------------------
+
+    def export_pack(self, base_version_id: str | None, top_version_id: str) -> bytes:
+        """Zip of a git pack with the objects reachable from top's source commit and not from base's.
+
+        Members: objects.pack, objects.idx (git v2 index), manifest.json
+        ({"format", "base", "top", "base_commit", "top_commit", "objects", "pack_sha1", "refs": {ref: sha}}).
+        Whole history when base is None.
+        """
+        with self._lock.shared(), self._open() as repo:
+            top = self._commit_of(repo, top_version_id)
+            base = self._commit_of(repo, base_version_id) if base_version_id else None
+            tags = {k.decode(): v for k, v in repo.refs.as_dict(Ref(TAGS[:-1])).items()}
+            meta = {
+                "base": base_version_id,
+                "top": top_version_id,
+                "base_commit": base.decode() if base else None,
+                "top_commit": top.decode(),
+            }
+            return packing.export_zip(repo.object_store, base, top, tags, meta)
+
+    @classmethod
+    def restore(cls, path: Path, packs: Sequence[tuple[str, bytes]]) -> ProjectRepo:
+        """Rebuild a repository at the empty (or absent) `path` from (name, zip bytes) packs, oldest first.
+
+        Built in a temp dir beside `path` and renamed in only when complete and connected.
+        Raises HistoryError: path_not_empty, corrupt_pack / missing_pack (naming the pack).
+        """
+        path = Path(path)
+        if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
+            raise HistoryError("path_not_empty", f"restore target {path} exists and is not empty")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.restore-", dir=path.parent))
+        try:
+            _restore_into(tmp, packs)
+            with lock_for(path).exclusive():
+                if path.exists():
+                    path.rmdir()
+                os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(path)
+
+
+def _restore_into(tmp: Path, packs: Sequence[tuple[str, bytes]]) -> None:
+    """Ingest packs into a fresh bare repo at tmp, check each builds on what came before, set refs."""
+    Repo.init_bare(str(tmp)).close()
+    ProjectRepo._init_refs(tmp)
+    refs: dict[str, tuple[str, str]] = {}  # ref -> (sha, pack name)
+    last_top: str | None = None
+    with Repo(str(tmp)) as repo:
+        store = repo.object_store
+        for name, data in packs:
+            manifest, pack = packing.read_zip(name, data)
+            base = manifest.get("base_commit")
+            if base and ObjectID(base.encode()) not in store:
+                raise HistoryError(
+                    "missing_pack",
+                    f"pack {name} builds on version {manifest.get('base')} (commit {base}) which no earlier "
+                    "pack holds: a pack before it is missing",
+                    pack=name,
+                )
+            packing.ingest(store, name, pack)
+            for ref, sha in manifest["refs"].items():
+                refs[ref] = (sha, name)
+            last_top = manifest.get("top_commit") or last_top
+        # Every ref must reach a complete history; a gap means a pack went missing.
+        for ref, (sha, name) in refs.items():
+            if not ref.startswith("refs/tags/") or not _VERSION_ID.match(ref[len("refs/tags/") :]):
+                raise HistoryError("corrupt_pack", f"pack {name} names an invalid ref {ref!r}", pack=name)
+            try:
+                packing.reachable(store, [ObjectID(sha.encode())])
+            except HistoryError as exc:
+                raise HistoryError(
+                    "missing_pack",
+                    f"version {ref[10:]} from pack {name} is incomplete: {exc.message}; a pack is missing",
+                    pack=name,
+                ) from exc
+            obj = store[ObjectID(sha.encode())]
+            if not isinstance(obj, Commit):
+                raise HistoryError("corrupt_pack", f"pack {name}: {ref} is not a commit", pack=name)
+            for _p, _m, _s in trees.iter_files(store, obj.tree):
+                pass  # validates every path before anyone checks it out
+            repo.refs[Ref(ref.encode())] = ObjectID(sha.encode())
+        if last_top is not None:
+            repo.refs[Ref(MAIN)] = ObjectID(last_top.encode())

@@ -1,0 +1,164 @@
+"""Turning a workspace into git trees and trees back into files, safely in both directions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Blob, ObjectID, Tree
+
+from daemon.history.errors import HistoryError
+
+FILE_MODE = 0o100644
+EXEC_MODE = 0o100755
+TREE_MODE = 0o040000
+# Never part of a version: dependency trees are reinstalled from the lockfile.
+SKIPPED_NAMES = frozenset({"node_modules"})
+
+# name -> (mode, sha) for a file, or a nested dict for a directory
+Nested = dict[bytes, "tuple[int, ObjectID] | Nested"]
+
+
+def normalize_rel_dir(rel: str) -> str:
+    """Validate a workspace-relative directory like "dist" or "apps/web/dist"; return it normalised."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
+        raise HistoryError("invalid_path", f"{rel!r} is not a relative directory")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or any(part in ("", ".", "..") for part in pure.parts) or not pure.parts:
+        raise HistoryError(
+            "invalid_path", f"{rel!r} must be a plain relative directory (no '..', not absolute)"
+        )
+    return pure.as_posix()
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".git") or name in SKIPPED_NAMES
+
+
+def collect(store: BaseObjectStore, root: Path, exclude: Sequence[str] = (), prefix: str = "") -> Nested:
+    """Add every regular file under `root` to `store` as blobs; return the nested tree layout.
+
+    Symlinks (to files or dirs), sockets and fifos are skipped, never followed; so are `.git*`,
+    `node_modules` and the workspace-relative dirs in `exclude`.
+    """
+    return _collect(store, root, {normalize_rel_dir(e) for e in exclude}, prefix)
+
+
+def _collect(store: BaseObjectStore, root: Path, excluded: set[str], prefix: str) -> Nested:
+    layout: Nested = {}
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError as exc:
+        raise HistoryError("invalid_path", f"workspace {root} does not exist") from exc
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        if _skipped(entry.name) or rel in excluded or entry.is_symlink():
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            sub = _collect(store, Path(entry.path), excluded, f"{rel}/")
+            if sub:
+                layout[os.fsencode(entry.name)] = sub
+        elif entry.is_file(follow_symlinks=False):
+            layout[os.fsencode(entry.name)] = _add_file(store, entry)
+    return layout
+
+
+def _add_file(store: BaseObjectStore, entry: os.DirEntry[str]) -> tuple[int, ObjectID]:
+    # O_NOFOLLOW closes the race where the file is swapped for a symlink after scandir looked at it.
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise HistoryError("invalid_path", f"{entry.path} changed type while being read")
+        blob = Blob.from_string(f.read())
+    if blob.id not in store:
+        store.add_object(blob)
+    return (EXEC_MODE if st.st_mode & 0o111 else FILE_MODE), blob.id
+
+
+def write_trees(store: BaseObjectStore, layout: Nested) -> ObjectID:
+    """Write the trees of a nested layout bottom-up; return the root tree id."""
+    tree = Tree()
+    for name, value in layout.items():
+        if isinstance(value, dict):
+            tree.add(name, TREE_MODE, write_trees(store, value))
+        else:
+            tree.add(name, value[0], value[1])
+    if tree.id not in store:
+        store.add_object(tree)
+    return tree.id
+
+
+def graft(store: BaseObjectStore, root_tree: ObjectID, rel_dir: str, subtree: ObjectID | None) -> ObjectID:
+    """Return a copy of `root_tree` with `rel_dir` replaced by `subtree` (removed when None)."""
+    parts = [os.fsencode(p) for p in rel_dir.split("/")]
+
+    def rebuild(tree_id: ObjectID | None, depth: int) -> ObjectID | None:
+        tree = Tree()
+        if tree_id is not None:
+            old = store[tree_id]
+            assert isinstance(old, Tree)
+            for item in old.items():
+                tree.add(item.path, item.mode, item.sha)
+        name = parts[depth]
+        current: ObjectID | None = None
+        if name in tree and stat.S_ISDIR(tree[name][0]):
+            current = tree[name][1]
+        new = subtree if depth == len(parts) - 1 else rebuild(current, depth + 1)
+        if name in tree:
+            del tree[name]
+        if new is not None:
+            tree.add(name, TREE_MODE, new)
+        if not tree.items():
+            return None
+        if tree.id not in store:
+            store.add_object(tree)
+        return tree.id
+
+    result = rebuild(root_tree, 0)
+    if result is None:
+        empty = Tree()
+        store.add_object(empty)
+        return empty.id
+    return result
+
+
+def safe_rel_path(raw: bytes) -> str:
+    """Decode a tree path and refuse anything that could escape the destination directory."""
+    path = os.fsdecode(raw)
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") or p.startswith(".git") for p in parts):
+        raise HistoryError("unsafe_path", f"refusing to write tree path {path!r}")
+    return path
+
+
+def iter_files(store: BaseObjectStore, tree_id: ObjectID) -> Iterator[tuple[str, int, ObjectID]]:
+    """Yield (path, mode, blob sha) for every regular file of a tree, paths validated."""
+    for entry in store.iter_tree_contents(tree_id):
+        if entry.path is None or entry.mode is None or entry.sha is None:
+            continue
+        if not stat.S_ISREG(entry.mode):
+            continue  # symlinks and gitlinks are never written; we never commit them either
+        yield safe_rel_path(entry.path), entry.mode, entry.sha
+
+
+def write_tree_to(store: BaseObjectStore, tree_id: ObjectID, dest: Path) -> None:
+    """Write every file of a tree under `dest` (which must exist and be empty)."""
+    made: set[str] = set()
+    for path, mode, sha in iter_files(store, tree_id):
+        target = dest / path
+        parent = os.path.dirname(path)
+        if parent and parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        blob = store[sha]
+        fd = os.open(
+            target,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+            0o755 if mode == EXEC_MODE else 0o644,
+        )
+        with os.fdopen(fd, "wb") as f:
+            f.writelines(blob.as_raw_chunks())
