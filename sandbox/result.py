@@ -1,0 +1,45 @@
+"""Result of one sandboxed run, the reason codes, and the human formatting of figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OK = "ok"
+EXIT_NONZERO = "exit_nonzero"
+CPU_LIMIT = "cpu_limit"
+MEMORY_LIMIT = "memory_limit"
+OUTPUT_LIMIT = "output_limit"
+TIMEOUT = "timeout"
+PIDS_LIMIT = "pids_limit"
+REASONS = (OK, EXIT_NONZERO, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT)
+BREACHES = (CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened: exit code (None when killed by a signal), why it ended, and tree-wide figures."""
+
+    exit_code: int | None
+    reason: str  # one of REASONS
+    cpu_seconds: float
+    peak_memory_bytes: int
+    output_bytes: int
+    wall_seconds: float
+    log_truncated: bool
+    detail: str  # one human line, e.g. "memory_limit: tree reached 1.00 GiB (limit 1.00 GiB)"
+    layer: str  # which layer enforced it: cgroup_v2 | cgroup_v1 | watchdog
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 within every limit."""
+        return self.reason == OK
+
+
+def fmt_bytes(n: float) -> str:
+    """Format a byte count with a binary unit, e.g. 1.00 GiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} GiB"  # pragma: no cover - loop always returns
