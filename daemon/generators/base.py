@@ -1,0 +1,62 @@
+"""The Generator seam: what every generator backend (template, command, claude) promises the pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from daemon.contract import Contract
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to turn into project files; ``base_files`` holds the current sources on a rebuild."""
+
+    prompt: str
+    framework: str | None = None
+    base_files: Mapping[str, str] | None = None  # None = new project
+
+    @property
+    def is_rebuild(self) -> bool:
+        """True when the generator refines existing files (a delta is then acceptable)."""
+        return self.base_files is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as the ``command`` backend receives it on stdin."""
+        files = None
+        if self.base_files is not None:
+            files = [{"path": p, "content": c} for p, c in sorted(self.base_files.items())]
+        return {"prompt": self.prompt, "framework": self.framework, "files": files}
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A validated contract, plus the raw CLI JSON when the backend has one (stored in ``claude_json``)."""
+
+    contract: Contract
+    raw: dict[str, Any] | None = None
+
+
+class GenerationError(Exception):
+    """The generator itself failed (crashed, timed out, reported an error); the version fails with this code."""
+
+    code = "generation_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Generator(Protocol):
+    """Turns a prompt (and, on a rebuild, the current files) into a validated contract.
+
+    ``generate`` returns a full contract for a new project, and a full contract or a delta on a rebuild. It
+    writes nothing to the project. Errors: GenerationError when the tool failed or timed out, ContractError
+    (``invalid_output``) when its output breaks the contract. ``log`` receives human-readable progress lines
+    (tool stderr included); no secret is ever passed to it.
+    """
+
+    name: str
+
+    def generate(self, req: GenerationRequest, log: Callable[[str], None]) -> GenerationResult: ...
