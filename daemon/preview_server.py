@@ -194,6 +194,8 @@ def make_preview_asgi(app: ASGIApp, previews_dir: Path, preview_domain: str) -> 
 
 def _open_file(dfd: int, segs: list[str]) -> tuple[int, os.stat_result] | None:
     """Open segs under dfd without following a symlink at any level; None when absent or not servable."""
+    if ".." in segs:  # the request check already refused these; a second guard costs one scan
+        return None
     opened: list[int] = []
     try:
         parent = dfd
