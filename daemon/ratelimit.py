@@ -26,18 +26,6 @@ def hit(bucket: str, cap: int, what: str) -> None:
         RateEvent.create(bucket=bucket, at=now)
 
 
-def check(bucket: str, cap: int, what: str) -> None:
-    """Raise RateLimited when `bucket` is full, without counting."""
-    since = utcnow() - WINDOW
-    n = RateEvent.select().where((RateEvent.bucket == bucket) & (RateEvent.at > since)).count()
-    if n >= cap:
-        oldest = (RateEvent.select(RateEvent.at).where((RateEvent.bucket == bucket) & (RateEvent.at > since))
-                  .order_by(RateEvent.at).first())
-        wait = (oldest.at + WINDOW - utcnow()).total_seconds() if oldest else WINDOW.total_seconds()
-        raise RateLimited(f"rate cap reached: {what} ({cap} per hour)", retry_after=max(1, math.ceil(wait)),
-                          limit=cap)
-
-
 def prune() -> int:
     """Forget events older than the window; returns how many went."""
     return RateEvent.delete().where(RateEvent.at <= utcnow() - WINDOW).execute()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from daemon.db import ACTIVE_STATUSES, ProjectVersion, database, to_record, utcnow
@@ -42,13 +43,20 @@ def in_flight(user_id: str, project_id: str) -> ProjectVersion | None:
 
 def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt: str, kind: str,
            framework: str | None = None, parent_version_id: str | None = None,
-           rollback_of: str | None = None, status: str = "queued", **fields: Any) -> ProjectVersion:
-    """Insert a queued version unless the project already has one in flight (409 naming it)."""
+           rollback_of: str | None = None, status: str = "queued",
+           admit: Callable[[], None] | None = None, **fields: Any) -> ProjectVersion:
+    """Insert a version unless the project already has one in flight (409 naming it).
+
+    ``admit`` runs inside the same transaction after the in-flight check (rate caps), so a refused request
+    neither counts against a cap nor leaves a row.
+    """
     with database.atomic("IMMEDIATE"):
         busy = in_flight(user_id, project_id)
         if busy is not None:
             raise Conflict(f"project {project_id} already has build {busy.version_id} {busy.status}",
                            code="build_in_flight", versionId=busy.version_id)
+        if admit is not None:
+            admit()
         now = utcnow()
         v = ProjectVersion.create(
             version_id=new_version_id(), user_id=user_id, project_id=project_id, prompt=prompt, kind=kind,

@@ -1,0 +1,218 @@
+"""The HTTP API (Litestar): thin handlers over the service functions, one JSON error shape, HMAC and rate guards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+
+from daemon import ratelimit, security, service
+from daemon.contract import ContractError
+from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unavailable
+from daemon.generators import GenerationError, GenerationRequest
+from daemon.queue import BuildQueue
+from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.api")
+
+IdStr = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="[A-Za-z0-9_-]{1,64}")]
+UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
+Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
+
+
+class NewProjectBody(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+    prompt: str
+    framework: Framework | None = None
+
+
+class RebuildBody(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+    prompt: str
+    baseVersionId: UlidStr | None = None
+
+
+class GenerateBody(msgspec.Struct):
+    prompt: str
+    framework: Framework | None = None
+
+
+def _rt(conn: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    rt: Runtime = conn.app.state.runtime
+    return rt
+
+
+async def signed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for mutating routes: per-IP cap first (bots pay before they are checked), then the HMAC."""
+    rt = _rt(connection)
+    ip = connection.client.host if connection.client else "unknown"
+    await asyncio.to_thread(ratelimit.hit, f"ip:{ip}", rt.cfg.rate_limits.per_ip_per_hour, "requests per IP")
+    request: Request[Any, Any, Any] = connection  # type: ignore[assignment]
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > rt.cfg.server.max_body_bytes:
+        raise PayloadTooLarge(f"body larger than {rt.cfg.server.max_body_bytes} bytes")
+    body = await request.body()
+    if len(body) > rt.cfg.server.max_body_bytes:
+        raise PayloadTooLarge(f"body larger than {rt.cfg.server.max_body_bytes} bytes")
+    security.verify(rt.cfg.secrets.hmac_secret, body, request.headers.get("x-sheen-signature"),
+                    request.headers.get("x-sheen-timestamp"))
+
+
+def _check_prompt(rt: Runtime, prompt: str) -> None:
+    if not prompt.strip():
+        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
+    if len(prompt) > rt.cfg.limits.max_prompt_chars:
+        raise BadRequest(f"prompt is longer than {rt.cfg.limits.max_prompt_chars} characters", code="invalid_field",
+                         field="prompt")
+    if "\x00" in prompt:
+        raise BadRequest("prompt must not contain NUL characters", code="invalid_field", field="prompt")
+
+
+async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: bool) -> Response[Any]:
+    rt = _rt(request)
+    if wait and rt.cfg.server.wait_timeout_s > 0:
+        await rt.waiters.wait(version_id, rt.cfg.server.wait_timeout_s,
+                              lambda: service.get_version(version_id).status in service.TERMINAL)
+    v = await asyncio.to_thread(service.get_version, version_id)
+    status, body = service.build_answer(rt, v)
+    return Response(body, status_code=status)
+
+
+@post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project")
+async def build_new(request: Request[Any, Any, Any], data: NewProjectBody,
+                    wait: Annotated[bool, Parameter(query="wait", default=True)] = True) -> Response[Any]:
+    """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
+    rt = _rt(request)
+    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=False,
+                                      max_prompt=rt.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(service.submit_new, rt, request.app.state.queue, req)
+    return await _answer_build(request, v.version_id, wait)
+
+
+@post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project")
+async def rebuild(request: Request[Any, Any, Any], data: RebuildBody,
+                  wait: Annotated[bool, Parameter(query="wait", default=True)] = True) -> Response[Any]:
+    """Refine a project from its base version (default: the latest deployed)."""
+    rt = _rt(request)
+    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=True,
+                                      max_prompt=rt.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(service.submit_rebuild, rt, request.app.state.queue, req)
+    return await _answer_build(request, v.version_id, wait)
+
+
+@post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)")
+async def generate(request: Request[Any, Any, Any], data: GenerateBody) -> dict[str, Any]:
+    """Run the generator only and return the seed's JSON contract."""
+    rt = _rt(request)
+    _check_prompt(rt, data.prompt)
+    if data.framework is not None and data.framework not in service.FRAMEWORKS:
+        raise BadRequest(f"framework must be one of {', '.join(service.FRAMEWORKS)}", code="invalid_field",
+                         field="framework")
+    try:
+        result = await asyncio.to_thread(rt.generator.generate,
+                                         GenerationRequest(prompt=data.prompt, framework=data.framework),
+                                         lambda _line: None)
+    except GenerationError as exc:
+        raise Unavailable(exc.message, code="generation_failed") from exc
+    except ContractError as exc:
+        raise Unavailable(str(exc), code="invalid_output") from exc
+    c = result.contract
+    return {**c.meta, "templateFiles": [], "files": [{"path": p, "content": t} for p, t in sorted(c.files.items())]}
+
+
+@get("/projects/{user_id:str}/{project_id:str}/preview", summary="Current preview pointer")
+async def preview_pointer(request: Request[Any, Any, Any], user_id: str, project_id: str) -> dict[str, Any]:
+    """KV first, the database second (the seed's retrieve flow)."""
+    rt = _rt(request)
+    for name, value in (("userId", user_id), ("projectId", project_id)):
+        if not service.valid_id(value):
+            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
+    ptr = await asyncio.to_thread(rt.pointer, user_id, project_id)
+    if ptr is None:
+        raise service.NotFound(f"project {user_id}/{project_id} has no preview", code="project_not_found")
+    return ptr
+
+
+@get("/versions", summary="Version history, newest first")
+async def list_versions(userId: str, projectId: str,
+                        limit: Annotated[int, Parameter(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    """History panel."""
+    items = await asyncio.to_thread(service.history, userId, projectId, limit)
+    return {"versions": items}
+
+
+@get("/versions/{version_id:str}", summary="One version")
+async def get_version(version_id: str) -> dict[str, Any]:
+    v = await asyncio.to_thread(service.get_version, version_id)
+    return service.version_json(v)
+
+
+@get("/versions/{version_id:str}/log", summary="A version's build log (text)", media_type="text/plain")
+async def get_log(request: Request[Any, Any, Any], version_id: str) -> Response[bytes]:
+    rt = _rt(request)
+    await asyncio.to_thread(service.get_version, version_id)
+    path = rt.log_path(version_id)
+    data = await asyncio.to_thread(lambda: path.read_bytes() if path.exists() else b"")
+    return Response(data, media_type="text/plain; charset=utf-8")
+
+
+@get("/status", guards=[signed], summary="Operator status (signed)")
+async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Queue, versions by status, sandbox layer, sync backlog, disk."""
+    rt = _rt(request)
+    return await asyncio.to_thread(service.status_report, rt, request.app.state.queue)
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, Any]:
+    return {"ok": True}
+
+
+def _error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, AppError):
+        return Response(exc.body(), status_code=exc.status, headers=exc.headers)
+    if isinstance(exc, ValidationException):
+        extra = exc.extra if isinstance(exc.extra, list) else []
+        first = extra[0] if extra and isinstance(extra[0], dict) else {}
+        field = first.get("key")
+        message = first.get("message") or exc.detail
+        body: dict[str, Any] = {"code": "invalid_field" if field else "invalid_body",
+                                "message": f"{field}: {message}" if field else str(message)}
+        if field:
+            body["field"] = field
+        return Response({"error": body}, status_code=400)
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code,
+                                                                                          "http_error")
+        return Response({"error": {"code": code, "message": exc.detail}}, status_code=exc.status_code,
+                        headers=exc.headers or None)
+    log.exception("unhandled error", exc_info=exc)
+    return Response({"error": {"code": "internal_error", "message": "internal error; see the daemon log"}},
+                    status_code=500)
+
+
+def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None = None) -> Litestar:
+    """The Litestar application around a built runtime and queue."""
+    app = Litestar(
+        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status, healthz,
+                        *(extra_handlers or [])],
+        exception_handlers={Exception: _error_response},
+        openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),
+        request_max_body_size=rt.cfg.server.max_body_bytes,
+        response_cache_config=ResponseCacheConfig(),
+        debug=False,
+    )
+    app.state.runtime = rt
+    app.state.queue = queue
+    return app

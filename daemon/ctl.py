@@ -1,0 +1,139 @@
+"""`daemonctl`: the operator CLI; talks to the running daemon over HTTP, signing with the shared secret."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from daemon.config import Config, ConfigError, hmac_secret_path, load
+from daemon.security import sign
+
+
+class Client:
+    """A signed HTTP client for the daemon's API."""
+
+    def __init__(self, cfg: Config, base_url: str | None = None, timeout: float = 900) -> None:
+        self.base = (base_url or cfg.base_url).rstrip("/")
+        self.secret = cfg.secrets.hmac_secret or self._secret_from_file(cfg)
+        self.http = httpx.Client(timeout=timeout, trust_env=False)
+
+    @staticmethod
+    def _secret_from_file(cfg: Config) -> str:
+        path = hmac_secret_path(cfg)
+        try:
+            return path.read_text().strip()
+        except OSError:
+            raise SystemExit(f"daemonctl: no PREVIEWD_HMAC_SECRET and cannot read {path}; is the daemon's data "
+                             "dir right (--config / PREVIEWD_DATA_DIR) and readable by you?") from None
+
+    def _headers(self, body: bytes) -> dict[str, str]:
+        ts = str(int(time.time()))
+        return {"content-type": "application/json", "x-sheen-timestamp": ts,
+                "x-sheen-signature": "sha256=" + sign(self.secret, body, ts)}
+
+    def post(self, path: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return self.http.post(self.base + path, content=body, headers=self._headers(body), params=params)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, signed: bool = False) -> httpx.Response:
+        headers = self._headers(b"") if signed else {}
+        return self.http.get(self.base + path, params=params, headers=headers)
+
+
+def _print(resp: httpx.Response) -> int:
+    try:
+        print(json.dumps(resp.json(), indent=2))
+    except ValueError:
+        print(resp.text)
+    if resp.status_code >= 400:
+        return 1
+    try:
+        data = resp.json()
+    except ValueError:
+        return 0
+    return 1 if isinstance(data, dict) and data.get("success") is False else 0
+
+
+def _versions_table(items: list[dict[str, Any]]) -> str:
+    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  PROMPT"]
+    for v in items:
+        prompt = (v.get("prompt") or "").replace("\n", " ")
+        rows.append(f"{v['versionId']:26}  {v['status']:9}  {v.get('createdAt') or '':24}  "
+                    f"{v.get('failureReason') or '':14}  {prompt[:60]}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `daemonctl` console script."""
+    p = argparse.ArgumentParser(prog="daemonctl", description="Operate a running previewd")
+    p.add_argument("--config", help="the daemon's TOML config (default: $PREVIEWD_CONFIG)")
+    p.add_argument("--url", help="daemon base URL (default: from the config)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build a new project")
+    b.add_argument("user_id")
+    b.add_argument("project_id")
+    b.add_argument("prompt")
+    b.add_argument("--framework")
+    b.add_argument("--no-wait", action="store_true")
+    r = sub.add_parser("rebuild", help="refine an existing project")
+    r.add_argument("user_id")
+    r.add_argument("project_id")
+    r.add_argument("prompt")
+    r.add_argument("--base", help="base version id (default: latest deployed)")
+    r.add_argument("--no-wait", action="store_true")
+    v = sub.add_parser("versions", help="list a project's versions, newest first")
+    v.add_argument("user_id")
+    v.add_argument("project_id")
+    v.add_argument("--json", action="store_true")
+    s = sub.add_parser("show", help="show one version")
+    s.add_argument("version_id")
+    lg = sub.add_parser("log", help="print a version's build log")
+    lg.add_argument("version_id")
+    sub.add_parser("status", help="daemon status: queue, versions, sandbox, sync backlog, disk")
+    args = p.parse_args(argv)
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"daemonctl: config error: {exc}", file=sys.stderr)
+        return 2
+    c = Client(cfg, args.url)
+    try:
+        if args.cmd == "build":
+            payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
+            if args.framework:
+                payload["framework"] = args.framework
+            return _print(c.post("/build-preview-for-new-project", payload,
+                                 {"wait": "false"} if args.no_wait else None))
+        if args.cmd == "rebuild":
+            payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
+            if args.base:
+                payload["baseVersionId"] = args.base
+            return _print(c.post("/rebuild-preview", payload, {"wait": "false"} if args.no_wait else None))
+        if args.cmd == "versions":
+            resp = c.get("/versions", {"userId": args.user_id, "projectId": args.project_id})
+            if resp.status_code != 200 or args.json:
+                return _print(resp)
+            print(_versions_table(resp.json()["versions"]))
+            return 0
+        if args.cmd == "show":
+            return _print(c.get(f"/versions/{args.version_id}"))
+        if args.cmd == "log":
+            resp = c.get(f"/versions/{args.version_id}/log")
+            sys.stdout.write(resp.text)
+            return 0 if resp.status_code == 200 else 1
+        if args.cmd == "status":
+            return _print(c.get("/status", signed=True))
+    except httpx.HTTPError as exc:
+        print(f"daemonctl: cannot reach the daemon at {c.base}: {exc}. Try: is `previewd serve` running?",
+              file=sys.stderr)
+        return 3
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
