@@ -141,7 +141,9 @@ class FakePagesApi:
         self._fail: tuple[int, int | None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-cf-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-cf-api", daemon=True
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -335,9 +337,7 @@ class FakePagesApi:
                     return 400, {}, _envelope(None, errors=[(8000000, "Expected an array of files")])
                 for item in payload:
                     value = item.get("value", "")
-                    self.assets[item["key"]] = (
-                        base64.b64decode(value) if item.get("base64") else value.encode()
-                    )
+                    self.assets[item["key"]] = base64.b64decode(value) if item.get("base64") else value.encode()
                 return 200, {}, _envelope({"successful_key_count": len(payload), "unsuccessful_keys": []})
             if route == "/pages/assets/upsert-hashes":
                 return 200, {}, _envelope(True)
