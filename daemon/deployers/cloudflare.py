@@ -34,6 +34,7 @@ _PEEK = re.compile(r"(?:Take a peek over at|Visit your deployment at)\s+(https?:
 # Banner and boilerplate lines that say nothing about why a deploy failed.
 _NOISE = re.compile(r"^(?:⛅️|─+$|🪵|If you think this is a bug|Uploading\.\.\.)")
 _ALIAS = re.compile(r"Deployment alias URL:\s+(https?://\S+)")
+_LEVEL = re.compile(r"^(?:✘|▲)\s*\[(?:ERROR|WARNING)\]\s*")
 _FAILURE_TAIL_LINES = 8
 
 
@@ -84,7 +85,8 @@ def _failure_message(entries: list[dict[str, Any]], lines: list[str]) -> str:
     if failed and failed.get("message"):
         code = failed.get("code")
         parts.append(str(failed["message"]) + (f" [code {code}]" if code not in (None, "") else ""))
-    meaningful = [ln.strip() for ln in lines if ln.strip() and not _NOISE.match(ln.strip())]
+    stripped = (_LEVEL.sub("", ln.strip()) for ln in lines)
+    meaningful = [ln for ln in stripped if ln and not _NOISE.match(ln)]
     for line in meaningful[-_FAILURE_TAIL_LINES:]:
         if not any(line in p for p in parts):
             parts.append(line)
@@ -262,9 +264,7 @@ class CloudflareDeployer:
         text = "\n".join(lines)
         peek = _PEEK.search(text)
         if not peek:
-            raise DeployError(
-                "wrangler exited 0 but reported no deployment (no output entry, no URL printed)"
-            )
+            raise DeployError("wrangler exited 0 but reported no deployment (no output entry, no URL printed)")
         url = peek.group(1)
         alias = _ALIAS.search(text)
         log("wrangler wrote no output file; looking the deployment up by commit hash")
@@ -281,9 +281,7 @@ class CloudflareDeployer:
         try:
             recent = self.api.list_deployments(page=1, per_page=25)
         except PagesApiError as exc:
-            raise DeployError(
-                f"wrangler printed {url} but the deployment id lookup failed: {exc.message}"
-            ) from None
+            raise DeployError(f"wrangler printed {url} but the deployment id lookup failed: {exc.message}") from None
         for dep in recent:
             meta = (dep.get("deployment_trigger") or {}).get("metadata") or {}
             if meta.get("commit_hash") == version_id or dep.get("url") == url:

@@ -108,9 +108,7 @@ def _error_text(errors: Any) -> tuple[str, int | None]:
         code = err.get("code")
         if first_code is None and isinstance(code, int):
             first_code = code
-        parts.append(
-            f"{err.get('message', '')} (code {code})" if code is not None else str(err.get("message"))
-        )
+        parts.append(f"{err.get('message', '')} (code {code})" if code is not None else str(err.get("message")))
     return "; ".join(parts), first_code
 
 
@@ -156,9 +154,7 @@ class PagesApi:
                 headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
             )
         except httpx.HTTPError as exc:
-            raise PagesApiUnavailable(
-                redact(f"Pages API {what}: {type(exc).__name__}: {exc}", self._token)
-            ) from None
+            raise PagesApiUnavailable(redact(f"Pages API {what}: {type(exc).__name__}: {exc}", self._token)) from None
         try:
             body = resp.json()
         except ValueError:
@@ -166,9 +162,7 @@ class PagesApi:
         if not isinstance(body, Mapping):
             body = {}
         text, cf_code = _error_text(body.get("errors"))
-        detail = redact(
-            f"Pages API {what} -> HTTP {resp.status_code}" + (f": {text}" if text else ""), self._token
-        )
+        detail = redact(f"Pages API {what} -> HTTP {resp.status_code}" + (f": {text}" if text else ""), self._token)
         if resp.status_code == 429:
             raise RateLimited(detail, retry_after_s=parse_retry_after(resp.headers.get("retry-after")))
         if resp.status_code >= 500:
@@ -179,9 +173,7 @@ class PagesApi:
             raise PagesApiRejected(detail, status=resp.status_code, cf_code=cf_code)
         if body.get("success") is not True:
             # A 2xx without success=true is a broken answer, not a verdict: let the caller retry.
-            raise PagesApiUnavailable(
-                detail + (": success=false" if not text else ""), status=resp.status_code
-            )
+            raise PagesApiUnavailable(detail + (": success=false" if not text else ""), status=resp.status_code)
         return body.get("result")
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
@@ -196,9 +188,7 @@ class PagesApi:
         params = {"force": "true"} if force else None
         self._call("DELETE", f"{self._deployments_path()}/{quote(deployment_id, safe='')}", params)
 
-    def list_deployments(
-        self, page: int = 1, per_page: int = 25, *, env: str | None = None
-    ) -> list[dict[str, Any]]:
+    def list_deployments(self, page: int = 1, per_page: int = 25, *, env: str | None = None) -> list[dict[str, Any]]:
         """Return one page of deployments, newest first; an empty list past the last page."""
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if env is not None:

@@ -6,12 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+from tests.fakes.cf_pages_api import FakePagesApi
+
 REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:  # the fakes live in tests/fakes; pytest's prepend mode does not add the root
-    sys.path.insert(0, str(REPO))
-
-from tests.fakes.cf_pages_api import FakePagesApi  # noqa: E402
-
 FAKE_WRANGLER = REPO / "tests" / "fakes" / "wrangler"
 VERSION_ID = "01JB8ZK3XW5Q7M2N4P6R8T0V1Y"
 PROJECT_ID = "01JB8ZJ0AB1CD2EF3GH4JK5MN6"

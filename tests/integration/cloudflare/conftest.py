@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cf_support import PROJECT_ID, VERSION_ID, FakePagesApi, LogLines
 
 from daemon.deployers.base import DeployRequest
 from daemon.deployers.cloudflare import CloudflareDeployer
+from tests.integration.cloudflare.cf_support import PROJECT_ID, VERSION_ID, FakePagesApi, LogLines
 
 
 @pytest.fixture

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-from cf_support import PROJECT_ID, VERSION_ID, FakePagesApi, LogLines, fake_mode, real_or_fake_wrangler
 
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.deployers.cloudflare import CloudflareDeployer
+from tests.integration.cloudflare.cf_support import (
+    PROJECT_ID,
+    VERSION_ID,
+    FakePagesApi,
+    LogLines,
+    fake_mode,
+    real_or_fake_wrangler,
+)
 
 MakeDeployer = Callable[..., CloudflareDeployer]
 MakeRequest = Callable[..., DeployRequest]
