@@ -7,28 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from history_support import SMALL_PROJECT, write_files
 
-from daemon.history import ProjectRepo
-
-
-class Repos:
-    """Makes repos under tmp_path and remembers every repo path a test creates, for the fsck check."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.paths: list[Path] = []
-
-    def new(self, name: str = "repo.git") -> ProjectRepo:
-        """A fresh bare repo."""
-        path = self.root / name
-        self.paths.append(path)
-        return ProjectRepo.open_or_init(path)
-
-    def track(self, path: Path) -> Path:
-        """Have a repo made some other way (restore) checked too."""
-        self.paths.append(path)
-        return path
+from tests.integration.history.history_support import SMALL_PROJECT, Repos, write_files
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Repos
-from history_support import git, write_files
 
 from daemon.history import ProjectRepo
+from tests.integration.history.history_support import Repos, git, write_files
 
 PNG_1 = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(64))
 PNG_2 = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(64, 128))
@@ -97,9 +96,7 @@ def test_patch_mode_applies_with_git_and_marks_binaries(two_versions: ProjectRep
     assert "+  padding: 1px;" in patch and "-  color: #222;" in patch
 
     # the text part of the patch turns V1's sources into V2's when git applies it
-    text_only = "".join(
-        "diff --git" + chunk for chunk in patch.split("diff --git")[1:] if "Binary files" not in chunk
-    )
+    text_only = "".join("diff --git" + chunk for chunk in patch.split("diff --git")[1:] if "Binary files" not in chunk)
     work = tmp_path / "apply"
     repo.checkout("V1", work)
     proc = subprocess.run(["git", "apply", "-"], cwd=work, input=text_only, text=True, capture_output=True)

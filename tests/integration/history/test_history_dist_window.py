@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Repos
-from history_support import git, write_files
 
 from daemon.history import HistoryError
+from tests.integration.history.history_support import Repos, git, write_files
 
 OUTPUT_BYTES = 1_500_000
 

@@ -9,10 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import Repos
-from history_support import git, write_files
 
 from daemon.history import HistoryError, ProjectRepo
+from tests.integration.history.history_support import Repos, git, write_files
 
 
 def _history(repos: Repos, workspace: Path) -> tuple[ProjectRepo, list[tuple[str, bytes]]]:

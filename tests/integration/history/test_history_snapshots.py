@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Repos
-from history_support import git, write_files
 
 from daemon.history import HistoryError, ProjectRepo
+from tests.integration.history.history_support import Repos, git, write_files
 
 
 def test_rebuild_from_older_base_is_a_branch_in_git_log(repos: Repos, workspace: Path) -> None:
@@ -66,9 +65,7 @@ def test_snapshot_skips_node_modules_git_symlinks_and_excluded_dirs(repos: Repos
         "apps/web/src/y.ts",
         "scripts/run.sh",
     }
-    modes = dict(
-        (line.split("\t")[1], line.split()[0]) for line in git(repo.path, "ls-tree", "-r", "V1").splitlines()
-    )
+    modes = dict((line.split("\t")[1], line.split()[0]) for line in git(repo.path, "ls-tree", "-r", "V1").splitlines())
     assert modes["scripts/run.sh"] == "100755"
     assert modes["src/main.ts"] == "100644"
     assert set(repo.files("V1")) == names
