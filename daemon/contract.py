@@ -57,7 +57,7 @@ RESERVED_NAMES = frozenset({".npmrc", "pnpm-workspace.yaml", ".pnpmfile.cjs", ".
 _LINK_KEYS = ("link", "symlink", "target", "linkTarget", "symlinkTarget")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_FENCE = re.compile(r"^```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)\r?\n```[ \t]*$", re.S | re.M)
+_FENCE_LINE = re.compile(r"^```[ \t]*(\w*)[ \t]*\r?$", re.M)
 _DEPTH_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
 
 
@@ -118,7 +118,7 @@ def parse_contract_text(text: str, limits: ContractLimits) -> Any:
     if not stripped:
         raise ContractError("generator output is empty")
     candidates: list[str] = [stripped]
-    candidates += [m.group(1) for m in _FENCE.finditer(text)]
+    candidates += _fenced_blocks(text)
     start = text.find("{")
     if start >= 0:
         candidates.append(text[start:])
@@ -127,6 +127,16 @@ def parse_contract_text(text: str, limits: ContractLimits) -> Any:
         if found:
             return value
     raise ContractError("generator output holds no JSON object")
+
+
+def _fenced_blocks(text: str) -> list[str]:
+    """Bodies of ```json (or bare ```) fenced blocks, fence lines matched at line start."""
+    marks = list(_FENCE_LINE.finditer(text))
+    return [
+        text[opening.end() : closing.start()]
+        for opening, closing in zip(marks, marks[1:], strict=False)
+        if opening.group(1).lower() in ("", "json")
+    ]
 
 
 def _try_json(text: str, limits: ContractLimits, *, tolerate_tail: bool) -> tuple[bool, Any]:
@@ -171,9 +181,10 @@ def validate_contract(data: Any, *, allow_delta: bool, limits: ContractLimits | 
         raise ContractError("a new project needs the full contract; a delta is accepted only for a rebuild", missing)
     meta = _check_meta(data, full=not is_delta)
     lists = ("files",) if is_delta else ("templateFiles", "files")
-    if is_delta and "files" not in data:
-        raise ContractError("missing (a list of {path, content})", "files")
-    entries = {name: data.get(name, []) for name in lists}
+    for name in lists:
+        if name not in data:
+            raise ContractError("missing (a list of {path, content})", name)
+    entries = {name: data[name] for name in lists}
     for name, value in entries.items():
         if not isinstance(value, list):
             raise ContractError(f"must be a list of {{path, content}}, got {_kind(value)}", name)

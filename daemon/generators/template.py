@@ -52,9 +52,9 @@ _NAME_RE = re.compile(
 _SUBJECT_RE = re.compile(r"\bfor\s+(?:a|an|the|my|our)?\s*([A-Za-z0-9][A-Za-z0-9 '&-]{1,60}?)"
                          r"(?=\s*[,.!?;:]|\s+(?:with|that|which|where|who|to|and|in|featuring)\b|\s*$)", re.I)
 _LEAD_RE = re.compile(
-    r"^(?:please\s+)?(?:build|create|make|generate|design|write)\s+(?:me\s+|us\s+)?(?:a|an|the)?\s*"
-    r"(?:(?:simple|modern|new|single|one|nice|beautiful|clean)[- ]?(?:page\s+)?\s*)*"
-    r"(?:landing page|web ?site|homepage|home page|web app|site|app|page)?\s*(?:for\s+)?",
+    r"^(?:please\s+)?(?:build|create|make|generate|design|write)\s+(?:me\s+|us\s+)?(?:(?:a|an|the)\s+)?"
+    r"(?:(?:simple|modern|new|single|one|nice|beautiful|clean)\b[- ]?(?:page\s+)?\s*)*"
+    r"(?:(?:landing page|web ?site|homepage|home page|web app|site|app|page)\b\s*)?(?:for\s+)?",
     re.I,
 )
 _QUOTED_RE = re.compile(r"[\"“]([^\"”\n]{1,200})[\"”]")
