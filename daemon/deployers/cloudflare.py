@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,36 +185,64 @@ class CloudflareDeployer:
                 redact(f"cannot start wrangler ({argv[0]}): {exc.strerror or exc}", self._token)
             ) from None
         lines: list[str] = []
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
+        # A helper thread reads the pipe; ``log`` is only ever called from the caller's thread, before return.
+        pipe: queue.SimpleQueue[str | None] = queue.SimpleQueue()
 
         def pump() -> None:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = redact(_ANSI.sub("", raw.decode("utf-8", errors="replace")).rstrip(), self._token)
-                lines.append(line)
-                if line.strip():
-                    log(line)
+            try:
+                for raw in stdout:
+                    pipe.put(redact(_ANSI.sub("", raw.decode("utf-8", errors="replace")).rstrip(), self._token))
+            finally:
+                pipe.put(None)
+
+        def emit(line: str) -> None:
+            lines.append(line)
+            if line.strip():
+                log(line)
 
         reader = threading.Thread(target=pump, name="wrangler-output", daemon=True)
         reader.start()
+        deadline = time.monotonic() + self._timeout_s
+        timed_out = False
         try:
-            proc.wait(timeout=self._timeout_s)
-        except subprocess.TimeoutExpired:
+            while True:
+                try:
+                    item = pipe.get(timeout=max(0.0, min(deadline - time.monotonic(), 0.2)))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        break
+                    if proc.poll() is not None:
+                        break  # wrangler exited; a lingering grandchild may still hold the pipe open
+                    continue
+                if item is None:
+                    break
+                emit(item)
+            if not timed_out:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+        finally:
+            # Nothing wrangler started may outlive the deploy (and hold the pipe open).
             self._kill_group(proc)
-            reader.join(timeout=5)
+        reader.join(timeout=5)
+        while True:
+            try:
+                item = pipe.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                emit(item)
+        if not reader.is_alive():  # never close the pipe under a blocked reader
+            stdout.close()
+        if timed_out:
             raise DeployError(
                 f"wrangler timed out after {self._timeout_s:g}s and was killed"
                 + (f"; last output: {lines[-1].strip()}" if lines else "")
-            ) from None
-        except BaseException:
-            self._kill_group(proc)
-            raise
-        finally:
-            # Grandchildren may still hold the pipe after wrangler exits; they must not outlive the deploy.
-            self._kill_group(proc)
-        reader.join(timeout=5)
-        if not reader.is_alive():  # a detached grandchild may still hold the pipe; never close under a reader
-            proc.stdout.close()
+            )
         if proc.returncode != 0:
             raise _WranglerExit(proc.returncode, lines)
         return lines

@@ -186,3 +186,15 @@ def test_hanging_wrangler_is_killed_with_its_children(
         # Reparented orphans may linger as zombies until init reaps them; they run nothing.
         with contextlib.suppress(psutil.NoSuchProcess):
             assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_children_left_behind_by_wrangler_are_killed(
+    cf_api: FakePagesApi, make_deployer: MakeDeployer, request_for: MakeRequest, log_lines: LogLines, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    deployer = make_deployer(wrangler=fake_mode("orphan", f"FAKE_WRANGLER_PIDFILE={pidfile}"))
+    dep = deployer.deploy(request_for(), log_lines)
+    assert dep.deployment_id in cf_api.deployments
+    (pid,) = (int(p) for p in pidfile.read_text().split())
+    with contextlib.suppress(psutil.NoSuchProcess):
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
