@@ -29,6 +29,7 @@ READS_PER_WAKE = 16  # bound the time spent draining a flood before the next lim
 MIN_SCAN_INTERVAL = 0.5
 SCAN_COST_FACTOR = 100  # scan at most 1% of the time: interval >= 100 x the last scan's duration
 DRAIN_TIMEOUT = 2.0
+FSIZE_FLOOR = 512 * 2**20
 
 
 @dataclass
@@ -213,7 +214,9 @@ def run(
             "supervisor_pid": os.getpid(),
             "cgroup_procs": plan.cgroup_procs,
             "rlimits": {
-                "FSIZE": limits.output_bytes + 1,  # per file: a backstop for the soft scan
+                # Per file, so a backstop only; floored because node_modules and the pnpm store (not
+                # output) legitimately hold native binaries of 100 MB and more.
+                "FSIZE": max(limits.output_bytes, FSIZE_FLOOR) + 1,
                 "CPU": math.ceil(limits.cpu_seconds) + 1,  # per process: the layer sums the tree
                 "CORE": 0,
                 **plan.rlimits,

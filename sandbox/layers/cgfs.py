@@ -169,21 +169,30 @@ def wait_unpopulated(cg: Path, timeout: float = 5.0) -> bool:
         delay = min(delay * 2, 0.02)
 
 
-def kill_v2(cg: Path) -> bool:
+def kill_v2(cg: Path, keep: int | None = None) -> bool:
     """Kill every process in a v2 cgroup with cgroup.kill (races with fork are the kernel's problem)."""
+    members = procs(cg)
     try:
         write(cg / "cgroup.kill", "1")
     except OSError:
-        kill_v1(cg)
-    return wait_unpopulated(cg)
+        kill_v1(cg, keep=keep)
+    done = wait_unpopulated(cg)
+    reap_adopted(members, keep)
+    return done
 
 
-def kill_v1(cg: Path, freezer: Path | None = None, timeout: float = 5.0) -> bool:
-    """Freeze (when a freezer cgroup is given), SIGKILL every member, thaw; repeat until empty."""
+def kill_v1(cg: Path, freezer: Path | None = None, timeout: float = 5.0, keep: int | None = None) -> bool:
+    """Freeze (when a freezer cgroup is given), SIGKILL every member, thaw; repeat until empty.
+
+    Adopted zombies are reaped, except `keep` (the direct child, which the runner reaps itself).
+    """
     deadline = time.monotonic() + timeout
+    seen: list[int] = []
     while True:
         members = procs(cg)
+        seen.extend(members)
         if not members:
+            reap_adopted(seen, keep)
             return True
         if time.monotonic() > deadline:
             return False
@@ -197,6 +206,23 @@ def kill_v1(cg: Path, freezer: Path | None = None, timeout: float = 5.0) -> bool
             with contextlib.suppress(OSError):
                 write(freezer / "freezer.state", "THAWED")
         time.sleep(0.005)
+
+
+def reap_adopted(pids: list[int], keep: int | None = None) -> None:
+    """Reap members re-parented to us (we may be a child subreaper) that are now zombies; not `keep`."""
+    me = os.getpid()
+    for pid in pids:
+        if pid == keep:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        if fields[0] == b"Z" and int(fields[1]) == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def remove(cg: Path, timeout: float = 2.0) -> bool:

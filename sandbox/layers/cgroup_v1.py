@@ -52,6 +52,7 @@ class CgroupV1Layer:
         self.cpuacct: Path | None = None
         self.freezer: Path | None = None
         self._made: list[Path] = []
+        self.root: int | None = None
 
     def _make(self, parent: Path | None, what: str) -> Path:
         if parent is None:
@@ -82,7 +83,8 @@ class CgroupV1Layer:
         return LaunchPlan(cgroup_procs=[str(cg / "cgroup.procs") for cg in self._made])
 
     def attach(self, pid: int) -> None:
-        """Nothing to do: the launcher placed itself before exec."""
+        """Remember the direct child (the runner reaps it); the launcher placed itself before exec."""
+        self.root = pid
 
     def add_reaped(self, cpu_seconds: float) -> None:
         """Ignored: the cgroup counts every task that ever ran in it."""
@@ -111,12 +113,12 @@ class CgroupV1Layer:
     def kill(self) -> None:
         """cgroup.kill on the v2 twin when hybrid; otherwise freeze + SIGKILL until the memory cgroup empties."""
         if self.uni is not None:
-            cgfs.kill_v2(self.uni)
+            cgfs.kill_v2(self.uni, keep=self.root)
         if self.mem is not None:
-            cgfs.kill_v1(self.mem, self.freezer)
+            cgfs.kill_v1(self.mem, self.freezer, keep=self.root)
 
     def cleanup(self) -> None:
         """Remove every cgroup this run created."""
         for cg in reversed(self._made):
-            cgfs.kill_v1(cg, timeout=1.0)
+            cgfs.kill_v1(cg, timeout=1.0, keep=self.root)
             cgfs.remove(cg)

@@ -78,6 +78,7 @@ class CgroupV2Layer:
     def __init__(self) -> None:
         self.cg: Path | None = None
         self._peak = 0
+        self.root: int | None = None
 
     def prepare(self, limits: Limits) -> LaunchPlan:
         """Create the build cgroup with its limits; the launcher joins it before exec."""
@@ -92,7 +93,8 @@ class CgroupV2Layer:
         return LaunchPlan(cgroup_procs=[str(cg / "cgroup.procs")])
 
     def attach(self, pid: int) -> None:
-        """Nothing to do: the launcher placed itself before exec."""
+        """Remember the direct child (the runner reaps it); the launcher placed itself before exec."""
+        self.root = pid
 
     def add_reaped(self, cpu_seconds: float) -> None:
         """Ignored: cpu.stat already counts every task that ever ran in the cgroup."""
@@ -119,10 +121,10 @@ class CgroupV2Layer:
     def kill(self) -> None:
         """cgroup.kill, then wait for `populated 0`."""
         if self.cg is not None:
-            cgfs.kill_v2(self.cg)
+            cgfs.kill_v2(self.cg, keep=self.root)
 
     def cleanup(self) -> None:
         """Remove the build cgroup."""
         if self.cg is not None:
-            cgfs.kill_v1(self.cg, timeout=1.0)
+            cgfs.kill_v1(self.cg, timeout=1.0, keep=self.root)
             cgfs.remove(self.cg)

@@ -123,9 +123,9 @@ class WatchdogLayer:
         """Become a subreaper; the child gets the run token and a per-process RLIMIT_DATA backstop."""
         if not set_subreaper():
             raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
-        # RLIMIT_DATA, not RLIMIT_AS (V8 reserves ~10 GB of address space); twice the tree limit so the
-        # sampler, which names the breach, normally acts first.
-        return LaunchPlan(rlimits={"DATA": 2 * limits.memory_bytes}, env={TOKEN_VAR: self.token})
+        # RLIMIT_DATA, not RLIMIT_AS (V8 reserves ~10 GB of address space). Per process, and well above
+        # the tree limit so that the sampler, which names the breach, acts first on a hog that holds memory.
+        return LaunchPlan(rlimits={"DATA": 3 * limits.memory_bytes}, env={TOKEN_VAR: self.token})
 
     def attach(self, pid: int) -> None:
         """Record the direct child (the session leader)."""
