@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -13,7 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from daemon import ratelimit, security, service
 from daemon.contract import ContractError
@@ -90,8 +91,8 @@ async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: 
 
 
 @post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project")
-async def build_new(request: Request[Any, Any, Any], data: NewProjectBody,
-                    wait: Annotated[bool, Parameter(query="wait", default=True)] = True) -> Response[Any]:
+async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBody],
+                    wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
     rt = _rt(request)
     req = service.parse_build_request(msgspec.to_builtins(data), rebuild=False,
@@ -101,8 +102,8 @@ async def build_new(request: Request[Any, Any, Any], data: NewProjectBody,
 
 
 @post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project")
-async def rebuild(request: Request[Any, Any, Any], data: RebuildBody,
-                  wait: Annotated[bool, Parameter(query="wait", default=True)] = True) -> Response[Any]:
+async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
+                  wait: FromQuery[bool] = True) -> Response[Any]:
     """Refine a project from its base version (default: the latest deployed)."""
     rt = _rt(request)
     req = service.parse_build_request(msgspec.to_builtins(data), rebuild=True,
@@ -112,7 +113,7 @@ async def rebuild(request: Request[Any, Any, Any], data: RebuildBody,
 
 
 @post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)")
-async def generate(request: Request[Any, Any, Any], data: GenerateBody) -> dict[str, Any]:
+async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]) -> dict[str, Any]:
     """Run the generator only and return the seed's JSON contract."""
     rt = _rt(request)
     _check_prompt(rt, data.prompt)
@@ -132,7 +133,7 @@ async def generate(request: Request[Any, Any, Any], data: GenerateBody) -> dict[
 
 
 @get("/projects/{user_id:str}/{project_id:str}/preview", summary="Current preview pointer")
-async def preview_pointer(request: Request[Any, Any, Any], user_id: str, project_id: str) -> dict[str, Any]:
+async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     """KV first, the database second (the seed's retrieve flow)."""
     rt = _rt(request)
     for name, value in (("userId", user_id), ("projectId", project_id)):
@@ -145,21 +146,21 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: str, project
 
 
 @get("/versions", summary="Version history, newest first")
-async def list_versions(userId: str, projectId: str,
-                        limit: Annotated[int, Parameter(ge=1, le=1000)] = 200) -> dict[str, Any]:
+async def list_versions(userId: FromQuery[str], projectId: FromQuery[str],
+                        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """History panel."""
     items = await asyncio.to_thread(service.history, userId, projectId, limit)
     return {"versions": items}
 
 
 @get("/versions/{version_id:str}", summary="One version")
-async def get_version(version_id: str) -> dict[str, Any]:
+async def get_version(version_id: FromPath[str]) -> dict[str, Any]:
     v = await asyncio.to_thread(service.get_version, version_id)
     return service.version_json(v)
 
 
 @get("/versions/{version_id:str}/log", summary="A version's build log (text)", media_type="text/plain")
-async def get_log(request: Request[Any, Any, Any], version_id: str) -> Response[bytes]:
+async def get_log(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Response[bytes]:
     rt = _rt(request)
     await asyncio.to_thread(service.get_version, version_id)
     path = rt.log_path(version_id)
@@ -179,14 +180,20 @@ async def healthz() -> dict[str, Any]:
     return {"ok": True}
 
 
+def _field_from(message: str) -> str | None:
+    """The body field a msgspec message names ("... at `$.userId`", "missing required field `prompt`")."""
+    m = re.search(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)", message) or re.search(r"field `([A-Za-z_][A-Za-z0-9_]*)`", message)
+    return m.group(1) if m else None
+
+
 def _error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, AppError):
         return Response(exc.body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        field = first.get("key")
-        message = first.get("message") or exc.detail
+        message = str(first.get("message") or exc.detail)
+        field = _field_from(message) or (first.get("key") if first.get("key") not in (None, "data") else None)
         body: dict[str, Any] = {"code": "invalid_field" if field else "invalid_body",
                                 "message": f"{field}: {message}" if field else str(message)}
         if field:

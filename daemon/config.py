@@ -39,6 +39,7 @@ class PathsConfig:
     data_dir: str = _opt("./data", "Where state.db, queue.db, projects, objects, previews and logs live.")
     pnpm: str = _opt("", "pnpm executable; empty = the pinned pnpm installed by `make` in .tools/, else PATH.")
     node: str = _opt("node", "Node.js executable used to record node_version and run builds.")
+    pnpm_store: str = _opt("", "Shared content-addressed pnpm store for every build; empty = <data_dir>/pnpm-store.")
 
 
 @dataclass

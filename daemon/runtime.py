@@ -89,7 +89,9 @@ class Runtime:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         ensure_hmac_secret(cfg)
         connect(self.data_dir)
-        self.store_dir = self.data_dir / "pnpm-store"
+        self.store_dir = Path(cfg.paths.pnpm_store).expanduser().resolve() if cfg.paths.pnpm_store \
+            else self.data_dir / "pnpm-store"
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         self.local_objects = LocalObjectStore(self.data_dir / "objects")
         self.kv: KV = self._make_kv()
         self.remote_objects: ObjectStore | None = self._make_remote_objects()
