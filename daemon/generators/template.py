@@ -59,8 +59,8 @@ _LEAD_RE = re.compile(
 )
 _QUOTED_RE = re.compile(r"[\"“]([^\"”\n]{1,200})[\"”]")
 _DEP_RE = re.compile(r"\b(?:add|install|use|include)\s+(?:the\s+)?(?:npm\s+)?(?:package|dependency|library|lib)\s+"
-                     r"((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)(?:@([A-Za-z0-9.^~<>=*|+ -]{1,40}?))?"
-                     r"(?=[\s,.;!?]|$)", re.I)
+                     r"((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)(?:@([A-Za-z0-9.^~<>=*+-]{1,40}))?"
+                     r"(?=[\s,;!?]|$)", re.I)
 
 
 class TemplateGenerator:
@@ -206,7 +206,11 @@ def slugify(title: str) -> str:
 
 def requested_dependencies(prompt: str) -> dict[str, str]:
     """npm packages the prompt explicitly asks to add ("add the package zod@3"), name -> version spec."""
-    return {m.group(1).lower(): (m.group(2) or "latest").strip() for m in _DEP_RE.finditer(prompt)}
+    found = {}
+    for m in _DEP_RE.finditer(prompt):
+        name, version = m.group(1).lower().rstrip("."), (m.group(2) or "").rstrip(".")
+        found[name] = version or "latest"
+    return found
 
 
 def _with_dependencies(package_json: str | None, deps: Mapping[str, str]) -> str:
