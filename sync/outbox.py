@@ -237,8 +237,7 @@ class Outbox:
         try:
             handler(batch)
         except BatchFailure as exc:
-            self._finish(conn, dest, batch, set(exc.done_ids), exc.poison_id, exc.cause, stats)
-            return False
+            return self._finish(conn, dest, batch, set(exc.done_ids), exc.poison_id, exc.cause, stats)
         except Exception as exc:
             self._finish(conn, dest, batch, set(), None, exc, stats)
             return False

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ManualClock
 
 from sync.errors import InvalidKey
 from sync.kv import KV, CloudflareKV, LocalKV, decode_pointer, encode_pointer, pointer_key
 from tests.fakes.cf_kv_server import CloudflareKVServer
+from tests.integration.sync.support import ManualClock
 
 
 @pytest.fixture(params=["local", "cloudflare"])

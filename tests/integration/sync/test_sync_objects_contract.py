@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import s3_admin
 
 from sync.errors import InvalidKey, NotFound
 from sync.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from tests.integration.sync.support import s3_admin
 
 KEY = "user_1/proj-1/snapshots/01J0AAAAAAAAAAAAAAAAAAAAAA.zip"
 
