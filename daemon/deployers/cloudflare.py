@@ -36,6 +36,8 @@ _PEEK = re.compile(r"(?:Take a peek over at|Visit your deployment at)\s+(https?:
 # Banner and boilerplate lines that say nothing about why a deploy failed.
 _NOISE = re.compile(r"^(?:⛅️|─+$|🪵|If you think this is a bug|Uploading\.\.\.)")
 _ALIAS = re.compile(r"Deployment alias URL:\s+(https?://\S+)")
+_BRANCH_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,243}$")
+_PROJECT_OK = re.compile(r"^[a-z0-9][a-z0-9-]{0,57}$")
 _LEVEL = re.compile(r"^(?:✘|▲)\s*\[(?:ERROR|WARNING)\]\s*")
 _FAILURE_TAIL_LINES = 8
 
@@ -114,6 +116,8 @@ class CloudflareDeployer:
     ) -> None:
         if not account_id or not api_token or not project_name:
             raise ValueError("cloudflare deployer needs account_id, api_token and project_name")
+        if not _PROJECT_OK.match(project_name):
+            raise ValueError(f"invalid Pages project name {project_name!r} (lowercase letters, digits, '-')")
         if not wrangler:
             raise ValueError("wrangler command must not be empty")
         self.account_id = account_id
@@ -150,21 +154,23 @@ class CloudflareDeployer:
             env["CLOUDFLARE_API_BASE_URL"] = self._api_base
         return env
 
-    def _argv(self, req: DeployRequest) -> list[str]:
+    def _branch(self, req: DeployRequest) -> str:
         branch = self._branch_for(req) if self._branch_for else preview_branch(req.project_id)
+        if not _BRANCH_OK.match(branch):
+            raise DeployError(f"invalid Pages branch name {branch!r}")
+        return branch
+
+    def _argv(self, req: DeployRequest, branch: str) -> list[str]:
+        # --flag=value throughout: a prompt starting with '-' must not be read as another flag.
         return [
             *self._wrangler,
             "pages",
             "deploy",
-            str(req.out_dir),
-            "--project-name",
-            self.project_name,
-            "--branch",
-            branch,
-            "--commit-hash",
-            req.version_id,
-            "--commit-message",
-            commit_message(req.message, req.version_id),
+            str(req.out_dir.resolve()),
+            f"--project-name={self.project_name}",
+            f"--branch={branch}",
+            f"--commit-hash={req.version_id}",
+            f"--commit-message={commit_message(req.message, req.version_id)}",
             "--commit-dirty=true",
         ]
 
@@ -258,12 +264,12 @@ class CloudflareDeployer:
         """Upload ``req.out_dir`` with wrangler; return a ``pending`` Deployment with its id and URL."""
         if not req.out_dir.is_dir():
             raise DeployError(f"build output {req.out_dir} is not a directory")
-        argv = self._argv(req)
+        branch = self._branch(req)
+        argv = self._argv(req, branch)
         with tempfile.TemporaryDirectory(prefix="previewd-wrangler-") as tmp:
             home = Path(tmp) / "home"
             home.mkdir()
             output_file = Path(tmp) / "wrangler-output.ndjson"
-            branch = argv[argv.index("--branch") + 1]
             log(f"wrangler pages deploy -> project {self.project_name}, branch {branch}")
             try:
                 lines = self._run(argv, self._env(home, output_file), Path(tmp), log)

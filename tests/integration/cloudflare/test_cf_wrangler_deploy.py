@@ -198,3 +198,37 @@ def test_children_left_behind_by_wrangler_are_killed(
     (pid,) = (int(p) for p in pidfile.read_text().split())
     with contextlib.suppress(psutil.NoSuchProcess):
         assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_prompt_that_looks_like_a_flag_stays_the_message(
+    cf_api: FakePagesApi, make_deployer: MakeDeployer, request_for: MakeRequest, log_lines: LogLines
+) -> None:
+    cf_api.stage_plan = [("deploy", "success")]
+    deployer = make_deployer(wrangler=real_or_fake_wrangler(), branch_for=lambda req: "team/" + req.user_id)
+    dep = deployer.deploy(request_for(message="--help -v a list app = nice"), log_lines)
+    server = cf_api.deployments[dep.deployment_id]
+    assert server.commit_message == "--help -v a list app = nice"
+    assert server.branch == "team/u_1"
+
+
+def test_invalid_branch_from_branch_for_is_refused(
+    cf_api: FakePagesApi, make_deployer: MakeDeployer, request_for: MakeRequest, log_lines: LogLines
+) -> None:
+    deployer = make_deployer(branch_for=lambda req: "--project-name=evil")
+    with pytest.raises(DeployError) as err:
+        deployer.deploy(request_for(), log_lines)
+    assert "invalid Pages branch name" in err.value.message
+    assert cf_api.requests == []
+
+
+def test_relative_output_dir_is_resolved_before_wrangler_changes_directory(
+    cf_api: FakePagesApi,
+    make_deployer: MakeDeployer,
+    request_for: MakeRequest,
+    log_lines: LogLines,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(site.parent)
+    dep = make_deployer(wrangler=fake_mode("ok")).deploy(request_for(out_dir=Path(site.name)), log_lines)
+    assert "/index.html" in cf_api.deployments[dep.deployment_id].manifest

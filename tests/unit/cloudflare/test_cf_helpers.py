@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.deployers.cloudflare import _failure_message, commit_message, preview_branch
+from daemon.deployers.cloudflare import CloudflareDeployer, _failure_message, commit_message, preview_branch
 from daemon.deployers.pages_api import DEFAULT_RETRY_AFTER_S, deployment_state, parse_retry_after, redact
 
 
@@ -97,3 +97,9 @@ def test_failure_message_keeps_cloudflare_reason_and_drops_banner() -> None:
     assert "wrangler 4.86.0" not in message
     assert "If you think" not in message
     assert _failure_message([], []) == "no output"
+
+
+@pytest.mark.parametrize("project", ["", "Upper", "has space", "-lead", "x" * 59])
+def test_deployer_refuses_invalid_project_names(project: str) -> None:
+    with pytest.raises(ValueError, match="project"):
+        CloudflareDeployer("acct", "token", project)
