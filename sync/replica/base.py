@@ -143,8 +143,11 @@ def validate_record(record: object) -> dict[str, Any]:
     rv = record["row_version"]
     if isinstance(rv, bool) or not isinstance(rv, int) or rv < 0:
         raise InvalidRecord(f"record {vid!r}: row_version must be a non-negative integer")
-    for field in ("created_at", "updated_at"):
-        parse_time(record[field], field)
-    if record["archived_at"] is not None:
-        parse_time(record["archived_at"], "archived_at")
+    for field in ("created_at", "updated_at", "archived_at"):
+        if field == "archived_at" and record[field] is None:
+            continue
+        try:
+            parse_time(record[field], field)
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"record {vid!r}: {exc.message}") from exc
     return record
