@@ -219,10 +219,13 @@ class Pipeline:
                 times.install_ms = int((time.monotonic() - t0) * 1000)
                 if res.reason != "ok":
                     raise BuildFailed("install_failed", f"pnpm install exited {res.exit_code}")
-                (workspace / "node_modules" / INSTALL_MARKER).write_text(json.dumps({"fingerprint": fingerprint}))
             lock = workspace / "pnpm-lock.yaml"
             if lock.is_file():
                 files["pnpm-lock.yaml"] = lock.read_text(encoding="utf-8", errors="replace")
+            if not times.install_skipped and (workspace / "node_modules").is_dir():
+                # Fingerprint what was installed (package.json plus the lockfile pnpm just wrote).
+                marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version)}
+                (workspace / "node_modules" / INSTALL_MARKER).write_text(json.dumps(marker))
 
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)

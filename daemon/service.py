@@ -73,11 +73,8 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRe
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
     """Queue the first build of a project: 409 when it exists or is building, 429 past the user's cap."""
-    if versions.project_exists(req.user_id, req.project_id):
-        busy = versions.in_flight(req.user_id, req.project_id)
-        if busy is not None:
-            raise Conflict(f"project {req.project_id} already has build {busy.version_id} {busy.status}",
-                           code="build_in_flight", versionId=busy.version_id)
+    # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
+    if versions.live_version(req.user_id, req.project_id) is not None:
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
     cap = rt.cfg.rate_limits.new_projects_per_user_per_hour
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
