@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -97,3 +98,10 @@ def test_contract_error_names_field_and_message() -> None:
     assert (err.code, err.field, err.message) == ("invalid_output", "files[0].path", "is absolute")
     assert str(err) == "files[0].path: is absolute"
     assert isinstance(Contract(files={}), Contract)
+
+
+def test_package_json_with_harmless_pnpm_settings_or_invalid_json_is_accepted(full: Full) -> None:
+    ok = json.dumps({"name": "x", "pnpm": {"overrides": {"a": "1"}}})
+    assert validate_contract(full(files=[{"path": "package.json", "content": ok}]), allow_delta=False)
+    broken = "{ not json"  # the install reports this one, not the contract
+    assert validate_contract(full(files=[{"path": "package.json", "content": broken}]), allow_delta=False)
