@@ -40,8 +40,11 @@ class ProcStat:
 def read_stat(pid: int) -> ProcStat | None:
     """Parse /proc/<pid>/stat; None when the process is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     f2 = data[data.rindex(b")") + 2 :].split()
@@ -49,14 +52,17 @@ def read_stat(pid: int) -> ProcStat | None:
     return ProcStat(pid, int(f2[1]), int(f2[3]), f2[0].decode(), ticks / _TICK, int(f2[17]), int(f2[19]))
 
 
-def scan_all() -> dict[int, ProcStat]:
-    """Every process on the host (its stat line)."""
+def scan_all(skip: set[int] | frozenset[int] = frozenset()) -> dict[int, ProcStat]:
+    """Every process on the host (its stat line), except the pids in `skip`."""
     out = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            st = read_stat(int(name))
+            pid = int(name)
+            if pid in skip:
+                continue
+            st = read_stat(pid)
             if st is not None:
-                out[st.pid] = st
+                out[pid] = st
     return out
 
 
@@ -104,7 +110,8 @@ class WatchdogLayer:
     name = "watchdog"
     kernel_memory = False
     kernel_pids = False
-    interval = 0.2
+    interval = 0.25
+    FULL_SCAN_EVERY = 5  # samples; in between, processes already seen outside the tree are not re-read
 
     def __init__(self) -> None:
         self.root: int | None = None
@@ -118,6 +125,8 @@ class WatchdogLayer:
         self._peak = 0
         self._peak_tasks = 0
         self._me = os.getpid()
+        self._outside: set[int] = set()
+        self._samples = 0
 
     def prepare(self, limits: Limits) -> LaunchPlan:
         """Become a subreaper; the child gets the run token and a per-process RLIMIT_DATA backstop."""
@@ -178,8 +187,18 @@ class WatchdogLayer:
                         self._reaped += ru.ru_utime + ru.ru_stime
 
     def sample(self) -> Usage:
-        """One pass over /proc: the tree's CPU, PSS and thread count."""
-        tree = self._tree(scan_all())
+        """One pass over /proc: the tree's CPU, PSS and thread count.
+
+        A process outside the tree cannot join it (only new processes and adopted orphans can, and both
+        get read), so between full scans those are skipped: it keeps our own CPU use near 1% of a core.
+        A pid reused by a tree process is caught at the next full scan, and by the kill's thorough pass.
+        """
+        full = self._samples % self.FULL_SCAN_EVERY == 0
+        self._samples += 1
+        stats = scan_all(frozenset() if full else self._outside)
+        tree = self._tree(stats)
+        members = {st.pid for st in tree}
+        self._outside = (set(stats) if full else self._outside | set(stats)) - members
         live = [st for st in tree if st.state != "Z"]
         cpu = sum(st.cpu_seconds for st in tree) + self._reaped
         # Monotonic: a member that dies unreaped for a moment must not make the total go backwards.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sandbox import Limits
 from sandbox_support import assert_normal_run, no_process_with, run_py
+
+from sandbox import Limits
 
 MiB = 2**20
 

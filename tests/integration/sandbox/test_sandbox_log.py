@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox import Limits
 from sandbox_support import assert_normal_run, run_py
+
+import sandbox
+from sandbox import Limits
 
 MiB = 2**20
 
@@ -54,8 +56,6 @@ sys.stdout.buffer.write(b"bad \\xff byte\\nno newline at end")
         got.append(line)
         if line == "first":
             flag.touch()
-
-    import sandbox
 
     res = sandbox.run(["/usr/bin/python3", "-c", code], workspace, sandbox.safe_env({}, home=workspace),
                       Limits(wall_seconds=20), on_line=on_line, layer=layer)
