@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sandbox  # noqa: E402
-from sandbox.layers import LAYER_NAMES  # noqa: E402
-from sandbox.probe import layer_availability  # noqa: E402
+import sandbox
+from sandbox.layers import LAYER_NAMES
+from sandbox.probe import layer_availability
 
 PY = "/usr/bin/python3"
 WORK = "n = 0\nfor i in range({iters}):\n    n += i * i\n"
@@ -76,8 +76,9 @@ def main() -> None:
     for name in layers:
         # Each sandboxed run against the plain run just before it: robust to load that drifts over minutes.
         pairs = statistics.median(b / p for b, p in zip(boxed[name], plain, strict=True))
+        medians = statistics.median(boxed[name]) / base
         print(
-            f"{name:10s} overhead ratio {pairs:.3f} (median of pairs; medians {statistics.median(boxed[name]) / base:.3f},"
+            f"{name:10s} overhead ratio {pairs:.3f} (median of pairs; medians {medians:.3f},"
             f" mins {min(boxed[name]) / min(plain):.3f}; target <= 1.03)  supervisor CPU "
             f"{statistics.median(sup_cpu[name]):.2f}% of one core (max {max(sup_cpu[name]):.2f}%; target < 2%)"
         )
