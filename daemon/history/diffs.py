@@ -74,9 +74,7 @@ def render(diffs: Iterator[FileDiff], mode: DiffMode) -> str | dict[str, Any] | 
     files = []
     for d in diffs:
         ins, dels = (0, 0) if d.binary else d.counts()
-        files.append(
-            {"path": d.path, "change": d.change, "insertions": ins, "deletions": dels, "binary": d.binary}
-        )
+        files.append({"path": d.path, "change": d.change, "insertions": ins, "deletions": dels, "binary": d.binary})
     return {
         "files": files,
         "filesChanged": len(files),

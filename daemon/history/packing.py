@@ -20,6 +20,7 @@ from dulwich.pack import (
     create_delta,
     find_reusable_deltas,
     full_unpacked_object,
+    pack_object_header,
     write_pack_data,
     write_pack_index,
 )
@@ -32,6 +33,7 @@ DELTA_MAX_BYTES = 256 * 1024
 DELTA_WINDOW = 10
 DELTA_MAX_DEPTH = 50
 PACK_FORMAT = "previewd-git-pack/1"
+_WHOLE_TYPES = (Commit.type_num, Tree.type_num, Blob.type_num, Tag.type_num)
 _LOOSE_DIR = re.compile(r"^[0-9a-f]{2}$")
 
 Hint = tuple[int, bytes | None]  # (type_num, path) as dulwich's pack code expects
@@ -92,17 +94,33 @@ def pack_records(
     for sha in sorted(todo):
         hint = wanted[sha]
         if sha in no_delta or hint[0] not in (Blob.type_num, Tree.type_num) or hint[1] is None:
-            yield full_unpacked_object(store[sha])
+            yield _whole(store, sha)
             continue
         obj = store[sha]
-        if obj.raw_length() > DELTA_MAX_BYTES or (
-            isinstance(obj, Blob) and b"\0" in obj.as_raw_string()[:8000]
-        ):
-            yield full_unpacked_object(obj)
+        if obj.raw_length() > DELTA_MAX_BYTES or (isinstance(obj, Blob) and b"\0" in obj.as_raw_string()[:8000]):
+            yield _whole(store, sha)
         else:
             groups.setdefault(hint, []).append(obj)
     for objs in groups.values():
         yield from _deltify_group(objs)
+
+
+def _whole(store: DiskObjectStore, sha: ObjectID) -> UnpackedObject:
+    """A whole-object record, copying the compressed bytes from an existing pack when it has them.
+
+    Recompressing megabytes of build output on every prune would dominate its cost.
+    """
+    try:
+        unpacked = store.get_unpacked_object(sha, include_comp=True)
+    except KeyError:  # loose object
+        return full_unpacked_object(store[sha])
+    if unpacked.pack_type_num not in _WHOLE_TYPES or not unpacked.comp_chunks:
+        return full_unpacked_object(store[sha])  # stored as a delta there: write it whole here
+    # dulwich's writer emits comp_chunks verbatim, so they must start with the entry header
+    size = unpacked.decomp_len if unpacked.decomp_len is not None else sum(map(len, unpacked.decomp_chunks))
+    header = pack_object_header(unpacked.pack_type_num, None, size, store.object_format)
+    unpacked.comp_chunks = [bytes(header), *unpacked.comp_chunks]
+    return unpacked
 
 
 def _deltify_group(objs: list[ShaFile]) -> Iterator[UnpackedObject]:
@@ -134,15 +152,11 @@ def _hex(unpacked: UnpackedObject) -> ObjectID:
     return ObjectID(unpacked.sha().hex().encode("ascii"))
 
 
-def repack(
-    path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID]
-) -> list[Path]:
+def repack(path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID]) -> list[Path]:
     """Write one pack holding exactly `wanted`; return the files it makes obsolete (old packs, loose)."""
     pack_dir = Path(store.pack_dir)
     before = {p for p in pack_dir.iterdir() if p.is_file()}
-    loose = [
-        f for d in Path(store.path).iterdir() if d.is_dir() and _LOOSE_DIR.match(d.name) for f in d.iterdir()
-    ]
+    loose = [f for d in Path(store.path).iterdir() if d.is_dir() and _LOOSE_DIR.match(d.name) for f in d.iterdir()]
     new = store.add_pack_data(len(wanted), pack_records(store, wanted, no_delta)) if wanted else None
     keep = set()
     if new is not None:
@@ -197,19 +211,11 @@ def read_zip(name: str, data: bytes) -> tuple[dict[str, Any], bytes]:
         raise HistoryError("corrupt_pack", f"pack {name} has no {PACK_FORMAT} manifest", pack=name)
     refs = manifest.get("refs")
     if not isinstance(refs, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v)
-        for k, v in refs.items()
+        isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v) for k, v in refs.items()
     ):
         raise HistoryError("corrupt_pack", f"pack {name} has a malformed refs manifest", pack=name)
-    if (
-        len(pack) < 32
-        or len(idx) < 40
-        or idx[-40:-20] != pack[-20:]
-        or manifest.get("pack_sha1") != pack[-20:].hex()
-    ):
-        raise HistoryError(
-            "corrupt_pack", f"pack {name}: pack, index and manifest checksums disagree", pack=name
-        )
+    if len(pack) < 32 or len(idx) < 40 or idx[-40:-20] != pack[-20:] or manifest.get("pack_sha1") != pack[-20:].hex():
+        raise HistoryError("corrupt_pack", f"pack {name}: pack, index and manifest checksums disagree", pack=name)
     return manifest, pack
 
 

@@ -32,9 +32,7 @@ _VERSION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 
 def _check_id(version_id: str) -> bytes:
     if not isinstance(version_id, str) or not _VERSION_ID.match(version_id):
-        raise HistoryError(
-            "invalid_version_id", f"{version_id!r} is not a version id ([A-Za-z0-9_-], 1-64 chars)"
-        )
+        raise HistoryError("invalid_version_id", f"{version_id!r} is not a version id ([A-Za-z0-9_-], 1-64 chars)")
     return version_id.encode("ascii")
 
 
@@ -138,7 +136,7 @@ class ProjectRepo:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _commit(self, repo: Repo, tree: ObjectID, parents: list[ObjectID], message: str) -> ObjectID:
+    def _commit(self, batch: trees.Batch, tree: ObjectID, parents: list[ObjectID], message: str) -> ObjectID:
         commit = Commit()
         commit.tree = tree
         commit.parents = parents
@@ -147,7 +145,8 @@ class ProjectRepo:
         commit.author_timezone = commit.commit_timezone = 0
         text = message if message.endswith("\n") else message + "\n"
         commit.message = text.encode("utf-8", errors="replace")
-        repo.object_store.add_object(commit)
+        batch.add_object(commit)
+        batch.flush()
         return commit.id
 
     def snapshot(
@@ -160,7 +159,8 @@ class ProjectRepo:
     ) -> str:
         """Commit the workspace sources as `version_id` (child of `parent_version_id`); return the commit sha.
 
-        Skips `.git*`, `node_modules`, `exclude_dirs` (workspace-relative) and every symlink.
+        Skips `.git*`, `node_modules`, `exclude_dirs` (workspace-relative) and every symlink; tags the
+        commit refs/tags/<version_id> and moves refs/heads/main (HEAD) to it, so plain `git log` shows it.
         Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path.
         """
         name = Ref(TAGS + _check_id(version_id))
@@ -168,9 +168,10 @@ class ProjectRepo:
             if name in repo.refs:
                 raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
             parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
-            layout = trees.collect(repo.object_store, Path(workspace), exclude_dirs)
-            tree = trees.write_trees(repo.object_store, layout)
-            sha = self._commit(repo, tree, parents, message or f"version {version_id}")
+            batch = trees.Batch(repo.object_store)
+            layout = trees.collect(batch, Path(workspace), exclude_dirs)
+            tree = trees.write_trees(batch, layout)
+            sha = self._commit(batch, tree, parents, message or f"version {version_id}")
             if not repo.refs.add_if_new(name, sha):
                 raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
             repo.refs[Ref(MAIN)] = sha
@@ -185,17 +186,15 @@ class ProjectRepo:
         rel = trees.normalize_rel_dir(out_dir)
         out = Path(workspace) / rel
         if out.is_symlink() or not out.is_dir():
-            raise HistoryError(
-                "no_output", f"build output dir {rel} is missing from the workspace (or a symlink)"
-            )
+            raise HistoryError("no_output", f"build output dir {rel} is missing from the workspace (or a symlink)")
         with self._lock.writing(), self._open() as repo:
             source = self._commit_of(repo, version_id)
             source_commit = repo.object_store[source]
             assert isinstance(source_commit, Commit)
-            store = repo.object_store
-            out_tree = trees.write_trees(store, trees.collect(store, out, ()))
-            tree = trees.graft(store, source_commit.tree, rel, out_tree)
-            sha = self._commit(repo, tree, [source], f"dist {version_id}: sources + {rel}")
+            batch = trees.Batch(repo.object_store)
+            out_tree = trees.write_trees(batch, trees.collect(batch, out, ()))
+            tree = trees.graft(batch, source_commit.tree, rel, out_tree)
+            sha = self._commit(batch, tree, [source], f"dist {version_id}: sources + {rel}")
             repo.refs[Ref(DIST + version_id.encode())] = sha
             return sha.decode()
 
@@ -249,9 +248,7 @@ class ProjectRepo:
         """
         dest = Path(dest)
         if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
-            raise HistoryError(
-                "dest_not_empty", f"checkout target {dest} exists and is not an empty directory"
-            )
+            raise HistoryError("dest_not_empty", f"checkout target {dest} exists and is not an empty directory")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.checkout-", dir=dest.parent))
         try:

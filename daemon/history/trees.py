@@ -7,8 +7,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Blob, ObjectID, Tree
+from dulwich.object_store import BaseObjectStore, PackBasedObjectStore
+from dulwich.objects import Blob, ObjectID, ShaFile, Tree
 
 from daemon.history.errors import HistoryError
 
@@ -22,15 +22,41 @@ SKIPPED_NAMES = frozenset({"node_modules"})
 Nested = dict[bytes, "tuple[int, ObjectID] | Nested"]
 
 
+class Batch:
+    """New objects held back and written as one pack on flush().
+
+    Packed objects let prune copy their compressed bytes instead of recompressing build output;
+    a pack only becomes visible once its index is in place, so readers never see half of it.
+    """
+
+    def __init__(self, store: PackBasedObjectStore) -> None:
+        self.store = store
+        self.new: dict[ObjectID, ShaFile] = {}
+
+    def __contains__(self, sha: ObjectID) -> bool:
+        return sha in self.new or sha in self.store
+
+    def __getitem__(self, sha: ObjectID) -> ShaFile:
+        return self.new[sha] if sha in self.new else self.store[sha]
+
+    def add_object(self, obj: ShaFile) -> None:
+        """Queue an object (no-op when already queued)."""
+        self.new.setdefault(obj.id, obj)
+
+    def flush(self) -> None:
+        """Write every queued object as one pack."""
+        if self.new:
+            self.store.add_objects([(obj, None) for obj in self.new.values()])
+            self.new.clear()
+
+
 def normalize_rel_dir(rel: str) -> str:
     """Validate a workspace-relative directory like "dist" or "apps/web/dist"; return it normalised."""
     if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
         raise HistoryError("invalid_path", f"{rel!r} is not a relative directory")
     pure = PurePosixPath(rel)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in pure.parts) or not pure.parts:
-        raise HistoryError(
-            "invalid_path", f"{rel!r} must be a plain relative directory (no '..', not absolute)"
-        )
+        raise HistoryError("invalid_path", f"{rel!r} must be a plain relative directory (no '..', not absolute)")
     return pure.as_posix()
 
 
@@ -38,8 +64,8 @@ def _skipped(name: str) -> bool:
     return name.startswith(".git") or name in SKIPPED_NAMES
 
 
-def collect(store: BaseObjectStore, root: Path, exclude: Sequence[str] = (), prefix: str = "") -> Nested:
-    """Add every regular file under `root` to `store` as blobs; return the nested tree layout.
+def collect(store: Batch, root: Path, exclude: Sequence[str] = (), prefix: str = "") -> Nested:
+    """Add every regular file under `root` to the batch as blobs; return the nested tree layout.
 
     Symlinks (to files or dirs), sockets and fifos are skipped, never followed; so are `.git*`,
     `node_modules` and the workspace-relative dirs in `exclude`.
@@ -47,7 +73,7 @@ def collect(store: BaseObjectStore, root: Path, exclude: Sequence[str] = (), pre
     return _collect(store, root, {normalize_rel_dir(e) for e in exclude}, prefix)
 
 
-def _collect(store: BaseObjectStore, root: Path, excluded: set[str], prefix: str) -> Nested:
+def _collect(store: Batch, root: Path, excluded: set[str], prefix: str) -> Nested:
     layout: Nested = {}
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -66,7 +92,7 @@ def _collect(store: BaseObjectStore, root: Path, excluded: set[str], prefix: str
     return layout
 
 
-def _add_file(store: BaseObjectStore, entry: os.DirEntry[str]) -> tuple[int, ObjectID]:
+def _add_file(store: Batch, entry: os.DirEntry[str]) -> tuple[int, ObjectID]:
     # O_NOFOLLOW closes the race where the file is swapped for a symlink after scandir looked at it.
     fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
@@ -79,7 +105,7 @@ def _add_file(store: BaseObjectStore, entry: os.DirEntry[str]) -> tuple[int, Obj
     return (EXEC_MODE if st.st_mode & 0o111 else FILE_MODE), blob.id
 
 
-def write_trees(store: BaseObjectStore, layout: Nested) -> ObjectID:
+def write_trees(store: Batch, layout: Nested) -> ObjectID:
     """Write the trees of a nested layout bottom-up; return the root tree id."""
     tree = Tree()
     for name, value in layout.items():
@@ -92,7 +118,7 @@ def write_trees(store: BaseObjectStore, layout: Nested) -> ObjectID:
     return tree.id
 
 
-def graft(store: BaseObjectStore, root_tree: ObjectID, rel_dir: str, subtree: ObjectID | None) -> ObjectID:
+def graft(store: Batch, root_tree: ObjectID, rel_dir: str, subtree: ObjectID | None) -> ObjectID:
     """Return a copy of `root_tree` with `rel_dir` replaced by `subtree` (removed when None)."""
     parts = [os.fsencode(p) for p in rel_dir.split("/")]
 
