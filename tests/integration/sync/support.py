@@ -125,7 +125,7 @@ def proxied_dsn(proxy: TcpProxy) -> str:
     """PG_DSN rewritten to go through ``proxy``."""
     info = psycopg.conninfo.conninfo_to_dict(PG_DSN)
     info.update(host="127.0.0.1", port=str(proxy.port))
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def s3_admin(endpoint: str) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from sync.errors import RemoteError
@@ -50,7 +53,12 @@ def test_server_rejects_short_ttl_even_from_a_raw_client(kv_server: CloudflareKV
 
 def test_second_write_within_a_second_gets_429_then_succeeds(kv_server: CloudflareKVServer) -> None:
     sleeps: list[float] = []
-    kv = client(kv_server, sleep=lambda s: (sleeps.append(s), __import__("time").sleep(s)))
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    kv = client(kv_server, sleep=sleep)
     kv.put("hot", b"1")
     kv.put("hot", b"2")  # the fake answers 429 + Retry-After: 1, the client waits and retries
     assert kv_server.live_value("hot") == b"2"
@@ -107,6 +115,6 @@ def test_listing_follows_the_cursor(kv_server: CloudflareKVServer) -> None:
 
 @pytest.mark.parametrize("field", ["account_id", "namespace_id", "api_token"])
 def test_missing_settings_are_refused(field: str) -> None:
-    args = {"account_id": "a", "namespace_id": "n", "api_token": "t", field: ""}
+    args: dict[str, Any] = {"account_id": "a", "namespace_id": "n", "api_token": "t", field: ""}
     with pytest.raises(ValueError, match=field):
         CloudflareKV(**args)
