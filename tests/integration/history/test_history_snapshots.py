@@ -73,12 +73,15 @@ def test_snapshot_skips_node_modules_git_symlinks_and_excluded_dirs(repos: Repos
 
 
 def test_checkout_sources_and_refuses_a_non_empty_destination(repos: Repos, workspace: Path, tmp_path: Path) -> None:
+    write_files(workspace, {"bin/start.sh": "#!/bin/sh\n"})
+    os.chmod(workspace / "bin/start.sh", 0o755)
     repo = repos.new()
     repo.snapshot(workspace, "V1", None, "first")
     dest = tmp_path / "out" / "v1"
     repo.checkout("V1", dest)
     got = {str(p.relative_to(dest)): p.read_text() for p in dest.rglob("*") if p.is_file()}
     assert got == {k: v.decode() for k, v in repo.files("V1").items()}
+    assert os.access(dest / "bin/start.sh", os.X_OK) and not os.access(dest / "src/main.ts", os.X_OK)
 
     with pytest.raises(HistoryError) as err:
         repo.checkout("V1", dest)
