@@ -25,9 +25,6 @@ Rules, decided here once:
 * **Reserved files** (any depth, case-insensitive): ``.npmrc``, ``pnpm-workspace.yaml``, ``.pnpmfile.cjs``,
   ``.pnpmfile.mjs`` and ``pnpm-lock.yaml``. The daemon owns install policy (registry, store, which
   dependency build scripts may run) and resolves the lockfile itself, so generated output may not set them.
-* **Install policy in package.json**: a ``package.json`` whose ``pnpm`` object sets which dependency build
-  scripts may run (``onlyBuiltDependencies``, ``neverBuiltDependencies``, ``ignoredBuiltDependencies``,
-  ``onlyBuiltDependenciesFile``, ``dangerouslyAllowAllBuilds``) is rejected, for the same reason.
 * **Entries** are objects with string ``path`` and ``content`` (UTF-8 text); an optional ``type`` must be
   ``"file"``; entries that are links (``type`` link/symlink, or any ``link``/``symlink``/``target`` key)
   are rejected, as is any ``encoding`` other than utf-8.
@@ -58,8 +55,6 @@ _METADATA_TYPES: dict[str, type] = {
 }
 FORBIDDEN_SEGMENTS = frozenset({".git", "node_modules", ".pnpm-store", "pnpm-cache"})
 RESERVED_NAMES = frozenset({".npmrc", "pnpm-workspace.yaml", ".pnpmfile.cjs", ".pnpmfile.mjs", "pnpm-lock.yaml"})
-POLICY_KEYS = frozenset({"onlyBuiltDependencies", "onlyBuiltDependenciesFile", "neverBuiltDependencies",
-                         "ignoredBuiltDependencies", "dangerouslyAllowAllBuilds"})
 _NAME_MAX = 255  # bytes per path segment on Linux filesystems
 _LINK_KEYS = ("link", "symlink", "target", "linkTarget", "symlinkTarget")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -201,7 +196,6 @@ def validate_contract(data: Any, *, allow_delta: bool, limits: ContractLimits | 
     files: dict[str, str] = {}
     total = 0
     folded: dict[str, str] = {}
-    where_of: dict[str, str] = {}
     for name, value in entries.items():
         seen: set[str] = set()
         for i, entry in enumerate(value):
@@ -220,33 +214,12 @@ def validate_contract(data: Any, *, allow_delta: bool, limits: ContractLimits | 
             if total > limits.max_total_bytes:
                 raise ContractError(f"files total over the cap of {limits.max_total_bytes} bytes", where)
             files[path] = content
-            where_of[path] = where
-    _check_install_policy(files, where_of)
     deleted = _check_deleted(data, files, limits) if is_delta else ()
     if not is_delta and not files:
         raise ContractError("a full contract must contain at least one file", "files")
     if is_delta and not files and not deleted:
         raise ContractError("the delta changes nothing", "files")
     return Contract(files=files, deleted=deleted, is_delta=is_delta, meta=meta)
-
-
-def _check_install_policy(files: Mapping[str, str], where: Mapping[str, str]) -> None:
-    """Refuse a package.json that sets the dependency build-script policy the daemon owns."""
-    for path, content in files.items():
-        if path.rsplit("/", 1)[-1] != "package.json":
-            continue
-        try:
-            pkg = json.loads(content)
-        except (ValueError, RecursionError):
-            continue  # not the contract's business: the install fails with its own clear error
-        settings = pkg.get("pnpm") if isinstance(pkg, dict) else None
-        if isinstance(settings, dict):
-            bad = sorted(POLICY_KEYS & settings.keys())
-            if bad:
-                raise ContractError(
-                    f"{path} sets pnpm.{bad[0]}: the daemon decides which dependency build scripts run",
-                    f"{where.get(path, 'files')}.content",
-                )
 
 
 def _is_delta(data: dict[str, Any]) -> bool:

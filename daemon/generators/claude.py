@@ -16,8 +16,8 @@ MAX_TURNS = 3
 DISALLOWED_TOOLS = "Bash,Edit,Write,MultiEdit,NotebookEdit,Read,Glob,Grep,WebFetch,WebSearch,Task,TodoWrite"
 CONTEXT_MAX_CHARS = 400_000
 CONTEXT_MAX_FILE_CHARS = 100_000
-# Never worth the tokens as context: the daemon resolves the lockfile itself.
-CONTEXT_SKIP = ("pnpm-lock.yaml", "package-lock.json", "yarn.lock")
+# Never worth the tokens as context: the daemon writes these itself.
+CONTEXT_SKIP = ("pnpm-lock.yaml", "pnpm-workspace.yaml", "package-lock.json", "yarn.lock")
 
 SYSTEM_PROMPT = """\
 You generate complete, buildable web projects as ONE JSON object and nothing else.
