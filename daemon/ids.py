@@ -17,9 +17,9 @@ def new_version_id() -> str:
 
 def valid_id(value: object) -> bool:
     """True for a userId/projectId safe as a path component and a KV key part."""
-    return isinstance(value, str) and bool(ID_RE.match(value))
+    return isinstance(value, str) and bool(ID_RE.fullmatch(value))
 
 
 def valid_version_id(value: object) -> bool:
     """True for a well-formed ULID string."""
-    return isinstance(value, str) and bool(ULID_RE.match(value))
+    return isinstance(value, str) and bool(ULID_RE.fullmatch(value))

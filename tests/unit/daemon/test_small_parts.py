@@ -37,7 +37,6 @@ def test_timestamped_signature_and_skew() -> None:
 def test_ids() -> None:
     vid = ids.new_version_id()
     assert ids.valid_version_id(vid) and len(vid) == 26
-    assert ids.new_version_id() > vid or True  # monotonic within ms is not promised; validity is
     for good in ("a", "A-b_9", "x" * 64):
         assert ids.valid_id(good)
     for bad in ("", "x" * 65, "../a", "a/b", "a b", "é", None, 5, "a\n"):
