@@ -19,9 +19,10 @@ Rules, decided here once:
 * **Deleted paths** (``deleted`` or ``deletedFiles``, merged; strings or ``{path}`` objects) obey the same
   path rules; a path both written and deleted is rejected. Deleting a directory removes everything under it;
   deleting a path the base lacks is a no-op.
-* **Paths**: relative POSIX paths of at most ``max_path_len`` characters; rejected when absolute, with a
-  drive prefix, a backslash, a NUL or control character, an empty/``.``/``..`` segment, or a segment that is
-  ``.git``, ``node_modules`` or a pnpm store (``.pnpm-store``, ``pnpm-cache``), compared case-insensitively.
+* **Paths**: relative POSIX paths of at most ``max_path_len`` characters (255 bytes a segment); rejected
+  when absolute, with a drive prefix, a backslash, a NUL or control character, an empty/``.``/``..``
+  segment, or a segment that is ``.git``, ``node_modules`` or a pnpm store (``.pnpm-store``,
+  ``pnpm-cache``), compared case-insensitively.
 * **Reserved files** (any depth, case-insensitive): ``.npmrc``, ``pnpm-workspace.yaml``, ``.pnpmfile.cjs``,
   ``.pnpmfile.mjs`` and ``pnpm-lock.yaml``. The daemon owns install policy (registry, store, which
   dependency build scripts may run) and resolves the lockfile itself, so generated output may not set them.

@@ -32,7 +32,8 @@ def materialize(dest: Path, files: Mapping[str, str | bytes], keep: Sequence[str
     Every path is checked before anything is written. Files are written via a temp file and ``os.replace``;
     unchanged files are left alone (so mtimes, and incremental tools, stay warm). Everything is reached
     through directory file descriptors opened with ``O_NOFOLLOW``: a symlink found in ``dest`` is replaced or
-    removed, never written through.
+    removed, never written through. Raises WorkspaceError for an unsafe path (nothing written yet) and
+    OSError when the disk fails midway (the caller must not treat the workspace as a good base then).
     """
     kept = set(keep) | set(ALWAYS_KEPT)
     plan: dict[tuple[str, ...], bytes] = {}
