@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import sys
+import warnings  # noqa: F401  os.execvp imports it lazily, when a dropped uid may no longer read the stdlib
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1

@@ -107,6 +107,10 @@ class _Supervisor:
         self.usage = Usage()
         self.reason: str | None = None
         self.detail = ""
+        self.maxrss = 0  # of the direct child, from wait4: the peak for runs shorter than one sample
+
+    def peak(self) -> int:
+        return max(self.usage.peak_memory_bytes, self.maxrss)
 
     def output_bytes(self) -> int:
         return self.written + self.sink.captured
@@ -167,7 +171,7 @@ class _Supervisor:
         code = _exit_code(status)
         if code == 0:
             return R.OK, (f"ok: exit 0 after {wall:.1f} s, {self.usage.cpu_seconds:.2f} s CPU, "
-                          f"peak {fmt_bytes(self.usage.peak_memory_bytes)}")
+                          f"peak {fmt_bytes(self.peak())}")
         return R.EXIT_NONZERO, f"exit_nonzero: exit code {code}"
 
 
@@ -335,6 +339,7 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str) -> Result:
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         sup.layer.add_reaped(ru.ru_utime + ru.ru_stime)
+        sup.maxrss = ru.ru_maxrss * 1024
         sup.layer.kill()  # orphans adopted while the root was dying
         wall = time.monotonic() - sp.start
         end = time.monotonic() + DRAIN_TIMEOUT
@@ -347,8 +352,7 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str) -> Result:
             exit_code=_exit_code(status),
             reason=reason,
             cpu_seconds=round(sup.usage.cpu_seconds, 3),
-            # ru_maxrss: the largest single process we reaped, for runs shorter than one sample.
-            peak_memory_bytes=max(sup.usage.peak_memory_bytes, ru.ru_maxrss * 1024),
+            peak_memory_bytes=sup.peak(),
             output_bytes=sup.output_bytes(),
             wall_seconds=round(wall, 3),
             log_truncated=sup.sink.truncated,

@@ -13,11 +13,9 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from sandbox.layers import LAYER_NAMES, cgfs
-from sandbox.probe import layer_availability
+from sandbox_support import HOST_LAYERS
 
-# Parametrise over what this machine really offers (here: cgroup_v1 and watchdog); never skip.
-HOST_LAYERS = [name for name in LAYER_NAMES if layer_availability(name).available]
+from sandbox.layers import cgfs
 
 
 def _our_cgroups() -> list[Path]:

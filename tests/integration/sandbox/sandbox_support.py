@@ -10,6 +10,11 @@ import psutil
 
 import sandbox
 from sandbox import Limits, Result
+from sandbox.layers import LAYER_NAMES
+from sandbox.probe import layer_availability
+
+# Parametrise over what this machine really offers (here: cgroup_v1 and watchdog); never skip.
+HOST_LAYERS = [name for name in LAYER_NAMES if layer_availability(name).available]
 
 # The system interpreter: readable by any user (the venv's lives under /root).
 PY = "/usr/bin/python3"

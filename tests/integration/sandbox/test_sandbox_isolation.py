@@ -49,6 +49,11 @@ def test_runs_as_the_configured_user(workspace: Path, layer: str, build_user: st
     pw = pwd.getpwnam(build_user)
     assert (res.reason, lines) == ("ok", [f"{pw.pw_uid} {pw.pw_gid} []"]), res
     assert (workspace / "made-by-build").stat().st_uid == pw.pw_uid
+    # A bare command name: the PATH lookup happens after the uid switch.
+    lines.clear()
+    res = sandbox.run(["id", "-u"], workspace, sandbox.safe_env({}, home=workspace / "home"), Limits(),
+                      on_line=lines.append, layer=layer, user=build_user)
+    assert (res.reason, lines) == ("ok", [str(pw.pw_uid)]), res
     assert_normal_run(workspace, layer)
 
 
