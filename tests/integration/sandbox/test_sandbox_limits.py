@@ -71,11 +71,11 @@ time.sleep(30)
 
 
 def test_output_cap_holds_for_a_writer_that_exits_at_once(workspace: Path, layer: str) -> None:
-    # The writer exits before any periodic scan: the final scan names the breach.
+    # The writer usually exits before any periodic scan; then the final scan names the breach.
     code = "open('big.bin', 'wb').write(b'o' * (32 << 20))"
     res, _ = run_py(code, workspace, Limits(output_bytes=16 * MiB, wall_seconds=20), layer, output_root=workspace)
     assert res.reason == "output_limit", res
-    assert res.exit_code == 0
+    assert res.output_bytes > 16 * MiB
     assert_normal_run(workspace, layer)
 
 
