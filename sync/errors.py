@@ -78,9 +78,7 @@ class BatchFailure(SyncError):
 
     code = "batch_failed"
 
-    def __init__(
-        self, cause: BaseException, *, done_ids: Sequence[int] = (), poison_id: int | None = None
-    ) -> None:
+    def __init__(self, cause: BaseException, *, done_ids: Sequence[int] = (), poison_id: int | None = None) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause = cause
         self.done_ids = list(done_ids)

@@ -61,9 +61,7 @@ def kv_handler(kv: KV) -> Handler:
                     if not isinstance(value, str):
                         raise ValueError("a kv outbox payload needs a string 'value' or 'delete': true")
                     kv.put(key, value.encode("utf-8"), payload.get("ttl"))
-            except (
-                RemoteError
-            ) as exc:  # even auth errors are kept: the operator fixes the token, nothing is lost
+            except RemoteError as exc:  # even auth errors are kept: the operator fixes the token, nothing is lost
                 raise BatchFailure(exc, done_ids=done) from exc
             except ValueError as exc:  # bad key, TTL or value: can never succeed
                 raise BatchFailure(exc, done_ids=done, poison_id=item.id) from exc

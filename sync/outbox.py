@@ -110,9 +110,7 @@ def coalesce(items: list[OutboxItem], destination: str) -> list[OutboxItem]:
         best = max(group, key=_rank)
         others = tuple(sorted(i.id for i in group if i.id != best.id))
         winners.append(
-            OutboxItem(
-                best.id, best.destination, best.key, best.payload, best.created_at, best.attempts, others
-            )
+            OutboxItem(best.id, best.destination, best.key, best.payload, best.created_at, best.attempts, others)
         )
     return sorted(winners, key=lambda i: i.id)
 
@@ -208,12 +206,8 @@ class Outbox:
         stats = DrainStats()
         with self._drain_lock, self._conn() as conn:
             now = self._clock()
-            dests = [
-                r[0] for r in conn.execute("SELECT DISTINCT destination FROM sync_outbox WHERE dead = 0")
-            ]
-            waits = dict(
-                conn.execute("SELECT destination, next_attempt_at FROM sync_outbox_state").fetchall()
-            )
+            dests = [r[0] for r in conn.execute("SELECT DISTINCT destination FROM sync_outbox WHERE dead = 0")]
+            waits = dict(conn.execute("SELECT destination, next_attempt_at FROM sync_outbox_state").fetchall())
             for dest in sorted(dests):
                 handler = handlers.get(dest)
                 if handler is None:
@@ -267,14 +261,11 @@ class Outbox:
                     poisoned = next((i for i in batch if i.id == poison_id), None)
                     park = [poison_id, *(poisoned.superseded if poisoned else ())]
                     conn.executemany(
-                        "UPDATE sync_outbox SET dead = 1, attempts = attempts + 1, last_error = ? "
-                        "WHERE id = ?",
+                        "UPDATE sync_outbox SET dead = 1, attempts = attempts + 1, last_error = ? WHERE id = ?",
                         [(_describe(error), i) for i in park],
                     )
                     stats.dead[dest] = stats.dead.get(dest, 0) + 1
-                    log.error(
-                        "outbox %s: item %d parked as undeliverable: %s", dest, poison_id, _describe(error)
-                    )
+                    log.error("outbox %s: item %d parked as undeliverable: %s", dest, poison_id, _describe(error))
                 if error is None or parked_only:
                     conn.execute(
                         "INSERT INTO sync_outbox_state (destination, next_attempt_at, failures, "
@@ -302,9 +293,7 @@ class Outbox:
                         (dest, now + delay, failures, _describe(error), now),
                     )
                     stats.errors[dest] = _describe(error)
-                    log.warning(
-                        "outbox %s: delivery failed (%s), retry in %.1fs", dest, _describe(error), delay
-                    )
+                    log.warning("outbox %s: delivery failed (%s), retry in %.1fs", dest, _describe(error), delay)
         except Exception as exc:  # on_done or SQLite failed: nothing was deleted, the batch goes again later
             log.exception("outbox %s: could not record the outcome of a batch", dest)
             stats.errors[dest] = _describe(exc)

@@ -114,9 +114,7 @@ class CloudflareKV:
             if attempt >= self._max_retries:
                 raise error
             attempt += 1
-            delay = (
-                wait if wait is not None else self._backoff_s * 2 ** (attempt - 1) * random.uniform(1.0, 1.5)
-            )
+            delay = wait if wait is not None else self._backoff_s * 2 ** (attempt - 1) * random.uniform(1.0, 1.5)
             if delay > self._max_wait_s:
                 raise error  # the outbox will come back later; do not hold the sync loop for minutes
             log.info("kv %s: %s, retry %d in %.2fs", operation, error.message, attempt, delay)
@@ -180,9 +178,7 @@ class CloudflareKV:
                 names.extend(str(item["name"]) for item in body.get("result") or [])
                 cursor = str((body.get("result_info") or {}).get("cursor") or "")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise RemoteError(
-                    f"unexpected list answer: {exc}", operation="kv keys", retryable=False
-                ) from exc
+                raise RemoteError(f"unexpected list answer: {exc}", operation="kv keys", retryable=False) from exc
             if not cursor:
                 return sorted(names)
 

@@ -99,6 +99,4 @@ def normalize_storage_class(cls: object) -> str:
             return ALIASES[cls]
         if cls.upper() in STORAGE_CLASSES:
             return cls.upper()
-    raise ValueError(
-        f"unknown storage class {cls!r}; use standard, archive or one of {sorted(STORAGE_CLASSES)}"
-    )
+    raise ValueError(f"unknown storage class {cls!r}; use standard, archive or one of {sorted(STORAGE_CLASSES)}")

@@ -40,11 +40,7 @@ def _remote(exc: Exception, operation: str, key: str) -> Exception:
         if code in _NOT_FOUND and code != "NoSuchBucket":
             return NotFound(f"no object {key!r}")
         retryable = code in _RETRYABLE or (status is not None and (status >= 500 or status == 429))
-        hint = (
-            "check the bucket name and credentials"
-            if status in (401, 403) or code == "NoSuchBucket"
-            else None
-        )
+        hint = "check the bucket name and credentials" if status in (401, 403) or code == "NoSuchBucket" else None
         return RemoteError(
             f"{code or status}: {err.get('Message', '')}".strip(),
             operation=operation,

@@ -62,8 +62,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS pinned boolean NOT NULL DEFAULT false",
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS rollback_of text",
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS archived_at timestamptz",
-            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL "
-            "DEFAULT now()",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now()",
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS row_version bigint NOT NULL DEFAULT 0",
         ],
     ),
@@ -175,9 +174,7 @@ class PostgresReplica:
                     continue
                 for statement in statements:
                     conn.execute(self._sql(statement))
-                conn.execute(
-                    self._sql("INSERT INTO {schema}.schema_migrations (name) VALUES (%s)"), (full_name,)
-                )
+                conn.execute(self._sql("INSERT INTO {schema}.schema_migrations (name) VALUES (%s)"), (full_name,))
         self._schema_ready = True
 
     def ensure_schema(self) -> None:
@@ -192,9 +189,7 @@ class PostgresReplica:
         columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
         values = sql.SQL(", ").join(sql.Placeholder() for _ in RECORD_FIELDS)
         updates = sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(f))
-            for f in RECORD_FIELDS
-            if f != "version_id"
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(f)) for f in RECORD_FIELDS if f != "version_id"
         )
         query = sql.SQL(
             "INSERT INTO {schema}.{table} AS t ({columns}) VALUES ({values}) "
@@ -259,9 +254,7 @@ class PostgresReplica:
         query = sql.SQL("SELECT {columns} FROM {schema}.{table} ORDER BY created_at, version_id").format(
             columns=columns, **self._names
         )
-        return [
-            self._record(r) for r in self._run("pg fetch all", lambda conn: conn.execute(query).fetchall())
-        ]
+        return [self._record(r) for r in self._run("pg fetch all", lambda conn: conn.execute(query).fetchall())]
 
     def close(self) -> None:
         """Close the connection (the next call reopens it)."""

@@ -102,9 +102,7 @@ class CloudflareKVServer:
                 return self._fail_status
         return None
 
-    def handle(
-        self, method: str, raw_path: str, headers: Any, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: (status, headers, body)."""
         split = urlsplit(raw_path)
         query = parse_qs(split.query)
@@ -152,9 +150,7 @@ class CloudflareKVServer:
             except ValueError:
                 return _error(400, 10018, "Invalid expiration_ttl: not an integer")
             if ttl < MIN_TTL:
-                return _error(
-                    400, 10018, f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least 60."
-                )
+                return _error(400, 10018, f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least 60.")
             expires = self.clock() + ttl
         with self._lock:
             now = time.monotonic()
@@ -193,11 +189,7 @@ class CloudflareKVServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, payload = server.handle(self.command, self.path, self.headers, body)
-                key = (
-                    unquote(self.path.split("/values/", 1)[1].split("?", 1)[0])
-                    if "/values/" in self.path
-                    else ""
-                )
+                key = unquote(self.path.split("/values/", 1)[1].split("?", 1)[0]) if "/values/" in self.path else ""
                 with server._lock:
                     server.requests.append((self.command, key or urlsplit(self.path).path, status))
                 self.send_response(status)
