@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import ratelimit, security, service
+from daemon import ratelimit, security, service, timeline
 from daemon.contract import ContractError
 from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
@@ -128,8 +128,7 @@ async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]
         raise Unavailable(exc.message, code="generation_failed") from exc
     except ContractError as exc:
         raise Unavailable(str(exc), code="invalid_output") from exc
-    c = result.contract
-    return {**c.meta, "templateFiles": [], "files": [{"path": p, "content": t} for p, t in sorted(c.files.items())]}
+    return result.contract.to_json()
 
 
 @get("/projects/{user_id:str}/{project_id:str}/preview", summary="Current preview pointer")
@@ -175,6 +174,55 @@ async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await asyncio.to_thread(service.status_report, rt, request.app.state.queue)
 
 
+class ProjectRef(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+
+
+@get("/versions/{version_id:str}/diff/{other_id:str}", summary="Diff two versions of one project")
+async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[str], other_id: FromPath[str],
+                        mode: FromQuery[str] = "patch") -> Response[Any]:
+    """patch (text/x-diff), stat (JSON per-file counts) or files (changed paths)."""
+    rt = _rt(request)
+    result = await asyncio.to_thread(timeline.diff, rt, version_id, other_id, mode)
+    if mode == "patch":
+        return Response(result.encode("utf-8", "replace") if isinstance(result, str) else result,
+                        media_type="text/x-diff; charset=utf-8")
+    return Response({"files": result} if isinstance(result, list) else result)
+
+
+@post("/rollback/{version_id:str}", guards=[signed], status_code=200, summary="Roll back to a version")
+async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], data: JSONBody[ProjectRef],
+                   wait: FromQuery[bool] = True) -> Response[Any]:
+    """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
+    rt = _rt(request)
+    v = await asyncio.to_thread(timeline.rollback, rt, request.app.state.queue, data.userId, data.projectId,
+                                version_id)
+    return await _answer_build(request, v.version_id, wait)
+
+
+@post("/projects/{user_id:str}/{project_id:str}/undo", guards=[signed], status_code=200, summary="Undo")
+async def undo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
+    """Make the previously live version live again, without rebuilding."""
+    v = await asyncio.to_thread(timeline.undo, _rt(request), user_id, project_id)
+    return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
+            **timeline.navigation(user_id, project_id)}
+
+
+@post("/projects/{user_id:str}/{project_id:str}/redo", guards=[signed], status_code=200, summary="Redo")
+async def redo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
+    """Step forward again after an undo."""
+    v = await asyncio.to_thread(timeline.redo, _rt(request), user_id, project_id)
+    return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
+            **timeline.navigation(user_id, project_id)}
+
+
+@post("/projects/{user_id:str}/{project_id:str}/restore", guards=[signed], status_code=200,
+      summary="Restore a project's history from the packs in object storage")
+async def restore(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
+    return await asyncio.to_thread(timeline.restore, _rt(request), user_id, project_id)
+
+
 @get("/healthz", summary="Liveness")
 async def healthz() -> dict[str, Any]:
     return {"ok": True}
@@ -212,7 +260,7 @@ def _error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None = None) -> Litestar:
     """The Litestar application around a built runtime and queue."""
     app = Litestar(
-        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status, healthz,
+        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status, healthz, diff_versions, rollback, undo, redo, restore,
                         *(extra_handlers or [])],
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),

@@ -170,10 +170,8 @@ class Pipeline:
             self._after_deploy(v)
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> dict[str, Any]:
-        rt, cfg = self.rt, self.cfg
-        tc = rt.toolchain()
+        rt = self.rt
         repo = rt.repo(v.user_id, v.project_id)
-        workspace = rt.workspace(v.user_id, v.project_id)
         base_files: dict[str, str] | None = None
         if v.parent_version_id:
             try:
@@ -182,7 +180,11 @@ class Pipeline:
                 raise BuildFailed("generation_failed", f"base version {v.parent_version_id} unreadable: {exc}") from exc
             base_files = {p: b.decode("utf-8", "replace") for p, b in raw.items()}
 
-        # 1. generate
+        # 1. generate (a rollback rebuilds its target's recorded sources and lockfile instead)
+        if v.kind == "rollback":
+            if base_files is None:
+                raise BuildFailed("generation_failed", "rollback target has no source snapshot")
+            return self._build_files(v, blog, times, dict(base_files))
         blog.step(f"generating with {rt.generator.name}")
         try:
             gen = rt.generator.generate(
@@ -198,7 +200,21 @@ class Pipeline:
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
         blog.step(f"contract: {len(files)} files ({'delta' if gen.contract.is_delta else 'full'})")
-        files = dict(files)
+        return self._build_files(v, blog, times, dict(files), base_files)
+
+    def _build_files(self, v: ProjectVersion, blog: BuildLog, times: StepTimes, files: dict[str, str],
+                     base_files: dict[str, str] | None = None) -> dict[str, Any]:
+        rt, cfg = self.rt, self.cfg
+        tc = rt.toolchain()
+        repo = rt.repo(v.user_id, v.project_id)
+        workspace = rt.workspace(v.user_id, v.project_id)
+        if v.kind == "rollback":
+            base_files = files
+            target = ProjectVersion.get_or_none(ProjectVersion.version_id == v.rollback_of)
+            recorded = (target.node_version, target.pnpm_version) if target else (None, None)
+            if recorded != (None, None) and recorded != (tc.node_version, tc.pnpm_version):
+                blog.step(f"WARNING recorded toolchain node {recorded[0]} / pnpm {recorded[1]} differs from this "
+                          f"machine's node {tc.node_version} / pnpm {tc.pnpm_version}; the lockfile still pins deps")
         files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(cfg.build.allow_build_scripts)
         files = _sanitize_package_json(files, blog)
 

@@ -95,6 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     lg = sub.add_parser("log", help="print a version's build log")
     lg.add_argument("version_id")
     sub.add_parser("status", help="daemon status: queue, versions, sandbox, sync backlog, disk")
+    d = sub.add_parser("diff", help="diff two versions (patch, stat or files)")
+    d.add_argument("version_id")
+    d.add_argument("other_id")
+    d.add_argument("--mode", choices=("patch", "stat", "files"), default="patch")
+    rb = sub.add_parser("rollback", help="roll a project back to a version (as a new version)")
+    rb.add_argument("user_id")
+    rb.add_argument("project_id")
+    rb.add_argument("version_id")
+    for name in ("undo", "redo", "restore"):
+        sp = sub.add_parser(name, help={"undo": "make the previous live version live again",
+                                        "redo": "step forward again after undo",
+                                        "restore": "rebuild a project's git history from stored packs"}[name])
+        sp.add_argument("user_id")
+        sp.add_argument("project_id")
     args = p.parse_args(argv)
     try:
         cfg = load(args.config)
@@ -128,6 +142,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if resp.status_code == 200 else 1
         if args.cmd == "status":
             return _print(c.get("/status", signed=True))
+        if args.cmd == "diff":
+            resp = c.get(f"/versions/{args.version_id}/diff/{args.other_id}", {"mode": args.mode})
+            if args.mode == "patch" and resp.status_code == 200:
+                sys.stdout.write(resp.text)
+                return 0
+            return _print(resp)
+        if args.cmd == "rollback":
+            return _print(c.post(f"/rollback/{args.version_id}",
+                                 {"userId": args.user_id, "projectId": args.project_id}))
+        if args.cmd in ("undo", "redo", "restore"):
+            return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
     except httpx.HTTPError as exc:
         print(f"daemonctl: cannot reach the daemon at {c.base}: {exc}. Try: is `previewd serve` running?",
               file=sys.stderr)

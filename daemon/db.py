@@ -102,7 +102,26 @@ class RateEvent(BaseModel):
     at = DateTimeField(default=utcnow, index=True)
 
 
-ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent]
+class Project(BaseModel):
+    """Per project: which version is live now, and the undo/redo stacks of live versions the user walked."""
+
+    user_id = CharField(max_length=64)
+    project_id = CharField(max_length=64)
+    live_version_id = CharField(null=True, max_length=26)
+    undo_stack = TextField(default="[]")
+    redo_stack = TextField(default="[]")
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "projects"
+        indexes = ((("user_id", "project_id"), True),)
+
+    def stack(self, name: str) -> list[str]:
+        value = json.loads(getattr(self, f"{name}_stack") or "[]")
+        return [str(x) for x in value] if isinstance(value, list) else []
+
+
+ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project]
 
 
 def connect(data_dir: Path) -> SqliteDatabase:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC
 import logging
 import os
 import shutil
@@ -214,8 +215,22 @@ class Runtime:
         """The version is live: row deployed and the KV pointer moved, in one transaction."""
         with database.atomic("IMMEDIATE"):
             v = versions.update(self.outbox, version_id, status="deployed", deployed_at=utcnow(), **fields)
-            versions.set_pointer(self.outbox, v, self.cfg.kv.ttl_days * 86400)
+            versions.set_live(self.outbox, v, self.cfg.kv.ttl_days * 86400)
+        self.pointer_moved()
         return v
+
+    def pointer_moved(self) -> None:
+        """After a pointer move commits: a local KV is written at once (reads right after must see it);
+        a remote one is left to the sync loop, so no request waits on the network."""
+        loop = self.sync_loop
+        if loop is None:
+            return
+        if isinstance(self.kv, LocalKV) and "kv" in loop.handlers:
+            try:
+                loop.outbox.drain({"kv": loop.handlers["kv"]})
+            except Exception:
+                log.warning("local KV write failed; the sync loop retries it", exc_info=True)
+        loop.nudge()
 
     def watch_deployment(self, v: ProjectVersion) -> None:
         for fn in self.on_watch_deployment:
@@ -283,7 +298,7 @@ class Runtime:
         if v is None:
             return None
         return {"latestVersionId": v.version_id, "previewUrl": v.preview_url,
-                "timestamp": int(v.updated_at.timestamp() * 1000) if v.updated_at else None}
+                "timestamp": int(v.updated_at.replace(tzinfo=UTC).timestamp() * 1000) if v.updated_at else None}
 
     def close(self) -> None:
         if self.sync_loop is not None:

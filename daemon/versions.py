@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from daemon.db import ACTIVE_STATUSES, ProjectVersion, database, to_record, utcnow
+from daemon.db import ACTIVE_STATUSES, Project, ProjectVersion, database, to_record, utcnow
 from daemon.errors import Conflict, NotFound
 from daemon.ids import new_version_id
 
@@ -91,8 +91,37 @@ def set_pointer(outbox: OutboxWriter | None, v: ProjectVersion, ttl_s: int) -> N
                    {"key": key, "value": json.dumps(pointer_value(v)), "ttl": ttl_s})
 
 
+def set_live(outbox: OutboxWriter | None, v: ProjectVersion, ttl_s: int, *, walk: str = "new") -> None:
+    """Make `v` the project's live version and move the KV pointer, in the caller's transaction.
+
+    walk="new" (a build or rollback went live) pushes the old live version on the undo stack and clears redo,
+    as editors do; "undo"/"redo" are moves along the stacks, which the caller has already adjusted.
+    """
+    proj, _ = Project.get_or_create(user_id=v.user_id, project_id=v.project_id)
+    if walk == "new":
+        undo = proj.stack("undo")
+        if proj.live_version_id and proj.live_version_id != v.version_id:
+            undo.append(proj.live_version_id)
+        proj.undo_stack = json.dumps(undo[-200:])
+        proj.redo_stack = "[]"
+    proj.live_version_id = v.version_id
+    proj.updated_at = utcnow()
+    proj.save()
+    set_pointer(outbox, v, ttl_s)
+
+
 def live_version(user_id: str, project_id: str) -> ProjectVersion | None:
-    """The newest deployed version of a project (the database side of the preview pointer)."""
+    """The project's live version: the one undo/redo/builds made live, else the newest deployed."""
+    proj = Project.get_or_none((Project.user_id == user_id) & (Project.project_id == project_id))
+    if proj is not None and proj.live_version_id:
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == proj.live_version_id)
+        if v is not None and v.status == "deployed":
+            return v
+    return newest_deployed(user_id, project_id)
+
+
+def newest_deployed(user_id: str, project_id: str) -> ProjectVersion | None:
+    """The newest deployed version of a project."""
     return (ProjectVersion.select()
             .where((ProjectVersion.user_id == user_id) & (ProjectVersion.project_id == project_id)
                    & (ProjectVersion.status == "deployed"))
