@@ -13,7 +13,7 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from sandbox_support import HOST_LAYERS
+from tests.integration.sandbox.sandbox_support import HOST_LAYERS
 
 from sandbox.layers import cgfs
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sandbox_support import assert_normal_run, my_pid, run_py
+from tests.integration.sandbox.sandbox_support import assert_normal_run, my_pid, run_py
 
 import sandbox
 from sandbox import Limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sandbox_support import assert_normal_run, no_process_with, run_py
+from tests.integration.sandbox.sandbox_support import assert_normal_run, no_process_with, run_py
 
 from sandbox import Limits
 
@@ -153,7 +153,7 @@ subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(sign
 print("ready", flush=True)
 time.sleep(60)
 """
-    res, lines = run_py(code, workspace, Limits(wall_seconds=1.5), layer)
+    res, lines = run_py(code, workspace, Limits(wall_seconds=3), layer)
     assert res.reason == "timeout", res
     assert lines == ["ready"]
     assert no_process_with(marker)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sandbox_support import alive, assert_normal_run, no_process_with, read_pids, run_py
+from tests.integration.sandbox.sandbox_support import alive, assert_normal_run, no_process_with, read_pids, run_py
 
 from sandbox import Limits
 
@@ -23,7 +23,8 @@ if os.fork() == 0:
         time.sleep(120)
         os._exit(0)
     os._exit(0)
-time.sleep(0.3)  # let the grandchild record its pid
+while not os.path.exists({pidfile!r}) or not open({pidfile!r}).read().endswith("\\n"):
+    time.sleep(0.01)  # wait until the grandchild has recorded its pid
 print("build ok", flush=True)
 {tail}
 """
@@ -44,7 +45,7 @@ def test_double_forked_grandchild_dies_after_a_successful_command(workspace: Pat
 def test_double_forked_grandchild_dies_on_breach(workspace: Path, layer: str) -> None:
     marker, pidfile = f"daemon-{uuid.uuid4().hex}", workspace / "grandchild.pid"
     code = DAEMONIZE.format(marker=marker, pidfile=str(pidfile), tail="time.sleep(60)")
-    res, _ = run_py(code, workspace, Limits(wall_seconds=1.5), layer)
+    res, _ = run_py(code, workspace, Limits(wall_seconds=3), layer)
     assert res.reason == "timeout", res
     pids = read_pids(pidfile)
     assert len(pids) == 1

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from sandbox_support import HOST_LAYERS, PY
+from tests.integration.sandbox.sandbox_support import HOST_LAYERS, PY
 
 from sandbox import Limits
 from sandbox.layers import cgfs
