@@ -236,9 +236,7 @@ class LocalDeployer:
             with open(target, "xb") as fdst:
                 return self._pump(fsrc.read, fdst.write, rel, so_far)
 
-    def _pump(
-        self, read: Callable[[int], bytes], write: Callable[[bytes], object], rel: str, so_far: int
-    ) -> int:
+    def _pump(self, read: Callable[[int], bytes], write: Callable[[bytes], object], rel: str, so_far: int) -> int:
         copied = 0
         while chunk := read(_COPY_CHUNK):
             copied += len(chunk)

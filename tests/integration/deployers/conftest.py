@@ -8,10 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deployer_support import ASSET, BIG_SIZE, GUIDE, INDEX, LiveServer, LogLines, inner_app, start_server
 
 from daemon.deployers.local import LocalDeployer
 from daemon.preview_server import make_preview_asgi
+from tests.integration.deployers.deployer_support import (
+    ASSET,
+    BIG_SIZE,
+    GUIDE,
+    INDEX,
+    LiveServer,
+    LogLines,
+    inner_app,
+    start_server,
+)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from deployer_support import request_for
 
 from daemon.deployers.base import Deployer, DeployError
+from tests.integration.deployers.deployer_support import request_for
 
 LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from deployer_contract import DeployerContract
-from deployer_support import ASSET, INDEX, VERSION_ID, LogLines, request_for
 
 from daemon.deployers.base import DeployError
 from daemon.deployers.local import LocalDeployer
+from tests.integration.deployers.deployer_contract import DeployerContract
+from tests.integration.deployers.deployer_support import ASSET, INDEX, VERSION_ID, LogLines, request_for
 
 
 class TestLocalDeployerContract(DeployerContract):

@@ -10,7 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from deployer_support import (
+
+from daemon.deployers.base import Deployment
+from daemon.deployers.local import LocalDeployer
+from daemon.preview_server import CHUNK, make_preview_asgi
+from tests.integration.deployers.deployer_support import (
     ASSET,
     BIG_SIZE,
     GUIDE,
@@ -21,10 +25,6 @@ from deployer_support import (
     raw_get,
     request_for,
 )
-
-from daemon.deployers.base import Deployment
-from daemon.deployers.local import LocalDeployer
-from daemon.preview_server import CHUNK, make_preview_asgi
 
 PASSWD = Path("/etc/passwd").read_bytes()
 
