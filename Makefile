@@ -45,3 +45,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .tools data .pytest_cache .mypy_cache .ruff_cache
+
+# One self-contained executable (a shiv zipapp) for $(PYTHON)'s version; see packaging/README.md.
+package:
+	PYTHON=$(PYTHON) packaging/build.sh dist/previewd.pyz
