@@ -132,7 +132,8 @@ async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]
 
 
 @get("/projects/{user_id:str}/{project_id:str}/preview", summary="Current preview pointer")
-async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
+async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str],
+                          project_id: FromPath[str]) -> dict[str, Any]:
     """KV first, the database second (the seed's retrieve flow)."""
     rt = _rt(request)
     for name, value in (("userId", user_id), ("projectId", project_id)):
@@ -230,7 +231,7 @@ async def healthz() -> dict[str, Any]:
 
 def _field_from(message: str) -> str | None:
     """The body field a msgspec message names ("... at `$.userId`", "missing required field `prompt`")."""
-    m = re.search(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)", message) or re.search(r"field `([A-Za-z_][A-Za-z0-9_]*)`", message)
+    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message)
     return m.group(1) if m else None
 
 
@@ -260,8 +261,8 @@ def _error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None = None) -> Litestar:
     """The Litestar application around a built runtime and queue."""
     app = Litestar(
-        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status, healthz, diff_versions, rollback, undo, redo, restore,
-                        *(extra_handlers or [])],
+        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status,
+                        healthz, diff_versions, rollback, undo, redo, restore, *(extra_handlers or [])],
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),
         request_max_body_size=rt.cfg.server.max_body_bytes,

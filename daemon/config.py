@@ -45,7 +45,8 @@ class PathsConfig:
 @dataclass
 class GeneratorConfig:
     backend: str = _opt("template", "Which generator writes projects.", choices=("template", "command", "claude"))
-    command: list[str] = _opt([], "argv of the `command` backend: reads the request JSON on stdin, prints the contract.")
+    command: list[str] = _opt([], "argv of the `command` backend: reads the request JSON on stdin, prints the "
+                                  "contract.")
     claude_executable: str = _opt("claude", "The Claude Code CLI used by the `claude` backend.")
     model: str = _opt("", "Model passed to the Claude CLI with --model; empty = the CLI's default.")
     timeout_s: float = _opt(600.0, "Longest a generator may run.", lo=1)
@@ -62,8 +63,8 @@ class BuildConfig:
     allow_build_scripts: list[str] = _opt(
         ["esbuild", "@tailwindcss/oxide"],
         "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")
-    node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the OOM kill.",
-                                      lo=64)
+    node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the "
+                                           "OOM kill.", lo=64)
     keep_logs_lines: int = _opt(40, "How many last log lines a failed build returns in its API answer.", lo=1)
 
 
@@ -202,9 +203,15 @@ def section_fields(section: str) -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(cls))
 
 
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc,operator]
+
+
 def _check(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     where = f"[{section}] {f.name}"
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    default = _default(f)
     meta = f.metadata
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -219,8 +226,7 @@ def _check(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string, got {value!r}")
-    elif isinstance(default, list):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    elif isinstance(default, list) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
@@ -254,7 +260,8 @@ def _cross_check(cfg: Config) -> None:
             if not getattr(cfg.deploy, key):
                 raise ConfigError(f"[deploy] {key}: required when backend = \"cloudflare\"")
         if not cfg.secrets.cf_api_token:
-            raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [deploy] backend = \"cloudflare\"")
+            raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [deploy] backend = "
+                              "\"cloudflare\"")
     if cfg.kv.backend == "cloudflare":
         for key in ("cf_account_id", "cf_namespace_id"):
             if not getattr(cfg.kv, key):
@@ -330,7 +337,7 @@ def render_example() -> str:
     for section in SECTIONS:
         lines += ["", f"[{section}]"]
         for f in section_fields(section):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default(f)
             lines.append(f"# {f.metadata['help']}")
             if f.metadata.get("choices"):
                 lines.append(f"# One of: {', '.join(f.metadata['choices'])}.")

@@ -49,9 +49,10 @@ def find_output(workspace: Path) -> tuple[str | None, str | None]:
     framework, candidates = detect(workspace)
     for rel in candidates:
         d = workspace / rel
-        if d.is_dir() and not d.is_symlink() and any(d.iterdir()):
-            if (d / "index.html").is_file() or rel not in ("public",):
-                return framework, rel
+        # `public` holds static sources in most setups; it is output only when it has an index.html.
+        if (d.is_dir() and not d.is_symlink() and any(d.iterdir())
+                and ((d / "index.html").is_file() or rel != "public")):
+            return framework, rel
     return framework, None
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC
 import logging
 import os
 import shutil
 import threading
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class Waiters:
         fut: asyncio.Future[None] = loop.create_future()
 
         def wake() -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+            loop.call_soon_threadsafe(lambda: None if fut.done() else fut.set_result(None))
 
         with self._lock:
             self._callbacks.setdefault(version_id, []).append(wake)

@@ -24,11 +24,12 @@ from sync.outbox import Outbox, OutboxItem
 log = logging.getLogger("previewd")
 
 BOOL_COLUMNS = ("needs_rebuild", "pinned")
+BUSY_TIMEOUT_S = 10.0
 
 
 def raw_connect(path: str) -> sqlite3.Connection:
     """A plain sqlite3 connection with the daemon's pragmas (for sync's own transactions)."""
-    conn = sqlite3.connect(path, timeout=PRAGMAS["busy_timeout"] / 1000, isolation_level=None,
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False)
     for name, value in PRAGMAS.items():
         conn.execute(f"PRAGMA {name}={value}")
@@ -84,7 +85,8 @@ class Daemon:
         self.rt.sync_loop = self.sync
         self.scheduler = Scheduler(self)
         self.app = create_app(self.rt, self.queue)
-        self.asgi = make_preview_asgi(self.app, self.rt.data_dir / "previews", cfg.server.preview_domain)
+        self.asgi = make_preview_asgi(self.app, self.rt.data_dir / "previews",  # type: ignore[arg-type]
+                                      cfg.server.preview_domain)
         self.started_at = time.time()
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:

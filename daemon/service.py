@@ -202,7 +202,7 @@ def status_report(rt: Runtime, queue: BuildQueue) -> dict[str, Any]:
 
     from daemon.db import ProjectVersion as PV
 
-    counts = {row.status: row.n for row in PV.select(PV.status, fn.COUNT(PV.version_id).alias("n")).group_by(PV.status)}
+    counts: dict[str, int] = dict(PV.select(PV.status, fn.COUNT(PV.version_id)).group_by(PV.status).tuples())  # type: ignore[arg-type]
     disk = psutil.disk_usage(str(rt.data_dir))
     backlog = rt.sync_loop.outbox.backlog() if rt.sync_loop is not None else {}
     tc: dict[str, Any]

@@ -67,7 +67,7 @@ def test_failed_build_answer_has_code_message_and_log_tail(api: Any) -> None:
     versions.update(None, vid, status="failed", failure_reason="build_failed", failure_message="pnpm build exited 2")
     from daemon import service
 
-    status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
+    _status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert body["success"] is False and body["versionId"] == vid
     assert body["error"] == {"code": "build_failed", "message": "pnpm build exited 2"}
     assert body["logTail"][-1] == "error TS2307: cannot find module"
