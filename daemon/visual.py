@@ -1,0 +1,186 @@
+"""Visual diff of two screenshots: pixelmatch's YIQ distance and anti-aliasing test, vectorised with numpy."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, UnidentifiedImageError
+
+# pixelmatch's constants: 35215 is the largest possible YIQ distance; alpha 0.1 fades unchanged pixels.
+MAX_YIQ_DELTA = 35215.0
+FADE = 0.1
+DIFF_COLOUR = (255, 0, 0)
+AA_COLOUR = (255, 255, 0)
+MAX_SIDE = 8192  # a bigger screenshot is not ours; refuse before allocating
+
+# The 8 neighbours in pixelmatch's scan order (x outer, y inner), which decides ties for darkest/brightest.
+_NEIGHBOURS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
+
+F64 = NDArray[np.float64]
+
+
+class VisualError(ValueError):
+    """An input is not a usable image (code: invalid_image | image_too_large | invalid_threshold)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class VisualDiff:
+    """Result of compare(): counts over the padded size, and the images to draw the side-by-side PNG."""
+
+    changed_pixels: int
+    changed_ratio: float
+    size: tuple[int, int]
+    _a: NDArray[np.uint8] = field(repr=False)
+    _b: NDArray[np.uint8] = field(repr=False)
+    _changed: NDArray[np.bool_] = field(repr=False)
+    _aa: NDArray[np.bool_] = field(repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """The `mode=visual-stats` JSON shape."""
+        return {"changedPixels": self.changed_pixels, "changedRatio": self.changed_ratio, "size": list(self.size)}
+
+    def render_png(self) -> bytes:
+        """A | B | diff side by side: the diff is a faded grey copy of A with changes red, anti-aliasing yellow."""
+        h, w = self._changed.shape
+        y = _luma(_on_white(self._a))
+        grey = np.clip(255.0 + (y - 255.0) * FADE, 0, 255).astype(np.uint8)
+        diff = np.repeat(grey[:, :, None], 3, axis=2)
+        diff[self._aa] = AA_COLOUR
+        diff[self._changed] = DIFF_COLOUR
+        out = np.empty((h, 3 * w, 3), dtype=np.uint8)
+        out[:, :w] = np.clip(_on_white(self._a), 0, 255).astype(np.uint8)
+        out[:, w:2 * w] = np.clip(_on_white(self._b), 0, 255).astype(np.uint8)
+        out[:, 2 * w:] = diff
+        buf = io.BytesIO()
+        Image.fromarray(out, "RGB").save(buf, "PNG", optimize=False, compress_level=6)
+        return buf.getvalue()
+
+
+def compare(png_a: bytes, png_b: bytes, *, threshold: float = 0.1, include_aa: bool = False) -> VisualDiff:
+    """Count pixels whose YIQ distance exceeds `threshold` (0..1), skipping anti-aliased ones unless include_aa.
+
+    Images of different sizes are padded (transparent, so white) to the larger width and height.
+    Raises VisualError when a PNG does not decode or the threshold is out of range.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise VisualError("invalid_threshold", f"threshold must be within 0..1, got {threshold}")
+    a, b = _decode(png_a, "A"), _decode(png_b, "B")
+    h, w = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    a, b = _pad(a, h, w), _pad(b, h, w)
+    changed = np.zeros((h, w), dtype=bool)
+    aa = np.zeros((h, w), dtype=bool)
+    if not np.array_equal(a, b):
+        fa, fb = _on_white(a), _on_white(b)
+        over = _yiq_delta(fa, fb) > MAX_YIQ_DELTA * threshold * threshold
+        if include_aa:
+            changed = over
+        else:
+            ys, xs = np.nonzero(over)
+            is_aa = _antialiased(a, fa, b, ys, xs) | _antialiased(b, fb, a, ys, xs)
+            changed[ys[~is_aa], xs[~is_aa]] = True
+            aa[ys[is_aa], xs[is_aa]] = True
+    count = int(changed.sum())
+    return VisualDiff(count, count / (w * h), (w, h), a, b, changed, aa)
+
+
+def _decode(png: bytes, which: str) -> NDArray[np.uint8]:
+    try:
+        img = Image.open(io.BytesIO(png))
+        if img.width > MAX_SIDE or img.height > MAX_SIDE:
+            raise VisualError("image_too_large", f"image {which} is {img.width}x{img.height}; at most {MAX_SIDE}")
+        return np.asarray(img.convert("RGBA"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, VisualError):
+            raise
+        raise VisualError("invalid_image", f"image {which} does not decode: {exc}") from exc
+
+
+def _pad(img: NDArray[np.uint8], h: int, w: int) -> NDArray[np.uint8]:
+    if img.shape[:2] == (h, w):
+        return img
+    out = np.zeros((h, w, 4), dtype=np.uint8)
+    out[: img.shape[0], : img.shape[1]] = img
+    return out
+
+
+def _on_white(img: NDArray[np.uint8]) -> F64:
+    """RGB blended over white by alpha, as pixelmatch does before measuring."""
+    rgb = img[..., :3].astype(np.float64)
+    alpha = img[..., 3:4].astype(np.float64) / 255.0
+    return np.where(alpha < 1.0, 255.0 + (rgb - 255.0) * alpha, rgb)
+
+
+def _luma(rgb: F64) -> F64:
+    return rgb[..., 0] * 0.29889531 + rgb[..., 1] * 0.58662247 + rgb[..., 2] * 0.11448223
+
+
+def _yiq_delta(a: F64, b: F64) -> F64:
+    """pixelmatch's weighted YIQ distance (squared units, 0..35215)."""
+    y = _luma(a) - _luma(b)
+    i = (a[..., 0] * 0.59597799 - a[..., 1] * 0.27417610 - a[..., 2] * 0.32180189) - (
+        b[..., 0] * 0.59597799 - b[..., 1] * 0.27417610 - b[..., 2] * 0.32180189)
+    q = (a[..., 0] * 0.21147017 - a[..., 1] * 0.52261711 + a[..., 2] * 0.31114694) - (
+        b[..., 0] * 0.21147017 - b[..., 1] * 0.52261711 + b[..., 2] * 0.31114694)
+    result: F64 = 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
+    return result
+
+
+def _antialiased(img: NDArray[np.uint8], rgb: F64, other: NDArray[np.uint8],
+                 ys: NDArray[np.intp], xs: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """pixelmatch's test, for the candidate pixels only: one darker and one brighter neighbour, and that
+    neighbour sits in a flat area in both images (so this pixel is an edge's blend, not a change)."""
+    n = ys.size
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    h, w = img.shape[:2]
+    luma = _luma(rgb)
+    centre = luma[ys, xs]
+    border = (xs == 0) | (xs == w - 1) | (ys == 0) | (ys == h - 1)
+    zeroes = border.astype(np.int64)
+    deltas = np.zeros((n, 8))
+    nx = np.zeros((n, 8), dtype=np.intp)
+    ny = np.zeros((n, 8), dtype=np.intp)
+    for k, (dx, dy) in enumerate(_NEIGHBOURS):
+        x2, y2 = xs + dx, ys + dy
+        inside = (x2 >= 0) & (x2 < w) & (y2 >= 0) & (y2 < h)
+        x2c, y2c = np.clip(x2, 0, w - 1), np.clip(y2, 0, h - 1)
+        d = np.where(inside, centre - luma[y2c, x2c], 0.0)
+        zeroes += inside & (d == 0)
+        deltas[:, k], nx[:, k], ny[:, k] = d, x2c, y2c
+    kmin, kmax = deltas.argmin(axis=1), deltas.argmax(axis=1)
+    rows = np.arange(n)
+    dmin, dmax = deltas[rows, kmin], deltas[rows, kmax]
+    possible = (zeroes <= 2) & (dmin < 0) & (dmax > 0)
+    many_a, many_b = _many_siblings(img), _many_siblings(other)
+    mx, my, Mx, My = nx[rows, kmin], ny[rows, kmin], nx[rows, kmax], ny[rows, kmax]
+    darkest_flat = many_a[my, mx] & many_b[my, mx]
+    brightest_flat = many_a[My, Mx] & many_b[My, Mx]
+    result: NDArray[np.bool_] = possible & (darkest_flat | brightest_flat)
+    return result
+
+
+def _many_siblings(img: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """Per pixel: more than 2 of its neighbours share its exact RGBA (image edges count as one)."""
+    h, w = img.shape[:2]
+    packed = img.view(np.uint32).reshape(h, w)
+    count = np.zeros((h, w), dtype=np.int8)
+    count[0, :] = 1
+    count[-1, :] = 1
+    count[:, 0] = 1
+    count[:, -1] = 1
+    padded = np.pad(packed, 1, mode="constant")
+    inside = np.pad(np.ones((h, w), dtype=bool), 1, mode="constant", constant_values=False)
+    for dx, dy in _NEIGHBOURS:
+        nb = padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
+        ok = inside[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
+        count += ok & (nb == packed)
+    result: NDArray[np.bool_] = count > 2
+    return result
