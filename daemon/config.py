@@ -136,6 +136,29 @@ class SyncConfig:
 
 
 @dataclass
+class RetentionConfig:
+    keep_versions: int = _opt(200, "Versions kept per project by the nightly cleanup (pinned and live ones always).",
+                              lo=1)
+    archive_after_days: int = _opt(90, "Artifact zips older than this move to cheaper storage.", lo=1)
+    delete_rows_after_days: int = _opt(365, "Version rows older than this are hard-deleted unless pinned.", lo=1)
+    delete_previews_after_days: int = _opt(30, "Previews (deployments) older than this are deleted, never the "
+                                               "live one.", lo=1)
+    nightly_at: str = _opt("03:30", "UTC time (HH:MM) of the nightly cleanup.")
+    pages_quota_month: int = _opt(500, "Pages deployments allowed per month (metrics and the quota alert).", lo=1)
+
+
+@dataclass
+class AlertsConfig:
+    webhook_url: str = _opt("", "POST each alert start and clear here as JSON; empty = log only.")
+    failure_rate: float = _opt(0.2, "Alert when this share of builds failed within the window.", lo=0, hi=1)
+    window_minutes: int = _opt(15, "Window of the build failure-rate alert, in minutes.", lo=1)
+    quota_ratio: float = _opt(0.8, "Alert when Pages deployments this month reach this share of the quota.",
+                              lo=0, hi=1)
+    disk_free_min_percent: float = _opt(10.0, "Alert when the data dir's disk has less free space than this.",
+                                        lo=0, hi=100)
+
+
+@dataclass
 class Config:
     """The whole configuration; secrets are never read from the file, only from the environment."""
 
@@ -151,6 +174,8 @@ class Config:
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     replica: ReplicaConfig = field(default_factory=ReplicaConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     secrets: Secrets = field(default_factory=lambda: Secrets())
     source: str = "defaults"
 
@@ -272,6 +297,9 @@ def _cross_check(cfg: Config) -> None:
         raise ConfigError("[objects] bucket: required when backend = \"s3\"")
     if cfg.replica.backend == "postgres" and not cfg.secrets.pg_dsn:
         raise ConfigError("PREVIEWD_PG_DSN: required in the environment when [replica] backend = \"postgres\"")
+    hh, _, mm = cfg.retention.nightly_at.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(f"[retention] nightly_at: must be HH:MM (UTC), got {cfg.retention.nightly_at!r}")
     label = cfg.server.preview_domain
     if not label or any(not part.replace("-", "").isalnum() for part in label.split(".")):
         raise ConfigError(f"[server] preview_domain: must be a DNS name like localhost, got {label!r}")
