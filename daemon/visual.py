@@ -77,14 +77,15 @@ def compare(png_a: bytes, png_b: bytes, *, threshold: float = 0.1, include_aa: b
     a, b = _pad(a, h, w), _pad(b, h, w)
     changed = np.zeros((h, w), dtype=bool)
     aa = np.zeros((h, w), dtype=bool)
-    if not np.array_equal(a, b):
-        fa, fb = _on_white(a), _on_white(b)
-        over = _yiq_delta(fa, fb) > MAX_YIQ_DELTA * threshold * threshold
+    # Only pixels whose RGBA differs can exceed the threshold, so measure just those (a page diff is sparse).
+    ys, xs = np.nonzero(_packed(a) != _packed(b))
+    if ys.size:
+        over = _yiq_delta(_on_white(a[ys, xs]), _on_white(b[ys, xs])) > MAX_YIQ_DELTA * threshold * threshold
+        ys, xs = ys[over], xs[over]
         if include_aa:
-            changed = over
+            changed[ys, xs] = True
         else:
-            ys, xs = np.nonzero(over)
-            is_aa = _antialiased(a, fa, b, ys, xs) | _antialiased(b, fb, a, ys, xs)
+            is_aa = _antialiased(a, b, ys, xs) | _antialiased(b, a, ys, xs)
             changed[ys[~is_aa], xs[~is_aa]] = True
             aa[ys[is_aa], xs[is_aa]] = True
     count = int(changed.sum())
@@ -133,7 +134,7 @@ def _yiq_delta(a: F64, b: F64) -> F64:
     return result
 
 
-def _antialiased(img: NDArray[np.uint8], rgb: F64, other: NDArray[np.uint8],
+def _antialiased(img: NDArray[np.uint8], other: NDArray[np.uint8],
                  ys: NDArray[np.intp], xs: NDArray[np.intp]) -> NDArray[np.bool_]:
     """pixelmatch's test, for the candidate pixels only: one darker and one brighter neighbour, and that
     neighbour sits in a flat area in both images (so this pixel is an edge's blend, not a change)."""
@@ -141,10 +142,17 @@ def _antialiased(img: NDArray[np.uint8], rgb: F64, other: NDArray[np.uint8],
     if n == 0:
         return np.zeros(0, dtype=bool)
     h, w = img.shape[:2]
-    luma = _luma(rgb)
-    centre = luma[ys, xs]
-    border = (xs == 0) | (xs == w - 1) | (ys == 0) | (ys == h - 1)
-    zeroes = border.astype(np.int64)
+    # Many candidates (a recoloured page): one pass over the whole image beats nine gathers per candidate.
+    if 4 * n > h * w:
+        full = _luma(_on_white(img))
+
+        def luma_at(yy: NDArray[np.intp], xx: NDArray[np.intp]) -> F64:
+            return full[yy, xx]
+    else:
+        def luma_at(yy: NDArray[np.intp], xx: NDArray[np.intp]) -> F64:
+            return _luma(_on_white(img[yy, xx]))
+    centre = luma_at(ys, xs)
+    zeroes = _on_border(ys, xs, h, w).astype(np.int64)
     deltas = np.zeros((n, 8))
     nx = np.zeros((n, 8), dtype=np.intp)
     ny = np.zeros((n, 8), dtype=np.intp)
@@ -152,35 +160,62 @@ def _antialiased(img: NDArray[np.uint8], rgb: F64, other: NDArray[np.uint8],
         x2, y2 = xs + dx, ys + dy
         inside = (x2 >= 0) & (x2 < w) & (y2 >= 0) & (y2 < h)
         x2c, y2c = np.clip(x2, 0, w - 1), np.clip(y2, 0, h - 1)
-        d = np.where(inside, centre - luma[y2c, x2c], 0.0)
+        d = np.where(inside, centre - luma_at(y2c, x2c), 0.0)
         zeroes += inside & (d == 0)
         deltas[:, k], nx[:, k], ny[:, k] = d, x2c, y2c
-    kmin, kmax = deltas.argmin(axis=1), deltas.argmax(axis=1)
+    # argmin/argmax take the first extreme in scan order, as pixelmatch's strict < and > do.
     rows = np.arange(n)
-    dmin, dmax = deltas[rows, kmin], deltas[rows, kmax]
-    possible = (zeroes <= 2) & (dmin < 0) & (dmax > 0)
-    many_a, many_b = _many_siblings(img), _many_siblings(other)
-    mx, my, Mx, My = nx[rows, kmin], ny[rows, kmin], nx[rows, kmax], ny[rows, kmax]
-    darkest_flat = many_a[my, mx] & many_b[my, mx]
-    brightest_flat = many_a[My, Mx] & many_b[My, Mx]
+    kmin, kmax = deltas.argmin(axis=1), deltas.argmax(axis=1)
+    possible = (zeroes <= 2) & (deltas[rows, kmin] < 0) & (deltas[rows, kmax] > 0)
+    pa, pb = _packed(img), _packed(other)
+    dy_, dx_ = ny[rows, kmin], nx[rows, kmin]
+    by_, bx_ = ny[rows, kmax], nx[rows, kmax]
+    if 4 * n > h * w:
+        ma, mb = _many_siblings_map(pa), _many_siblings_map(pb)
+        darkest_flat = ma[dy_, dx_] & mb[dy_, dx_]
+        brightest_flat = ma[by_, bx_] & mb[by_, bx_]
+    else:
+        darkest_flat = _many_siblings(pa, dy_, dx_) & _many_siblings(pb, dy_, dx_)
+        brightest_flat = _many_siblings(pa, by_, bx_) & _many_siblings(pb, by_, bx_)
     result: NDArray[np.bool_] = possible & (darkest_flat | brightest_flat)
     return result
 
 
-def _many_siblings(img: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """Per pixel: more than 2 of its neighbours share its exact RGBA (image edges count as one)."""
-    h, w = img.shape[:2]
-    packed = img.view(np.uint32).reshape(h, w)
-    count = np.zeros((h, w), dtype=np.int8)
-    count[0, :] = 1
-    count[-1, :] = 1
-    count[:, 0] = 1
-    count[:, -1] = 1
-    padded = np.pad(packed, 1, mode="constant")
-    inside = np.pad(np.ones((h, w), dtype=bool), 1, mode="constant", constant_values=False)
+def _many_siblings(packed: NDArray[np.uint32], ys: NDArray[np.intp], xs: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Per given pixel: more than 2 of its neighbours share its exact RGBA (an image edge counts as one)."""
+    h, w = packed.shape
+    centre = packed[ys, xs]
+    count = _on_border(ys, xs, h, w).astype(np.int64)
     for dx, dy in _NEIGHBOURS:
-        nb = padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
-        ok = inside[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
-        count += ok & (nb == packed)
+        x2, y2 = xs + dx, ys + dy
+        inside = (x2 >= 0) & (x2 < w) & (y2 >= 0) & (y2 < h)
+        count += inside & (packed[np.clip(y2, 0, h - 1), np.clip(x2, 0, w - 1)] == centre)
     result: NDArray[np.bool_] = count > 2
     return result
+
+
+def _many_siblings_map(packed: NDArray[np.uint32]) -> NDArray[np.bool_]:
+    """_many_siblings for every pixel at once, by shifting the whole image."""
+    h, w = packed.shape
+    count = np.zeros((h, w), dtype=np.int8)
+    count[[0, -1], :] = 1
+    count[:, [0, -1]] = 1
+    padded = np.pad(packed, 1)
+    inside = np.pad(np.ones((h, w), dtype=bool), 1)
+    for dx, dy in _NEIGHBOURS:
+        window = (slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
+        count += inside[window] & (padded[window] == packed)
+    result: NDArray[np.bool_] = count > 2
+    return result
+
+
+def _on_border(ys: NDArray[np.intp], xs: NDArray[np.intp], h: int, w: int) -> NDArray[np.bool_]:
+    result: NDArray[np.bool_] = (xs == 0) | (xs == w - 1) | (ys == 0) | (ys == h - 1)
+    return result
+
+
+def _packed(img: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """One uint32 per RGBA pixel, for exact equality tests."""
+    h, w = img.shape[:2]
+    packed: NDArray[np.uint32] = np.ascontiguousarray(img).view(np.uint32).reshape(h, w)
+    return packed

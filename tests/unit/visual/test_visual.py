@@ -91,6 +91,18 @@ def test_matches_the_reference_pixelmatch(text_a: str, text_b: str, offset: floa
     assert compare(a, b, include_aa=include_aa).changed_pixels == expected
 
 
+@pytest.mark.parametrize("include_aa", [False, True])
+def test_matches_the_reference_when_most_pixels_change(include_aa: bool) -> None:
+    # Most pixels differing takes the whole-image path of the anti-aliasing test; it must agree too.
+    a = _text("Hello, world")
+    shifted = Image.open(io.BytesIO(_text("Hello, world", 0.25))).convert("RGB")
+    b = _png(Image.eval(shifted, lambda c: 255 - c))
+    ia, ib = (Image.open(io.BytesIO(x)).convert("RGBA") for x in (a, b))
+    expected = pixelmatch(list(ia.tobytes()), list(ib.tobytes()), ia.width, ia.height, includeAA=include_aa)
+    assert expected > ia.width * ia.height / 2
+    assert compare(a, b, include_aa=include_aa).changed_pixels == expected
+
+
 def test_sub_pixel_shift_of_text_is_mostly_anti_aliasing() -> None:
     a, b = _text("Hello, world"), _text("Hello, world", 0.25)
     tolerant, strict = compare(a, b).changed_pixels, compare(a, b, include_aa=True).changed_pixels
