@@ -16,9 +16,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import ratelimit, security, service, timeline
+from daemon import deploywatch, ratelimit, security, service, timeline
 from daemon.contract import ContractError
-from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unavailable
+from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
+from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.queue import BuildQueue
 from daemon.runtime import Runtime
@@ -224,6 +225,27 @@ async def restore(request: Request[Any, Any, Any], user_id: FromPath[str], proje
     return await asyncio.to_thread(timeline.restore, _rt(request), user_id, project_id)
 
 
+@post("/cf-pages-callback", status_code=200, summary="Cloudflare Pages deployment notification")
+async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Checks cf-webhook-auth in constant time, then settles the deployment once (replays change nothing)."""
+    rt = _rt(request)
+    if not verify_auth(request.headers.get("cf-webhook-auth"), rt.cfg.secrets.cf_webhook_secret):
+        rt.count("webhook_refused")
+        log.warning("pages webhook refused: bad or missing cf-webhook-auth from %s",
+                    request.client.host if request.client else "?")
+        raise Unauthorized("missing or wrong cf-webhook-auth", code="webhook_auth")
+    body = await request.body()
+    try:
+        event = parse_pages_event(body)
+    except WebhookPayloadError as exc:
+        rt.count("webhook_malformed")
+        raise BadRequest(str(exc), code="bad_webhook_payload") from exc
+    rt.count("webhook_received")
+    if event is None:
+        return {"ok": True, "matched": False}
+    return await asyncio.to_thread(deploywatch.handle_event, rt, event)
+
+
 @get("/healthz", summary="Liveness")
 async def healthz() -> dict[str, Any]:
     return {"ok": True}
@@ -262,7 +284,8 @@ def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None 
     """The Litestar application around a built runtime and queue."""
     app = Litestar(
         route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status,
-                        healthz, diff_versions, rollback, undo, redo, restore, *(extra_handlers or [])],
+                        healthz, diff_versions, rollback, undo, redo, restore, cf_pages_callback,
+                        *(extra_handlers or [])],
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),
         request_max_body_size=rt.cfg.server.max_body_bytes,

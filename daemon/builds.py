@@ -166,7 +166,7 @@ class Pipeline:
             rt.metrics_build_done(v)
             rt.notify(version_id)
             rt.sync_nudge()
-        if v.status == "deployed":
+        if v.status in ("deployed", "deploying"):
             self._after_deploy(v)
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -284,6 +285,11 @@ def _cross_check(cfg: Config) -> None:
         for key in ("cf_account_id", "cf_project_name"):
             if not getattr(cfg.deploy, key):
                 raise ConfigError(f"[deploy] {key}: required when backend = \"cloudflare\"")
+        if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,56}[a-z0-9])?", cfg.deploy.cf_project_name):
+            raise ConfigError(f"[deploy] cf_project_name: must be a Pages project name (lowercase letters, digits, "
+                              f"'-'), got {cfg.deploy.cf_project_name!r}")
+        if not cfg.deploy.wrangler:
+            raise ConfigError("[deploy] wrangler: must not be empty")
         if not cfg.secrets.cf_api_token:
             raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [deploy] backend = "
                               "\"cloudflare\"")

@@ -121,7 +121,21 @@ class Project(BaseModel):
         return [str(x) for x in value] if isinstance(value, list) else []
 
 
-ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project]
+class PendingDeployment(BaseModel):
+    """A deployment uploaded but not yet confirmed by the platform; polled after a grace period, survives restarts."""
+
+    version_id = CharField(primary_key=True, max_length=26)
+    deployment_id = CharField(max_length=64, index=True)
+    uploaded_at = DateTimeField(default=utcnow)
+    next_poll_at = DateTimeField(default=utcnow, index=True)
+    polls = IntegerField(default=0)
+    last_error = TextField(null=True)
+
+    class Meta:
+        table_name = "pending_deployments"
+
+
+ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment]
 
 
 def connect(data_dir: Path) -> SqliteDatabase:

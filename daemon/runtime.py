@@ -121,7 +121,10 @@ class Runtime:
         self._repo_locks_guard = threading.Lock()
         self.sync_loop: Any = None
         self.on_build_done: list[Callable[[ProjectVersion], None]] = []
-        self.on_watch_deployment: list[Callable[[ProjectVersion], None]] = []
+        self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
+        # Plain event counters (webhook outcomes, rate-limited requests) that metrics and status read.
+        self.counters: dict[str, int] = {}
+        self._counters_lock = threading.Lock()
 
     # -- edges -------------------------------------------------------------------------------------------
     def _make_kv(self) -> KV:
@@ -233,8 +236,15 @@ class Runtime:
         loop.nudge()
 
     def watch_deployment(self, v: ProjectVersion) -> None:
-        for fn in self.on_watch_deployment:
-            fn(v)
+        """Wait for the platform to confirm an upload (webhook, or polling after the grace period)."""
+        from daemon import deploywatch
+
+        deploywatch.watch(self, v)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Bump an event counter."""
+        with self._counters_lock:
+            self.counters[name] = self.counters.get(name, 0) + n
 
     def notify(self, version_id: str) -> None:
         self.waiters.notify(version_id)
@@ -259,7 +269,7 @@ class Runtime:
                 repo.snapshot_dist(self.workspace(v.user_id, v.project_id), v.version_id, out_rel)
             keep = [x.version_id for x in ProjectVersion.select(ProjectVersion.version_id)
                     .where((ProjectVersion.user_id == v.user_id) & (ProjectVersion.project_id == v.project_id)
-                           & (ProjectVersion.status == "deployed"))
+                           & ProjectVersion.status.in_(("deployed", "deploying")))
                     .order_by(ProjectVersion.version_id.desc()).limit(DIST_WINDOW)]
             if repo.slide_dist_window(keep):
                 repo.prune()

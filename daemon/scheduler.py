@@ -1,4 +1,4 @@
-"""Every scheduled job in one place (APScheduler 3): housekeeping now; deploy polling and cleanup plug in here."""
+"""Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, cleanup."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon import ratelimit
+from daemon import deploywatch, ratelimit
 
 if TYPE_CHECKING:
     from daemon.server import Daemon
@@ -32,8 +32,12 @@ class Scheduler:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        rt = daemon.rt
         self.aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10,
                          id="prune_rate_events")
+        # The deployment-status fallback: cheap when nothing is pending (one indexed SELECT).
+        self.aps.add_job(_guarded("poll_deployments", lambda: deploywatch.poll_due(rt)), "interval",
+                         seconds=min(5.0, rt.cfg.deploy.poll_interval_s), id="poll_deployments")
 
     def start(self) -> None:
         self.aps.start()

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from typing import Any
 
-from daemon import versions
+from daemon import deploywatch, versions
 from daemon.app import create_app
 from daemon.builds import Pipeline
 from daemon.config import Config
@@ -109,6 +109,9 @@ class Daemon:
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
         failed, queued = versions.recover_interrupted(self.rt.outbox)
+        resumed = deploywatch.resume(self.rt)
+        if resumed:
+            log.info("resumed waiting on %d unconfirmed deployments", resumed)
         for vid in failed:
             log.warning("version %s was interrupted by a restart; marked failed (interrupted)", vid)
         self.queue.reset(queued)
