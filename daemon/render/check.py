@@ -58,6 +58,8 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
                workdir: str | os.PathLike[str] | None = None) -> RenderReport:
     """Load `url` in headless Chromium and report status, errors, blankness and one PNG per size.
 
+    Chromium is driven over --remote-debugging-pipe rather than Playwright: a dozen protocol calls need no
+    Node driver, no new dependency and no debugging port (daemon/RENDER.md says more).
     Never raises for what the page does; a browser that is missing, crashes or times out gives
     status `unavailable`. The throwaway profile lives under `workdir` (default: the temp dir) and is
     removed with the browser. Raises RenderInputError only for a malformed url, host_header or size.
