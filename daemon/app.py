@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import deploywatch, ratelimit, security, service, timeline
+from daemon import deploywatch, ratelimit, security, service, syncops, timeline
 from daemon.contract import ContractError
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
 from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
@@ -147,17 +147,37 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str
 
 
 @get("/versions", summary="Version history, newest first")
-async def list_versions(userId: FromQuery[str], projectId: FromQuery[str],
+async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str], projectId: FromQuery[str],
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200) -> dict[str, Any]:
-    """History panel."""
+    """History panel; a project this droplet does not hold is answered from the Postgres replica."""
     items = await asyncio.to_thread(service.history, userId, projectId, limit)
+    if not items:
+        items = (await asyncio.to_thread(syncops.remote_history, _rt(request), userId, projectId))[:limit]
     return {"versions": items}
 
 
 @get("/versions/{version_id:str}", summary="One version")
-async def get_version(version_id: FromPath[str]) -> dict[str, Any]:
-    v = await asyncio.to_thread(service.get_version, version_id)
+async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
+    try:
+        v = await asyncio.to_thread(service.get_version, version_id)
+    except AppError as exc:
+        remote = None
+        if exc.status == 404 and service.valid_version_id(version_id):
+            remote = await asyncio.to_thread(syncops.remote_version, _rt(request), version_id)
+        if remote is None:
+            raise
+        return remote
     return service.version_json(v)
+
+
+@post("/ops/sync", guards=[signed], status_code=200, summary="Drain the sync outbox now")
+async def sync_flush(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return await asyncio.to_thread(syncops.flush, _rt(request))
+
+
+@get("/ops/sync/verify", guards=[signed], summary="Compare local rows with Postgres and KV")
+async def sync_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return await asyncio.to_thread(syncops.verify, _rt(request))
 
 
 @get("/versions/{version_id:str}/log", summary="A version's build log (text)", media_type="text/plain")
@@ -284,7 +304,8 @@ def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None 
     """The Litestar application around a built runtime and queue."""
     app = Litestar(
         route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status,
-                        healthz, diff_versions, rollback, undo, redo, restore, cf_pages_callback,
+                        healthz, diff_versions, rollback, undo, redo, restore, cf_pages_callback, sync_flush,
+                        sync_verify,
                         *(extra_handlers or [])],
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),

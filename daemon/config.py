@@ -129,6 +129,7 @@ class ObjectsConfig:
 class ReplicaConfig:
     backend: str = _opt("none", "Replicate version rows to Postgres.", choices=("none", "postgres"))
     table: str = _opt("project_versions", "Postgres table name.")
+    schema: str = _opt("public", "Postgres schema holding the table (created when missing).")
 
 
 @dataclass

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("user_id")
     rb.add_argument("project_id")
     rb.add_argument("version_id")
+    sy = sub.add_parser("sync", help="replication: --flush drains the outbox now, --verify lists differences")
+    sy.add_argument("--flush", action="store_true")
+    sy.add_argument("--verify", action="store_true")
     for name in ("undo", "redo", "restore"):
         sp = sub.add_parser(name, help={"undo": "make the previous live version live again",
                                         "redo": "step forward again after undo",
@@ -151,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "rollback":
             return _print(c.post(f"/rollback/{args.version_id}",
                                  {"userId": args.user_id, "projectId": args.project_id}))
+        if args.cmd == "sync":
+            code = 0
+            if args.flush or not args.verify:
+                code |= _print(c.post("/ops/sync", {}))
+            if args.verify:
+                resp = c.get("/ops/sync/verify", signed=True)
+                code |= _print(resp)
+                if resp.status_code == 200 and resp.json().get("count"):
+                    code |= 1
+            return code
         if args.cmd in ("undo", "redo", "restore"):
             return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
     except httpx.HTTPError as exc:

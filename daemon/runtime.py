@@ -151,7 +151,7 @@ class Runtime:
             return None
         from sync.replica import PostgresReplica
 
-        return PostgresReplica(self.cfg.secrets.pg_dsn, table=self.cfg.replica.table)
+        return PostgresReplica(self.cfg.secrets.pg_dsn, table=self.cfg.replica.table, schema=self.cfg.replica.schema)
 
     def _make_deployer(self) -> Deployer:
         c = self.cfg.deploy

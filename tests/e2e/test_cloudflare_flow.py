@@ -121,15 +121,21 @@ def test_webhook_settles_once_and_moves_the_pointer(tmp_path: Path, pages: FakeP
         assert d.get(f"/versions/{vid}").json()["status"] == "deployed"
         assert d.get("/projects/u/cf/preview").json()["latestVersionId"] == vid
         before = d.get(f"/versions/{vid}").json()["updatedAt"]
-        # Pages retrying the same notification changes nothing
-        replay = _hook(d, _event(dep_id)).json()
-        assert replay["changed"] is False
+        # Pages retrying the same notification (five times) changes nothing
+        for _ in range(5):
+            assert _hook(d, _event(dep_id)).json()["changed"] is False
         late_failure = _hook(d, _event(dep_id, "EVENT_DEPLOYMENT_FAILED")).json()
         assert late_failure["changed"] is False
         assert d.get(f"/versions/{vid}").json()["updatedAt"] == before
         # unknown deployments and the dashboard's test message are acknowledged
         assert _hook(d, _event("00000000-0000-0000-0000-000000000000")).json()["matched"] is False
         assert _hook(d, {"text": "test notification"}).status_code == 200
+        # rollback on Cloudflare: the stored artifact goes up as a new deployment, confirmed the same way
+        rb = d.post(f"/rollback/{vid}", {"userId": "u", "projectId": "cf"}, wait="false").json()
+        rv = _uploaded(d, rb["versionId"])
+        assert rv["status"] == "deploying" and rv["cfDeploymentId"] not in (None, dep_id)
+        assert _hook(d, _event(rv["cfDeploymentId"])).json()["changed"] is True
+        assert d.get("/projects/u/cf/preview").json()["latestVersionId"] == rb["versionId"]
         # the token reached wrangler but no log line
         log = d.get(f"/versions/{vid}/log").text
         assert pages.token not in log

@@ -1,0 +1,66 @@
+"""Operator views of replication: flush the outbox now, verify local state against Postgres and KV, remote reads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from daemon import versions
+from daemon.db import Project, ProjectVersion, to_record
+from sync.verify import compare, read_pointers
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+
+def flush(rt: Runtime, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Drain every destination now, ignoring back-off; report what was sent and what still fails."""
+    if rt.sync_loop is None:
+        return {"sent": {}, "errors": {}, "backlog": {}}
+    stats = rt.sync_loop.flush(timeout_s)
+    return {"sent": stats.sent, "errors": stats.errors, "dead": stats.dead, "backlog": rt.sync_loop.outbox.backlog()}
+
+
+def verify(rt: Runtime) -> dict[str, Any]:
+    """Every difference between the local rows, the Postgres rows and the KV pointers."""
+    local = [to_record(v) for v in ProjectVersion.select()]
+    # Without a replica there is nothing to compare the rows against; pointers are still checked.
+    remote = rt.replica.all_versions() if rt.replica is not None else local
+    expected: dict[str, dict[str, Any]] = {}
+    for proj in Project.select():
+        live = versions.live_version(proj.user_id, proj.project_id)
+        if live is not None:
+            expected[versions.pointer_key(proj.user_id, proj.project_id)] = versions.pointer_value(live)
+    found = read_pointers(rt.kv, expected.keys())
+    diffs = compare(local, remote, found, expected)
+    return {"differences": [str(d) for d in diffs], "count": len(diffs), "rows": len(local),
+            "replicaRows": len(remote) if rt.replica is not None else None, "pointers": len(expected)}
+
+
+def remote_history(rt: Runtime, user_id: str, project_id: str) -> list[dict[str, Any]]:
+    """History from Postgres for a project this droplet does not hold (newest first), else []."""
+    if rt.replica is None:
+        return []
+    rows = rt.replica.fetch_versions(user_id, project_id)
+    return [_camel(r) for r in reversed(rows)]
+
+
+def remote_version(rt: Runtime, version_id: str) -> dict[str, Any] | None:
+    """One version from Postgres, or None."""
+    if rt.replica is None:
+        return None
+    rec = rt.replica.get_version(version_id)
+    return _camel(rec) if rec else None
+
+
+def _camel(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "versionId": r["version_id"], "userId": r["user_id"], "projectId": r["project_id"], "prompt": r["prompt"],
+        "status": r["status"], "parentVersionId": r.get("parent_version_id"), "rollbackOf": r.get("rollback_of"),
+        "previewUrl": r.get("preview_url"), "artifactUrl": r.get("artifact_url"), "framework": r.get("framework"),
+        "buildDurationMs": r.get("build_duration_ms"), "outputSizeBytes": r.get("output_size_bytes"),
+        "failureReason": r.get("failure_reason"), "needsRebuild": bool(r.get("needs_rebuild")),
+        "pinned": bool(r.get("pinned")), "cfDeploymentId": r.get("cf_deployment_id"),
+        "nodeVersion": r.get("node_version"), "pnpmVersion": r.get("pnpm_version"),
+        "createdAt": str(r.get("created_at")) if r.get("created_at") else None,
+        "updatedAt": str(r.get("updated_at")) if r.get("updated_at") else None, "source": "replica",
+    }
