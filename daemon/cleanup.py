@@ -117,6 +117,11 @@ def artifact_key_of(url: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+def _in_remote(rt: Runtime, url: str) -> bool:
+    """Whether an artifact_url names the remote store (anything not under the local store's folder)."""
+    return not url.startswith(rt.local_objects.root.as_uri() + "/")
+
+
 def deployment_id_of(rt: Runtime, v: ProjectVersion) -> str | None:
     """The deployment a version's preview lives in: Pages records it; the local deployer derives it."""
     if v.cf_deployment_id:
@@ -207,7 +212,7 @@ def archive_artifacts(ctx: _Ctx, step: StepReport) -> None:
         if key is None:
             step.add("unrecognised_url")
             continue
-        remote = not str(v.artifact_url).startswith("file://")
+        remote = _in_remote(rt, str(v.artifact_url))
         store = rt.remote_objects if remote else rt.local_objects
         if store is None:
             step.add("no_store")
@@ -350,7 +355,7 @@ def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
         by_key.setdefault(key, []).append(v)
     for key, rows in by_key.items():
         step.add("checked")
-        remote = not str(rows[0].artifact_url).startswith("file://")
+        remote = _in_remote(rt, str(rows[0].artifact_url))
         store = rt.remote_objects if remote else rt.local_objects
         if store is None:
             step.add("no_store", f"{key}: its store is not configured here")
@@ -429,8 +434,8 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
 Step = Callable[[_Ctx, StepReport], None]
 STEPS: list[tuple[str, Step]] = [
     ("keep_latest", keep_latest),
+    ("delete_old_rows", delete_old_rows),  # before archiving: no point moving a zip that goes tonight
     ("archive_artifacts", archive_artifacts),
-    ("delete_old_rows", delete_old_rows),
     ("delete_old_previews", delete_old_previews),
     ("slide_dist_windows", slide_dist_windows),
     ("prune_pnpm_store", prune_pnpm_store),
