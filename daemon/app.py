@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import deploywatch, ratelimit, security, service, syncops, timeline
+from daemon import deploywatch, ratelimit, screens, security, service, syncops, timeline
 from daemon.contract import ContractError
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
 from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
@@ -170,6 +170,14 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
     return service.version_json(v)
 
 
+@get("/versions/{version_id:str}/screenshot", summary="A deployed version's screenshot (PNG)",
+     media_type="image/png")
+async def get_screenshot(request: Request[Any, Any, Any], version_id: FromPath[str],
+                         size: FromQuery[str] = "desktop") -> Response[bytes]:
+    png = await asyncio.to_thread(screens.screenshot, _rt(request), version_id, size)
+    return Response(png, media_type="image/png")
+
+
 @post("/ops/sync", guards=[signed], status_code=200, summary="Drain the sync outbox now")
 async def sync_flush(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await asyncio.to_thread(syncops.flush, _rt(request))
@@ -204,8 +212,11 @@ class ProjectRef(msgspec.Struct):
 @get("/versions/{version_id:str}/diff/{other_id:str}", summary="Diff two versions of one project")
 async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[str], other_id: FromPath[str],
                         mode: FromQuery[str] = "patch") -> Response[Any]:
-    """patch (text/x-diff), stat (JSON per-file counts) or files (changed paths)."""
+    """patch (text/x-diff), stat (JSON per-file counts), files (changed paths), visual (PNG) or visual-stats."""
     rt = _rt(request)
+    if mode in ("visual", "visual-stats"):
+        out = await asyncio.to_thread(screens.visual_diff, rt, version_id, other_id, stats_only=mode == "visual-stats")
+        return Response(out) if mode == "visual-stats" else Response(out, media_type="image/png")
     result = await asyncio.to_thread(timeline.diff, rt, version_id, other_id, mode)
     if mode == "patch":
         return Response(result.encode("utf-8", "replace") if isinstance(result, str) else result,
@@ -305,7 +316,7 @@ def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None 
     app = Litestar(
         route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status,
                         healthz, diff_versions, rollback, undo, redo, restore, cf_pages_callback, sync_flush,
-                        sync_verify,
+                        sync_verify, get_screenshot,
                         *(extra_handlers or [])],
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),

@@ -161,6 +161,14 @@ class AlertsConfig:
 
 
 @dataclass
+class RenderConfig:
+    enabled: bool = _opt(True, "Open every deployed preview in headless Chromium: status, JS errors, blank page, "
+                               "screenshots.")
+    chromium: str = _opt("chromium", "Chromium executable for the render check.")
+    timeout_s: float = _opt(30.0, "Longest one render check may take.", lo=1)
+
+
+@dataclass
 class Config:
     """The whole configuration; secrets are never read from the file, only from the environment."""
 
@@ -178,6 +186,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
     secrets: Secrets = field(default_factory=lambda: Secrets())
     source: str = "defaults"
 

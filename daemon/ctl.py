@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("diff", help="diff two versions (patch, stat or files)")
     d.add_argument("version_id")
     d.add_argument("other_id")
-    d.add_argument("--mode", choices=("patch", "stat", "files"), default="patch")
+    d.add_argument("--mode", choices=("patch", "stat", "files", "visual-stats"), default="patch")
+    d.add_argument("--visual", metavar="PNG", help="write the visual diff (screenshots, changes in red) to this file")
     rb = sub.add_parser("rollback", help="roll a project back to a version (as a new version)")
     rb.add_argument("user_id")
     rb.add_argument("project_id")
@@ -145,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if resp.status_code == 200 else 1
         if args.cmd == "status":
             return _print(c.get("/status", signed=True))
+        if args.cmd == "diff" and args.visual:
+            resp = c.get(f"/versions/{args.version_id}/diff/{args.other_id}", {"mode": "visual"})
+            if resp.status_code != 200:
+                return _print(resp)
+            with open(args.visual, "wb") as fh:
+                fh.write(resp.content)
+            print(f"wrote {args.visual} ({len(resp.content)} bytes)")
+            return 0
         if args.cmd == "diff":
             resp = c.get(f"/versions/{args.version_id}/diff/{args.other_id}", {"mode": args.mode})
             if args.mode == "patch" and resp.status_code == 200:

@@ -83,6 +83,8 @@ class ProjectVersion(BaseModel):
     install_skipped = BooleanField(default=False)
     audit_status = CharField(null=True, max_length=16)  # passed | critical | unavailable | skipped
     deployed_at = DateTimeField(null=True)
+    render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
+    render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
 
     class Meta:
         table_name = "project_versions"
@@ -146,12 +148,27 @@ def connect(data_dir: Path) -> SqliteDatabase:
     database.init(str(data_dir / "state.db"), pragmas=PRAGMAS, check_same_thread=False)
     with database.connection_context():
         database.create_tables(ALL_MODELS, safe=True)
+        _add_missing_columns()
         # The seed's third index: newest-first history per project.
         database.execute_sql(
             "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
             "ON project_versions (user_id, project_id, created_at DESC)"
         )
     return database
+
+
+def _add_missing_columns() -> None:
+    """Additive migration: columns a newer daemon declares are added to an older state.db (all nullable or
+    defaulted), so an upgrade never needs a manual step."""
+    from playhouse.migrate import SqliteMigrator, migrate
+
+    migrator = SqliteMigrator(database)
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        have = {c.name for c in database.get_columns(table)}
+        missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
+        if missing:
+            migrate(*[migrator.add_column(table, f.column_name, f) for f in missing])
 
 
 def to_record(v: ProjectVersion) -> dict[str, Any]:

@@ -53,6 +53,7 @@ def settle(rt: Runtime, version_id: str, state: str, detail: str = "", via: str 
     log.info("version %s %s by %s", version_id, state, via)
     if state == "deployed":
         rt.pointer_moved()
+        rt.schedule_render_check(version_id)
     else:
         rt.sync_nudge()
     rt.notify(version_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,8 @@ class Runtime:
         self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
         # Plain event counters (webhook outcomes, rate-limited requests) that metrics and status read.
         self.counters: dict[str, int] = {}
+        # Render checks take a second or two of Chromium each: one at a time, off the build worker.
+        self.render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-render")
         self._counters_lock = threading.Lock()
 
     # -- edges -------------------------------------------------------------------------------------------
@@ -241,6 +245,21 @@ class Runtime:
 
         deploywatch.watch(self, v)
 
+    def schedule_render_check(self, version_id: str) -> None:
+        """Queue the browser check of a version that just went live."""
+        if not self.cfg.render.enabled:
+            return
+        from daemon import screens
+
+        def run() -> None:
+            try:
+                screens.check_version(self, version_id)
+            except Exception:
+                log.exception("render check of %s failed", version_id)
+
+        with contextlib.suppress(RuntimeError):  # the pool refuses work while shutting down
+            self.render_pool.submit(run)
+
     def count(self, name: str, n: int = 1) -> None:
         """Bump an event counter."""
         with self._counters_lock:
@@ -288,6 +307,8 @@ class Runtime:
                                         {"key": key, "path": str(path), "content_type": "application/zip",
                                          "version_id": None})
         self.sync_nudge()
+        if v.status == "deployed":
+            self.schedule_render_check(v.version_id)
 
     def pointer(self, user_id: str, project_id: str) -> dict[str, Any] | None:
         """The seed's retrieve flow: KV first, the database second."""
@@ -311,6 +332,7 @@ class Runtime:
                 "timestamp": int(v.updated_at.replace(tzinfo=UTC).timestamp() * 1000) if v.updated_at else None}
 
     def close(self) -> None:
+        self.render_pool.shutdown(wait=True, cancel_futures=True)
         if self.sync_loop is not None:
             self.sync_loop.stop()
         shutil.rmtree(self.data_dir / "tmp", ignore_errors=True)

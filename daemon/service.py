@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,8 @@ def version_json(v: ProjectVersion) -> dict[str, Any]:
         "cfDeploymentId": v.cf_deployment_id,
         "nodeVersion": v.node_version,
         "pnpmVersion": v.pnpm_version,
+        "renderStatus": v.render_status,
+        "renderDetail": json.loads(v.render_detail) if v.render_detail else None,
         "createdAt": _iso(v.created_at),
         "updatedAt": _iso(v.updated_at),
     }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("previewd.timeline")
 
-DIFF_MODES = ("patch", "stat", "files")
+DIFF_MODES = ("patch", "stat", "files", "visual", "visual-stats")
 
 
 def _check_ids(user_id: Any, project_id: Any) -> None:
@@ -142,6 +142,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
     }
     if dep.state == "deployed":
         v = rt.mark_deployed(v.version_id, fields)
+        rt.schedule_render_check(v.version_id)
     else:
         v = versions.update(rt.outbox, v.version_id, **fields)
         rt.watch_deployment(v)

@@ -1,0 +1,90 @@
+"""Render checks after deploy, screenshots per version, and visual diffs between two versions' screenshots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from daemon import versions
+from daemon.db import ProjectVersion, database
+from daemon.errors import BadRequest, Conflict
+from daemon.render import RenderReport, check_page
+from daemon.service import get_version
+from daemon.visual import VisualError, compare
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.render")
+
+SIZES = ("desktop", "mobile")
+
+
+def screen_key(v: ProjectVersion, size: str) -> str:
+    """Object-store key of a version's screenshot, beside its artifact."""
+    return f"{v.user_id}/{v.project_id}/screens/{v.version_id}-{size}.png"
+
+
+def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
+    """Open a deployed version's preview in Chromium; record render_status and store its screenshots.
+
+    Never fails the version: a broken page is a render_status, not a build failure.
+    """
+    v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+    if v is None or v.status != "deployed" or not v.preview_url or not rt.cfg.render.enabled:
+        return None
+    try:
+        report = check_page(v.preview_url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
+                            workdir=rt.data_dir / "tmp")
+    except Exception as exc:  # a check that cannot run is "unavailable", and the daemon carries on
+        log.warning("render check of %s could not run: %s", version_id, exc)
+        report = RenderReport(status="unavailable", detail=f"{type(exc).__name__}: {exc}")
+    for size, png in report.screenshots.items():
+        key = screen_key(v, size)
+        path = rt.local_objects_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(png)
+        os.replace(tmp, path)
+        if rt.remote_objects is not None:
+            with database.atomic():
+                rt.outbox.add(database.connection(), "objects", key,
+                              {"key": key, "path": str(path), "content_type": "image/png", "version_id": None})
+    versions.update(rt.outbox, version_id, render_status=report.status, render_detail=json.dumps(report.as_dict()))
+    rt.sync_nudge()
+    log.info("render check %s: %s %s", version_id, report.status, report.detail)
+    return report
+
+
+def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:
+    """A version's stored screenshot (409 when it has none yet)."""
+    if size not in SIZES:
+        raise BadRequest(f"size must be one of {', '.join(SIZES)}", code="invalid_field", field="size")
+    v = get_version(version_id)
+    key = screen_key(v, size)
+    path = rt.local_objects_path(key)
+    if path.is_file():
+        return path.read_bytes()
+    if rt.remote_objects is not None:
+        try:
+            return rt.remote_objects.open_bytes(key)
+        except Exception:
+            log.debug("screenshot %s not in the remote store either", key, exc_info=True)
+    raise Conflict(f"version {version_id} has no {size} screenshot (render status: {v.render_status or 'pending'})",
+                   code="no_screenshot", versionId=version_id)
+
+
+def visual_diff(rt: Runtime, a_id: str, b_id: str, *, stats_only: bool, size: str = "desktop") -> Any:
+    """PNG of the two screenshots with changed pixels highlighted, or `{changedPixels, changedRatio, size}`."""
+    a, b = get_version(a_id), get_version(b_id)
+    if (a.user_id, a.project_id) != (b.user_id, b.project_id):
+        raise BadRequest("the two versions belong to different projects", code="different_projects")
+    try:
+        diff = compare(screenshot(rt, a_id, size), screenshot(rt, b_id, size))
+    except VisualError as exc:
+        raise BadRequest(str(exc), code=exc.code) from exc
+    if stats_only:
+        return diff.as_dict()
+    return diff.render_png()

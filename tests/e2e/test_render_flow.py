@@ -1,0 +1,107 @@
+"""Render check, screenshots and visual diff through the real daemon and Debian's Chromium."""
+
+from __future__ import annotations
+
+import io
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from tests.e2e.conftest import LiveDaemon
+
+# Pages chosen by the prompt: a normal page, a page that throws, a blank page.
+GENERATOR = textwrap.dedent('''
+    import json, sys
+    req = json.load(sys.stdin)
+    p = req["prompt"]
+    if "throw" in p:
+        body = "<h1>Broken</h1><script>throw new Error('boom from the page')</script>"
+    elif "blank" in p:
+        body = ""
+    else:
+        colour = "#c00" if "red" in p else "#00c"
+        body = f"<h1 style='color:{colour};font-size:64px'>{p}</h1><div style='height:300px;background:{colour}'></div>"
+    pkg = {"name": "r", "version": "0.0.0", "private": True,
+           "scripts": {"build": "mkdir -p dist && cp index.html dist/"}}
+    print(json.dumps({"name": "r", "slug": "r", "description": "d", "version": "0.1.0", "author": "t",
+                      "repository": "", "license": "MIT", "tech_stack": [],
+                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
+                                   "components": [], "design_tokens": {}, "rsc_path": ""},
+                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
+                      "files": [{"path": "index.html", "content": "<html><body>" + body + "</body></html>"}]}))
+''')
+
+
+def _daemon(tmp: Path) -> LiveDaemon:
+    gen = tmp / "gen.py"
+    gen.write_text(GENERATOR)
+    return LiveDaemon(tmp, textwrap.dedent(f'''
+        [generator]
+        backend = "command"
+        command = ["{sys.executable}", "{gen}"]
+        [build]
+        audit = "off"
+    ''')).start()
+
+
+def _rendered(d: LiveDaemon, vid: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v: dict[str, Any] = d.get(f"/versions/{vid}").json()
+        if v["renderStatus"]:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"{vid} was never render-checked")
+
+
+def _build(d: LiveDaemon, project: str, prompt: str, new: bool = True) -> str:
+    path = "/build-preview-for-new-project" if new else "/rebuild-preview"
+    body = d.post(path, {"userId": "u", "projectId": project, "prompt": prompt}).json()
+    assert body["success"] is True, body
+    return str(body["versionId"])
+
+
+def test_screenshots_and_visual_diff(tmp_path: Path) -> None:
+    d = _daemon(tmp_path)
+    try:
+        v1 = _build(d, "site", "Blue page")
+        v2 = _build(d, "site", "A red page", new=False)
+        r1, r2 = _rendered(d, v1), _rendered(d, v2)
+        assert r1["renderStatus"] == "ok", r1["renderDetail"]
+        assert r2["renderStatus"] == "ok" and r2["renderDetail"]["httpStatus"] == 200
+        for size, dims in (("desktop", (1280, 800)), ("mobile", (390, 844))):
+            shot = d.get(f"/versions/{v2}/screenshot", params={"size": size})
+            assert shot.status_code == 200 and shot.headers["content-type"] == "image/png"
+            assert Image.open(io.BytesIO(shot.content)).size == dims
+        assert (tmp_path / "data" / "objects" / "u" / "site" / "screens" / f"{v1}-desktop.png").is_file()
+        stats = d.get(f"/versions/{v1}/diff/{v2}", params={"mode": "visual-stats"}).json()
+        assert stats["changedPixels"] > 1000 and 0 < stats["changedRatio"] < 1
+        assert stats["size"] == [1280, 800]
+        png = d.get(f"/versions/{v1}/diff/{v2}", params={"mode": "visual"})
+        assert png.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(png.content)).size == (3 * 1280, 800)
+        same = d.get(f"/versions/{v2}/diff/{v2}", params={"mode": "visual-stats"}).json()
+        assert same["changedPixels"] == 0
+        assert d.get(f"/versions/{v1}/screenshot", params={"size": "tv"}).status_code == 400
+    finally:
+        d.stop()
+
+
+def test_broken_and_blank_pages_are_marked_not_failed(tmp_path: Path) -> None:
+    d = _daemon(tmp_path)
+    try:
+        broken = _build(d, "broken", "throw please")
+        blank = _build(d, "blank", "blank please")
+        b = _rendered(d, broken)
+        assert b["status"] == "deployed" and b["renderStatus"] == "errors"
+        assert any("boom from the page" in e for e in b["renderDetail"]["jsErrors"])
+        k = _rendered(d, blank)
+        assert k["status"] == "deployed" and k["renderStatus"] == "blank"
+        history = d.get("/versions", params={"userId": "u", "projectId": "broken"}).json()["versions"]
+        assert history[0]["renderStatus"] == "errors"
+    finally:
+        d.stop()
