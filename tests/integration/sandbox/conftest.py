@@ -13,9 +13,8 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from tests.integration.sandbox.sandbox_support import HOST_LAYERS
-
 from sandbox.layers import cgfs
+from tests.integration.sandbox.sandbox_support import HOST_LAYERS
 
 
 def _our_cgroups() -> list[Path]:

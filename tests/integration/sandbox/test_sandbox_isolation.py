@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.sandbox.sandbox_support import assert_normal_run, my_pid, run_py
 
 import sandbox
 from sandbox import Limits
+from tests.integration.sandbox.sandbox_support import assert_normal_run, my_pid, run_py
 
 SECRET_VAR = "PREVIEWD_TEST_DAEMON_SECRET"
 SECRET = "hunter2-do-not-leak"

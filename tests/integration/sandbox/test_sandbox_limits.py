@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.integration.sandbox.sandbox_support import assert_normal_run, no_process_with, run_py
-
 from sandbox import Limits
+from tests.integration.sandbox.sandbox_support import assert_normal_run, no_process_with, run_py
 
 MiB = 2**20
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.sandbox.sandbox_support import assert_normal_run, run_py
-
 import sandbox
 from sandbox import Limits
+from tests.integration.sandbox.sandbox_support import assert_normal_run, run_py
 
 MiB = 2**20
 

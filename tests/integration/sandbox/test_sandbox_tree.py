@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.integration.sandbox.sandbox_support import alive, assert_normal_run, no_process_with, read_pids, run_py
-
 from sandbox import Limits
+from tests.integration.sandbox.sandbox_support import alive, assert_normal_run, no_process_with, read_pids, run_py
 
 # The classic daemonisation: fork, setsid, fork again, parent exits; the grandchild is orphaned out of
 # the session and process group (os.killpg cannot reach it) and would keep running after the build.

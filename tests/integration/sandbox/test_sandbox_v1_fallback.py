@@ -7,12 +7,12 @@ import subprocess
 import time
 
 import pytest
-from tests.integration.sandbox.sandbox_support import HOST_LAYERS, PY
 
 from sandbox import Limits
 from sandbox.layers import cgfs
 from sandbox.layers.cgroup_v1 import CgroupV1Layer
 from sandbox.probe import launcher_argv
+from tests.integration.sandbox.sandbox_support import HOST_LAYERS, PY
 
 BURN = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'while True: pass'])\nwhile True: pass\n"
 
