@@ -1,0 +1,186 @@
+"""The seed's alerts: evaluated each minute, kept in memory, logged once on start and on clear, optionally POSTed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import psutil
+
+from daemon import metrics
+from daemon.db import ProjectVersion, utcnow
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.alerts")
+
+MIN_BUILDS = 5  # a failure rate over fewer builds is noise
+MEMORY_MAX_PERCENT = 90.0
+WEBHOOK_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One firing condition: a stable name, what is wrong in a sentence, the measured value and its threshold."""
+
+    name: str
+    message: str
+    value: float
+    threshold: float
+    since: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _failure_rate(rt: Runtime, now: datetime) -> Alert | None:
+    c = rt.cfg.alerts
+    since = now - timedelta(minutes=c.window_minutes)
+    statuses = [str(v.status) for v in ProjectVersion.select(ProjectVersion.status)
+                .where(ProjectVersion.status.in_(("deployed", "failed")) & (ProjectVersion.updated_at >= since))]
+    total = len(statuses)
+    failed = statuses.count("failed")
+    if total < MIN_BUILDS or failed / total < c.failure_rate:
+        return None
+    return Alert("build_failure_rate", f"{failed} of {total} builds failed in the last {c.window_minutes} min",
+                 round(failed / total, 3), c.failure_rate)
+
+
+def _pages_quota(rt: Runtime, now: datetime) -> Alert | None:
+    quota = rt.cfg.retention.pages_quota_month
+    used = metrics.pages_deployments_this_month(now)
+    if used < rt.cfg.alerts.quota_ratio * quota:
+        return None
+    return Alert("pages_quota", f"{used} of {quota} Pages deployments used this month", used,
+                 rt.cfg.alerts.quota_ratio * quota)
+
+
+def _webhook_auth(rt: Runtime, now: datetime) -> Alert | None:
+    window = rt.cfg.alerts.window_minutes * 60
+    cutoff = time.time() - window
+    recent = sum(1 for t in list(metrics.of(rt).refusal_times) if t >= cutoff)
+    if not recent:
+        return None
+    return Alert("webhook_auth_failures", f"{recent} webhook(s) failed authentication in the last "
+                 f"{rt.cfg.alerts.window_minutes} min (check the webhook secret)", recent, 1)
+
+
+def _disk(rt: Runtime, now: datetime) -> Alert | None:
+    usage = psutil.disk_usage(str(rt.data_dir))
+    free = 100.0 - usage.percent
+    if free >= rt.cfg.alerts.disk_free_min_percent:
+        return None
+    return Alert("disk_pressure", f"{free:.1f}% free on the data dir's disk ({usage.free // 2**20} MiB)",
+                 round(free, 1), rt.cfg.alerts.disk_free_min_percent)
+
+
+def _memory(rt: Runtime, now: datetime) -> Alert | None:
+    mem = psutil.virtual_memory()
+    if mem.percent < MEMORY_MAX_PERCENT:
+        return None
+    return Alert("memory_pressure", f"{mem.percent:.0f}% of memory in use ({mem.available // 2**20} MiB available)",
+                 mem.percent, MEMORY_MAX_PERCENT)
+
+
+CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _disk, _memory]
+
+
+class AlertState:
+    """The alerts firing now; transitions are logged and posted once."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, Alert] = {}
+        self.lock = threading.Lock()
+        self.last_evaluated: str | None = None
+
+    def update(self, rt: Runtime, found: list[Alert], now: datetime) -> list[Alert]:
+        stamp = now.replace(tzinfo=UTC).isoformat()
+        with self.lock:
+            current = {a.name: a for a in found}
+            started = [a for name, a in current.items() if name not in self.active]
+            cleared = [a for name, a in self.active.items() if name not in current]
+            self.active = {name: Alert(a.name, a.message, a.value, a.threshold,
+                                       self.active[name].since if name in self.active else stamp)
+                           for name, a in current.items()}
+            self.last_evaluated = stamp
+            firing = sorted(self.active.values(), key=lambda a: a.name)
+        for a in started:
+            log.warning("ALERT %s: %s", a.name, a.message)
+            _post(rt, {"alert": a.name, "state": "firing", "message": a.message, "value": a.value,
+                       "threshold": a.threshold, "at": stamp})
+        for a in cleared:
+            log.info("alert cleared: %s", a.name)
+            _post(rt, {"alert": a.name, "state": "resolved", "message": a.message, "at": stamp})
+        return firing
+
+
+def _post(rt: Runtime, body: dict[str, Any]) -> None:
+    """Send to the alert webhook on its own thread: never blocks a request or the scheduler."""
+    url = rt.cfg.alerts.webhook_url
+    if not url:
+        return
+
+    def send() -> None:
+        try:
+            r = httpx.post(url, json=body, timeout=WEBHOOK_TIMEOUT_S, trust_env=False)
+            if r.status_code >= 400:
+                log.warning("alert webhook answered %d for %s", r.status_code, body["alert"])
+        except httpx.HTTPError as exc:  # the URL may carry a token: name the error type, never the URL
+            log.warning("alert webhook unreachable for %s: %s", body["alert"], type(exc).__name__)
+
+    threading.Thread(target=send, name="alert-webhook", daemon=True).start()
+
+
+_STATES: weakref.WeakKeyDictionary[Runtime, AlertState] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def state(rt: Runtime) -> AlertState:
+    """The alert state of one runtime."""
+    with _GUARD:
+        s = _STATES.get(rt)
+        if s is None:
+            s = _STATES[rt] = AlertState()
+        return s
+
+
+def evaluate(rt: Runtime, now: datetime | None = None) -> list[Alert]:
+    """Run every check, record transitions, return what fires now. A check that errors is logged and skipped."""
+    now = now or utcnow()
+    found: list[Alert] = []
+    for check in CHECKS:
+        try:
+            a = check(rt, now)
+        except Exception:
+            log.exception("alert check %s failed", check.__name__)
+            continue
+        if a is not None:
+            found.append(a)
+    return state(rt).update(rt, found, now)
+
+
+def active(rt: Runtime) -> list[Alert]:
+    """What fired at the last evaluation (no new evaluation)."""
+    s = state(rt)
+    with s.lock:
+        return sorted(s.active.values(), key=lambda a: a.name)
+
+
+def register(aps: Any, rt: Runtime) -> None:
+    """Evaluate every minute (and once right at start)."""
+
+    def job() -> None:
+        try:
+            evaluate(rt)
+        except Exception:
+            log.exception("alert evaluation failed")
+
+    aps.add_job(job, "interval", minutes=1, id="alerts", replace_existing=True,
+                next_run_time=datetime.now(UTC))

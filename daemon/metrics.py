@@ -1,0 +1,163 @@
+"""Prometheus metrics on a registry of the daemon's own: build timings and outcomes, queue, sync, webhooks, disk."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from daemon.cleanup import dir_size
+from daemon.db import ProjectVersion, utcnow
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DISK_CACHE_S = 60.0
+DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, float("inf"))
+REFUSALS_KEPT = 1000
+
+
+class Metrics:
+    """Every metric of one daemon; several daemons in one process (tests) each have their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_seconds = Histogram("previewd_build_duration_seconds", "Whole build, queued to done.",
+                                       registry=r, buckets=DURATION_BUCKETS)
+        self.install_seconds = Histogram("previewd_install_duration_seconds", "pnpm install (when not skipped).",
+                                         registry=r, buckets=DURATION_BUCKETS)
+        self.deploy_seconds = Histogram("previewd_deploy_duration_seconds", "Deployment upload.",
+                                        registry=r, buckets=DURATION_BUCKETS)
+        self.builds = Counter("previewd_builds", "Builds finished, by status.", ["status"], registry=r)
+        self.failures = Counter("previewd_build_failures", "Failed builds, by reason.", ["reason"], registry=r)
+        self.queue_depth = Gauge("previewd_queue_depth", "Builds waiting to start.", registry=r)
+        self.running = Gauge("previewd_builds_running", "Versions building or deploying.", registry=r)
+        self.sync_backlog = Gauge("previewd_sync_backlog", "Outbox items waiting, per destination.",
+                                  ["destination"], registry=r)
+        self.sync_dead = Gauge("previewd_sync_dead", "Outbox items parked as undeliverable, per destination.",
+                               ["destination"], registry=r)
+        self.sync_lag = Gauge("previewd_sync_lag_seconds", "Age of the oldest waiting outbox item, per destination.",
+                              ["destination"], registry=r)
+        self.webhooks = Counter("previewd_webhooks_received", "Deployment webhooks accepted, by kind.", ["kind"],
+                                registry=r)
+        self.webhook_retries = Counter("previewd_webhooks_retried", "Webhooks the sender delivered again, by kind.",
+                                       ["kind"], registry=r)
+        self.webhook_refusals = Counter("previewd_webhooks_refused", "Webhooks refused, by reason.", ["reason"],
+                                        registry=r)
+        self.rate_limited_total = Counter("previewd_rate_limited_requests", "Requests refused by a rate cap.",
+                                          ["cap"], registry=r)
+        self.pages_month = Gauge("previewd_pages_deployments_month", "Pages deployments this calendar month (UTC).",
+                                 registry=r)
+        self.pages_quota = Gauge("previewd_pages_deployments_quota", "Pages deployments allowed per month.",
+                                 registry=r)
+        self.disk = Gauge("previewd_disk_used_bytes", "Bytes used under the data dir, by area.", ["area"],
+                          registry=r)
+        self._disk_at = 0.0
+        self._disk_lock = threading.Lock()
+        self.refusal_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the webhook-auth alert
+
+    def observe_build(self, v: ProjectVersion) -> None:
+        """A build ended (deployed, failed, or deploying while the platform confirms)."""
+        self.builds.labels(status=v.status).inc()
+        if v.status == "failed":
+            self.failures.labels(reason=v.failure_reason or "unknown").inc()
+        for hist, ms in ((self.build_seconds, v.build_duration_ms), (self.install_seconds, v.install_duration_ms),
+                         (self.deploy_seconds, v.deploy_duration_ms)):
+            if ms:
+                hist.observe(ms / 1000)
+
+    def refresh(self, rt: Runtime, queue: Any = None, *, now: datetime | None = None) -> None:
+        """Recompute the gauges read from state (queue, sync, quota; disk at most every DISK_CACHE_S)."""
+        if queue is not None:
+            try:
+                self.queue_depth.set(queue.pending())
+            except Exception:
+                log.warning("queue depth unavailable", exc_info=True)
+        self.running.set(ProjectVersion.select().where(ProjectVersion.status.in_(("building", "deploying"))).count())
+        if rt.sync_loop is not None:
+            for dest, b in rt.sync_loop.outbox.backlog().items():
+                self.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
+                self.sync_dead.labels(destination=dest).set(b.get("dead", 0))
+                self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
+        self.pages_month.set(pages_deployments_this_month(now))
+        self.pages_quota.set(rt.cfg.retention.pages_quota_month)
+        self._refresh_disk(rt)
+
+    def _refresh_disk(self, rt: Runtime) -> None:
+        # Walking the trees is slow on a full droplet: at most once a minute, and one walker at a time.
+        if time.monotonic() - self._disk_at < DISK_CACHE_S or not self._disk_lock.acquire(blocking=False):
+            return
+        try:
+            for area, path in (("projects", rt.data_dir / "projects"), ("objects", rt.data_dir / "objects"),
+                               ("previews", rt.data_dir / "previews"), ("logs", rt.data_dir / "logs"),
+                               ("pnpm_store", rt.store_dir)):
+                self.disk.labels(area=area).set(dir_size(path))
+            self._disk_at = time.monotonic()
+        finally:
+            self._disk_lock.release()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+def pages_deployments_this_month(now: datetime | None = None) -> int:
+    """Versions that created a Pages deployment since the first of this month (UTC)."""
+    now = now or utcnow()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return int(ProjectVersion.select().where(ProjectVersion.cf_deployment_id.is_null(False)
+                                             & (ProjectVersion.created_at >= start)).count())
+
+
+_BY_RUNTIME: weakref.WeakKeyDictionary[Runtime, Metrics] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def of(rt: Runtime) -> Metrics:
+    """The metrics of one runtime (made on first use)."""
+    with _GUARD:
+        m = _BY_RUNTIME.get(rt)
+        if m is None:
+            m = _BY_RUNTIME[rt] = Metrics()
+        return m
+
+
+def install_metrics(rt: Runtime) -> Metrics:
+    """Hook build outcomes into the metrics (call once, after the Runtime is built)."""
+    m = of(rt)
+    if m.observe_build not in rt.on_build_done:
+        rt.on_build_done.append(m.observe_build)
+    return m
+
+
+def webhook_received(rt: Runtime, kind: str) -> None:
+    """A deployment webhook was accepted (kind: the event, e.g. deployment.success)."""
+    of(rt).webhooks.labels(kind=kind).inc()
+
+
+def webhook_retried(rt: Runtime, kind: str) -> None:
+    """The sender delivered a webhook we had already seen."""
+    of(rt).webhook_retries.labels(kind=kind).inc()
+
+
+def webhook_refused(rt: Runtime, reason: str) -> None:
+    """A webhook was refused (reason: auth, bad_body, ...); auth refusals feed the webhook-auth alert."""
+    m = of(rt)
+    m.webhook_refusals.labels(reason=reason).inc()
+    if reason == "auth":
+        m.refusal_times.append(time.time())
+
+
+def rate_limited(rt: Runtime, cap: str) -> None:
+    """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
+    of(rt).rate_limited_total.labels(cap=cap).inc()
