@@ -7,7 +7,7 @@ import json
 import sqlite3
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -109,7 +109,7 @@ def _plain_log(c: Client, version_id: str) -> int:
 
 def follow_logs(c: Client, version_id: str) -> int:
     """Print the SSE stream's lines as they come; exit 0 when the build deployed, 1 otherwise."""
-    event, data = "message", []
+    event, data = "message", cast(list[str], [])
     final: dict[str, Any] | None = None
     with c.http.stream("GET", f"{c.base}/builds/{version_id}/logs", timeout=httpx.Timeout(30, read=None)) as resp:
         if resp.status_code != 200:
