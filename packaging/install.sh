@@ -10,6 +10,8 @@
 # 0640), /etc/previewd/env (secrets, root 0600), /etc/systemd/system/previewd.service, /usr/local/bin/daemonctl,
 # /var/lib/previewd (data, previewd 0750). Existing config and env files are never overwritten.
 set -euo pipefail
+# useradd, groupadd live in sbin, which a non-login root shell may not have on PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 PNPM_VERSION="10.34.9"
 NODE_MIN_MAJOR=20
