@@ -175,3 +175,60 @@ def test_stored_log_as_events_then_status(ops: Seeder, client: ApiClient) -> Non
     resumed = client.get(f"/builds/{v.version_id}/logs", headers={"Last-Event-ID": "2"})
     assert "data: one" not in resumed.text and "data: three" in resumed.text
     assert client.get("/builds/01J00000000000000000000000/logs").status_code == 404
+
+
+def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -> None:
+    import asyncio
+
+    from daemon.buildlog import BuildLog
+
+    v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
+    ops.rt.log_path(v.version_id).unlink()
+    blog = BuildLog(ops.rt.log_path(v.version_id))
+    ops.rt.live_logs[v.version_id] = blog
+    for i in range(50):
+        blog.line(f"early {i}")
+
+    async def read() -> list[str]:
+        got: list[str] = []
+        gen = ops_api._log_events(ops.rt, v.version_id, 0)
+        writer = threading.Thread(target=lambda: [blog.line(f"late {i}") for i in range(200)])
+        async for msg in gen:
+            if msg.event == "status":
+                break
+            got.append(str(msg.data))
+            if len(got) == 10:
+                writer.start()  # the build thread writes while we stream
+            if len(got) == 250:
+                ops.rt.live_logs.pop(v.version_id)
+                ProjectVersion.update(status="deployed").where(ProjectVersion.version_id == v.version_id).execute()
+                blog.close()
+        writer.join()
+        return got
+
+    lines = asyncio.run(read())
+    assert lines == [f"early {i}" for i in range(50)] + [f"late {i}" for i in range(200)]
+    assert blog._listeners == []
+
+
+def test_disconnect_leaves_no_listener(ops: Seeder) -> None:
+    import asyncio
+
+    from daemon.buildlog import BuildLog
+
+    v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
+    blog = BuildLog(ops.rt.log_path(v.version_id))
+    ops.rt.live_logs[v.version_id] = blog
+    blog.line("first")
+
+    async def read_one() -> None:
+        gen = ops_api._log_events(ops.rt, v.version_id, 0)
+        async for _ in gen:
+            assert len(blog._listeners) == 1
+            await gen.aclose()
+            break
+
+    asyncio.run(read_one())
+    assert blog._listeners == []
+    blog.line("after the client left")  # the build goes on unharmed
+    blog.close()
