@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -111,7 +111,7 @@ def _status_event(v: ProjectVersion) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=json.dumps(body), event="status")
 
 
-async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncIterator[ServerSentEventMessage]:
+async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Stored lines, then live lines as the build writes them, then one `status` event."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()

@@ -192,7 +192,11 @@ def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -
     async def read() -> list[str]:
         got: list[str] = []
         gen = ops_api._log_events(ops.rt, v.version_id, 0)
-        writer = threading.Thread(target=lambda: [blog.line(f"late {i}") for i in range(200)])
+        def write() -> None:
+            for i in range(200):
+                blog.line(f"late {i}")
+
+        writer = threading.Thread(target=write)
         async for msg in gen:
             if msg.event == "status":
                 break
