@@ -114,7 +114,8 @@ class Pipeline:
             "PNPM_CONFIG_STORE_DIR": str(self.rt.store_dir),
             "npm_config_update_notifier": "false",
             "PNPM_HOME": str(home / ".pnpm-home"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
+            # pnpm keeps registry metadata here; shared so a warm droplet resolves without asking the registry.
+            "XDG_CACHE_HOME": str(self.rt.data_dir / "cache"),
         }
         return sandbox.safe_env(extra, home=home)
 
@@ -257,9 +258,13 @@ class Pipeline:
             audit_box: dict[str, Any] = {}
             audit_thread = None
             if cfg.build.audit != "off":
-                audit_thread = threading.Thread(target=self._audit, args=(tc, workspace, env, audit_box),
-                                                daemon=True)
-                audit_thread.start()
+                cached = self._cached_audit(files.get("pnpm-lock.yaml", ""))
+                if cached is not None:
+                    audit_box["outcome"], audit_box["cached"] = cached
+                else:
+                    audit_thread = threading.Thread(target=self._audit, args=(tc, workspace, env, audit_box),
+                                                    daemon=True)
+                    audit_thread.start()
             for rel in out_candidates:
                 shutil.rmtree(workspace / rel, ignore_errors=True)
             t0 = time.monotonic()
@@ -268,6 +273,8 @@ class Pipeline:
             times.build_ms = int((time.monotonic() - t0) * 1000)
             if audit_thread is not None:
                 audit_thread.join()
+                self._store_audit(files.get("pnpm-lock.yaml", ""), audit_box)
+            if "outcome" in audit_box:
                 self._judge_audit(v, audit_box, blog)
             if res.reason != "ok":
                 raise BuildFailed("build_failed", f"pnpm build exited {res.exit_code}")
@@ -324,8 +331,42 @@ class Pipeline:
         except Exception as exc:  # an audit that cannot run is "unavailable", never a pass
             box["outcome"] = toolchain.AuditOutcome("unavailable", 0, f"{type(exc).__name__}: {exc}")
 
+    def _audit_cache_path(self, lockfile: str) -> Path:
+        key = hashlib.sha256((self.cfg.build.audit_registry + "\0" + lockfile).encode()).hexdigest()
+        return self.rt.data_dir / "cache" / "audit" / f"{key}.json"
+
+    def _cached_audit(self, lockfile: str) -> tuple[toolchain.AuditOutcome, float] | None:
+        """A recent audit of the very same lockfile: advisories do not change by the minute, so reuse it.
+
+        An "unavailable" result is kept for a short time only, so the advisory database is asked again soon.
+        """
+        ttl_min = self.cfg.build.audit_cache_minutes
+        if not lockfile or ttl_min <= 0:
+            return None
+        try:
+            data = json.loads(self._audit_cache_path(lockfile).read_text())
+            outcome = toolchain.AuditOutcome(data["status"], int(data["critical"]), str(data["detail"]))
+            age = time.time() - float(data["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        ttl_s = ttl_min * 60 if outcome.status != "unavailable" else min(ttl_min * 60, 600)
+        return (outcome, age) if 0 <= age < ttl_s else None
+
+    def _store_audit(self, lockfile: str, box: dict[str, Any]) -> None:
+        outcome = box.get("outcome")
+        if not lockfile or outcome is None or self.cfg.build.audit_cache_minutes <= 0:
+            return
+        path = self._audit_cache_path(lockfile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"status": outcome.status, "critical": outcome.critical, "detail": outcome.detail,
+                                   "at": time.time()}))
+        tmp.replace(path)
+
     def _judge_audit(self, v: ProjectVersion, box: dict[str, Any], blog: BuildLog) -> None:
         outcome: toolchain.AuditOutcome = box.get("outcome") or toolchain.AuditOutcome("unavailable", 0, "no result")
+        if "cached" in box:
+            blog.step(f"audit: same lockfile audited {box['cached'] / 60:.0f} min ago, reusing its result")
         versions.update(self.rt.outbox, v.version_id, audit_status=outcome.status)
         if outcome.status == "unavailable":
             blog.step(f"WARNING audit unavailable (no advisory database reached): {outcome.detail}")

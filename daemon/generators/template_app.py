@@ -116,6 +116,8 @@ _STRICT = {
 }
 TSCONFIG_APP = {
     "compilerOptions": {
+        # incremental: node_modules survives between builds, so a rebuild re-checks only what changed.
+        "incremental": True,
         "tsBuildInfoFile": "./node_modules/.tmp/tsconfig.app.tsbuildinfo",
         "target": "ES2020",
         "useDefineForClassFields": True,
@@ -128,6 +130,7 @@ TSCONFIG_APP = {
 }
 TSCONFIG_NODE = {
     "compilerOptions": {
+        "incremental": True,
         "tsBuildInfoFile": "./node_modules/.tmp/tsconfig.node.tsbuildinfo",
         "target": "ES2022",
         "lib": ["ES2023"],

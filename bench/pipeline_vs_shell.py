@@ -1,0 +1,179 @@
+"""Daemon request -> deployed vs a shell's `pnpm install && pnpm build`, same project, same store state, one run.
+
+Prints, as ratios against baselines measured in this same run:
+  cold store:  daemon / shell            (target <= 1.10)
+  warm store:  daemon / shell            (target <= 1.10)
+  rebuild with unchanged dependencies / first build (warm)   (target <= 0.5)
+  enqueue -> build start p50 of the real Huey queue          (target <= 100 ms)
+Run: .venv/bin/python bench/pipeline_vs_shell.py [--warm-runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from daemon import toolchain  # noqa: E402
+from daemon.generators import GenerationRequest, make_generator  # noqa: E402
+from daemon.security import sign  # noqa: E402
+
+SECRET = "bench-secret"
+PROMPT = "A bakery landing page with a menu, opening hours and a contact form"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def project_files() -> dict[str, str]:
+    """The exact files the daemon builds for PROMPT (template generator + the daemon's install policy)."""
+    gen = make_generator("template")
+    files = dict(gen.generate(GenerationRequest(prompt=PROMPT), lambda _l: None).contract.files)
+    files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(["esbuild", "@tailwindcss/oxide"])
+    return files
+
+
+def shell_build(files: dict[str, str], store: Path, cache: Path, work: Path) -> float:
+    """What an operator would type: pnpm install && pnpm build, in a fresh directory."""
+    for rel, text in files.items():
+        p = work / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    tc = toolchain.resolve()
+    env = {"PATH": tc.path_env, "HOME": str(work.parent), "XDG_CACHE_HOME": str(cache), "CI": "true"}
+    cmd = f"'{tc.pnpm}' install --store-dir '{store}' && '{tc.pnpm}' build"
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-c", cmd], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+class Daemon:
+    def __init__(self, root: Path, store: Path) -> None:
+        self.port = free_port()
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = root / "previewd.toml"
+        cfg.write_text(f'[server]\nport = {self.port}\n[paths]\ndata_dir = "{root / "data"}"\n'
+                       f'pnpm_store = "{store}"\n[build]\naudit = "warn"\n[render]\nenabled = false\n')
+        env = {**os.environ, "PREVIEWD_CONFIG": str(cfg), "PREVIEWD_HMAC_SECRET": SECRET}
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve"], env=env, cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=900, trust_env=False)
+        for _ in range(300):
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise SystemExit("daemon did not start")
+
+    def build(self, project: str, prompt: str, rebuild: bool = False) -> float:
+        body = json.dumps({"userId": "bench", "projectId": project, "prompt": prompt}).encode()
+        path = "/rebuild-preview" if rebuild else "/build-preview-for-new-project"
+        t0 = time.perf_counter()
+        r = self.http.post(path, content=body, headers={"x-sheen-signature": sign(SECRET, body),
+                                                        "content-type": "application/json"})
+        elapsed = time.perf_counter() - t0
+        data = r.json()
+        if not data.get("success"):
+            raise SystemExit(f"daemon build failed: {data}")
+        return elapsed
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def queue_latency(samples: int = 30) -> list[float]:
+    """enqueue -> the worker calling the build function, on the real Huey consumer, queue idle between samples."""
+    from daemon.queue import BuildQueue
+
+    out: list[float] = []
+    done = threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        q: BuildQueue
+
+        def run(_vid: str) -> None:
+            out.append(q.started_at[_vid] - q.enqueued_at[_vid])
+            done.set()
+
+        q = BuildQueue(Path(tmp) / "queue.db", run)
+        q.start()
+        try:
+            for i in range(samples):
+                done.clear()
+                time.sleep(0.2)  # idle, so the worker is in its polling sleep
+                q.enqueue(f"v{i}")
+                done.wait(10)
+        finally:
+            q.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--warm-runs", type=int, default=3)
+    args = ap.parse_args()
+    files = project_files()
+    root = Path(tempfile.mkdtemp(prefix="previewd-bench-"))
+    try:
+        shell_store, shell_cache = root / "shell-store", root / "shell-cache"
+        daemon_store = root / "daemon-store"
+        d = Daemon(root / "d", daemon_store)
+        try:
+            # cold: empty stores and metadata caches on both sides; run in both orders (the registry's own
+            # caches warm up on the first fetch), the shell's pair with stores it never used before.
+            daemon_cold = d.build("cold", PROMPT)
+            shell_cold_a = shell_build(files, shell_store, shell_cache, root / "shell-0" / "app")
+            shell_cold_b = shell_build(files, root / "shell-store-b", root / "shell-cache-b", root / "shell-b" / "app")
+            d.stop()
+            d = Daemon(root / "d2", root / "daemon-store-2")
+            daemon_cold_b = d.build("cold", PROMPT)
+            cold_rebuild = d.build("cold", "Change the headline to Fresh bread", rebuild=True)
+            shell_cold = statistics.mean([shell_cold_a, shell_cold_b])
+            daemon_cold = statistics.mean([daemon_cold, daemon_cold_b])
+            shell_warm: list[float] = []
+            daemon_warm: list[float] = []
+            rebuilds: list[float] = []
+            for i in range(args.warm_runs):  # interleaved so machine noise hits both alike
+                shell_warm.append(shell_build(files, shell_store, shell_cache, root / f"shell-{i + 1}" / "app"))
+                daemon_warm.append(d.build(f"warm{i}", PROMPT))
+                rebuilds.append(d.build(f"warm{i}", f"Change the headline to Fresh bread {i}", rebuild=True))
+        finally:
+            d.stop()
+        lat = queue_latency()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    sw, dw, rb = statistics.median(shell_warm), statistics.median(daemon_warm), statistics.median(rebuilds)
+    print(f"cold store : shell {shell_cold:6.2f}s  daemon {daemon_cold:6.2f}s  ratio {daemon_cold / shell_cold:.3f}"
+          "  (target <= 1.10)")
+    print(f"warm store : shell {sw:6.2f}s  daemon {dw:6.2f}s  ratio {dw / sw:.3f}  (target <= 1.10, median of "
+          f"{args.warm_runs})")
+    print(f"rebuild, deps unchanged / first build, warm store: {rb:.2f}s / {dw:.2f}s = {rb / dw:.3f}  (target <= 0.5)")
+    print(f"rebuild, deps unchanged / first build, cold store: {cold_rebuild:.2f}s / {daemon_cold_b:.2f}s = "
+          f"{cold_rebuild / daemon_cold_b:.3f}")
+    p50 = statistics.median(lat) * 1000
+    print(f"enqueue -> build start: p50 {p50:.1f} ms, max {max(lat) * 1000:.1f} ms over {len(lat)}  "
+          "(target p50 <= 100 ms)")
+
+
+if __name__ == "__main__":
+    main()
