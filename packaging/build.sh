@@ -13,11 +13,16 @@ PYVER="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_in
   || { echo "build.sh: $PYTHON is Python $PYVER; previewd needs 3.11+" >&2; exit 2; }
 TOOLVENV="$ROOT/build/shiv-venv-$PYVER"
 
+mkdir -p "$ROOT/build"
+# Two builds at once (parallel test sessions) must not both recreate the tool venv.
+exec 9>"$ROOT/build/.shiv-venv.lock"
+flock 9
 if ! "$TOOLVENV/bin/python" -c "import shiv, sys; sys.exit(shiv.__version__ != '$SHIV_VERSION')" 2>/dev/null; then
   rm -rf "$TOOLVENV"
   "$PYTHON" -m venv "$TOOLVENV"
   "$TOOLVENV/bin/pip" install -q --disable-pip-version-check "shiv==$SHIV_VERSION"
 fi
+flock -u 9
 
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT

@@ -157,6 +157,9 @@ install_node_tarball() {
   esac
   local name="node-$NODE_TARBALL_VERSION-linux-$arch.tar.xz"
   local base="https://nodejs.org/dist/$NODE_TARBALL_VERSION"
+  if [ -z "$ROOT" ] && ! { command -v curl && command -v xz; } >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl xz-utils ca-certificates >/dev/null
+  fi
   local tmp
   tmp="$(mktemp -d)"
   say "downloading Node.js $NODE_TARBALL_VERSION ($name)"
@@ -354,7 +357,8 @@ PY
   if [ "$DO_SYSTEMCTL" -eq 1 ]; then
     local i
     for i in $(seq 1 60); do
-      if curl -fsS "$url" >/dev/null 2>&1; then say "previewd is up: $url"; break; fi
+      if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null
+      then say "previewd is up: $url"; break; fi
       [ "$i" -lt 60 ] || say "previewd did not answer $url within 60 s; see: journalctl -u $SERVICE -n 50"
       sleep 1
     done

@@ -61,6 +61,23 @@ def cap_own_memory(high: str, maximum: str, fs: Path = CGROUP_FS, proc_cgroup: P
         return f"could not cap daemon memory in its cgroup: {exc}"
 
 
+def hide_environment() -> bool:
+    """Make this process non-dumpable, so processes of the same uid (its builds) cannot read its secrets.
+
+    Builds run as the daemon's uid; without this they could read /proc/<daemon>/environ (which holds the
+    secrets systemd passed from /etc/previewd/env) or ptrace it. The flag resets on execve, so children are
+    unaffected. Returns whether it took effect.
+    """
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _command(args: list[str]) -> str:
     """The `previewd` subcommand in args (skipping `--config FILE`), or ""."""
     skip = False
@@ -99,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         return ctl.main(args)
     high = os.environ.get("PREVIEWD_DAEMON_MEMORY_HIGH", "")
     maximum = os.environ.get("PREVIEWD_DAEMON_MEMORY_MAX", "")
-    if command == "serve" and (high or maximum):
-        print("previewd: " + cap_own_memory(high, maximum), file=sys.stderr)
+    if command == "serve":
+        if not hide_environment():
+            print("previewd: could not set PR_SET_DUMPABLE=0; builds of the same uid may read this process",
+                  file=sys.stderr)
+        if high or maximum:
+            print("previewd: " + cap_own_memory(high, maximum), file=sys.stderr)
     from daemon import cli
 
     return cli.main(args)

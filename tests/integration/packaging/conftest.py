@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-# The interpreter the venv was made from: the "system Python" a droplet has.
-SYSTEM_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The build uses the interpreter the venv was made from; the file then runs on whatever `python3` a clean PATH
+# finds (its shebang is `/usr/bin/env python3`), the distribution's own on a droplet.
+BUILD_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
+SYSTEM_PYTHON = shutil.which("python3", path=CLEAN_PATH) or "/usr/bin/python3"
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """An environment with no venv, no PYTHONPATH and no previewd settings: only the system basics."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    env = {"PATH": CLEAN_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
     env.update(extra)
     return env
 
@@ -38,7 +41,7 @@ def pyz(pkg_dir: Path) -> Path:
     """`packaging/build.sh` run once per session for the system Python; the built executable."""
     out = pkg_dir / "dist" / "previewd.pyz"
     proc = subprocess.run([str(REPO / "packaging" / "build.sh"), str(out)], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "PYTHON": SYSTEM_PYTHON}, timeout=600, check=False)
+                          text=True, env={**os.environ, "PYTHON": BUILD_PYTHON}, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out.is_file() and os.access(out, os.X_OK)
     return out

@@ -43,6 +43,8 @@ def test_help_and_dispatch_by_argument_and_argv0(pyz: Path, shiv_root: Path, tmp
     proc = run([str(pyz), "build-info"], tmp_path, env)
     info = json.loads(proc.stdout)
     assert info["python"] == "{}.{}".format(*sys.version_info[:2]) and info["version"]
+    ran_on = run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"], tmp_path, env)
+    assert ran_on.stdout.strip() == str(tuple(sys.version_info[:2]))
     proc = run([str(pyz), "no-such-command"], tmp_path, env)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
@@ -106,6 +108,12 @@ def test_serve_as_unprivileged_user_then_sigterm(pyz: Path, shiv_root: Path, pkg
         status = run([str(pyz), "daemonctl", "--config", str(config), "status"], tmp_path, env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert isinstance(json.loads(status.stdout), dict)
+        # A process of the daemon's uid (a build) cannot read the daemon's environment, where secrets live.
+        peek = subprocess.run(["cat", f"/proc/{proc.pid}/environ"],
+                              env=clean_env(work), user=NOBODY, group=NOBODY, extra_groups=[],
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr
+        assert SECRET not in peek.stdout
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     finally:
