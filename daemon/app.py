@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from typing import Annotated, Any
@@ -16,10 +17,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import deploywatch, ratelimit, screens, security, service, syncops, timeline
+from daemon import deploywatch, metrics, ratelimit, screens, security, service, syncops, timeline
 from daemon.contract import ContractError
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
-from daemon.errors import AppError, BadRequest, PayloadTooLarge, Unauthorized, Unavailable
+from daemon.errors import AppError, BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.queue import BuildQueue
 from daemon.runtime import Runtime
@@ -262,6 +263,7 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     rt = _rt(request)
     if not verify_auth(request.headers.get("cf-webhook-auth"), rt.cfg.secrets.cf_webhook_secret):
         rt.count("webhook_refused")
+        metrics.webhook_refused(rt, "auth")
         log.warning("pages webhook refused: bad or missing cf-webhook-auth from %s",
                     request.client.host if request.client else "?")
         raise Unauthorized("missing or wrong cf-webhook-auth", code="webhook_auth")
@@ -270,15 +272,25 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
         event = parse_pages_event(body)
     except WebhookPayloadError as exc:
         rt.count("webhook_malformed")
+        metrics.webhook_refused(rt, "malformed")
         raise BadRequest(str(exc), code="bad_webhook_payload") from exc
     rt.count("webhook_received")
+    metrics.webhook_received(rt, event.state if event is not None else "ignored")
     if event is None:
         return {"ok": True, "matched": False}
-    return await asyncio.to_thread(deploywatch.handle_event, rt, event)
+    result = await asyncio.to_thread(deploywatch.handle_event, rt, event)
+    if result.get("matched") and result.get("changed") is False:
+        metrics.webhook_retried(rt, event.state)
+    return result
 
 
-@get("/healthz", summary="Liveness")
-async def healthz() -> dict[str, Any]:
+@get("/healthz", summary="Liveness; ?detail=1 adds alerts, queue and sync state")
+async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> dict[str, Any]:
+    if detail:
+        from daemon import ops_api  # ops_api imports this module's guard
+
+        result: dict[str, Any] = await asyncio.to_thread(ops_api.health_detail, _rt(request))
+        return result
     return {"ok": True}
 
 
@@ -288,7 +300,10 @@ def _field_from(message: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _error_response(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, RateLimited):
+        with contextlib.suppress(Exception):
+            metrics.rate_limited(_rt(request), exc.message.removeprefix("rate cap reached: ").split(" (")[0])
     if isinstance(exc, AppError):
         return Response(exc.body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):

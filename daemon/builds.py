@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon import frameworks, toolchain, versions
+from daemon import frameworks, logging_setup, toolchain, versions
 from daemon.buildlog import BuildLog
 from daemon.contract import ContractError, apply_contract
 from daemon.db import ProjectVersion
@@ -134,10 +134,14 @@ class Pipeline:
     # -- the pipeline ------------------------------------------------------------------------------------
     def run(self, version_id: str) -> None:
         """Build one queued version; never raises for anything the build does."""
-        rt = self.rt
         v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
         if v is None or v.status != "queued":
             return
+        with logging_setup.bind(version_id=version_id, project_id=v.project_id):
+            self._run_version(v, version_id)
+
+    def _run_version(self, v: ProjectVersion, version_id: str) -> None:
+        rt = self.rt
         blog = BuildLog(rt.log_path(version_id), redact=self.cfg.secrets.values(),
                         cap_bytes=self.cfg.limits.log_mb * 2**20)
         rt.live_logs[version_id] = blog

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from daemon import ctl_ops
 from daemon.config import Config, ConfigError, hmac_secret_path, load
 from daemon.security import sign
 
@@ -94,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("version_id")
     lg = sub.add_parser("log", help="print a version's build log")
     lg.add_argument("version_id")
-    sub.add_parser("status", help="daemon status: queue, versions, sandbox, sync backlog, disk")
     d = sub.add_parser("diff", help="diff two versions (patch, stat or files)")
     d.add_argument("version_id")
     d.add_argument("other_id")
@@ -113,12 +113,17 @@ def main(argv: list[str] | None = None) -> int:
                                         "restore": "rebuild a project's git history from stored packs"}[name])
         sp.add_argument("user_id")
         sp.add_argument("project_id")
+    ctl_ops.add_parsers(sub)
     args = p.parse_args(argv)
     try:
         cfg = load(args.config)
     except ConfigError as exc:
         print(f"daemonctl: config error: {exc}", file=sys.stderr)
         return 2
+    # Commands that must work without the daemon (or its secret): config check, doctor, offline status.
+    rc = ctl_ops.dispatch(args, None, cfg)
+    if rc is not None:
+        return rc
     c = Client(cfg, args.url)
     try:
         if args.cmd == "build":
@@ -144,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
             resp = c.get(f"/versions/{args.version_id}/log")
             sys.stdout.write(resp.text)
             return 0 if resp.status_code == 200 else 1
-        if args.cmd == "status":
-            return _print(c.get("/status", signed=True))
         if args.cmd == "diff" and args.visual:
             resp = c.get(f"/versions/{args.version_id}/diff/{args.other_id}", {"mode": "visual"})
             if resp.status_code != 200:
@@ -175,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if args.cmd in ("undo", "redo", "restore"):
             return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
+        rc = ctl_ops.dispatch(args, c, cfg)
+        if rc is not None:
+            return rc
     except httpx.HTTPError as exc:
         print(f"daemonctl: cannot reach the daemon at {c.base}: {exc}. Try: is `previewd serve` running?",
               file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon import deploywatch, ratelimit
+from daemon import alerts, cleanup, deploywatch, ratelimit
 
 if TYPE_CHECKING:
     from daemon.server import Daemon
@@ -38,6 +38,8 @@ class Scheduler:
         # The deployment-status fallback: cheap when nothing is pending (one indexed SELECT).
         self.aps.add_job(_guarded("poll_deployments", lambda: deploywatch.poll_due(rt)), "interval",
                          seconds=min(5.0, rt.cfg.deploy.poll_interval_s), id="poll_deployments")
+        cleanup.register(self.aps, rt)
+        alerts.register(self.aps, rt)
 
     def start(self) -> None:
         self.aps.start()

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from typing import Any
 
-from daemon import deploywatch, versions
+from daemon import deploywatch, logging_setup, metrics, ops_api, versions
 from daemon.app import create_app
 from daemon.builds import Pipeline
 from daemon.config import Config
@@ -84,9 +84,10 @@ class Daemon:
         self.outbox = outbox
         self.rt.sync_loop = self.sync
         self.scheduler = Scheduler(self)
-        self.app = create_app(self.rt, self.queue)
-        self.asgi = make_preview_asgi(self.app, self.rt.data_dir / "previews",  # type: ignore[arg-type]
-                                      cfg.server.preview_domain)
+        metrics.install_metrics(self.rt)
+        self.app = create_app(self.rt, self.queue, ops_api.HANDLERS)
+        self.asgi = logging_setup.RequestIdMiddleware(
+            make_preview_asgi(self.app, self.rt.data_dir / "previews", cfg.server.preview_domain))  # type: ignore[arg-type]
         self.started_at = time.time()
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
@@ -136,12 +137,11 @@ def serve(cfg: Config) -> None:
     """Run the daemon in the foreground until SIGINT/SIGTERM."""
     import uvicorn
 
-    logging.basicConfig(level=cfg.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging_setup.configure(cfg.server.log_level, secrets=cfg.secrets.values())
     d = Daemon(cfg)
     d.start()
     try:
         uvicorn.run(d.asgi, host=cfg.server.host, port=cfg.server.port, log_level=cfg.server.log_level,
-                    access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+                    access_log=False, lifespan="on", timeout_graceful_shutdown=10, log_config=None)
     finally:
         d.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -52,31 +51,8 @@ SLOW_GENERATOR = textwrap.dedent('''
 ''')
 
 
-class OpsDaemon(LiveDaemon):
-    """LiveDaemon run through the launcher that applies the operations wiring."""
-
-    def start(self) -> OpsDaemon:
-        import os
-        import time
-
-        import httpx
-
-        env = {**os.environ, "PREVIEWD_HMAC_SECRET": TEST_SECRET, "PREVIEWD_CONFIG": str(self.config)}
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tests.integration.ops.launcher"], env=env,
-                                         stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=str(Path(__file__).resolve().parents[3]))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise AssertionError("daemon did not start")
+# The real daemon carries the operations wiring (metrics, ops routes, cleanup and alert jobs).
+OpsDaemon = LiveDaemon
 
 
 @pytest.fixture
