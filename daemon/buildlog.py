@@ -58,6 +58,25 @@ class BuildLog:
         with self._lock:
             return list(self._tail)[-n:]
 
+    def attach(self, fn: Callable[[str | None], None]) -> tuple[list[str], Callable[[], None]] | None:
+        """The lines written so far plus a subscription to every later one, with no gap and no repeat.
+
+        None when the log has already closed (read the file instead).
+        """
+        with self._lock:
+            if self._fh.closed:
+                return None
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+            self._listeners.append(fn)
+
+        def off() -> None:
+            with self._lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+
+        lines = text.split("\n")
+        return (lines[:-1] if lines and lines[-1] == "" else lines), off
+
     def subscribe(self, fn: Callable[[str | None], None]) -> Callable[[], None]:
         """Call fn for each new line (None when the log closes); returns an unsubscribe function."""
         with self._lock:

@@ -81,23 +81,8 @@ async def run_cleanup(request: Request[Any, Any, Any], dryRun: FromQuery[bool] =
 # -- live build logs ---------------------------------------------------------------------------------------------
 
 def attach(blog: BuildLog, fn: Callable[[str | None], None]) -> tuple[list[str], Callable[[], None]] | None:
-    """The lines written so far and a subscription to every later one, with no gap and no repeat.
-
-    Holds the log's own lock (the one `line()` holds while writing and picking listeners), which the public
-    `subscribe` cannot offer; None when the log has already closed.
-    """
-    with blog._lock:
-        if blog._fh.closed:
-            return None
-        text = blog.path.read_text(encoding="utf-8", errors="replace")
-        blog._listeners.append(fn)
-
-    def off() -> None:
-        with blog._lock:
-            if fn in blog._listeners:
-                blog._listeners.remove(fn)
-
-    return _lines(text), off
+    """The lines written so far and a subscription to every later one (see BuildLog.attach)."""
+    return blog.attach(fn)
 
 
 def _lines(text: str) -> list[str]:

@@ -73,6 +73,12 @@ def _artifact_zip(rt: Runtime, t: ProjectVersion) -> Path | None:
     local = rt.local_objects_path(key)
     if local.is_file():
         return local
+    try:
+        if rt.local_objects.exists(key):  # archived by the retention cleanup: still on this disk
+            rt.local_objects.get_file(key, local)
+            return local
+    except Exception:
+        log.warning("could not read archived %s", key, exc_info=True)
     if rt.remote_objects is not None:
         try:
             if rt.remote_objects.exists(key):
@@ -172,7 +178,8 @@ def _walk(rt: Runtime, user_id: Any, project_id: Any, direction: str) -> Project
         stack, other = proj.stack(src), proj.stack(dst)
         while stack:
             candidate = ProjectVersion.get_or_none(ProjectVersion.version_id == stack.pop())
-            if candidate is not None and candidate.status == "deployed":
+            # a version whose preview the retention cleanup removed cannot be made live without a rebuild
+            if candidate is not None and candidate.status == "deployed" and candidate.preview_url:
                 break
         else:
             raise Conflict(f"nothing to {direction}", code=f"nothing_to_{direction}")
