@@ -22,6 +22,7 @@ from daemon.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
+from daemon.ownership import hand_over
 from daemon.workspace import materialize
 
 if TYPE_CHECKING:
@@ -226,6 +227,9 @@ class Pipeline:
         # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
         materialize(workspace, files, keep=("node_modules",))
         home = rt.build_home(v.version_id)
+        if rt.build_ids is not None:
+            hand_over(workspace, rt.build_ids)
+            hand_over(home, rt.build_ids)
         env = self._env(tc, home)
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)

@@ -105,7 +105,8 @@ class RateLimitsConfig:
 @dataclass
 class SandboxConfig:
     layer: str = _opt("auto", "Sandbox layer for builds.", choices=("auto", "cgroup_v2", "cgroup_v1", "watchdog"))
-    build_user: str = _opt("", "Unprivileged user builds run as when the daemon runs as root; empty = same user.")
+    build_user: str = _opt("", "Unprivileged user builds run as when the daemon runs as root (it gets the workspaces, "
+                               "the pnpm store and cache); empty = same user.")
     build_network: bool = _opt(False, "Allow network during `pnpm build` (install always has it).")
 
 
@@ -311,6 +312,16 @@ def _cross_check(cfg: Config) -> None:
                 raise ConfigError(f"[kv] {key}: required when backend = \"cloudflare\"")
         if not cfg.secrets.cf_api_token:
             raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [kv] backend = \"cloudflare\"")
+    if cfg.sandbox.build_user:
+        import pwd
+
+        try:
+            u = cfg.sandbox.build_user
+            pwd.getpwuid(int(u)) if u.isdigit() else pwd.getpwnam(u)
+        except (KeyError, ValueError):
+            raise ConfigError(f"[sandbox] build_user: no such user {cfg.sandbox.build_user!r}") from None
+        if os.geteuid() != 0:
+            raise ConfigError("[sandbox] build_user: switching to another user needs the daemon to run as root")
     if cfg.objects.backend == "s3" and not cfg.objects.bucket:
         raise ConfigError("[objects] bucket: required when backend = \"s3\"")
     if cfg.replica.backend == "postgres" and not cfg.secrets.pg_dsn:

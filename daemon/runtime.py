@@ -24,6 +24,7 @@ from daemon.db import ProjectVersion, connect, database, utcnow
 from daemon.deployers.base import Deployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
+from daemon.ownership import hand_over, user_ids
 from sync.kv import KV, LocalKV
 from sync.objects import LocalObjectStore, ObjectStore
 from sync.outbox import Outbox
@@ -116,6 +117,12 @@ class Runtime:
         self.deployer: Deployer = self._make_deployer()
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
         self.build_user = cfg.sandbox.build_user or None
+        self.build_ids = user_ids(self.build_user) if self.build_user else None
+        if self.build_ids is not None:
+            # The shared store and metadata cache are written by builds, so they belong to the build user.
+            for shared in (self.store_dir, self.data_dir / "cache"):
+                shared.mkdir(parents=True, exist_ok=True)
+                hand_over(shared, self.build_ids)
         self.waiters = Waiters()
         self.live_logs: dict[str, BuildLog] = {}
         self.dist_pending: dict[str, str] = {}

@@ -1,0 +1,74 @@
+"""Builds run as an unprivileged user when the daemon is root: they own their workspace, not the daemon's secrets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import LiveDaemon
+
+# The build script records who it runs as and whether it can read the daemon's generated secret.
+GENERATOR = textwrap.dedent('''
+    import json, sys
+    req = json.load(sys.stdin)
+    script = ("mkdir -p dist && { echo uid=$(id -u); cat SECRET_PATH >/dev/null 2>&1 && echo secret=READ "
+              "|| echo secret=denied; } > dist/index.html")
+    pkg = {"name": "who", "version": "0.0.0", "private": True, "scripts": {"build": script}}
+    print(json.dumps({"name": "who", "slug": "who", "description": "d", "version": "0.1.0", "author": "t",
+                      "repository": "", "license": "MIT", "tech_stack": [],
+                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
+                                   "components": [], "design_tokens": {}, "rsc_path": ""},
+                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
+                      "files": [{"path": "README.md", "content": req["prompt"]}]}))
+''')
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temp dir the build user can traverse (pytest's own tmp dirs are 0700 root)."""
+    d = Path(tempfile.mkdtemp(prefix="previewd-user-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_build_runs_as_nobody_and_cannot_read_the_secret(open_tmp: Path) -> None:
+    assert os.geteuid() == 0, "the suite runs as root (CI does); user switching needs it"
+    data = open_tmp / "data"
+    gen = open_tmp / "gen.py"
+    gen.write_text(GENERATOR.replace("SECRET_PATH", str(data / "hmac_secret")))
+    d = LiveDaemon(open_tmp, textwrap.dedent(f'''
+        [generator]
+        backend = "command"
+        command = ["{sys.executable}", "{gen}"]
+        [build]
+        audit = "off"
+        [render]
+        enabled = false
+        [sandbox]
+        build_user = "nobody"
+    '''))
+    d.config.write_text(d.config.read_text().replace('pnpm_store = "/tmp/previewd-test-pnpm-store"',
+                                                     f'pnpm_store = "{open_tmp / "store"}"'))
+    (data).mkdir()
+    (data / "hmac_secret").write_text("a-secret-only-the-daemon-reads\n")
+    os.chmod(data / "hmac_secret", 0o600)
+    d.start()
+    try:
+        body = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "who", "prompt": "x"}).json()
+        assert body["success"] is True, body
+        page = d.preview(body["previewUrl"]).text
+        assert "uid=65534" in page and "secret=denied" in page, page
+        again = d.post("/rebuild-preview", {"userId": "u", "projectId": "who", "prompt": "y"}).json()
+        assert again["success"] is True, again
+        ws = data / "projects" / "u" / "who" / "work"
+        assert os.stat(ws / "dist" / "index.html").st_uid == 65534
+    finally:
+        d.stop()
