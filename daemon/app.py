@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -14,7 +15,7 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from daemon import deploywatch, metrics, ratelimit, screens, security, service, syncops, timeline
@@ -49,6 +50,58 @@ class RebuildBody(msgspec.Struct):
 class GenerateBody(msgspec.Struct):
     prompt: str
     framework: Framework | None = None
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    """Every 4xx/5xx body; ``error`` may carry more keys (``field``, ``versionId``, ``retry_after``, ...)."""
+
+    error: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input (a field error names the field)",
+    401: "Missing or wrong signature, or a stale timestamp",
+    404: "Unknown project or version",
+    409: "Conflicts with the current state (a build in flight, a failed target, nothing to undo, ...)",
+    413: "Body larger than max_body_bytes",
+    429: "Past a rate cap (Retry-After says when to retry)",
+    503: "A dependency (generator, store) failed",
+}
+
+
+class BuildAccepted(msgspec.Struct):
+    """The 202 answer: the build is queued or running; poll statusUrl or follow logUrl."""
+
+    success: bool
+    versionId: str
+    status: str
+    statusUrl: str
+    logUrl: str
+
+
+ACCEPTED = {202: ResponseSpec(BuildAccepted, description="Build queued or still running (wait=false or wait timed out)",
+                              generate_examples=False)}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI response specs for error statuses, all in the one error shape."""
+    return {s: ResponseSpec(ErrorBody, description=_ERROR_DESCRIPTIONS[s], generate_examples=False)
+            for s in statuses}
+
+
+def _document_errors(handler: Any) -> None:
+    """Declare the error answers every handler can give: 400; 404 with a path id; 401/413/429 when signed."""
+    statuses = [400]
+    if any("{" in path for path in handler.paths):
+        statuses.append(404)
+    if signed in (handler.guards or []):
+        statuses += [401, 413, 429]
+    handler.responses = {**errors(*statuses), **(handler.responses or {})}
 
 
 def _rt(conn: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
@@ -92,7 +145,8 @@ async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: 
     return Response(body, status_code=status)
 
 
-@post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project")
+@post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project",
+      responses={**ACCEPTED, **errors(409)})
 async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBody],
                     wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
@@ -103,7 +157,8 @@ async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBo
     return await _answer_build(request, v.version_id, wait)
 
 
-@post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project")
+@post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project",
+      responses={**ACCEPTED, **errors(404, 409)})
 async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
                   wait: FromQuery[bool] = True) -> Response[Any]:
     """Refine a project from its base version (default: the latest deployed)."""
@@ -114,7 +169,8 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
     return await _answer_build(request, v.version_id, wait)
 
 
-@post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)")
+@post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)",
+      responses=errors(503))
 async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]) -> dict[str, Any]:
     """Run the generator only and return the seed's JSON contract."""
     rt = _rt(request)
@@ -141,7 +197,7 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str
     for name, value in (("userId", user_id), ("projectId", project_id)):
         if not service.valid_id(value):
             raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
-    ptr = await asyncio.to_thread(rt.pointer, user_id, project_id)
+    ptr = rt.pointer_nowait(user_id, project_id) or await asyncio.to_thread(rt.pointer, user_id, project_id)
     if ptr is None:
         raise service.NotFound(f"project {user_id}/{project_id} has no preview", code="project_not_found")
     return ptr
@@ -172,7 +228,7 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
 
 
 @get("/versions/{version_id:str}/screenshot", summary="A deployed version's screenshot (PNG)",
-     media_type="image/png")
+     media_type="image/png", responses=errors(409))
 async def get_screenshot(request: Request[Any, Any, Any], version_id: FromPath[str],
                          size: FromQuery[str] = "desktop") -> Response[bytes]:
     png = await asyncio.to_thread(screens.screenshot, _rt(request), version_id, size)
@@ -210,7 +266,8 @@ class ProjectRef(msgspec.Struct):
     projectId: IdStr
 
 
-@get("/versions/{version_id:str}/diff/{other_id:str}", summary="Diff two versions of one project")
+@get("/versions/{version_id:str}/diff/{other_id:str}", summary="Diff two versions of one project",
+     responses=errors(409))
 async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[str], other_id: FromPath[str],
                         mode: FromQuery[str] = "patch") -> Response[Any]:
     """patch (text/x-diff), stat (JSON per-file counts), files (changed paths), visual (PNG) or visual-stats."""
@@ -225,7 +282,8 @@ async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[st
     return Response({"files": result} if isinstance(result, list) else result)
 
 
-@post("/rollback/{version_id:str}", guards=[signed], status_code=200, summary="Roll back to a version")
+@post("/rollback/{version_id:str}", guards=[signed], status_code=200, summary="Roll back to a version",
+      responses={**ACCEPTED, **errors(409)})
 async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], data: JSONBody[ProjectRef],
                    wait: FromQuery[bool] = True) -> Response[Any]:
     """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
@@ -235,29 +293,35 @@ async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], d
     return await _answer_build(request, v.version_id, wait)
 
 
-@post("/projects/{user_id:str}/{project_id:str}/undo", guards=[signed], status_code=200, summary="Undo")
+@post("/projects/{user_id:str}/{project_id:str}/undo", guards=[signed], status_code=200, summary="Undo",
+      responses=errors(409))
 async def undo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     """Make the previously live version live again, without rebuilding."""
-    v = await asyncio.to_thread(timeline.undo, _rt(request), user_id, project_id)
-    return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
-            **timeline.navigation(user_id, project_id)}
+    return await _walk(request, user_id, project_id, timeline.undo)
 
 
-@post("/projects/{user_id:str}/{project_id:str}/redo", guards=[signed], status_code=200, summary="Redo")
+@post("/projects/{user_id:str}/{project_id:str}/redo", guards=[signed], status_code=200, summary="Redo",
+      responses=errors(409))
 async def redo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     """Step forward again after an undo."""
-    v = await asyncio.to_thread(timeline.redo, _rt(request), user_id, project_id)
+    return await _walk(request, user_id, project_id, timeline.redo)
+
+
+async def _walk(request: Request[Any, Any, Any], user_id: str, project_id: str,
+                step: Callable[[Runtime, Any, Any], Any]) -> dict[str, Any]:
+    v = await asyncio.to_thread(step, _rt(request), user_id, project_id)
     return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
             **timeline.navigation(user_id, project_id)}
 
 
 @post("/projects/{user_id:str}/{project_id:str}/restore", guards=[signed], status_code=200,
-      summary="Restore a project's history from the packs in object storage")
+      summary="Restore a project's history from the packs in object storage", responses=errors(409, 503))
 async def restore(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     return await asyncio.to_thread(timeline.restore, _rt(request), user_id, project_id)
 
 
-@post("/cf-pages-callback", status_code=200, summary="Cloudflare Pages deployment notification")
+@post("/cf-pages-callback", status_code=200, summary="Cloudflare Pages deployment notification",
+      responses=errors(401))
 async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Checks cf-webhook-auth in constant time, then settles the deployment once (replays change nothing)."""
     rt = _rt(request)
@@ -328,11 +392,13 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None = None) -> Litestar:
     """The Litestar application around a built runtime and queue."""
+    handlers = [build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status, healthz,
+                diff_versions, rollback, undo, redo, restore, cf_pages_callback, sync_flush, sync_verify,
+                get_screenshot, *(extra_handlers or [])]
+    for handler in handlers:
+        _document_errors(handler)
     app = Litestar(
-        route_handlers=[build_new, rebuild, generate, preview_pointer, list_versions, get_version, get_log, status,
-                        healthz, diff_versions, rollback, undo, redo, restore, cf_pages_callback, sync_flush,
-                        sync_verify, get_screenshot,
-                        *(extra_handlers or [])],
+        route_handlers=handlers,
         exception_handlers={Exception: _error_response},
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),
         request_max_body_size=rt.cfg.server.max_body_bytes,

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,17 @@ from sync.outbox import Outbox
 log = logging.getLogger("previewd")
 
 DIST_WINDOW = 3
+
+
+def _parse_pointer(raw: bytes | None) -> dict[str, Any] | None:
+    """A KV pointer value, or None when absent or not a pointer."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "latestVersionId" in data else None
 
 
 class FilteredOutbox:
@@ -225,6 +237,19 @@ class Runtime:
                              "version_id": v.version_id})
         return None
 
+    def store_object(self, key: str, data: bytes, content_type: str) -> Path:
+        """Write an object into the local store (atomically) and queue its upload when a remote store exists."""
+        path = self.local_objects_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        if self.remote_objects is not None:
+            with database.atomic():
+                self.outbox.add(database.connection(), "objects", key,
+                                {"key": key, "path": str(path), "content_type": content_type, "version_id": None})
+        return path
+
     def mark_deployed(self, version_id: str, fields: dict[str, Any]) -> ProjectVersion:
         """The version is live: row deployed and the KV pointer moved, in one transaction."""
         with database.atomic("IMMEDIATE"):
@@ -301,21 +326,21 @@ class Runtime:
                 repo.prune()
             base = v.parent_version_id if v.parent_version_id and repo.has_version(v.parent_version_id) else None
             if repo.has_version(v.version_id):
-                data = repo.export_pack(base, v.version_id)
                 key = self.pack_key(v.user_id, v.project_id, base, v.version_id)
-                path = self.local_objects_path(key)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-                if self.remote_objects is not None:
-                    with database.atomic():
-                        self.outbox.add(database.connection(), "objects", key,
-                                        {"key": key, "path": str(path), "content_type": "application/zip",
-                                         "version_id": None})
+                self.store_object(key, repo.export_pack(base, v.version_id), "application/zip")
         self.sync_nudge()
         if v.status == "deployed":
             self.schedule_render_check(v.version_id)
+
+    def pointer_nowait(self, user_id: str, project_id: str) -> dict[str, Any] | None:
+        """The pointer when a local KV holds it and answers without waiting (the event loop calls this, saving a
+        thread hop per read); None means: ask `pointer` in a thread."""
+        if not isinstance(self.kv, LocalKV):
+            return None
+        try:
+            return _parse_pointer(self.kv.get_nowait(versions.pointer_key(user_id, project_id)))
+        except (BlockingIOError, sqlite3.Error, ValueError):
+            return None
 
     def pointer(self, user_id: str, project_id: str) -> dict[str, Any] | None:
         """The seed's retrieve flow: KV first, the database second."""
@@ -325,13 +350,9 @@ class Runtime:
         except Exception:
             log.warning("KV read failed for %s; falling back to the database", key, exc_info=True)
             raw = None
-        if raw:
-            try:
-                data = json.loads(raw)
-                if isinstance(data, dict) and "latestVersionId" in data:
-                    return data
-            except ValueError:
-                pass
+        data = _parse_pointer(raw)
+        if data is not None:
+            return data
         v = versions.live_version(user_id, project_id)
         if v is None:
             return None

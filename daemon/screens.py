@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from daemon import versions
-from daemon.db import ProjectVersion, database
+from daemon.db import ProjectVersion
 from daemon.errors import BadRequest, Conflict
 from daemon.render import RenderReport, check_page
 from daemon.service import get_version
@@ -42,16 +41,7 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
         log.warning("render check of %s could not run: %s", version_id, exc)
         report = RenderReport(status="unavailable", detail=f"{type(exc).__name__}: {exc}")
     for size, png in report.screenshots.items():
-        key = screen_key(v, size)
-        path = rt.local_objects_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(png)
-        os.replace(tmp, path)
-        if rt.remote_objects is not None:
-            with database.atomic():
-                rt.outbox.add(database.connection(), "objects", key,
-                              {"key": key, "path": str(path), "content_type": "image/png", "version_id": None})
+        rt.store_object(screen_key(v, size), png, "image/png")
     versions.update(rt.outbox, version_id, render_status=report.status, render_detail=json.dumps(report.as_dict()))
     rt.sync_nudge()
     log.info("render check %s: %s %s", version_id, report.status, report.detail)
