@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from daemon import ratelimit, versions
 from daemon.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.errors import AppError, BadRequest, Conflict, NotFound
+from daemon.errors import BadRequest, Conflict, NotFound, Unavailable
 from daemon.history import HistoryError, ProjectRepo
 from daemon.ids import valid_id
 from daemon.service import get_version
@@ -220,7 +220,7 @@ def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
         try:
             keys |= set(rt.remote_objects.list(prefix))
         except Exception as exc:
-            raise AppError(f"cannot list packs in the object store: {exc}", code="restore_failed") from exc
+            raise Unavailable(f"cannot list packs in the object store: {exc}", code="restore_failed") from exc
     if not keys:
         raise NotFound(f"no packs stored for {user_id}/{project_id}", code="no_packs")
 
@@ -238,7 +238,7 @@ def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
             else:
                 raise FileNotFoundError(key)
         except Exception as exc:
-            raise AppError(f"pack {key} unreadable: {exc}", code="missing_pack", pack=key) from exc
+            raise Unavailable(f"pack {key} unreadable: {exc}", code="missing_pack", pack=key) from exc
         packs.append((key, data))
     rows = _restore_rows(rt, user_id, project_id)
     path = rt.project_dir(user_id, project_id) / "repo.git"
@@ -249,7 +249,7 @@ def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
         try:
             repo = ProjectRepo.restore(path, packs)
         except HistoryError as exc:
-            raise AppError(exc.message or exc.code, code=exc.code, **{k: str(v) for k, v in exc.detail.items()}) \
+            raise Unavailable(exc.message or exc.code, code=exc.code, **{k: str(v) for k, v in exc.detail.items()}) \
                 from exc
     return {"userId": user_id, "projectId": project_id, "packs": len(packs),
             "versions": len(repo.versions()), "rowsRestored": rows}
@@ -262,7 +262,7 @@ def _restore_rows(rt: Runtime, user_id: str, project_id: str) -> int:
     try:
         remote = rt.replica.fetch_versions(user_id, project_id)
     except Exception as exc:
-        raise AppError(f"cannot read version rows from the replica: {exc}", code="restore_failed") from exc
+        raise Unavailable(f"cannot read version rows from the replica: {exc}", code="restore_failed") from exc
     added = 0
     for rec in remote:
         if ProjectVersion.get_or_none(ProjectVersion.version_id == rec["version_id"]) is not None:
