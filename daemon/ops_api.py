@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from daemon import alerts, cleanup, metrics, service, versions
-from daemon.app import signed
+from daemon.app import errors, signed
 from daemon.buildlog import BuildLog
 from daemon.db import ProjectVersion
 from daemon.runtime import Runtime
@@ -71,7 +71,8 @@ async def healthz_detail(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await asyncio.to_thread(health_detail, _rt(request))
 
 
-@post("/ops/cleanup", guards=[signed], status_code=200, summary="Run the retention cleanup now (signed)")
+@post("/ops/cleanup", guards=[signed], status_code=200, summary="Run the retention cleanup now (signed)",
+      responses=errors(409))
 async def run_cleanup(request: Request[Any, Any, Any], dryRun: FromQuery[bool] = False) -> dict[str, Any]:
     """The nightly job on demand; `dryRun=1` reports what it would do and changes nothing. 409 when one runs."""
     report = await asyncio.to_thread(cleanup.run_cleanup, _rt(request), dry_run=dryRun)
@@ -152,7 +153,8 @@ async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator
         off()
 
 
-@get("/builds/{version_id:str}/logs", summary="A build's log as server-sent events (live while it runs)")
+@get("/builds/{version_id:str}/logs", summary="A build's log as server-sent events (live while it runs)",
+     media_type="text/event-stream")
 async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON."""
     rt = _rt(request)
