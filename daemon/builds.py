@@ -395,11 +395,19 @@ class Pipeline:
         return v
 
     def _after_deploy(self, v: ProjectVersion) -> None:
-        """Work that must not delay the answer: the dist window and the recovery pack."""
+        """Work that must not delay the answer: the dist window, the recovery pack, then the render check
+        (here in the worker, so the browser never competes with a build for the machine)."""
         try:
             self.rt.after_deploy(v)
         except Exception:
             log.exception("post-deploy bookkeeping failed for %s", v.version_id)
+        if v.status == "deployed" and self.cfg.render.enabled:
+            from daemon import screens
+
+            try:
+                screens.check_version(self.rt, v.version_id)
+            except Exception:
+                log.exception("render check of %s failed", v.version_id)
 
 
 def _sanitize_package_json(files: dict[str, str], blog: BuildLog) -> dict[str, str]:

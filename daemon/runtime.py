@@ -329,8 +329,6 @@ class Runtime:
                 key = self.pack_key(v.user_id, v.project_id, base, v.version_id)
                 self.store_object(key, repo.export_pack(base, v.version_id), "application/zip")
         self.sync_nudge()
-        if v.status == "deployed":
-            self.schedule_render_check(v.version_id)
 
     def pointer_nowait(self, user_id: str, project_id: str) -> dict[str, Any] | None:
         """The pointer when a local KV holds it and answers without waiting (the event loop calls this, saving a

@@ -6,12 +6,14 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import sandbox
 from daemon import versions
 from daemon.db import ProjectVersion
-from daemon.errors import BadRequest, Conflict
+from daemon.errors import BadRequest, NotFound
 from daemon.render import RenderReport, check_page
 from daemon.service import get_version
 from daemon.visual import VisualError, compare
+from sandbox.layers import make_layer
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -35,8 +37,7 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
     if v is None or v.status != "deployed" or not v.preview_url or not rt.cfg.render.enabled:
         return None
     try:
-        report = check_page(v.preview_url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
-                            workdir=rt.data_dir / "tmp")
+        report = _confined_check(rt, v.preview_url)
     except Exception as exc:  # a check that cannot run is "unavailable", and the daemon carries on
         log.warning("render check of %s could not run: %s", version_id, exc)
         report = RenderReport(status="unavailable", detail=f"{type(exc).__name__}: {exc}")
@@ -48,8 +49,29 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
     return report
 
 
+def _confined_check(rt: Runtime, url: str) -> RenderReport:
+    """The browser under the builds' memory and task limits (cgroup layers), a scrubbed env and its own time cap.
+
+    Chromium's whole tree joins the cgroups before it execs and is killed with them afterwards.
+    """
+    lim = rt.cfg.limits
+    limits = sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
+                            wall_seconds=rt.cfg.render.timeout_s + 10, pids=max(lim.pids, 512))
+    layer = make_layer(rt.sandbox_layer)
+    home = rt.data_dir / "tmp" / "render-home"
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        plan = layer.prepare(limits)
+        return check_page(url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
+                          workdir=rt.data_dir / "tmp", join_cgroups=plan.cgroup_procs,
+                          env=sandbox.safe_env({"PATH": "/usr/local/bin:/usr/bin:/bin"}, home=home))
+    finally:
+        layer.kill()
+        layer.cleanup()
+
+
 def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:
-    """A version's stored screenshot (409 when it has none yet)."""
+    """A version's stored screenshot (404 when it has none)."""
     if size not in SIZES:
         raise BadRequest(f"size must be one of {', '.join(SIZES)}", code="invalid_field", field="size")
     v = get_version(version_id)
@@ -62,7 +84,7 @@ def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:
             return rt.remote_objects.open_bytes(key)
         except Exception:
             log.debug("screenshot %s not in the remote store either", key, exc_info=True)
-    raise Conflict(f"version {version_id} has no {size} screenshot (render status: {v.render_status or 'pending'})",
+    raise NotFound(f"version {version_id} has no {size} screenshot (render status: {v.render_status or 'pending'})",
                    code="no_screenshot", versionId=version_id)
 
 

@@ -7,12 +7,13 @@ import contextlib
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,10 @@ class Browser:
     """One Chromium process tree with a fresh profile; use as a context manager so it always dies."""
 
     def __init__(self, executable: str = "chromium", extra_flags: tuple[str, ...] = (),
-                 workdir: str | os.PathLike[str] | None = None) -> None:
+                 workdir: str | os.PathLike[str] | None = None, *, join_cgroups: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> None:
+        self.join_cgroups = tuple(join_cgroups)
+        self.env = dict(env) if env is not None else None
         self.executable = executable
         self.extra_flags = extra_flags
         self.workdir = workdir
@@ -86,12 +90,15 @@ class Browser:
         self._rfd, from_child_w = os.pipe()
         # --remote-debugging-pipe reads commands on fd 3 and writes on fd 4; dash cannot name fds above 9,
         # so the pipes go in as stdin/stdout and a one-line shell moves them (no preexec_fn, thread-safe).
-        argv = ["/bin/sh", "-c", 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh", path,
+        # Joining the sandbox's cgroups happens in that same shell, before exec, so no browser process is
+        # ever outside them.
+        join = "".join(f"echo $$ > {shlex.quote(p)} || exit 97; " for p in self.join_cgroups)
+        argv = ["/bin/sh", "-c", join + 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh", path,
                 *BASE_FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"]
         try:
             with open(self._stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(argv, stdin=to_child_r, stdout=from_child_w, stderr=err,
-                                             start_new_session=True, close_fds=True)
+                                             start_new_session=True, close_fds=True, env=self.env)
         except OSError as exc:
             self.close()
             raise BrowserError("launch_failed", f"cannot start chromium: {exc}") from exc

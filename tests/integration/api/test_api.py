@@ -353,3 +353,12 @@ def test_status_is_signed(api: Any) -> None:
 def test_secret_never_in_responses(api: Any) -> None:
     r = api.client.get("/status", headers=signed_headers(b""))
     assert TEST_SECRET not in r.text
+
+
+def test_screenshot_of_a_version_without_one_is_404(api: Any) -> None:
+    vid = api.post(NEW, new_body(), params={"wait": "false"}).json()["versionId"]
+    r = api.get(f"/versions/{vid}/screenshot", params={"size": "desktop"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_screenshot"
+    assert api.get("/versions/01ARZ3NDEKTSV4RRFFQ69G5FAV/screenshot").status_code == 404
+    stats = api.get(f"/versions/{vid}/diff/{vid}", params={"mode": "visual-stats"})
+    assert stats.status_code == 404
