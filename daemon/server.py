@@ -13,6 +13,7 @@ from daemon.app import create_app
 from daemon.builds import Pipeline
 from daemon.config import Config
 from daemon.db import PRAGMAS
+from daemon.fastpaths import PointerFastPath
 from daemon.preview_server import make_preview_asgi
 from daemon.queue import BuildQueue
 from daemon.runtime import Runtime
@@ -87,7 +88,8 @@ class Daemon:
         metrics.install_metrics(self.rt)
         self.app = create_app(self.rt, self.queue, ops_api.HANDLERS)
         self.asgi = logging_setup.RequestIdMiddleware(
-            make_preview_asgi(self.app, self.rt.data_dir / "previews", cfg.server.preview_domain))  # type: ignore[arg-type]
+            make_preview_asgi(PointerFastPath(self.app, self.rt), self.rt.data_dir / "previews",  # type: ignore[arg-type]
+                              cfg.server.preview_domain))
         self.started_at = time.time()
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:

@@ -26,6 +26,9 @@ class LocalKV:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)")
+        # A second connection for get_nowait: an event loop must never queue behind a writer's lock.
+        self._read_lock = threading.Lock()
+        self._read_conn: sqlite3.Connection | None = None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -40,6 +43,25 @@ class LocalKV:
                 "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
                 (key, self._clock()),
             ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """Like get, for an event loop: a WAL read that never waits; BlockingIOError when it would have to."""
+        validate_key(key)
+        if not self._read_lock.acquire(blocking=False):
+            raise BlockingIOError("the KV read connection is busy")
+        try:
+            if self._read_conn is None:
+                self._read_conn = sqlite3.connect(str(self.db_path), timeout=0, isolation_level=None,
+                                                  check_same_thread=False)
+            row = self._read_conn.execute(
+                "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (key, self._clock()),
+            ).fetchone()
+        except sqlite3.OperationalError as exc:  # busy or locked: the caller retries in a thread
+            raise BlockingIOError(str(exc)) from exc
+        finally:
+            self._read_lock.release()
         return bytes(row[0]) if row else None
 
     def put(self, key: str, value: bytes, ttl_seconds: int | None = None) -> None:
@@ -86,3 +108,7 @@ class LocalKV:
         """Close the SQLite connection."""
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            if self._read_conn is not None:
+                self._read_conn.close()
+                self._read_conn = None
