@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import json
 import logging
 import sys
@@ -16,6 +17,9 @@ version_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("version
 project_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("project_id", default=None)
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _VARS = {"version_id": version_id, "project_id": project_id, "request_id": request_id}
+# Request ids: a random per-process prefix and a counter, unique without a urandom call per request.
+_RID_PREFIX = uuid.uuid4().hex[:8]
+_rid_counter = itertools.count(1)
 
 
 @contextlib.contextmanager
@@ -124,13 +128,23 @@ class RequestIdMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex[:16]
+        rid = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                if 0 < len(given) <= 64 and given.replace("-", "").isalnum():
+                    rid = given
+                break
+        rid = rid or f"{_RID_PREFIX}{next(_rid_counter):08x}"
+        header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Any) -> None:
             if message.get("type") == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+                message = {**message, "headers": [*message.get("headers", []), header]}
             await send(message)
 
-        with bind(request_id=rid):
+        token = request_id.set(rid)  # the ASGI server runs each request in its own task (own context)
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
