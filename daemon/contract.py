@@ -15,7 +15,9 @@ Rules, decided here once:
   field. A delta may carry meta fields; they are type-checked and kept in ``meta``.
 * **Duplicates**: ``templateFiles`` and ``files`` are merged; a path present in both takes the content from
   ``files`` (the project overrides its scaffold). The same path twice inside one list, or two paths that
-  differ only in letter case anywhere, are rejected (ambiguous; they collide on case-insensitive disks).
+  differ only in letter case anywhere, are rejected (ambiguous; they collide on case-insensitive disks), as is
+  a path that is a file and also the folder of another (``a`` and ``a/b``). :func:`apply_contract` applies the
+  same two rules to a delta's written paths against the base it patches.
 * **Deleted paths** (``deleted`` or ``deletedFiles``, merged; strings or ``{path}`` objects) obey the same
   path rules; a path both written and deleted is rejected. Deleting a directory removes everything under it;
   deleting a path the base lacks is a no-op.
@@ -37,7 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +217,7 @@ def validate_contract(data: Any, *, allow_delta: bool, limits: ContractLimits | 
             if total > limits.max_total_bytes:
                 raise ContractError(f"files total over the cap of {limits.max_total_bytes} bytes", where)
             files[path] = content
+    _check_tree(files, files)
     deleted = _check_deleted(data, files, limits) if is_delta else ()
     if not is_delta and not files:
         raise ContractError("a full contract must contain at least one file", "files")
@@ -379,7 +382,39 @@ def apply_contract(base: Mapping[str, str], contract: Contract) -> dict[str, str
         for path in [p for p in out if p.startswith(prefix)]:
             del out[path]
     out.update(contract.files)
+    _check_tree(out, contract.files)
     return out
+
+
+def _parents(path: str) -> Iterator[str]:
+    """The folders above ``path``: ``a/b/c`` -> ``a``, ``a/b``."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        yield "/".join(parts[:i])
+
+
+def _check_tree(tree: Mapping[str, str], written: Iterable[str]) -> None:
+    """Refuse a tree where a written path is both a file and a folder, or differs from another only in letter case.
+
+    Either way the tree cannot be written (or not on a case-insensitive disk); only collisions involving a
+    written path count, so a base that already holds one does not block every later delta.
+    """
+    files: dict[str, list[str]] = {}
+    dirs: dict[str, str] = {}
+    for path in tree:
+        files.setdefault(path.casefold(), []).append(path)
+        for parent in _parents(path):
+            dirs.setdefault(parent.casefold(), parent)
+    for path in written:
+        others = [p for p in files[path.casefold()] if p != path]
+        if others:
+            raise ContractError(f"{path!r} and {others[0]!r} differ only in letter case", "files")
+        if path.casefold() in dirs:
+            raise ContractError(f"{path!r} is written as a file, but {dirs[path.casefold()]!r} is a folder of other "
+                                "files", "files")
+        for parent in _parents(path):
+            if parent.casefold() in files:
+                raise ContractError(f"{path!r} needs {parent!r} to be a folder, but it is a file", "files")
 
 
 def _kind(value: Any) -> str:
