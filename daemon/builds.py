@@ -99,6 +99,8 @@ class Pipeline:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.cfg = rt.cfg
+        # Set at shutdown past the grace period: the running step is killed and the version is `interrupted`.
+        self.cancel = threading.Event()
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _limits(self) -> sandbox.Limits:
@@ -125,9 +127,11 @@ class Pipeline:
         blog.step(f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
         res = sandbox.run(argv, cwd=workspace, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=workspace, layer=self.rt.sandbox_layer,
-                          user=self.rt.build_user)
+                          user=self.rt.build_user, cancel=self.cancel)
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
+        if res.reason == "cancelled":
+            raise BuildFailed("interrupted", f"{step} stopped: the daemon shut down and its grace period ran out")
         if res.reason in SANDBOX_REASONS:
             raise BuildFailed(res.reason, f"{step} stopped: {res.detail}")
         return res
@@ -333,7 +337,8 @@ class Pipeline:
         try:
             res = sandbox.run(toolchain.audit_argv(tc, self.cfg.build.audit_registry), cwd=workspace, env=env,
                               limits=self._limits(), on_line=lines.append, network=True,
-                              output_root=None, layer=self.rt.sandbox_layer, user=self.rt.build_user)
+                              output_root=None, layer=self.rt.sandbox_layer, user=self.rt.build_user,
+                              cancel=self.cancel)
             box["outcome"] = toolchain.parse_audit(res.exit_code if res.reason in ("ok", "exit_nonzero") else None,
                                                    "\n".join(lines))
         except Exception as exc:  # an audit that cannot run is "unavailable", never a pass

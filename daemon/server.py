@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
+import signal
 import sqlite3
+import sys
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from daemon import deploywatch, logging_setup, metrics, ops_api, versions
@@ -66,11 +72,44 @@ RECORD_KEYS = (
 )
 
 
+class AlreadyRunning(Exception):
+    """Another daemon holds the data dir."""
+
+
+class DataDirLock:
+    """One daemon per data dir: an exclusive flock on <data_dir>/previewd.lock holding the owner's pid."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "previewd.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"another previewd (pid {owner}) is running on data dir {self.path.parent}") \
+                from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class Daemon:
     """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.lock = DataDirLock(cfg.data_dir)
+        self.lock.acquire()
         self.rt = Runtime(cfg)
         self.pipeline = Pipeline(self.rt)
         self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run)
@@ -124,15 +163,28 @@ class Daemon:
         log.info("previewd ready on %s (sandbox %s, generator %s, deployer %s)", self.cfg.base_url,
                  self.rt.sandbox_layer, self.rt.generator.name, self.rt.deployer.name)
 
-    def stop(self) -> None:
-        """Stop taking work, let a running build finish its step, flush what can be flushed."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work; let a running build finish within the grace period, past it fail it as
+        `interrupted`; flush what can be flushed of the outbox."""
+        grace = self.cfg.server.shutdown_grace_s if grace_s is None else grace_s
         self.scheduler.stop()
-        self.queue.stop(graceful=True)
+        stopper = threading.Thread(target=self.queue.stop, kwargs={"graceful": True}, name="previewd-stop")
+        stopper.start()
+        stopper.join(grace)
+        if stopper.is_alive():
+            log.warning("shutdown grace period (%.0fs) over; interrupting the running build", grace)
+            self.pipeline.cancel.set()
+            stopper.join(60)
         try:
             self.sync.flush(timeout_s=5)
         except Exception:
             log.warning("final sync flush failed; the outbox keeps the rest", exc_info=True)
+        self.close()
+
+    def close(self) -> None:
+        """Release what a never-started (or stopped) daemon holds: the runtime and the data-dir lock."""
         self.rt.close()
+        self.lock.release()
 
 
 def serve(cfg: Config) -> None:
@@ -140,10 +192,38 @@ def serve(cfg: Config) -> None:
     import uvicorn
 
     logging_setup.configure(cfg.server.log_level, secrets=cfg.secrets.values())
-    d = Daemon(cfg)
-    d.start()
     try:
+        d = Daemon(cfg)
+    except AlreadyRunning as exc:
+        print(f"previewd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    d.start()
+    signals = _ShutdownSignals()
+    signals.install()
+    try:
+        # uvicorn takes SIGTERM/SIGINT while it runs (stop accepting, finish requests) and hands each one
+        # back to our handler when it returns; a second signal during our own shutdown exits at once.
         uvicorn.run(d.asgi, host=cfg.server.host, port=cfg.server.port, log_level=cfg.server.log_level,
                     access_log=False, lifespan="on", timeout_graceful_shutdown=10, log_config=None)
     finally:
+        signals.stopping = True
         d.stop()
+    log.info("previewd stopped")
+
+
+class _ShutdownSignals:
+    """Counts SIGTERM/SIGINT: the first starts the graceful stop, the next one during it exits now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stopping = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.count += 1
+        if self.stopping and self.count >= 2:
+            log.warning("second stop signal: exiting now")
+            os._exit(1)

@@ -11,7 +11,8 @@ MEMORY_LIMIT = "memory_limit"
 OUTPUT_LIMIT = "output_limit"
 TIMEOUT = "timeout"
 PIDS_LIMIT = "pids_limit"
-REASONS = (OK, EXIT_NONZERO, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT)
+CANCELLED = "cancelled"  # the caller asked the run to stop (daemon shutdown past its grace period)
+REASONS = (OK, EXIT_NONZERO, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT, CANCELLED)
 BREACHES = (CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT)
 
 

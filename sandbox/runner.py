@@ -9,6 +9,7 @@ import pwd
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -187,12 +188,14 @@ def run(
     output_exclude: Sequence[str] = ("node_modules",),
     layer: str | None = None,
     user: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
     `env` is the child's entire environment (build it with safe_env). `on_line` gets each line of merged
     stdout/stderr (decoded, errors="replace", without the newline) as it comes. Raises ValueError for bad
     arguments and SandboxError if the host-side setup fails; never for anything the child does.
+    Setting `cancel` kills the tree at the next sample and ends the run with reason `cancelled`.
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -233,7 +236,7 @@ def run(
         spawned, early = _spawn(spec, args, Path(cwd), child_env, lay, sink)
         if early is not None:
             return early
-        return _supervise(sup, spawned, layer_name)
+        return _supervise(sup, spawned, layer_name, cancel)
     finally:
         lay.kill()
         if spawned is not None:
@@ -303,7 +306,7 @@ def _drain(sel: selectors.BaseSelector, fd: int, sink: LogSink, limit: int) -> b
     return True
 
 
-def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str) -> Result:
+def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str, cancel: threading.Event | None = None) -> Result:
     proc, lim = sp.proc, sup.limits
     os.set_blocking(sp.out_r, False)
     pidfd = os.pidfd_open(proc.pid)
@@ -330,6 +333,9 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str) -> Result:
                                       f"(wall limit {lim.wall_seconds:g} s)")
                 break
             if now >= next_sample:
+                if cancel is not None and cancel.is_set():
+                    sup.breach(R.CANCELLED, f"stopped by the caller after {now - sp.start:.1f} s")
+                    break
                 sup.check(now)
                 next_sample = now + sup.layer.interval
                 if sup.reason is not None:

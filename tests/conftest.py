@@ -82,7 +82,7 @@ def api(tmp_path: Path) -> Iterator[Any]:
         api = ApiClient(client)
         api.daemon = d  # type: ignore[attr-defined]
         yield api
-    d.rt.close()
+    d.close()
 
 
 def wait_until(fn: Any, timeout: float = 30, interval: float = 0.05) -> Any:

@@ -39,7 +39,7 @@ def _call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[bytes, by
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     d = Daemon(make_config(tmp_path, "[render]\nenabled = false\n"))
     yield d
-    d.rt.close()
+    d.close()
 
 
 def test_same_bytes_as_the_handler(daemon: Daemon) -> None:

@@ -212,11 +212,11 @@ def test_rate_caps_survive_a_restart(tmp_path: Any) -> None:
     d = Daemon(make_config(tmp_path, cfg_text))
     with TestClient(d.app) as c:
         assert ApiClient(c).post(NEW, new_body(), params={"wait": "false"}).status_code == 202
-    d.rt.close()
+    d.close()
     d2 = Daemon(make_config(tmp_path, cfg_text))
     with TestClient(d2.app) as c:
         assert ApiClient(c).post(NEW, new_body(projectId="p2"), params={"wait": "false"}).status_code == 429
-    d2.rt.close()
+    d2.close()
 
 
 def test_refused_requests_do_not_use_up_the_project_cap(api: Any) -> None:

@@ -115,4 +115,4 @@ def ops(tmp_path: Path) -> Iterator[Seeder]:
     cfg.paths.pnpm_store = str(tmp_path / "pnpm-store")  # never prune the shared test store
     d = Daemon(cfg)
     yield Seeder(d)
-    d.rt.close()
+    d.close()

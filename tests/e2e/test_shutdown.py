@@ -1,0 +1,125 @@
+"""Graceful shutdown: SIGTERM lets a running build finish within the grace period, else fails it as interrupted;
+the process exits 0 and leaves nothing running; a second daemon on the same data dir is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import TEST_SECRET
+from tests.e2e.conftest import LiveDaemon
+
+# The build sleeps for SECONDS (from the prompt), then writes its page.
+GENERATOR = textwrap.dedent('''
+    import json, sys
+    req = json.load(sys.stdin)
+    secs = req["prompt"].split()[-1]
+    pkg = {"name": "slow", "version": "0.0.0", "private": True,
+           "scripts": {"build": f"sleep {secs} && mkdir -p dist && echo done > dist/index.html"}}
+    print(json.dumps({"name": "s", "slug": "s", "description": "d", "version": "0.1.0", "author": "t",
+                      "repository": "", "license": "MIT", "tech_stack": [],
+                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
+                                   "components": [], "design_tokens": {}, "rsc_path": ""},
+                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
+                      "files": [{"path": "README.md", "content": "x"}]}))
+''')
+
+
+def _daemon(tmp: Path, grace: float) -> LiveDaemon:
+    gen = tmp / "gen.py"
+    gen.write_text(GENERATOR)
+    d = LiveDaemon(tmp, textwrap.dedent(f'''
+        [generator]
+        backend = "command"
+        command = ["{sys.executable}", "{gen}"]
+        [build]
+        audit = "off"
+        [render]
+        enabled = false
+    '''))
+    d.config.write_text(d.config.read_text().replace("[server]\n", f"[server]\nshutdown_grace_s = {grace}\n", 1))
+    return d
+
+
+def _start_build(d: LiveDaemon, seconds: int) -> str:
+    r = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "slow", "prompt": f"sleep {seconds}"},
+               wait="false")
+    vid = r.json()["versionId"]
+    d.wait_status(vid, ("building",), timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _sleepers():
+        time.sleep(0.1)
+    assert _sleepers(), "the build's sleep never started"
+    return str(vid)
+
+
+def _sleepers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:1] == ["sleep"]
+            and p.info["cmdline"][1:2] in (["45"], ["3"])]
+
+
+def test_build_past_the_grace_period_is_interrupted_and_exit_is_clean(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, 1.0)
+    d.start()
+    vid = _start_build(d, 45)
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(60) == 0
+    d.proc = None
+    assert not _sleepers(), "the build's process tree outlived the daemon"
+    d.start()
+    v = d.get(f"/versions/{vid}").json()
+    assert v["status"] == "failed" and v["failureReason"] == "interrupted", v
+    d.stop()
+
+
+def test_build_within_the_grace_period_finishes(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, 60.0)
+    d.start()
+    vid = _start_build(d, 3)
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(60) == 0
+    d.proc = None
+    d.start()
+    assert d.get(f"/versions/{vid}").json()["status"] == "deployed"
+    d.stop()
+
+
+def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, 300.0)
+    d.start()
+    _start_build(d, 45)
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.wait(20)
+    assert time.monotonic() - t0 < 15
+    d.proc = None
+    d.start()  # the next start cleans up: the build is failed as interrupted, never stuck
+    v = d.get("/versions", params={"userId": "u", "projectId": "slow"}).json()["versions"][0]
+    assert v["status"] == "failed" and v["failureReason"] == "interrupted"
+    d.stop()
+
+
+def test_second_daemon_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, 5.0)
+    d.start()
+    try:
+        env = {**os.environ, "PREVIEWD_HMAC_SECRET": TEST_SECRET, "PREVIEWD_CONFIG": str(d.config)}
+        out = subprocess.run([sys.executable, "-m", "daemon.cli", "serve"], env=env, capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 2
+        assert "another previewd (pid" in out.stderr and "is running on data dir" in out.stderr
+        assert d.get("/healthz").status_code == 200
+    finally:
+        d.stop()
