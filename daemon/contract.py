@@ -63,7 +63,9 @@ _LINK_KEYS = ("link", "symlink", "target", "linkTarget", "symlinkTarget")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FENCE_LINE = re.compile(r"^```[ \t]*(\w*)[ \t]*\r?$", re.M)
-_DEPTH_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+# The closing quote is optional: an unterminated string then runs to the end in one linear match, where a
+# required quote made every later quote retry the scan to the end (quadratic: 64 KB of \" took 27 s).
+_DEPTH_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
 
 
 class ContractError(Exception):
