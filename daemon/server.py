@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon import deploywatch, logging_setup, metrics, ops_api, versions
+from daemon import deploywatch, logging_setup, metrics, ops_api, orphans, versions
 from daemon.app import create_app
 from daemon.builds import Pipeline
 from daemon.config import Config
@@ -150,6 +150,7 @@ class Daemon:
 
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
+        orphans.kill_leftovers(self.rt.data_dir)
         failed, queued = versions.recover_interrupted(self.rt.outbox)
         resumed = deploywatch.resume(self.rt)
         if resumed:
