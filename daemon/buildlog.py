@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -38,16 +39,22 @@ class BuildLog:
             if self._written >= self._cap:
                 if not self._truncated:
                     self._truncated = True
-                    self._fh.write("[previewd] log cap reached; further lines dropped\n")
-                    self._fh.flush()
+                    self._write("[previewd] log cap reached; further lines dropped\n")
                 return
             data = text + "\n"
-            self._fh.write(data)
-            self._fh.flush()
+            self._write(data)
             self._written += len(data.encode("utf-8", "replace"))
             listeners = list(self._listeners)
         for fn in listeners:
             fn(text)
+
+    def _write(self, data: str) -> None:
+        # A full disk must not turn a log line into an exception in the build (the tail stays in memory).
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError:
+            pass
 
     def step(self, text: str) -> None:
         """A line from the daemon itself, stamped, so steps stand out from tool output."""
@@ -93,7 +100,8 @@ class BuildLog:
         with self._lock:
             listeners = list(self._listeners)
             self._listeners.clear()
-            self._fh.close()
+            with contextlib.suppress(OSError):  # a buffered line that a full disk refused
+                self._fh.close()
         for fn in listeners:
             fn(None)
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("previewd.build")
 
 INSTALL_MARKER = ".previewd-install.json"
+LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
 SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit"}
 
 
@@ -160,16 +161,18 @@ class Pipeline:
             fields: dict[str, Any] = {"build_duration_ms": total_ms, **result}
             v = self._finish(v, fields, blog)
         except BuildFailed as exc:
-            blog.step(f"failed: {exc.reason}: {exc.message}")
+            message = self._disk_full_note(v, exc.message)
+            blog.step(f"failed: {exc.reason}: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
-                                failure_message=exc.message[:2000],
+                                failure_message=message[:2000],
                                 build_duration_ms=int((time.monotonic() - started) * 1000),
                                 install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped)
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
-            blog.step(f"failed: internal error: {type(exc).__name__}: {exc}")
+            message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
+            blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
-                                failure_message=f"internal error: {type(exc).__name__}: {exc}"[:2000])
+                                failure_message=message[:2000])
         finally:
             rt.live_logs.pop(version_id, None)
             blog.close()
@@ -178,6 +181,22 @@ class Pipeline:
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
             self._after_deploy(v)
+
+    def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
+        """On a full data disk: delete the failed build's output (never used), so the failure can still be written
+        to state.db, and say in the message that the disk was full."""
+        try:
+            free = shutil.disk_usage(self.rt.data_dir).free
+            if free >= LOW_DISK_BYTES:
+                return message
+            workspace = self.rt.project_dir(v.user_id, v.project_id) / "work"
+            _, candidates = frameworks.detect(workspace)
+            for rel in set(candidates) - {"public", "src"}:
+                shutil.rmtree(workspace / rel, ignore_errors=True)
+            shutil.rmtree(self.rt.data_dir / "tmp" / f"home-{v.version_id}", ignore_errors=True)
+        except OSError:
+            return message
+        return f"{message} (the data dir's disk is full: {free // 1024} KiB free)"
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> dict[str, Any]:
         rt = self.rt
