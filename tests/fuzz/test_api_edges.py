@@ -15,8 +15,8 @@ from litestar.testing import TestClient
 
 from daemon import service, versions
 from tests.conftest import signed_headers
+from tests.fuzz.api_support import CHECKS, Signer, error_shape
 from tests.fuzz.conftest import fuzz_config
-from tests.fuzz.test_api_fuzz import CHECKS, Signer, error_shape
 
 SEEDED_EXAMPLES = 400
 

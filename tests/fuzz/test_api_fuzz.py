@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import time
-import zlib
 from typing import Any
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from daemon.security import sign
-from tests.conftest import TEST_SECRET
+from tests.fuzz.api_support import CHECKS, Signer, error_shape
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 # Per operation; ~25 operations keep the run near a minute on 2 cores.
 EXAMPLES = 100
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance, negative_data_rejection]
 
 
 @pytest.fixture(autouse=True)
@@ -36,58 +21,6 @@ def _node_id_shim(request: pytest.FixtureRequest) -> None:
     """schemathesis' fixture loader renames the node through `_nodeid`, which pytest 9.2 no longer defines."""
     if not hasattr(request.node, "_nodeid"):
         request.node._nodeid = request.node.nodeid
-
-
-class Signer(requests.auth.AuthBase):
-    """Signs the exact bytes requests is about to send, in one of several ways picked from the request itself.
-
-    Deterministic (a CRC of method, URL and body), so a failing example replays the same way: one request in
-    ten goes unsigned, one carries a wrong MAC, one a stale timestamp, two a fresh timestamp, and the rest a
-    plain signature (half of them with the `sha256=` prefix).
-    """
-
-    def __init__(self) -> None:
-        self.mode = ""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        raw = r.body or b""
-        body = raw.encode("utf-8") if isinstance(raw, str) else raw
-        assert isinstance(body, bytes), f"unexpected body type {type(body)}"
-        pick = zlib.crc32(f"{r.method} {r.url}".encode() + b"\0" + body) % 10
-        now = str(int(time.time()))
-        if pick == 0:
-            self.mode = "unsigned"
-        elif pick == 1:
-            self.mode = "wrong"
-            r.headers["x-sheen-signature"] = sign("not-the-secret", body)
-        elif pick == 2:
-            self.mode = "stale"
-            stale = str(int(time.time()) - 3600)
-            r.headers["x-sheen-timestamp"] = stale
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, stale)
-        elif pick in (3, 4):
-            self.mode = "timestamped"
-            r.headers["x-sheen-timestamp"] = now
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, now)
-        else:
-            self.mode = "signed"
-            mac = sign(TEST_SECRET, body)
-            r.headers["x-sheen-signature"] = f"sha256={mac}" if pick % 2 else mac
-        return r
-
-
-def error_shape(response: Any) -> None:
-    """Every 4xx is `{"error": {"code": str, "message": str, ...}}` served as JSON."""
-    if not 400 <= response.status_code < 500:
-        return
-    ctype = (response.headers.get("content-type") or [""])[0]  # schemathesis keeps every header as a list
-    assert ctype.startswith("application/json"), f"{response.status_code} answered as {ctype!r}"
-    body = json.loads(response.content)
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    err = body["error"]
-    assert isinstance(err, dict), body
-    assert isinstance(err.get("code"), str) and err["code"], body
-    assert isinstance(err.get("message"), str) and err["message"], body
 
 
 @schema.parametrize()
