@@ -403,6 +403,7 @@ def create_app(rt: Runtime, queue: BuildQueue, extra_handlers: list[Any] | None 
         openapi_config=OpenAPIConfig(title="previewd", version="0.1.0", path="/schema"),
         request_max_body_size=rt.cfg.server.max_body_bytes,
         response_cache_config=ResponseCacheConfig(),
+        logging_config=None,  # logging is configured once by logging_setup, not re-done by the framework
         debug=False,
     )
     app.state.runtime = rt

@@ -22,7 +22,7 @@ def _guarded(name: str, fn: object) -> object:
         except Exception:  # a job never takes the scheduler down; the next run tries again
             log.exception("scheduled job %s failed", name)
 
-    run.__name__ = name
+    run.__name__ = run.__qualname__ = name
     return run
 
 
@@ -31,6 +31,8 @@ class Scheduler:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        # APScheduler logs every run of every job at INFO: seconds-apart polling would drown the log.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         rt = daemon.rt
         self.aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10,
