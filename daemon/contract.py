@@ -39,6 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,13 @@ _NAME_MAX = 255  # bytes per path segment on Linux filesystems
 _LINK_KEYS = ("link", "symlink", "target", "linkTarget", "symlinkTarget")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C1 controls, zero-width and bidirectional-override characters: a path that reads as one name and is another.
+_INVISIBLE = re.compile("[\x80-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _fold(path: str) -> str:
+    """The key two paths collide on: same letters in any case or Unicode normal form (as on macOS or NTFS)."""
+    return unicodedata.normalize("NFC", path).casefold()
 _FENCE_LINE = re.compile(r"^```[ \t]*(\w*)[ \t]*\r?$", re.M)
 # The closing quote is optional: an unterminated string then runs to the end in one linear match, where a
 # required quote made every later quote retry the scan to the end (quadratic: 64 KB of \" took 27 s).
@@ -209,10 +217,10 @@ def validate_contract(data: Any, *, allow_delta: bool, limits: ContractLimits | 
             if path in seen:
                 raise ContractError(f"duplicate path {path!r} in {name}", f"{where}.path")
             seen.add(path)
-            other = folded.get(path.casefold())
+            other = folded.get(_fold(path))
             if other is not None and other != path:
                 raise ContractError(f"{path!r} and {other!r} differ only in letter case", f"{where}.path")
-            folded[path.casefold()] = path
+            folded[_fold(path)] = path
             if path in files:
                 total -= len(files[path].encode("utf-8"))
             total += size
@@ -311,6 +319,8 @@ def check_path(path: Any, limits: ContractLimits, where: str = "path") -> str:
         raise ContractError(f"is {len(path)} characters, over the cap of {limits.max_path_len}", where)
     if _CONTROL.search(path):
         raise ContractError("contains a NUL or control character", where)
+    if _INVISIBLE.search(path):
+        raise ContractError("contains an invisible or bidirectional control character", where)
     if "\\" in path:
         raise ContractError(f"{path!r} contains a backslash; use '/'", where)
     if path.startswith("/") or _DRIVE.match(path):
@@ -404,18 +414,18 @@ def _check_tree(tree: Mapping[str, str], written: Iterable[str]) -> None:
     files: dict[str, list[str]] = {}
     dirs: dict[str, str] = {}
     for path in tree:
-        files.setdefault(path.casefold(), []).append(path)
+        files.setdefault(_fold(path), []).append(path)
         for parent in _parents(path):
-            dirs.setdefault(parent.casefold(), parent)
+            dirs.setdefault(_fold(parent), parent)
     for path in written:
-        others = [p for p in files[path.casefold()] if p != path]
+        others = [p for p in files[_fold(path)] if p != path]
         if others:
-            raise ContractError(f"{path!r} and {others[0]!r} differ only in letter case", "files")
-        if path.casefold() in dirs:
-            raise ContractError(f"{path!r} is written as a file, but {dirs[path.casefold()]!r} is a folder of other "
+            raise ContractError(f"{path!r} and {others[0]!r} differ only in letter case or Unicode form", "files")
+        if _fold(path) in dirs:
+            raise ContractError(f"{path!r} is written as a file, but {dirs[_fold(path)]!r} is a folder of other "
                                 "files", "files")
         for parent in _parents(path):
-            if parent.casefold() in files:
+            if _fold(parent) in files:
                 raise ContractError(f"{path!r} needs {parent!r} to be a folder, but it is a file", "files")
 
 

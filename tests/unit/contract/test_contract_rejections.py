@@ -187,3 +187,20 @@ def test_output_too_large_is_refused_before_decoding() -> None:
     limits = ContractLimits(max_total_bytes=10)
     with pytest.raises(ContractError, match="over the"):
         parse_contract_text("{" + " " * (limits.max_text_chars + 1) + "}", limits)
+
+
+@pytest.mark.parametrize("path", ["src/\u202eevil.ts", "src/a\u200bb.ts", "src/\ufeffx.ts", "src/\x85x.ts"])
+def test_invisible_and_bidi_characters_in_paths_are_rejected(path: str) -> None:
+    from daemon.contract import ContractLimits, check_path
+
+    with pytest.raises(ContractError, match="invisible or bidirectional"):
+        check_path(path, ContractLimits())
+
+
+def test_paths_equal_after_unicode_normalisation_collide() -> None:
+    from daemon.contract import validate_contract
+
+    delta = {"delta": True, "files": [{"path": "caf\u00e9.ts", "content": "a"},
+                                      {"path": "cafe\u0301.ts", "content": "b"}]}
+    with pytest.raises(ContractError):
+        validate_contract(delta, allow_delta=True)
