@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,12 @@ class Drills:
         self.tmp = tmp
         self.made: list[Drill] = []
 
-    def daemon(self, extra: str = "", *, env: dict[str, str] | None = None) -> Drill:
+    def daemon(self, extra: str = "", *, env: dict[str, str] | None = None, **config: Any) -> Drill:
         """A started daemon (the drill generator, render off) with `extra` config appended."""
-        d = Drill(self.tmp, drill_config(self.tmp, extra))
+        d = Drill(self.tmp, drill_config(self.tmp, extra, **config))
+        d.env = env
         self.made.append(d)
-        old = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})
-        try:
-            return d.start()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        return d.start()
 
     def finish(self, d: Drill, *, pg_schema: str | None = None, next_build: Callable[[], Any] | None = None,
                flush: bool = True) -> dict[str, Any]:

@@ -56,7 +56,8 @@ GENERATOR = textwrap.dedent('''
 ''')
 
 
-def drill_config(tmp: Path, extra: str = "", *, sync_interval_s: float = 0.2) -> str:
+def drill_config(tmp: Path, extra: str = "", *, sync_interval_s: float = 0.2,
+                 generator_timeout_s: float = 120.0) -> str:
     """Config text: the drill generator, no audit, no render check, fast sync ticks; `extra` appended."""
     gen = tmp / "gen.py"
     gen.write_text(GENERATOR)
@@ -64,6 +65,7 @@ def drill_config(tmp: Path, extra: str = "", *, sync_interval_s: float = 0.2) ->
         [generator]
         backend = "command"
         command = ["{sys.executable}", "{gen}"]
+        timeout_s = {generator_timeout_s}
         [build]
         audit = "off"
         [render]
@@ -76,8 +78,19 @@ def drill_config(tmp: Path, extra: str = "", *, sync_interval_s: float = 0.2) ->
 class Drill(LiveDaemon):
     """A live daemon that can be SIGKILLed and restarted on the same data dir."""
 
+    env: dict[str, str] | None = None  # extra environment for every (re)start: DSNs, store keys
+
     def start(self) -> Drill:
-        super().start()
+        old = {k: os.environ.get(k) for k in (self.env or {})}
+        os.environ.update(self.env or {})
+        try:
+            super().start()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         return self
 
     @property
@@ -119,6 +132,23 @@ class Drill(LiveDaemon):
                 return
             time.sleep(0.02)
         raise AssertionError(f"{needle!r} never appeared in the log of {version_id}")
+
+    def outbox_failing(self, destination: str, timeout: float = 30) -> str:
+        """Wait until the sync loop has failed to deliver to `destination` with rows still queued; its last error."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            conn = sqlite3.connect(str(self.data_dir / "state.db"), timeout=30)
+            try:
+                pending = conn.execute("SELECT COUNT(*) FROM sync_outbox WHERE destination = ? AND dead = 0",
+                                       (destination,)).fetchone()[0]
+                row = conn.execute("SELECT failures, last_error FROM sync_outbox_state WHERE destination = ?",
+                                   (destination,)).fetchone()
+            finally:
+                conn.close()
+            if pending and row and row[0] > 0:
+                return str(row[1])
+            time.sleep(0.1)
+        raise AssertionError(f"the outbox never reported {destination} failing")
 
     def sync_flush(self) -> dict[str, Any]:
         r = self.post("/ops/sync", {})
