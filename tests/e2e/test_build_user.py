@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import LiveDaemon
+from tests.fakes.tiny_generator import generator_config, write_generator
 
 # The build script records who it runs as and whether it can read the daemon's generated secret.
-GENERATOR = textwrap.dedent('''
-    import json, sys
-    req = json.load(sys.stdin)
-    script = ("mkdir -p dist && { echo uid=$(id -u); cat SECRET_PATH >/dev/null 2>&1 && echo secret=READ "
-              "|| echo secret=denied; } > dist/index.html")
-    pkg = {"name": "who", "version": "0.0.0", "private": True, "scripts": {"build": script}}
-    print(json.dumps({"name": "who", "slug": "who", "description": "d", "version": "0.1.0", "author": "t",
-                      "repository": "", "license": "MIT", "tech_stack": [],
-                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
-                                   "components": [], "design_tokens": {}, "rsc_path": ""},
-                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
-                      "files": [{"path": "README.md", "content": req["prompt"]}]}))
-''')
+WHO = '''
+build = ("mkdir -p dist && { echo uid=$(id -u); cat SECRET_PATH >/dev/null 2>&1 && echo secret=READ "
+         "|| echo secret=denied; } > dist/index.html")
+files = {"README.md": req["prompt"]}
+'''
 
 
 @pytest.fixture
@@ -42,19 +33,8 @@ def open_tmp() -> Iterator[Path]:
 def test_build_runs_as_nobody_and_cannot_read_the_secret(open_tmp: Path) -> None:
     assert os.geteuid() == 0, "the suite runs as root (CI does); user switching needs it"
     data = open_tmp / "data"
-    gen = open_tmp / "gen.py"
-    gen.write_text(GENERATOR.replace("SECRET_PATH", str(data / "hmac_secret")))
-    d = LiveDaemon(open_tmp, textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{gen}"]
-        [build]
-        audit = "off"
-        [render]
-        enabled = false
-        [sandbox]
-        build_user = "nobody"
-    '''))
+    gen = write_generator(open_tmp, WHO.replace("SECRET_PATH", str(data / "hmac_secret")))
+    d = LiveDaemon(open_tmp, generator_config(gen, "[render]\nenabled = false\n[sandbox]\nbuild_user = \"nobody\"\n"))
     d.config.write_text(d.config.read_text().replace('pnpm_store = "/tmp/previewd-test-pnpm-store"',
                                                      f'pnpm_store = "{open_tmp / "store"}"'))
     (data).mkdir()

@@ -16,24 +16,12 @@ import pytest
 
 from tests.e2e.conftest import LiveDaemon
 from tests.fakes.cf_pages_api import FakePagesApi
+from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
 
 REPO = Path(__file__).resolve().parents[2]
 WRANGLER = REPO / "tests" / "fakes" / "wrangler"
 HOOK_SECRET = "hook-secret-for-tests"
 
-# A tiny project with no dependencies: the point here is the deploy handshake, not pnpm.
-GENERATOR = textwrap.dedent('''
-    import json, sys
-    req = json.load(sys.stdin)
-    pkg = {"name": "cf", "version": "0.0.0", "private": True,
-           "scripts": {"build": "mkdir -p dist && cp index.html dist/"}}
-    print(json.dumps({"name": "cf", "slug": "cf", "description": "d", "version": "0.1.0", "author": "t",
-                      "repository": "", "license": "MIT", "tech_stack": [],
-                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
-                                   "components": [], "design_tokens": {}, "rsc_path": ""},
-                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
-                      "files": [{"path": "index.html", "content": "<h1>" + req["prompt"] + "</h1>"}]}))
-''')
 
 
 @pytest.fixture
@@ -45,14 +33,8 @@ def pages() -> Iterator[FakePagesApi]:
 
 
 def _daemon(tmp: Path, pages: FakePagesApi, extra: str = "") -> LiveDaemon:
-    gen = tmp / "gen.py"
-    gen.write_text(GENERATOR)
-    d = LiveDaemon(tmp, textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{gen}"]
-        [build]
-        audit = "off"
+    gen = write_generator(tmp, ECHO_PAGE)
+    d = LiveDaemon(tmp, generator_config(gen) + textwrap.dedent(f'''
         [deploy]
         backend = "cloudflare"
         cf_account_id = "{pages.account_id}"

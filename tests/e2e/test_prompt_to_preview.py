@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fakes.tiny_generator import generator_config, write_generator
 
 pytestmark = pytest.mark.pnpm
 
@@ -74,41 +73,20 @@ def test_build_then_rebuild_serves_both_previews(live: Any) -> None:
     assert not any(p.startswith(("node_modules/", "dist/")) for p in tree)
 
 
-HOG_GENERATOR = textwrap.dedent('''
-    import json, sys
-    req = json.load(sys.stdin)
-    pkg = {"name": "hog", "version": "0.0.0", "private": True,
-           "scripts": {"build": MODE}}
-    print(json.dumps({"name": "hog", "slug": "hog", "description": "d", "version": "0.1.0", "author": "t",
-                      "repository": "", "license": "MIT", "tech_stack": [],
-                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
-                                   "components": [], "design_tokens": {}, "rsc_path": ""},
-                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
-                      "files": [{"path": "index.html", "content": "<h1>" + req["prompt"] + "</h1>"}]}))
-''')
-
-
-def _generator(tmp: Path) -> Path:
-    """A `command` generator: hogs memory when the prompt says so, else builds a one-file site."""
-    script = tmp / "gen.py"
-    script.write_text(HOG_GENERATOR.replace("MODE", (
-        "(\"node -e \\\"const a=[];for(;;)a.push(Buffer.alloc(32*1024*1024,1))\\\"\" if 'hog' in req['prompt'] "
-        "else 'mkdir -p dist && cp index.html dist/')")))
-    return script
+# Hogs memory when the prompt says so, else builds a one-file site.
+HOG = '''
+if "hog" in req["prompt"]:
+    build = "node -e \\"const a=[];for(;;)a.push(Buffer.alloc(32*1024*1024,1))\\""
+else:
+    build = "mkdir -p dist && cp index.html dist/"
+files = {"index.html": "<h1>" + req["prompt"] + "</h1>"}
+'''
 
 
 def test_memory_hog_fails_with_memory_limit_then_next_build_succeeds(live_factory: Any) -> None:
     d = live_factory("")
-    script = _generator(d.tmp)
-    d.config.write_text(d.config.read_text() + textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{script}"]
-        [limits]
-        memory_mb = 256
-        [build]
-        audit = "off"
-    '''))
+    gen = write_generator(d.tmp, HOG)
+    d.config.write_text(d.config.read_text() + generator_config(gen, "[limits]\nmemory_mb = 256\n"))
     d.start()
     r = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "hog", "prompt": "hog memory"})
     body = r.json()

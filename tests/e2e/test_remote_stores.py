@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from tests.e2e.conftest import LiveDaemon
-from tests.e2e.test_cloudflare_flow import GENERATOR
 from tests.fakes.cf_kv_server import CloudflareKVServer
+from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
 from tests.integration.sync.support import PG_DSN, free_port, s3_admin
 
 
@@ -55,14 +54,8 @@ def remote(tmp_path: Path, moto: str) -> Iterator[dict[str, Any]]:
 
 
 def _config(tmp: Path, r: dict[str, Any]) -> str:
-    gen = tmp / "gen.py"
-    gen.write_text(GENERATOR)
-    return textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{gen}"]
-        [build]
-        audit = "off"
+    gen = write_generator(tmp, ECHO_PAGE)
+    return generator_config(gen) + textwrap.dedent(f'''
         [replica]
         backend = "postgres"
         schema = "{r["schema"]}"

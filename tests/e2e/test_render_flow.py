@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -12,40 +10,25 @@ from typing import Any
 from PIL import Image
 
 from tests.e2e.conftest import LiveDaemon
+from tests.fakes.tiny_generator import generator_config, write_generator
 
 # Pages chosen by the prompt: a normal page, a page that throws, a blank page.
-GENERATOR = textwrap.dedent('''
-    import json, sys
-    req = json.load(sys.stdin)
-    p = req["prompt"]
-    if "throw" in p:
-        body = "<h1>Broken</h1><script>throw new Error('boom from the page')</script>"
-    elif "blank" in p:
-        body = ""
-    else:
-        colour = "#c00" if "red" in p else "#00c"
-        body = f"<h1 style='color:{colour};font-size:64px'>{p}</h1><div style='height:300px;background:{colour}'></div>"
-    pkg = {"name": "r", "version": "0.0.0", "private": True,
-           "scripts": {"build": "mkdir -p dist && cp index.html dist/"}}
-    print(json.dumps({"name": "r", "slug": "r", "description": "d", "version": "0.1.0", "author": "t",
-                      "repository": "", "license": "MIT", "tech_stack": [],
-                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
-                                   "components": [], "design_tokens": {}, "rsc_path": ""},
-                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
-                      "files": [{"path": "index.html", "content": "<html><body>" + body + "</body></html>"}]}))
-''')
+PAGES = '''
+p = req["prompt"]
+if "throw" in p:
+    body = "<h1>Broken</h1><script>throw new Error('boom from the page')</script>"
+elif "blank" in p:
+    body = ""
+else:
+    colour = "#c00" if "red" in p else "#00c"
+    body = f"<h1 style='color:{colour};font-size:64px'>{p}</h1><div style='height:300px;background:{colour}'></div>"
+build = "mkdir -p dist && cp index.html dist/"
+files = {"index.html": "<html><body>" + body + "</body></html>"}
+'''
 
 
 def _daemon(tmp: Path) -> LiveDaemon:
-    gen = tmp / "gen.py"
-    gen.write_text(GENERATOR)
-    return LiveDaemon(tmp, textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{gen}"]
-        [build]
-        audit = "off"
-    ''')).start()
+    return LiveDaemon(tmp, generator_config(write_generator(tmp, PAGES))).start()
 
 
 def _rendered(d: LiveDaemon, vid: str, timeout: float = 90) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,35 +14,18 @@ import psutil
 
 from tests.conftest import TEST_SECRET
 from tests.e2e.conftest import LiveDaemon
+from tests.fakes.tiny_generator import generator_config, write_generator
 
-# The build sleeps for SECONDS (from the prompt), then writes its page.
-GENERATOR = textwrap.dedent('''
-    import json, sys
-    req = json.load(sys.stdin)
-    secs = req["prompt"].split()[-1]
-    pkg = {"name": "slow", "version": "0.0.0", "private": True,
-           "scripts": {"build": f"sleep {secs} && mkdir -p dist && echo done > dist/index.html"}}
-    print(json.dumps({"name": "s", "slug": "s", "description": "d", "version": "0.1.0", "author": "t",
-                      "repository": "", "license": "MIT", "tech_stack": [],
-                      "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},
-                                   "components": [], "design_tokens": {}, "rsc_path": ""},
-                      "templateFiles": [{"path": "package.json", "content": json.dumps(pkg)}],
-                      "files": [{"path": "README.md", "content": "x"}]}))
-''')
+# The build sleeps for the seconds the prompt ends with, then writes its page.
+SLEEPER = '''
+secs = req["prompt"].split()[-1]
+build = f"sleep {secs} && mkdir -p dist && echo done > dist/index.html"
+files = {"README.md": "x"}
+'''
 
 
 def _daemon(tmp: Path, grace: float) -> LiveDaemon:
-    gen = tmp / "gen.py"
-    gen.write_text(GENERATOR)
-    d = LiveDaemon(tmp, textwrap.dedent(f'''
-        [generator]
-        backend = "command"
-        command = ["{sys.executable}", "{gen}"]
-        [build]
-        audit = "off"
-        [render]
-        enabled = false
-    '''))
+    d = LiveDaemon(tmp, generator_config(write_generator(tmp, SLEEPER), "[render]\nenabled = false\n"))
     d.config.write_text(d.config.read_text().replace("[server]\n", f"[server]\nshutdown_grace_s = {grace}\n", 1))
     return d
 
