@@ -159,7 +159,7 @@ def bench_read(args: argparse.Namespace) -> dict[str, Any]:
         summary[name] = {"rps": round(rps), "p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "bad": bad,
                          "server_cpu_us": round(cpu),
                          "server_core_share": round(core, 2)}
-        per_round = ", ".join(str(round(r["rps"])) for r in rs)
+        per_round = ", ".join(f"{r['rps']:.0f} (p99 {r['p99']:.1f})" for r in rs)
         print(f"  {name:8s} {rps:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  server CPU {cpu:4.0f} us/req"
               f" ({core:.0%} of a core)  non-2xx/errors {bad:.0f}"
               f"   per round: {per_round}")

@@ -89,3 +89,55 @@ def test_busy_kv_falls_through(daemon: Daemon) -> None:
     assert seen == ["/projects/u/p/preview"]
     seen.clear()
     assert _call(app, "/projects/u/p/preview")[0] == 200 and seen == []
+
+
+def test_nowait_cache_follows_writes_and_expiry(tmp_path: Path) -> None:
+    from sync.kv import LocalKV
+    from tests.integration.sync.support import ManualClock
+
+    clock = ManualClock()
+    kv = LocalKV(tmp_path / "kv.db", clock=clock)
+    assert kv.get_nowait("u:p") is None          # a miss is cached too...
+    kv.put("u:p", b"v1", ttl_seconds=60)
+    assert kv.get_nowait("u:p") == b"v1"         # ...and dropped by the write
+    kv.put("u:p", b"v2", ttl_seconds=60)
+    assert kv.get_nowait("u:p") == b"v2" == kv.get("u:p")
+    clock.advance(61)
+    assert kv.get_nowait("u:p") is None and kv.get("u:p") is None
+    kv.put("u:p", b"v3")
+    assert kv.get_nowait("u:p") == b"v3"
+    kv.delete("u:p")
+    assert kv.get_nowait("u:p") is None
+    kv.close()
+
+
+def test_nowait_does_not_cache_a_read_a_write_overtook(tmp_path: Path) -> None:
+    """A write that lands while a read is in SQLite: the read's (old) answer must not be cached."""
+    from sync.kv import LocalKV
+
+    kv = LocalKV(tmp_path / "kv.db")
+    kv.put("u:p", b"old")
+    class Racing:
+        """A read connection that lets a write commit between the read and its caching."""
+
+        def __init__(self) -> None:
+            import sqlite3
+
+            self.conn = sqlite3.connect(str(tmp_path / "kv.db"), isolation_level=None, check_same_thread=False)
+
+        def execute(self, *args: Any) -> Any:
+            cur = self.conn.execute(*args)
+            rows = cur.fetchall()
+            kv._forget("u:p")  # type: ignore[attr-defined]  # what put() does after its commit
+            return _Rows(rows)
+
+    class _Rows:
+        def __init__(self, rows: list[Any]) -> None:
+            self.rows = rows
+
+        def fetchone(self) -> Any:
+            return self.rows[0] if self.rows else None
+
+    kv._read_conn = Racing()  # type: ignore[attr-defined,assignment]
+    assert kv.get_nowait("u:p") == b"old"
+    assert "u:p" not in kv._hot  # type: ignore[attr-defined]
