@@ -33,6 +33,8 @@ class ServerConfig:
     max_body_bytes: int = _opt(1_048_576, "Largest request body accepted, in bytes.", lo=1024)
     wait_timeout_s: float = _opt(600.0, "How long a build request waits for its build before answering 202.", lo=0)
     log_level: str = _opt("info", "Log level of the daemon.", choices=("debug", "info", "warning", "error"))
+    forwarded_allow_ips: str = _opt("", "Proxies whose X-Forwarded-For names the client (comma-separated IPs, or *); "
+                                        "empty = the socket's peer is the client, so no caller can pick its own IP.")
     shutdown_grace_s: float = _opt(300.0, "On SIGTERM, how long a running build may go on before it is failed as "
                                           "interrupted.", lo=0)
 

@@ -205,7 +205,9 @@ def serve(cfg: Config) -> None:
         # uvicorn takes SIGTERM/SIGINT while it runs (stop accepting, finish requests) and hands each one
         # back to our handler when it returns; a second signal during our own shutdown exits at once.
         uvicorn.run(d.asgi, host=cfg.server.host, port=cfg.server.port, log_level=cfg.server.log_level,
-                    access_log=False, lifespan="on", timeout_graceful_shutdown=10, log_config=None)
+                    access_log=False, lifespan="on", timeout_graceful_shutdown=10, log_config=None,
+                    proxy_headers=bool(cfg.server.forwarded_allow_ips),
+                    forwarded_allow_ips=cfg.server.forwarded_allow_ips or None)
     finally:
         signals.stopping = True
         d.stop()
