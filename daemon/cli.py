@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 
 from daemon.config import ConfigError, load, render_example
@@ -30,6 +31,12 @@ def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     except RuntimeError as exc:
         report["toolchain_error"] = str(exc)
     report["sandbox"] = sandbox.probe()
+    chromium = shutil.which(cfg.render.chromium)
+    report["render"] = {
+        "enabled": cfg.render.enabled,
+        "chromium": chromium or f"{cfg.render.chromium!r} not found: render checks will record 'unavailable' "
+                                "(install Debian's chromium, or set [render] chromium)",
+    }
     report["generator"] = cfg.generator.backend
     report["deployer"] = cfg.deploy.backend
     report["kv"] = cfg.kv.backend

@@ -56,3 +56,13 @@ def test_offline_status_without_state(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     out = ctl_ops.offline_status(cfg)
     assert out["daemon"] == "down" and "no state database" in out["stateError"]
+
+
+def test_doctor_says_when_chromium_is_missing(tmp_path: Path) -> None:
+    from daemon.cli import doctor_report
+    from daemon.config import load
+
+    p = tmp_path / "c.toml"
+    p.write_text(f'[paths]\ndata_dir = "{tmp_path / "d"}"\n[render]\nchromium = "no-such-chromium"\n')
+    report = doctor_report(load(p, env={}))
+    assert "not found" in report["render"]["chromium"] and "unavailable" in report["render"]["chromium"]
