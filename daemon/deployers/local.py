@@ -24,6 +24,8 @@ _COPY_CHUNK = 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+_READABLE_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+
 def _slug(value: str) -> str:
     return _NOT_LABEL_CHARS.sub("-", value.lower()).strip("-")
 
@@ -256,6 +258,9 @@ class LocalDeployer:
             parts = _safe_parts(name, name)
             if info.flag_bits & 0x1:
                 raise DeployError(f"refused zip entry {name!r}: encrypted")
+            # Checked here so zipfile never meets a method it cannot read half-way through the unpack.
+            if info.compress_type not in _READABLE_COMPRESSION:
+                raise DeployError(f"refused zip entry {name!r}: unsupported compression {info.compress_type}")
             ftype = stat.S_IFMT(info.external_attr >> 16)
             if ftype == stat.S_IFLNK:
                 raise DeployError(f"refused zip entry {name!r}: symlink")
@@ -293,7 +298,7 @@ class LocalDeployer:
                 with zf.open(info) as fsrc, open(target, "xb") as fdst:
                     total += self._pump(fsrc.read, fdst.write, info.filename, total)
                 files += 1
-        except (OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DeployError(f"unpacking the artifact failed: {exc}") from exc
         return files, total
 

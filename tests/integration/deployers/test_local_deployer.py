@@ -172,6 +172,7 @@ HOSTILE: dict[str, list[tuple[zipfile.ZipInfo, bytes]]] = {
     "fifo": [(_entry("pipe", stat.S_IFIFO | 0o644), b"")],
     "duplicate": [(_entry("index.html"), b"a"), (_entry("index.html"), b"b")],
     "encrypted": [(_entry("index.html"), b"x")],
+    "unknown_compression": [(_entry("index.html"), b"x")],
     "dot": [(_entry("./index.html"), b"x")],
 }
 
@@ -189,6 +190,11 @@ def test_hostile_zips_are_refused_writing_nothing(
         raw = bytearray(artifact.read_bytes())
         raw[raw.index(b"PK\x03\x04") + 6] |= 0x1
         raw[raw.index(b"PK\x01\x02") + 8] |= 0x1
+        artifact.write_bytes(bytes(raw))
+    if kind == "unknown_compression":  # a method number zipfile cannot read (99 = AE-x)
+        raw = bytearray(artifact.read_bytes())
+        raw[raw.index(b"PK\x03\x04") + 8] = 99
+        raw[raw.index(b"PK\x01\x02") + 10] = 99
         artifact.write_bytes(bytes(raw))
     with pytest.raises(DeployError, match="refused zip entry"):
         deployer.deploy_zip(artifact, request_for(tmp_path), log)
