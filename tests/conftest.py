@@ -65,6 +65,18 @@ class ApiClient:
         return self.client.get(path, **kw)
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on a loopback port, one for the whole session (tests use their own buckets)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def daemon_cfg(tmp_path: Path) -> Config:
     return make_config(tmp_path)

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from tests.drills.conftest import Drills
-from tests.integration.sync.support import PG_DSN, TcpProxy, free_port, proxied_dsn, s3_admin
+from tests.integration.sync.support import PG_DSN, TcpProxy, proxied_dsn, s3_admin
 
 SCHEMA_PREFIX = "t_drill_"
 
@@ -113,16 +113,12 @@ def test_sigkill_inside_a_sync_batch(drills: Drills, pg: dict[str, Any]) -> None
     assert _pg_count(pg["schema"]) == 5 and landed < 4  # 4 + the next build; the kill came before the last row
 
 
-def test_s3_down_then_up(drills: Drills) -> None:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+def test_s3_down_then_up(drills: Drills, moto_endpoint: str) -> None:
+    port = int(moto_endpoint.rsplit(":", 1)[1])
     proxy = TcpProxy(("127.0.0.1", port))
     try:
         bucket = f"drill-{uuid.uuid4().hex[:12]}"
-        admin = s3_admin(f"http://127.0.0.1:{port}")
+        admin = s3_admin(moto_endpoint)
         admin.create_bucket(Bucket=bucket)
         d = drills.daemon(f'[objects]\nbackend = "s3"\nbucket = "{bucket}"\n'
                           f'endpoint_url = "http://127.0.0.1:{proxy.port}"\nregion = "us-east-1"\n',
@@ -143,4 +139,3 @@ def test_s3_down_then_up(drills: Drills) -> None:
         drills.finish(d)
     finally:
         proxy.close()
-        moto.stop()

@@ -17,32 +17,21 @@ from psycopg import sql
 from tests.e2e.conftest import LiveDaemon
 from tests.fakes.cf_kv_server import CloudflareKVServer
 from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
-from tests.integration.sync.support import PG_DSN, free_port, s3_admin
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+from tests.integration.sync.support import PG_DSN, s3_admin
 
 
 @pytest.fixture
-def remote(tmp_path: Path, moto: str) -> Iterator[dict[str, Any]]:
+def remote(tmp_path: Path, moto_endpoint: str) -> Iterator[dict[str, Any]]:
     schema = f"t_e2e_{uuid.uuid4().hex[:10]}"
     bucket = f"e2e-{uuid.uuid4().hex[:12]}"
-    admin = s3_admin(moto)
+    admin = s3_admin(moto_endpoint)
     admin.create_bucket(Bucket=bucket)
     kv = CloudflareKVServer(token="kv-" + uuid.uuid4().hex).start()
     env = {"PREVIEWD_PG_DSN": PG_DSN, "CLOUDFLARE_API_TOKEN": kv.token, "PREVIEWD_S3_ACCESS_KEY_ID": "testing",
            "PREVIEWD_S3_SECRET_ACCESS_KEY": "testing"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    yield {"schema": schema, "bucket": bucket, "kv": kv, "moto": moto, "admin": admin}
+    yield {"schema": schema, "bucket": bucket, "kv": kv, "moto": moto_endpoint, "admin": admin}
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)

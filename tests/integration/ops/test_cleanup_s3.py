@@ -9,26 +9,19 @@ import pytest
 
 from daemon import cleanup
 from sync.objects import S3ObjectStore
-from tests.conftest import free_port
 from tests.integration.ops.conftest import NOW, Seeder
 from tests.integration.sync.support import s3_admin
 
 
 @pytest.fixture
-def s3(ops: Seeder) -> Iterator[S3ObjectStore]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+def s3(ops: Seeder, moto_endpoint: str) -> Iterator[S3ObjectStore]:
+    endpoint = moto_endpoint
     name = f"ops-{uuid.uuid4().hex[:12]}"
     s3_admin(endpoint).create_bucket(Bucket=name)
     store = S3ObjectStore(name, endpoint_url=endpoint, region="us-east-1", access_key="testing",
                           secret_key="testing")
     ops.rt.remote_objects = store
     yield store
-    server.stop()
 
 
 def test_archive_sets_storage_class_and_missing_object_is_reuploaded(ops: Seeder, s3: S3ObjectStore) -> None:

@@ -15,7 +15,6 @@ from tests.integration.sync.support import (
     FaultyHttpProxy,
     ManualClock,
     TcpProxy,
-    free_port,
     s3_admin,
 )
 
@@ -36,18 +35,6 @@ def pg_proxy() -> Iterator[TcpProxy]:
     proxy = TcpProxy((str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)))
     yield proxy
     proxy.close()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server on a loopback port, for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture
