@@ -21,8 +21,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from daemon import deploywatch, metrics, ratelimit, screens, security, service, syncops, timeline
 from daemon.contract import ContractError
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
-from daemon.errors import AppError, BadRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
+from daemon.errors import AppError, BadRequest, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
+from daemon.ids import valid_id, valid_version_id
 from daemon.queue import BuildQueue
 from daemon.runtime import Runtime
 
@@ -195,11 +196,11 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str
     """KV first, the database second (the seed's retrieve flow)."""
     rt = _rt(request)
     for name, value in (("userId", user_id), ("projectId", project_id)):
-        if not service.valid_id(value):
+        if not valid_id(value):
             raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
     ptr = rt.pointer_nowait(user_id, project_id) or await asyncio.to_thread(rt.pointer, user_id, project_id)
     if ptr is None:
-        raise service.NotFound(f"project {user_id}/{project_id} has no preview", code="project_not_found")
+        raise NotFound(f"project {user_id}/{project_id} has no preview", code="project_not_found")
     return ptr
 
 
@@ -219,7 +220,7 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
         v = await asyncio.to_thread(service.get_version, version_id)
     except AppError as exc:
         remote = None
-        if exc.status == 404 and service.valid_version_id(version_id):
+        if exc.status == 404 and valid_version_id(version_id):
             remote = await asyncio.to_thread(syncops.remote_version, _rt(request), version_id)
         if remote is None:
             raise

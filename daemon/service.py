@@ -14,8 +14,6 @@ from daemon.db import ProjectVersion
 from daemon.errors import BadRequest, Conflict, NotFound
 from daemon.ids import valid_id, valid_version_id
 
-__all__ = ["valid_id", "valid_version_id"]
-
 if TYPE_CHECKING:
     from daemon.queue import BuildQueue
     from daemon.runtime import Runtime
