@@ -1,7 +1,7 @@
 """Command generators for tests: tiny dependency-free projects, so a build takes a second and needs no install.
 
 A test writes a generator script with `write_generator(dir, body)`; `body` runs with `req` (the request JSON)
-in scope and must set `build` (the package.json build script) and `files` (path -> content).
+in scope and must set `build` (the package.json build script) and `files` (path -> content); it may set `deps`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def contract_json(build: str, files: dict[str, str], name: str = "tiny") -> str:
-    """The seed's full contract for a project whose only script is `build`."""
-    pkg = {"name": name, "version": "0.0.0", "private": True, "scripts": {"build": build}}
+def contract_json(build: str, files: dict[str, str], name: str = "tiny", deps: dict[str, str] | None = None) -> str:
+    """The seed's full contract for a project whose only script is `build` (and whose dependencies are `deps`)."""
+    pkg: dict[str, object] = {"name": name, "version": "0.0.0", "private": True, "scripts": {"build": build}}
+    if deps:
+        pkg["dependencies"] = deps
     return json.dumps({
         "name": name, "slug": name, "description": "a test project", "version": "0.1.0", "author": "tests",
         "repository": "", "license": "MIT", "tech_stack": [],
@@ -31,7 +33,8 @@ def write_generator(directory: Path, body: str, name: str = "gen.py") -> Path:
     """Write an executable generator script; returns its path (use [sys.executable, path] as the command)."""
     script = (f"import json, sys\nsys.path.insert(0, {str(REPO)!r})\n"
               "from tests.fakes.tiny_generator import contract_json\n"
-              "req = json.load(sys.stdin)\n" + textwrap.dedent(body).strip() + "\nprint(contract_json(build, files))\n")
+              "req = json.load(sys.stdin)\n" + textwrap.dedent(body).strip()
+              + "\nprint(contract_json(build, files, deps=globals().get('deps')))\n")
     path = directory / name
     path.write_text(script)
     return path
