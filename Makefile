@@ -32,7 +32,7 @@ lint: setup
 
 test: setup lint
 	scripts/ensure-postgres.sh
-	scripts/install-chromium.sh
+	scripts/install-system-deps.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: setup

@@ -128,7 +128,7 @@ class Pipeline:
         blog.step(f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
         res = sandbox.run(argv, cwd=workspace, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=workspace, layer=self.rt.sandbox_layer,
-                          user=self.rt.build_user, cancel=self.cancel)
+                          user=self.rt.build_user, cancel=self.cancel, view=self.rt.build_view())
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
         if res.reason == "cancelled":
@@ -357,7 +357,7 @@ class Pipeline:
             res = sandbox.run(toolchain.audit_argv(tc, self.cfg.build.audit_registry), cwd=workspace, env=env,
                               limits=self._limits(), on_line=lines.append, network=True,
                               output_root=None, layer=self.rt.sandbox_layer, user=self.rt.build_user,
-                              cancel=self.cancel)
+                              cancel=self.cancel, view=self.rt.build_view())
             box["outcome"] = toolchain.parse_audit(res.exit_code if res.reason in ("ok", "exit_nonzero") else None,
                                                    "\n".join(lines))
         except Exception as exc:  # an audit that cannot run is "unavailable", never a pass

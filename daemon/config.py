@@ -112,6 +112,8 @@ class SandboxConfig:
     build_user: str = _opt("", "Unprivileged user builds run as when the daemon runs as root (it gets the workspaces, "
                                "the pnpm store and cache); empty = same user.")
     build_network: bool = _opt(False, "Allow network during `pnpm build` (install always has it).")
+    readonly_root: bool = _opt(True, "Run build steps in a read-only view of the host (bubblewrap, when installed): "
+                                     "private /tmp, the daemon's state, logs, objects and previews hidden.")
 
 
 @dataclass

@@ -204,6 +204,23 @@ class Runtime:
         with self._repo_locks_guard:
             return self._repo_locks.setdefault(f"{user_id}/{project_id}", threading.Lock())
 
+    def build_view(self) -> sandbox.FsView | None:
+        """What a build step may see and write (applied where bubblewrap runs).
+
+        The whole data dir is one writable bind because the workspace and the pnpm store must share a mount for
+        pnpm's hard links; inside it, the daemon's own state, logs, artifacts and previews are masked.
+        """
+        if not self.cfg.sandbox.readonly_root:
+            return None
+        d = self.data_dir
+        writable = [d]
+        if not self.store_dir.is_relative_to(d):
+            writable.append(self.store_dir)
+        hidden = [d / name for name in ("state.db", "state.db-wal", "state.db-shm", "queue.db", "queue.db-wal",
+                                        "queue.db-shm", "kv.db", "kv.db-wal", "kv.db-shm", "hmac_secret",
+                                        "previewd.lock", "logs", "objects", "previews")]
+        return sandbox.FsView(writable=tuple(writable), hidden=tuple(hidden))
+
     def log_path(self, version_id: str) -> Path:
         return self.data_dir / "logs" / f"{version_id}.log"
 

@@ -2,6 +2,7 @@
 
 from sandbox.env import safe_env
 from sandbox.errors import SandboxError
+from sandbox.fsview import FsView
 from sandbox.layers.cgroup_v1 import CgroupV1Layer
 from sandbox.layers.cgroup_v2 import CgroupV2Layer
 from sandbox.layers.watchdog import WatchdogLayer
@@ -15,6 +16,7 @@ __all__ = [
     "REASONS",
     "CgroupV1Layer",
     "CgroupV2Layer",
+    "FsView",
     "Limits",
     "Result",
     "SandboxError",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -82,10 +81,9 @@ def user_switch_availability() -> Availability:
 
 
 def _readonly_root() -> Availability:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return Availability(False, "bubblewrap (bwrap) is not installed")
-    return Availability(False, f"bwrap found at {bwrap}, but this version does not use it yet")
+    from sandbox.fsview import bwrap_availability
+
+    return bwrap_availability()
 
 
 def probe() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from sandbox import result as R
 from sandbox.env import check_env_item
 from sandbox.errors import SandboxError
+from sandbox.fsview import FsView, bwrap_availability, wrap
 from sandbox.layers import Layer, Usage, make_layer
 from sandbox.limits import Limits
 from sandbox.logsink import LogSink
@@ -189,6 +190,7 @@ def run(
     layer: str | None = None,
     user: str | None = None,
     cancel: threading.Event | None = None,
+    view: FsView | None = None,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
@@ -196,6 +198,8 @@ def run(
     stdout/stderr (decoded, errors="replace", without the newline) as it comes. Raises ValueError for bad
     arguments and SandboxError if the host-side setup fails; never for anything the child does.
     Setting `cancel` kills the tree at the next sample and ends the run with reason `cancelled`.
+    With `view`, the run sees the host read-only except the view's writable dirs and its cwd (bubblewrap); where
+    bubblewrap cannot run, the log says so and the run goes on without it.
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -208,6 +212,12 @@ def run(
         netns = av.available
         if not netns and on_line is not None:
             on_line(f"[sandbox] network isolation unavailable, step runs with network: {av.why}")
+    if view is not None:
+        av = bwrap_availability()
+        if av.available:
+            args = wrap(args, Path(cwd), view)
+        elif on_line is not None:
+            on_line(f"[sandbox] read-only root unavailable, step sees the host filesystem: {av.why}")
     sup = _Supervisor(lay, limits, sink, Path(output_root) if output_root else None, output_exclude)
     try:
         plan = lay.prepare(limits)

@@ -1,0 +1,58 @@
+"""A read-only view of the host for a run (bubblewrap): only the paths it may write are writable, /tmp is private."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.layers.base import Availability
+
+
+@dataclass(frozen=True)
+class FsView:
+    """What a run may see: the root read-only, `writable` dirs bound read-write at their own paths (the run's cwd
+    always), `hidden` dirs replaced by an empty tmpfs and hidden files by /dev/null, /tmp a private tmpfs (its
+    bytes are charged to the memory limit)."""
+
+    writable: tuple[Path, ...] = field(default_factory=tuple)
+    hidden: tuple[Path, ...] = field(default_factory=tuple)
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_availability() -> Availability:
+    """Whether bubblewrap is installed and can make a mount namespace here (tried once, then cached)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Availability(False, "bubblewrap (bwrap) is not installed: builds see the host's filesystem as their "
+                                   "user may (apt-get install bubblewrap)")
+    try:
+        out = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                              "--", "true"], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                             check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Availability(False, f"bwrap at {bwrap} could not run: {exc}")
+    if out.returncode != 0:
+        return Availability(False, f"bwrap at {bwrap} cannot create a mount namespace here: "
+                                   f"{out.stderr.strip()[:200]}")
+    return Availability(True, f"bwrap at {bwrap}: read-only root, private /tmp, only the workspace and the daemon's "
+                              "build dirs writable")
+
+
+def wrap(argv: Sequence[str], cwd: Path, view: FsView) -> list[str]:
+    """argv run inside bubblewrap with `view`; later mounts win, so the masks come after the writable binds."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--tmpfs", "/dev/shm", "--die-with-parent", "--new-session"]
+    for path in (*view.writable, cwd):
+        p = str(Path(path).resolve())
+        args += ["--bind", p, p]
+    for hidden in view.hidden:
+        h = Path(hidden)
+        if h.is_symlink() or not h.exists():
+            continue
+        args += ["--tmpfs", str(h)] if h.is_dir() else ["--ro-bind", "/dev/null", str(h)]
+    return [*args, "--chdir", str(Path(cwd).resolve()), "--", *argv]

@@ -1,0 +1,69 @@
+"""The read-only view (bubblewrap): the host is read-only, only the cwd and the view's writable dirs take writes,
+hidden paths are empty, /tmp is private; without bubblewrap the log says so instead of failing silently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import sandbox
+from sandbox import FsView, Limits
+from sandbox.fsview import bwrap_availability
+
+LIMITS = Limits(cpu_seconds=10, memory_bytes=256 * 2**20, wall_seconds=30)
+
+
+def _sh(script: str, cwd: Path, view: FsView, lines: list[str]) -> sandbox.Result:
+    return sandbox.run(["sh", "-c", script], cwd=cwd, env=sandbox.safe_env({}, home=cwd), limits=LIMITS,
+                       on_line=lines.append, view=view)
+
+
+def test_bubblewrap_is_there() -> None:
+    # make test installs it (scripts/install-system-deps.sh); a missing bwrap must not pass unnoticed here
+    assert bwrap_availability().available, bwrap_availability().why
+
+
+def test_only_the_workspace_and_writable_dirs_take_writes(tmp_path: Path) -> None:
+    ws, store, secret_dir = tmp_path / "ws", tmp_path / "store", tmp_path / "daemon"
+    for d in (ws, store, secret_dir):
+        d.mkdir()
+    (secret_dir / "state.db").write_text("rows of every user")
+    (secret_dir / "logs").mkdir()
+    (secret_dir / "logs" / "other.log").write_text("another build's log")
+    lines: list[str] = []
+    # outside /tmp (the run's /tmp is its own tmpfs, so a write there never reaches the host anyway)
+    escape = Path("/var/tmp") / f"previewd-escape-{os.getpid()}"
+    script = (
+        f"echo ws > out.txt && echo store > {store}/s.txt && echo tmp > /tmp/t.txt && "
+        f"(echo x > {escape} 2>/dev/null && echo ESCAPED || echo up-refused) && "
+        "(touch /etc/previewd-x 2>/dev/null && echo ETC || echo etc-refused) && "
+        f"(cat {secret_dir}/state.db 2>/dev/null | grep -q rows && echo SECRET || echo secret-hidden) && "
+        f"(ls {secret_dir}/logs | grep -q other && echo LOGS || echo logs-hidden)"
+    )
+    view = FsView(writable=(store,), hidden=(secret_dir / "state.db", secret_dir / "logs"))
+    res = _sh(script, ws, view, lines)
+    assert res.reason == "ok", (res.detail, lines)
+    assert lines[-4:] == ["up-refused", "etc-refused", "secret-hidden", "logs-hidden"], lines
+    assert (ws / "out.txt").read_text() == "ws\n" and (store / "s.txt").read_text() == "store\n"
+    assert not escape.exists() and not os.path.exists("/etc/previewd-x")
+    assert not os.path.exists("/tmp/t.txt")  # the run's /tmp was its own
+    assert (secret_dir / "state.db").read_text() == "rows of every user"
+
+
+def test_the_view_keeps_the_tree_inside_the_limits(tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = _sh("python3 -c 'a = bytearray(600 * 2**20)'", tmp_path, FsView(), lines)
+    assert res.reason == "memory_limit", res.detail
+
+
+def test_missing_bubblewrap_is_said_in_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import runner
+    from sandbox.layers.base import Availability
+
+    monkeypatch.setattr(runner, "bwrap_availability", lambda: Availability(False, "bwrap is not installed"))
+    lines: list[str] = []
+    res = _sh("echo hi", tmp_path, FsView(), lines)
+    assert res.reason == "ok"
+    assert any("read-only root unavailable" in line for line in lines)
