@@ -67,12 +67,15 @@ def shell_build(files: dict[str, str], store: Path, cache: Path, work: Path) -> 
 
 
 class Daemon:
-    def __init__(self, root: Path, store: Path) -> None:
+    def __init__(self, root: Path) -> None:
         self.port = free_port()
         root.mkdir(parents=True, exist_ok=True)
         cfg = root / "previewd.toml"
+        # The store stays at its default place inside the data dir (as on a droplet): one mount with the
+        # workspaces, so pnpm hard-links packages even inside the build's read-only view.
         cfg.write_text(f'[server]\nport = {self.port}\n[paths]\ndata_dir = "{root / "data"}"\n'
-                       f'pnpm_store = "{store}"\n[build]\naudit = "warn"\n[render]\nenabled = false\n')
+                       '[build]\naudit = "warn"\n[render]\nenabled = false\n'
+                       + os.environ.get("BENCH_EXTRA_TOML", "").replace("|", "\n"))
         env = {**os.environ, "PREVIEWD_CONFIG": str(cfg), "PREVIEWD_HMAC_SECRET": SECRET}
         self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve"], env=env, cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -150,7 +153,7 @@ def main() -> None:
                 shell_colds.append(shell_cold_run(i))
             if d is not None:
                 d.stop()
-            d = Daemon(root / f"dc-{i}", root / f"dc-store-{i}")
+            d = Daemon(root / f"dc-{i}")
             daemon_colds.append(d.build("cold", PROMPT))
             if not i % 2:
                 shell_colds.append(shell_cold_run(i))

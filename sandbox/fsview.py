@@ -47,12 +47,17 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView) -> list[str]:
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--tmpfs", "/dev/shm", "--die-with-parent", "--new-session"]
-    for path in (*view.writable, cwd):
-        p = str(Path(path).resolve())
-        args += ["--bind", p, p]
+    writable = [Path(w).resolve() for w in view.writable]
+    here = Path(cwd).resolve()
+    # A separate bind for a cwd already inside a writable dir would be a second mount, and hard links (pnpm's
+    # store -> node_modules) cannot cross mounts: bind it only when nothing else covers it.
+    if not any(here == w or here.is_relative_to(w) for w in writable):
+        writable.append(here)
+    for w in writable:
+        args += ["--bind", str(w), str(w)]
     for hidden in view.hidden:
         h = Path(hidden)
         if h.is_symlink() or not h.exists():
             continue
         args += ["--tmpfs", str(h)] if h.is_dir() else ["--ro-bind", "/dev/null", str(h)]
-    return [*args, "--chdir", str(Path(cwd).resolve()), "--", *argv]
+    return [*args, "--chdir", str(here), "--", *argv]

@@ -67,3 +67,16 @@ def test_missing_bubblewrap_is_said_in_the_log(tmp_path: Path, monkeypatch: pyte
     res = _sh("echo hi", tmp_path, FsView(), lines)
     assert res.reason == "ok"
     assert any("read-only root unavailable" in line for line in lines)
+
+
+def test_hard_links_from_a_writable_dir_into_the_cwd_work(tmp_path: Path) -> None:
+    # pnpm links packages from its store into node_modules; a second mount for the cwd would break that (EXDEV)
+    data = tmp_path / "data"
+    (data / "store").mkdir(parents=True)
+    (data / "store" / "pkg.js").write_text("module.exports = 1\n")
+    ws = data / "projects" / "app"
+    ws.mkdir(parents=True)
+    lines: list[str] = []
+    res = _sh(f"ln {data}/store/pkg.js linked.js && echo linked", ws, FsView(writable=(data,)), lines)
+    assert res.reason == "ok" and lines[-1] == "linked", (res.detail, lines)
+    assert (ws / "linked.js").stat().st_nlink == 2
