@@ -203,6 +203,21 @@ ensure_node() {
   NODE="$OPT/node/bin/node"
 }
 
+ensure_system_packages() {
+  # bubblewrap gives builds their read-only view of the host (and, for this non-root service, their empty
+  # network namespace); chromium runs the render check. Both are optional: without them `previewd doctor`
+  # says what is off. Only on the real system, never into a --root scratch tree.
+  [ -z "$ROOT" ] && command -v apt-get >/dev/null || return 0
+  local missing=()
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  command -v chromium >/dev/null || missing+=(chromium)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  say "installing ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null || \
+    say "warning: could not install ${missing[*]}; previewd runs without them (see previewd doctor)"
+}
+
 ensure_pnpm() {
   local pnpm="$ROOT$PNPM_BIN" nodedir
   # NODE is the droplet's path: under $ROOT when we installed it, else the host's own node.
@@ -382,6 +397,7 @@ do_install() {
   local ids
   ids="$(ids_of previewd)"
   ensure_node
+  ensure_system_packages
   ensure_executable
   ensure_pnpm
   ensure_dir "$DATA" 0750 "$ids"

@@ -42,11 +42,17 @@ def bwrap_availability() -> Availability:
                               "build dirs writable")
 
 
-def wrap(argv: Sequence[str], cwd: Path, view: FsView) -> list[str]:
-    """argv run inside bubblewrap with `view`; later mounts win, so the masks come after the writable binds."""
+def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True) -> list[str]:
+    """argv run inside bubblewrap with `view`; later mounts win, so the masks come after the writable binds.
+
+    Without `network`, bubblewrap also gives the step an empty network namespace: through a user namespace it
+    can, where a service without CAP_SYS_ADMIN cannot unshare one itself.
+    """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--tmpfs", "/dev/shm", "--die-with-parent", "--new-session"]
+    if not network:
+        args.append("--unshare-net")
     writable = [Path(w).resolve() for w in view.writable]
     here = Path(cwd).resolve()
     # A separate bind for a cwd already inside a writable dir would be a second mount, and hard links (pnpm's

@@ -80,6 +80,17 @@ def user_switch_availability() -> Availability:
     return Availability(False, f"running as uid {os.geteuid()}, not root: builds run as the daemon's user")
 
 
+def _network_isolation() -> Availability:
+    own = netns_availability()
+    if own.available:
+        return own
+    ro = _readonly_root()
+    if ro.available:
+        return Availability(True, "through bubblewrap's user namespace (steps run in the read-only view); "
+                                  f"unshare alone is not possible: {own.why}")
+    return own
+
+
 def _readonly_root() -> Availability:
     from sandbox.fsview import bwrap_availability
 
@@ -105,7 +116,7 @@ def probe() -> dict[str, Any]:
         "layers": {n: {"available": a.available, "why": a.why} for n, a in layers.items()},
         "features": {
             "env_allowlist": {"on": True, "why": "child env is exactly what the caller passes (see safe_env)"},
-            "network_isolation": feat(netns_availability()),
+            "network_isolation": feat(_network_isolation()),
             "user_switch": feat(user_switch_availability()),
             "readonly_root": feat(_readonly_root()),
             "new_session": {"on": True, "why": "setsid before exec; no controlling terminal"},

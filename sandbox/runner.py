@@ -207,17 +207,19 @@ def run(
     lay = make_layer(layer_name)
     sink = LogSink(on_line, limits.log_bytes)
     netns = False
-    if not network:
+    wrapped = False
+    if view is not None:
+        av = bwrap_availability()
+        if av.available:
+            args = wrap(args, Path(cwd), view, network=network)
+            wrapped = True  # bubblewrap also takes the network away when asked
+        elif on_line is not None:
+            on_line(f"[sandbox] read-only root unavailable, step sees the host filesystem: {av.why}")
+    if not network and not wrapped:
         av = netns_availability()
         netns = av.available
         if not netns and on_line is not None:
             on_line(f"[sandbox] network isolation unavailable, step runs with network: {av.why}")
-    if view is not None:
-        av = bwrap_availability()
-        if av.available:
-            args = wrap(args, Path(cwd), view)
-        elif on_line is not None:
-            on_line(f"[sandbox] read-only root unavailable, step sees the host filesystem: {av.why}")
     sup = _Supervisor(lay, limits, sink, Path(output_root) if output_root else None, output_exclude)
     try:
         plan = lay.prepare(limits)

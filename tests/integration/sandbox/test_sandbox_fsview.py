@@ -80,3 +80,24 @@ def test_hard_links_from_a_writable_dir_into_the_cwd_work(tmp_path: Path) -> Non
     res = _sh(f"ln {data}/store/pkg.js linked.js && echo linked", ws, FsView(writable=(data,)), lines)
     assert res.reason == "ok" and lines[-1] == "linked", (res.detail, lines)
     assert (ws / "linked.js").stat().st_nlink == 2
+
+
+def test_the_view_takes_the_network_away_when_asked(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    threading.Thread(target=lambda: srv.accept(), daemon=True).start()
+    probe = f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2); print(\"connected\")'"
+    lines: list[str] = []
+    res = sandbox.run(["sh", "-c", probe + " || echo refused"], cwd=tmp_path, env=sandbox.safe_env({}, home=tmp_path),
+                      limits=LIMITS, on_line=lines.append, view=FsView(), network=False)
+    assert res.reason == "ok" and lines[-1] == "refused", lines
+    lines.clear()
+    sandbox.run(["sh", "-c", probe], cwd=tmp_path, env=sandbox.safe_env({}, home=tmp_path), limits=LIMITS,
+                on_line=lines.append, view=FsView(), network=True)
+    assert lines[-1] == "connected", lines
+    srv.close()
