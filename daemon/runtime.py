@@ -219,7 +219,21 @@ class Runtime:
         hidden = [d / name for name in ("state.db", "state.db-wal", "state.db-shm", "queue.db", "queue.db-wal",
                                         "queue.db-shm", "kv.db", "kv.db-wal", "kv.db-shm", "hmac_secret",
                                         "previewd.lock", "logs", "objects", "previews")]
-        return sandbox.FsView(writable=tuple(writable), hidden=tuple(hidden))
+        return sandbox.FsView(writable=tuple(writable), hidden=tuple(hidden), readonly=self._toolchain_under_tmp())
+
+    def _toolchain_under_tmp(self) -> tuple[Path, ...]:
+        """The view gives builds a private /tmp: node or pnpm installed under /tmp (a checkout there) must stay
+        visible, so the top directory holding each is bound back read-only."""
+        try:
+            tc = self.toolchain()
+        except RuntimeError:
+            return ()
+        tops: set[Path] = set()
+        for exe in (tc.node, tc.pnpm):
+            for p in (Path(exe), Path(exe).resolve()):
+                if p.is_relative_to("/tmp") and len(p.parts) > 2:
+                    tops.add(Path(*p.parts[:3]))
+        return tuple(sorted(tops))
 
     def log_path(self, version_id: str) -> Path:
         return self.data_dir / "logs" / f"{version_id}.log"

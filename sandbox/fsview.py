@@ -20,6 +20,8 @@ class FsView:
 
     writable: tuple[Path, ...] = field(default_factory=tuple)
     hidden: tuple[Path, ...] = field(default_factory=tuple)
+    # Re-exposed read-only on top of the private /tmp (a toolchain installed under /tmp, say).
+    readonly: tuple[Path, ...] = field(default_factory=tuple)
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +55,10 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True) 
             "--tmpfs", "/dev/shm", "--die-with-parent", "--new-session"]
     if not network:
         args.append("--unshare-net")
+    for ro in view.readonly:
+        r = Path(ro).resolve()
+        if r.exists():
+            args += ["--ro-bind", str(r), str(r)]
     writable = [Path(w).resolve() for w in view.writable]
     here = Path(cwd).resolve()
     # A separate bind for a cwd already inside a writable dir would be a second mount, and hard links (pnpm's

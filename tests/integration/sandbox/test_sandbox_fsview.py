@@ -101,3 +101,25 @@ def test_the_view_takes_the_network_away_when_asked(tmp_path: Path) -> None:
                 on_line=lines.append, view=FsView(), network=True)
     assert lines[-1] == "connected", lines
     srv.close()
+
+
+def test_readonly_paths_under_tmp_stay_visible(tmp_path: Path) -> None:
+    # tmp_path lives under /tmp, which the view replaces with a private tmpfs; a toolchain there is bound back
+    tool = tmp_path / "tools" / "hello.sh"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho tool-ran\n")
+    tool.chmod(0o755)
+    ws = Path("/var/tmp") / f"previewd-ws-{os.getpid()}"
+    ws.mkdir(exist_ok=True)
+    try:
+        lines: list[str] = []
+        res = _sh(f"{tool} && (echo x > {tool.parent}/w 2>/dev/null && echo WROTE || echo ro)", ws,
+                  FsView(readonly=(tool.parent,)), lines)
+        assert res.reason == "ok" and lines[0] == "tool-ran" and lines[-1] == "ro", lines
+        lines.clear()
+        hidden = _sh(f"{tool} || echo missing", ws, FsView(), lines)
+        assert hidden.reason == "ok" and lines[-1] == "missing", lines
+    finally:
+        import shutil
+
+        shutil.rmtree(ws, ignore_errors=True)
