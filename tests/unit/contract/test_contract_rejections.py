@@ -11,21 +11,9 @@ import pytest
 
 from daemon.contract import ContractError, ContractLimits, apply_contract, parse_contract_text, validate_contract
 from daemon.workspace import materialize
+from tests.unit.contract.conftest import VALID_FULL
 
-FULL: dict[str, Any] = {
-    "name": "demo",
-    "slug": "demo",
-    "description": "a demo",
-    "version": "0.1.0",
-    "author": "TemplateSeed",
-    "repository": "",
-    "license": "MIT",
-    "tech_stack": ["react"],
-    "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {}, "components": [],
-                 "design_tokens": {}, "rsc_path": ""},
-    "templateFiles": [{"path": "package.json", "content": '{"name": "demo"}'}],
-    "files": [{"path": "src/main.ts", "content": "console.log(1)\n"}],
-}
+FULL = VALID_FULL  # the one valid contract the contract tests share
 
 
 def full_contract(**changes: Any) -> dict[str, Any]:
