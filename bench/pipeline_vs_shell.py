@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from daemon import toolchain  # noqa: E402
+from daemon.core.signing import sign  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
-from daemon.security import sign  # noqa: E402
 
 SECRET = "bench-secret"
 PROMPT = "A bakery landing page with a menu, opening hours and a contact form"
@@ -107,7 +107,7 @@ class Daemon:
 
 def queue_latency(samples: int = 30) -> list[float]:
     """enqueue -> the worker calling the build function, on the real Huey consumer, queue idle between samples."""
-    from daemon.queue import BuildQueue
+    from daemon.build.queue import BuildQueue
 
     out: list[float] = []
     done = threading.Event()

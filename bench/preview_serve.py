@@ -64,7 +64,7 @@ def serve(port: int, previews: Path | None, litestar: bool) -> None:
     """Child process: run uvicorn on loopback, wrapped unless `previews` is None."""
     import uvicorn
 
-    from daemon.preview_server import make_preview_asgi
+    from daemon.api.previews import make_preview_asgi
 
     app: Any = litestar_inner() if litestar else trivial_inner
     if previews is not None:
@@ -136,7 +136,7 @@ async def fire(port: int, path: str, host: str, total: int, concurrency: int) ->
 
 def in_process(previews: Path, deployment_id: str, calls: int) -> dict[str, float]:
     """CPU microseconds per ASGI call: bare inner app, wrapped pass-through, wrapped static asset."""
-    from daemon.preview_server import make_preview_asgi
+    from daemon.api.previews import make_preview_asgi
 
     wrapped = make_preview_asgi(trivial_inner, previews, "localhost")
     common = [(b"user-agent", b"bench"), (b"accept", b"*/*"), (b"accept-encoding", b"gzip")]

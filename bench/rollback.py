@@ -25,7 +25,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.security import sign  # noqa: E402
+from daemon.core.signing import sign  # noqa: E402
 
 SECRET = "bench-secret"
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from daemon.render import check_page  # noqa: E402
-from daemon.visual import compare  # noqa: E402
+from daemon.render.visual import compare  # noqa: E402
 
 W, H = 1280, 800
 

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import sandbox
-from daemon import toolchain, versions
-from daemon.buildlog import BuildLog
-from daemon.config import Config, ensure_hmac_secret
-from daemon.contract import ContractLimits
-from daemon.db import ProjectVersion, connect, database, utcnow
+from daemon.build import toolchain
+from daemon.build.buildlog import BuildLog
+from daemon.core import versions
+from daemon.core.config import Config, ensure_hmac_secret
+from daemon.core.contract import ContractLimits
+from daemon.core.db import ProjectVersion, connect, database, utcnow
 from daemon.deployers.base import Deployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from daemon.ownership import hand_over, user_ids
+from sandbox.ownership import hand_over, user_ids
 from sync.kv import KV, LocalKV
 from sync.objects import LocalObjectStore, ObjectStore
 from sync.outbox import Outbox
@@ -304,7 +305,7 @@ class Runtime:
 
     def watch_deployment(self, v: ProjectVersion) -> None:
         """Wait for the platform to confirm an upload (webhook, or polling after the grace period)."""
-        from daemon import deploywatch
+        from daemon.build import deploywatch
 
         deploywatch.watch(self, v)
 
@@ -312,7 +313,7 @@ class Runtime:
         """Queue the browser check of a version that just went live."""
         if not self.cfg.render.enabled:
             return
-        from daemon import screens
+        from daemon.build import screens
 
         def run() -> None:
             try:

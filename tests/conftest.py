@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config, load
-from daemon.security import sign
+from daemon.core.config import Config, load
+from daemon.core.signing import sign
 
 TEST_SECRET = "test-secret-0123456789abcdef"
 SHARED_STORE = Path("/tmp/previewd-test-pnpm-store")
@@ -87,7 +87,7 @@ def api(tmp_path: Path) -> Iterator[Any]:
     """The API over a real runtime whose worker is not started: builds stay queued (202)."""
     from litestar.testing import TestClient
 
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
 
     d = Daemon(make_config(tmp_path))
     with TestClient(d.app) as client:

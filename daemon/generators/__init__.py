@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from daemon.contract import ContractLimits
+from daemon.core.contract import ContractLimits
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult, Generator
 from daemon.generators.claude import ClaudeGenerator
 from daemon.generators.command import CommandGenerator

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from daemon.contract import Contract
+from daemon.core.contract import Contract
 
 
 @dataclass(frozen=True)

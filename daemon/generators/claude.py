@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from daemon.contract import ContractLimits, parse_contract_text, validate_contract
+from daemon.core.contract import ContractLimits, parse_contract_text, validate_contract
 from daemon.generators._proc import run_tool
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
 

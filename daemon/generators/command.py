@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 
-from daemon.contract import ContractError, ContractLimits, parse_contract_text, validate_contract
+from daemon.core.contract import ContractError, ContractLimits, parse_contract_text, validate_contract
 from daemon.generators._proc import run_tool
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
 

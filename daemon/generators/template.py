@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from daemon.contract import ContractLimits, validate_contract
+from daemon.core.contract import ContractLimits, validate_contract
 from daemon.generators import template_app as app
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
 

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(BUILD or {"build": "source tree"}, indent=2))
         return 0
     if tool == "daemonctl":
-        from daemon import ctl
+        from daemon.cli import daemonctl as ctl
 
         return ctl.main(args)
     high = os.environ.get("PREVIEWD_DAEMON_MEMORY_HIGH", "")
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         if high or maximum:
             print("previewd: " + cap_own_memory(high, maximum), file=sys.stderr)
-    from daemon import cli
+    from daemon.cli import previewd as cli
 
     return cli.main(args)
 

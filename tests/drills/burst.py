@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from daemon.db import utcnow
+from daemon.core.db import utcnow
 from tests.conftest import signed_headers
 
 SETUP_IP = "127.0.0.2"

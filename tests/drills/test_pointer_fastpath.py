@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from daemon.fastpaths import PointerFastPath
-from daemon.server import Daemon
+from daemon.api.fastpath import PointerFastPath
+from daemon.cli.serve import Daemon
 from tests.conftest import make_config
 
 PTR = {"latestVersionId": "01M8APDVZAFRCJTN5PB7V16N18", "previewUrl": "http://p-x.localhost:8080/", "timestamp": 17}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from daemon.config import Config, load
+from daemon.core.config import Config, load
 from tests.conftest import SHARED_STORE, TEST_SECRET, free_port
 
 # Caps high enough that the fuzzer reaches the handlers instead of collecting 429s.
@@ -43,7 +43,7 @@ def fuzz_config(root: Path, **overrides: int) -> Config:
 @pytest.fixture(scope="module")
 def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Daemon on a temp data dir whose build worker is never started, so builds stay queued."""
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
 
     root: Path = tmp_path_factory.mktemp("fuzz-api")
     d = Daemon(fuzz_config(root))

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from daemon import service, versions
+from daemon.build import service
+from daemon.core import versions
 from tests.conftest import signed_headers
 from tests.fuzz.api_support import CHECKS, Signer, error_shape
 from tests.fuzz.conftest import fuzz_config
@@ -32,7 +33,7 @@ def send(client: Any, method: str, path: str, body: bytes, auth: Signer) -> Any:
 @pytest.fixture
 def small_client(tmp_path: Path) -> Iterator[Any]:
     """A daemon holding the default caps' shape but a per-IP cap of 2."""
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
 
     d = Daemon(fuzz_config(tmp_path, per_ip_per_hour=2))
     with TestClient(d.asgi) as client:
@@ -41,7 +42,7 @@ def small_client(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_signer_modes_reach_the_guard_as_intended(tmp_path: Path) -> None:
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
 
     d = Daemon(fuzz_config(tmp_path))
     seen: dict[str, set[Any]] = {}

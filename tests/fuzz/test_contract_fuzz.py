@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from daemon.contract import (
+from daemon.build.workspace import materialize
+from daemon.core.contract import (
     FORBIDDEN_SEGMENTS,
     RESERVED_NAMES,
     Contract,
@@ -23,7 +24,6 @@ from daemon.contract import (
     parse_contract_text,
     validate_contract,
 )
-from daemon.workspace import materialize
 
 EXAMPLES = 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from daemon import versions
-from daemon.db import ProjectVersion
+from daemon.core import versions
+from daemon.core.db import ProjectVersion
 from tests.conftest import TEST_SECRET, signed_headers
 
 NEW = "/build-preview-for-new-project"
@@ -54,7 +54,7 @@ def test_finished_build_answers_seed_shape(api: Any) -> None:
         ProjectVersion.version_id == vid).execute()
     r = api.get(f"/versions/{vid}")
     assert r.status_code == 200 and r.json()["status"] == "deployed"
-    from daemon import service
+    from daemon.build import service
 
     status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert status == 200
@@ -65,7 +65,7 @@ def test_failed_build_answer_has_code_message_and_log_tail(api: Any) -> None:
     vid = api.post(NEW, new_body(), params={"wait": "false"}).json()["versionId"]
     api.daemon.rt.log_path(vid).write_text("line 1\nerror TS2307: cannot find module\n")
     versions.update(None, vid, status="failed", failure_reason="build_failed", failure_message="pnpm build exited 2")
-    from daemon import service
+    from daemon.build import service
 
     _status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert body["success"] is False and body["versionId"] == vid
@@ -205,7 +205,7 @@ def test_per_ip_cap_counts_every_signed_request(api: Any) -> None:
 def test_rate_caps_survive_a_restart(tmp_path: Any) -> None:
     from litestar.testing import TestClient
 
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
     from tests.conftest import ApiClient, make_config
 
     cfg_text = "[rate_limits]\nnew_projects_per_user_per_hour = 1\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.api.previews import make_preview_asgi
 from daemon.deployers.local import LocalDeployer
-from daemon.preview_server import make_preview_asgi
 from tests.integration.deployers.deployer_support import (
     ASSET,
     BIG_SIZE,

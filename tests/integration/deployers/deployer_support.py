@@ -11,8 +11,8 @@ from pathlib import Path
 
 import uvicorn
 
+from daemon.api.previews import Receive, Scope, Send
 from daemon.deployers.base import DeployRequest
-from daemon.preview_server import Receive, Scope, Send
 
 VERSION_ID = "01JDQ8Z5V7K3M9QX2R4T6W8Y0A"
 INDEX = b"<!doctype html><html><head><script type=module src=/assets/index-abc123.js></script></head></html>"

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from daemon.api.previews import CHUNK, make_preview_asgi
 from daemon.deployers.base import Deployment
 from daemon.deployers.local import LocalDeployer
-from daemon.preview_server import CHUNK, make_preview_asgi
 from tests.integration.deployers.deployer_support import (
     ASSET,
     BIG_SIZE,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.contract import ContractError
+from daemon.core.contract import ContractError
 from daemon.generators import GenerationError, GenerationRequest, GenerationResult, make_generator
 from daemon.generators.claude import SYSTEM_PROMPT
 

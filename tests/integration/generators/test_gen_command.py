@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from daemon.contract import ContractError, ContractLimits
+from daemon.core.contract import ContractError, ContractLimits
 from daemon.generators import GenerationError, GenerationRequest, GenerationResult, make_generator
 
 CONTRACT = {

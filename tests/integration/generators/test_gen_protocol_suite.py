@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from daemon.contract import apply_contract, validate_contract
+from daemon.core.contract import apply_contract, validate_contract
 from daemon.generators import BACKENDS, GenerationRequest, Generator, make_generator
 
 COMMAND = """

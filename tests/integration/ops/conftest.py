@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from daemon import versions
-from daemon.db import Project, ProjectVersion, database
+from daemon.cli.serve import Daemon
+from daemon.core import versions
+from daemon.core.db import Project, ProjectVersion, database
 from daemon.deployers.local import deployment_id_for
-from daemon.server import Daemon
 from tests.conftest import make_config
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)

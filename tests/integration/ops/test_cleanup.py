@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon import cleanup
-from daemon.db import ProjectVersion
+from daemon.core.db import ProjectVersion
+from daemon.ops import cleanup
 from sync.objects import LocalObjectStore
 from tests.integration.ops.conftest import NOW, Seeder, db_dump, tree_digest
 
@@ -200,7 +200,7 @@ def test_pnpm_store_prune_runs_on_the_configured_store(ops: Seeder) -> None:
 
 
 def test_concurrent_cleanup_refused(ops: Seeder) -> None:
-    from daemon.errors import Conflict
+    from daemon.core.errors import Conflict
 
     with cleanup._running, pytest.raises(Conflict) as exc:
         cleanup.run_cleanup(ops.rt, dry_run=True, now=NOW)

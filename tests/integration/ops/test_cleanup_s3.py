@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon import cleanup
+from daemon.ops import cleanup
 from sync.objects import S3ObjectStore
 from tests.integration.ops.conftest import NOW, Seeder
 from tests.integration.sync.support import s3_admin

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from daemon import ctl_ops
-from daemon.config import load
+from daemon.cli import daemonctl_ops as ctl_ops
+from daemon.core.config import load
 from tests.conftest import TEST_SECRET
 from tests.e2e.conftest import LiveDaemon
 

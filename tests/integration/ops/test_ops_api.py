@@ -13,9 +13,11 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon import alerts, metrics, ops_api, versions
-from daemon.app import create_app
-from daemon.db import ProjectVersion, utcnow
+from daemon.api import ops as ops_api
+from daemon.api.app import create_app
+from daemon.core import versions
+from daemon.core.db import ProjectVersion, utcnow
+from daemon.ops import alerts, metrics
 from tests.conftest import ApiClient
 from tests.integration.ops.conftest import Seeder
 
@@ -180,7 +182,7 @@ def test_stored_log_as_events_then_status(ops: Seeder, client: ApiClient) -> Non
 def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -> None:
     import asyncio
 
-    from daemon.buildlog import BuildLog
+    from daemon.build.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
     ops.rt.log_path(v.version_id).unlink()
@@ -218,7 +220,7 @@ def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -
 def test_disconnect_leaves_no_listener(ops: Seeder) -> None:
     import asyncio
 
-    from daemon.buildlog import BuildLog
+    from daemon.build.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
     blog = BuildLog(ops.rt.log_path(v.version_id))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from daemon.config import render_example
+from daemon.core.config import render_example
 from tests.conftest import free_port
 from tests.integration.packaging.conftest import SYSTEM_PYTHON, clean_env
 

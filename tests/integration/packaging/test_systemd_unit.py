@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from daemon.config import LimitsConfig
+from daemon.core.config import LimitsConfig
 from tests.integration.packaging.conftest import REPO
 
 UNIT = REPO / "systemd" / "previewd.service"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.contract import Contract, ContractError, apply_contract, validate_contract
+from daemon.core.contract import Contract, ContractError, apply_contract, validate_contract
 
 Full = Callable[..., dict[str, Any]]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.contract import ContractError, ContractLimits, parse_contract_text
+from daemon.core.contract import ContractError, ContractLimits, parse_contract_text
 
 LIMITS = ContractLimits()
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.contract import ContractError, ContractLimits, apply_contract, parse_contract_text, validate_contract
-from daemon.workspace import materialize
+from daemon.build.workspace import materialize
+from daemon.core.contract import ContractError, ContractLimits, apply_contract, parse_contract_text, validate_contract
 from tests.unit.contract.conftest import VALID_FULL
 
 FULL = VALID_FULL  # the one valid contract the contract tests share
@@ -179,14 +179,14 @@ def test_output_too_large_is_refused_before_decoding() -> None:
 
 @pytest.mark.parametrize("path", ["src/\u202eevil.ts", "src/a\u200bb.ts", "src/\ufeffx.ts", "src/\x85x.ts"])
 def test_invisible_and_bidi_characters_in_paths_are_rejected(path: str) -> None:
-    from daemon.contract import ContractLimits, check_path
+    from daemon.core.contract import ContractLimits, check_path
 
     with pytest.raises(ContractError, match="invisible or bidirectional"):
         check_path(path, ContractLimits())
 
 
 def test_paths_equal_after_unicode_normalisation_collide() -> None:
-    from daemon.contract import validate_contract
+    from daemon.core.contract import validate_contract
 
     delta = {"delta": True, "files": [{"path": "caf\u00e9.ts", "content": "a"},
                                       {"path": "cafe\u0301.ts", "content": "b"}]}

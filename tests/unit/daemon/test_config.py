@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import config
-from daemon.config import ConfigError, load
+from daemon.core import config
+from daemon.core.config import ConfigError, load
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from daemon import config
+from daemon.core import config
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import frameworks, ids, security, toolchain
-from daemon.builds import _sanitize_package_json, zip_output
-from daemon.errors import Unauthorized
+from daemon.build import frameworks, toolchain
+from daemon.build.pipeline import _sanitize_package_json, zip_output
+from daemon.core import ids
+from daemon.core import signing as security
+from daemon.core.errors import Unauthorized
 
 
 def test_signature_roundtrip_and_prefix() -> None:

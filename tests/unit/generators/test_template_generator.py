@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from daemon.contract import ContractLimits, apply_contract, validate_contract
+from daemon.core.contract import ContractLimits, apply_contract, validate_contract
 from daemon.generators import GenerationError, GenerationRequest, make_generator
 from daemon.generators.template import TemplateGenerator, project_title, requested_dependencies, slugify
 from daemon.generators.template_app import CONTENT_PATH, DEPENDENCIES, DEV_DEPENDENCIES, parse_content_ts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import ctl_ops
+from daemon.cli import daemonctl_ops as ctl_ops
 from tests.conftest import make_config
 
 
@@ -29,7 +29,7 @@ def test_config_check_and_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_bad_nightly_time_is_a_config_error(tmp_path: Path) -> None:
-    from daemon.config import ConfigError
+    from daemon.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"\[retention\] nightly_at"):
         make_config(tmp_path, "[retention]\nnightly_at = \"25:00\"\n")
@@ -59,8 +59,8 @@ def test_offline_status_without_state(tmp_path: Path) -> None:
 
 
 def test_doctor_says_when_chromium_is_missing(tmp_path: Path) -> None:
-    from daemon.cli import doctor_report
-    from daemon.config import load
+    from daemon.cli.previewd import doctor_report
+    from daemon.core.config import load
 
     p = tmp_path / "c.toml"
     p.write_text(f'[paths]\ndata_dir = "{tmp_path / "d"}"\n[render]\nchromium = "no-such-chromium"\n')

@@ -9,8 +9,9 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon import logging_setup, metrics
-from daemon.db import ProjectVersion
+from daemon.core import logging_setup
+from daemon.core.db import ProjectVersion
+from daemon.ops import metrics
 
 
 class FakeRuntime:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pixelmatch import pixelmatch
 
-from daemon.visual import VisualError, compare
+from daemon.render.visual import VisualError, compare
 
 
 def _png(img: Image.Image) -> bytes:

@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from daemon import versions
-from daemon.db import PendingDeployment, ProjectVersion, database, utcnow
+from daemon.core import versions
+from daemon.core.db import PendingDeployment, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError
 from daemon.deployers.pages_api import PagesApiError, RateLimited
 from daemon.deployers.webhook import PagesEvent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from daemon import versions
-from daemon.db import Project, ProjectVersion, to_record
+from daemon.core import versions
+from daemon.core.db import Project, ProjectVersion, to_record
 from sync.verify import compare, read_pointers
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from daemon.db import ACTIVE_STATUSES, Project, ProjectVersion, database, to_record, utcnow
-from daemon.errors import Conflict, NotFound
-from daemon.ids import new_version_id
+from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, to_record, utcnow
+from daemon.core.errors import Conflict, NotFound
+from daemon.core.ids import new_version_id
 
 
 class OutboxWriter(Protocol):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from daemon import metrics
-from daemon.db import ProjectVersion, utcnow
+from daemon.core.db import ProjectVersion, utcnow
+from daemon.ops import metrics
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

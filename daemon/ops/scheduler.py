@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon import alerts, cleanup, deploywatch, ratelimit
+from daemon.build import deploywatch
+from daemon.core import ratelimit
+from daemon.ops import alerts, cleanup
 
 if TYPE_CHECKING:
-    from daemon.server import Daemon
+    from daemon.cli.serve import Daemon
 
 log = logging.getLogger("previewd.scheduler")
 

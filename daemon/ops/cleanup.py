@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from daemon import versions
-from daemon.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
-from daemon.errors import Conflict
+from daemon.core import versions
+from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core.errors import Conflict
 from daemon.history import ProjectRepo
 from daemon.runtime import DIST_WINDOW
 

@@ -10,16 +10,16 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import ratelimit, versions
-from daemon.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core import ratelimit, versions
+from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.errors import BadRequest, Conflict, NotFound, Unavailable
+from daemon.core.errors import BadRequest, Conflict, NotFound, Unavailable
 from daemon.history import HistoryError, ProjectRepo
-from daemon.ids import valid_id
-from daemon.service import get_version
+from daemon.core.ids import valid_id
+from daemon.build.service import get_version
 
 if TYPE_CHECKING:
-    from daemon.queue import BuildQueue
+    from daemon.build.queue import BuildQueue
     from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.timeline")

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon import frameworks, logging_setup, toolchain, versions
-from daemon.buildlog import BuildLog
-from daemon.contract import ContractError, apply_contract
-from daemon.db import ProjectVersion
+from daemon.build import frameworks, toolchain
+from daemon.core import logging_setup, versions
+from daemon.build.buildlog import BuildLog
+from daemon.core.contract import ContractError, apply_contract
+from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
-from daemon.ownership import hand_over
-from daemon.workspace import materialize
+from sandbox.ownership import hand_over
+from daemon.build.workspace import materialize
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -426,7 +427,7 @@ class Pipeline:
         except Exception:
             log.exception("post-deploy bookkeeping failed for %s", v.version_id)
         if v.status == "deployed" and self.cfg.render.enabled:
-            from daemon import screens
+            from daemon.build import screens
 
             try:
                 screens.check_version(self.rt, v.version_id)

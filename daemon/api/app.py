@@ -18,13 +18,17 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon import deploywatch, metrics, ratelimit, screens, security, service, syncops, timeline
-from daemon.contract import ContractError
+from daemon.build import deploywatch, screens, service, timeline
+from daemon.build.queue import BuildQueue
+from daemon.core import ratelimit
+from daemon.core import signing as security
+from daemon.core.contract import ContractError
+from daemon.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
+from daemon.core.ids import valid_id, valid_version_id
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
-from daemon.errors import AppError, BadRequest, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
-from daemon.ids import valid_id, valid_version_id
-from daemon.queue import BuildQueue
+from daemon.ops import metrics
+from daemon.ops import replication as syncops
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
@@ -352,7 +356,7 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/healthz", summary="Liveness; ?detail=1 adds alerts, queue and sync state")
 async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> dict[str, Any]:
     if detail:
-        from daemon import ops_api  # ops_api imports this module's guard
+        from daemon.api import ops as ops_api  # ops imports this module's guard
 
         result: dict[str, Any] = await asyncio.to_thread(ops_api.health_detail, _rt(request))
         return result

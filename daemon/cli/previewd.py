@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 
-from daemon.config import ConfigError, load, render_example
+from daemon.core.config import ConfigError, load, render_example
 
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -21,7 +21,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """What this machine offers the daemon: toolchain, sandbox layer and isolation, data dir."""
     import sandbox
-    from daemon import toolchain
+    from daemon.build import toolchain
 
     report: dict[str, object] = {"config": cfg.source, "data_dir": str(cfg.data_dir)}
     try:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "doctor":
         print(json.dumps(doctor_report(cfg), indent=2, default=str))
         return 0
-    from daemon.server import serve
+    from daemon.cli.serve import serve
 
     serve(cfg)
     return 0

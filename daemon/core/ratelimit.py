@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from daemon.db import RateEvent, database, utcnow
-from daemon.errors import RateLimited
+from daemon.core.db import RateEvent, database, utcnow
+from daemon.core.errors import RateLimited
 
 WINDOW = timedelta(hours=1)
 

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from daemon import ratelimit, versions
-from daemon.buildlog import read_tail
-from daemon.db import ProjectVersion
-from daemon.errors import BadRequest, Conflict, NotFound
-from daemon.ids import valid_id, valid_version_id
+from daemon.core import ratelimit, versions
+from daemon.build.buildlog import read_tail
+from daemon.core.db import ProjectVersion
+from daemon.core.errors import BadRequest, Conflict, NotFound
+from daemon.core.ids import valid_id, valid_version_id
 
 if TYPE_CHECKING:
-    from daemon.queue import BuildQueue
+    from daemon.build.queue import BuildQueue
     from daemon.runtime import Runtime
 
 FRAMEWORKS = ("react", "nextjs", "vue", "svelte")
@@ -203,7 +203,7 @@ def status_report(rt: Runtime, queue: BuildQueue) -> dict[str, Any]:
     """What `daemonctl status` shows."""
     import psutil
 
-    from daemon.db import ProjectVersion as PV
+    from daemon.core.db import ProjectVersion as PV
 
     counts: dict[str, int] = dict(PV.select(PV.status, fn.COUNT(PV.version_id)).group_by(PV.status).tuples())  # type: ignore[arg-type]
     disk = psutil.disk_usage(str(rt.data_dir))

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from daemon.config import Config
+from daemon.core.config import Config
 
 if TYPE_CHECKING:
-    from daemon.ctl import Client
+    from daemon.cli.daemonctl import Client
 
 COMMANDS = ("status", "logs", "pin", "cleanup", "config", "doctor")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
@@ -49,7 +49,7 @@ def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> in
         print(f"config ok ({cfg.source}); data dir {cfg.data_dir}")
         return EXIT_OK
     if cmd == "doctor":
-        from daemon.cli import doctor_report
+        from daemon.cli.previewd import doctor_report
 
         print(json.dumps(doctor_report(cfg), indent=2, default=str))
         return EXIT_OK
@@ -79,7 +79,7 @@ def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> in
 
 
 def _client(cfg: Config, url: str | None) -> Client:
-    from daemon.ctl import Client
+    from daemon.cli.daemonctl import Client
 
     return Client(cfg, url)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from daemon import ctl_ops
-from daemon.config import Config, ConfigError, hmac_secret_path, load
-from daemon.security import sign
+from daemon.cli import daemonctl_ops as ctl_ops
+from daemon.core.config import Config, ConfigError, hmac_secret_path, load
+from daemon.core.signing import sign
 
 
 class Client:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from daemon.cleanup import dir_size
-from daemon.db import ProjectVersion, utcnow
+from daemon.core.db import ProjectVersion, utcnow
+from daemon.ops.cleanup import dir_size
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

@@ -13,10 +13,12 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from daemon import alerts, cleanup, metrics, service, versions
-from daemon.app import errors, signed
-from daemon.buildlog import BuildLog
-from daemon.db import ProjectVersion
+from daemon.api.app import errors, signed
+from daemon.build import service
+from daemon.build.buildlog import BuildLog
+from daemon.core import versions
+from daemon.core.db import ProjectVersion
+from daemon.ops import alerts, cleanup, metrics
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.ops")

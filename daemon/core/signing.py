@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import time
 
-from daemon.errors import Unauthorized
+from daemon.core.errors import Unauthorized
 
 MAX_SKEW_S = 300
 

@@ -7,12 +7,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon import versions
-from daemon.db import ProjectVersion
-from daemon.errors import BadRequest, NotFound
+from daemon.core import versions
+from daemon.core.db import ProjectVersion
+from daemon.core.errors import BadRequest, NotFound
 from daemon.render import RenderReport, check_page
-from daemon.service import get_version
-from daemon.visual import VisualError, compare
+from daemon.build.service import get_version
+from daemon.render.visual import VisualError, compare
 from sandbox.layers import make_layer
 
 if TYPE_CHECKING:

@@ -14,16 +14,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon import deploywatch, logging_setup, metrics, ops_api, orphans, versions
-from daemon.app import create_app
-from daemon.builds import Pipeline
-from daemon.config import Config
-from daemon.db import PRAGMAS
-from daemon.fastpaths import PointerFastPath
-from daemon.preview_server import make_preview_asgi
-from daemon.queue import BuildQueue
+from daemon.api import ops as ops_api
+from daemon.api.app import create_app
+from daemon.api.fastpath import PointerFastPath
+from daemon.api.previews import make_preview_asgi
+from daemon.build import deploywatch
+from daemon.build.pipeline import Pipeline
+from daemon.build.queue import BuildQueue
+from daemon.core import logging_setup, versions
+from daemon.core.config import Config
+from daemon.core.db import PRAGMAS
+from daemon.ops import metrics
+from daemon.ops.scheduler import Scheduler
 from daemon.runtime import Runtime
-from daemon.scheduler import Scheduler
+from sandbox import orphans
 from sync.handlers import kv_handler, objects_handler, replica_handler
 from sync.loop import SyncLoop
 from sync.outbox import Outbox, OutboxItem
