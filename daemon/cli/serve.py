@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.api import ops as ops_api
 from daemon.api.app import create_app
 from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi
@@ -129,7 +128,7 @@ class Daemon:
         self.rt.sync_loop = self.sync
         self.scheduler = Scheduler(self)
         metrics.install_metrics(self.rt)
-        self.app = create_app(self.rt, self.queue, ops_api.HANDLERS)
+        self.app = create_app(self.rt, self.queue)
         self.asgi = logging_setup.RequestIdMiddleware(
             make_preview_asgi(PointerFastPath(self.app, self.rt), self.rt.data_dir / "previews",  # type: ignore[arg-type]
                               cfg.server.preview_domain))

@@ -1,0 +1,213 @@
+"""Build routes: new project, rebuild, generate, rollback, and a build's live log as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from daemon.api.docs import ACCEPTED, Framework, IdStr, UlidStr, errors
+from daemon.api.guards import queue, rt, signed
+from daemon.build import service, timeline
+from daemon.build.buildlog import BuildLog
+from daemon.core.contract import ContractError
+from daemon.core.db import ProjectVersion
+from daemon.core.errors import BadRequest, Unavailable
+from daemon.generators import GenerationError, GenerationRequest
+from daemon.runtime import Runtime
+
+KEEPALIVE_S = 15.0
+WAIT_POLL_S = 0.2
+
+
+class NewProjectBody(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+    prompt: str
+    framework: Framework | None = None
+
+
+class RebuildBody(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+    prompt: str
+    baseVersionId: UlidStr | None = None
+
+
+class GenerateBody(msgspec.Struct):
+    prompt: str
+    framework: Framework | None = None
+
+
+class ProjectRef(msgspec.Struct):
+    userId: IdStr
+    projectId: IdStr
+
+
+def _check_prompt(runtime: Runtime, prompt: str) -> None:
+    if not prompt.strip():
+        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
+    if len(prompt) > runtime.cfg.limits.max_prompt_chars:
+        raise BadRequest(f"prompt is longer than {runtime.cfg.limits.max_prompt_chars} characters",
+                         code="invalid_field", field="prompt")
+    if "\x00" in prompt:
+        raise BadRequest("prompt must not contain NUL characters", code="invalid_field", field="prompt")
+
+
+async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: bool) -> Response[Any]:
+    runtime = rt(request)
+    if wait and runtime.cfg.server.wait_timeout_s > 0:
+        await runtime.waiters.wait(version_id, runtime.cfg.server.wait_timeout_s,
+                                   lambda: service.get_version(version_id).status in service.TERMINAL)
+    v = await asyncio.to_thread(service.get_version, version_id)
+    status, body = service.build_answer(runtime, v)
+    return Response(body, status_code=status)
+
+
+@post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project",
+      responses={**ACCEPTED, **errors(409)})
+async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBody],
+                    wait: FromQuery[bool] = True) -> Response[Any]:
+    """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
+    runtime = rt(request)
+    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=False,
+                                      max_prompt=runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(service.submit_new, runtime, queue(request), req)
+    return await _answer_build(request, v.version_id, wait)
+
+
+@post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project",
+      responses={**ACCEPTED, **errors(404, 409)})
+async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
+                  wait: FromQuery[bool] = True) -> Response[Any]:
+    """Refine a project from its base version (default: the latest deployed)."""
+    runtime = rt(request)
+    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=True,
+                                      max_prompt=runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(service.submit_rebuild, runtime, queue(request), req)
+    return await _answer_build(request, v.version_id, wait)
+
+
+@post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)",
+      responses=errors(503))
+async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]) -> dict[str, Any]:
+    """Run the generator only and return the seed's JSON contract."""
+    runtime = rt(request)
+    _check_prompt(runtime, data.prompt)
+    if data.framework is not None and data.framework not in service.FRAMEWORKS:
+        raise BadRequest(f"framework must be one of {', '.join(service.FRAMEWORKS)}", code="invalid_field",
+                         field="framework")
+    try:
+        result = await asyncio.to_thread(runtime.generator.generate,
+                                         GenerationRequest(prompt=data.prompt, framework=data.framework),
+                                         lambda _line: None)
+    except GenerationError as exc:
+        raise Unavailable(exc.message, code="generation_failed") from exc
+    except ContractError as exc:
+        raise Unavailable(str(exc), code="invalid_output") from exc
+    return result.contract.to_json()
+
+
+@post("/rollback/{version_id:str}", guards=[signed], status_code=200, summary="Roll back to a version",
+      responses={**ACCEPTED, **errors(409)})
+async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], data: JSONBody[ProjectRef],
+                   wait: FromQuery[bool] = True) -> Response[Any]:
+    """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
+    v = await asyncio.to_thread(timeline.rollback, rt(request), queue(request), data.userId, data.projectId,
+                                version_id)
+    return await _answer_build(request, v.version_id, wait)
+
+
+# -- live build logs ---------------------------------------------------------------------------------------------
+
+def attach(blog: BuildLog, fn: Callable[[str | None], None]) -> tuple[list[str], Callable[[], None]] | None:
+    """The lines written so far and a subscription to every later one (see BuildLog.attach)."""
+    return blog.attach(fn)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _status_event(v: ProjectVersion) -> ServerSentEventMessage:
+    body = {"versionId": v.version_id, "status": v.status, "failureReason": v.failure_reason,
+            "previewUrl": v.preview_url}
+    return ServerSentEventMessage(data=json.dumps(body), event="status")
+
+
+async def _log_events(runtime: Runtime, version_id: str, skip: int) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """Stored lines, then live lines as the build writes them, then one `status` event."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_line(text: str | None) -> None:  # runs on the build thread
+        with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown); the build must not notice
+            loop.call_soon_threadsafe(lines.put_nowait, text)
+
+    n = 0
+    attached: tuple[list[str], Callable[[], None]] | None = None
+    while True:
+        blog = runtime.live_logs.get(version_id)
+        if blog is not None:
+            attached = await asyncio.to_thread(attach, blog, on_line)
+            if attached is not None:
+                break
+        v = await asyncio.to_thread(service.get_version, version_id)
+        if v.status not in ("queued", "building") and runtime.live_logs.get(version_id) is None:
+            break  # finished (or deploying without a build thread): the stored log is complete
+        await asyncio.sleep(WAIT_POLL_S)  # queued: the worker has not opened the log yet
+        n += 1
+        if n % int(KEEPALIVE_S / WAIT_POLL_S) == 0:
+            yield ServerSentEventMessage(comment=f"waiting, {v.status}")
+    if attached is None:
+        path = runtime.log_path(version_id)
+        text = await asyncio.to_thread(lambda: path.read_text(encoding="utf-8", errors="replace")
+                                       if path.exists() else "")
+        for i, line in enumerate(_lines(text), 1):
+            if i > skip:
+                yield ServerSentEventMessage(data=line, id=i)
+        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+        return
+    stored, off = attached
+    try:
+        count = 0
+        for line in stored:
+            count += 1
+            if count > skip:
+                yield ServerSentEventMessage(data=line, id=count)
+        while True:
+            try:
+                item = await asyncio.wait_for(lines.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keepalive")
+                continue
+            if item is None:
+                break
+            count += 1
+            if count > skip:
+                yield ServerSentEventMessage(data=item, id=count)
+        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+    finally:  # also on a client disconnect (the stream is cancelled)
+        off()
+
+
+@get("/builds/{version_id:str}/logs", summary="A build's log as server-sent events (live while it runs)",
+     media_type="text/event-stream")
+async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
+    """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON."""
+    runtime = rt(request)
+    await asyncio.to_thread(service.get_version, version_id)  # 404 before the stream starts
+    last = request.headers.get("last-event-id", "")
+    skip = int(last) if last.isdigit() else 0
+    return ServerSentEvent(_log_events(runtime, version_id, skip))
+
+
+HANDLERS: list[Any] = [build_new, rebuild, generate, rollback, build_logs]
