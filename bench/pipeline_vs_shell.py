@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from daemon import toolchain  # noqa: E402
-from daemon.core.signing import sign  # noqa: E402
+from daemon.cli.daemonctl import SheenAuth  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
 
 SECRET = "bench-secret"
@@ -79,7 +79,8 @@ class Daemon:
         env = {**os.environ, "PREVIEWD_CONFIG": str(cfg), "PREVIEWD_HMAC_SECRET": SECRET}
         self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve"], env=env, cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=900, trust_env=False)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=900, trust_env=False,
+                                 auth=SheenAuth(SECRET))  # every request v2-signed
         for _ in range(300):
             try:
                 if self.http.get("/healthz").status_code == 200:
@@ -92,8 +93,7 @@ class Daemon:
         body = json.dumps({"userId": "bench", "projectId": project, "prompt": prompt}).encode()
         path = "/rebuild-preview" if rebuild else "/build-preview-for-new-project"
         t0 = time.perf_counter()
-        r = self.http.post(path, content=body, headers={"x-sheen-signature": sign(SECRET, body),
-                                                        "content-type": "application/json"})
+        r = self.http.post(path, content=body, headers={"content-type": "application/json"})
         elapsed = time.perf_counter() - t0
         data = r.json()
         if not data.get("success"):

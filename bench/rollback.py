@@ -25,7 +25,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.core.signing import sign  # noqa: E402
+from daemon.cli.daemonctl import SheenAuth  # noqa: E402
 
 SECRET = "bench-secret"
 
@@ -49,13 +49,13 @@ def main() -> None:
     env = {**os.environ, "PREVIEWD_CONFIG": str(cfg), "PREVIEWD_HMAC_SECRET": SECRET}
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve"], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900, trust_env=False)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900, trust_env=False,
+                        auth=SheenAuth(SECRET))  # every request v2-signed
 
     def post(path: str, payload: dict[str, str]) -> tuple[float, dict[str, object]]:
         body = json.dumps(payload).encode()
         t0 = time.perf_counter()
-        r = http.post(path, content=body, headers={"x-sheen-signature": sign(SECRET, body),
-                                                   "content-type": "application/json"})
+        r = http.post(path, content=body, headers={"content-type": "application/json"})
         elapsed = time.perf_counter() - t0
         data = r.json()
         if not data.get("success"):

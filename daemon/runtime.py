@@ -18,7 +18,7 @@ from typing import Any
 
 import sandbox
 from daemon.build import toolchain
-from daemon.build.buildlog import BuildLog
+from daemon.build.livelogs import LiveLogs
 from daemon.core import versions
 from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
@@ -137,7 +137,7 @@ class Runtime:
                 shared.mkdir(parents=True, exist_ok=True)
                 hand_over(shared, self.build_ids)
         self.waiters = Waiters()
-        self.live_logs: dict[str, BuildLog] = {}
+        self.live_logs = LiveLogs()  # a dict that wakes log streams waiting for a build to start
         self.dist_pending: dict[str, str] = {}
         self._repo_locks: dict[str, threading.Lock] = {}
         self._repo_locks_guard = threading.Lock()
@@ -187,7 +187,7 @@ class Runtime:
         from daemon.deployers.local import LocalDeployer
 
         return LocalDeployer(self.data_dir / "previews", preview_domain=self.cfg.server.preview_domain,
-                             port=self.cfg.server.port)
+                             port=self.cfg.previews_port)
 
     # -- paths -------------------------------------------------------------------------------------------
     def project_dir(self, user_id: str, project_id: str) -> Path:

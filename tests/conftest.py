@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.daemonctl import SheenAuth
 from daemon.core.config import Config, load
-from daemon.core.signing import sign
+from daemon.core.signing import sign, sign_v2
 
 TEST_SECRET = "test-secret-0123456789abcdef"
 SHARED_STORE = Path("/tmp/previewd-test-pnpm-store")
@@ -40,16 +41,26 @@ def make_config(tmp: Path, text: str = "", env: dict[str, str] | None = None) ->
     return load(write_config(tmp, text), env={"PREVIEWD_HMAC_SECRET": TEST_SECRET, **(env or {})})
 
 
-def signed_headers(body: bytes, *, secret: str = TEST_SECRET, ts: str | None = None) -> dict[str, str]:
-    """Headers for a signed request (timestamped when ts is given)."""
-    headers = {"content-type": "application/json", "x-sheen-signature": sign(secret, body, ts)}
-    if ts is not None:
-        headers["x-sheen-timestamp"] = ts
-    return headers
+def signed_headers(method: str, target: str, body: bytes = b"", *, secret: str = TEST_SECRET,
+                   ts: str | None = None) -> dict[str, str]:
+    """Headers of a v2-signed request: the MAC covers method, target (path?query as sent), timestamp and body."""
+    stamp = ts if ts is not None else f"{time.time():.6f}"
+    return {"content-type": "application/json", "x-sheen-timestamp": stamp,
+            "x-sheen-signature": sign_v2(secret, method, target, stamp, body)}
+
+
+def body_only_headers(body: bytes, *, secret: str = TEST_SECRET) -> dict[str, str]:
+    """Headers of the seed's body-only signature (no timestamp): only its three POST routes accept it."""
+    return {"content-type": "application/json", "x-sheen-signature": sign(secret, body)}
+
+
+def auth(secret: str = TEST_SECRET) -> SheenAuth:
+    """An httpx auth that v2-signs every request a client sends (the one daemonctl uses)."""
+    return SheenAuth(secret)
 
 
 class ApiClient:
-    """Wraps Litestar's TestClient with signing helpers."""
+    """Wraps Litestar's TestClient: requests are v2-signed unless sign_it=False."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -57,12 +68,11 @@ class ApiClient:
     def post(self, path: str, payload: Any, *, sign_it: bool = True, params: dict[str, str] | None = None,
              headers: dict[str, str] | None = None) -> Any:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        h = signed_headers(body) if sign_it else {"content-type": "application/json"}
-        h.update(headers or {})
-        return self.client.post(path, content=body, headers=h, params=params)
+        h = {"content-type": "application/json", **(headers or {})}
+        return self.client.post(path, content=body, headers=h, params=params, auth=auth() if sign_it else None)
 
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, **kw)
+    def get(self, path: str, *, sign_it: bool = True, **kw: Any) -> Any:
+        return self.client.get(path, auth=auth() if sign_it else None, **kw)
 
 
 @pytest.fixture(scope="session")

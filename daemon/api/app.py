@@ -12,17 +12,20 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from daemon.api import builds, ops, projects, versions, webhooks
+from daemon.api import builds, ops, projects, tokens, versions, webhooks
 from daemon.api.docs import document_errors
 from daemon.api.guards import rt
+from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
+from daemon.core import nonces
 from daemon.core.errors import AppError, RateLimited
+from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
 
-ROUTE_MODULES = (builds, versions, projects, ops, webhooks)
+ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens)
 
 
 def _field_from(message: str) -> str | None:
@@ -73,4 +76,10 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.queue = queue
+    # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
+    nonces.ensure_schema()
+    app.state.auth_failures = MemoryWindow()
+    server = runtime.cfg.server
+    app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
+    metrics.of(runtime).sse_open.set_function(lambda: slots.open)
     return app

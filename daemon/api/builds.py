@@ -13,18 +13,19 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from daemon.api.docs import ACCEPTED, Framework, IdStr, UlidStr, errors
-from daemon.api.guards import queue, rt, signed
+from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, UlidStr, errors
+from daemon.api.guards import authorize_version, client_ip, queue, reader, rt, signed, streams
+from daemon.api.streams import StreamSlot
 from daemon.build import service, timeline
 from daemon.build.buildlog import BuildLog
 from daemon.core.contract import ContractError
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Unavailable
 from daemon.generators import GenerationError, GenerationRequest
+from daemon.ops import metrics
 from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0
-WAIT_POLL_S = 0.2
 
 
 class NewProjectBody(msgspec.Struct):
@@ -71,8 +72,12 @@ async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: 
     return Response(body, status_code=status)
 
 
-@post("/build-preview-for-new-project", guards=[signed], status_code=200, summary="Build a new project",
-      responses={**ACCEPTED, **errors(409)})
+# The seed's three routes accept its body-only signature too (see guards.signed): their body names the operation.
+SEED_ROUTE = {"body_only_signature": True}
+
+
+@post("/build-preview-for-new-project", guards=[signed], opt=SEED_ROUTE, status_code=200,
+      summary="Build a new project", responses={**ACCEPTED, **errors(409)})
 async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBody],
                     wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
@@ -83,7 +88,7 @@ async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBo
     return await _answer_build(request, v.version_id, wait)
 
 
-@post("/rebuild-preview", guards=[signed], status_code=200, summary="Rebuild an existing project",
+@post("/rebuild-preview", guards=[signed], opt=SEED_ROUTE, status_code=200, summary="Rebuild an existing project",
       responses={**ACCEPTED, **errors(404, 409)})
 async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
                   wait: FromQuery[bool] = True) -> Response[Any]:
@@ -95,8 +100,8 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
     return await _answer_build(request, v.version_id, wait)
 
 
-@post("/generate", guards=[signed], status_code=200, summary="Generate a project (the contract JSON)",
-      responses=errors(503))
+@post("/generate", guards=[signed], opt=SEED_ROUTE, status_code=200,
+      summary="Generate a project (the contract JSON)", responses=errors(503))
 async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]) -> dict[str, Any]:
     """Run the generator only and return the seed's JSON contract."""
     runtime = rt(request)
@@ -143,8 +148,13 @@ def _status_event(v: ProjectVersion) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=json.dumps(body), event="status")
 
 
-async def _log_events(runtime: Runtime, version_id: str, skip: int) -> AsyncGenerator[ServerSentEventMessage, None]:
-    """Stored lines, then live lines as the build writes them, then one `status` event."""
+async def _log_events(runtime: Runtime, version_id: str, skip: int,
+                      slot: StreamSlot | None = None) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """Stored lines, then live lines as the build writes them, then one `status` event.
+
+    A queued build has no log yet: the stream waits on the live-log table, which wakes it the moment the worker
+    opens the log (or the build ends), with a keepalive comment every KEEPALIVE_S meanwhile.
+    """
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -152,62 +162,83 @@ async def _log_events(runtime: Runtime, version_id: str, skip: int) -> AsyncGene
         with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown); the build must not notice
             loop.call_soon_threadsafe(lines.put_nowait, text)
 
-    n = 0
     attached: tuple[list[str], Callable[[], None]] | None = None
-    while True:
-        blog = runtime.live_logs.get(version_id)
-        if blog is not None:
-            attached = await asyncio.to_thread(attach, blog, on_line)
-            if attached is not None:
-                break
-        v = await asyncio.to_thread(service.get_version, version_id)
-        if v.status not in ("queued", "building") and runtime.live_logs.get(version_id) is None:
-            break  # finished (or deploying without a build thread): the stored log is complete
-        await asyncio.sleep(WAIT_POLL_S)  # queued: the worker has not opened the log yet
-        n += 1
-        if n % int(KEEPALIVE_S / WAIT_POLL_S) == 0:
-            yield ServerSentEventMessage(comment=f"waiting, {v.status}")
-    if attached is None:
-        path = runtime.log_path(version_id)
-        text = await asyncio.to_thread(lambda: path.read_text(encoding="utf-8", errors="replace")
-                                       if path.exists() else "")
-        for i, line in enumerate(_lines(text), 1):
-            if i > skip:
-                yield ServerSentEventMessage(data=line, id=i)
-        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
-        return
-    stored, off = attached
     try:
-        count = 0
-        for line in stored:
-            count += 1
-            if count > skip:
-                yield ServerSentEventMessage(data=line, id=count)
         while True:
+            woke: asyncio.Future[None] = loop.create_future()
+
+            def wake(fut: asyncio.Future[None] = woke) -> None:  # runs on the build thread
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(lambda: None if fut.done() else fut.set_result(None))
+
+            unwatch = runtime.live_logs.watch(version_id, wake)  # before the checks below, so no wake is missed
             try:
-                item = await asyncio.wait_for(lines.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
-                continue
-            if item is None:
-                break
-            count += 1
-            if count > skip:
-                yield ServerSentEventMessage(data=item, id=count)
-        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
-    finally:  # also on a client disconnect (the stream is cancelled)
-        off()
+                blog = runtime.live_logs.get(version_id)
+                if blog is not None:
+                    attached = await asyncio.to_thread(attach, blog, on_line)
+                    if attached is not None:
+                        break
+                v = await asyncio.to_thread(service.get_version, version_id)
+                if v.status not in ("queued", "building") and runtime.live_logs.get(version_id) is None:
+                    break  # finished (or deploying without a build thread): the stored log is complete
+                try:
+                    await asyncio.wait_for(woke, KEEPALIVE_S)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment=f"waiting, {v.status}")
+            finally:
+                unwatch()
+        if attached is None:
+            path = runtime.log_path(version_id)
+            text = await asyncio.to_thread(lambda: path.read_text(encoding="utf-8", errors="replace")
+                                           if path.exists() else "")
+            for i, line in enumerate(_lines(text), 1):
+                if i > skip:
+                    yield ServerSentEventMessage(data=line, id=i)
+            yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+            return
+        stored, off = attached
+        try:
+            count = 0
+            for line in stored:
+                count += 1
+                if count > skip:
+                    yield ServerSentEventMessage(data=line, id=count)
+            while True:
+                try:
+                    item = await asyncio.wait_for(lines.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="keepalive")
+                    continue
+                if item is None:
+                    break
+                count += 1
+                if count > skip:
+                    yield ServerSentEventMessage(data=item, id=count)
+            yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+        finally:  # also on a client disconnect (the stream is cancelled)
+            off()
+    finally:
+        if slot is not None:
+            slot.release()
 
 
-@get("/builds/{version_id:str}/logs", summary="A build's log as server-sent events (live while it runs)",
-     media_type="text/event-stream")
-async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
-    """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON."""
+@get("/builds/{version_id:str}/logs", guards=[reader], summary="A build's log as server-sent events (live while "
+     "it runs)", media_type="text/event-stream", responses=errors(503))
+async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str],
+                     token: READ_TOKEN = None) -> ServerSentEvent:
+    """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON.
+    A browser's EventSource passes a read token as `?token=`."""
     runtime = rt(request)
+    await authorize_version(request, version_id)
     await asyncio.to_thread(service.get_version, version_id)  # 404 before the stream starts
+    try:
+        slot = streams(request).acquire(client_ip(request))
+    except Unavailable as exc:
+        metrics.of(runtime).sse_refused.labels(cap=exc.extra.get("cap", "total")).inc()
+        raise
     last = request.headers.get("last-event-id", "")
     skip = int(last) if last.isdigit() else 0
-    return ServerSentEvent(_log_events(runtime, version_id, skip))
+    return ServerSentEvent(_log_events(runtime, version_id, skip, slot))
 
 
 HANDLERS: list[Any] = [build_new, rebuild, generate, rollback, build_logs]

@@ -6,12 +6,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi import ResponseSpec
+from litestar.params import QueryParameter
 
-from daemon.api.guards import signed
+from daemon.api.guards import ops_reader, reader, signed
 
 IdStr = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="[A-Za-z0-9_-]{1,64}")]
 UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
 Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
+# Documents the `?token=` a per-user read accepts; the `reader` guard reads and checks it, the handler ignores it.
+READ_TOKEN = Annotated[str | None, QueryParameter(
+    description="A read token v1.<userId>.<projectId>.<exp>.<hexmac> (instead of a v2 signature; also accepted "
+                "as Authorization: Bearer)", required=False)]
 
 
 class ErrorDetail(msgspec.Struct):
@@ -27,12 +32,13 @@ class ErrorBody(msgspec.Struct):
 
 _ERROR_DESCRIPTIONS = {
     400: "Bad input (a field error names the field)",
-    401: "Missing or wrong signature, or a stale timestamp",
+    401: "Missing or wrong signature or token, a stale timestamp, or a signature used before",
+    403: "A read token for another project",
     404: "Unknown project or version",
     409: "Conflicts with the current state (a build in flight, a failed target, nothing to undo, ...)",
-    413: "Body larger than max_body_bytes",
-    429: "Past a rate cap (Retry-After says when to retry)",
-    503: "A dependency (generator, store) failed",
+    413: "Body larger than max_body_bytes, or an answer over its cap (a diff: ask mode=stat)",
+    429: "Past a rate cap, or too many failed authentications (Retry-After says when to retry)",
+    503: "A dependency (generator, store) failed, or too many log streams are open (Retry-After)",
 }
 
 
@@ -57,10 +63,15 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 def document_errors(handler: Any) -> None:
-    """Declare the error answers every handler can give: 400; 404 with a path id; 401/413/429 when signed."""
+    """Declare the error answers every handler can give: 400; 404 with a path id; those of its guard."""
     statuses = [400]
     if any("{" in path for path in handler.paths):
         statuses.append(404)
-    if signed in (handler.guards or []):
+    guards = handler.guards or []
+    if signed in guards:
         statuses += [401, 413, 429]
-    handler.responses = {**errors(*statuses), **(handler.responses or {})}
+    if reader in guards:
+        statuses += [401, 403, 413, 429]
+    if ops_reader in guards:
+        statuses += [401, 413, 429]
+    handler.responses = {**errors(*sorted(set(statuses))), **(handler.responses or {})}

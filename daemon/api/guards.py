@@ -1,49 +1,201 @@
-"""Request guards and accessors shared by the route modules: the runtime and queue of a request, the `signed` guard."""
+"""Who may call what: the `signed`, `reader` and `ops_reader` guards, read-token scopes, and the request accessors.
+
+Order inside every guard: the signature (or token) is checked first, in memory; only a request that passed it
+costs a database write (its nonce, and for the signed routes a count against the per-IP cap). A failure is
+counted in an in-memory window per IP instead, so junk never locks out a valid caller on the same address.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import hmac
+from typing import Any, NoReturn, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
-from daemon.core import ratelimit
-from daemon.core import signing as security
-from daemon.core.errors import PayloadTooLarge
+from daemon.core import nonces, ratelimit, signing
+from daemon.core.db import ProjectVersion, database
+from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
+from daemon.core.ids import valid_version_id
+from daemon.ops import metrics
+from daemon.ops import replication as syncops
 from daemon.runtime import Runtime
 
+Conn = ASGIConnection[Any, Any, Any, Any]
+FALSE_WORDS = ("", "0", "false", "no", "off")
 
-def rt(conn: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+
+def rt(conn: Conn) -> Runtime:
     """The runtime the app was built around."""
     runtime: Runtime = conn.app.state.runtime
     return runtime
 
 
-def queue(conn: ASGIConnection[Any, Any, Any, Any]) -> BuildQueue:
+def queue(conn: Conn) -> BuildQueue:
     """The build queue the app was built around."""
     q: BuildQueue = conn.app.state.queue
     return q
 
 
-def client_ip(conn: ASGIConnection[Any, Any, Any, Any]) -> str:
+def streams(conn: Conn) -> StreamSlots:
+    """The app's log-stream caps."""
+    slots: StreamSlots = conn.app.state.streams
+    return slots
+
+
+def client_ip(conn: Conn) -> str:
     """The caller's address as the server sees it (uvicorn applies X-Forwarded-For from trusted proxies only)."""
     return conn.client.host if conn.client else "unknown"
 
 
-async def signed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for mutating routes: per-IP cap first (bots pay before they are checked), then the HMAC."""
-    runtime = rt(connection)
-    await asyncio.to_thread(ratelimit.hit, f"ip:{client_ip(connection)}", runtime.cfg.rate_limits.per_ip_per_hour,
-                            "requests per IP")
-    request: Request[Any, Any, Any] = connection  # type: ignore[assignment]
+def _fail(conn: Conn, exc: AppError) -> NoReturn:
+    """Count a failed authentication in memory (metric, alert, per-IP window) and refuse the request."""
+    runtime = rt(conn)
+    ip = client_ip(conn)
+    metrics.auth_failed(runtime, exc.code, ip)
+    cap = runtime.cfg.rate_limits.failed_auth_per_ip_per_hour
+    window: ratelimit.MemoryWindow = conn.app.state.auth_failures
+    if window.add(ip, cap) > cap:
+        raise RateLimited(f"rate cap reached: failed authentication per IP ({cap} per hour); check the secret and "
+                          "the clock", retry_after=window.retry_after(ip), limit=cap) from exc
+    raise exc
+
+
+async def _body(request: Request[Any, Any, Any], runtime: Runtime) -> bytes:
+    limit = runtime.cfg.server.max_body_bytes
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > runtime.cfg.server.max_body_bytes:
-        raise PayloadTooLarge(f"body larger than {runtime.cfg.server.max_body_bytes} bytes")
+    if length and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
     body = await request.body()
-    if len(body) > runtime.cfg.server.max_body_bytes:
-        raise PayloadTooLarge(f"body larger than {runtime.cfg.server.max_body_bytes} bytes")
-    security.verify(runtime.cfg.secrets.hmac_secret, body, request.headers.get("x-sheen-signature"),
-                    request.headers.get("x-sheen-timestamp"))
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    return body
+
+
+def _verify(conn: Conn, body: bytes, *, body_only_ok: bool) -> signing.Verified:
+    scope = conn.scope
+    target = signing.target_of(scope.get("raw_path") or scope["path"].encode("utf-8"), scope.get("query_string", b""))
+    method = cast("Request[Any, Any, Any]", conn).method
+    return signing.verify_request(rt(conn).cfg.secrets.hmac_secret, method, target, body,
+                                  conn.headers.get("x-sheen-signature"), conn.headers.get("x-sheen-timestamp"),
+                                  body_only_ok=body_only_ok)
+
+
+def _admit(verified: signing.Verified, bucket: str, cap: int | None) -> None:
+    """One transaction: remember a v2 signature (refusing a replay), then count the request against the cap."""
+    with database.atomic("IMMEDIATE"):
+        if verified.nonce is not None and verified.expires_at is not None \
+                and not nonces.remember(verified.nonce, verified.expires_at):
+            raise Unauthorized("this signature was already used; sign each request afresh (a new timestamp)",
+                               code="signature_replayed")
+        if cap is not None:
+            ratelimit.hit(bucket, cap, "requests per IP")
+
+
+async def _signature(conn: Conn, *, body_only_ok: bool, cap: int | None) -> None:
+    request: Request[Any, Any, Any] = conn  # type: ignore[assignment]
+    body = await _body(request, rt(conn))
+    try:
+        verified = _verify(conn, body, body_only_ok=body_only_ok)
+    except Unauthorized as exc:
+        _fail(conn, exc)
+    try:
+        await asyncio.to_thread(_admit, verified, f"ip:{client_ip(conn)}", cap)
+    except Unauthorized as exc:
+        _fail(conn, exc)
+
+
+async def signed(connection: Conn, handler: BaseRouteHandler) -> None:
+    """Mutating and ops routes: a v2 signature (the seed's body-only form where the route opts in and the config
+    allows it), then the per-IP cap unless the route opts out (`opt={"uncapped": True}`)."""
+    runtime = rt(connection)
+    method = cast("Request[Any, Any, Any]", connection).method
+    body_only_ok = (bool(handler.opt.get("body_only_signature")) and method == "POST"
+                    and runtime.cfg.server.accept_body_only_signatures)
+    cap = None if handler.opt.get("uncapped") else runtime.cfg.rate_limits.per_ip_per_hour
+    await _signature(connection, body_only_ok=body_only_ok, cap=cap)
+
+
+def _bearer(conn: Conn) -> str | None:
+    value = conn.headers.get("authorization", "")
+    scheme, _, credentials = value.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+async def reader(connection: Conn, _: BaseRouteHandler) -> None:
+    """Per-user reads: a v2 signature (any project), or a read token (`?token=` or `Authorization: Bearer`) whose
+    project the handler then checks with `check_scope` / `authorize_version`."""
+    if connection.headers.get("x-sheen-signature") is not None:
+        await _signature(connection, body_only_ok=False, cap=None)
+        connection.state.read_scope = None
+        return
+    token = connection.query_params.get("token") or _bearer(connection)
+    if not token:
+        _fail(connection, Unauthorized("this route needs a v2 signature or a read token (?token= or "
+                                       "Authorization: Bearer)", code="auth_missing"))
+    runtime = rt(connection)
+    try:
+        connection.state.read_scope = signing.verify_token(runtime.cfg.secrets.hmac_secret, token,
+                                                           max_ttl_s=runtime.cfg.server.read_token_max_ttl_s)
+    except Unauthorized as exc:
+        _fail(connection, exc)
+
+
+async def ops_reader(connection: Conn, handler: BaseRouteHandler) -> None:
+    """Metrics and health detail: the scraper's bearer token ([server] metrics_token_env) or a v2 signature.
+    With `opt={"detail_param": True}` only a request asking for detail (`?detail=` not false) is checked."""
+    if handler.opt.get("detail_param") and \
+            str(connection.query_params.get("detail", "")).strip().lower() in FALSE_WORDS:
+        return
+    expected = rt(connection).cfg.secrets.metrics_token
+    bearer = _bearer(connection)
+    if bearer is not None and expected and hmac.compare_digest(bearer.encode(), expected.encode()):
+        return
+    if connection.headers.get("x-sheen-signature") is not None:
+        await _signature(connection, body_only_ok=False, cap=None)
+        return
+    if bearer is not None:
+        _fail(connection, Unauthorized("wrong bearer token for metrics", code="metrics_token_invalid"))
+    _fail(connection, Unauthorized("this route needs the metrics bearer token or a v2 signature",
+                                   code="auth_missing"))
+
+
+# -- read-token scopes ---------------------------------------------------------------------------------------------
+
+def read_scope(conn: Conn) -> tuple[str, str] | None:
+    """The (userId, projectId) a token-authorised request may read; None for a signed request (no limit)."""
+    scope: tuple[str, str] | None = conn.state.get("read_scope")
+    return scope
+
+
+def check_scope(conn: Conn, user_id: str, project_id: str) -> None:
+    """403 when the request's read token is for another project."""
+    scope = read_scope(conn)
+    if scope is not None and scope != (user_id, project_id):
+        _fail(conn, Forbidden(f"the read token is for project {scope[0]}/{scope[1]}, not this one",
+                              code="token_scope"))
+
+
+def _owner(runtime: Runtime, version_id: str) -> tuple[str, str] | None:
+    if not valid_version_id(version_id):
+        return None
+    v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+    if v is not None:
+        return str(v.user_id), str(v.project_id)
+    remote = syncops.remote_version(runtime, version_id)
+    return (str(remote["userId"]), str(remote["projectId"])) if remote else None
+
+
+async def authorize_version(conn: Conn, *version_ids: str) -> None:
+    """For a token-authorised request: each version must belong to the token's project (403 otherwise; an unknown
+    version is left to the handler's 404)."""
+    if read_scope(conn) is None:
+        return
+    for version_id in version_ids:
+        owner = await asyncio.to_thread(_owner, rt(conn), version_id)
+        if owner is not None:
+            check_scope(conn, *owner)

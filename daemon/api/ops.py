@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 
 from daemon.api.docs import errors
-from daemon.api.guards import queue, rt, signed
+from daemon.api.guards import ops_reader, queue, rt, signed
 from daemon.build import service
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
@@ -29,19 +29,22 @@ def health_detail(runtime: Runtime) -> dict[str, Any]:
     return {"ok": not firing, "alerts": [a.to_json() for a in firing], "evaluatedAt": st.last_evaluated}
 
 
-@get("/healthz", summary="Liveness; ?detail=1 adds alerts, queue and sync state")
+@get("/healthz", guards=[ops_reader], opt={"detail_param": True},
+     summary="Liveness; ?detail=1 (metrics bearer token or v2 signature) adds the alerts firing")
 async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> dict[str, Any]:
     if detail:
         return await asyncio.to_thread(health_detail, rt(request))
     return {"ok": True}
 
 
-@get("/healthz/detail", summary="Liveness with the alerts firing now")
+@get("/healthz/detail", guards=[ops_reader], summary="Liveness with the alerts firing now (metrics bearer token or "
+     "v2 signature)")
 async def healthz_detail(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await asyncio.to_thread(health_detail, rt(request))
 
 
-@get("/metrics", summary="Prometheus metrics", media_type=metrics.CONTENT_TYPE)
+@get("/metrics", guards=[ops_reader], summary="Prometheus metrics (metrics bearer token or v2 signature)",
+     media_type=metrics.CONTENT_TYPE)
 async def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = rt(request)
     m = metrics.of(runtime)

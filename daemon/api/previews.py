@@ -92,19 +92,24 @@ def host_label(host: str, preview_domain: str) -> str | None:
 
 
 def _label_of(raw_host: bytes, suffix: str) -> str | None:
+    found = _classify(raw_host, suffix)
+    return found or None
+
+
+def _classify(raw_host: bytes, suffix: str) -> str | None:
+    """The deployment label of a preview host; "" for a host under the preview domain that is no valid label
+    (`a.b.localhost`, `-x.localhost`: answered 404, never passed to the API); None for any other host."""
     host = raw_host.decode("latin-1").lower()
     if host.startswith("["):  # an IPv6 literal is never a preview host
         return None
-    colon = host.rfind(":")
-    if colon != -1:
-        if not host[colon + 1 :].isdigit():
-            return None
-        host = host[:colon]
-    host = host.rstrip(".")
-    if not host.endswith(suffix):
+    name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+    name = name.rstrip(".")
+    if not name.endswith(suffix):
         return None
-    label = host[: -len(suffix)]
-    return label if _LABEL_RE.match(label) else None
+    label = name[: -len(suffix)]
+    if colon and not port.isdigit():
+        return ""
+    return label if _LABEL_RE.match(label) else ""
 
 
 class _Found:
@@ -119,9 +124,10 @@ class _Found:
 
 
 class PreviewServer:
-    """ASGI app: Host `<deploymentId>.<preview_domain>` gets static files; all else goes to `app`."""
+    """ASGI app: Host `<deploymentId>.<preview_domain>` gets static files; any other host under the preview domain
+    gets 404; the rest goes to `app` (none on the public listener: 404 there too)."""
 
-    def __init__(self, app: ASGIApp, previews_dir: Path, preview_domain: str) -> None:
+    def __init__(self, app: ASGIApp | None, previews_dir: Path, preview_domain: str) -> None:
         self.app = app
         self.root = os.path.realpath(previews_dir)
         self.suffix = "." + preview_domain.strip(".").lower()
@@ -131,16 +137,23 @@ class PreviewServer:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
             label = self._label(scope)
-            if label is not None:
-                if kind == "http":
-                    await self._serve(label, scope, send)
-                else:
+            if label is not None or self.app is None:
+                if kind != "http":
                     await send({"type": "websocket.close", "code": 1008})
+                elif label:
+                    await self._serve(label, scope, send)
+                else:  # under the preview domain (or on the public listener) but no deployment: never the API
+                    await _error(send, 404, "deployment_not_found", "no preview deployment at this host")
                 return
+        if self.app is None:  # lifespan on the public listener: nothing to start
+            if kind == "lifespan":
+                await _lifespan_noop(receive, send)
+            return
         await self.app(scope, receive, send)
 
     def _label(self, scope: Scope) -> str | None:
-        """The one check every request pays: find Host, then a dict lookup for hosts seen before."""
+        """The one check every request pays: find Host, then a dict lookup for hosts seen before.
+        A label, "" (under the preview domain, no valid label) or None (not a preview host)."""
         host = None
         for key, value in scope["headers"]:
             if key == b"host":
@@ -150,7 +163,7 @@ class PreviewServer:
             return None
         label = self._hosts.get(host, _MISS)
         if label is _MISS:
-            label = _label_of(host, self.suffix)
+            label = _classify(host, self.suffix)
             if len(self._hosts) >= _HOST_CACHE_MAX:  # Host is client-chosen; keep the cache bounded
                 self._hosts.clear()
             self._hosts[host] = label
@@ -190,6 +203,21 @@ class PreviewServer:
 def make_preview_asgi(app: ASGIApp, previews_dir: Path, preview_domain: str) -> ASGIApp:
     """Wrap the API app so host `<deploymentId>.<preview_domain>` serves `previews_dir/<deploymentId>/`."""
     return PreviewServer(app, previews_dir, preview_domain)
+
+
+def make_public_asgi(previews_dir: Path, preview_domain: str) -> ASGIApp:
+    """The public listener's app: previews by Host, 404 for everything else (no API behind it)."""
+    return PreviewServer(None, previews_dir, preview_domain)
+
+
+async def _lifespan_noop(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _open_file(dfd: int, segs: list[str]) -> tuple[int, os.stat_result] | None:

@@ -6,22 +6,44 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 
 from daemon.cli import daemonctl_ops as ctl_ops
 from daemon.core.config import Config, ConfigError, hmac_secret_path, load
-from daemon.core.signing import sign
+from daemon.core.signing import sign_v2
+
+
+class SheenAuth(httpx.Auth):
+    """Signs every request httpx sends with signature v2: HMAC over method, path?query, timestamp and body.
+
+    The timestamp carries microseconds, so two identical requests in one second still get distinct signatures
+    (the daemon accepts each signature once).
+    """
+
+    requires_request_body = True
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        ts = f"{time.time():.6f}"
+        target = request.url.raw_path.decode("ascii")  # path and query exactly as they go on the wire
+        request.headers["x-sheen-timestamp"] = ts
+        request.headers["x-sheen-signature"] = "sha256=" + sign_v2(self.secret, request.method, target, ts,
+                                                                   request.content)
+        yield request
 
 
 class Client:
-    """A signed HTTP client for the daemon's API."""
+    """A signed HTTP client for the daemon's API (every request signed, v2)."""
 
     def __init__(self, cfg: Config, base_url: str | None = None, timeout: float = 900) -> None:
         self.base = (base_url or cfg.base_url).rstrip("/")
         self.secret = cfg.secrets.hmac_secret or self._secret_from_file(cfg)
-        self.http = httpx.Client(timeout=timeout, trust_env=False)
+        self.http = httpx.Client(timeout=timeout, trust_env=False, auth=SheenAuth(self.secret))
 
     @staticmethod
     def _secret_from_file(cfg: Config) -> str:
@@ -32,18 +54,13 @@ class Client:
             raise SystemExit(f"daemonctl: no PREVIEWD_HMAC_SECRET and cannot read {path}; is the daemon's data "
                              "dir right (--config / PREVIEWD_DATA_DIR) and readable by you?") from None
 
-    def _headers(self, body: bytes) -> dict[str, str]:
-        ts = str(int(time.time()))
-        return {"content-type": "application/json", "x-sheen-timestamp": ts,
-                "x-sheen-signature": "sha256=" + sign(self.secret, body, ts)}
-
     def post(self, path: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> httpx.Response:
         body = json.dumps(payload).encode()
-        return self.http.post(self.base + path, content=body, headers=self._headers(body), params=params)
+        return self.http.post(self.base + path, content=body, headers={"content-type": "application/json"},
+                              params=params)
 
-    def get(self, path: str, params: dict[str, Any] | None = None, signed: bool = False) -> httpx.Response:
-        headers = self._headers(b"") if signed else {}
-        return self.http.get(self.base + path, params=params, headers=headers)
+    def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.get(self.base + path, params=params)
 
 
 def _print(resp: httpx.Response) -> int:
@@ -171,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.flush or not args.verify:
                 code |= _print(c.post("/ops/sync", {}))
             if args.verify:
-                resp = c.get("/ops/sync/verify", signed=True)
+                resp = c.get("/ops/sync/verify")
                 code |= _print(resp)
                 if resp.status_code == 200 and resp.json().get("count"):
                     code |= 1

@@ -162,7 +162,7 @@ def status(cfg: Config, client: Client | None, *, as_json: bool, url: str | None
     try:
         c = client or _client(cfg, url)
         base = c.base
-        resp = c.get("/status", signed=True)
+        resp = c.get("/status")
         if resp.status_code != 200:
             return _error(resp)
         data: dict[str, Any] = {"daemon": "up", "url": base, **resp.json()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -11,12 +13,13 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from daemon.api.app import create_app
 from daemon.api.fastpath import PointerFastPath
-from daemon.api.previews import make_preview_asgi
+from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.build import deploywatch
 from daemon.build.pipeline import Pipeline
 from daemon.build.queue import BuildQueue
@@ -129,9 +132,13 @@ class Daemon:
         self.scheduler = Scheduler(self)
         metrics.install_metrics(self.rt)
         self.app = create_app(self.rt, self.queue)
+        previews = self.rt.data_dir / "previews"
         self.asgi = logging_setup.RequestIdMiddleware(
-            make_preview_asgi(PointerFastPath(self.app, self.rt), self.rt.data_dir / "previews",  # type: ignore[arg-type]
+            make_preview_asgi(PointerFastPath(self.app, self.rt), previews,  # type: ignore[arg-type]
                               cfg.server.preview_domain))
+        # The public listener's app: previews only, so a wildcard proxy in front of it never reaches the API.
+        self.public_asgi = logging_setup.RequestIdMiddleware(make_public_asgi(previews, cfg.server.preview_domain)) \
+            if cfg.server.preview_port else None
         self.started_at = time.time()
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
@@ -191,26 +198,63 @@ class Daemon:
         self.lock.release()
 
 
-def serve(cfg: Config) -> None:
-    """Run the daemon in the foreground until SIGINT/SIGTERM."""
-    import uvicorn
+class _Server:
+    """Made lazily (uvicorn is imported only to serve): uvicorn's server minus its own signal handling, so one
+    handler drives both listeners."""
 
+    @staticmethod
+    def make(app: Any, host: str, port: int, cfg: Config, lifespan: Literal["on", "off"]) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # _ShutdownSignals handles SIGTERM/SIGINT for every listener at once
+
+        return Server(uvicorn.Config(app, host=host, port=port, log_level=cfg.server.log_level, access_log=False,
+                                     lifespan=lifespan, timeout_graceful_shutdown=10, log_config=None,
+                                     proxy_headers=bool(cfg.server.forwarded_allow_ips),
+                                     forwarded_allow_ips=cfg.server.forwarded_allow_ips or None))
+
+
+async def _serve_all(servers: list[Any]) -> None:
+    """Run every listener in this loop; when one stops (a signal, or it could not bind), the others stop too."""
+
+    async def run(server: Any) -> None:
+        try:
+            await server.serve()
+        finally:
+            for other in servers:
+                other.should_exit = True
+
+    await asyncio.gather(*(run(s) for s in servers))
+
+
+def serve(cfg: Config) -> None:
+    """Run the daemon in the foreground until SIGINT/SIGTERM: the API listener (with previews by Host), and with
+    [server] preview_port a second, public listener that serves previews only."""
     logging_setup.configure(cfg.server.log_level, secrets=cfg.secrets.values())
     try:
         d = Daemon(cfg)
     except AlreadyRunning as exc:
         print(f"previewd: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if cfg.server.metrics_token_env and not cfg.secrets.metrics_token:
+        log.warning("[server] metrics_token_env names %s, which is not set: /metrics needs a v2 signature",
+                    cfg.server.metrics_token_env)
     d.start()
-    signals = _ShutdownSignals()
+    servers = [_Server.make(d.asgi, cfg.server.host, cfg.server.port, cfg, "on")]
+    if d.public_asgi is not None:
+        servers.append(_Server.make(d.public_asgi, cfg.server.preview_host or cfg.server.host,
+                                    cfg.server.preview_port, cfg, "off"))
+        log.info("previews only, public: %s:%d; API private: %s:%d", cfg.server.preview_host or cfg.server.host,
+                 cfg.server.preview_port, cfg.server.host, cfg.server.port)
+    signals = _ShutdownSignals(servers)
     signals.install()
     try:
-        # uvicorn takes SIGTERM/SIGINT while it runs (stop accepting, finish requests) and hands each one
-        # back to our handler when it returns; a second signal during our own shutdown exits at once.
-        uvicorn.run(d.asgi, host=cfg.server.host, port=cfg.server.port, log_level=cfg.server.log_level,
-                    access_log=False, lifespan="on", timeout_graceful_shutdown=10, log_config=None,
-                    proxy_headers=bool(cfg.server.forwarded_allow_ips),
-                    forwarded_allow_ips=cfg.server.forwarded_allow_ips or None)
+        # The first SIGTERM/SIGINT stops the listeners (no new connections, running requests finish); a second
+        # one during our own shutdown below exits at once.
+        asyncio.run(_serve_all(servers))
     finally:
         signals.stopping = True
         d.stop()
@@ -218,9 +262,11 @@ def serve(cfg: Config) -> None:
 
 
 class _ShutdownSignals:
-    """Counts SIGTERM/SIGINT: the first starts the graceful stop, the next one during it exits now."""
+    """Counts SIGTERM/SIGINT: the first stops the listeners and starts the graceful stop, the next one during it
+    exits now (a second SIGINT while the listeners drain forces them closed, as uvicorn does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, servers: list[Any]) -> None:
+        self.servers = servers
         self.count = 0
         self.stopping = False
 
@@ -233,3 +279,7 @@ class _ShutdownSignals:
         if self.stopping and self.count >= 2:
             log.warning("second stop signal: exiting now")
             os._exit(1)
+        for server in self.servers:
+            if server.should_exit and signum == signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True

@@ -37,6 +37,24 @@ class ServerConfig:
                                         "empty = the socket's peer is the client, so no caller can pick its own IP.")
     shutdown_grace_s: float = _opt(300.0, "On SIGTERM, how long a running build may go on before it is failed as "
                                           "interrupted.", lo=0)
+    preview_host: str = _opt("", "Address of the public previews-only listener (see preview_port); empty = the same as "
+                                 "host.")
+    preview_port: int = _opt(0, "TCP port of a separate public listener that serves previews only, never the API; "
+                                "0 = previews are served on the API's port.", lo=0, hi=65535)
+    accept_body_only_signatures: bool = _opt(True, "Accept the seed's body-only x-sheen-signature (no timestamp) on "
+                                                   "POST /build-preview-for-new-project, /rebuild-preview and "
+                                                   "/generate with a JSON body; false = v2 signatures only.")
+    read_token_max_ttl_s: int = _opt(3600, "Longest a read token may live (its expiry minus now), in seconds.", lo=1)
+    metrics_token_env: str = _opt("", "Name of an environment variable holding a bearer token that /metrics and "
+                                      "health detail also accept (for scrapers); empty = v2 signature only.")
+    sse_max_streams: int = _opt(64, "Most live log streams (SSE) open at once; past it 503 with Retry-After.", lo=1)
+    sse_max_streams_per_ip: int = _opt(4, "Most live log streams open at once from one client IP.", lo=1)
+    max_diff_bytes: int = _opt(4_194_304, "Largest source diff answered, in bytes; past it 413 (mode=stat shows the "
+                                          "counts).", lo=1024)
+    max_log_bytes: int = _opt(2_097_152, "Largest build log answer, in bytes; a longer log answers its last bytes.",
+                              lo=1024)
+    max_screenshot_bytes: int = _opt(8_388_608, "Largest screenshot answered, in bytes (a visual diff: three times "
+                                                "this); past it 413.", lo=1024)
 
 
 @dataclass
@@ -101,7 +119,11 @@ class LimitsConfig:
 
 @dataclass
 class RateLimitsConfig:
-    per_ip_per_hour: int = _opt(100, "Requests per client IP per hour on signed routes.", lo=1)
+    per_ip_per_hour: int = _opt(100, "Validly signed requests per client IP per hour on the signed (mutating and "
+                                     "ops) routes; checked after the signature.", lo=1)
+    failed_auth_per_ip_per_hour: int = _opt(100, "Failed signature or token checks per client IP per hour, counted in "
+                                                 "memory; past it they answer 429 (a valid request is never refused "
+                                                 "by this).", lo=1)
     new_projects_per_user_per_hour: int = _opt(5, "New project builds per user per hour.", lo=1)
     rebuilds_per_project_per_hour: int = _opt(20, "Rebuilds (and rollbacks) per project per hour.", lo=1)
 
@@ -165,6 +187,8 @@ class AlertsConfig:
     window_minutes: int = _opt(15, "Window of the build failure-rate alert, in minutes.", lo=1)
     quota_ratio: float = _opt(0.8, "Alert when Pages deployments this month reach this share of the quota.",
                               lo=0, hi=1)
+    auth_failures: int = _opt(20, "Alert when this many API requests failed authentication within the window.",
+                              lo=1)
     disk_free_min_percent: float = _opt(10.0, "Alert when the data dir's disk has less free space than this.",
                                         lo=0, hi=100)
 
@@ -204,6 +228,11 @@ class Config:
         return Path(self.paths.data_dir).expanduser().resolve()
 
     @property
+    def previews_port(self) -> int:
+        """The port previews are served on: the public listener's when there is one, else the API's."""
+        return self.server.preview_port or self.server.port
+
+    @property
     def base_url(self) -> str:
         return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
 
@@ -231,15 +260,16 @@ class Secrets:
     pg_dsn: str = ""
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+    metrics_token: str = ""  # from the variable [server] metrics_token_env names
     hmac_from_file: bool = False
 
     def __repr__(self) -> str:
-        shown = {k: ("set" if getattr(self, k) else "unset") for k in SECRET_ENV}
+        shown = {k: ("set" if getattr(self, k) else "unset") for k in (*SECRET_ENV, "metrics_token")}
         return f"Secrets({shown})"
 
     def values(self) -> list[str]:
         """Every non-empty secret, for redaction of logs."""
-        return [v for k in SECRET_ENV if (v := getattr(self, k))]
+        return [v for k in (*SECRET_ENV, "metrics_token") if (v := getattr(self, k))]
 
 
 def section_fields(section: str) -> list[dataclasses.Field[Any]]:
@@ -335,6 +365,11 @@ def _cross_check(cfg: Config) -> None:
     hh, _, mm = cfg.retention.nightly_at.partition(":")
     if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
         raise ConfigError(f"[retention] nightly_at: must be HH:MM (UTC), got {cfg.retention.nightly_at!r}")
+    if cfg.server.preview_port and cfg.server.preview_port == cfg.server.port:
+        raise ConfigError(f"[server] preview_port: must differ from port ({cfg.server.port}), or be 0")
+    if cfg.server.metrics_token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.server.metrics_token_env):
+        raise ConfigError(f"[server] metrics_token_env: must be an environment variable name, got "
+                          f"{cfg.server.metrics_token_env!r}")
     label = cfg.server.preview_domain
     if not label or any(not part.replace("-", "").isalnum() for part in label.split(".")):
         raise ConfigError(f"[server] preview_domain: must be a DNS name like localhost, got {label!r}")
@@ -357,6 +392,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         cfg.source = str(p)
     for name, var in SECRET_ENV.items():
         setattr(cfg.secrets, name, env.get(var, ""))
+    if cfg.server.metrics_token_env:
+        cfg.secrets.metrics_token = env.get(cfg.server.metrics_token_env, "")
     if env.get("PREVIEWD_DATA_DIR"):
         cfg.paths.data_dir = env["PREVIEWD_DATA_DIR"]
     _cross_check(cfg)

@@ -33,6 +33,11 @@ class Unauthorized(AppError):
     code = "unauthorized"
 
 
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"
@@ -60,3 +65,8 @@ class RateLimited(AppError):
 class Unavailable(AppError):
     status = 503
     code = "unavailable"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        if extra.get("retry_after") is not None:  # a pause after which it is worth asking again
+            self.headers["Retry-After"] = str(extra["retry_after"])

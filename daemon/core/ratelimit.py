@@ -1,8 +1,11 @@
-"""Rate caps persisted in SQLite: sliding one-hour windows per IP, per user (new projects), per project (rebuilds)."""
+"""Rate caps: one-hour windows persisted in SQLite (per IP, user, project), and an in-memory one for failed auth."""
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import OrderedDict, deque
 from datetime import timedelta
 
 from daemon.core.db import RateEvent, database, utcnow
@@ -29,3 +32,37 @@ def hit(bucket: str, cap: int, what: str) -> None:
 def prune() -> int:
     """Forget events older than the window; returns how many went."""
     return RateEvent.delete().where(RateEvent.at <= utcnow() - WINDOW).execute()
+
+
+class MemoryWindow:
+    """A one-hour sliding count per key, in memory only: for events that must never cost a database write
+    (failed authentication). Bounded in keys, so a flood of distinct addresses cannot grow it without limit."""
+
+    def __init__(self, max_keys: int = 10_000, window_s: float = WINDOW.total_seconds()) -> None:
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()  # least recently counted first
+        self._lock = threading.Lock()
+
+    def add(self, key: str, cap: int, now: float | None = None) -> int:
+        """Count one event; returns the count in the window (at most cap + 1: older ones beyond are dropped)."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._events.get(key)
+            if q is None:
+                if len(self._events) >= self.max_keys:  # forget the key idle longest
+                    self._events.popitem(last=False)
+                q = self._events[key] = deque(maxlen=cap + 1)
+            else:
+                self._events.move_to_end(key)
+            while q and q[0] <= t - self.window_s:
+                q.popleft()
+            q.append(t)
+            return len(q)
+
+    def retry_after(self, key: str, now: float | None = None) -> int:
+        """Seconds until the oldest counted event of key leaves the window."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._events.get(key)
+            return max(1, math.ceil(q[0] + self.window_s - t)) if q else 1

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,17 @@ def _webhook_auth(rt: Runtime, now: datetime) -> Alert | None:
                  f"{rt.cfg.alerts.window_minutes} min (check the webhook secret)", recent, 1)
 
 
+def _api_auth(rt: Runtime, now: datetime) -> Alert | None:
+    cutoff = time.time() - rt.cfg.alerts.window_minutes * 60
+    recent = [ip for t, ip in list(metrics.of(rt).auth_failure_times) if t >= cutoff]
+    if len(recent) < rt.cfg.alerts.auth_failures:
+        return None
+    top, n = Counter(recent).most_common(1)[0]
+    return Alert("api_auth_failures", f"{len(recent)} API request(s) failed authentication in the last "
+                 f"{rt.cfg.alerts.window_minutes} min, {n} of them from {top} (a probe, or a client with the "
+                 "wrong secret or clock)", len(recent), rt.cfg.alerts.auth_failures)
+
+
 def _disk(rt: Runtime, now: datetime) -> Alert | None:
     usage = psutil.disk_usage(str(rt.data_dir))
     free = 100.0 - usage.percent
@@ -89,7 +101,7 @@ def _memory(rt: Runtime, now: datetime) -> Alert | None:
                  mem.percent, MEMORY_MAX_PERCENT)
 
 
-CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _disk, _memory]
+CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _api_auth, _disk, _memory]
 
 
 class AlertState:

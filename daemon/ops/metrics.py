@@ -54,6 +54,10 @@ class Metrics:
                                        ["kind"], registry=r)
         self.webhook_refusals = Counter("previewd_webhooks_refused", "Webhooks refused, by reason.", ["reason"],
                                         registry=r)
+        self.auth_failures = Counter("previewd_auth_failures", "API requests refused by authentication (signature, "
+                                     "token or metrics bearer), by reason code.", ["reason"], registry=r)
+        self.sse_refused = Counter("previewd_sse_refused", "Log streams refused by a stream cap.", ["cap"], registry=r)
+        self.sse_open = Gauge("previewd_sse_streams", "Log streams (SSE) open now.", registry=r)
         self.rate_limited_total = Counter("previewd_rate_limited_requests", "Requests refused by a rate cap.",
                                           ["cap"], registry=r)
         self.pages_month = Gauge("previewd_pages_deployments_month", "Pages deployments this calendar month (UTC).",
@@ -65,6 +69,8 @@ class Metrics:
         self._disk_at = 0.0
         self._disk_lock = threading.Lock()
         self.refusal_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the webhook-auth alert
+        # (time, client IP) of each failed API authentication, read by the API-auth alert; in memory only.
+        self.auth_failure_times: deque[tuple[float, str]] = deque(maxlen=REFUSALS_KEPT)
 
     def observe_build(self, v: ProjectVersion) -> None:
         """A build ended (deployed, failed, or deploying while the platform confirms)."""
@@ -161,3 +167,10 @@ def webhook_refused(rt: Runtime, reason: str) -> None:
 def rate_limited(rt: Runtime, cap: str) -> None:
     """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
     of(rt).rate_limited_total.labels(cap=cap).inc()
+
+
+def auth_failed(rt: Runtime, reason: str, ip: str) -> None:
+    """An API request failed authentication (reason: the error code); feeds the API-auth alert."""
+    m = of(rt)
+    m.auth_failures.labels(reason=reason).inc()
+    m.auth_failure_times.append((time.time(), ip))

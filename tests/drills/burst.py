@@ -29,12 +29,13 @@ from typing import Any
 import httpx
 
 from daemon.core.db import utcnow
-from tests.conftest import signed_headers
+from tests.conftest import auth
 
 SETUP_IP = "127.0.0.2"
 BACKEND_IP = "127.0.0.3"
 NOISY_IP = "127.0.0.4"
 NOISY_USED = 95
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -89,14 +90,14 @@ def seed_caps(data_dir: Path) -> None:
 
 def _client(base: str, ip: str, conns: int) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(local_address=ip, limits=httpx.Limits(max_connections=conns))
-    return httpx.AsyncClient(base_url=base, transport=transport, timeout=120, trust_env=False)
+    return httpx.AsyncClient(base_url=base, transport=transport, timeout=120, trust_env=False, auth=auth())
 
 
 async def _send(client: httpx.AsyncClient, r: Req, start: asyncio.Event) -> None:
     payload: dict[str, Any] = {"userId": r.user, "projectId": r.project, "prompt": f"burst {r.user} {r.project}"}
     body = json.dumps(payload).encode()
     await start.wait()
-    resp = await client.post(r.path, content=body, headers=signed_headers(body), params={"wait": "false"})
+    resp = await client.post(r.path, content=body, headers=JSON, params={"wait": "false"})
     r.status = resp.status_code
     try:
         r.body = resp.json()
@@ -124,10 +125,10 @@ def setup(base: str) -> list[str]:
     """Build u8/r0 and u9/r1 (waiting for each); returns their version ids."""
     ids = []
     with httpx.Client(base_url=base, transport=httpx.HTTPTransport(local_address=SETUP_IP), timeout=300,
-                      trust_env=False) as c:
+                      trust_env=False, auth=auth()) as c:
         for user, proj in (("u8", "r0"), ("u9", "r1")):
             body = json.dumps({"userId": user, "projectId": proj, "prompt": "setup"}).encode()
-            r = c.post("/build-preview-for-new-project", content=body, headers=signed_headers(body))
+            r = c.post("/build-preview-for-new-project", content=body, headers=JSON)
             data = r.json()
             if r.status_code != 200 or data.get("success") is not True:
                 raise RuntimeError(f"setup build of {user}/{proj} failed: {r.status_code} {data}")
@@ -188,7 +189,7 @@ def wait_terminal(base: str, version_ids: list[str], timeout: float = 600) -> di
     """Poll until every version is deployed or failed; returns their rows as the API shows them."""
     out: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base, timeout=30, trust_env=False) as c:
+    with httpx.Client(base_url=base, timeout=30, trust_env=False, auth=auth()) as c:
         pending = list(version_ids)
         while pending and time.monotonic() < deadline:
             still = []

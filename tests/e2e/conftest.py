@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, free_port, signed_headers, write_config
+from tests.conftest import TEST_SECRET, auth, free_port, write_config
 
 
 class LiveDaemon:
-    """A daemon subprocess and a signed client for it."""
+    """A daemon subprocess and a signed client for it (every request v2-signed)."""
 
     def __init__(self, tmp: Path, extra_config: str = "") -> None:
         self.tmp = tmp
@@ -27,7 +27,7 @@ class LiveDaemon:
         self.config = write_config(tmp, extra_config, port=self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.http = httpx.Client(timeout=600, trust_env=False)
+        self.http = httpx.Client(timeout=600, trust_env=False, auth=auth())  # every request v2-signed
         self.log = tmp / "daemon.log"
 
     def start(self) -> LiveDaemon:
@@ -59,7 +59,8 @@ class LiveDaemon:
 
     def post(self, path: str, payload: dict[str, Any], **params: str) -> httpx.Response:
         body = json.dumps(payload).encode()
-        return self.http.post(self.base + path, content=body, headers=signed_headers(body), params=params)
+        return self.http.post(self.base + path, content=body, headers={"content-type": "application/json"},
+                              params=params)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.http.get(self.base + path, **kw)

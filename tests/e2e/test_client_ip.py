@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import signed_headers
 from tests.e2e.conftest import LiveDaemon
 
 
@@ -13,7 +12,7 @@ def _hits(d: LiveDaemon, n: int) -> list[int]:
     codes = []
     for i in range(n):
         body = json.dumps({"nope": i}).encode()
-        headers = {**signed_headers(body), "x-forwarded-for": f"203.0.113.{i}"}
+        headers = {"content-type": "application/json", "x-forwarded-for": f"203.0.113.{i}"}  # d.http signs (v2)
         codes.append(d.http.post(d.base + "/build-preview-for-new-project", content=body, headers=headers).status_code)
     return codes
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from daemon.core.signing import sign
+from daemon.core.signing import sign, sign_v2
 from tests.conftest import TEST_SECRET
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -28,8 +28,9 @@ class Signer(requests.auth.AuthBase):
     """Signs the exact bytes requests is about to send, in one of several ways picked from the request itself.
 
     Deterministic (a CRC of method, URL and body), so a failing example replays the same way: one request in
-    ten goes unsigned, one carries a wrong MAC, one a stale timestamp, two a fresh timestamp, and the rest a
-    plain signature (half of them with the `sha256=` prefix).
+    ten goes unsigned, one carries a wrong MAC, one a stale timestamp, one the seed's body-only MAC (accepted on
+    its three POST routes only), and the rest a v2 signature over method, path?query, timestamp and body (half
+    of them with the `sha256=` prefix).
     """
 
     def __init__(self) -> None:
@@ -40,24 +41,26 @@ class Signer(requests.auth.AuthBase):
         body = raw.encode("utf-8") if isinstance(raw, str) else raw
         assert isinstance(body, bytes), f"unexpected body type {type(body)}"
         pick = zlib.crc32(f"{r.method} {r.url}".encode() + b"\0" + body) % 10
-        now = str(int(time.time()))
+        method, target = str(r.method), r.path_url  # path and query exactly as they go on the wire
+        now = f"{time.time():.6f}"
         if pick == 0:
             self.mode = "unsigned"
         elif pick == 1:
             self.mode = "wrong"
-            r.headers["x-sheen-signature"] = sign("not-the-secret", body)
+            r.headers["x-sheen-timestamp"] = now
+            r.headers["x-sheen-signature"] = sign_v2("not-the-secret", method, target, now, body)
         elif pick == 2:
             self.mode = "stale"
             stale = str(int(time.time()) - 3600)
             r.headers["x-sheen-timestamp"] = stale
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, stale)
-        elif pick in (3, 4):
-            self.mode = "timestamped"
-            r.headers["x-sheen-timestamp"] = now
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, now)
+            r.headers["x-sheen-signature"] = sign_v2(TEST_SECRET, method, target, stale, body)
+        elif pick == 3:
+            self.mode = "body-only"
+            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body)
         else:
-            self.mode = "signed"
-            mac = sign(TEST_SECRET, body)
+            self.mode = "v2"
+            mac = sign_v2(TEST_SECRET, method, target, now, body)
+            r.headers["x-sheen-timestamp"] = now
             r.headers["x-sheen-signature"] = f"sha256={mac}" if pick % 2 else mac
         return r
 

@@ -55,12 +55,13 @@ def test_signer_modes_reach_the_guard_as_intended(tmp_path: Path) -> None:
             seen.setdefault(auth.mode, set()).add(code)
     d.rt.close()
     assert seen == {"unsigned": {"signature_missing"}, "wrong": {"signature_invalid"},
-                    "stale": {"timestamp_stale"}, "timestamped": {202}, "signed": {202}}
+                    "stale": {"timestamp_stale"}, "body-only": {202}, "v2": {202}}
 
 
 def test_rate_cap_still_answers_429_in_the_error_shape(small_client: Any) -> None:
     body = b'{"prompt": "x"}'
-    answers = [small_client.post("/ops/sync", content=body, headers=signed_headers(body)) for _ in range(3)]
+    answers = [small_client.post("/ops/sync", content=body, headers=signed_headers("POST", "/ops/sync", body))
+               for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     last = answers[-1]
     assert int(last.headers["retry-after"]) >= 1

@@ -10,7 +10,7 @@ import pytest
 
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, body_only_headers, signed_headers
 
 NEW = "/build-preview-for-new-project"
 REBUILD = "/rebuild-preview"
@@ -129,7 +129,7 @@ def test_hmac_missing_is_401(api: Any, path: str) -> None:
 @pytest.mark.parametrize("path", [NEW, REBUILD, "/generate"])
 def test_hmac_wrong_is_401(api: Any, path: str) -> None:
     body = json.dumps(new_body()).encode()
-    headers = signed_headers(body, secret="not-the-secret")
+    headers = signed_headers("POST", path, body, secret="not-the-secret")
     r = api.client.post(path, content=body, headers=headers)
     assert r.status_code == 401 and r.json()["error"]["code"] == "signature_invalid"
 
@@ -137,14 +137,14 @@ def test_hmac_wrong_is_401(api: Any, path: str) -> None:
 def test_hmac_over_different_body_is_401(api: Any) -> None:
     signed = json.dumps(new_body()).encode()
     sent = json.dumps(new_body(projectId="other")).encode()
-    r = api.client.post(NEW, content=sent, headers=signed_headers(signed))
+    r = api.client.post(NEW, content=sent, headers=signed_headers("POST", NEW, signed))
     assert r.status_code == 401
 
 
 def test_hmac_prefix_and_fresh_timestamp_accepted(api: Any) -> None:
     body = json.dumps(new_body()).encode()
     ts = str(int(time.time()))
-    headers = signed_headers(body, ts=ts)
+    headers = signed_headers("POST", NEW + "?wait=false", body, ts=ts)
     headers["x-sheen-signature"] = "sha256=" + headers["x-sheen-signature"]
     r = api.client.post(NEW, content=body, headers=headers, params={"wait": "false"})
     assert r.status_code == 202, r.text
@@ -153,13 +153,13 @@ def test_hmac_prefix_and_fresh_timestamp_accepted(api: Any) -> None:
 def test_hmac_stale_timestamp_is_401(api: Any) -> None:
     body = json.dumps(new_body()).encode()
     ts = str(int(time.time()) - 600)
-    r = api.client.post(NEW, content=body, headers=signed_headers(body, ts=ts))
+    r = api.client.post(NEW, content=body, headers=signed_headers("POST", NEW, body, ts=ts))
     assert r.status_code == 401 and r.json()["error"]["code"] == "timestamp_stale"
 
 
 def test_hmac_timestamp_must_be_covered(api: Any) -> None:
     body = json.dumps(new_body()).encode()
-    headers = signed_headers(body)  # MAC over the body only
+    headers = body_only_headers(body)  # MAC over the body only
     headers["x-sheen-timestamp"] = str(int(time.time()))
     assert api.client.post(NEW, content=body, headers=headers).status_code == 401
 
@@ -303,14 +303,14 @@ def test_rebuild_base_validation(api: Any, base: Any) -> None:
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2]", b'"str"', b"{", b"\xff\xfe"])
 def test_malformed_bodies_are_400(api: Any, raw: bytes) -> None:
-    r = api.client.post(NEW, content=raw, headers=signed_headers(raw))
+    r = api.client.post(NEW, content=raw, headers=signed_headers("POST", NEW, raw))
     assert r.status_code == 400, r.text
     assert "error" in r.json()
 
 
 def test_oversized_body_is_413(api: Any) -> None:
     raw = json.dumps(new_body(prompt="x" * 2_000_000)).encode()
-    r = api.client.post(NEW, content=raw, headers=signed_headers(raw))
+    r = api.client.post(NEW, content=raw, headers=signed_headers("POST", NEW, raw))
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
 
@@ -344,14 +344,14 @@ def test_unknown_route_is_json_404(api: Any) -> None:
 
 
 def test_status_is_signed(api: Any) -> None:
-    assert api.get("/status").status_code == 401
-    r = api.client.get("/status", headers=signed_headers(b""))
+    assert api.get("/status", sign_it=False).status_code == 401
+    r = api.get("/status")
     assert r.status_code == 200
     assert r.json()["sandbox"]["layer"] in ("cgroup_v2", "cgroup_v1", "watchdog")
 
 
 def test_secret_never_in_responses(api: Any) -> None:
-    r = api.client.get("/status", headers=signed_headers(b""))
+    r = api.get("/status")
     assert TEST_SECRET not in r.text
 
 

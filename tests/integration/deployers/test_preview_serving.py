@@ -147,7 +147,8 @@ def test_temp_dirs_are_never_served(client: httpx.Client, live: LiveServer, depl
     (live.previews / ".tmp-half-1234").mkdir()
     (live.previews / ".tmp-half-1234" / "index.html").write_bytes(b"half")
     r = client.get("/", headers={"Host": live.host(".tmp-half-1234")})
-    assert r.json() == {"inner": True, "path": "/"}  # not a preview host at all
+    # not a deployment label: neither served nor passed to the API behind
+    assert r.status_code == 404 and r.json()["error"]["code"] == "deployment_not_found"
 
 
 def test_deleted_deployment_stops_being_served(
@@ -159,10 +160,13 @@ def test_deleted_deployment_stops_being_served(
 
 
 def test_other_hosts_pass_through_to_the_api(client: httpx.Client, live: LiveServer, deployed: Deployment) -> None:
-    for host in (f"127.0.0.1:{live.port}", f"localhost:{live.port}", "a.b.localhost", "example.com"):
+    for host in (f"127.0.0.1:{live.port}", f"localhost:{live.port}", "example.com"):
         r = client.get("/healthz", headers={"Host": host})
         assert r.status_code == 200, host
         assert r.json() == {"inner": True, "path": "/healthz"}
+    for host in ("a.b.localhost", "-x.localhost", "x.localhost:port"):  # under the preview domain: never the API
+        r = client.get("/healthz", headers={"Host": host})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "deployment_not_found", host
     r = client.post("/generate", content=b"{}")
     assert r.json() == {"inner": True, "path": "/generate"}
 

@@ -16,24 +16,52 @@ from daemon.core import signing as security
 from daemon.core.errors import Unauthorized
 
 
-def test_signature_roundtrip_and_prefix() -> None:
-    sig = security.sign("k", b"{}")
-    security.verify("k", b"{}", sig)
-    security.verify("k", b"{}", "sha256=" + sig)
-    security.verify("k", b"{}", "SHA256=" + sig.upper())
-    with pytest.raises(Unauthorized):
-        security.verify("k", b"{} ", sig)
-    with pytest.raises(Unauthorized):
-        security.verify("k", b"{}", "")
+def test_body_only_signature_roundtrip_and_prefix() -> None:
+    body = b'{"prompt": "x"}'
+    sig = security.sign("k", body)
+    for form in (sig, "sha256=" + sig, "SHA256=" + sig.upper()):
+        assert security.verify_request("k", "POST", "/generate", body, form, None, body_only_ok=True).form == \
+            "body-only"
+    with pytest.raises(Unauthorized, match="does not match"):
+        security.verify_request("k", "POST", "/generate", body + b" ", sig, None, body_only_ok=True)
+    with pytest.raises(Unauthorized, match="missing x-sheen-signature"):
+        security.verify_request("k", "POST", "/generate", body, "", None, body_only_ok=True)
+    with pytest.raises(Unauthorized, match="x-sheen-timestamp"):  # where the route does not allow it
+        security.verify_request("k", "POST", "/generate", body, sig, None, body_only_ok=False)
 
 
-def test_timestamped_signature_and_skew() -> None:
-    sig = security.sign("k", b"x", "1000")
-    security.verify("k", b"x", sig, "1000", now=1200)
+def test_v2_signature_covers_method_target_timestamp_body_and_skew() -> None:
+    sig = security.sign_v2("k", "POST", "/ops/cleanup?dryRun=1", "1000.5", b"{}")
+    ok = security.verify_request("k", "POST", "/ops/cleanup?dryRun=1", b"{}", sig, "1000.5", now=1200)
+    assert ok.form == "v2" and ok.nonce == sig and ok.expires_at == 1000.5 + security.MAX_SKEW_S
+    for method, target, ts, body in (("GET", "/ops/cleanup?dryRun=1", "1000.5", b"{}"),
+                                     ("POST", "/ops/cleanup", "1000.5", b"{}"),
+                                     ("POST", "/ops/cleanup?dryRun=1", "1000.6", b"{}"),
+                                     ("POST", "/ops/cleanup?dryRun=1", "1000.5", b"{ }")):
+        with pytest.raises(Unauthorized, match="does not match"):
+            security.verify_request("k", method, target, body, sig, ts, now=1200)
     with pytest.raises(Unauthorized, match="5 minutes"):
-        security.verify("k", b"x", sig, "1000", now=1400)
+        security.verify_request("k", "POST", "/ops/cleanup?dryRun=1", b"{}", sig, "1000.5", now=1400)
     with pytest.raises(Unauthorized, match="unix seconds"):
-        security.verify("k", b"x", sig, "yesterday", now=1000)
+        security.verify_request("k", "POST", "/x", b"", sig, "yesterday", now=1000)
+
+
+def test_target_is_path_and_query_as_sent() -> None:
+    assert security.target_of(b"/a%20b", b"x=1&y=%2F") == "/a%20b?x=1&y=%2F"
+    assert security.target_of(b"/a?x=1", b"x=1") == "/a?x=1"  # a server that puts the query in raw_path too
+    assert security.target_of(b"/a", b"") == "/a"
+
+
+def test_read_token_roundtrip() -> None:
+    token = security.mint_token("k", "alice", "p1", 2000)
+    assert token.startswith("v1.alice.p1.2000.")
+    assert security.verify_token("k", token, max_ttl_s=3600, now=1000) == ("alice", "p1")
+    with pytest.raises(Unauthorized, match="expired"):
+        security.verify_token("k", token, max_ttl_s=3600, now=2000)
+    with pytest.raises(Unauthorized, match="longer than"):
+        security.verify_token("k", token, max_ttl_s=60, now=1000)
+    with pytest.raises(ValueError):
+        security.mint_token("k", "al.ice", "p1", 2000)
 
 
 def test_ids() -> None:
