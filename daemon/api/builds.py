@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, UlidStr, errors
-from daemon.api.guards import authorize_version, client_ip, queue, reader, rt, signed, streams
+from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
 from daemon.build import service, timeline
 from daemon.build.buildlog import BuildLog
@@ -229,8 +229,7 @@ async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str],
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON.
     A browser's EventSource passes a read token as `?token=`."""
     runtime = rt(request)
-    await authorize_version(request, version_id)
-    await asyncio.to_thread(service.get_version, version_id)  # 404 before the stream starts
+    await scoped(request, [version_id], service.get_version, version_id)  # 403/404 before the stream starts
     try:
         slot = streams(request).acquire(client_ip(request))
     except Unavailable as exc:

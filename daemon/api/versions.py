@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from daemon.api.docs import READ_TOKEN, errors
-from daemon.api.guards import authorize_version, check_scope, reader, rt, signed
+from daemon.api.guards import check_scope, reader, rt, scoped, signed
 from daemon.build import screens, service, timeline
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
@@ -37,15 +37,15 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
 @get("/versions/{version_id:str}", guards=[reader], summary="One version")
 async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str],
                       token: READ_TOKEN = None) -> dict[str, Any]:
-    await authorize_version(request, version_id)
     try:
-        v = await asyncio.to_thread(service.get_version, version_id)
+        v = await scoped(request, [version_id], service.get_version, version_id)
     except AppError as exc:
         remote = None
         if exc.status == 404 and valid_version_id(version_id):
             remote = await asyncio.to_thread(syncops.remote_version, rt(request), version_id)
         if remote is None:
             raise
+        check_scope(request, remote["userId"], remote["projectId"])
         return remote
     return service.version_json(v)
 
@@ -71,9 +71,12 @@ async def get_log(request: Request[Any, Any, Any], version_id: FromPath[str],
                   token: READ_TOKEN = None) -> Response[bytes]:
     """The whole log, or its last [server] max_log_bytes (X-Log-Truncated then gives the whole size)."""
     runtime = rt(request)
-    await authorize_version(request, version_id)
-    await asyncio.to_thread(service.get_version, version_id)
-    data, size = await asyncio.to_thread(read_log, runtime.log_path(version_id), runtime.cfg.server.max_log_bytes)
+
+    def load() -> tuple[bytes, int]:
+        service.get_version(version_id)  # 404 for an unknown version
+        return read_log(runtime.log_path(version_id), runtime.cfg.server.max_log_bytes)
+
+    data, size = await scoped(request, [version_id], load)
     headers = {"X-Log-Truncated": str(size)} if len(data) < size else None
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
@@ -90,15 +93,15 @@ async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[st
     """patch (text/x-diff), stat (JSON per-file counts), files (changed paths), visual (PNG) or visual-stats.
     A source diff over [server] max_diff_bytes answers 413 naming mode=stat."""
     runtime = rt(request)
-    await authorize_version(request, version_id, other_id)
+    ids = [version_id, other_id]
     if mode in ("visual", "visual-stats"):
-        out = await asyncio.to_thread(screens.visual_diff, runtime, version_id, other_id,
-                                      stats_only=mode == "visual-stats")
+        out = await scoped(request, ids, screens.visual_diff, runtime, version_id, other_id,
+                           stats_only=mode == "visual-stats")
         cap = 3 * runtime.cfg.server.max_screenshot_bytes  # two screenshots and the difference, side by side
         if isinstance(out, bytes) and len(out) > cap:
             raise _too_large("the visual diff", len(out), cap, "ask for mode=visual-stats")
         return Response(out) if mode == "visual-stats" else Response(out, media_type="image/png")
-    result = await asyncio.to_thread(timeline.diff, runtime, version_id, other_id, mode)
+    result = await scoped(request, ids, timeline.diff, runtime, version_id, other_id, mode)
     cap = runtime.cfg.server.max_diff_bytes
     if mode == "patch":
         body = result.encode("utf-8", "replace") if isinstance(result, str) else result
@@ -118,8 +121,7 @@ async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[st
 async def get_screenshot(request: Request[Any, Any, Any], version_id: FromPath[str],
                          size: FromQuery[str] = "desktop", token: READ_TOKEN = None) -> Response[bytes]:
     runtime = rt(request)
-    await authorize_version(request, version_id)
-    png = await asyncio.to_thread(screens.screenshot, runtime, version_id, size)
+    png = await scoped(request, [version_id], screens.screenshot, runtime, version_id, size)
     if len(png) > runtime.cfg.server.max_screenshot_bytes:
         raise _too_large("the screenshot", len(png), runtime.cfg.server.max_screenshot_bytes,
                          "raise [server] max_screenshot_bytes")
