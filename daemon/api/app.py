@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -18,17 +17,20 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon.build import deploywatch, screens, service, timeline
+from daemon.build import deploywatch, diffs, publish, screens, submit
+from daemon.build import restore as restoring
+from daemon.build import rollback as rolling_back
 from daemon.build.queue import BuildQueue
-from daemon.core import ratelimit
+from daemon.core import pointers, ratelimit, versions
 from daemon.core import signing as security
 from daemon.core.contract import ContractError
 from daemon.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
-from daemon.core.ids import valid_id, valid_version_id
+from daemon.core.ids import check_project_ids, valid_version_id
 from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.ops import metrics
 from daemon.ops import replication as syncops
+from daemon.ops import status as status_view
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
@@ -144,9 +146,9 @@ async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: 
     rt = _rt(request)
     if wait and rt.cfg.server.wait_timeout_s > 0:
         await rt.waiters.wait(version_id, rt.cfg.server.wait_timeout_s,
-                              lambda: service.get_version(version_id).status in service.TERMINAL)
-    v = await asyncio.to_thread(service.get_version, version_id)
-    status, body = service.build_answer(rt, v)
+                              lambda: versions.get(version_id).status in submit.TERMINAL)
+    v = await asyncio.to_thread(versions.get, version_id)
+    status, body = submit.build_answer(rt, v)
     return Response(body, status_code=status)
 
 
@@ -156,9 +158,9 @@ async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBo
                     wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
     rt = _rt(request)
-    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=False,
+    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=False,
                                       max_prompt=rt.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(service.submit_new, rt, request.app.state.queue, req)
+    v = await asyncio.to_thread(submit.submit_new, rt, request.app.state.queue, req)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -168,9 +170,9 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
                   wait: FromQuery[bool] = True) -> Response[Any]:
     """Refine a project from its base version (default: the latest deployed)."""
     rt = _rt(request)
-    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=True,
+    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=True,
                                       max_prompt=rt.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(service.submit_rebuild, rt, request.app.state.queue, req)
+    v = await asyncio.to_thread(submit.submit_rebuild, rt, request.app.state.queue, req)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -180,8 +182,8 @@ async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]
     """Run the generator only and return the seed's JSON contract."""
     rt = _rt(request)
     _check_prompt(rt, data.prompt)
-    if data.framework is not None and data.framework not in service.FRAMEWORKS:
-        raise BadRequest(f"framework must be one of {', '.join(service.FRAMEWORKS)}", code="invalid_field",
+    if data.framework is not None and data.framework not in submit.FRAMEWORKS:
+        raise BadRequest(f"framework must be one of {', '.join(submit.FRAMEWORKS)}", code="invalid_field",
                          field="framework")
     try:
         result = await asyncio.to_thread(rt.generator.generate,
@@ -199,10 +201,9 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str
                           project_id: FromPath[str]) -> dict[str, Any]:
     """KV first, the database second (the seed's retrieve flow)."""
     rt = _rt(request)
-    for name, value in (("userId", user_id), ("projectId", project_id)):
-        if not valid_id(value):
-            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
-    ptr = rt.pointer_nowait(user_id, project_id) or await asyncio.to_thread(rt.pointer, user_id, project_id)
+    check_project_ids(user_id, project_id)
+    ptr = pointers.read_nowait(rt.kv, user_id, project_id) \
+        or await asyncio.to_thread(pointers.read, rt.kv, user_id, project_id)
     if ptr is None:
         raise NotFound(f"project {user_id}/{project_id} has no preview", code="project_not_found")
     return ptr
@@ -212,7 +213,7 @@ async def preview_pointer(request: Request[Any, Any, Any], user_id: FromPath[str
 async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str], projectId: FromQuery[str],
                         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """History panel; a project this droplet does not hold is answered from the Postgres replica."""
-    items = await asyncio.to_thread(service.history, userId, projectId, limit)
+    items = await asyncio.to_thread(versions.history_json, userId, projectId, limit)
     if not items:
         items = (await asyncio.to_thread(syncops.remote_history, _rt(request), userId, projectId))[:limit]
     return {"versions": items}
@@ -221,7 +222,7 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
 @get("/versions/{version_id:str}", summary="One version")
 async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
     try:
-        v = await asyncio.to_thread(service.get_version, version_id)
+        v = await asyncio.to_thread(versions.get, version_id)
     except AppError as exc:
         remote = None
         if exc.status == 404 and valid_version_id(version_id):
@@ -229,7 +230,7 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
         if remote is None:
             raise
         return remote
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 @get("/versions/{version_id:str}/screenshot", summary="A deployed version's screenshot (PNG)",
@@ -253,8 +254,8 @@ async def sync_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/versions/{version_id:str}/log", summary="A version's build log (text)", media_type="text/plain")
 async def get_log(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Response[bytes]:
     rt = _rt(request)
-    await asyncio.to_thread(service.get_version, version_id)
-    path = rt.log_path(version_id)
+    await asyncio.to_thread(versions.get, version_id)
+    path = rt.layout.log_path(version_id)
     data = await asyncio.to_thread(lambda: path.read_bytes() if path.exists() else b"")
     return Response(data, media_type="text/plain; charset=utf-8")
 
@@ -263,7 +264,7 @@ async def get_log(request: Request[Any, Any, Any], version_id: FromPath[str]) ->
 async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Queue, versions by status, sandbox layer, sync backlog, disk."""
     rt = _rt(request)
-    return await asyncio.to_thread(service.status_report, rt, request.app.state.queue)
+    return await asyncio.to_thread(status_view.status_report, rt, request.app.state.queue)
 
 
 class ProjectRef(msgspec.Struct):
@@ -280,7 +281,7 @@ async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[st
     if mode in ("visual", "visual-stats"):
         out = await asyncio.to_thread(screens.visual_diff, rt, version_id, other_id, stats_only=mode == "visual-stats")
         return Response(out) if mode == "visual-stats" else Response(out, media_type="image/png")
-    result = await asyncio.to_thread(timeline.diff, rt, version_id, other_id, mode)
+    result = await asyncio.to_thread(diffs.diff, rt, version_id, other_id, mode)
     if mode == "patch":
         return Response(result.encode("utf-8", "replace") if isinstance(result, str) else result,
                         media_type="text/x-diff; charset=utf-8")
@@ -293,7 +294,7 @@ async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], d
                    wait: FromQuery[bool] = True) -> Response[Any]:
     """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
     rt = _rt(request)
-    v = await asyncio.to_thread(timeline.rollback, rt, request.app.state.queue, data.userId, data.projectId,
+    v = await asyncio.to_thread(rolling_back.rollback, rt, request.app.state.queue, data.userId, data.projectId,
                                 version_id)
     return await _answer_build(request, v.version_id, wait)
 
@@ -302,27 +303,27 @@ async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], d
       responses=errors(409))
 async def undo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     """Make the previously live version live again, without rebuilding."""
-    return await _walk(request, user_id, project_id, timeline.undo)
+    return await _walk(request, user_id, project_id, "undo")
 
 
 @post("/projects/{user_id:str}/{project_id:str}/redo", guards=[signed], status_code=200, summary="Redo",
       responses=errors(409))
 async def redo(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
     """Step forward again after an undo."""
-    return await _walk(request, user_id, project_id, timeline.redo)
+    return await _walk(request, user_id, project_id, "redo")
 
 
-async def _walk(request: Request[Any, Any, Any], user_id: str, project_id: str,
-                step: Callable[[Runtime, Any, Any], Any]) -> dict[str, Any]:
-    v = await asyncio.to_thread(step, _rt(request), user_id, project_id)
+async def _walk(request: Request[Any, Any, Any], user_id: str, project_id: str, direction: str) -> dict[str, Any]:
+    check_project_ids(user_id, project_id)
+    v = await asyncio.to_thread(publish.walk, _rt(request), user_id, project_id, direction)
     return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
-            **timeline.navigation(user_id, project_id)}
+            **versions.navigation(user_id, project_id)}
 
 
 @post("/projects/{user_id:str}/{project_id:str}/restore", guards=[signed], status_code=200,
       summary="Restore a project's history from the packs in object storage", responses=errors(409, 503))
 async def restore(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str]) -> dict[str, Any]:
-    return await asyncio.to_thread(timeline.restore, _rt(request), user_id, project_id)
+    return await asyncio.to_thread(restoring.restore, _rt(request), user_id, project_id)
 
 
 @post("/cf-pages-callback", status_code=200, summary="Cloudflare Pages deployment notification",

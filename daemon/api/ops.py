@@ -14,7 +14,6 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from daemon.api.app import errors, signed
-from daemon.build import service
 from daemon.build.buildlog import BuildLog
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
@@ -34,7 +33,7 @@ def _rt(request: Request[Any, Any, Any]) -> Runtime:
 
 def set_pinned(rt: Runtime, version_id: str, pinned: bool) -> ProjectVersion:
     """Pin or unpin a version (404 unknown); a no-op when it already is, so the row version does not move."""
-    v = service.get_version(version_id)
+    v = versions.get(version_id)
     if bool(v.pinned) == pinned:
         return v
     return versions.update(rt.outbox, version_id, pinned=pinned)
@@ -44,13 +43,13 @@ def set_pinned(rt: Runtime, version_id: str, pinned: bool) -> ProjectVersion:
 async def pin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
     """Cleanup never deletes a pinned version, its artifact or its preview."""
     v = await asyncio.to_thread(set_pinned, _rt(request), version_id, True)
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 @post("/versions/{version_id:str}/unpin", guards=[signed], status_code=200, summary="Unpin a version")
 async def unpin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
     v = await asyncio.to_thread(set_pinned, _rt(request), version_id, False)
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 @get("/metrics", summary="Prometheus metrics", media_type=metrics.CONTENT_TYPE)
@@ -116,7 +115,7 @@ async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator
             attached = await asyncio.to_thread(attach, blog, on_line)
             if attached is not None:
                 break
-        v = await asyncio.to_thread(service.get_version, version_id)
+        v = await asyncio.to_thread(versions.get, version_id)
         if v.status not in ("queued", "building") and rt.live_logs.get(version_id) is None:
             break  # finished (or deploying without a build thread): the stored log is complete
         await asyncio.sleep(WAIT_POLL_S)  # queued: the worker has not opened the log yet
@@ -124,13 +123,13 @@ async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator
         if n % int(KEEPALIVE_S / WAIT_POLL_S) == 0:
             yield ServerSentEventMessage(comment=f"waiting, {v.status}")
     if attached is None:
-        path = rt.log_path(version_id)
+        path = rt.layout.log_path(version_id)
         text = await asyncio.to_thread(lambda: path.read_text(encoding="utf-8", errors="replace")
                                        if path.exists() else "")
         for i, line in enumerate(_lines(text), 1):
             if i > skip:
                 yield ServerSentEventMessage(data=line, id=i)
-        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+        yield _status_event(await asyncio.to_thread(versions.get, version_id))
         return
     stored, off = attached
     try:
@@ -150,7 +149,7 @@ async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator
             count += 1
             if count > skip:
                 yield ServerSentEventMessage(data=item, id=count)
-        yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+        yield _status_event(await asyncio.to_thread(versions.get, version_id))
     finally:  # also on a client disconnect (the stream is cancelled)
         off()
 
@@ -160,7 +159,7 @@ async def _log_events(rt: Runtime, version_id: str, skip: int) -> AsyncGenerator
 async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON."""
     rt = _rt(request)
-    await asyncio.to_thread(service.get_version, version_id)  # 404 before the stream starts
+    await asyncio.to_thread(versions.get, version_id)  # 404 before the stream starts
     last = request.headers.get("last-event-id", "")
     skip = int(last) if last.isdigit() else 0
     return ServerSentEvent(_log_events(rt, version_id, skip))

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from daemon.api import ops as ops_api
 from daemon.api.app import create_app
@@ -23,58 +20,12 @@ from daemon.build.pipeline import Pipeline
 from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
 from daemon.core.config import Config
-from daemon.core.db import PRAGMAS
 from daemon.ops import metrics
 from daemon.ops.scheduler import Scheduler
 from daemon.runtime import Runtime
 from sandbox import orphans
-from sync.handlers import kv_handler, objects_handler, replica_handler
-from sync.loop import SyncLoop
-from sync.outbox import Outbox, OutboxItem
 
 log = logging.getLogger("previewd")
-
-BOOL_COLUMNS = ("needs_rebuild", "pinned")
-BUSY_TIMEOUT_S = 10.0
-
-
-def raw_connect(path: str) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the daemon's pragmas (for sync's own transactions)."""
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                           check_same_thread=False)
-    for name, value in PRAGMAS.items():
-        conn.execute(f"PRAGMA {name}={value}")
-    return conn
-
-
-def _row_record(conn: sqlite3.Connection, version_id: str) -> dict[str, Any] | None:
-    """The replica record of a row, read on sync's own connection (it holds the write lock here)."""
-    cur = conn.execute("SELECT * FROM project_versions WHERE version_id = ?", (version_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    cols = [d[0] for d in cur.description]
-    data = dict(zip(cols, row, strict=True))
-    rec: dict[str, Any] = {}
-    for k in RECORD_KEYS:
-        val = data.get(k)
-        if k in BOOL_COLUMNS:
-            val = bool(val)
-        elif k == "claude_json":
-            val = json.loads(val) if val else None
-        elif k in ("created_at", "updated_at", "archived_at") and val:
-            val = str(val).replace(" ", "T") + ("" if "+" in str(val) else "+00:00")
-        rec[k] = val
-    return rec
-
-
-RECORD_KEYS = (
-    "version_id", "user_id", "project_id", "prompt", "parent_version_id", "preview_url", "artifact_url",
-    "framework", "build_duration_ms", "output_size_bytes", "claude_json", "status", "needs_rebuild",
-    "base_snapshot_id", "cf_deployment_id", "node_version", "pnpm_version", "created_at", "failure_reason",
-    "pinned", "rollback_of", "archived_at", "updated_at", "row_version",
-)
-
 
 class AlreadyRunning(Exception):
     """Another daemon holds the data dir."""
@@ -117,40 +68,14 @@ class Daemon:
         self.rt = Runtime(cfg)
         self.pipeline = Pipeline(self.rt)
         self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run)
-        db_path = str(self.rt.data_dir / "state.db")
-        outbox = Outbox(lambda: raw_connect(db_path), on_done=self._on_synced)
-        handlers: dict[str, Any] = {"kv": kv_handler(self.rt.kv)}
-        if self.rt.replica is not None:
-            handlers["replica"] = replica_handler(self.rt.replica)
-        if self.rt.remote_objects is not None:
-            handlers["objects"] = objects_handler(self.rt.remote_objects)
-        self.sync = SyncLoop(outbox, handlers, interval_s=cfg.sync.interval_s)
-        self.outbox = outbox
-        self.rt.sync_loop = self.sync
-        self.scheduler = Scheduler(self)
+        self.sync = self.rt.sync_loop
+        self.scheduler = Scheduler(self.rt)
         metrics.install_metrics(self.rt)
         self.app = create_app(self.rt, self.queue, ops_api.HANDLERS)
         self.asgi = logging_setup.RequestIdMiddleware(
             make_preview_asgi(PointerFastPath(self.app, self.rt), self.rt.data_dir / "previews",  # type: ignore[arg-type]
                               cfg.server.preview_domain))
         self.started_at = time.time()
-
-    def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
-        """An artifact upload was confirmed: record its URL (and replicate that change) in sync's transaction."""
-        if destination != "objects" or self.rt.remote_objects is None:
-            return
-        for item in items:
-            vid = item.payload.get("version_id")
-            key = item.payload.get("key", item.key)
-            if not vid or "/snapshots/" not in key:
-                continue
-            conn.execute(
-                "UPDATE project_versions SET artifact_url = ?, row_version = row_version + 1, "
-                "updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE version_id = ?",
-                (self.rt.remote_objects.url(key), vid))
-            rec = _row_record(conn, vid)
-            if rec is not None and self.rt.replica is not None:
-                self.outbox.add(conn, "replica", vid, rec)
 
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from daemon.build import service
+from daemon.build import submit
 from daemon.core import versions
 from tests.conftest import signed_headers
 from tests.fuzz.api_support import CHECKS, Signer, error_shape
@@ -74,9 +74,9 @@ def seeded(fuzz_daemon: Any, api_schema: Any) -> dict[str, Any]:
     """Real rows to aim at: a queued, a failed and a deployed (no artifact, no repo) version in two projects."""
     ids = []
     for user, project in (("u1", "p1"), ("u1", "p2"), ("u2", "p1")):
-        req = service.parse_build_request({"userId": user, "projectId": project, "prompt": "a bakery"},
+        req = submit.parse_build_request({"userId": user, "projectId": project, "prompt": "a bakery"},
                                           rebuild=False, max_prompt=1000)
-        ids.append(service.submit_new(fuzz_daemon.rt, fuzz_daemon.queue, req).version_id)
+        ids.append(submit.submit_new(fuzz_daemon.rt, fuzz_daemon.queue, req).version_id)
     outbox = fuzz_daemon.rt.outbox
     versions.update(outbox, ids[1], status="failed", failure_reason="build_failed", failure_message="boom")
     versions.update(outbox, ids[2], status="deployed", preview_url="http://x.localhost:1/")
