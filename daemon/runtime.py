@@ -88,14 +88,17 @@ class Waiters:
 class Runtime:
     """Everything a running daemon holds; built once from the config and handed down."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, generator: Generator | None = None, deployer: Deployer | None = None,
+                 kv: KV | None = None) -> None:
+        """Pick every edge from the config; `generator`, `deployer` and `kv` replace the configured ones
+        (tests hand in fakes of the Protocols here)."""
         self.cfg = cfg
         self.layout = Layout.of(cfg.data_dir, cfg.paths.pnpm_store)
         self.layout.create()
         ensure_hmac_secret(cfg)
         connect(cfg.data_dir)
         self.local_objects: ObjectStore = make_object_store("local", root=self.layout.objects)
-        self.kv: KV = self._make_kv()
+        self.kv: KV = kv if kv is not None else self._make_kv()
         self.remote_objects: ObjectStore | None = self._make_remote_objects()
         self.replica: Replica | None = make_replica(cfg.replica.backend, dsn=cfg.secrets.pg_dsn,
                                                     table=cfg.replica.table, schema=cfg.replica.schema) \
@@ -113,12 +116,12 @@ class Runtime:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = FilteredOutbox(outbox, set(handlers))
         self.sync_loop = SyncLoop(outbox, handlers, interval_s=cfg.sync.interval_s)
-        self.generator: Generator = make_generator(
+        self.generator: Generator = generator or make_generator(
             cfg.generator.backend, command=cfg.generator.command, claude_executable=cfg.generator.claude_executable,
             model=cfg.generator.model or None, timeout_s=cfg.generator.timeout_s,
             limits=ContractLimits(max_files=cfg.generator.max_files, max_file_bytes=cfg.generator.max_file_bytes,
                                   max_total_bytes=cfg.generator.max_total_bytes))
-        self.deployer: Deployer = self._make_deployer()
+        self.deployer: Deployer = deployer or self._make_deployer()
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
         self.build_user = cfg.sandbox.build_user or None
         self.build_ids = user_ids(self.build_user) if self.build_user else None
