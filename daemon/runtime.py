@@ -5,7 +5,6 @@ Wiring only: state changes live in `daemon.core.versions` and `daemon.build.publ
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import sqlite3
@@ -21,6 +20,7 @@ from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
 from daemon.core.db import ProjectVersion, connect, database, raw_connect
 from daemon.core.layout import Layout
+from daemon.core.waiters import Waiters
 from daemon.deployers.base import Deployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
@@ -29,60 +29,11 @@ from sync.handlers import kv_handler, objects_handler, replica_handler
 from sync.kv import KV
 from sync.loop import SyncLoop
 from sync.objects import ObjectStore
-from sync.outbox import Handler, Outbox, OutboxItem
+from sync.outbox import EnabledOutbox, Handler, Outbox, OutboxItem
 from sync.registry import make_kv, make_object_store, make_replica
 from sync.replica import Replica
 
 log = logging.getLogger("previewd")
-
-
-class FilteredOutbox:
-    """Writes outbox rows only for destinations that exist in this configuration."""
-
-    def __init__(self, outbox: Outbox, enabled: set[str]) -> None:
-        self.outbox = outbox
-        self.enabled = enabled
-
-    def add(self, conn: Any, destination: str, key: str, payload: dict[str, Any]) -> None:
-        if destination in self.enabled:
-            self.outbox.add(conn, destination, key, payload)
-
-
-class Waiters:
-    """Lets API requests await a version reaching a terminal state without polling the database."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._callbacks: dict[str, list[Callable[[], None]]] = {}
-
-    def notify(self, version_id: str) -> None:
-        with self._lock:
-            callbacks = self._callbacks.pop(version_id, [])
-        for cb in callbacks:
-            cb()
-
-    async def wait(self, version_id: str, timeout: float, is_done: Callable[[], bool]) -> bool:
-        """True when the version finished within timeout."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(lambda: None if fut.done() else fut.set_result(None))
-
-        with self._lock:
-            self._callbacks.setdefault(version_id, []).append(wake)
-        try:
-            if is_done():
-                return True
-            await asyncio.wait_for(fut, timeout)
-            return True
-        except TimeoutError:
-            return is_done()
-        finally:
-            with self._lock:
-                cbs = self._callbacks.get(version_id)
-                if cbs and wake in cbs:
-                    cbs.remove(wake)
 
 
 class Runtime:
@@ -114,7 +65,7 @@ class Runtime:
             handlers["replica"] = replica_handler(self.replica)
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
-        self.outbox = FilteredOutbox(outbox, set(handlers))
+        self.outbox = EnabledOutbox(outbox, set(handlers))
         self.sync_loop = SyncLoop(outbox, handlers, interval_s=cfg.sync.interval_s)
         self.generator: Generator = generator or make_generator(
             cfg.generator.backend, command=cfg.generator.command, claude_executable=cfg.generator.claude_executable,

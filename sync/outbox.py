@@ -371,3 +371,15 @@ def _describe(error: BaseException) -> str:
     """One line for last_error; SyncError's str already carries its code."""
     text = str(error) or type(error).__name__
     return text.splitlines()[0][:500]
+
+
+class EnabledOutbox:
+    """Writes outbox rows only for destinations that exist in this configuration."""
+
+    def __init__(self, outbox: Outbox, enabled: set[str]) -> None:
+        self.outbox = outbox
+        self.enabled = enabled
+
+    def add(self, conn: Any, destination: str, key: str, payload: dict[str, Any]) -> None:
+        if destination in self.enabled:
+            self.outbox.add(conn, destination, key, payload)
