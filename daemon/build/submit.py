@@ -1,0 +1,136 @@
+"""Taking build requests: validate a body, queue a new project's first build or a rebuild, shape the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from daemon.build.buildlog import read_tail
+from daemon.core import ratelimit, versions
+from daemon.core.db import ProjectVersion
+from daemon.core.errors import BadRequest, Conflict, NotFound
+from daemon.core.ids import check_project_ids, valid_version_id
+
+if TYPE_CHECKING:
+    from daemon.build.queue import BuildQueue
+    from daemon.runtime import Runtime
+
+FRAMEWORKS = ("react", "nextjs", "vue", "svelte")
+TERMINAL = ("deployed", "failed")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """A validated request for a new project build or a rebuild."""
+
+    user_id: str
+    project_id: str
+    prompt: str
+    framework: str | None = None
+    base_version_id: str | None = None
+
+
+def _field(data: dict[str, Any], name: str, *, required: bool, kind: type = str) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name} is required", code="missing_field", field=name)
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadRequest(f"{name} must be a {kind.__name__}", code="invalid_field", field=name)
+    return value
+
+
+def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRequest:
+    """Validate a build body; a 400 names the first bad field."""
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_body")
+    user_id = _field(data, "userId", required=True)
+    project_id = _field(data, "projectId", required=True)
+    prompt = _field(data, "prompt", required=True)
+    check_project_ids(user_id, project_id)
+    if not prompt.strip():
+        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
+    if len(prompt) > max_prompt:
+        raise BadRequest(f"prompt is longer than {max_prompt} characters", code="invalid_field", field="prompt")
+    if "\x00" in prompt:
+        raise BadRequest("prompt must not contain NUL characters", code="invalid_field", field="prompt")
+    framework = _field(data, "framework", required=False)
+    if framework is not None and framework not in FRAMEWORKS:
+        raise BadRequest(f"framework must be one of {', '.join(FRAMEWORKS)}", code="invalid_field",
+                         field="framework")
+    base = None
+    if rebuild:
+        base = _field(data, "baseVersionId", required=False)
+        if base is not None and not valid_version_id(base):
+            raise BadRequest("baseVersionId must be a version id (ULID)", code="invalid_field", field="baseVersionId")
+    return BuildRequest(user_id, project_id, prompt, framework, base)
+
+
+def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
+    """Queue the first build of a project: 409 when it exists or is building, 429 past the user's cap."""
+    # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
+    if versions.live_version(req.user_id, req.project_id) is not None:
+        raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
+    cap = rt.cfg.rate_limits.new_projects_per_user_per_hour
+    v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
+                        framework=req.framework,
+                        admit=lambda: ratelimit.hit(f"user-new:{req.user_id}", cap, "new projects per user"))
+    queue.enqueue(v.version_id)
+    rt.sync_nudge()
+    return v
+
+
+def resolve_base(req: BuildRequest) -> ProjectVersion:
+    """The version a rebuild starts from: the given one, else the latest deployed (404 when none)."""
+    if req.base_version_id:
+        base = ProjectVersion.get_or_none(ProjectVersion.version_id == req.base_version_id)
+        if base is None or base.user_id != req.user_id or base.project_id != req.project_id:
+            raise NotFound(f"base version {req.base_version_id} not found in project {req.project_id}",
+                           code="base_not_found")
+        if base.status != "deployed":
+            raise Conflict(f"base version {base.version_id} is {base.status}; only deployed versions can be a base",
+                           code="base_not_deployed")
+        return base
+    if not versions.project_exists(req.user_id, req.project_id):
+        raise NotFound(f"project {req.user_id}/{req.project_id} not found", code="project_not_found")
+    base = versions.live_version(req.user_id, req.project_id)
+    if base is None:
+        busy = versions.in_flight(req.user_id, req.project_id)
+        if busy is not None:
+            raise Conflict(f"project {req.project_id} has no deployed version yet; build {busy.version_id} is "
+                           f"{busy.status}", code="build_in_flight", versionId=busy.version_id)
+        raise NotFound(f"project {req.project_id} has no deployed version to rebuild from", code="base_not_found")
+    return base
+
+
+def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
+    """Queue a refinement of an existing project from its base version."""
+    base = resolve_base(req)
+    busy = versions.in_flight(req.user_id, req.project_id)
+    if busy is not None:
+        raise Conflict(f"project {req.project_id} already has build {busy.version_id} {busy.status}",
+                       code="build_in_flight", versionId=busy.version_id)
+    bucket = f"project-rebuild:{req.user_id}:{req.project_id}"
+    cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
+    v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
+                        kind="rebuild", framework=req.framework or base.framework,
+                        parent_version_id=base.version_id,
+                        admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+    queue.enqueue(v.version_id)
+    rt.sync_nudge()
+    return v
+
+
+def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
+    """The seed's build response for a finished version, or the 202 form for one still running."""
+    if v.status == "deployed":
+        return 200, {"success": True, "previewUrl": v.preview_url, "versionId": v.version_id,
+                     "buildTime": v.build_duration_ms}
+    if v.status == "failed":
+        return 200, {"success": False, "versionId": v.version_id, "buildTime": v.build_duration_ms,
+                     "error": {"code": v.failure_reason or "build_failed", "message": v.failure_message or ""},
+                     "logTail": read_tail(rt.layout.log_path(v.version_id), rt.cfg.build.keep_logs_lines)}
+    return 202, {"success": True, "versionId": v.version_id, "status": v.status,
+                 "statusUrl": f"{rt.cfg.base_url}/versions/{v.version_id}",
+                 "logUrl": f"{rt.cfg.base_url}/versions/{v.version_id}/log"}
