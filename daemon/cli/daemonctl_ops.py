@@ -7,14 +7,12 @@ import json
 import sqlite3
 import sys
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import httpx
 
+from daemon.cli.client import Client
 from daemon.core.config import Config
-
-if TYPE_CHECKING:
-    from daemon.cli.daemonctl import Client
 
 COMMANDS = ("status", "logs", "pin", "cleanup", "config", "doctor")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
@@ -79,8 +77,6 @@ def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> in
 
 
 def _client(cfg: Config, url: str | None) -> Client:
-    from daemon.cli.daemonctl import Client
-
     return Client(cfg, url)
 
 
