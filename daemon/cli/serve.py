@@ -110,13 +110,14 @@ class DataDirLock:
 class Daemon:
     """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, immediate: bool = False) -> None:
+        """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed."""
         self.cfg = cfg
         self.lock = DataDirLock(cfg.data_dir)
         self.lock.acquire()
         self.rt = Runtime(cfg)
         self.pipeline = Pipeline(self.rt)
-        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run)
+        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
         db_path = str(self.rt.data_dir / "state.db")
         outbox = Outbox(lambda: raw_connect(db_path), on_done=self._on_synced)
         handlers: dict[str, Any] = {"kv": kv_handler(self.rt.kv)}

@@ -14,8 +14,8 @@ import pytest
 
 from daemon.cli import daemonctl_ops as ctl_ops
 from daemon.core.config import load
-from tests.conftest import TEST_SECRET
-from tests.e2e.conftest import LiveDaemon
+from tests.support import TEST_SECRET
+from tests.support.live import LiveDaemon
 
 pytestmark = pytest.mark.pnpm
 

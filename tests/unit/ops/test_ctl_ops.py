@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import daemonctl_ops as ctl_ops
-from tests.conftest import make_config
+from tests.support import make_config
 
 
 def _args(*argv: str) -> argparse.Namespace:
