@@ -164,8 +164,10 @@ def test_hmac_timestamp_must_be_covered(api: Any) -> None:
     assert api.client.post(NEW, content=body, headers=headers).status_code == 401
 
 
-def test_secret_is_the_configured_one() -> None:
-    assert TEST_SECRET  # the fixture's daemon uses it; a different secret fails above
+def test_secret_is_the_configured_one(api: Any) -> None:
+    assert api.daemon.cfg.secrets.hmac_secret == TEST_SECRET  # from the environment make_config passes
+    assert api.client.get("/status", headers=signed_headers(b"")).status_code == 200
+    assert api.client.get("/status", headers=signed_headers(b"", secret=TEST_SECRET + "x")).status_code == 401
 
 
 # -- rate caps --------------------------------------------------------------------------------------------
