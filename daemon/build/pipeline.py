@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import sandbox
 from daemon.build import artifacts, deploywatch, frameworks, publish, toolchain
-from daemon.core import logging_setup, versions
 from daemon.build.buildlog import BuildLog
+from daemon.build.workspace import materialize
+from daemon.core import logging_setup, versions
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
@@ -25,7 +26,6 @@ from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
 from sandbox.output import file_bytes
 from sandbox.ownership import hand_over
-from daemon.build.workspace import materialize
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

@@ -61,13 +61,14 @@ class DataDirLock:
 class Daemon:
     """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, immediate: bool = False) -> None:
+        """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed."""
         self.cfg = cfg
         self.lock = DataDirLock(cfg.data_dir)
         self.lock.acquire()
         self.rt = Runtime(cfg)
         self.pipeline = Pipeline(self.rt)
-        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run)
+        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
         self.sync = self.rt.sync_loop
         self.scheduler = Scheduler(self.rt)
         metrics.install_metrics(self.rt)

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from daemon.core.db import utcnow
-from tests.conftest import signed_headers
+from tests.support import signed_headers
 
 SETUP_IP = "127.0.0.2"
 BACKEND_IP = "127.0.0.3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import signed_headers
-from tests.e2e.conftest import LiveDaemon
+from tests.support import signed_headers
+from tests.support.live import LiveDaemon
 
 
 def _hits(d: LiveDaemon, n: int) -> list[int]:

@@ -17,8 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from daemon.core.signing import sign
-from tests.conftest import TEST_SECRET
+from tests.support import signed_headers
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]
@@ -41,24 +40,24 @@ class Signer(requests.auth.AuthBase):
         assert isinstance(body, bytes), f"unexpected body type {type(body)}"
         pick = zlib.crc32(f"{r.method} {r.url}".encode() + b"\0" + body) % 10
         now = str(int(time.time()))
+        signed: dict[str, str] = {}
         if pick == 0:
             self.mode = "unsigned"
         elif pick == 1:
             self.mode = "wrong"
-            r.headers["x-sheen-signature"] = sign("not-the-secret", body)
+            signed = signed_headers(body, secret="not-the-secret")
         elif pick == 2:
             self.mode = "stale"
-            stale = str(int(time.time()) - 3600)
-            r.headers["x-sheen-timestamp"] = stale
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, stale)
+            signed = signed_headers(body, ts=str(int(time.time()) - 3600))
         elif pick in (3, 4):
             self.mode = "timestamped"
-            r.headers["x-sheen-timestamp"] = now
-            r.headers["x-sheen-signature"] = sign(TEST_SECRET, body, now)
+            signed = signed_headers(body, ts=now)
         else:
             self.mode = "signed"
-            mac = sign(TEST_SECRET, body)
-            r.headers["x-sheen-signature"] = f"sha256={mac}" if pick % 2 else mac
+            signed = signed_headers(body)
+            if pick % 2:
+                signed["x-sheen-signature"] = "sha256=" + signed["x-sheen-signature"]
+        r.headers.update({k: v for k, v in signed.items() if k.startswith("x-sheen-")})
         return r
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from daemon.cli.serve import Daemon
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.deployers.local import deployment_id_for
-from tests.conftest import make_config
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 
@@ -110,10 +109,6 @@ def db_dump(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def ops(tmp_path: Path) -> Iterator[Seeder]:
+def ops(tmp_path: Path, make_daemon: Callable[..., Daemon]) -> Seeder:
     """A daemon (worker not started) with its own pnpm store, plus a seeder."""
-    cfg = make_config(tmp_path)
-    cfg.paths.pnpm_store = str(tmp_path / "pnpm-store")  # never prune the shared test store
-    d = Daemon(cfg)
-    yield Seeder(d)
-    d.close()
+    return Seeder(make_daemon(paths={"pnpm_store": str(tmp_path / "pnpm-store")}))  # never prune the shared store

@@ -18,8 +18,8 @@ from daemon.api.app import create_app
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.ops import alerts, metrics
-from tests.conftest import ApiClient
 from tests.integration.ops.conftest import Seeder
+from tests.support import ApiClient
 
 
 @pytest.fixture
