@@ -1,4 +1,8 @@
-"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment."""
+"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment.
+
+Long because every key lives here once, with its default, help and check (datasette's settings table): one
+place to read, and the one place the documentation test reads.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Nightly cleanup and retention: each step of the seed's policy as one function reporting counts, dry run included."""
+"""Nightly cleanup and retention: each step of the seed's policy as one function reporting counts, dry run included.
+
+Long because each rule of the seed's retention policy is one step function here, read top to bottom as the policy.
+"""
 
 from __future__ import annotations
 
