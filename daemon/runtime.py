@@ -40,9 +40,9 @@ class Runtime:
     """Everything a running daemon holds; built once from the config and handed down."""
 
     def __init__(self, cfg: Config, *, generator: Generator | None = None, deployer: Deployer | None = None,
-                 kv: KV | None = None) -> None:
-        """Pick every edge from the config; `generator`, `deployer` and `kv` replace the configured ones
-        (tests hand in fakes of the Protocols here)."""
+                 kv: KV | None = None, remote_objects: ObjectStore | None = None) -> None:
+        """Pick every edge from the config; an edge passed in replaces the configured one (tests hand in fakes
+        of the Protocols, or a second store standing in for the bucket)."""
         self.cfg = cfg
         self.layout = Layout.of(cfg.data_dir, cfg.paths.pnpm_store)
         self.layout.create()
@@ -50,7 +50,7 @@ class Runtime:
         connect(cfg.data_dir)
         self.local_objects: ObjectStore = make_object_store("local", root=self.layout.objects)
         self.kv: KV = kv if kv is not None else self._make_kv()
-        self.remote_objects: ObjectStore | None = self._make_remote_objects()
+        self.remote_objects: ObjectStore | None = remote_objects or self._make_remote_objects()
         self.replica: Replica | None = make_replica(cfg.replica.backend, dsn=cfg.secrets.pg_dsn,
                                                     table=cfg.replica.table, schema=cfg.replica.schema) \
             if cfg.replica.backend == "postgres" else None

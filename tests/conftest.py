@@ -35,8 +35,10 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     second one needs another ``root``.
     """
     with ExitStack() as stack:
-        def make(text: str = "", *, immediate: bool = False, root: Path | None = None, **sections: Any) -> Daemon:
-            return stack.enter_context(in_process_daemon(root or tmp_path, text, immediate=immediate, **sections))
+        def make(text: str = "", *, immediate: bool = False, root: Path | None = None,
+                 edges: dict[str, Any] | None = None, **sections: Any) -> Daemon:
+            return stack.enter_context(in_process_daemon(root or tmp_path, text, immediate=immediate, edges=edges,
+                                                         **sections))
 
         yield make
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from daemon.api import ops as ops_api
 from daemon.api.app import create_app
@@ -61,12 +62,13 @@ class DataDirLock:
 class Daemon:
     """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
 
-    def __init__(self, cfg: Config, *, immediate: bool = False) -> None:
-        """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed."""
+    def __init__(self, cfg: Config, *, immediate: bool = False, **edges: Any) -> None:
+        """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed.
+        ``edges`` replace configured ones (see `Runtime`)."""
         self.cfg = cfg
         self.lock = DataDirLock(cfg.data_dir)
         self.lock.acquire()
-        self.rt = Runtime(cfg)
+        self.rt = Runtime(cfg, **edges)
         self.pipeline = Pipeline(self.rt)
         self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
         self.sync = self.rt.sync_loop

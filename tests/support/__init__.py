@@ -129,15 +129,16 @@ class ApiClient:
 
 @contextmanager
 def in_process_daemon(tmp: Path, text: str = "", *, immediate: bool = False, env: dict[str, str] | None = None,
-                      **sections: dict[str, Any]) -> Iterator[Daemon]:
+                      edges: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Iterator[Daemon]:
     """A `Daemon` wired on ``tmp`` (config from `make_config`) and never started: no worker, sync loop or scheduler.
 
-    Builds stay queued, unless ``immediate``: then Huey runs each one inline when it is queued, so the request
-    that queued it returns after the pipeline has run. Closed (data-dir lock released) on exit.
+    ``edges`` replace configured edges (`Runtime`'s keywords). Builds stay queued, unless ``immediate``: then
+    Huey runs each one inline when it is queued, so the request that queued it returns after the pipeline has
+    run. Closed (data-dir lock released) on exit.
     """
     from daemon.cli.serve import Daemon
 
-    d = Daemon(make_config(tmp, text, env=env, **sections), immediate=immediate)
+    d = Daemon(make_config(tmp, text, env=env, **sections), immediate=immediate, **(edges or {}))
     try:
         yield d
     finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.cli.serve import Daemon
 from daemon.core.db import ProjectVersion
 from daemon.ops import cleanup
 from sync.objects import LocalObjectStore
@@ -156,9 +158,10 @@ def test_a_failing_step_is_reported_and_the_rest_still_run(ops: Seeder, monkeypa
     assert report.step("prune_pnpm_store").counts.get("ran") == 1  # type: ignore[union-attr]
 
 
-def test_missing_remote_artifact_reuploaded_from_local_copy_else_needs_rebuild(ops: Seeder, tmp_path: Path) -> None:
+def test_missing_remote_artifact_reuploaded_from_local_copy_else_needs_rebuild(
+        tmp_path: Path, make_daemon: Callable[..., Daemon]) -> None:
     remote = LocalObjectStore(tmp_path / "bucket")  # a second store standing in for the bucket
-    ops.rt.remote_objects = remote
+    ops = Seeder(make_daemon(paths={"pnpm_store": str(tmp_path / "pnpm-store")}, edges={"remote_objects": remote}))
     kept = ops.version("u", "p", 3, remote_artifact=True)
     lost = ops.version("u", "p", 2, remote_artifact=True)
     ops.make_live(ops.version("u", "p", 1))
