@@ -28,7 +28,7 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check daemon sandbox sync tests bench
-	$(BIN)/mypy
+	$(BIN)/mypy daemon sandbox sync
 
 test: setup lint
 	scripts/ensure-postgres.sh

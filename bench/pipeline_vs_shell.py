@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from daemon import toolchain  # noqa: E402
-from daemon.cli.daemonctl import SheenAuth  # noqa: E402
+from daemon.cli.client import SheenAuth  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
 
 SECRET = "bench-secret"

@@ -25,7 +25,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.cli.daemonctl import SheenAuth  # noqa: E402
+from daemon.cli.client import SheenAuth  # noqa: E402
 
 SECRET = "bench-secret"
 

@@ -1,5 +1,6 @@
 """Run one command under hard limits on its whole process tree; knows nothing of builds."""
 
+from sandbox.confine import confined
 from sandbox.env import safe_env
 from sandbox.errors import SandboxError
 from sandbox.fsview import FsView
@@ -21,6 +22,7 @@ __all__ = [
     "Result",
     "SandboxError",
     "WatchdogLayer",
+    "confined",
     "probe",
     "run",
     "safe_env",

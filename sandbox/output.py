@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,4 +39,19 @@ def disk_usage(root: Path, exclude: Iterable[str] = ()) -> int:
                 total += max(st.st_blocks * 512, MIN_INODE_BYTES)
                 if is_dir:
                     stack.append((entry.path, rel_child))
+    return total
+
+
+def file_bytes(root: Path) -> int:
+    """Apparent bytes of the regular files under root (links never followed, vanishing files skipped); 0 when
+    absent. What a size limit or a report means by "size", where `disk_usage` is what the disk pays."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
     return total

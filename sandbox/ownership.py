@@ -1,4 +1,4 @@
-"""Handing build trees to the unprivileged build user."""
+"""The unprivileged build user: looking it up, and handing build trees to it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 
 def user_ids(user: str) -> tuple[int, int]:
-    """(uid, gid) of a user name or numeric id; KeyError when unknown."""
-    pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    """(uid, gid) of a user name or numeric id; KeyError when unknown (the one user lookup of the project)."""
+    try:
+        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, ValueError, OverflowError):
+        raise KeyError(user) from None
     return pw.pw_uid, pw.pw_gid
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pwd
 import selectors
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from sandbox.layers import Layer, Usage, make_layer
 from sandbox.limits import Limits
 from sandbox.logsink import LogSink
 from sandbox.output import disk_usage
+from sandbox.ownership import user_ids
 from sandbox.probe import launcher_argv, netns_availability, select_layer
 from sandbox.result import Result, fmt_bytes
 
@@ -69,14 +69,14 @@ def _resolve_user(user: str | None) -> tuple[int, int] | None:
     if user is None:
         return None
     try:
-        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except (KeyError, ValueError):
+        ids = user_ids(user)
+    except KeyError:
         raise ValueError(f"unknown user {user!r}") from None
     if os.geteuid() != 0:
-        if pw.pw_uid == os.geteuid():
+        if ids[0] == os.geteuid():
             return None
         raise ValueError(f"cannot run as user {user!r}: switching users needs root")
-    return pw.pw_uid, pw.pw_gid
+    return ids
 
 
 def _exit_code(status: int) -> int | None:

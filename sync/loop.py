@@ -70,6 +70,16 @@ class SyncLoop:
             self._wake.wait(wait)
             self._wake.clear()
 
+    def drain_now(self, destination: str) -> DrainStats | None:
+        """Send one destination's backlog on the caller's thread, now (None when it is not configured).
+
+        For a local destination whose readers must see a write at once (the local KV pointer after a move).
+        """
+        handler = self.handlers.get(destination)
+        if handler is None:
+            return None
+        return self.outbox.drain({destination: handler}, max_batch=self.max_batch)
+
     def flush(self, timeout_s: float = 30.0) -> DrainStats:
         """Drain now, ignoring backoff, until nothing is pending, nothing moves, or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s

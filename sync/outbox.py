@@ -308,16 +308,15 @@ class Outbox:
     def _retryable(error: BaseException) -> bool:
         return isinstance(error, RemoteError) and error.retryable
 
-    def pending(self, destination: str | None = None) -> int:
-        """How many live (not dead) items wait, for one destination or all."""
+    def pending(self, destination: str | None = None, key: str | None = None) -> int:
+        """How many live (not dead) items wait: for one destination or all, optionally for one key."""
+        sql, args = "SELECT count(*) FROM sync_outbox WHERE dead = 0", []
+        if destination is not None:
+            sql, args = sql + " AND destination = ?", [destination]
+        if key is not None:
+            sql, args = sql + " AND key = ?", [*args, key]
         with self._conn() as conn:
-            if destination is None:
-                return int(conn.execute("SELECT count(*) FROM sync_outbox WHERE dead = 0").fetchone()[0])
-            return int(
-                conn.execute(
-                    "SELECT count(*) FROM sync_outbox WHERE dead = 0 AND destination = ?", (destination,)
-                ).fetchone()[0]
-            )
+            return int(conn.execute(sql, args).fetchone()[0])
 
     def backlog(self) -> dict[str, dict[str, Any]]:
         """Per destination: pending, dead, oldest_age_s, last_error, attempts (failures in a row)."""
@@ -372,3 +371,15 @@ def _describe(error: BaseException) -> str:
     """One line for last_error; SyncError's str already carries its code."""
     text = str(error) or type(error).__name__
     return text.splitlines()[0][:500]
+
+
+class EnabledOutbox:
+    """Writes outbox rows only for destinations that exist in this configuration."""
+
+    def __init__(self, outbox: Outbox, enabled: set[str]) -> None:
+        self.outbox = outbox
+        self.enabled = enabled
+
+    def add(self, conn: Any, destination: str, key: str, payload: dict[str, Any]) -> None:
+        if destination in self.enabled:
+            self.outbox.add(conn, destination, key, payload)

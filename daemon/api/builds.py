@@ -16,8 +16,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, UlidStr, errors
 from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
-from daemon.build import service, timeline
+from daemon.build import rollback as rolling_back
+from daemon.build import submit
 from daemon.build.buildlog import BuildLog
+from daemon.core import versions
 from daemon.core.contract import ContractError
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Unavailable
@@ -66,9 +68,9 @@ async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: 
     runtime = rt(request)
     if wait and runtime.cfg.server.wait_timeout_s > 0:
         await runtime.waiters.wait(version_id, runtime.cfg.server.wait_timeout_s,
-                                   lambda: service.get_version(version_id).status in service.TERMINAL)
-    v = await asyncio.to_thread(service.get_version, version_id)
-    status, body = service.build_answer(runtime, v)
+                                   lambda: versions.get(version_id).status in submit.TERMINAL)
+    v = await asyncio.to_thread(versions.get, version_id)
+    status, body = submit.build_answer(runtime, v)
     return Response(body, status_code=status)
 
 
@@ -82,9 +84,9 @@ async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBo
                     wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
     runtime = rt(request)
-    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=False,
-                                      max_prompt=runtime.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(service.submit_new, runtime, queue(request), req)
+    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=False,
+                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(submit.submit_new, runtime, queue(request), req)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -94,9 +96,9 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
                   wait: FromQuery[bool] = True) -> Response[Any]:
     """Refine a project from its base version (default: the latest deployed)."""
     runtime = rt(request)
-    req = service.parse_build_request(msgspec.to_builtins(data), rebuild=True,
-                                      max_prompt=runtime.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(service.submit_rebuild, runtime, queue(request), req)
+    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=True,
+                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(submit.submit_rebuild, runtime, queue(request), req)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -106,8 +108,8 @@ async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]
     """Run the generator only and return the seed's JSON contract."""
     runtime = rt(request)
     _check_prompt(runtime, data.prompt)
-    if data.framework is not None and data.framework not in service.FRAMEWORKS:
-        raise BadRequest(f"framework must be one of {', '.join(service.FRAMEWORKS)}", code="invalid_field",
+    if data.framework is not None and data.framework not in submit.FRAMEWORKS:
+        raise BadRequest(f"framework must be one of {', '.join(submit.FRAMEWORKS)}", code="invalid_field",
                          field="framework")
     try:
         result = await asyncio.to_thread(runtime.generator.generate,
@@ -125,7 +127,7 @@ async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]
 async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], data: JSONBody[ProjectRef],
                    wait: FromQuery[bool] = True) -> Response[Any]:
     """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
-    v = await asyncio.to_thread(timeline.rollback, rt(request), queue(request), data.userId, data.projectId,
+    v = await asyncio.to_thread(rolling_back.rollback, rt(request), queue(request), data.userId, data.projectId,
                                 version_id)
     return await _answer_build(request, v.version_id, wait)
 
@@ -178,7 +180,7 @@ async def _log_events(runtime: Runtime, version_id: str, skip: int,
                     attached = await asyncio.to_thread(attach, blog, on_line)
                     if attached is not None:
                         break
-                v = await asyncio.to_thread(service.get_version, version_id)
+                v = await asyncio.to_thread(versions.get, version_id)
                 if v.status not in ("queued", "building") and runtime.live_logs.get(version_id) is None:
                     break  # finished (or deploying without a build thread): the stored log is complete
                 try:
@@ -188,13 +190,13 @@ async def _log_events(runtime: Runtime, version_id: str, skip: int,
             finally:
                 unwatch()
         if attached is None:
-            path = runtime.log_path(version_id)
+            path = runtime.layout.log_path(version_id)
             text = await asyncio.to_thread(lambda: path.read_text(encoding="utf-8", errors="replace")
                                            if path.exists() else "")
             for i, line in enumerate(_lines(text), 1):
                 if i > skip:
                     yield ServerSentEventMessage(data=line, id=i)
-            yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+            yield _status_event(await asyncio.to_thread(versions.get, version_id))
             return
         stored, off = attached
         try:
@@ -214,7 +216,7 @@ async def _log_events(runtime: Runtime, version_id: str, skip: int,
                 count += 1
                 if count > skip:
                     yield ServerSentEventMessage(data=item, id=count)
-            yield _status_event(await asyncio.to_thread(service.get_version, version_id))
+            yield _status_event(await asyncio.to_thread(versions.get, version_id))
         finally:  # also on a client disconnect (the stream is cancelled)
             off()
     finally:
@@ -229,7 +231,7 @@ async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str],
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON.
     A browser's EventSource passes a read token as `?token=`."""
     runtime = rt(request)
-    await scoped(request, [version_id], service.get_version, version_id)  # 403/404 before the stream starts
+    await scoped(request, [version_id], versions.get, version_id)  # 403/404 before the stream starts
     try:
         slot = streams(request).acquire(client_ip(request))
     except Unavailable as exc:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from daemon.core import pointers
+
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
@@ -32,7 +34,7 @@ class PointerFastPath:
         if scope["type"] == "http" and scope["method"] == "GET":
             m = _POINTER.fullmatch(scope["path"])
             if m is not None:
-                ptr = self.rt.pointer_nowait(m.group(1), m.group(2))
+                ptr = pointers.read_nowait(self.rt.kv, m.group(1), m.group(2))
                 if ptr is not None:
                     body = _encode(ptr)
                     await send({"type": "http.response.start", "status": 200,

@@ -10,16 +10,16 @@ from litestar.params import FromQuery
 
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
-from daemon.build import service
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
+from daemon.ops import status as status_view
 from daemon.runtime import Runtime
 
 
 @get("/status", guards=[signed], summary="Operator status (signed)")
 async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Queue, versions by status, sandbox layer, sync backlog, disk."""
-    return await asyncio.to_thread(service.status_report, rt(request), queue(request))
+    return await asyncio.to_thread(status_view.status_report, rt(request), queue(request))
 
 
 def health_detail(runtime: Runtime) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from daemon.api.docs import READ_TOKEN, errors
 from daemon.api.guards import check_scope, reader, rt, scoped, signed
-from daemon.build import screens, service, timeline
+from daemon.build import diffs, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import AppError, PayloadTooLarge
@@ -28,7 +28,7 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
                         token: READ_TOKEN = None) -> dict[str, Any]:
     """History panel; a project this droplet does not hold is answered from the Postgres replica."""
     check_scope(request, userId, projectId)
-    items = await asyncio.to_thread(service.history, userId, projectId, limit)
+    items = await asyncio.to_thread(versions.history_json, userId, projectId, limit)
     if not items:
         items = (await asyncio.to_thread(syncops.remote_history, rt(request), userId, projectId))[:limit]
     return {"versions": items}
@@ -38,7 +38,7 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
 async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str],
                       token: READ_TOKEN = None) -> dict[str, Any]:
     try:
-        v = await scoped(request, [version_id], service.get_version, version_id)
+        v = await scoped(request, [version_id], versions.get, version_id)
     except AppError as exc:
         remote = None
         if exc.status == 404 and valid_version_id(version_id):
@@ -47,7 +47,7 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
             raise
         check_scope(request, remote["userId"], remote["projectId"])
         return remote
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 def read_log(path: Path, cap: int) -> tuple[bytes, int]:
@@ -73,8 +73,8 @@ async def get_log(request: Request[Any, Any, Any], version_id: FromPath[str],
     runtime = rt(request)
 
     def load() -> tuple[bytes, int]:
-        service.get_version(version_id)  # 404 for an unknown version
-        return read_log(runtime.log_path(version_id), runtime.cfg.server.max_log_bytes)
+        versions.get(version_id)  # 404 for an unknown version
+        return read_log(runtime.layout.log_path(version_id), runtime.cfg.server.max_log_bytes)
 
     data, size = await scoped(request, [version_id], load)
     headers = {"X-Log-Truncated": str(size)} if len(data) < size else None
@@ -101,7 +101,7 @@ async def diff_versions(request: Request[Any, Any, Any], version_id: FromPath[st
         if isinstance(out, bytes) and len(out) > cap:
             raise _too_large("the visual diff", len(out), cap, "ask for mode=visual-stats")
         return Response(out) if mode == "visual-stats" else Response(out, media_type="image/png")
-    result = await scoped(request, ids, timeline.diff, runtime, version_id, other_id, mode)
+    result = await scoped(request, ids, diffs.diff, runtime, version_id, other_id, mode)
     cap = runtime.cfg.server.max_diff_bytes
     if mode == "patch":
         body = result.encode("utf-8", "replace") if isinstance(result, str) else result
@@ -130,7 +130,7 @@ async def get_screenshot(request: Request[Any, Any, Any], version_id: FromPath[s
 
 def set_pinned(runtime: Runtime, version_id: str, pinned: bool) -> ProjectVersion:
     """Pin or unpin a version (404 unknown); a no-op when it already is, so the row version does not move."""
-    v = service.get_version(version_id)
+    v = versions.get(version_id)
     if bool(v.pinned) == pinned:
         return v
     return versions.update(runtime.outbox, version_id, pinned=pinned)
@@ -140,13 +140,13 @@ def set_pinned(runtime: Runtime, version_id: str, pinned: bool) -> ProjectVersio
 async def pin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
     """Cleanup never deletes a pinned version, its artifact or its preview."""
     v = await asyncio.to_thread(set_pinned, rt(request), version_id, True)
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 @post("/versions/{version_id:str}/unpin", guards=[signed], status_code=200, summary="Unpin a version")
 async def unpin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> dict[str, Any]:
     v = await asyncio.to_thread(set_pinned, rt(request), version_id, False)
-    return service.version_json(v)
+    return versions.version_json(v)
 
 
 HANDLERS: list[Any] = [list_versions, get_version, get_log, diff_versions, get_screenshot, pin, unpin]

@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from daemon.build import publish
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError
@@ -45,17 +46,18 @@ def settle(rt: Runtime, version_id: str, state: str, detail: str = "", via: str 
         if v is None or v.status != "deploying":
             return False
         if state == "deployed":
-            v = versions.update(rt.outbox, version_id, status="deployed", deployed_at=utcnow())
-            versions.set_live(rt.outbox, v, rt.cfg.kv.ttl_days * 86400)
+            # Live in the same transaction that removed the pending row, so a replayed webhook or a racing
+            # poll sees the version settled and changes nothing.
+            publish.make_live(rt, version_id, in_transaction=True)
         else:
             versions.update(rt.outbox, version_id, status="failed", failure_reason="deploy_failed",
                             failure_message=f"deployment {v.cf_deployment_id} {detail or 'failed'} ({via})")
-    log.info("version %s %s by %s", version_id, state, via)
     if state == "deployed":
-        rt.pointer_moved()
-        rt.schedule_render_check(version_id)
+        publish.pointer_moved(rt)
+        publish.check_render(rt, version_id, inline=False)
     else:
         rt.sync_nudge()
+    log.info("version %s %s by %s", version_id, state, via)
     rt.notify(version_id)
     for fn in rt.on_deploy_settled:
         fn(version_id, state, via)

@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import frameworks, toolchain
-from daemon.core import logging_setup, versions
+from daemon.build import artifacts, deploywatch, frameworks, publish, toolchain
 from daemon.build.buildlog import BuildLog
+from daemon.build.workspace import materialize
+from daemon.core import logging_setup, versions
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
+from sandbox.output import file_bytes
 from sandbox.ownership import hand_over
-from daemon.build.workspace import materialize
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -87,12 +88,12 @@ def zip_output(out_dir: Path, dest: Path) -> int:
     return dest.stat().st_size
 
 
-def _dir_size(root: Path) -> int:
-    total = 0
-    for p in root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
-            total += p.stat().st_size
-    return total
+@dataclass
+class Built:
+    """What a build produced: the row's new fields, and where its output lies (workspace, output dir)."""
+
+    fields: dict[str, Any]
+    dist: tuple[Path, str]
 
 
 class Pipeline:
@@ -149,18 +150,19 @@ class Pipeline:
 
     def _run_version(self, v: ProjectVersion, version_id: str) -> None:
         rt = self.rt
-        blog = BuildLog(rt.log_path(version_id), redact=self.cfg.secrets.values(),
+        blog = BuildLog(rt.layout.log_path(version_id), redact=self.cfg.secrets.values(),
                         cap_bytes=self.cfg.limits.log_mb * 2**20)
         rt.live_logs[version_id] = blog
         started = time.monotonic()
         times = StepTimes()
+        dist: tuple[Path, str] | None = None
         try:
             v = versions.update(rt.outbox, version_id, status="building")
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
-            result = self._build(v, blog, times)
+            built = self._build(v, blog, times)
             total_ms = int((time.monotonic() - started) * 1000)
-            fields: dict[str, Any] = {"build_duration_ms": total_ms, **result}
-            v = self._finish(v, fields, blog)
+            v = self._finish(v, {"build_duration_ms": total_ms, **built.fields})
+            dist = built.dist
         except BuildFailed as exc:
             message = self._disk_full_note(v, exc.message)
             blog.step(f"failed: {exc.reason}: {message}")
@@ -177,11 +179,12 @@ class Pipeline:
         finally:
             rt.live_logs.pop(version_id, None)
             blog.close()
-            rt.metrics_build_done(v)
+            rt.build_done(v)
             rt.notify(version_id)
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
-            self._after_deploy(v)
+            # In the worker, after the answer: the browser never competes with a build for the machine.
+            publish.after_live(rt, v, dist=dist, inline=True)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -190,16 +193,16 @@ class Pipeline:
             free = shutil.disk_usage(self.rt.data_dir).free
             if free >= LOW_DISK_BYTES:
                 return message
-            workspace = self.rt.project_dir(v.user_id, v.project_id) / "work"
+            workspace = self.rt.layout.project_dir(v.user_id, v.project_id) / "work"
             _, candidates = frameworks.detect(workspace)
             for rel in set(candidates) - {"public", "src"}:
                 shutil.rmtree(workspace / rel, ignore_errors=True)
-            shutil.rmtree(self.rt.data_dir / "tmp" / f"home-{v.version_id}", ignore_errors=True)
+            shutil.rmtree(self.rt.layout.tmp / f"home-{v.version_id}", ignore_errors=True)
         except OSError:
             return message
         return f"{message} (the data dir's disk is full: {free // 1024} KiB free)"
 
-    def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> dict[str, Any]:
+    def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> Built:
         rt = self.rt
         repo = rt.repo(v.user_id, v.project_id)
         base_files: dict[str, str] | None = None
@@ -233,7 +236,7 @@ class Pipeline:
         return self._build_files(v, blog, times, dict(files), base_files)
 
     def _build_files(self, v: ProjectVersion, blog: BuildLog, times: StepTimes, files: dict[str, str],
-                     base_files: dict[str, str] | None = None) -> dict[str, Any]:
+                     base_files: dict[str, str] | None = None) -> Built:
         rt, cfg = self.rt, self.cfg
         tc = rt.toolchain()
         repo = rt.repo(v.user_id, v.project_id)
@@ -318,16 +321,16 @@ class Pipeline:
         if out_rel is None:
             raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
         out_dir = workspace / out_rel
-        out_size = _dir_size(out_dir)
+        out_size = file_bytes(out_dir)
         if out_size > cfg.limits.output_mb * 2**20:
             raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
         blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
 
         # 7. artifact zip (local object store, replicated by the outbox)
-        key = rt.artifact_key(v.user_id, v.project_id, v.version_id)
-        zip_path = rt.local_objects_path(key)
+        key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+        zip_path = rt.layout.local_object(key)
         zip_output(out_dir, zip_path)
-        artifact_url = rt.register_artifact(v, key, zip_path)
+        artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
 
         # 8. deploy
         versions.update(rt.outbox, v.version_id, status="deploying", framework=v.framework or framework,
@@ -341,8 +344,7 @@ class Pipeline:
             raise BuildFailed("deploy_failed", exc.message) from exc
         times.deploy_ms = int((time.monotonic() - t0) * 1000)
         blog.step(f"deployed {dep.deployment_id} at {dep.url} ({dep.state})")
-        rt.dist_pending[v.version_id] = out_rel
-        return {
+        return Built(fields={
             "framework": v.framework or framework,
             "preview_url": dep.url,
             "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
@@ -350,7 +352,7 @@ class Pipeline:
             "install_duration_ms": times.install_ms or None,
             "install_skipped": times.install_skipped,
             "deploy_duration_ms": times.deploy_ms,
-        }
+        }, dist=(workspace, out_rel))
 
     def _audit(self, tc: toolchain.Toolchain, workspace: Path, env: dict[str, str], box: dict[str, Any]) -> None:
         lines: list[str] = []
@@ -410,29 +412,14 @@ class Pipeline:
         else:
             blog.step("audit: no critical advisories")
 
-    def _finish(self, v: ProjectVersion, fields: dict[str, Any], blog: BuildLog) -> ProjectVersion:
+    def _finish(self, v: ProjectVersion, fields: dict[str, Any]) -> ProjectVersion:
         state = fields.pop("deploy_state")
         if state == "deployed":
-            return self.rt.mark_deployed(v.version_id, fields)
+            return publish.make_live(self.rt, v.version_id, **fields)
         # Confirmation comes later (webhook or polling); the row stays 'deploying' with its deployment id.
         v = versions.update(self.rt.outbox, v.version_id, **fields)
-        self.rt.watch_deployment(v)
+        deploywatch.watch(self.rt, v)
         return v
-
-    def _after_deploy(self, v: ProjectVersion) -> None:
-        """Work that must not delay the answer: the dist window, the recovery pack, then the render check
-        (here in the worker, so the browser never competes with a build for the machine)."""
-        try:
-            self.rt.after_deploy(v)
-        except Exception:
-            log.exception("post-deploy bookkeeping failed for %s", v.version_id)
-        if v.status == "deployed" and self.cfg.render.enabled:
-            from daemon.build import screens
-
-            try:
-                screens.check_version(self.rt, v.version_id)
-            except Exception:
-                log.exception("render check of %s failed", v.version_id)
 
 
 def _sanitize_package_json(files: dict[str, str], blog: BuildLog) -> dict[str, str]:

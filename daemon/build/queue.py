@@ -21,9 +21,10 @@ POLL_INTERVAL_S = 0.02
 class BuildQueue:
     """Enqueue version ids; one worker runs them in order. Dedup is the database's job (one in flight per project)."""
 
-    def __init__(self, path: Path, run_build: Callable[[str], None]) -> None:
+    def __init__(self, path: Path, run_build: Callable[[str], None], *, immediate: bool = False) -> None:
+        # immediate: Huey runs each build inline in enqueue() (tests); the queue file is then not used.
         self.huey = SqliteHuey("previewd", filename=str(path), results=False, store_none=False, utc=True,
-                               timeout=10)
+                               timeout=10, immediate=immediate)
         self._run_build = run_build
         self.enqueued_at: dict[str, float] = {}
         self.started_at: dict[str, float] = {}

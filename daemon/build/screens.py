@@ -7,13 +7,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import sandbox
+from daemon.build import artifacts
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, NotFound
+from daemon.core.layout import Layout
 from daemon.render import RenderReport, check_page
-from daemon.build.service import get_version
 from daemon.render.visual import VisualError, compare
-from sandbox.layers import make_layer
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -25,7 +25,7 @@ SIZES = ("desktop", "mobile")
 
 def screen_key(v: ProjectVersion, size: str) -> str:
     """Object-store key of a version's screenshot, beside its artifact."""
-    return f"{v.user_id}/{v.project_id}/screens/{v.version_id}-{size}.png"
+    return Layout.screen_key(v.user_id, v.project_id, v.version_id, size)
 
 
 def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
@@ -42,7 +42,7 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
         log.warning("render check of %s could not run: %s", version_id, exc)
         report = RenderReport(status="unavailable", detail=f"{type(exc).__name__}: {exc}")
     for size, png in report.screenshots.items():
-        rt.store_object(screen_key(v, size), png, "image/png")
+        artifacts.store_object(rt, screen_key(v, size), png, "image/png")
     versions.update(rt.outbox, version_id, render_status=report.status, render_detail=json.dumps(report.as_dict()))
     rt.sync_nudge()
     log.info("render check %s: %s %s", version_id, report.status, report.detail)
@@ -57,26 +57,21 @@ def _confined_check(rt: Runtime, url: str) -> RenderReport:
     lim = rt.cfg.limits
     limits = sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
                             wall_seconds=rt.cfg.render.timeout_s + 10, pids=max(lim.pids, 512))
-    layer = make_layer(rt.sandbox_layer)
-    home = rt.data_dir / "tmp" / "render-home"
+    home = rt.layout.tmp / "render-home"
     home.mkdir(parents=True, exist_ok=True)
-    try:
-        plan = layer.prepare(limits)
+    with sandbox.confined(limits, rt.sandbox_layer) as cgroup_procs:
         return check_page(url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
-                          workdir=rt.data_dir / "tmp", join_cgroups=plan.cgroup_procs,
+                          workdir=rt.layout.tmp, join_cgroups=cgroup_procs,
                           env=sandbox.safe_env({"PATH": "/usr/local/bin:/usr/bin:/bin"}, home=home))
-    finally:
-        layer.kill()
-        layer.cleanup()
 
 
 def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:
     """A version's stored screenshot (404 when it has none)."""
     if size not in SIZES:
         raise BadRequest(f"size must be one of {', '.join(SIZES)}", code="invalid_field", field="size")
-    v = get_version(version_id)
+    v = versions.get(version_id)
     key = screen_key(v, size)
-    path = rt.local_objects_path(key)
+    path = rt.layout.local_object(key)
     if path.is_file():
         return path.read_bytes()
     if rt.remote_objects is not None:
@@ -90,7 +85,7 @@ def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:
 
 def visual_diff(rt: Runtime, a_id: str, b_id: str, *, stats_only: bool, size: str = "desktop") -> Any:
     """PNG of the two screenshots with changed pixels highlighted, or `{changedPixels, changedRatio, size}`."""
-    a, b = get_version(a_id), get_version(b_id)
+    a, b = versions.get(a_id), versions.get(b_id)
     if (a.user_id, a.project_id) != (b.user_id, b.project_id):
         raise BadRequest("the two versions belong to different projects", code="different_projects")
     try:

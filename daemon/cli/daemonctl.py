@@ -5,62 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Generator
 from typing import Any
 
 import httpx
 
 from daemon.cli import daemonctl_ops as ctl_ops
-from daemon.core.config import Config, ConfigError, hmac_secret_path, load
-from daemon.core.signing import sign_v2
-
-
-class SheenAuth(httpx.Auth):
-    """Signs every request httpx sends with signature v2: HMAC over method, path?query, timestamp and body.
-
-    The timestamp carries microseconds, so two identical requests in one second still get distinct signatures
-    (the daemon accepts each signature once).
-    """
-
-    requires_request_body = True
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        ts = f"{time.time():.6f}"
-        target = request.url.raw_path.decode("ascii")  # path and query exactly as they go on the wire
-        request.headers["x-sheen-timestamp"] = ts
-        request.headers["x-sheen-signature"] = "sha256=" + sign_v2(self.secret, request.method, target, ts,
-                                                                   request.content)
-        yield request
-
-
-class Client:
-    """A signed HTTP client for the daemon's API (every request signed, v2)."""
-
-    def __init__(self, cfg: Config, base_url: str | None = None, timeout: float = 900) -> None:
-        self.base = (base_url or cfg.base_url).rstrip("/")
-        self.secret = cfg.secrets.hmac_secret or self._secret_from_file(cfg)
-        self.http = httpx.Client(timeout=timeout, trust_env=False, auth=SheenAuth(self.secret))
-
-    @staticmethod
-    def _secret_from_file(cfg: Config) -> str:
-        path = hmac_secret_path(cfg)
-        try:
-            return path.read_text().strip()
-        except OSError:
-            raise SystemExit(f"daemonctl: no PREVIEWD_HMAC_SECRET and cannot read {path}; is the daemon's data "
-                             "dir right (--config / PREVIEWD_DATA_DIR) and readable by you?") from None
-
-    def post(self, path: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        return self.http.post(self.base + path, content=body, headers={"content-type": "application/json"},
-                              params=params)
-
-    def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        return self.http.get(self.base + path, params=params)
+from daemon.cli.client import Client
+from daemon.cli.options import global_options
+from daemon.core.config import ConfigError, load
 
 
 def _print(resp: httpx.Response) -> int:
@@ -86,52 +38,61 @@ def _versions_table(items: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `daemonctl` console script."""
+def parser() -> argparse.ArgumentParser:
+    """`daemonctl`'s command line; `--config` and `--url` go before or after the subcommand."""
     p = argparse.ArgumentParser(prog="daemonctl", description="Operate a running previewd")
-    p.add_argument("--config", help="the daemon's TOML config (default: $PREVIEWD_CONFIG)")
-    p.add_argument("--url", help="daemon base URL (default: from the config)")
+    common = global_options(p, {"--config": "the daemon's TOML config (default: $PREVIEWD_CONFIG)",
+                                "--url": "daemon base URL (default: from the config)"})
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build a new project")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text)  # type: ignore[no-any-return]
+
+    b = command("build", "build a new project")
     b.add_argument("user_id")
     b.add_argument("project_id")
     b.add_argument("prompt")
     b.add_argument("--framework")
     b.add_argument("--no-wait", action="store_true")
-    r = sub.add_parser("rebuild", help="refine an existing project")
+    r = command("rebuild", "refine an existing project")
     r.add_argument("user_id")
     r.add_argument("project_id")
     r.add_argument("prompt")
     r.add_argument("--base", help="base version id (default: latest deployed)")
     r.add_argument("--no-wait", action="store_true")
-    v = sub.add_parser("versions", help="list a project's versions, newest first")
+    v = command("versions", "list a project's versions, newest first")
     v.add_argument("user_id")
     v.add_argument("project_id")
     v.add_argument("--json", action="store_true")
-    s = sub.add_parser("show", help="show one version")
+    s = command("show", "show one version")
     s.add_argument("version_id")
-    lg = sub.add_parser("log", help="print a version's build log")
+    lg = command("log", "print a version's build log")
     lg.add_argument("version_id")
-    d = sub.add_parser("diff", help="diff two versions (patch, stat or files)")
+    d = command("diff", "diff two versions (patch, stat or files)")
     d.add_argument("version_id")
     d.add_argument("other_id")
     d.add_argument("--mode", choices=("patch", "stat", "files", "visual-stats"), default="patch")
     d.add_argument("--visual", metavar="PNG", help="write the visual diff (screenshots, changes in red) to this file")
-    rb = sub.add_parser("rollback", help="roll a project back to a version (as a new version)")
+    rb = command("rollback", "roll a project back to a version (as a new version)")
     rb.add_argument("user_id")
     rb.add_argument("project_id")
     rb.add_argument("version_id")
-    sy = sub.add_parser("sync", help="replication: --flush drains the outbox now, --verify lists differences")
+    sy = command("sync", "replication: --flush drains the outbox now, --verify lists differences")
     sy.add_argument("--flush", action="store_true")
     sy.add_argument("--verify", action="store_true")
     for name in ("undo", "redo", "restore"):
-        sp = sub.add_parser(name, help={"undo": "make the previous live version live again",
-                                        "redo": "step forward again after undo",
-                                        "restore": "rebuild a project's git history from stored packs"}[name])
+        sp = command(name, {"undo": "make the previous live version live again",
+                            "redo": "step forward again after undo",
+                            "restore": "rebuild a project's git history from stored packs"}[name])
         sp.add_argument("user_id")
         sp.add_argument("project_id")
-    ctl_ops.add_parsers(sub)
-    args = p.parse_args(argv)
+    ctl_ops.add_parsers(sub, [common])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `daemonctl` console script."""
+    args = parser().parse_args(argv)
     try:
         cfg = load(args.config)
     except ConfigError as exc:

@@ -7,37 +7,40 @@ import json
 import sqlite3
 import sys
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import httpx
 
+from daemon.cli.client import Client
 from daemon.core.config import Config
-
-if TYPE_CHECKING:
-    from daemon.cli.daemonctl import Client
 
 COMMANDS = ("status", "logs", "pin", "cleanup", "config", "doctor")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
 
 
-def add_parsers(sub: Any) -> None:
-    """Register the operations subcommands on daemonctl's subparsers."""
-    s = sub.add_parser("status", help="daemon status and alerts (reads the state files when the daemon is down); "
-                                      "exit 0 healthy, 1 alerts firing, 3 daemon down")
+def add_parsers(sub: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Register the operations subcommands on daemonctl's subparsers (each takes the ``parents``' options)."""
+
+    def add(subparsers: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=list(parents), **kw)  # type: ignore[no-any-return]
+
+    s = add(sub, "status", help="daemon status and alerts (reads the state files when the daemon is down); "
+                                "exit 0 healthy, 1 alerts firing, 3 daemon down")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    lg = sub.add_parser("logs", help="a build's log; --follow streams it live until the build ends")
+    lg = add(sub, "logs", help="a build's log; --follow streams it live until the build ends")
     lg.add_argument("version_id")
     lg.add_argument("--follow", "-f", action="store_true")
-    p = sub.add_parser("pin", help="pin a version so cleanup never deletes it (--off to unpin)")
+    p = add(sub, "pin", help="pin a version so cleanup never deletes it (--off to unpin)")
     p.add_argument("version_id")
     p.add_argument("--off", action="store_true", help="unpin")
-    c = sub.add_parser("cleanup", help="run the retention cleanup now")
+    c = add(sub, "cleanup", help="run the retention cleanup now")
     c.add_argument("--dry-run", action="store_true", help="report what would be done, change nothing")
     c.add_argument("--json", action="store_true")
-    cfg = sub.add_parser("config", help="configuration tools")
+    cfg = add(sub, "config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_cmd", required=True)
-    cfg_sub.add_parser("check", help="validate the config (file, environment) and exit")
-    sub.add_parser("doctor", help="toolchain, sandbox layer and isolation on this machine")
+    add(cfg_sub, "check", help="validate the config (file, environment) and exit")
+    add(sub, "doctor", help="toolchain, sandbox layer and isolation on this machine")
 
 
 def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> int | None:
@@ -79,8 +82,6 @@ def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> in
 
 
 def _client(cfg: Config, url: str | None) -> Client:
-    from daemon.cli.daemonctl import Client
-
     return Client(cfg, url)
 
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 
+from daemon.cli.options import global_options
 from daemon.core.config import ConfigError, load, render_example
 
 
@@ -45,16 +46,21 @@ def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return report
 
 
+def parser() -> argparse.ArgumentParser:
+    """`previewd`'s command line; `--config` goes before or after the subcommand."""
+    p = argparse.ArgumentParser(prog="previewd", description="Prompt-to-preview build daemon")
+    common = global_options(p, {"--config": "TOML config file (default: $PREVIEWD_CONFIG, else built-in defaults)"})
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", parents=[common], help="run the daemon in the foreground")
+    sub.add_parser("doctor", parents=[common], help="report toolchain, sandbox layer and isolation features")
+    sub.add_parser("check-config", parents=[common], help="validate the config and exit")
+    sub.add_parser("config-example", parents=[common], help="print config.example.toml")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `previewd` console script."""
-    p = argparse.ArgumentParser(prog="previewd", description="Prompt-to-preview build daemon")
-    p.add_argument("--config", help="TOML config file (default: $PREVIEWD_CONFIG, else built-in defaults)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("serve", help="run the daemon in the foreground")
-    sub.add_parser("doctor", help="report toolchain, sandbox layer and isolation features")
-    sub.add_parser("check-config", help="validate the config and exit")
-    sub.add_parser("config-example", help="print config.example.toml")
-    args = p.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.cmd == "config-example":
         sys.stdout.write(render_example())
         return 0

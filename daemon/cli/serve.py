@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -25,57 +23,12 @@ from daemon.build.pipeline import Pipeline
 from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
 from daemon.core.config import Config
-from daemon.core.db import PRAGMAS
 from daemon.ops import metrics
 from daemon.ops.scheduler import Scheduler
 from daemon.runtime import Runtime
 from sandbox import orphans
-from sync.handlers import kv_handler, objects_handler, replica_handler
-from sync.loop import SyncLoop
-from sync.outbox import Outbox, OutboxItem
 
 log = logging.getLogger("previewd")
-
-BOOL_COLUMNS = ("needs_rebuild", "pinned")
-BUSY_TIMEOUT_S = 10.0
-
-
-def raw_connect(path: str) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the daemon's pragmas (for sync's own transactions)."""
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                           check_same_thread=False)
-    for name, value in PRAGMAS.items():
-        conn.execute(f"PRAGMA {name}={value}")
-    return conn
-
-
-def _row_record(conn: sqlite3.Connection, version_id: str) -> dict[str, Any] | None:
-    """The replica record of a row, read on sync's own connection (it holds the write lock here)."""
-    cur = conn.execute("SELECT * FROM project_versions WHERE version_id = ?", (version_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    cols = [d[0] for d in cur.description]
-    data = dict(zip(cols, row, strict=True))
-    rec: dict[str, Any] = {}
-    for k in RECORD_KEYS:
-        val = data.get(k)
-        if k in BOOL_COLUMNS:
-            val = bool(val)
-        elif k == "claude_json":
-            val = json.loads(val) if val else None
-        elif k in ("created_at", "updated_at", "archived_at") and val:
-            val = str(val).replace(" ", "T") + ("" if "+" in str(val) else "+00:00")
-        rec[k] = val
-    return rec
-
-
-RECORD_KEYS = (
-    "version_id", "user_id", "project_id", "prompt", "parent_version_id", "preview_url", "artifact_url",
-    "framework", "build_duration_ms", "output_size_bytes", "claude_json", "status", "needs_rebuild",
-    "base_snapshot_id", "cf_deployment_id", "node_version", "pnpm_version", "created_at", "failure_reason",
-    "pinned", "rollback_of", "archived_at", "updated_at", "row_version",
-)
 
 
 class AlreadyRunning(Exception):
@@ -112,27 +65,20 @@ class DataDirLock:
 class Daemon:
     """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, immediate: bool = False, **edges: Any) -> None:
+        """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed.
+        ``edges`` replace configured ones (see `Runtime`)."""
         self.cfg = cfg
         self.lock = DataDirLock(cfg.data_dir)
         self.lock.acquire()
-        self.rt = Runtime(cfg)
+        self.rt = Runtime(cfg, **edges)
         self.pipeline = Pipeline(self.rt)
-        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run)
-        db_path = str(self.rt.data_dir / "state.db")
-        outbox = Outbox(lambda: raw_connect(db_path), on_done=self._on_synced)
-        handlers: dict[str, Any] = {"kv": kv_handler(self.rt.kv)}
-        if self.rt.replica is not None:
-            handlers["replica"] = replica_handler(self.rt.replica)
-        if self.rt.remote_objects is not None:
-            handlers["objects"] = objects_handler(self.rt.remote_objects)
-        self.sync = SyncLoop(outbox, handlers, interval_s=cfg.sync.interval_s)
-        self.outbox = outbox
-        self.rt.sync_loop = self.sync
-        self.scheduler = Scheduler(self)
+        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
+        self.sync = self.rt.sync_loop
+        self.scheduler = Scheduler(self.rt)
         metrics.install_metrics(self.rt)
         self.app = create_app(self.rt, self.queue)
-        previews = self.rt.data_dir / "previews"
+        previews = self.rt.layout.previews
         self.asgi = logging_setup.RequestIdMiddleware(
             make_preview_asgi(PointerFastPath(self.app, self.rt), previews,  # type: ignore[arg-type]
                               cfg.server.preview_domain))
@@ -140,23 +86,6 @@ class Daemon:
         self.public_asgi = logging_setup.RequestIdMiddleware(make_public_asgi(previews, cfg.server.preview_domain)) \
             if cfg.server.preview_port else None
         self.started_at = time.time()
-
-    def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
-        """An artifact upload was confirmed: record its URL (and replicate that change) in sync's transaction."""
-        if destination != "objects" or self.rt.remote_objects is None:
-            return
-        for item in items:
-            vid = item.payload.get("version_id")
-            key = item.payload.get("key", item.key)
-            if not vid or "/snapshots/" not in key:
-                continue
-            conn.execute(
-                "UPDATE project_versions SET artifact_url = ?, row_version = row_version + 1, "
-                "updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE version_id = ?",
-                (self.rt.remote_objects.url(key), vid))
-            rec = _row_record(conn, vid)
-            if rec is not None and self.rt.replica is not None:
-                self.outbox.add(conn, "replica", vid, rec)
 
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""

@@ -1,4 +1,8 @@
-"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment."""
+"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment.
+
+Long because every key lives here once, with its default, help and check (datasette's settings table): one
+place to read, and the one place the documentation test reads.
+"""
 
 from __future__ import annotations
 
@@ -349,12 +353,11 @@ def _cross_check(cfg: Config) -> None:
         if not cfg.secrets.cf_api_token:
             raise ConfigError("CLOUDFLARE_API_TOKEN: required in the environment when [kv] backend = \"cloudflare\"")
     if cfg.sandbox.build_user:
-        import pwd
+        from sandbox.ownership import user_ids
 
         try:
-            u = cfg.sandbox.build_user
-            pwd.getpwuid(int(u)) if u.isdigit() else pwd.getpwnam(u)
-        except (KeyError, ValueError):
+            user_ids(cfg.sandbox.build_user)
+        except KeyError:
             raise ConfigError(f"[sandbox] build_user: no such user {cfg.sandbox.build_user!r}") from None
         if os.geteuid() != 0:
             raise ConfigError("[sandbox] build_user: switching to another user needs the daemon to run as root")

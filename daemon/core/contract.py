@@ -32,6 +32,9 @@ Rules, decided here once:
   ``"file"``; entries that are links (``type`` link/symlink, or any ``link``/``symlink``/``target`` key)
   are rejected, as is any ``encoding`` other than utf-8.
 * **Limits** (:class:`ContractLimits`): file count, bytes per file, total bytes, path length, JSON depth.
+
+Long because every rule of the contract (paths, sizes, depth, collisions, deltas) sits in one place, so what
+is accepted can be read top to bottom.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,17 @@ class PendingDeployment(BaseModel):
 ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment]
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
+def raw_connect(path: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection to state.db with the same pragmas (sync's outbox runs its own transactions)."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    for name, value in PRAGMAS.items():
+        conn.execute(f"PRAGMA {name}={value}")
+    return conn
+
+
 def connect(data_dir: Path) -> SqliteDatabase:
     """Open state.db in the data dir (creating tables and indexes idempotently)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,41 +181,3 @@ def _add_missing_columns() -> None:
         missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
         if missing:
             migrate(*[migrator.add_column(table, f.column_name, f) for f in missing])
-
-
-def to_record(v: ProjectVersion) -> dict[str, Any]:
-    """The plain record handed to sync (the seed's columns plus the daemon's)."""
-
-    def iso(d: datetime | None) -> str | None:
-        if d is None:
-            return None
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=UTC)
-        return d.isoformat()
-
-    return {
-        "version_id": v.version_id,
-        "user_id": v.user_id,
-        "project_id": v.project_id,
-        "prompt": v.prompt,
-        "parent_version_id": v.parent_version_id,
-        "preview_url": v.preview_url,
-        "artifact_url": v.artifact_url,
-        "framework": v.framework,
-        "build_duration_ms": v.build_duration_ms,
-        "output_size_bytes": v.output_size_bytes,
-        "claude_json": v.claude(),
-        "status": v.status,
-        "needs_rebuild": bool(v.needs_rebuild),
-        "base_snapshot_id": v.base_snapshot_id,
-        "cf_deployment_id": v.cf_deployment_id,
-        "node_version": v.node_version,
-        "pnpm_version": v.pnpm_version,
-        "created_at": iso(v.created_at),
-        "failure_reason": v.failure_reason,
-        "pinned": bool(v.pinned),
-        "rollback_of": v.rollback_of,
-        "archived_at": iso(v.archived_at),
-        "updated_at": iso(v.updated_at),
-        "row_version": int(v.row_version),
-    }

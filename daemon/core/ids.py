@@ -6,6 +6,8 @@ import re
 
 from ulid import ULID
 
+from daemon.core.errors import BadRequest
+
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -23,3 +25,10 @@ def valid_id(value: object) -> bool:
 def valid_version_id(value: object) -> bool:
     """True for a well-formed ULID string."""
     return isinstance(value, str) and bool(ULID_RE.fullmatch(value))
+
+
+def check_project_ids(user_id: object, project_id: object) -> None:
+    """400 naming the field unless both ids are valid path components."""
+    for name, value in (("userId", user_id), ("projectId", project_id)):
+        if not valid_id(value):
+            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)

@@ -4,6 +4,9 @@
 Versions are pinned exactly (checked to install from npm and build on Node 20 with pnpm 10), so the
 same prompt always yields the same install. Only ``src/content.ts`` carries prompt-derived content;
 a refinement rewrites that file alone (plus package.json when a dependency is asked for).
+
+The module is long because it embeds the scaffold's TypeScript, TSX, CSS and HTML sources verbatim; the
+Python around them is short.
 """
 
 from __future__ import annotations

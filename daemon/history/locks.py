@@ -14,10 +14,12 @@ class RepoLock:
 
     Snapshots only add objects and move refs atomically, so readers may run beside them; they take
     `writing()` to serialise with each other. Prune deletes pack files, so it takes `exclusive()`.
+    The writer lock is re-entrant, so a caller may hold `writing()` around several writes (snapshot the
+    output, slide the window, prune, export a pack) and no other writer gets in between.
     """
 
     def __init__(self) -> None:
-        self._writer = threading.Lock()
+        self._writer = threading.RLock()
         self._cond = threading.Condition()
         self._readers = 0
         self._exclusive = False

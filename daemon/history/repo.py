@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from dulwich.repo import Repo
 from daemon.history import diffs, packing, trees
 from daemon.history.errors import HistoryError
 from daemon.history.locks import RepoLock, lock_for
+from sandbox.output import file_bytes
 
 IDENTITY = b"previewd <previewd@localhost>"
 TAGS = b"refs/tags/"
@@ -36,16 +36,6 @@ def _check_id(version_id: str) -> bytes:
     return version_id.encode("ascii")
 
 
-def _dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            # a temp file may vanish while we look
-            with contextlib.suppress(FileNotFoundError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
 class ProjectRepo:
     """A project's bare repository. Safe for one writer thread alongside any number of reader threads.
 
@@ -58,6 +48,10 @@ class ProjectRepo:
         if not (self.path / "HEAD").is_file() or not (self.path / "objects").is_dir():
             raise HistoryError("not_a_repo", f"{self.path} is not a bare git repository (use open_or_init)")
         self._lock: RepoLock = lock_for(self.path)
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold around a sequence of writes that no other writer may interleave with (re-entrant)."""
+        return self._lock.writing()
 
     @classmethod
     def open_or_init(cls, path: Path) -> ProjectRepo:
@@ -290,7 +284,7 @@ class ProjectRepo:
 
     def size_bytes(self) -> int:
         """Apparent size of every file in the repository directory."""
-        return _dir_size(self.path)
+        return file_bytes(self.path)
 
     # -- packs -------------------------------------------------------------------------------
 

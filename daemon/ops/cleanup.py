@@ -1,10 +1,12 @@
-"""Nightly cleanup and retention: each step of the seed's policy as one function reporting counts, dry run included."""
+"""Nightly cleanup and retention: each step of the seed's policy as one function reporting counts, dry run included.
+
+Long because each rule of the seed's retention policy is one step function here, read top to bottom as the policy.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 import tempfile
@@ -18,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
+from daemon.build import publish
+from daemon.build.publish import DIST_WINDOW
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
 from daemon.history import ProjectRepo
-from daemon.runtime import DIST_WINDOW
+from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -119,7 +123,7 @@ def artifact_key_of(url: str | None) -> str | None:
 
 def _in_remote(rt: Runtime, url: str) -> bool:
     """Whether an artifact_url names the remote store (anything not under the local store's folder)."""
-    return not url.startswith(rt.local_objects.root.as_uri() + "/")
+    return not url.startswith(rt.layout.objects.resolve().as_uri() + "/")
 
 
 def deployment_id_of(rt: Runtime, v: ProjectVersion) -> str | None:
@@ -149,7 +153,7 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
     step.add("rows", f"delete {v.user_id}/{v.project_id} {v.version_id} ({_age(v)}, {why})")
     ctx.gone.add(v.version_id)
     dep = deployment_id_of(rt, v)
-    key = artifact_key_of(v.artifact_url) or rt.artifact_key(v.user_id, v.project_id, v.version_id)
+    key = artifact_key_of(v.artifact_url) or rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
     # A rollback row reuses its target's zip; the zip stays while any kept row names it. (substr, not LIKE:
     # ids may hold `_`, a LIKE wildcard.)
     shared = (ProjectVersion.select().where((ProjectVersion.version_id != v.version_id)
@@ -166,17 +170,11 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
         rt.local_objects.delete(key)
         if rt.remote_objects is not None:
             rt.remote_objects.delete(key)
-    rt.log_path(v.version_id).unlink(missing_ok=True)
+    rt.layout.log_path(v.version_id).unlink(missing_ok=True)
     with database.atomic("IMMEDIATE"):
         ProjectVersion.delete().where(ProjectVersion.version_id == v.version_id).execute()
         rt.outbox.add(database.connection(), "replica", v.version_id, {"delete": v.version_id})
-        proj = Project.get_or_none((Project.user_id == v.user_id) & (Project.project_id == v.project_id))
-        if proj is not None:
-            undo = [x for x in proj.stack("undo") if x != v.version_id]
-            redo = [x for x in proj.stack("redo") if x != v.version_id]
-            if (undo, redo) != (proj.stack("undo"), proj.stack("redo")):
-                proj.undo_stack, proj.redo_stack = json.dumps(undo), json.dumps(redo)
-                proj.save()
+        versions.forget(v)
 
 
 # -- the steps -----------------------------------------------------------------------------------------------
@@ -268,7 +266,7 @@ def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
 
 
 def _repos(rt: Runtime) -> Iterator[tuple[str, str, Path]]:
-    root = rt.data_dir / "projects"
+    root = rt.layout.data_dir / "projects"
     for user_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for proj_dir in sorted(p for p in user_dir.iterdir() if p.is_dir()):
             path = proj_dir / "repo.git"
@@ -285,8 +283,8 @@ def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
                 .where((ProjectVersion.user_id == user_id) & (ProjectVersion.project_id == project_id)
                        & (ProjectVersion.status == "deployed"))
                 .order_by(ProjectVersion.version_id.desc()).limit(DIST_WINDOW)]
-        with rt.repo_lock(user_id, project_id):
-            repo = ProjectRepo(path)
+        repo = ProjectRepo(path)
+        with repo.writing():
             if ctx.dry_run:
                 stale = [d for d in repo.dist_versions() if d not in keep]
                 step.add("dist_refs_removed", f"{user_id}/{project_id}: drop dist {', '.join(stale)}" if stale
@@ -299,43 +297,29 @@ def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
         step.add("bytes_freed", None, n=freed)
 
 
-def dir_size(root: Path) -> int:
-    """Bytes of the regular files under root (links not followed); 0 when absent."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if not os.path.islink(os.path.join(dirpath, name)):
-                total += st.st_size
-    return total
-
-
 def prune_pnpm_store(ctx: _Ctx, step: StepReport) -> None:
     """`pnpm store prune --store-dir` on the shared store; skipped while a build may be installing from it."""
     rt = ctx.rt
-    before = dir_size(rt.store_dir)
+    before = file_bytes(rt.layout.store_dir)
     step.add("store_bytes_before", None, n=before)
     busy = ProjectVersion.select().where(ProjectVersion.status.in_(("building",))).exists()
     if busy:
         step.add("skipped_busy", "a build is running; the store is pruned next time")
         return
     tc = rt.toolchain()
-    argv = [tc.pnpm, "store", "prune", "--store-dir", str(rt.store_dir)]
+    argv = [tc.pnpm, "store", "prune", "--store-dir", str(rt.layout.store_dir)]
     if ctx.dry_run:
         step.add("would_run", " ".join(argv))
         return
-    with tempfile.TemporaryDirectory(dir=rt.data_dir / "tmp") as home:
+    with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as home:
         env = {"PATH": tc.path_env, "HOME": home, "XDG_CACHE_HOME": home, "npm_config_update_notifier": "false",
-               "npm_config_store_dir": str(rt.store_dir)}
+               "npm_config_store_dir": str(rt.layout.store_dir)}
         res = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=PNPM_PRUNE_TIMEOUT_S,
                              stdin=subprocess.DEVNULL, check=False)
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"pnpm store prune exited {res.returncode}: {' | '.join(tail)}")
-    after = dir_size(rt.store_dir)
+    after = file_bytes(rt.layout.store_dir)
     step.add("ran", " ".join(argv))
     step.add("bytes_freed", None, n=max(0, before - after))
 
@@ -367,7 +351,7 @@ def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
         if source is not None and source.exists(key):
             step.add("reuploaded", f"{key}: copy back from the {source.name} store")
             if not ctx.dry_run:
-                with tempfile.TemporaryDirectory(dir=rt.data_dir / "tmp") as tmp:
+                with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
                     copy = Path(tmp) / "artifact.zip"
                     source.get_file(key, copy)
                     store.put_file(key, copy, "application/zip")
@@ -380,12 +364,6 @@ def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
                 versions.update(rt.outbox, v.version_id, needs_rebuild=True)
 
 
-def _kv_pending(key: str) -> bool:
-    row = database.execute_sql("SELECT 1 FROM sync_outbox WHERE destination = 'kv' AND key = ? AND dead = 0 LIMIT 1",
-                               (key,)).fetchone()
-    return row is not None
-
-
 def check_kv(ctx: _Ctx, step: StepReport) -> None:
     """The KV pointer of every project must name its live version; rewrite it where it does not."""
     rt = ctx.rt
@@ -395,7 +373,7 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
         step.add("projects")
         live = versions.live_version(user_id, project_id)
         key = versions.pointer_key(user_id, project_id)
-        if _kv_pending(key):
+        if rt.outbox.outbox.pending("kv", key):
             step.add("pending_sync")  # the outbox already carries the fix
             continue
         raw = rt.kv.get(key)
@@ -428,7 +406,7 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
             versions.set_pointer(rt.outbox, live, ttl_s)
         moved = True
     if moved:
-        rt.pointer_moved()
+        publish.pointer_moved(rt)
 
 
 Step = Callable[[_Ctx, StepReport], None]

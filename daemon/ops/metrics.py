@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daemon.core.db import ProjectVersion, utcnow
-from daemon.ops.cleanup import dir_size
+from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -107,7 +107,7 @@ class Metrics:
             for area, path in (("projects", rt.data_dir / "projects"), ("objects", rt.data_dir / "objects"),
                                ("previews", rt.data_dir / "previews"), ("logs", rt.data_dir / "logs"),
                                ("pnpm_store", rt.store_dir)):
-                self.disk.labels(area=area).set(dir_size(path))
+                self.disk.labels(area=area).set(file_bytes(path))
             self._disk_at = time.monotonic()
         finally:
             self._disk_lock.release()

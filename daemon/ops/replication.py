@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from daemon.core import versions
-from daemon.core.db import Project, ProjectVersion, to_record
+from daemon.core.db import Project, ProjectVersion
 from sync.verify import compare, read_pointers
 
 if TYPE_CHECKING:
@@ -14,15 +14,13 @@ if TYPE_CHECKING:
 
 def flush(rt: Runtime, timeout_s: float = 30.0) -> dict[str, Any]:
     """Drain every destination now, ignoring back-off; report what was sent and what still fails."""
-    if rt.sync_loop is None:
-        return {"sent": {}, "errors": {}, "backlog": {}}
     stats = rt.sync_loop.flush(timeout_s)
     return {"sent": stats.sent, "errors": stats.errors, "dead": stats.dead, "backlog": rt.sync_loop.outbox.backlog()}
 
 
 def verify(rt: Runtime) -> dict[str, Any]:
     """Every difference between the local rows, the Postgres rows and the KV pointers."""
-    local = [to_record(v) for v in ProjectVersion.select()]
+    local = [versions.to_record(v) for v in ProjectVersion.select()]
     # Without a replica there is nothing to compare the rows against; pointers are still checked.
     remote = rt.replica.all_versions() if rt.replica is not None else local
     expected: dict[str, dict[str, Any]] = {}
@@ -41,7 +39,7 @@ def remote_history(rt: Runtime, user_id: str, project_id: str) -> list[dict[str,
     if rt.replica is None:
         return []
     rows = rt.replica.fetch_versions(user_id, project_id)
-    return [_camel(r) for r in reversed(rows)]
+    return [versions.version_json(r) for r in reversed(rows)]
 
 
 def remote_version(rt: Runtime, version_id: str) -> dict[str, Any] | None:
@@ -49,18 +47,4 @@ def remote_version(rt: Runtime, version_id: str) -> dict[str, Any] | None:
     if rt.replica is None:
         return None
     rec = rt.replica.get_version(version_id)
-    return _camel(rec) if rec else None
-
-
-def _camel(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "versionId": r["version_id"], "userId": r["user_id"], "projectId": r["project_id"], "prompt": r["prompt"],
-        "status": r["status"], "parentVersionId": r.get("parent_version_id"), "rollbackOf": r.get("rollback_of"),
-        "previewUrl": r.get("preview_url"), "artifactUrl": r.get("artifact_url"), "framework": r.get("framework"),
-        "buildDurationMs": r.get("build_duration_ms"), "outputSizeBytes": r.get("output_size_bytes"),
-        "failureReason": r.get("failure_reason"), "needsRebuild": bool(r.get("needs_rebuild")),
-        "pinned": bool(r.get("pinned")), "cfDeploymentId": r.get("cf_deployment_id"),
-        "nodeVersion": r.get("node_version"), "pnpmVersion": r.get("pnpm_version"),
-        "createdAt": str(r.get("created_at")) if r.get("created_at") else None,
-        "updatedAt": str(r.get("updated_at")) if r.get("updated_at") else None, "source": "replica",
-    }
+    return versions.version_json(rec) if rec else None

@@ -12,7 +12,7 @@ from daemon.core import ratelimit
 from daemon.ops import alerts, cleanup
 
 if TYPE_CHECKING:
-    from daemon.cli.serve import Daemon
+    from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.scheduler")
 
@@ -31,12 +31,10 @@ def _guarded(name: str, fn: object) -> object:
 class Scheduler:
     """Owns the APScheduler instance and registers the daemon's jobs."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, rt: Runtime) -> None:
         # APScheduler logs every run of every job at INFO: seconds-apart polling would drown the log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-        rt = daemon.rt
         self.aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10,
                          id="prune_rate_events")
         # The deployment-status fallback: cheap when nothing is pending (one indexed SELECT).

@@ -87,6 +87,10 @@ class Replica(Protocol):
         """One record, or None."""
         ...
 
+    def all_versions(self) -> list[dict[str, Any]]:
+        """Every record (for verification against the local rows)."""
+        ...
+
     def close(self) -> None:
         """Drop the connection."""
         ...

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from daemon.core.db import utcnow
-from tests.conftest import auth
+from tests.support import auth
 
 SETUP_IP = "127.0.0.2"
 BACKEND_IP = "127.0.0.3"

@@ -14,7 +14,8 @@ from typing import Any
 
 import psutil
 
-from tests.e2e.conftest import LiveDaemon
+from tests.support import wait_until
+from tests.support.live import LiveDaemon
 
 TERMINAL = ("deployed", "failed")
 
@@ -126,17 +127,13 @@ class Drill(LiveDaemon):
     def wait_log(self, version_id: str, needle: str, timeout: float = 60) -> None:
         """Wait until the version's build log contains `needle` (the drill's cue to strike)."""
         path = self.data_dir / "logs" / f"{version_id}.log"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists() and needle in path.read_text(errors="replace"):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{needle!r} never appeared in the log of {version_id}")
+        wait_until(lambda: path.exists() and needle in path.read_text(errors="replace"), timeout,
+                   what=f"{needle!r} appearing in the log of {version_id}")
 
     def outbox_failing(self, destination: str, timeout: float = 30) -> str:
         """Wait until the sync loop has failed to deliver to `destination` with rows still queued; its last error."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def last_error() -> list[str]:  # a list, so an empty error text still counts as found
             conn = sqlite3.connect(str(self.data_dir / "state.db"), timeout=30)
             try:
                 pending = conn.execute("SELECT COUNT(*) FROM sync_outbox WHERE destination = ? AND dead = 0",
@@ -145,10 +142,11 @@ class Drill(LiveDaemon):
                                    (destination,)).fetchone()
             finally:
                 conn.close()
-            if pending and row and row[0] > 0:
-                return str(row[1])
-            time.sleep(0.1)
-        raise AssertionError(f"the outbox never reported {destination} failing")
+            return [str(row[1])] if pending and row and row[0] > 0 else []
+
+        found: list[str] = wait_until(last_error, timeout, interval=0.1,
+                                      what=f"the outbox reporting {destination} failing")
+        return found[0]
 
     def sync_flush(self) -> dict[str, Any]:
         r = self.post("/ops/sync", {})

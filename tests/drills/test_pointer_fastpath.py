@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,6 @@ import pytest
 
 from daemon.api.fastpath import PointerFastPath
 from daemon.cli.serve import Daemon
-from tests.conftest import make_config
 
 PTR = {"latestVersionId": "01M8APDVZAFRCJTN5PB7V16N18", "previewUrl": "http://p-x.localhost:8080/", "timestamp": 17}
 
@@ -36,10 +35,8 @@ def _call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[bytes, by
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(make_config(tmp_path, "[render]\nenabled = false\n"))
-    yield d
-    d.close()
+def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
+    return make_daemon(render={"enabled": False})
 
 
 def test_same_bytes_as_the_handler(daemon: Daemon) -> None:

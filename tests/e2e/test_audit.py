@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.npm_audit_server import NpmAuditServer
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support.live import LiveDaemon
 
 pytestmark = pytest.mark.pnpm
 

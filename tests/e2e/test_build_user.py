@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support.live import LiveDaemon
 
 # The build script records who it runs as and whether it can read the daemon's generated secret.
 WHO = '''

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support.live import LiveDaemon
 
 # The build reports what it could see and write into its own page.
 PROBE = '''

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import LiveDaemon
+from tests.support.live import LiveDaemon
 
 
 def _hits(d: LiveDaemon, n: int) -> list[int]:

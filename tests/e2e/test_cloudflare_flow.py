@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.cf_pages_api import FakePagesApi
 from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
+from tests.support import wait_until
+from tests.support.live import LiveDaemon
 
 REPO = Path(__file__).resolve().parents[2]
 WRANGLER = REPO / "tests" / "fakes" / "wrangler"
@@ -58,13 +59,11 @@ def _clean_env() -> Iterator[None]:
 
 def _uploaded(d: LiveDaemon, vid: str, timeout: float = 120) -> dict[str, Any]:
     """Wait until the upload is done: the version carries its deployment id (or it failed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def uploaded() -> dict[str, Any] | None:
         v: dict[str, Any] = d.get(f"/versions/{vid}").json()
-        if v["cfDeploymentId"] or v["status"] in ("failed", "deployed"):
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"{vid} was never uploaded")
+        return v if v["cfDeploymentId"] or v["status"] in ("failed", "deployed") else None
+
+    return wait_until(uploaded, timeout, interval=0.1, what=f"{vid} being uploaded")  # type: ignore[no-any-return]
 
 
 def _hook(d: LiveDaemon, payload: Any, secret: str | None = HOOK_SECRET) -> Any:

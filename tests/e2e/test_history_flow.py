@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LiveDaemon
+from tests.support.live import LiveDaemon
 
 pytestmark = pytest.mark.pnpm
 

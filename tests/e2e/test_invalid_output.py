@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support.live import LiveDaemon
 
 # The prompt picks the trick; "fine" builds a good page afterwards.
 TRICKS = '''

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.cf_kv_server import CloudflareKVServer
 from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
 from tests.integration.sync.support import PG_DSN, s3_admin
+from tests.support.live import LiveDaemon
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def _pg_rows(schema: str) -> list[tuple[Any, ...]]:
 
 
 def test_everything_replicates_and_verifies(tmp_path: Path, remote: dict[str, Any]) -> None:
-    from tests.conftest import wait_until
+    from tests.support import wait_until
 
     d = LiveDaemon(tmp_path, _config(tmp_path, remote)).start()
     try:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support import wait_until
+from tests.support.live import LiveDaemon
 
 # Pages chosen by the prompt: a normal page, a page that throws, a blank page.
 PAGES = '''
@@ -32,13 +32,11 @@ def _daemon(tmp: Path) -> LiveDaemon:
 
 
 def _rendered(d: LiveDaemon, vid: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def checked() -> dict[str, Any] | None:
         v: dict[str, Any] = d.get(f"/versions/{vid}").json()
-        if v["renderStatus"]:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"{vid} was never render-checked")
+        return v if v["renderStatus"] else None
+
+    return wait_until(checked, timeout, interval=0.2, what=f"{vid} being render-checked")  # type: ignore[no-any-return]
 
 
 def _build(d: LiveDaemon, project: str, prompt: str, new: bool = True) -> str:

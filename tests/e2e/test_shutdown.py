@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import TEST_SECRET
-from tests.e2e.conftest import LiveDaemon
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support import TEST_SECRET, wait_until
+from tests.support.live import LiveDaemon
 
 # The build sleeps for the seconds the prompt ends with, then writes its page.
 SLEEPER = '''
@@ -35,10 +35,7 @@ def _start_build(d: LiveDaemon, seconds: int) -> str:
                wait="false")
     vid = r.json()["versionId"]
     d.wait_status(vid, ("building",), timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _sleepers():
-        time.sleep(0.1)
-    assert _sleepers(), "the build's sleep never started"
+    wait_until(_sleepers, 30, interval=0.1, what="the build's sleep starting")
     return str(vid)
 
 

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from daemon.core.signing import sign, sign_v2
-from tests.conftest import TEST_SECRET
+from tests.support import TEST_SECRET
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]

@@ -2,53 +2,41 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
 
-from daemon.core.config import Config, load
-from tests.conftest import SHARED_STORE, TEST_SECRET, free_port
+from tests.support import in_process_daemon
+
+if TYPE_CHECKING:
+    from daemon.cli.serve import Daemon
 
 # Caps high enough that the fuzzer reaches the handlers instead of collecting 429s.
-FUZZ_CONFIG = """
-[server]
-port = {port}
-wait_timeout_s = 0
-[paths]
-data_dir = "{data}"
-pnpm_store = "{store}"
-[rate_limits]
-per_ip_per_hour = 1000000
-new_projects_per_user_per_hour = 1000000
-rebuilds_per_project_per_hour = 1000000
-[render]
-enabled = false
-"""
+FUZZ_CONFIG: dict[str, dict[str, Any]] = {
+    "server": {"wait_timeout_s": 0},
+    "rate_limits": {"per_ip_per_hour": 1_000_000, "new_projects_per_user_per_hour": 1_000_000,
+                    "rebuilds_per_project_per_hour": 1_000_000},
+    "render": {"enabled": False},
+}
 
 
-def fuzz_config(root: Path, **overrides: int) -> Config:
-    """The fuzz config on ``root`` (rate caps given as keyword overrides, e.g. ``per_ip_per_hour=2``)."""
-    text = FUZZ_CONFIG.format(port=free_port(), data=root / "data", store=SHARED_STORE)
-    for key, value in overrides.items():
-        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
-    path = root / "previewd.toml"
-    path.write_text(text)
-    return load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
+def fuzz_daemon_at(root: Path, **caps: int) -> AbstractContextManager[Daemon]:
+    """An in-process daemon (worker not started: builds stay queued) with the fuzz config on ``root``.
+
+    Rate caps come as keyword overrides, e.g. ``per_ip_per_hour=2``.
+    """
+    return in_process_daemon(root, **{**FUZZ_CONFIG, "rate_limits": {**FUZZ_CONFIG["rate_limits"], **caps}})
 
 
 @pytest.fixture(scope="module")
-def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A Daemon on a temp data dir whose build worker is never started, so builds stay queued."""
-    from daemon.cli.serve import Daemon
-
-    root: Path = tmp_path_factory.mktemp("fuzz-api")
-    d = Daemon(fuzz_config(root))
-    yield d
-    d.close()
+def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One fuzz daemon for the module: builds stay queued."""
+    with fuzz_daemon_at(tmp_path_factory.mktemp("fuzz-api")) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

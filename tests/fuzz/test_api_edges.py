@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from daemon.build import service
+from daemon.build import submit
 from daemon.core import versions
-from tests.conftest import signed_headers
 from tests.fuzz.api_support import CHECKS, Signer, error_shape
-from tests.fuzz.conftest import fuzz_config
+from tests.fuzz.conftest import fuzz_daemon_at
+from tests.support import signed_headers
 
 SEEDED_EXAMPLES = 400
 
@@ -33,27 +33,19 @@ def send(client: Any, method: str, path: str, body: bytes, auth: Signer) -> Any:
 @pytest.fixture
 def small_client(tmp_path: Path) -> Iterator[Any]:
     """A daemon holding the default caps' shape but a per-IP cap of 2."""
-    from daemon.cli.serve import Daemon
-
-    d = Daemon(fuzz_config(tmp_path, per_ip_per_hour=2))
-    with TestClient(d.asgi) as client:
+    with fuzz_daemon_at(tmp_path, per_ip_per_hour=2) as d, TestClient(d.asgi) as client:
         yield client
-    d.rt.close()
 
 
 def test_signer_modes_reach_the_guard_as_intended(tmp_path: Path) -> None:
-    from daemon.cli.serve import Daemon
-
-    d = Daemon(fuzz_config(tmp_path))
     seen: dict[str, set[Any]] = {}
-    with TestClient(d.asgi) as client:
+    with fuzz_daemon_at(tmp_path) as d, TestClient(d.asgi) as client:
         for i in range(60):
             body = json.dumps({"userId": f"u{i}", "projectId": "p", "prompt": "a bakery"}).encode()
             auth = Signer()
             r = send(client, "POST", "/build-preview-for-new-project?wait=false", body, auth)
             code = r.json()["error"]["code"] if r.status_code >= 400 else r.status_code
             seen.setdefault(auth.mode, set()).add(code)
-    d.rt.close()
     assert seen == {"unsigned": {"signature_missing"}, "wrong": {"signature_invalid"},
                     "stale": {"timestamp_stale"}, "body-only": {202}, "v2": {202}}
 
@@ -75,9 +67,9 @@ def seeded(fuzz_daemon: Any, api_schema: Any) -> dict[str, Any]:
     """Real rows to aim at: a queued, a failed and a deployed (no artifact, no repo) version in two projects."""
     ids = []
     for user, project in (("u1", "p1"), ("u1", "p2"), ("u2", "p1")):
-        req = service.parse_build_request({"userId": user, "projectId": project, "prompt": "a bakery"},
+        req = submit.parse_build_request({"userId": user, "projectId": project, "prompt": "a bakery"},
                                           rebuild=False, max_prompt=1000)
-        ids.append(service.submit_new(fuzz_daemon.rt, fuzz_daemon.queue, req).version_id)
+        ids.append(submit.submit_new(fuzz_daemon.rt, fuzz_daemon.queue, req).version_id)
     outbox = fuzz_daemon.rt.outbox
     versions.update(outbox, ids[1], status="failed", failure_reason="build_failed", failure_message="boom")
     versions.update(outbox, ids[2], status="deployed", preview_url="http://x.localhost:1/")

@@ -12,10 +12,9 @@ import pytest
 from ulid import ULID
 
 from daemon.cli.serve import Daemon
-from daemon.core.config import load
 from daemon.core.db import ProjectVersion
 from daemon.core.signing import mint_token
-from tests.conftest import TEST_SECRET, free_port, write_config
+from tests.support import TEST_SECRET, free_port, make_config
 
 
 def token_for(user: str, project: str, ttl: int = 600, *, secret: str = TEST_SECRET) -> str:
@@ -29,20 +28,18 @@ def add_version(d: Daemon, user: str, project: str, *, status: str = "failed", l
     ProjectVersion.create(version_id=vid, user_id=user, project_id=project, prompt=f"secret prompt of {user}",
                           status=status)
     if log:
-        d.rt.log_path(vid).write_text(log)
+        d.rt.layout.log_path(vid).write_text(log)
     return vid
 
 
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """Daemons (worker not started) on one temp data dir, with extra config text and [server] lines; closed at
-    the end (one at a time: a daemon holds the data dir)."""
+    """Daemons (worker not started) on one temp data dir, with config text or sections and an environment;
+    closed at the end (one at a time: a daemon holds the data dir, so a restart closes the first one)."""
     made: list[Daemon] = []
 
-    def make(text: str = "", *, server: str = "", env: dict[str, str] | None = None) -> Daemon:
-        path = write_config(tmp_path, text)
-        path.write_text(path.read_text().replace("[server]\n", "[server]\n" + server, 1))
-        d = Daemon(load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET, **(env or {})}))
+    def make(text: str = "", *, env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Daemon:
+        d = Daemon(make_config(tmp_path, text, env=env, **sections))
         made.append(d)
         return d
 

@@ -10,7 +10,7 @@ import pytest
 
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from tests.conftest import TEST_SECRET, body_only_headers, signed_headers
+from tests.support import TEST_SECRET, ApiClient, body_only_headers, in_process_daemon, signed_headers
 
 NEW = "/build-preview-for-new-project"
 REBUILD = "/rebuild-preview"
@@ -54,20 +54,20 @@ def test_finished_build_answers_seed_shape(api: Any) -> None:
         ProjectVersion.version_id == vid).execute()
     r = api.get(f"/versions/{vid}")
     assert r.status_code == 200 and r.json()["status"] == "deployed"
-    from daemon.build import service
+    from daemon.build import submit
 
-    status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
+    status, body = submit.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert status == 200
     assert body == {"success": True, "previewUrl": "http://a.localhost/", "versionId": vid, "buildTime": 1234}
 
 
 def test_failed_build_answer_has_code_message_and_log_tail(api: Any) -> None:
     vid = api.post(NEW, new_body(), params={"wait": "false"}).json()["versionId"]
-    api.daemon.rt.log_path(vid).write_text("line 1\nerror TS2307: cannot find module\n")
+    api.daemon.rt.layout.log_path(vid).write_text("line 1\nerror TS2307: cannot find module\n")
     versions.update(None, vid, status="failed", failure_reason="build_failed", failure_message="pnpm build exited 2")
-    from daemon.build import service
+    from daemon.build import submit
 
-    _status, body = service.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
+    _status, body = submit.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert body["success"] is False and body["versionId"] == vid
     assert body["error"] == {"code": "build_failed", "message": "pnpm build exited 2"}
     assert body["logTail"][-1] == "error TS2307: cannot find module"
@@ -164,8 +164,11 @@ def test_hmac_timestamp_must_be_covered(api: Any) -> None:
     assert api.client.post(NEW, content=body, headers=headers).status_code == 401
 
 
-def test_secret_is_the_configured_one() -> None:
-    assert TEST_SECRET  # the fixture's daemon uses it; a different secret fails above
+def test_secret_is_the_configured_one(api: Any) -> None:
+    assert api.daemon.cfg.secrets.hmac_secret == TEST_SECRET  # from the environment make_config passes
+    assert api.client.get("/status", headers=signed_headers("GET", "/status")).status_code == 200
+    wrong = signed_headers("GET", "/status", secret=TEST_SECRET + "x")
+    assert api.client.get("/status", headers=wrong).status_code == 401
 
 
 # -- rate caps --------------------------------------------------------------------------------------------
@@ -205,18 +208,11 @@ def test_per_ip_cap_counts_every_signed_request(api: Any) -> None:
 def test_rate_caps_survive_a_restart(tmp_path: Any) -> None:
     from litestar.testing import TestClient
 
-    from daemon.cli.serve import Daemon
-    from tests.conftest import ApiClient, make_config
-
-    cfg_text = "[rate_limits]\nnew_projects_per_user_per_hour = 1\n"
-    d = Daemon(make_config(tmp_path, cfg_text))
-    with TestClient(d.app) as c:
+    caps = {"new_projects_per_user_per_hour": 1}
+    with in_process_daemon(tmp_path, rate_limits=caps) as d, TestClient(d.app) as c:
         assert ApiClient(c).post(NEW, new_body(), params={"wait": "false"}).status_code == 202
-    d.close()
-    d2 = Daemon(make_config(tmp_path, cfg_text))
-    with TestClient(d2.app) as c:
+    with in_process_daemon(tmp_path, rate_limits=caps) as d2, TestClient(d2.app) as c:
         assert ApiClient(c).post(NEW, new_body(projectId="p2"), params={"wait": "false"}).status_code == 429
-    d2.close()
 
 
 def test_refused_requests_do_not_use_up_the_project_cap(api: Any) -> None:

@@ -16,8 +16,8 @@ from daemon.core import nonces
 from daemon.core.db import RateEvent, database
 from daemon.core.signing import mint_token
 from daemon.ops import alerts, metrics
-from tests.conftest import TEST_SECRET, ApiClient, body_only_headers, signed_headers
 from tests.integration.api.conftest import add_version, token_for
+from tests.support import TEST_SECRET, ApiClient, body_only_headers, signed_headers
 
 NEW = "/build-preview-for-new-project"
 
@@ -32,7 +32,7 @@ def code(r: Any) -> str:
 
 # -- signature v2: what it covers ---------------------------------------------------------------------------------
 def test_signature_reused_on_another_route_is_refused(api: ApiClient) -> None:
-    vid = add_version(api.daemon, "alice", "p1")  # type: ignore[attr-defined]
+    vid = add_version(api.daemon, "alice", "p1")
     captured = signed_headers("GET", "/status")  # what an eavesdropper saw on the status call
     for method, path in (("POST", f"/versions/{vid}/pin"), ("POST", "/projects/alice/p1/undo"),
                          ("POST", "/projects/alice/p1/redo"), ("POST", "/ops/cleanup"), ("GET", "/ops/sync/verify")):
@@ -152,7 +152,7 @@ def test_body_only_is_accepted_on_the_seed_routes(api: ApiClient) -> None:
 
 
 def test_body_only_switch_turns_it_off(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="accept_body_only_signatures = false\n")
+    d = daemon_factory(server={"accept_body_only_signatures": False})
     body = new_body()
     with TestClient(d.app) as c:
         r = c.post(NEW, content=body, headers=body_only_headers(body), params={"wait": "false"})
@@ -172,7 +172,7 @@ def with_token(path: str, token: str) -> str:
 
 
 def test_unsigned_reads_of_each_per_user_route_are_401(api: ApiClient) -> None:
-    vid = add_version(api.daemon, "alice", "p1", log="alice's build log\n")  # type: ignore[attr-defined]
+    vid = add_version(api.daemon, "alice", "p1", log="alice's build log\n")
     for path in [*_read_paths(vid), "/metrics", "/healthz?detail=1", "/healthz/detail"]:
         r = api.get(path, sign_it=False)
         assert r.status_code == 401, (path, r.status_code, r.text[:200])
@@ -184,15 +184,15 @@ def test_unsigned_reads_of_each_per_user_route_are_401(api: ApiClient) -> None:
 
 
 def test_signed_reads_of_each_per_user_route_pass_the_guard(api: ApiClient) -> None:
-    vid = add_version(api.daemon, "alice", "p1", log="one\n")  # type: ignore[attr-defined]
+    vid = add_version(api.daemon, "alice", "p1", log="one\n")
     for path in _read_paths(vid):
         r = api.get(path)
         assert r.status_code not in (401, 403), (path, r.text)
 
 
 def test_token_for_project_a_cannot_read_project_b(api: ApiClient) -> None:
-    a = add_version(api.daemon, "alice", "pa", log="a\n")  # type: ignore[attr-defined]
-    b = add_version(api.daemon, "alice", "pb", log="b\n")  # type: ignore[attr-defined]
+    a = add_version(api.daemon, "alice", "pa", log="a\n")
+    b = add_version(api.daemon, "alice", "pb", log="b\n")
     token = token_for("alice", "pa")
     for path in [*_read_paths(b, "pb"), "/versions?userId=bob&projectId=pa", f"/versions/{a}/diff/{b}"]:
         r = api.get(with_token(path, token), sign_it=False)
@@ -206,7 +206,7 @@ def test_token_for_project_a_cannot_read_project_b(api: ApiClient) -> None:
 
 
 def test_expired_and_tampered_tokens_are_refused(api: ApiClient) -> None:
-    vid = add_version(api.daemon, "alice", "p1")  # type: ignore[attr-defined]
+    vid = add_version(api.daemon, "alice", "p1")
     now = int(time.time())
     good = token_for("alice", "p1")
     v, user, project, exp, mac = good.split(".")
@@ -233,20 +233,20 @@ def test_expired_and_tampered_tokens_are_refused(api: ApiClient) -> None:
 
 
 def test_post_tokens_mints_a_scoped_token(api: ApiClient) -> None:
-    vid = add_version(api.daemon, "alice", "p1")  # type: ignore[attr-defined]
+    vid = add_version(api.daemon, "alice", "p1")
     assert api.post("/tokens", {"userId": "alice", "projectId": "p1"}, sign_it=False).status_code == 401
     r = api.post("/tokens", {"userId": "alice", "projectId": "p1", "ttlSeconds": 10 ** 9})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token"].startswith("v1.alice.p1.") and body["userId"] == "alice"
-    assert body["expiresAt"] <= time.time() + api.daemon.cfg.server.read_token_max_ttl_s + 1  # type: ignore[attr-defined]
+    assert body["expiresAt"] <= time.time() + api.daemon.cfg.server.read_token_max_ttl_s + 1
     assert api.get(f"/versions/{vid}", sign_it=False, params={"token": body["token"]}).status_code == 200
     assert api.post("/tokens", {"userId": "../x", "projectId": "p1"}).status_code == 400
 
 
 # -- junk before caps ---------------------------------------------------------------------------------------------
 def test_200_bad_signature_requests_leave_a_valid_caller_unaffected(api: ApiClient) -> None:
-    d: Daemon = api.daemon  # type: ignore[attr-defined]
+    d: Daemon = api.daemon
     d.cfg.rate_limits.per_ip_per_hour = 5
     stale = str(int(time.time()) - 3600)
     junk: list[dict[str, str]] = [

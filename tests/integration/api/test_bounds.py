@@ -12,12 +12,13 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from daemon.build import screens, service
+from daemon.build import screens
 from daemon.build.buildlog import BuildLog
 from daemon.cli.serve import Daemon
+from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from tests.conftest import ApiClient, auth
 from tests.integration.api.conftest import Served, add_version, token_for
+from tests.support import ApiClient, auth
 
 
 def _events(resp: httpx.Response) -> Iterator[tuple[str, str]]:
@@ -48,7 +49,7 @@ def test_sse_stream_opened_with_a_token_receives_live_lines(daemon_factory: Call
 
     def build() -> None:  # stands in for the worker: opens the log once the stream waits, writes, finishes
         time.sleep(0.5)
-        blog = BuildLog(d.rt.log_path(vid))
+        blog = BuildLog(d.rt.layout.log_path(vid))
         d.rt.live_logs[vid] = blog
         ProjectVersion.update(status="building").where(ProjectVersion.version_id == vid).execute()
         for i in range(3):
@@ -77,20 +78,20 @@ def test_sse_waits_on_the_log_writer_not_by_polling(daemon_factory: Callable[...
     d = daemon_factory()
     vid = add_version(d, "alice", "p1", status="queued")
     reads = []
-    real = service.get_version
+    real = versions.get
 
     def counting(version_id: str) -> ProjectVersion:
         reads.append(time.monotonic())
         return real(version_id)
 
-    monkeypatch.setattr(service, "get_version", counting)
+    monkeypatch.setattr(versions, "get", counting)
     with Served(d) as s, httpx.Client(timeout=30, auth=auth()) as c, \
             c.stream("GET", f"{s.base}/builds/{vid}/logs") as resp:
         assert resp.status_code == 200
         time.sleep(1.5)  # the build is queued: a polling stream would read the row ~7 times by now
         waiting = len(reads)
         t0 = time.monotonic()
-        blog = BuildLog(d.rt.log_path(vid))
+        blog = BuildLog(d.rt.layout.log_path(vid))
         d.rt.live_logs[vid] = blog  # the worker opens the log: the stream must wake at once
         blog.line("first")
         lines = _events(resp)
@@ -103,7 +104,7 @@ def test_sse_waits_on_the_log_writer_not_by_polling(daemon_factory: Callable[...
 
 
 def test_sse_cap_per_ip(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="sse_max_streams = 10\nsse_max_streams_per_ip = 2\n")
+    d = daemon_factory(server={"sse_max_streams": 10, "sse_max_streams_per_ip": 2})
     vid = add_version(d, "alice", "p1", status="queued")  # a queued build's stream stays open (no worker)
     with Served(d) as s, httpx.Client(timeout=30, auth=auth()) as c:
         url = f"{s.base}/builds/{vid}/logs"
@@ -122,7 +123,7 @@ def test_sse_cap_per_ip(daemon_factory: Callable[..., Daemon]) -> None:
 
 
 def test_sse_cap_in_total(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="sse_max_streams = 2\nsse_max_streams_per_ip = 5\n")
+    d = daemon_factory(server={"sse_max_streams": 2, "sse_max_streams_per_ip": 5})
     vid = add_version(d, "alice", "p1", status="queued")
     with Served(d) as s, httpx.Client(timeout=30, auth=auth()) as c:
         url = f"{s.base}/builds/{vid}/logs"
@@ -139,7 +140,7 @@ def test_sse_cap_in_total(daemon_factory: Callable[..., Daemon]) -> None:
 def _snapshotted(d: Daemon, files: list[dict[str, str]]) -> list[str]:
     """Deployed versions of alice/p1, one per entry of files (path -> content), each a real git snapshot."""
     ids: list[str] = []
-    ws = d.rt.workspace("alice", "p1")
+    ws = d.rt.layout.workspace("alice", "p1")
     repo = d.rt.repo("alice", "p1")
     for content in files:
         vid = add_version(d, "alice", "p1", status="deployed")
@@ -151,7 +152,7 @@ def _snapshotted(d: Daemon, files: list[dict[str, str]]) -> list[str]:
 
 
 def test_diff_cap_answers_413_naming_mode_stat(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="max_diff_bytes = 4096\n")
+    d = daemon_factory(server={"max_diff_bytes": 4096})
     a, b = _snapshotted(d, [{"big.txt": "old\n" * 10}, {"big.txt": "".join(f"new line {i}\n" for i in range(2000))}])
     with TestClient(d.app) as tc:
         c = ApiClient(tc)
@@ -166,7 +167,7 @@ def test_diff_cap_answers_413_naming_mode_stat(daemon_factory: Callable[..., Dae
 
 
 def test_log_answer_is_capped_to_its_last_lines(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="max_log_bytes = 1024\n")
+    d = daemon_factory(server={"max_log_bytes": 1024})
     text = "".join(f"log line {i:05d}\n" for i in range(1000))
     vid = add_version(d, "alice", "p1", log=text)
     with TestClient(d.app) as tc:
@@ -178,10 +179,10 @@ def test_log_answer_is_capped_to_its_last_lines(daemon_factory: Callable[..., Da
 
 
 def test_screenshot_answer_is_capped(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server="max_screenshot_bytes = 2048\n")
+    d = daemon_factory(server={"max_screenshot_bytes": 2048})
     vid = add_version(d, "alice", "p1", status="deployed")
     key = screens.screen_key(ProjectVersion.get_by_id(vid), "desktop")
-    path = d.rt.local_objects_path(key)
+    path = d.rt.layout.local_object(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 4096)
     with TestClient(d.app) as tc:

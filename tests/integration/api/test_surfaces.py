@@ -17,7 +17,7 @@ import pytest
 from litestar.testing import TestClient
 
 from daemon.cli.serve import Daemon
-from tests.conftest import TEST_SECRET, ApiClient, auth, free_port, signed_headers, write_config
+from tests.support import TEST_SECRET, ApiClient, auth, free_port, signed_headers, write_config
 
 NOT_DEPLOYMENTS = ["a.b.localhost", "-x.localhost", "x-.localhost", ".localhost", "x_y.localhost",
                    "x.localhost:abc", "ghost.localhost", "GHOST.LOCALHOST:8080"]
@@ -55,7 +55,7 @@ def test_a_non_deployment_host_gets_404_for_every_api_path(daemon_factory: Calla
 
 
 def test_public_listener_app_serves_previews_only(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server=f"preview_port = {free_port()}\n")
+    d = daemon_factory(server={"preview_port": free_port()})
     assert d.public_asgi is not None
     (d.rt.data_dir / "previews" / "real").mkdir()
     (d.rt.data_dir / "previews" / "real" / "index.html").write_text("<h1>real</h1>")
@@ -66,11 +66,11 @@ def test_public_listener_app_serves_previews_only(daemon_factory: Callable[..., 
                 r = c.get(path, headers={"Host": host, **signed_headers("GET", path)})
                 assert r.status_code == 404 and r.json()["error"]["code"] == "deployment_not_found", (host, path)
     # previews are linked on the public port
-    assert d.rt.deployer.url_for("real").endswith(f":{d.cfg.server.preview_port}/")  # type: ignore[attr-defined]
+    assert d.rt.deployer.url_for("real").endswith(f":{d.cfg.server.preview_port}/")
 
 
 def test_metrics_and_health_detail_accept_the_scraper_token(daemon_factory: Callable[..., Daemon]) -> None:
-    d = daemon_factory(server='metrics_token_env = "SCRAPER_TOKEN"\n', env={"SCRAPER_TOKEN": "scrape-me-0123"})
+    d = daemon_factory(server={"metrics_token_env": "SCRAPER_TOKEN"}, env={"SCRAPER_TOKEN": "scrape-me-0123"})
     with TestClient(d.app) as tc:
         c = ApiClient(tc)
         bearer = {"Authorization": "Bearer scrape-me-0123"}

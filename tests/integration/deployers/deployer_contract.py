@@ -35,11 +35,22 @@ class DeployerContract:
         second = deployer.deploy(request_for(site, version_id="01JDQ8Z5V7K3M9QX2R4T6W8Y0B"), log)
         assert first.deployment_id != second.deployment_id
 
-    def test_delete_succeeds_twice(self, deployer: Deployer, site: Path, log) -> None:
+    def test_delete_removes_the_deployment_and_succeeds_twice(self, deployer: Deployer, site: Path, log) -> None:
         dep = deployer.deploy(request_for(site), log)
+        assert deployer.status(dep.deployment_id).state in ("deployed", "pending")
         deployer.delete(dep.deployment_id)
-        deployer.delete(dep.deployment_id)
+        assert _gone(deployer, dep.deployment_id)
+        deployer.delete(dep.deployment_id)  # already gone: still no error
+        assert _gone(deployer, dep.deployment_id)
 
     def test_missing_output_dir_raises_deploy_error(self, deployer: Deployer, tmp_path: Path, log) -> None:
         with pytest.raises(DeployError):
             deployer.deploy(request_for(tmp_path / "no-such-dist"), log)
+
+
+def _gone(deployer: Deployer, deployment_id: str) -> bool:
+    """The platform no longer has the deployment: status says `failed`, or asking raises DeployError (a 404)."""
+    try:
+        return deployer.status(deployment_id).state == "failed"
+    except DeployError:
+        return True

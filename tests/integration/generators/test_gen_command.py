@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from daemon.core.contract import ContractError, ContractLimits
 from daemon.generators import GenerationError, GenerationRequest, GenerationResult, make_generator
+from tests.support import wait_until
 
 CONTRACT = {
     "name": "cmd", "slug": "cmd", "description": "", "version": "0.1.0", "author": "", "repository": "",
@@ -109,16 +109,14 @@ def test_timeout_kills_the_whole_process_tree(script: Callable[[str], str], tmp_
     with pytest.raises(GenerationError, match="timed out"):
         _run([exe], GenerationRequest("x"), log, timeout_s=2)
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
-            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
-                break
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the grandchild survived the timeout")
+            return True
+
+    wait_until(gone, 10, interval=0.05, what="the grandchild ending after the timeout")
 
 
 def test_stdout_flood_is_stopped(script: Callable[[str], str], log: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from ulid import ULID
 
+from daemon.build import publish
 from daemon.cli.serve import Daemon
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.deployers.local import deployment_id_for
-from tests.conftest import make_config
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 
@@ -40,9 +40,9 @@ class Seeder:
         vid = str(ULID.from_datetime(created.replace(tzinfo=UTC)))
         rt = self.rt
         fields: dict[str, Any] = {}
-        key = rt.artifact_key(user, project, vid)
+        key = rt.layout.artifact_key(user, project, vid)
         if artifact:
-            path = rt.local_objects_path(key)
+            path = rt.layout.local_object(key)
             path.parent.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(path, "w") as zf:
                 zf.writestr("index.html", f"<h1>{vid}</h1>")
@@ -66,7 +66,7 @@ class Seeder:
             (ws / "dist").mkdir(exist_ok=True)
             (ws / "dist" / "index.html").write_text(f"built {vid}")
             repo.snapshot_dist(ws, vid, "dist")
-        rt.log_path(vid).write_text(f"log of {vid}\n")
+        rt.layout.log_path(vid).write_text(f"log of {vid}\n")
         return ProjectVersion.create(version_id=vid, user_id=user, project_id=project, prompt=f"prompt {self._n}",
                                      kind="new", status=status, pinned=pinned, created_at=created,
                                      updated_at=created, **fields)
@@ -74,13 +74,13 @@ class Seeder:
     def make_live(self, v: ProjectVersion) -> None:
         with database.atomic():
             versions.set_live(self.rt.outbox, v, self.rt.cfg.kv.ttl_days * 86400)
-        self.rt.pointer_moved()
+        publish.pointer_moved(self.rt)
 
     def preview_dir(self, v: ProjectVersion) -> Path:
         return self.rt.data_dir / "previews" / deployment_id_for(v.project_id, v.version_id)
 
     def artifact(self, v: ProjectVersion) -> str:
-        return self.rt.artifact_key(v.user_id, v.project_id, v.version_id)
+        return self.rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
 
     def row(self, v: ProjectVersion) -> ProjectVersion | None:
         return ProjectVersion.get_or_none(ProjectVersion.version_id == v.version_id)
@@ -109,10 +109,6 @@ def db_dump(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def ops(tmp_path: Path) -> Iterator[Seeder]:
+def ops(tmp_path: Path, make_daemon: Callable[..., Daemon]) -> Seeder:
     """A daemon (worker not started) with its own pnpm store, plus a seeder."""
-    cfg = make_config(tmp_path)
-    cfg.paths.pnpm_store = str(tmp_path / "pnpm-store")  # never prune the shared test store
-    d = Daemon(cfg)
-    yield Seeder(d)
-    d.close()
+    return Seeder(make_daemon(paths={"pnpm_store": str(tmp_path / "pnpm-store")}))  # never prune the shared store

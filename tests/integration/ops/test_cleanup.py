@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.cli.serve import Daemon
 from daemon.core.db import ProjectVersion
 from daemon.ops import cleanup
 from sync.objects import LocalObjectStore
@@ -50,7 +52,7 @@ def test_keep_latest_200_vs_201_never_pinned_or_live(ops: Seeder) -> None:
     assert ops.row(exact[0]) is not None
     assert ops.row(over[0]) is None and ops.row(over[1]) is not None
     assert not (ops.rt.data_dir / "objects" / ops.artifact(over[0])).exists()
-    assert not ops.rt.log_path(over[0].version_id).exists()
+    assert not ops.rt.layout.log_path(over[0].version_id).exists()
     assert ops.row(guarded[0]) is not None  # pinned
     assert ops.row(guarded[1]) is not None  # live
     assert ops.row(guarded[2]) is None
@@ -72,7 +74,7 @@ def test_rows_older_than_a_year_deleted_unless_pinned_or_live_tag_kept(ops: Seed
         assert not ops.preview_dir(v).exists()
         assert not (ops.rt.data_dir / "objects" / ops.artifact(v)).exists()
     # the git tags stay: later versions descend from them and the packs name them
-    repo = ops.rt.project_dir("u", "p") / "repo.git"
+    repo = ops.rt.layout.project_dir("u", "p") / "repo.git"
     tags = subprocess.run(["git", "--git-dir", str(repo), "tag"], capture_output=True, text=True,
                           check=True).stdout.split()
     assert {v.version_id for v in old} <= set(tags)
@@ -98,7 +100,7 @@ def test_dist_window_slides_to_three_and_prunes(ops: Seeder) -> None:
     made = [ops.version("u", "p", 10 - i, snapshot=True) for i in range(5)]
     ops.make_live(made[-1])
     report = _run(ops)
-    repo = ops.rt.project_dir("u", "p") / "repo.git"
+    repo = ops.rt.layout.project_dir("u", "p") / "repo.git"
     refs = subprocess.run(["git", "--git-dir", str(repo), "for-each-ref", "--format=%(refname)", "refs/dist/"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert sorted(refs) == sorted(f"refs/dist/{v.version_id}" for v in made[-3:])
@@ -119,11 +121,11 @@ def test_dry_run_changes_nothing(ops: Seeder) -> None:
     _seed_everything(ops)
     data = ops.rt.data_dir
     before = (db_dump(data), tree_digest(data / "objects"), tree_digest(data / "previews"),
-              tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.store_dir))
+              tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.layout.store_dir))
     report = cleanup.run_cleanup(ops.rt, dry_run=True, now=NOW)
     assert report.ok, report.to_json()
     after = (db_dump(data), tree_digest(data / "objects"), tree_digest(data / "previews"),
-             tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.store_dir))
+             tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.layout.store_dir))
     assert after == before
     counts = {s.name: s.counts for s in report.steps}
     # ... and says what it would have done
@@ -156,9 +158,10 @@ def test_a_failing_step_is_reported_and_the_rest_still_run(ops: Seeder, monkeypa
     assert report.step("prune_pnpm_store").counts.get("ran") == 1  # type: ignore[union-attr]
 
 
-def test_missing_remote_artifact_reuploaded_from_local_copy_else_needs_rebuild(ops: Seeder, tmp_path: Path) -> None:
+def test_missing_remote_artifact_reuploaded_from_local_copy_else_needs_rebuild(
+        tmp_path: Path, make_daemon: Callable[..., Daemon]) -> None:
     remote = LocalObjectStore(tmp_path / "bucket")  # a second store standing in for the bucket
-    ops.rt.remote_objects = remote
+    ops = Seeder(make_daemon(paths={"pnpm_store": str(tmp_path / "pnpm-store")}, edges={"remote_objects": remote}))
     kept = ops.version("u", "p", 3, remote_artifact=True)
     lost = ops.version("u", "p", 2, remote_artifact=True)
     ops.make_live(ops.version("u", "p", 1))
@@ -196,7 +199,7 @@ def test_pnpm_store_prune_runs_on_the_configured_store(ops: Seeder) -> None:
     report = _run(ops)
     step = report.step("prune_pnpm_store")
     assert step is not None and step.counts.get("ran") == 1
-    assert str(ops.rt.store_dir) in step.actions[0]
+    assert str(ops.rt.layout.store_dir) in step.actions[0]
 
 
 def test_concurrent_cleanup_refused(ops: Seeder) -> None:

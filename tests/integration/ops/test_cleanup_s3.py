@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from daemon.cli.serve import Daemon
 from daemon.ops import cleanup
 from sync.objects import S3ObjectStore
 from tests.integration.ops.conftest import NOW, Seeder
@@ -14,14 +16,17 @@ from tests.integration.sync.support import s3_admin
 
 
 @pytest.fixture
-def s3(ops: Seeder, moto_endpoint: str) -> Iterator[S3ObjectStore]:
-    endpoint = moto_endpoint
+def s3(moto_endpoint: str) -> S3ObjectStore:
     name = f"ops-{uuid.uuid4().hex[:12]}"
-    s3_admin(endpoint).create_bucket(Bucket=name)
-    store = S3ObjectStore(name, endpoint_url=endpoint, region="us-east-1", access_key="testing",
-                          secret_key="testing")
-    ops.rt.remote_objects = store
-    yield store
+    s3_admin(moto_endpoint).create_bucket(Bucket=name)
+    return S3ObjectStore(name, endpoint_url=moto_endpoint, region="us-east-1", access_key="testing",
+                         secret_key="testing")
+
+
+@pytest.fixture
+def ops(s3: S3ObjectStore, tmp_path: Path, make_daemon: Callable[..., Daemon]) -> Seeder:
+    """The ops seeder over a daemon whose object store is the moto bucket (wired as the configured one would be)."""
+    return Seeder(make_daemon(paths={"pnpm_store": str(tmp_path / "pnpm-store")}, edges={"remote_objects": s3}))
 
 
 def test_archive_sets_storage_class_and_missing_object_is_reuploaded(ops: Seeder, s3: S3ObjectStore) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import textwrap
@@ -12,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from daemon.cli import daemonctl
 from daemon.cli import daemonctl_ops as ctl_ops
 from daemon.core.config import load
-from tests.conftest import TEST_SECRET
-from tests.e2e.conftest import LiveDaemon
+from tests.support import TEST_SECRET
+from tests.support.live import LiveDaemon
 
 pytestmark = pytest.mark.pnpm
 
@@ -51,15 +51,11 @@ SLOW_GENERATOR = textwrap.dedent('''
 ''')
 
 
-# The real daemon carries the operations wiring (metrics, ops routes, cleanup and alert jobs).
-OpsDaemon = LiveDaemon
-
-
 @pytest.fixture
-def slow(tmp_path: Path) -> Iterator[OpsDaemon]:
+def slow(tmp_path: Path) -> Iterator[LiveDaemon]:
     script = tmp_path / "gen.py"
     script.write_text(SLOW_GENERATOR)
-    d = OpsDaemon(tmp_path, textwrap.dedent(f'''
+    d = LiveDaemon(tmp_path, textwrap.dedent(f'''
         [generator]
         backend = "command"
         command = ["{sys.executable}", "{script}"]
@@ -87,18 +83,15 @@ def _events(resp: Any) -> Iterator[tuple[str, str]]:
 
 def ctl(d: LiveDaemon, *argv: str) -> int:
     """daemonctl's ops verbs through argparse, in-process, against the live daemon."""
-    p = argparse.ArgumentParser(prog="daemonctl")
-    p.add_argument("--config")
-    p.add_argument("--url")
-    ctl_ops.add_parsers(p.add_subparsers(dest="cmd", required=True))
-    args = p.parse_args(["--config", str(d.config), "--url", d.base, *argv])
+    args = daemonctl.parser().parse_args(["--config", str(d.config), "--url", d.base, *argv])
     cfg = load(args.config, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
     result = ctl_ops.dispatch(args, None, cfg)
     assert result is not None
     return result
 
 
-def test_sse_lines_arrive_while_the_build_runs_then_status(slow: OpsDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sse_lines_arrive_while_the_build_runs_then_status(slow: LiveDaemon,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     # inside the data dir: the only part of the host a build step sees writable (and at all, under /tmp)
     release = slow.tmp / "data" / "release"
     r = slow.post("/build-preview-for-new-project", {"userId": "u", "projectId": "slow",

@@ -18,8 +18,8 @@ from daemon.api.app import create_app
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.ops import alerts, metrics
-from tests.conftest import ApiClient
 from tests.integration.ops.conftest import Seeder
+from tests.support import ApiClient
 
 
 @pytest.fixture
@@ -52,15 +52,15 @@ def test_metrics_parse_back(ops: Seeder, client: ApiClient) -> None:
     done = ops.version("u", "p", 0.001)
     versions.update(ops.rt.outbox, done.version_id, build_duration_ms=30_000, install_duration_ms=9_000,
                     deploy_duration_ms=500)
-    ops.rt.metrics_build_done(ProjectVersion.get_by_id(done.version_id))
+    ops.rt.build_done(ProjectVersion.get_by_id(done.version_id))
     bad = ops.version("u", "p", 0.002, status="failed")
     versions.update(ops.rt.outbox, bad.version_id, failure_reason="build_failed")
-    ops.rt.metrics_build_done(ProjectVersion.get_by_id(bad.version_id))
+    ops.rt.build_done(ProjectVersion.get_by_id(bad.version_id))
     for i in range(3):  # Pages deployments this month
         ProjectVersion.create(version_id=f"01J0000000000000000000000{i}", user_id="u", project_id="cf", prompt="x",
                               status="deployed", cf_deployment_id=f"dep-{i}", created_at=now - timedelta(minutes=i))
     ops.make_live(done)  # leaves a KV outbox row behind → sync backlog
-    with ops.rt._outbox._conn() as conn:  # a stuck replica item: backlog and lag per destination
+    with ops.rt.outbox.outbox._conn() as conn:  # a stuck replica item: backlog and lag per destination
         conn.execute("INSERT INTO sync_outbox (destination, key, payload, created_at) VALUES ('replica', 'k', '{}', "
                      "strftime('%s','now') - 30)")
         conn.commit()
@@ -167,7 +167,7 @@ def test_cleanup_route_dry_run(ops: Seeder, client: ApiClient) -> None:
 
 def test_stored_log_as_events_then_status(ops: Seeder, client: ApiClient) -> None:
     v = ops.version("u", "p", 1, status="failed")
-    ops.rt.log_path(v.version_id).write_text("one\ntwo\nthree\n")
+    ops.rt.layout.log_path(v.version_id).write_text("one\ntwo\nthree\n")
     r = client.get(f"/builds/{v.version_id}/logs")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = [e for e in r.text.replace("\r\n", "\n").split("\n\n") if e.strip()]
@@ -185,8 +185,8 @@ def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -
     from daemon.build.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
-    ops.rt.log_path(v.version_id).unlink()
-    blog = BuildLog(ops.rt.log_path(v.version_id))
+    ops.rt.layout.log_path(v.version_id).unlink()
+    blog = BuildLog(ops.rt.layout.log_path(v.version_id))
     ops.rt.live_logs[v.version_id] = blog
     for i in range(50):
         blog.line(f"early {i}")
@@ -223,7 +223,7 @@ def test_disconnect_leaves_no_listener(ops: Seeder) -> None:
     from daemon.build.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
-    blog = BuildLog(ops.rt.log_path(v.version_id))
+    blog = BuildLog(ops.rt.layout.log_path(v.version_id))
     ops.rt.live_logs[v.version_id] = blog
     blog.line("first")
 

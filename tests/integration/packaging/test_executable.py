@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from daemon.core.config import render_example
-from tests.conftest import free_port
 from tests.integration.packaging.conftest import SYSTEM_PYTHON, clean_env
+from tests.support import free_port, wait_until, write_config
 
 SECRET = "pkg-test-secret-0123456789abcdef"
 NOBODY = 65534
@@ -76,16 +76,14 @@ def test_doctor_reports_json(pyz: Path, shiv_root: Path, tmp_path: Path) -> None
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def up() -> bool:
         assert proc.poll() is None, f"serve exited early with {proc.returncode}"
         try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
+            return httpx.get(url, timeout=2, trust_env=False).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} never answered 200")
+            return False
+
+    wait_until(up, 120, interval=0.2, what=f"{url} answering 200")
 
 
 def test_serve_as_unprivileged_user_then_sigterm(pyz: Path, shiv_root: Path, pkg_dir: Path, tmp_path: Path) -> None:
@@ -96,8 +94,7 @@ def test_serve_as_unprivileged_user_then_sigterm(pyz: Path, shiv_root: Path, pkg
     for p in (work, data):
         os.chown(p, NOBODY, NOBODY)
     port = free_port()
-    config = work / "config.toml"
-    config.write_text(f"[server]\nport = {port}\n[paths]\ndata_dir = \"{data}\"\n")
+    config = write_config(work, port=port, paths={"pnpm_store": ""})  # data in work/data; the default store
     env = clean_env(work, SHIV_ROOT=str(shiv_root), PREVIEWD_HMAC_SECRET=SECRET)
     before = sorted(p.name for p in shiv_root.iterdir())
     proc = subprocess.Popen([str(pyz), "--config", str(config), "serve"], cwd=work, env=env, user=NOBODY,

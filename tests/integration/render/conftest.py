@@ -12,6 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support import free_port
+
 NORMAL = b"""<!doctype html><html><head><meta name="viewport" content="width=device-width"><title>ok</title>
 <style>body{font-family:sans-serif;margin:0;padding:24px;background:#f4f4f8}
 .box{width:240px;height:120px;background:#3355cc;border-radius:8px}</style></head>
@@ -95,9 +97,7 @@ def site() -> Iterator[Site]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture

@@ -16,26 +16,9 @@ from typing import Any
 
 import boto3
 import psycopg
-import pytest
 from botocore.config import Config
 
 PG_DSN = os.environ.get("PREVIEWD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def sqlite_connect(path: Path) -> Callable[[], sqlite3.Connection]:

@@ -31,8 +31,8 @@ from tests.integration.sync.support import (
     proxied_dsn,
     s3_admin,
     sqlite_connect,
-    wait_until,
 )
+from tests.support import wait_until
 
 
 def make_outbox(tmp_path: Path, **kw: Any) -> Outbox:
@@ -238,7 +238,7 @@ def test_sigkill_mid_batch_resumes_without_loss_or_duplicates(tmp_path: Path, pg
     script.write_text(CHILD)
     child = subprocess.Popen([sys.executable, str(script), str(tmp_path / "state.db"), PG_DSN, pg_schema, str(marker)])
     try:
-        wait_until(lambda: marker.exists() or child.poll() is not None, timeout_s=60, what="the child mid-batch")
+        wait_until(lambda: marker.exists() or child.poll() is not None, timeout=60, what="the child mid-batch")
         assert child.poll() is None, "the child finished instead of pausing mid-batch"
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)

@@ -93,7 +93,7 @@ def test_5xx_for_longer_than_the_budget_is_retryable_error(kv_server: Cloudflare
 
 
 def test_connection_refused_is_retryable() -> None:
-    from tests.integration.sync.support import free_port
+    from tests.support import free_port
 
     kv = CloudflareKV(
         "a", "n", "t", base_url=f"http://127.0.0.1:{free_port()}/client/v4", max_retries=1, backoff_s=0.01

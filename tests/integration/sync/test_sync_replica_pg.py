@@ -10,7 +10,8 @@ import pytest
 from sync.errors import ConfigError, InvalidRecord, RemoteError
 from sync.replica import RECORD_FIELDS, PostgresReplica
 from tests.integration.sync.records import record
-from tests.integration.sync.support import PG_DSN, TcpProxy, free_port, proxied_dsn
+from tests.integration.sync.support import PG_DSN, TcpProxy, proxied_dsn
+from tests.support import free_port
 
 
 def pg(query: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -166,4 +166,11 @@ def test_writers_serialise_but_do_not_block_readers() -> None:
         t.start()
         t.join()
         assert got.is_set()
-        assert not lock._writer.acquire(blocking=False)
+        # another writer thread cannot get in while this one holds the lock (it is re-entrant for this one only)
+        other: list[bool] = []
+        w = threading.Thread(target=lambda: other.append(lock._writer.acquire(blocking=False)))
+        w.start()
+        w.join()
+        assert other == [False]
+        assert lock._writer.acquire(blocking=False)  # re-entrant: the holder may nest writes
+        lock._writer.release()

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import daemonctl
 from daemon.cli import daemonctl_ops as ctl_ops
-from tests.conftest import make_config
+from tests.support import make_config
 
 
 def _args(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="daemonctl")
-    p.add_argument("--url")
-    ctl_ops.add_parsers(p.add_subparsers(dest="cmd", required=True))
-    return p.parse_args(list(argv))
+    return daemonctl.parser().parse_args(list(argv))
 
 
 def test_config_check_and_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

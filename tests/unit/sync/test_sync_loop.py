@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +14,7 @@ from sync.kv import LocalKV
 from sync.loop import SyncLoop
 from sync.objects import LocalObjectStore
 from sync.outbox import Outbox
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out")
-        time.sleep(0.01)
+from tests.support import wait_until
 
 
 def make(tmp_path: Path) -> tuple[Outbox, Callable[[], sqlite3.Connection]]:

@@ -1,18 +1,15 @@
-"""Service functions behind the API, daemonctl and the worker: submit builds, answer reads, shape responses."""
+"""Taking build requests: validate a body, queue a new project's first build or a rebuild, shape the answer."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from peewee import fn
-
-from daemon.core import ratelimit, versions
 from daemon.build.buildlog import read_tail
+from daemon.core import ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Conflict, NotFound
-from daemon.core.ids import valid_id, valid_version_id
+from daemon.core.ids import check_project_ids, valid_version_id
 
 if TYPE_CHECKING:
     from daemon.build.queue import BuildQueue
@@ -51,9 +48,7 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRe
     user_id = _field(data, "userId", required=True)
     project_id = _field(data, "projectId", required=True)
     prompt = _field(data, "prompt", required=True)
-    for name, value in (("userId", user_id), ("projectId", project_id)):
-        if not valid_id(value):
-            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
+    check_project_ids(user_id, project_id)
     if not prompt.strip():
         raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
     if len(prompt) > max_prompt:
@@ -127,16 +122,6 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
     return v
 
 
-def get_version(version_id: str) -> ProjectVersion:
-    """A version by id, or 404."""
-    if not valid_version_id(version_id):
-        raise NotFound(f"version {version_id} not found", code="version_not_found")
-    v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
-    if v is None:
-        raise NotFound(f"version {version_id} not found", code="version_not_found")
-    return v
-
-
 def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
     """The seed's build response for a finished version, or the 202 form for one still running."""
     if v.status == "deployed":
@@ -145,83 +130,7 @@ def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
     if v.status == "failed":
         return 200, {"success": False, "versionId": v.version_id, "buildTime": v.build_duration_ms,
                      "error": {"code": v.failure_reason or "build_failed", "message": v.failure_message or ""},
-                     "logTail": read_tail(rt.log_path(v.version_id), rt.cfg.build.keep_logs_lines)}
+                     "logTail": read_tail(rt.layout.log_path(v.version_id), rt.cfg.build.keep_logs_lines)}
     return 202, {"success": True, "versionId": v.version_id, "status": v.status,
                  "statusUrl": f"{rt.cfg.base_url}/versions/{v.version_id}",
                  "logUrl": f"{rt.cfg.base_url}/versions/{v.version_id}/log"}
-
-
-def version_json(v: ProjectVersion) -> dict[str, Any]:
-    """A version as the API shows it (camelCase, like the seed's shapes)."""
-    return {
-        "versionId": v.version_id,
-        "userId": v.user_id,
-        "projectId": v.project_id,
-        "prompt": v.prompt,
-        "status": v.status,
-        "kind": v.kind,
-        "parentVersionId": v.parent_version_id,
-        "rollbackOf": v.rollback_of,
-        "previewUrl": v.preview_url,
-        "artifactUrl": v.artifact_url,
-        "framework": v.framework,
-        "buildDurationMs": v.build_duration_ms,
-        "installDurationMs": v.install_duration_ms,
-        "installSkipped": bool(v.install_skipped),
-        "deployDurationMs": v.deploy_duration_ms,
-        "outputSizeBytes": v.output_size_bytes,
-        "failureReason": v.failure_reason,
-        "failureMessage": v.failure_message,
-        "auditStatus": v.audit_status,
-        "needsRebuild": bool(v.needs_rebuild),
-        "pinned": bool(v.pinned),
-        "cfDeploymentId": v.cf_deployment_id,
-        "nodeVersion": v.node_version,
-        "pnpmVersion": v.pnpm_version,
-        "renderStatus": v.render_status,
-        "renderDetail": json.loads(v.render_detail) if v.render_detail else None,
-        "createdAt": _iso(v.created_at),
-        "updatedAt": _iso(v.updated_at),
-    }
-
-
-def _iso(d: Any) -> str | None:
-    if d is None:
-        return None
-    return d.isoformat(timespec="milliseconds") + "Z" if d.tzinfo is None else d.isoformat(timespec="milliseconds")
-
-
-def history(user_id: Any, project_id: Any, limit: int = 200) -> list[dict[str, Any]]:
-    """History panel: a project's versions, newest first."""
-    for name, value in (("userId", user_id), ("projectId", project_id)):
-        if not valid_id(value):
-            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
-    return [version_json(v) for v in versions.history(user_id, project_id, limit=limit)]
-
-
-def status_report(rt: Runtime, queue: BuildQueue) -> dict[str, Any]:
-    """What `daemonctl status` shows."""
-    import psutil
-
-    from daemon.core.db import ProjectVersion as PV
-
-    counts: dict[str, int] = dict(PV.select(PV.status, fn.COUNT(PV.version_id)).group_by(PV.status).tuples())  # type: ignore[arg-type]
-    disk = psutil.disk_usage(str(rt.data_dir))
-    backlog = rt.sync_loop.outbox.backlog() if rt.sync_loop is not None else {}
-    tc: dict[str, Any]
-    try:
-        t = rt.toolchain()
-        tc = {"node": t.node_version, "pnpm": t.pnpm_version}
-    except RuntimeError as exc:
-        tc = {"error": str(exc)}
-    building = [v.version_id for v in PV.select(PV.version_id).where(PV.status.in_(("building", "deploying")))]
-    return {
-        "versions": counts,
-        "queue": {"pending": queue.pending(), "running": building},
-        "sandbox": {"layer": rt.sandbox_layer},
-        "generator": rt.generator.name,
-        "deployer": rt.deployer.name,
-        "sync": backlog,
-        "toolchain": tc,
-        "disk": {"dataDir": str(rt.data_dir), "freeBytes": disk.free, "usedPercent": disk.percent},
-    }

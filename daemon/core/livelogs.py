@@ -1,4 +1,4 @@
-"""The logs of builds running now, by version id, telling watchers the moment one opens or closes."""
+"""The logs of builds running now (BuildLog by version id), telling watchers the moment one opens or closes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from daemon.build.buildlog import BuildLog
 
-
-class LiveLogs(dict[str, BuildLog]):
+class LiveLogs(dict[str, Any]):
     """A dict the pipeline fills (`live[vid] = log`, `live.pop(vid)`); a log stream waiting on a queued build is
     woken by the write itself instead of polling for it."""
 
@@ -18,7 +16,7 @@ class LiveLogs(dict[str, BuildLog]):
         self._lock = threading.Lock()
         self._watchers: dict[str, list[Callable[[], None]]] = {}
 
-    def __setitem__(self, version_id: str, blog: BuildLog) -> None:
+    def __setitem__(self, version_id: str, blog: Any) -> None:  # a daemon.build.buildlog.BuildLog
         super().__setitem__(version_id, blog)
         self._wake(version_id)
 

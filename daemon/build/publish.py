@@ -1,0 +1,114 @@
+"""The only go-live path: a build, a rollback, a confirmed deployment and undo/redo all make a version live here.
+
+Going live is one transaction (row deployed, the project's live version, the KV pointer queued:
+`versions.go_live`), then the pointer write is pushed at once to a local KV. Each deployed version then gets its
+history recorded (dist window, recovery pack) and one render check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.build import artifacts, screens
+from daemon.core import versions
+from daemon.core.db import ProjectVersion
+from sync.kv import LocalKV
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.publish")
+
+DIST_WINDOW = 3  # build output is kept in git for this many newest versions per project
+
+
+def _ttl_s(rt: Runtime) -> int:
+    return rt.cfg.kv.ttl_days * 86400
+
+
+def make_live(rt: Runtime, version_id: str, *, in_transaction: bool = False, **fields: Any) -> ProjectVersion:
+    """Mark a deployed version live (row, project, KV pointer) and push the pointer out.
+
+    `in_transaction`: the caller holds a write transaction that must commit first, so it calls
+    `pointer_moved` itself after the commit (pushing the pointer needs the write lock).
+    """
+    v = versions.go_live(rt.outbox, version_id, _ttl_s(rt), **fields)
+    if not in_transaction:
+        pointer_moved(rt)
+    return v
+
+
+def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectVersion:
+    """Undo or redo: the version on top of that stack goes live again, no rebuild."""
+    v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
+    pointer_moved(rt)
+    return v
+
+
+def pointer_moved(rt: Runtime) -> None:
+    """After a pointer move commits: a local KV is written at once (reads right after must see it);
+    a remote one is left to the sync loop, so no request waits on the network."""
+    if isinstance(rt.kv, LocalKV):
+        try:
+            rt.sync_loop.drain_now("kv")
+        except Exception:
+            log.warning("local KV write failed; the sync loop retries it", exc_info=True)
+    rt.sync_nudge()
+
+
+def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None = None) -> None:
+    """For a version deployed or uploaded: commit its build output (`dist` = workspace, output dir) under
+    refs/dist, slide the dist window and prune, and store the recovery pack of its new objects."""
+    repo = rt.repo(v.user_id, v.project_id)
+    with repo.writing():
+        if dist is not None:
+            repo.snapshot_dist(dist[0], v.version_id, dist[1])
+        keep = [x.version_id for x in ProjectVersion.select(ProjectVersion.version_id)
+                .where((ProjectVersion.user_id == v.user_id) & (ProjectVersion.project_id == v.project_id)
+                       & ProjectVersion.status.in_(("deployed", "deploying")))
+                .order_by(ProjectVersion.version_id.desc()).limit(DIST_WINDOW)]
+        if repo.slide_dist_window(keep):
+            repo.prune()
+        if repo.has_version(v.version_id):
+            base = v.parent_version_id if v.parent_version_id and repo.has_version(v.parent_version_id) else None
+            key = rt.layout.pack_key(v.user_id, v.project_id, base, v.version_id)
+            artifacts.store_object(rt, key, repo.export_pack(base, v.version_id), "application/zip")
+    rt.sync_nudge()
+
+
+def check_render(rt: Runtime, version_id: str, *, inline: bool) -> None:
+    """The one render-check policy: each version is checked once, when it first goes live.
+
+    `inline` runs it on the caller's thread (the build worker, so the browser never competes with a build);
+    otherwise it goes to the render pool and the caller returns at once.
+    """
+    if not rt.cfg.render.enabled:
+        return
+
+    def run() -> None:
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is None or v.render_status is not None:
+            return
+        try:
+            screens.check_version(rt, version_id)
+        except Exception:
+            log.exception("render check of %s failed", version_id)
+
+    if inline:
+        run()
+        return
+    with contextlib.suppress(RuntimeError):  # the pool refuses work while shutting down
+        rt.render_pool.submit(run)
+
+
+def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None = None, inline: bool) -> None:
+    """Work that must not delay the answer: history bookkeeping, then the render check when it is live."""
+    try:
+        record_history(rt, v, dist)
+    except Exception:
+        log.exception("post-deploy bookkeeping failed for %s", v.version_id)
+    if v.status == "deployed":
+        check_render(rt, v.version_id, inline=inline)

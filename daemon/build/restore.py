@@ -1,0 +1,75 @@
+"""Restore: rebuild a project's git history from the packs in object storage, and its rows from the replica."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from daemon.core import versions
+from daemon.core.db import ProjectVersion
+from daemon.core.errors import Conflict, NotFound, Unavailable
+from daemon.core.ids import check_project_ids
+from daemon.history import HistoryError, ProjectRepo, lock_for
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+
+def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
+    """Rebuild a project's repository from the packs in object storage (and its rows from the replica)."""
+    check_project_ids(user_id, project_id)
+    prefix = rt.layout.packs_prefix(user_id, project_id)
+    keys = set(rt.local_objects.list(prefix))
+    if rt.remote_objects is not None:
+        try:
+            keys |= set(rt.remote_objects.list(prefix))
+        except Exception as exc:
+            raise Unavailable(f"cannot list packs in the object store: {exc}", code="restore_failed") from exc
+    if not keys:
+        raise NotFound(f"no packs stored for {user_id}/{project_id}", code="no_packs")
+
+    def top_of(key: str) -> str:
+        return key.rsplit("_to_", 1)[-1].removesuffix(".pack.zip")
+
+    packs: list[tuple[str, bytes]] = []
+    for key in sorted(keys, key=top_of):
+        local = rt.layout.local_object(key)
+        try:
+            if local.is_file():
+                data = local.read_bytes()
+            elif rt.remote_objects is not None:
+                data = rt.remote_objects.open_bytes(key)
+            else:
+                raise FileNotFoundError(key)
+        except Exception as exc:
+            raise Unavailable(f"pack {key} unreadable: {exc}", code="missing_pack", pack=key) from exc
+        packs.append((key, data))
+    rows = _restore_rows(rt, user_id, project_id)
+    path = rt.layout.repo_path(user_id, project_id)
+    with lock_for(path).writing():
+        if path.exists():
+            raise Conflict(f"project {user_id}/{project_id} already has a repository; restore only fills an empty "
+                           "data dir", code="repo_exists")
+        try:
+            repo = ProjectRepo.restore(path, packs)
+        except HistoryError as exc:
+            raise Unavailable(exc.message or exc.code, code=exc.code, **{k: str(v) for k, v in exc.detail.items()}) \
+                from exc
+    return {"userId": user_id, "projectId": project_id, "packs": len(packs),
+            "versions": len(repo.versions()), "rowsRestored": rows}
+
+
+def _restore_rows(rt: Runtime, user_id: str, project_id: str) -> int:
+    """Copy version rows the local database lacks from the Postgres replica (when one is configured)."""
+    if rt.replica is None:
+        return 0
+    try:
+        remote = rt.replica.fetch_versions(user_id, project_id)
+    except Exception as exc:
+        raise Unavailable(f"cannot read version rows from the replica: {exc}", code="restore_failed") from exc
+    added = 0
+    for rec in remote:
+        if ProjectVersion.get_or_none(ProjectVersion.version_id == rec["version_id"]) is not None:
+            continue
+        ProjectVersion.create(**versions.row_from_record(rec))
+        added += 1
+    return added

@@ -1,0 +1,137 @@
+"""Rollback: a new version equal to an older one, its artifact redeployed (fast) or its sources rebuilt (slow)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.build import deploywatch, publish
+from daemon.core import ratelimit, versions
+from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
+from daemon.core.errors import Conflict, NotFound
+from daemon.core.ids import check_project_ids
+from daemon.deployers.base import DeployError, DeployRequest
+
+if TYPE_CHECKING:
+    from daemon.build.queue import BuildQueue
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.rollback")
+
+
+def _target(user_id: str, project_id: str, target_id: str) -> ProjectVersion:
+    t = versions.get(target_id)
+    if (t.user_id, t.project_id) != (user_id, project_id):
+        raise NotFound(f"version {target_id} not found in project {user_id}/{project_id}", code="version_not_found")
+    if t.status == "failed":
+        raise Conflict(f"version {target_id} failed ({t.failure_reason}); only deployed versions can be rolled back to",
+                       code="target_failed", versionId=target_id)
+    if t.status in ACTIVE_STATUSES:
+        raise Conflict(f"version {target_id} is still {t.status}", code="version_building", versionId=target_id)
+    return t
+
+
+def _artifact_zip(rt: Runtime, t: ProjectVersion) -> Path | None:
+    """The target's artifact zip on local disk (fetched from the remote store if only it has it)."""
+    key = rt.layout.artifact_key(t.user_id, t.project_id, t.version_id)
+    local = rt.layout.local_object(key)
+    if local.is_file():
+        return local
+    try:
+        if rt.local_objects.exists(key):  # archived by the retention cleanup: still on this disk
+            rt.local_objects.get_file(key, local)
+            return local
+    except Exception:
+        log.warning("could not read archived %s", key, exc_info=True)
+    if rt.remote_objects is not None:
+        try:
+            if rt.remote_objects.exists(key):
+                rt.remote_objects.get_file(key, local)
+                return local
+        except Exception:
+            log.warning("could not fetch %s from the object store", key, exc_info=True)
+    return None
+
+
+def _extract(zip_path: Path, dest: Path) -> None:
+    """Unpack an artifact zip, refusing entries that would land outside dest or are links."""
+    root = dest.resolve()
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode == 0o120000:
+                raise ValueError(f"artifact entry {info.filename!r} is a link")
+            target = (dest / info.filename).resolve()
+            if not str(target).startswith(str(root) + "/"):
+                raise ValueError(f"artifact entry {info.filename!r} escapes the output dir")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+
+
+def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, target_id: str) -> ProjectVersion:
+    """A new version equal to the target: redeploy its artifact (fast), else rebuild its sources (slow)."""
+    check_project_ids(user_id, project_id)
+    t = _target(user_id, project_id, target_id)
+    bucket = f"project-rebuild:{user_id}:{project_id}"
+    cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
+    zip_path = _artifact_zip(rt, t)
+    status = "deploying" if zip_path is not None else "queued"
+    v = versions.create(rt.outbox, user_id=user_id, project_id=project_id, prompt=f"rollback to {t.version_id}",
+                        kind="rollback", framework=t.framework, parent_version_id=t.version_id,
+                        rollback_of=t.version_id, status=status,
+                        admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+    if zip_path is None:
+        queue.enqueue(v.version_id)
+        rt.sync_nudge()
+        return v
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
+            out = Path(tmp) / "out"
+            out.mkdir()
+            _extract(zip_path, out)
+            dep = rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
+                                                   version_id=v.version_id, message=v.prompt), lambda _l: None)
+        _tag_like(rt, t, v)
+    except (DeployError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        msg = exc.message if isinstance(exc, DeployError) else f"artifact unusable: {exc}"
+        v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="deploy_failed",
+                            failure_message=msg)
+        rt.notify(v.version_id)
+        return v
+    fields: dict[str, Any] = {
+        "preview_url": dep.url, "artifact_url": t.artifact_url, "output_size_bytes": t.output_size_bytes,
+        "node_version": t.node_version, "pnpm_version": t.pnpm_version,
+        "build_duration_ms": int((time.monotonic() - started) * 1000), "deploy_duration_ms": None,
+        "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+    }
+    if dep.state == "deployed":
+        v = publish.make_live(rt, v.version_id, **fields)
+    else:
+        v = versions.update(rt.outbox, v.version_id, **fields)
+        deploywatch.watch(rt, v)
+    rt.notify(v.version_id)
+    # The same bookkeeping as a build's: the version's commit goes into a recovery pack and the dist window
+    # slides; the render check runs in its pool, so the answer does not wait for the browser.
+    publish.after_live(rt, v, inline=False)
+    return v
+
+
+def _tag_like(rt: Runtime, t: ProjectVersion, v: ProjectVersion) -> None:
+    """Give the rollback version its own source commit: the target's tree, with the target as parent."""
+    repo = rt.repo(t.user_id, t.project_id)
+    with repo.writing():
+        if not repo.has_version(t.version_id):
+            return
+        with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
+            repo.checkout(t.version_id, Path(tmp))
+            repo.snapshot(Path(tmp), v.version_id, t.version_id, f"rollback to {t.version_id}")

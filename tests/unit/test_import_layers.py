@@ -1,0 +1,275 @@
+"""The import graph of `daemon`, `sandbox` and `sync` has no cycle and no upward arrow (issue 13, item 2).
+
+Every import counts: module-level, function-local and `if TYPE_CHECKING:` ones, relative ones resolved, and
+`from pkg import mod` as an import of `pkg.mod` when that is a module. Importing `a.b.c` is an arrow to
+`a.b.c` only (not to the packages `a` and `a.b` that Python also runs first), as import-linter counts it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("daemon", "sandbox", "sync")
+
+# Arrows run downwards only: a daemon module may import modules of its own rank or lower.
+LAYERS = {
+    "daemon": 0,
+    "daemon.core": 0,
+    "daemon.history": 1,
+    "daemon.generators": 1,
+    "daemon.deployers": 1,
+    "daemon.render": 1,
+    "daemon.runtime": 2,
+    "daemon.build": 3,
+    "daemon.ops": 4,
+    "daemon.api": 5,
+    "daemon.cli": 6,
+}
+
+MAX_LINES = 400
+LONG_REASON = "long because"
+
+
+def discover(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    """Module name -> file, for every .py under the packages (namespace packages included)."""
+    modules: dict[str, Path] = {}
+    for pkg in packages:
+        for path in sorted((root / pkg).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def _owner(name: str, modules: dict[str, Path]) -> str | None:
+    """The known module a dotted name lands in: itself, else its longest known prefix (a name in a module)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules `module` imports, anywhere in its body."""
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module if is_package else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            found = _owner(target, modules)
+            if found is not None:
+                out.add(found)
+    out.discard(module)
+    return out
+
+
+def import_graph(root: Path = REPO, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    modules = discover(root, packages)
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def _components(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    members = []
+                    while True:
+                        m = stack.pop()
+                        on_stack.discard(m)
+                        members.append(m)
+                        if m == node:
+                            break
+                    if len(members) > 1:
+                        found.append(sorted(members))
+    return found
+
+
+def _shortest_cycle(graph: dict[str, set[str]], members: list[str]) -> list[str]:
+    """A shortest cycle through the component's first module, as a path that ends where it starts."""
+    inside = set(members)
+    start = members[0]
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for child in sorted(graph[node] & inside):
+            if child == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [start, *reversed(path[:-1]), start]
+            if child not in came_from:
+                came_from[child] = node
+                queue.append(child)
+    raise AssertionError(f"no cycle through {start}")  # a component always has one
+
+
+def cycles(graph: dict[str, set[str]]) -> list[str]:
+    """One line per import cycle: the path, then every module caught in it."""
+    lines = []
+    for members in _components(graph):
+        path = " -> ".join(_shortest_cycle(graph, members))
+        lines.append(f"{path}" + (f"   (component: {', '.join(members)})" if len(members) > 2 else ""))
+    return lines
+
+
+def rank(module: str) -> int | None:
+    """The module's daemon layer (None outside daemon or in no layer)."""
+    name = module
+    while name:
+        if name in LAYERS:
+            return LAYERS[name]
+        name = name.rpartition(".")[0]
+    return None
+
+
+def layer_name(module: str) -> str:
+    name = module
+    while name not in LAYERS:
+        name = name.rpartition(".")[0]
+    return name
+
+
+# -- the rules on this tree ---------------------------------------------------------------------------------
+
+GRAPH = import_graph()
+
+
+def test_the_walker_sees_every_package() -> None:
+    for pkg in PACKAGES:
+        assert pkg in GRAPH, f"{pkg} not found under {REPO}"
+    assert "daemon.core.db" in GRAPH["daemon.core.versions"], GRAPH["daemon.core.versions"]
+    assert any(t.startswith("sandbox.") for targets in GRAPH.values() for t in targets)
+
+
+def test_no_import_cycles() -> None:
+    found = cycles(GRAPH)
+    assert not found, "import cycles (break each one; arrows run from api/cli to build/ops to core):\n  " + \
+        "\n  ".join(found)
+
+
+@pytest.mark.parametrize("leaf", ["sandbox", "sync"])
+def test_leaf_packages_do_not_import_daemon(leaf: str) -> None:
+    bad = [f"{m} imports {t}" for m, targets in sorted(GRAPH.items()) if m.split(".")[0] == leaf
+           for t in sorted(targets) if t.split(".")[0] == "daemon"]
+    assert not bad, f"{leaf} must not depend on daemon:\n  " + "\n  ".join(bad)
+
+
+def test_every_daemon_module_has_a_layer() -> None:
+    lost = [m for m in sorted(GRAPH) if m.split(".")[0] == "daemon" and rank(m) is None]
+    assert not lost, f"modules in no layer (add them to LAYERS in {Path(__file__).name}): {', '.join(lost)}"
+
+
+def test_no_upward_arrows_between_daemon_layers() -> None:
+    bad = []
+    for module, targets in sorted(GRAPH.items()):
+        mine = rank(module)
+        if mine is None:
+            continue
+        for target in sorted(targets):
+            theirs = rank(target)
+            if theirs is not None and theirs > mine:
+                bad.append(f"{module} ({layer_name(module)}, rank {mine}) imports {target} "
+                           f"({layer_name(target)}, rank {theirs})")
+    assert not bad, "upward imports (a module may import only its own rank or lower):\n  " + "\n  ".join(bad)
+
+
+def test_daemon_modules_are_short_or_say_why() -> None:
+    long = []
+    for module, path in sorted(discover(REPO, ("daemon",)).items()):
+        n = len(path.read_text().splitlines())
+        if n > MAX_LINES and LONG_REASON not in (ast.get_docstring(ast.parse(path.read_text())) or ""):
+            long.append(f"{module}: {n} lines")
+    assert not long, (f"modules over {MAX_LINES} lines whose docstring does not say why ({LONG_REASON!r}); "
+                      "split them or give the reason:\n  " + "\n  ".join(long))
+
+
+# -- the walker itself ----------------------------------------------------------------------------------------
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def test_walker_counts_local_type_checking_and_relative_imports(tmp_path: Path) -> None:
+    _tree(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .sub import b\n",
+        "pkg/sub/__init__.py": "from .. import c\n",
+        "pkg/sub/b.py": "def f():\n    from ..c import thing\n    import pkg.d.e\n",
+        "pkg/c.py": "from pkg import a, missing\nimport os\n",
+        "pkg/d/e.py": "from pkg.sub import VALUE\n",
+    })
+    graph = import_graph(tmp_path, ("pkg",))
+    assert graph == {
+        "pkg": set(),
+        "pkg.a": {"pkg.sub.b"},
+        "pkg.sub": {"pkg.c"},
+        "pkg.sub.b": {"pkg.c", "pkg.d.e"},
+        "pkg.c": {"pkg.a", "pkg"},
+        "pkg.d.e": {"pkg.sub"},
+    }
+    assert cycles(graph) == ["pkg.a -> pkg.sub.b -> pkg.c -> pkg.a   "
+                             "(component: pkg.a, pkg.c, pkg.d.e, pkg.sub, pkg.sub.b)"]
+
+
+def test_cycle_report_names_a_two_module_cycle() -> None:
+    assert cycles({"x": {"y"}, "y": {"x", "z"}, "z": set()}) == ["x -> y -> x"]
+
+
+def test_rank_and_layer_of_modules() -> None:
+    assert rank("daemon") == rank("daemon.core.db") == 0
+    assert rank("daemon.cli.serve") == 6 and layer_name("daemon.cli.serve") == "daemon.cli"
+    assert rank("daemon.runtime") == 2
+    assert rank("sandbox.runner") is None
