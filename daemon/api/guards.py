@@ -19,7 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
 from daemon.core import nonces, ratelimit, signing
-from daemon.core.db import ProjectVersion, database
+from daemon.core.db import database
 from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
 from daemon.core.ids import valid_version_id
 from daemon.ops import metrics
@@ -185,9 +185,11 @@ def check_scope(conn: Conn, user_id: str, project_id: str) -> None:
 def _owner(runtime: Runtime, version_id: str) -> tuple[str, str] | None:
     if not valid_version_id(version_id):
         return None
-    v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
-    if v is not None:
-        return str(v.user_id), str(v.project_id)
+    # Two columns by primary key, without building a model: this runs on every token-authorised read.
+    row = database.execute_sql("SELECT user_id, project_id FROM project_versions WHERE version_id = ?",
+                               (version_id,)).fetchone()
+    if row is not None:
+        return str(row[0]), str(row[1])
     remote = syncops.remote_version(runtime, version_id)
     return (str(remote["userId"]), str(remote["projectId"])) if remote else None
 
