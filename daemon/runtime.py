@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,9 +88,6 @@ class Runtime:
         self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
         # Render checks take a second or two of Chromium each: one at a time, off the build worker.
         self.render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-render")
-        # Plain event counters (webhook outcomes) kept for the log of a running daemon.
-        self.counters: dict[str, int] = {}
-        self._counters_lock = threading.Lock()
 
     @property
     def data_dir(self) -> Path:
@@ -179,11 +175,6 @@ class Runtime:
                 if p.is_relative_to("/tmp") and len(p.parts) > 2:
                     tops.add(Path(*p.parts[:3]))
         return tuple(sorted(tops))
-
-    def count(self, name: str, n: int = 1) -> None:
-        """Bump an event counter."""
-        with self._counters_lock:
-            self.counters[name] = self.counters.get(name, 0) + n
 
     def notify(self, version_id: str) -> None:
         """Wake the requests waiting on this version."""

@@ -24,7 +24,6 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Checks cf-webhook-auth in constant time, then settles the deployment once (replays change nothing)."""
     runtime = rt(request)
     if not verify_auth(request.headers.get("cf-webhook-auth"), runtime.cfg.secrets.cf_webhook_secret):
-        runtime.count("webhook_refused")
         metrics.webhook_refused(runtime, "auth")
         log.warning("pages webhook refused: bad or missing cf-webhook-auth from %s",
                     request.client.host if request.client else "?")
@@ -33,10 +32,8 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         event = parse_pages_event(body)
     except WebhookPayloadError as exc:
-        runtime.count("webhook_malformed")
         metrics.webhook_refused(runtime, "malformed")
         raise BadRequest(str(exc), code="bad_webhook_payload") from exc
-    runtime.count("webhook_received")
     metrics.webhook_received(runtime, event.state if event is not None else "ignored")
     if event is None:
         return {"ok": True, "matched": False}
