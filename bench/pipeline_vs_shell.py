@@ -29,7 +29,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon import toolchain  # noqa: E402
+from daemon.build import toolchain  # noqa: E402
 from daemon.core.signing import sign  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
 
