@@ -24,9 +24,9 @@ from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
 from daemon.core.db import ProjectVersion, connect, database, utcnow
 from daemon.deployers.base import Deployer
+from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from sandbox.ownership import hand_over, user_ids
 from sync.kv import KV, LocalKV
 from sync.objects import LocalObjectStore, ObjectStore
 from sync.outbox import Outbox
@@ -127,15 +127,10 @@ class Runtime:
             model=cfg.generator.model or None, timeout_s=cfg.generator.timeout_s,
             limits=ContractLimits(max_files=cfg.generator.max_files, max_file_bytes=cfg.generator.max_file_bytes,
                                   max_total_bytes=cfg.generator.max_total_bytes))
-        self.deployer: Deployer = self._make_deployer()
+        # Every deployer publishes a sanitised copy of the output, never the workspace (daemon/deployers/sanitize.py).
+        self.deployer: Deployer = SanitizingDeployer(self._make_deployer(), self.data_dir / "tmp" / "deploy",
+                                                     allow_functions=cfg.deploy.allow_functions)
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
-        self.build_user = cfg.sandbox.build_user or None
-        self.build_ids = user_ids(self.build_user) if self.build_user else None
-        if self.build_ids is not None:
-            # The shared store and metadata cache are written by builds, so they belong to the build user.
-            for shared in (self.store_dir, self.data_dir / "cache"):
-                shared.mkdir(parents=True, exist_ok=True)
-                hand_over(shared, self.build_ids)
         self.waiters = Waiters()
         self.live_logs: dict[str, BuildLog] = {}
         self.dist_pending: dict[str, str] = {}
@@ -204,37 +199,6 @@ class Runtime:
     def repo_lock(self, user_id: str, project_id: str) -> threading.Lock:
         with self._repo_locks_guard:
             return self._repo_locks.setdefault(f"{user_id}/{project_id}", threading.Lock())
-
-    def build_view(self) -> sandbox.FsView | None:
-        """What a build step may see and write (applied where bubblewrap runs).
-
-        The whole data dir is one writable bind because the workspace and the pnpm store must share a mount for
-        pnpm's hard links; inside it, the daemon's own state, logs, artifacts and previews are masked.
-        """
-        if not self.cfg.sandbox.readonly_root:
-            return None
-        d = self.data_dir
-        writable = [d]
-        if not self.store_dir.is_relative_to(d):
-            writable.append(self.store_dir)
-        hidden = [d / name for name in ("state.db", "state.db-wal", "state.db-shm", "queue.db", "queue.db-wal",
-                                        "queue.db-shm", "kv.db", "kv.db-wal", "kv.db-shm", "hmac_secret",
-                                        "previewd.lock", "logs", "objects", "previews")]
-        return sandbox.FsView(writable=tuple(writable), hidden=tuple(hidden), readonly=self._toolchain_under_tmp())
-
-    def _toolchain_under_tmp(self) -> tuple[Path, ...]:
-        """The view gives builds a private /tmp: node or pnpm installed under /tmp (a checkout there) must stay
-        visible, so the top directory holding each is bound back read-only."""
-        try:
-            tc = self.toolchain()
-        except RuntimeError:
-            return ()
-        tops: set[Path] = set()
-        for exe in (tc.node, tc.pnpm):
-            for p in (Path(exe), Path(exe).resolve()):
-                if p.is_relative_to("/tmp") and len(p.parts) > 2:
-                    tops.add(Path(*p.parts[:3]))
-        return tuple(sorted(tops))
 
     def log_path(self, version_id: str) -> Path:
         return self.data_dir / "logs" / f"{version_id}.log"

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from daemon.api.app import errors, signed
-from daemon.build import service
+from daemon.build import isolation, service
 from daemon.build.buildlog import BuildLog
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
@@ -65,7 +65,15 @@ def health_detail(rt: Runtime) -> dict[str, Any]:
     """Liveness plus the alerts firing at the last evaluation (evaluated now when never evaluated yet)."""
     st = alerts.state(rt)
     firing = alerts.active(rt) if st.last_evaluated else alerts.evaluate(rt)
-    return {"ok": not firing, "alerts": [a.to_json() for a in firing], "evaluatedAt": st.last_evaluated}
+    out: dict[str, Any] = {"ok": not firing, "alerts": [a.to_json() for a in firing],
+                           "evaluatedAt": st.last_evaluated}
+    # Said on every detailed health read: unconfined builds, or builds refused for want of the isolation layer.
+    conf = isolation.confinement(rt.cfg)
+    out["isolation"] = conf.as_dict()
+    if not conf.confined:
+        out["warnings"] = [isolation.UNCONFINED_WARNING if conf.allowed else
+                           f"builds are refused (sandbox_unavailable): {conf.why}; fix: {conf.fix}"]
+    return out
 
 
 @get("/healthz/detail", summary="Liveness with the alerts firing now")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import sandbox
+from daemon.build import isolation
+from daemon.build.service import get_version
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, NotFound
 from daemon.render import RenderReport, check_page
-from daemon.build.service import get_version
 from daemon.render.visual import VisualError, compare
+from sandbox import fsview, safepath
 from sandbox.layers import make_layer
 
 if TYPE_CHECKING:
@@ -58,13 +61,19 @@ def _confined_check(rt: Runtime, url: str) -> RenderReport:
     limits = sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
                             wall_seconds=rt.cfg.render.timeout_s + 10, pids=max(lim.pids, 512))
     layer = make_layer(rt.sandbox_layer)
-    home = rt.data_dir / "tmp" / "render-home"
-    home.mkdir(parents=True, exist_ok=True)
+    # The page is generated code too: the browser gets a view with the data dir and the store hidden but its
+    # own scratch dir (profile and HOME), and keeps only the network (it must reach the preview).
+    scratch = safepath.ensure_dir(rt.data_dir, ["tmp", "render"])
+    home = safepath.ensure_dir(scratch, ["home"])
+    wrap = None
+    if isolation.confinement(rt.cfg).confined:
+        view = isolation.scratch_view(rt.data_dir, rt.store_dir, scratch, tmp_bytes=lim.memory_mb * 2**20)
+        wrap = functools.partial(fsview.wrap, cwd=scratch, view=view, network=True)
     try:
         plan = layer.prepare(limits)
         return check_page(url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
-                          workdir=rt.data_dir / "tmp", join_cgroups=plan.cgroup_procs,
-                          env=sandbox.safe_env({"PATH": "/usr/local/bin:/usr/bin:/bin"}, home=home))
+                          workdir=scratch, join_cgroups=plan.cgroup_procs,
+                          env=sandbox.safe_env({"PATH": "/usr/local/bin:/usr/bin:/bin"}, home=home), wrap=wrap)
     finally:
         layer.kill()
         layer.cleanup()

@@ -86,9 +86,14 @@ def resolve(node: str = "node", pnpm: str = "") -> Toolchain:
 
 
 def install_argv(tc: Toolchain, store_dir: Path, registry: str = "") -> list[str]:
-    """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive."""
+    """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive, and running no
+    code of the project: no lifecycle scripts (the daemon runs the allowed ones later, without network), no
+    pnpmfile hooks, no side-effects cache (build output must never land in the shared store), no switching to
+    another pnpm named by `packageManager`."""
     argv = [tc.pnpm, "install", "--no-frozen-lockfile", "--prefer-offline", "--store-dir", str(store_dir),
-            "--reporter", "append-only", "--config.confirmModulesPurge=false"]
+            "--reporter", "append-only", "--config.confirmModulesPurge=false", "--ignore-scripts",
+            "--ignore-pnpmfile", "--config.side-effects-cache=false",
+            "--config.manage-package-manager-versions=false"]
     if registry:
         argv += ["--registry", registry]
     return argv
