@@ -13,9 +13,10 @@ from tests.fakes.tiny_generator import generator_config, write_generator
 VICTIM_PAGE = "<h1>alice's page</h1>"
 
 # One generator for a whole module: prompts starting with an attack's name get that attack's project, any other
-# prompt gets alice's plain page. "@DATA@" is the data dir, "@TARGET@" the text of <tmp>/target.txt when it exists
-# (for what is only known once the victim is live, such as its deployment id).
+# prompt gets alice's plain page. In an attack, "@DATA@" is the data dir and "@TARGET@" the text of <tmp>/target.txt
+# when it exists (for what is only known once the daemon runs: the victim's deployment id, the daemon's port).
 _BODY = '''
+import json as _json
 import pathlib
 DATA = @DATA_DIR@
 TMP = pathlib.Path(@TMP_DIR@)
@@ -26,8 +27,9 @@ ATTACKS = @ATTACKS@
 target = (TMP / "target.txt").read_text().strip() if (TMP / "target.txt").exists() else ""
 for key, spec in ATTACKS.items():
     if p.startswith(key):
-        build = spec["build"].replace("@DATA@", DATA).replace("@TARGET@", target)
-        files = {k: v.replace("@DATA@", DATA) for k, v in spec.get("files", files).items()}
+        spec = _json.loads(_json.dumps(spec).replace("@DATA@", DATA).replace("@TARGET@", target))
+        build = spec["build"]
+        files = spec.get("files", files)
         deps = spec.get("deps")
         extra = spec.get("extra")
 '''
