@@ -346,6 +346,10 @@ class Pipeline:
                     raise BuildFailed("audit_failed", str(exc)) from exc
             if res.reason != "ok":
                 raise BuildFailed("build_failed", f"pnpm build exited {res.exit_code}")
+        except BuildFailed as exc:
+            if exc.reason == "disk_limit":
+                self._drop_caches(dirs, blog)
+            raise
         finally:
             safepath.remove_tree(dirs.cache, ["home"])
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
@@ -428,6 +432,14 @@ class Pipeline:
                 isolation.give_to_code(work / "node_modules" / d, ctx.ids, skip=())
         isolation.give_to_code(work, ctx.ids)
         isolation.give_to_code(ctx.dirs.cache, ctx.ids, skip=())
+
+    def _drop_caches(self, dirs: isolation.ProjectDirs, blog: BuildLog) -> None:
+        """After a disk_limit: empty what the project keeps between builds besides its sources (its cache and
+        node_modules' cache dirs), so the flood leaves the disk and the project's next build can start."""
+        safepath.remove_tree(dirs.project, ["cache"])
+        for d in isolation.CODE_CACHE_DIRS:
+            safepath.remove_tree(dirs.work, ["node_modules", d])
+        blog.step("disk_limit: the project's caches were emptied")
 
     def _reclaim_node_modules(self, ctx: _Steps, blog: BuildLog) -> None:
         """Before pnpm writes node_modules again: it must be the daemon's own, as the last install left it."""
