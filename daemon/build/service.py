@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from daemon.core import ratelimit, versions
 from daemon.build.buildlog import read_tail
+from daemon.core import ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Conflict, NotFound
 from daemon.core.ids import valid_id, valid_version_id

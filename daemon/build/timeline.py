@@ -10,13 +10,13 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon.build.service import get_version
 from daemon.core import ratelimit, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
-from daemon.deployers.base import DeployError, DeployRequest
 from daemon.core.errors import BadRequest, Conflict, NotFound, Unavailable
-from daemon.history import HistoryError, ProjectRepo
 from daemon.core.ids import valid_id
-from daemon.build.service import get_version
+from daemon.deployers.base import DeployError, DeployRequest
+from daemon.history import HistoryError, ProjectRepo
 
 if TYPE_CHECKING:
     from daemon.build.queue import BuildQueue
