@@ -71,10 +71,12 @@ def project_dirs(data_dir: Path, user_id: str, project_id: str) -> ProjectDirs:
 
 def code_user(cfg: Config) -> str | None:
     """The user generated code runs as: [sandbox] build_user, else `nobody` when the daemon is root (root in a
-    build could read the host's root-only files and copy them into a public preview), else the daemon's own."""
+    build could read the host's root-only files and copy them into a public preview), else the daemon's own.
+    Unconfined (a laptop), the default is the daemon's own user: without a view, `nobody` could not even reach
+    the workspace through the 0700 data dir."""
     if cfg.sandbox.build_user:
         return cfg.sandbox.build_user
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and confinement(cfg).confined:
         try:
             pwd.getpwnam("nobody")
         except KeyError:
