@@ -98,7 +98,7 @@ def _walk_open(root_fd: int, parts: list[str], flags: int, mode: int, root: Path
             rel = f"{rel}/{name}" if rel else name
             last = i == len(parts) - 1
             if last and not (flags & os.O_DIRECTORY):
-                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
+                return _open_one(fd, name, flags, mode, root, rel)
             if create_dirs:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(name, dir_mode, dir_fd=fd)

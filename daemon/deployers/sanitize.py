@@ -43,8 +43,8 @@ def sanitized_copy(src: Path, dst: Path, log: Callable[[str], None], *, allow_fu
     try:
         root = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        why = "is a link" if exc.errno == errno.ELOOP else exc.strerror
-        raise DeployError(f"output dir {src} cannot be deployed: it {why}") from None
+        why = "is a link" if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(src) else exc.strerror
+        raise DeployError(f"output dir {src} cannot be deployed: {why}") from None
     report = CopyReport()
     try:
         os.mkdir(dst, 0o755)
