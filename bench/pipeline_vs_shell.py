@@ -75,6 +75,8 @@ class Daemon:
         # the data dir as one mount, so pnpm hard-links packages from the store (the isolation keeps that).
         cfg.write_text(f'[server]\nport = {self.port}\n[paths]\ndata_dir = "{root / "data"}"\n'
                        '[build]\naudit = "warn"\n[render]\nenabled = false\n'
+                       # More warm runs than a user's hourly cap on new projects allows.
+                       '[rate_limits]\nnew_projects_per_user_per_hour = 1000\n'
                        + os.environ.get("BENCH_EXTRA_TOML", "").replace("|", "\n"))
         env = {**os.environ, "PREVIEWD_CONFIG": str(cfg), "PREVIEWD_HMAC_SECRET": SECRET}
         self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve"], env=env, cwd=REPO,

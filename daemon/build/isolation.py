@@ -167,8 +167,10 @@ def code_view(data_dir: Path, store_dir: Path, dirs: ProjectDirs, *, extra_rw: S
     read-write, its node_modules read-only again (its files are hard links to the store's inodes: a read-only
     mount stops a write through them), and only node_modules' cache dirs (and `extra_rw`) writable."""
     nm = dirs.work / "node_modules"
-    mounts = [Mount("hide", data_dir), *_hide_store(data_dir, store_dir), Mount("rw", dirs.work),
-              Mount("rw", dirs.cache), Mount("ro", nm)]
+    # /run too: a Unix socket on a read-only mount still accepts connections (D-Bus, a container runtime's
+    # socket), and generated code needs nothing there.
+    mounts = [Mount("hide", data_dir), *_hide_store(data_dir, store_dir), Mount("hide", Path("/run")),
+              Mount("rw", dirs.work), Mount("rw", dirs.cache), Mount("ro", nm)]
     mounts += [Mount("rw", nm / d) for d in CODE_CACHE_DIRS]
     mounts += [Mount("rw", p) for p in extra_rw]
     return sandbox.FsView(readonly=tuple(readonly), mounts=tuple(mounts), tmp_bytes=tmp_bytes)

@@ -59,6 +59,21 @@ def test_project_dirs_refuse_a_planted_link(tmp_path: Path) -> None:
         isolation.project_dirs(tmp_path, "..", "p")
 
 
+def test_code_view_hides_the_data_dir_the_store_and_run_then_shows_the_project(tmp_path: Path) -> None:
+    from sandbox.fsview import Mount
+
+    (tmp_path / "data").mkdir()
+    dirs = isolation.project_dirs(tmp_path / "data", "u", "p")
+    store = Path("/srv/previewd-store")  # outside the data dir and /tmp: it needs a mask of its own
+    view = isolation.code_view(tmp_path / "data", store, dirs)
+    kinds = [(m.kind, m.path) for m in view.mounts]
+    assert kinds[:3] == [("hide", tmp_path / "data"), ("hide", store), ("hide", Path("/run"))]
+    assert ("ro", dirs.work / "node_modules") in kinds and ("rw", dirs.work) in kinds
+    assert kinds.index(("rw", dirs.work)) < kinds.index(("ro", dirs.work / "node_modules")) < \
+        kinds.index(("rw", dirs.work / "node_modules" / ".vite"))
+    assert all(isinstance(m, Mount) for m in view.mounts)
+
+
 def _pkg(path: Path, data: dict[str, object]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / "package.json").write_text(json.dumps(data))
