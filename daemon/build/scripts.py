@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -16,17 +17,11 @@ DEPENDENCY_EVENTS = ("preinstall", "install", "postinstall")
 PROJECT_EVENTS = ("preinstall", "install", "postinstall", "preprepare", "prepare", "postprepare")
 MAX_PACKAGE_JSON = 1 << 20
 
-# Runs each (dir, event, name, script) in turn as pnpm's lifecycle does: in the package's directory, with its
-# own and the project's node_modules/.bin on PATH and npm's lifecycle variables; stops at the first failure.
-DRIVER = r'''
-while [ $# -ge 4 ]; do
-  dir=$1; ev=$2; name=$3; cmd=$4; shift 4
-  echo "> $name $ev: $cmd"
-  ( cd "$dir" && PATH="$dir/node_modules/.bin:$PREVIEWD_ROOT/node_modules/.bin:$PATH" \
-      npm_lifecycle_event="$ev" npm_lifecycle_script="$cmd" npm_package_name="$name" INIT_CWD="$PREVIEWD_ROOT" \
-      exec sh -c "$cmd" ) || { rc=$?; echo "> $name $ev failed (exit $rc)"; exit "$rc"; }
-done
-'''
+# `run DIR EVENT PACKAGE SCRIPT` runs one lifecycle script as pnpm's lifecycle does: in the package's directory,
+# with its own and the project's node_modules/.bin on PATH and npm's lifecycle variables.
+_RUN = ('run() { echo "> $3 $2: $4"; ( cd "$1" && PATH="$1/node_modules/.bin:$INIT_CWD/node_modules/.bin:$PATH" '
+        'npm_lifecycle_event="$2" npm_lifecycle_script="$4" npm_package_name="$3" exec sh -c "$4" ) '
+        '|| { rc=$?; echo "> $3 $2 failed (exit $rc)"; return "$rc"; }; }')
 
 
 @dataclass(frozen=True)
@@ -115,11 +110,22 @@ def plan(work: Path, allowed: list[str]) -> ScriptPlan:
 
 
 def argv(p: ScriptPlan) -> list[str]:
-    """The one command that runs the whole plan."""
-    args = ["sh", "-c", DRIVER, "sh"]
+    """The one command that runs the whole plan: the dependencies' scripts concurrently, as pnpm runs them (each
+    package's own events in order, its lines prefixed with its name), then the project's, in order; it stops
+    at the first failure."""
+    q = shlex.quote
+    lines = [_RUN, "failed=$(mktemp)"]
+    packages: dict[tuple[Path, str], list[Script]] = {}
     for s in p.scripts:
-        args += [str(s.directory), s.event, s.package, s.command]
-    return args
+        if s.dependency:
+            packages.setdefault((s.directory, s.package), []).append(s)
+    for (directory, name), events in packages.items():
+        chain = " && ".join(f"run {q(str(directory))} {q(e.event)} {q(name)} {q(e.command)}" for e in events)
+        lines.append(f"{{ {chain} || echo {q(name)} >> \"$failed\"; }} 2>&1 | sed -u {q(f's|^|[{name}] |')} &")
+    lines += ["wait", 'if [ -s "$failed" ]; then echo "dependency scripts failed:" $(cat "$failed"); exit 1; fi']
+    lines += [f"run {q(str(s.directory))} {q(s.event)} {q(s.package)} {q(s.command)} || exit $?"
+              for s in p.scripts if not s.dependency]
+    return ["sh", "-c", "\n".join(lines)]
 
 
 def unlink_shared(directory: Path) -> int:

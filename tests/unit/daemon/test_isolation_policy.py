@@ -97,6 +97,39 @@ def test_script_plan_runs_allow_listed_dependencies_then_the_project_in_npm_orde
     assert argv[:2] == ["sh", "-c"] and "curl x" not in argv
 
 
+def _run_plan(plan: scripts.ScriptPlan, cwd: Path) -> tuple[int, list[str]]:
+    import subprocess
+
+    out = subprocess.run(scripts.argv(plan), cwd=cwd, capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "INIT_CWD": str(cwd)})
+    return out.returncode, out.stdout.splitlines()
+
+
+def test_the_script_step_runs_dependencies_concurrently_then_the_project_and_stops_at_a_failure(
+        tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    dep = [scripts.Script(a, "install", "a", "echo A1 > $INIT_CWD/a1", True),
+           scripts.Script(a, "postinstall", "a", "test -f $INIT_CWD/a1 && echo a-second", True),
+           scripts.Script(b, "postinstall", "@s/b", "echo from-b; echo $npm_lifecycle_event", True)]
+    own = [scripts.Script(tmp_path, "postinstall", "app", "echo own-$npm_package_name", False),
+           scripts.Script(tmp_path, "prepare", "app", "pwd", False)]
+    rc, lines = _run_plan(scripts.ScriptPlan(scripts=dep + own), tmp_path)
+    assert rc == 0, lines
+    assert "[a] a-second" in lines and "[@s/b] from-b" in lines and "[@s/b] postinstall" in lines
+    assert lines[-4:] == ["> app postinstall: echo own-$npm_package_name", "own-app", "> app prepare: pwd",
+                          str(tmp_path)]
+    failing = [scripts.Script(b, "postinstall", "bad", "exit 3", True), *own]
+    rc, lines = _run_plan(scripts.ScriptPlan(scripts=failing), tmp_path)
+    assert rc == 1 and "[bad] > bad postinstall failed (exit 3)" in lines and "dependency scripts failed: bad" in lines
+    assert "own-app" not in lines  # the project's scripts never ran
+    rc, lines = _run_plan(scripts.ScriptPlan(scripts=[scripts.Script(tmp_path, "prepare", "app", "exit 4", False),
+                                                      scripts.Script(tmp_path, "postprepare", "app", "echo no",
+                                                                     False)]), tmp_path)
+    assert rc == 4 and "no" not in lines
+
+
 def test_shared_files_are_copied_before_a_dependency_script_may_write_them(tmp_path: Path) -> None:
     store = tmp_path / "store.js"
     store.write_text("original")
