@@ -23,7 +23,9 @@ $(PNPM):
 	@command -v node >/dev/null || { echo "Node.js 20+ is required (apt-get install nodejs npm)"; exit 1; }
 	npm install --prefix .tools --no-fund --no-audit --loglevel=error pnpm@$(PNPM_VERSION)
 
+# Builds are refused without the isolation layer (bubblewrap): install it first, or say exactly how.
 run: setup
+	scripts/install-system-deps.sh --run
 	$(BIN)/previewd serve
 
 lint: setup

@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import sandbox
 from daemon.core import versions
@@ -22,9 +21,9 @@ from daemon.core.layout import Layout
 from daemon.core.livelogs import LiveLogs
 from daemon.core.waiters import Waiters
 from daemon.deployers.base import Deployer
+from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from sandbox.ownership import hand_over, user_ids
 from sync.handlers import kv_handler, objects_handler, replica_handler
 from sync.kv import KV
 from sync.loop import SyncLoop
@@ -72,15 +71,10 @@ class Runtime:
             model=cfg.generator.model or None, timeout_s=cfg.generator.timeout_s,
             limits=ContractLimits(max_files=cfg.generator.max_files, max_file_bytes=cfg.generator.max_file_bytes,
                                   max_total_bytes=cfg.generator.max_total_bytes))
-        self.deployer: Deployer = deployer or self._make_deployer()
+        # Every deployer publishes a sanitised copy of the output, never the workspace (daemon/deployers/sanitize.py).
+        self.deployer: Deployer = SanitizingDeployer(deployer or self._make_deployer(), self.layout.tmp / "deploy",
+                                                     allow_functions=cfg.deploy.allow_functions)
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
-        self.build_user = cfg.sandbox.build_user or None
-        self.build_ids = user_ids(self.build_user) if self.build_user else None
-        if self.build_ids is not None:
-            # The shared store and metadata cache are written by builds, so they belong to the build user.
-            for shared in (self.layout.store_dir, self.layout.cache):
-                shared.mkdir(parents=True, exist_ok=True)
-                hand_over(shared, self.build_ids)
         self.waiters = Waiters()
         # version id -> its BuildLog while it builds; a dict that wakes log streams waiting for a build to start
         self.live_logs = LiveLogs()
@@ -134,47 +128,6 @@ class Runtime:
     # -- shared handles ----------------------------------------------------------------------------------
     def repo(self, user_id: str, project_id: str) -> ProjectRepo:
         return ProjectRepo.open_or_init(self.layout.repo_path(user_id, project_id))
-
-    # -- merge shims: removed once the pipeline's isolation work lands ------------------------------------
-    @property
-    def store_dir(self) -> Path:
-        return self.layout.store_dir
-
-    def workspace(self, user_id: str, project_id: str) -> Path:
-        return self.layout.workspace(user_id, project_id)
-
-    def build_home(self, version_id: str) -> Path:
-        return self.layout.build_home(version_id)
-
-    def toolchain(self) -> Any:
-        from daemon.build import toolchain
-
-        return toolchain.resolve(self.cfg.paths.node, self.cfg.paths.pnpm)
-
-    def build_view(self) -> sandbox.FsView | None:
-        """What a build step may see and write (applied where bubblewrap runs)."""
-        if not self.cfg.sandbox.readonly_root:
-            return None
-        d = self.data_dir
-        writable = [d]
-        if not self.store_dir.is_relative_to(d):
-            writable.append(self.store_dir)
-        hidden = [d / name for name in ("state.db", "state.db-wal", "state.db-shm", "queue.db", "queue.db-wal",
-                                        "queue.db-shm", "kv.db", "kv.db-wal", "kv.db-shm", "hmac_secret",
-                                        "previewd.lock", "logs", "objects", "previews")]
-        return sandbox.FsView(writable=tuple(writable), hidden=tuple(hidden), readonly=self._toolchain_under_tmp())
-
-    def _toolchain_under_tmp(self) -> tuple[Path, ...]:
-        try:
-            tc = self.toolchain()
-        except RuntimeError:
-            return ()
-        tops: set[Path] = set()
-        for exe in (tc.node, tc.pnpm):
-            for p in (Path(exe), Path(exe).resolve()):
-                if p.is_relative_to("/tmp") and len(p.parts) > 2:
-                    tops.add(Path(*p.parts[:3]))
-        return tuple(sorted(tops))
 
     def notify(self, version_id: str) -> None:
         """Wake the requests waiting on this version."""

@@ -8,7 +8,7 @@
 # Places: /opt/previewd/bin/previewd (+ daemonctl symlink, previewd.prev = the one before the last upgrade),
 # /opt/previewd/lib (unpacked dependencies), /opt/previewd/tools (pnpm), /etc/previewd/config.toml (root:previewd
 # 0640), /etc/previewd/env (secrets, root 0600), /etc/systemd/system/previewd.service, /usr/local/bin/daemonctl,
-# /var/lib/previewd (data, previewd 0750). Existing config and env files are never overwritten.
+# /var/lib/previewd (data, previewd 0700). Existing config and env files are never overwritten.
 set -euo pipefail
 # useradd, groupadd live in sbin, which a non-login root shell may not have on PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -400,7 +400,7 @@ do_install() {
   ensure_system_packages
   ensure_executable
   ensure_pnpm
-  ensure_dir "$DATA" 0750 "$ids"
+  ensure_dir "$DATA" 0700 "$ids"  # previewd serve checks (and repairs) 0700 at start too
   ensure_config
   ensure_secrets
   ensure_ctl_wrapper

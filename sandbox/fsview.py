@@ -3,56 +3,130 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import stat
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.layers.base import Availability
 
+INSTALL_HINT = ("install it with `apt-get install bubblewrap` (or `scripts/install-system-deps.sh`, which `make run` "
+                "runs)")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One step of a view, applied in order (later mounts cover earlier ones).
+
+    kind: `rw` binds the path read-write, `ro` read-only, `hide` covers a directory with an empty tmpfs and a
+    file with /dev/null. A path that does not exist (or is a link) is skipped: nothing is followed.
+    """
+
+    kind: str
+    path: Path
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("rw", "ro", "hide"):
+            raise ValueError(f"unknown mount kind {self.kind!r}")
+
 
 @dataclass(frozen=True)
 class FsView:
     """What a run may see: the root read-only, `writable` dirs bound read-write at their own paths (the run's cwd
-    always), `hidden` dirs replaced by an empty tmpfs and hidden files by /dev/null, /tmp a private tmpfs (its
-    bytes are charged to the memory limit)."""
+    too unless `mounts` already places it), `hidden` dirs replaced by an empty tmpfs and hidden files by
+    /dev/null, `readonly` paths bound read-only on top of the private /tmp; then `mounts`, in order. /tmp and
+    /dev/shm are private tmpfs (their bytes are charged to the memory limit), capped at `tmp_bytes` when set.
+    The run also gets its own pid, IPC and UTS namespaces: it cannot see or signal any process outside."""
 
     writable: tuple[Path, ...] = field(default_factory=tuple)
     hidden: tuple[Path, ...] = field(default_factory=tuple)
     # Re-exposed read-only on top of the private /tmp (a toolchain installed under /tmp, say).
     readonly: tuple[Path, ...] = field(default_factory=tuple)
+    mounts: tuple[Mount, ...] = field(default_factory=tuple)
+    tmp_bytes: int | None = None
 
 
 @functools.lru_cache(maxsize=1)
 def bwrap_availability() -> Availability:
-    """Whether bubblewrap is installed and can make a mount namespace here (tried once, then cached)."""
+    """Whether bubblewrap is installed and can make its namespaces here (tried once, then cached)."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Availability(False, "bubblewrap (bwrap) is not installed: builds see the host's filesystem as their "
-                                   "user may (apt-get install bubblewrap)")
+        return Availability(False, f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
     try:
         out = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                              "--", "true"], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-                             check=False)
+                              "--unshare-pid", "--unshare-net", "--", "true"], capture_output=True, text=True,
+                             timeout=20, stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return Availability(False, f"bwrap at {bwrap} could not run: {exc}")
     if out.returncode != 0:
-        return Availability(False, f"bwrap at {bwrap} cannot create a mount namespace here: "
-                                   f"{out.stderr.strip()[:200]}")
-    return Availability(True, f"bwrap at {bwrap}: read-only root, private /tmp, only the workspace and the daemon's "
-                              "build dirs writable")
+        return Availability(False, f"bwrap at {bwrap} cannot create its namespaces here: {out.stderr.strip()[:200]} "
+                                   "(on Ubuntu 24.04 AppArmor blocks unprivileged user namespaces: run the daemon "
+                                   "as root, or `sysctl kernel.apparmor_restrict_unprivileged_userns=0`)")
+    return Availability(True, f"bwrap at {bwrap}: read-only root, private /tmp, pid and network namespaces, only "
+                              "the step's own directories writable")
 
 
-def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True) -> list[str]:
+def _kind_of(path: Path) -> str | None:
+    """'dir', 'file' or None (missing, or a link: a mount never follows one)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return None
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def _mount_args(m: Mount) -> list[str]:
+    kind = _kind_of(m.path)
+    if kind is None:
+        return []
+    p = str(m.path)
+    if m.kind == "rw":
+        return ["--bind", p, p]
+    if m.kind == "ro":
+        return ["--ro-bind", p, p]
+    return ["--tmpfs", p] if kind == "dir" else ["--ro-bind", "/dev/null", p]
+
+
+def _drop_argv(uid: int, gid: int) -> list[str]:
+    """The command that drops root to uid/gid (no groups, no capabilities left) inside the sandbox, then execs."""
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--"]
+    code = (f"import os,sys; os.setgroups([]); os.setgid({gid}); os.setuid({uid}); "
+            "os.execvp(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
+def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True,
+         drop_to: tuple[int, int] | None = None) -> list[str]:
     """argv run inside bubblewrap with `view`; later mounts win, so the masks come after the writable binds.
 
     Without `network`, bubblewrap also gives the step an empty network namespace: through a user namespace it
     can, where a service without CAP_SYS_ADMIN cannot unshare one itself.
+    Run by root, bubblewrap would hand the step every capability: they are all dropped, and with `drop_to`
+    the step runs as that (uid, gid). bubblewrap itself stays root, so the view's sources need no permission
+    for the build user (the data dir can stay 0700).
     """
     bwrap = shutil.which("bwrap") or "bwrap"
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/dev/shm", "--die-with-parent", "--new-session"]
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]
+        if drop_to is not None:
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+            argv = [*_drop_argv(*drop_to), *argv]
+    for tmp in ("/tmp", "/dev/shm"):
+        if view.tmp_bytes:
+            args += ["--size", str(view.tmp_bytes)]
+        args += ["--tmpfs", tmp]
+    args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+             "--new-session"]
     if not network:
         args.append("--unshare-net")
     for ro in view.readonly:
@@ -61,15 +135,39 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True) 
             args += ["--ro-bind", str(r), str(r)]
     writable = [Path(w).resolve() for w in view.writable]
     here = Path(cwd).resolve()
+    placed = [m.path for m in view.mounts if m.kind in ("rw", "ro")]
     # A separate bind for a cwd already inside a writable dir would be a second mount, and hard links (pnpm's
     # store -> node_modules) cannot cross mounts: bind it only when nothing else covers it.
-    if not any(here == w or here.is_relative_to(w) for w in writable):
+    if not any(here == w or here.is_relative_to(w) for w in writable + placed):
         writable.append(here)
     for w in writable:
         args += ["--bind", str(w), str(w)]
     for hidden in view.hidden:
-        h = Path(hidden)
-        if h.is_symlink() or not h.exists():
-            continue
-        args += ["--tmpfs", str(h)] if h.is_dir() else ["--ro-bind", "/dev/null", str(h)]
+        args += _mount_args(Mount("hide", Path(hidden)))
+    # Directories bubblewrap makes inside a tmpfs to hold a later mount point come out 0700 root, which a
+    # dropped build user cannot cross: they are made first, 0755.
+    tmpfs_roots = [Path("/tmp"), Path("/dev/shm")]
+    made: set[Path] = set()
+    for m in view.mounts:
+        if m.kind == "hide":
+            if _kind_of(m.path) == "dir":
+                tmpfs_roots.append(m.path)
+        else:
+            args += _parent_dirs(m.path, tmpfs_roots, made)
+        args += _mount_args(m)
     return [*args, "--chdir", str(here), "--", *argv]
+
+
+def _parent_dirs(path: Path, tmpfs_roots: list[Path], made: set[Path]) -> list[str]:
+    """`--perms 0755 --dir` for each directory between the innermost tmpfs holding `path` and `path`."""
+    roots = [r for r in tmpfs_roots if path.is_relative_to(r) and path != r]
+    if not roots or _kind_of(path) is None:
+        return []
+    root = max(roots, key=lambda r: len(r.parts))
+    out: list[str] = []
+    for depth in range(len(root.parts) + 1, len(path.parts)):
+        d = Path(*path.parts[:depth])
+        if d not in made:
+            made.add(d)
+            out += ["--perms", "0755", "--dir", str(d)]
+    return out

@@ -16,6 +16,7 @@ class Limits:
     wall_seconds: float = 600.0
     pids: int = 512  # tasks (threads count, as in the pids controller)
     log_bytes: int = 8 * 2**20  # captured log cap; past it lines are dropped and one notice is emitted
+    disk_bytes: int = 2 * 2**30  # all a run's disk roots may hold (see run(disk_roots=...)), links not followed
 
     def __post_init__(self) -> None:
         for f in fields(self):

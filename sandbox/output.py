@@ -15,9 +15,11 @@ def disk_usage(root: Path, exclude: Iterable[str] = ()) -> int:
     """Bytes used under root: max(st_blocks * 512, 4 KiB) per inode, skipping excluded dirs.
 
     `exclude` entries match a directory's name at any depth ("node_modules") or its path relative to
-    root ("dist/cache"). Symlinks are counted as themselves and never followed; unreadable dirs count 0.
+    root ("dist/cache"; a leading "/" anchors a single name at the root: "/node_modules"). Symlinks are
+    counted as themselves and never followed; unreadable dirs count 0.
     """
-    skip = {e.strip("/") for e in exclude}
+    names = {e for e in exclude if "/" not in e}
+    paths = {e.strip("/") for e in exclude if "/" in e}
     total = 0
     stack = [(str(root), "")]
     while stack:
@@ -34,7 +36,7 @@ def disk_usage(root: Path, exclude: Iterable[str] = ()) -> int:
                     is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
-                if is_dir and (entry.name in skip or rel_child in skip):
+                if is_dir and (entry.name in names or rel_child in paths):
                     continue
                 total += max(st.st_blocks * 512, MIN_INODE_BYTES)
                 if is_dir:

@@ -11,9 +11,10 @@ MEMORY_LIMIT = "memory_limit"
 OUTPUT_LIMIT = "output_limit"
 TIMEOUT = "timeout"
 PIDS_LIMIT = "pids_limit"
+DISK_LIMIT = "disk_limit"  # everything the step may write (its disk roots) passed the disk cap
 CANCELLED = "cancelled"  # the caller asked the run to stop (daemon shutdown past its grace period)
-REASONS = (OK, EXIT_NONZERO, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT, CANCELLED)
-BREACHES = (CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT)
+REASONS = (OK, EXIT_NONZERO, CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT, DISK_LIMIT, CANCELLED)
+BREACHES = (CPU_LIMIT, MEMORY_LIMIT, OUTPUT_LIMIT, TIMEOUT, PIDS_LIMIT, DISK_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Result:
     log_truncated: bool
     detail: str  # one human line, e.g. "memory_limit: tree reached 1.00 GiB (limit 1.00 GiB)"
     layer: str  # which layer enforced it: cgroup_v2 | cgroup_v1 | watchdog
+    disk_bytes: int = 0  # what the run's disk roots held at the end (plus disk_base), when it had any
 
     @property
     def ok(self) -> bool:

@@ -97,6 +97,8 @@ class _Supervisor:
         sink: LogSink,
         output_root: Path | None,
         output_exclude: Sequence[str],
+        disk_roots: Sequence[tuple[Path, Sequence[str]]] = (),
+        disk_base: int = 0,
     ) -> None:
         self.layer = layer
         self.limits = limits
@@ -106,6 +108,7 @@ class _Supervisor:
         self.baseline = disk_usage(output_root, self.output_exclude) if output_root else 0
         self.written = 0
         self.next_scan = 0.0
+        self.disk = _DiskWatch(disk_roots, disk_base, limits.disk_bytes)
         self.usage = Usage()
         self.reason: str | None = None
         self.detail = ""
@@ -150,11 +153,15 @@ class _Supervisor:
             if self.output_bytes() > lim.output_bytes:
                 self.breach(R.OUTPUT_LIMIT, f"wrote {fmt_bytes(self.output_bytes())} "
                                             f"(limit {fmt_bytes(lim.output_bytes)})")
+        if self.reason is None and self.disk.check(now):
+            self.breach(R.DISK_LIMIT, self.disk.detail())
 
     def classify(self, status: int, wall: float) -> tuple[str, str]:
         """Reason and detail: the supervisor's own finding first, then the kernel's, then the exit status."""
         self.check(time.monotonic())  # a last sample after the kill catches OOM/pids events and final CPU
         self.scan_output(0.0, force=True)
+        if self.reason is None and self.disk.check(0.0, force=True):
+            self.breach(R.DISK_LIMIT, self.disk.detail())
         if self.reason is not None:
             return self.reason, self.detail
         sig = _term_signal(status)
@@ -177,6 +184,51 @@ class _Supervisor:
         return R.EXIT_NONZERO, f"exit_nonzero: exit code {code}"
 
 
+class _DiskWatch:
+    """The disk cap of one run: what its roots hold, scanned at start, then whenever the file system's used
+    space (one statfs per sample) grew enough to possibly pass the cap, and at least every few seconds.
+
+    A scan is the truth (other processes write to the same file system); statfs only says when to scan, so a
+    flood is caught within one sample instead of one scan interval.
+    """
+
+    def __init__(self, roots: Sequence[tuple[Path, Sequence[str]]], base: int, cap: int) -> None:
+        self.roots = [(r, tuple(ex)) for r, ex in roots if r.is_dir() and not r.is_symlink()]
+        self.base = base
+        self.cap = cap
+        self.total = 0
+        self.next_scan = 0.0
+        self.fs_mark = 0  # file-system used bytes that correspond to self.total
+        if self.roots:
+            self._scan(time.monotonic())
+
+    def _fs_used(self) -> int:
+        try:
+            st = os.statvfs(self.roots[0][0])
+        except OSError:
+            return self.fs_mark
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def _scan(self, now: float) -> None:
+        t0 = time.perf_counter()
+        self.total = self.base + sum(disk_usage(r, ex) for r, ex in self.roots)
+        cost = time.perf_counter() - t0
+        self.fs_mark = self._fs_used()
+        self.next_scan = now + max(MIN_SCAN_INTERVAL, SCAN_COST_FACTOR * cost)
+
+    def check(self, now: float, force: bool = False) -> bool:
+        """True when the roots hold more than the cap."""
+        if not self.roots:
+            return False
+        grown = self._fs_used() - self.fs_mark
+        if force or now >= self.next_scan or self.total + grown > self.cap:
+            self._scan(now)
+        return self.total > self.cap
+
+    def detail(self) -> str:
+        return f"the step's directories hold {fmt_bytes(self.total)} (limit {fmt_bytes(self.cap)})"
+
+
 def run(
     argv: Sequence[str],
     cwd: Path,
@@ -191,6 +243,8 @@ def run(
     user: str | None = None,
     cancel: threading.Event | None = None,
     view: FsView | None = None,
+    disk_roots: Sequence[tuple[Path, Sequence[str]]] = (),
+    disk_base: int = 0,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
@@ -200,6 +254,10 @@ def run(
     Setting `cancel` kills the tree at the next sample and ends the run with reason `cancelled`.
     With `view`, the run sees the host read-only except the view's writable dirs and its cwd (bubblewrap); where
     bubblewrap cannot run, the log says so and the run goes on without it.
+    `disk_roots` are (dir, excluded names) pairs holding everything the run may write to disk: `disk_base` plus
+    what they hold (links not followed, every inode at least a block) must stay within `limits.disk_bytes`, else
+    the run ends with `disk_limit`. Checked on every sample through the file system's free space (one statfs),
+    with a scan of the roots when that could mean a breach, and by periodic scans.
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -211,7 +269,9 @@ def run(
     if view is not None:
         av = bwrap_availability()
         if av.available:
-            args = wrap(args, Path(cwd), view, network=network)
+            # bubblewrap starts as the daemon's uid and drops to the build user inside, after its mounts.
+            args = wrap(args, Path(cwd), view, network=network, drop_to=ids)
+            ids = None
             wrapped = True  # bubblewrap also takes the network away when asked
         elif on_line is not None:
             on_line(f"[sandbox] read-only root unavailable, step sees the host filesystem: {av.why}")
@@ -220,7 +280,8 @@ def run(
         netns = av.available
         if not netns and on_line is not None:
             on_line(f"[sandbox] network isolation unavailable, step runs with network: {av.why}")
-    sup = _Supervisor(lay, limits, sink, Path(output_root) if output_root else None, output_exclude)
+    sup = _Supervisor(lay, limits, sink, Path(output_root) if output_root else None, output_exclude,
+                      [(Path(p), tuple(ex)) for p, ex in disk_roots], disk_base)
     try:
         plan = lay.prepare(limits)
     except OSError as err:
@@ -235,7 +296,7 @@ def run(
             "rlimits": {
                 # Per file, so a backstop only; floored because node_modules and the pnpm store (not
                 # output) legitimately hold native binaries of 100 MB and more.
-                "FSIZE": max(limits.output_bytes, FSIZE_FLOOR) + 1,
+                "FSIZE": min(max(limits.output_bytes, FSIZE_FLOOR), limits.disk_bytes) + 1,
                 "CPU": math.ceil(limits.cpu_seconds) + 1,  # per process: the layer sums the tree
                 "CORE": 0,
                 **plan.rlimits,
@@ -376,6 +437,7 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str, cancel: threadin
             log_truncated=sup.sink.truncated,
             detail=detail,
             layer=layer_name,
+            disk_bytes=sup.disk.total,
         )
     finally:
         sel.close()

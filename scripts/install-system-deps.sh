@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# Debian packages the test suite exercises for real, installed when missing; idempotent:
-#   chromium   - the render check (headless, DevTools pipe)
-#   bubblewrap - the read-only view builds run in
+# Debian packages previewd uses, installed when missing; idempotent.
+#   scripts/install-system-deps.sh            everything the test suite exercises for real:
+#       chromium   - the render check (headless, DevTools pipe)
+#       bubblewrap - the isolation layer every build step runs in
+#   scripts/install-system-deps.sh --run      only what `make run` needs to build a preview: bubblewrap.
+#       Installs it when this shell is root (or has sudo); otherwise prints the exact command and fails,
+#       because without it the daemon refuses every build (sandbox_unavailable).
 set -euo pipefail
+wanted=(chromium bubblewrap)
+[ "${1:-}" = "--run" ] && wanted=(bubblewrap)
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing ${missing[*]} and apt-get is not available; install them by hand" >&2
+for pkg in "${wanted[@]}"; do
+  case $pkg in
+    chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+    bubblewrap) command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap) ;;
+  esac
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "previewd needs ${missing[*]} and apt-get is not available: install them with your package manager" >&2
+    exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if [ "${1:-}" = "--run" ] && ! sudo -n true 2>/dev/null; then
+      echo "previewd refuses to build without its isolation layer. Install it, then run make run again:" >&2
+      echo "    sudo apt-get install -y ${missing[*]}" >&2
+      echo "(or, on a developer laptop only, set [sandbox] allow_unconfined = true in your config)" >&2
+      exit 1
+    fi
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q "${missing[@]}"
+fi
+# Installed is not enough: Ubuntu 24.04's AppArmor blocks the unprivileged user namespaces bubblewrap uses.
+if printf '%s\n' "${wanted[@]}" | grep -qx bubblewrap \
+   && ! bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --unshare-net -- true 2>/dev/null; then
+  echo "bubblewrap is installed but cannot create its namespaces here. Either run the daemon as root, or allow" >&2
+  echo "unprivileged user namespaces:  sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" >&2
   exit 1
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q "${missing[@]}"

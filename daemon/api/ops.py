@@ -10,6 +10,7 @@ from litestar.params import FromQuery
 
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
+from daemon.build import isolation
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
 from daemon.ops import status as status_view
@@ -26,7 +27,15 @@ def health_detail(runtime: Runtime) -> dict[str, Any]:
     """Liveness plus the alerts firing at the last evaluation (evaluated now when never evaluated yet)."""
     st = alerts.state(runtime)
     firing = alerts.active(runtime) if st.last_evaluated else alerts.evaluate(runtime)
-    return {"ok": not firing, "alerts": [a.to_json() for a in firing], "evaluatedAt": st.last_evaluated}
+    out: dict[str, Any] = {"ok": not firing, "alerts": [a.to_json() for a in firing],
+                           "evaluatedAt": st.last_evaluated}
+    # Said on every detailed health read: unconfined builds, or builds refused for want of the isolation layer.
+    conf = isolation.confinement(runtime.cfg)
+    out["isolation"] = conf.as_dict()
+    if not conf.confined:
+        out["warnings"] = [isolation.UNCONFINED_WARNING if conf.allowed else
+                           f"builds are refused (sandbox_unavailable): {conf.why}; fix: {conf.fix}"]
+    return out
 
 
 @get("/healthz", guards=[ops_reader], opt={"detail_param": True},

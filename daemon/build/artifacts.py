@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,3 +36,20 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
             rt.outbox.add(database.connection(), "objects", key,
                           {"key": key, "path": str(path), "content_type": content_type, "version_id": None})
     return path
+
+
+def zip_output(out_dir: Path, dest: Path) -> int:
+    """Zip a build output dir (regular files only: no links, no .git*, no pnpm store); returns its size."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path in sorted(out_dir.rglob("*")):
+            rel = path.relative_to(out_dir)
+            if any(part.startswith(".git") or part in ("node_modules", ".pnpm-store", "pnpm-store")
+                   for part in rel.parts):
+                continue
+            if path.is_symlink() or not path.is_file():
+                continue
+            zf.write(path, rel.as_posix())
+    tmp.replace(dest)
+    return dest.stat().st_size

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sandbox import safepath
+
+MAX_PACKAGE_JSON = 1 << 20
+
 # Checked in this order; the first framework whose package appears in the dependencies wins.
 FRAMEWORKS: list[tuple[str, str, tuple[str, ...]]] = [
     ("nextjs", "next", ("out", ".next")),
@@ -22,9 +26,12 @@ FALLBACK_DIRS = ("dist", "out", "build", ".next", ".svelte-kit/cloudflare", ".ou
 
 
 def read_package_json(workspace: Path) -> dict[str, object]:
-    """package.json as a dict; {} when absent or unreadable (the install step reports that properly)."""
+    """package.json as a dict; {} when absent or unreadable (the install step reports that properly).
+
+    Read after the build too, so never through a link and never from a FIFO (which would block the worker).
+    """
     try:
-        data = json.loads((workspace / "package.json").read_text(encoding="utf-8"))
+        data = json.loads(safepath.read_regular(workspace, ["package.json"], MAX_PACKAGE_JSON))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -1,22 +1,28 @@
-"""The build pipeline: generate, write, install, audit, build, find output, zip, deploy, record."""
+"""The build pipeline: generate, write, install, audit, build, find output, zip, deploy, record.
+
+Long because the steps of one build, and how each applies its isolation view, read in order here; the policies
+themselves live beside it (isolation, scripts, audit, packagejson, publish).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import shutil
+import stat
 import threading
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, deploywatch, frameworks, publish, toolchain
+from daemon.build import artifacts, audit, deploywatch, frameworks, isolation, packagejson, publish, scripts, toolchain
 from daemon.build.buildlog import BuildLog
+from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
 from daemon.core import logging_setup, versions
 from daemon.core.contract import ContractError, apply_contract
@@ -24,8 +30,8 @@ from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
-from sandbox.output import file_bytes
-from sandbox.ownership import hand_over
+from sandbox import safepath
+from sandbox.output import disk_usage, file_bytes
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -34,16 +40,8 @@ log = logging.getLogger("previewd.build")
 
 INSTALL_MARKER = ".previewd-install.json"
 LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
-SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit"}
-
-
-class BuildFailed(Exception):
-    """Ends a build as failed with a reason code from DESIGN.md."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit"}
+MAX_LOCKFILE = 32 * 2**20
 
 
 @dataclass
@@ -61,39 +59,47 @@ def _deps_fingerprint(files: dict[str, str], pnpm_version: str) -> str:
     return h.hexdigest()
 
 
-def _install_intact(workspace: Path, fingerprint: str) -> bool:
-    """node_modules matches the dependency inputs when our marker says so and pnpm's own state file exists."""
-    marker = workspace / "node_modules" / INSTALL_MARKER
-    try:
-        data = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return False
-    return data.get("fingerprint") == fingerprint and (workspace / "node_modules" / ".modules.yaml").is_file()
-
-
-def zip_output(out_dir: Path, dest: Path) -> int:
-    """Zip a build output dir (regular files only: no links, no .git*, no pnpm store); returns its size."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in sorted(out_dir.rglob("*")):
-            rel = path.relative_to(out_dir)
-            if any(part.startswith(".git") or part in ("node_modules", ".pnpm-store", "pnpm-store")
-                   for part in rel.parts):
-                continue
-            if path.is_symlink() or not path.is_file():
-                continue
-            zf.write(path, rel.as_posix())
-    tmp.replace(dest)
-    return dest.stat().st_size
-
-
 @dataclass
 class Built:
     """What a build produced: the row's new fields, and where its output lies (workspace, output dir)."""
 
     fields: dict[str, Any]
     dist: tuple[Path, str]
+
+
+@dataclass
+class _Steps:
+    """What every step of one build shares: toolchain, directories, whether views apply, who runs the code."""
+
+    tc: toolchain.Toolchain
+    dirs: isolation.ProjectDirs
+    confined: bool
+    readonly: tuple[Path, ...]
+    tmp_bytes: int
+    user: str | None  # who generated code runs as (None: the daemon's uid)
+    ids: tuple[int, int] | None  # its (uid, gid) when that differs from the daemon's
+    env: dict[str, str]
+
+
+def _code_roots(dirs: isolation.ProjectDirs, extra: Sequence[Path] = ()) -> list[tuple[Path, Sequence[str]]]:
+    """Everything a step running generated code may write (its disk cap): the workspace without node_modules
+    (read-only to it), node_modules' cache dirs, the project's cache, and any extra writable dirs."""
+    nm = dirs.work / "node_modules"
+    return [(dirs.work, ("/node_modules",)), *[(nm / d, ()) for d in isolation.CODE_CACHE_DIRS],
+            (dirs.cache, ()), *[(p, ()) for p in extra]]
+
+
+def _install_marker(workspace: Path) -> dict[str, Any] | None:
+    """The marker of the last complete install (pnpm's state file there too, node_modules the daemon's own)."""
+    try:
+        st = os.lstat(workspace / "node_modules")
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        safepath.read_regular(workspace, ["node_modules", ".modules.yaml"], MAX_LOCKFILE)
+        data = json.loads(safepath.read_regular(workspace, ["node_modules", INSTALL_MARKER], 4096))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class Pipeline:
@@ -110,27 +116,38 @@ class Pipeline:
         lim = self.cfg.limits
         return sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
                               output_bytes=lim.output_mb * 2**20, wall_seconds=lim.wall_seconds, pids=lim.pids,
-                              log_bytes=lim.log_mb * 2**20)
+                              log_bytes=lim.log_mb * 2**20, disk_bytes=lim.disk_mb * 2**20)
 
-    def _env(self, tc: toolchain.Toolchain, home: Path) -> dict[str, str]:
+    def _env(self, tc: toolchain.Toolchain, home: Path, xdg_cache: Path,
+             store: Path | None = None) -> dict[str, str]:
+        """The whole environment of a build step: nothing of the daemon's own. Only the install gets the store."""
         extra = {
             "PATH": tc.path_env,
             "NODE_OPTIONS": f"--max-old-space-size={self.cfg.build.node_max_old_space_mb}",
-            "npm_config_store_dir": str(self.rt.store_dir),
-            "PNPM_CONFIG_STORE_DIR": str(self.rt.store_dir),
             "npm_config_update_notifier": "false",
             "PNPM_HOME": str(home / ".pnpm-home"),
-            # pnpm keeps registry metadata here; shared so a warm droplet resolves without asking the registry.
-            "XDG_CACHE_HOME": str(self.rt.data_dir / "cache"),
+            "XDG_CACHE_HOME": str(xdg_cache),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
         }
+        if store is not None:
+            extra["npm_config_store_dir"] = extra["PNPM_CONFIG_STORE_DIR"] = str(store)
         return sandbox.safe_env(extra, home=home)
 
-    def _run(self, step: str, argv: list[str], workspace: Path, env: dict[str, str], blog: BuildLog,
-             network: bool) -> sandbox.Result:
-        blog.step(f"$ {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
-        res = sandbox.run(argv, cwd=workspace, env=env, limits=self._limits(), on_line=blog.line,
-                          network=network, output_root=workspace, layer=self.rt.sandbox_layer,
-                          user=self.rt.build_user, cancel=self.cancel, view=self.rt.build_view())
+    def _views(self, tc: toolchain.Toolchain) -> tuple[bool, tuple[Path, ...], int]:
+        """(confined, read-only toolchain binds, /tmp size) for this build's steps."""
+        return (isolation.confinement(self.cfg).confined, isolation.toolchain_under_tmp(tc),
+                self.cfg.limits.memory_mb * 2**20)
+
+    def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
+             network: bool, view: sandbox.FsView | None, user: str | None = None,
+             disk_roots: Sequence[tuple[Path, Sequence[str]]] = (), disk_base: int = 0,
+             output_root: Path | None = None, shown: str | None = None) -> sandbox.Result:
+        blog.step("$ " + (shown or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))))
+        res = sandbox.run(argv, cwd=cwd, env=env, limits=self._limits(), on_line=blog.line,
+                          network=network, output_root=output_root, layer=self.rt.sandbox_layer,
+                          user=user, cancel=self.cancel, view=view, disk_roots=disk_roots, disk_base=disk_base)
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
         if res.reason == "cancelled":
@@ -204,6 +221,8 @@ class Pipeline:
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> Built:
         rt = self.rt
+        self._refuse_unconfined()
+        self._project_dirs(v)  # before anything touches the project's paths: a planted link fails the build here
         repo = rt.repo(v.user_id, v.project_id)
         base_files: dict[str, str] | None = None
         if v.parent_version_id:
@@ -238,9 +257,10 @@ class Pipeline:
     def _build_files(self, v: ProjectVersion, blog: BuildLog, times: StepTimes, files: dict[str, str],
                      base_files: dict[str, str] | None = None) -> Built:
         rt, cfg = self.rt, self.cfg
-        tc = rt.toolchain()
+        tc = toolchain.for_config(rt.cfg)
+        dirs = self._project_dirs(v)
         repo = rt.repo(v.user_id, v.project_id)
-        workspace = rt.workspace(v.user_id, v.project_id)
+        workspace = dirs.work
         if v.kind == "rollback":
             base_files = files
             target = ProjectVersion.get_or_none(ProjectVersion.version_id == v.rollback_of)
@@ -249,35 +269,30 @@ class Pipeline:
                 blog.step(f"WARNING recorded toolchain node {recorded[0]} / pnpm {recorded[1]} differs from this "
                           f"machine's node {tc.node_version} / pnpm {tc.pnpm_version}; the lockfile still pins deps")
         files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(cfg.build.allow_build_scripts)
-        files = _sanitize_package_json(files, blog)
+        files = packagejson.sanitize(files, blog)
+        confined, tc_ro, tmp_bytes = self._views(tc)
+        ctx = _Steps(tc=tc, dirs=dirs, confined=confined, readonly=tc_ro, tmp_bytes=tmp_bytes,
+                     user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={})
+        self._log_policy(blog, ctx)
 
         # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
         materialize(workspace, files, keep=("node_modules",))
-        home = rt.build_home(v.version_id)
-        if rt.build_ids is not None:
-            hand_over(workspace, rt.build_ids)
-            hand_over(home, rt.build_ids)
-        env = self._env(tc, home)
+        safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
+        home = safepath.ensure_dir(dirs.cache, ["home"])
+        ctx.env = self._env(tc, home, dirs.xdg_cache)
+        ctx.env["INIT_CWD"] = str(workspace)
+        audit_dir = rt.data_dir / "tmp" / f"audit-{v.version_id}"
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
             fingerprint = _deps_fingerprint(files, tc.pnpm_version)
-            if base_files is not None and _install_intact(workspace, fingerprint):
+            marker = _install_marker(workspace) if base_files is not None else None
+            if marker is not None and marker.get("fingerprint") == fingerprint:
                 times.install_skipped = True
+                nm_bytes = int(marker.get("bytes") or 0)
                 blog.step("install skipped: package.json and lockfile unchanged, node_modules intact")
+                self._give_code_parts(ctx)
             else:
-                t0 = time.monotonic()
-                res = self._run("install", toolchain.install_argv(tc, rt.store_dir, cfg.build.registry),
-                                workspace, env, blog, network=True)
-                times.install_ms = int((time.monotonic() - t0) * 1000)
-                if res.reason != "ok":
-                    raise BuildFailed("install_failed", f"pnpm install exited {res.exit_code}")
-            lock = workspace / "pnpm-lock.yaml"
-            if lock.is_file():
-                files["pnpm-lock.yaml"] = lock.read_text(encoding="utf-8", errors="replace")
-            if not times.install_skipped and (workspace / "node_modules").is_dir():
-                # Fingerprint what was installed (package.json plus the lockfile pnpm just wrote).
-                marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version)}
-                (workspace / "node_modules" / INSTALL_MARKER).write_text(json.dumps(marker))
+                nm_bytes = self._install(v, ctx, files, blog, times)
 
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
@@ -289,38 +304,46 @@ class Pipeline:
             except HistoryError as exc:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
 
-            # 5. audit (beside the build: it needs the network, the build does not) and build
-            audit_box: dict[str, Any] = {}
-            audit_thread = None
+            # 5. audit (beside the build, on a copy of the lockfile: it needs the network, the build must not
+            # have it) and build
+            job = None
             if cfg.build.audit != "off":
-                cached = self._cached_audit(files.get("pnpm-lock.yaml", ""))
-                if cached is not None:
-                    audit_box["outcome"], audit_box["cached"] = cached
-                else:
-                    audit_thread = threading.Thread(target=self._audit, args=(tc, workspace, env, audit_box),
-                                                    daemon=True)
-                    audit_thread.start()
+                job = self._start_audit(v, ctx, files, audit_dir)
             for rel in out_candidates:
-                shutil.rmtree(workspace / rel, ignore_errors=True)
+                safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
-            res = self._run("build", toolchain.build_argv(tc), workspace, env, blog,
-                            network=cfg.sandbox.build_network)
+            view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
+                                       tmp_bytes=ctx.tmp_bytes) if confined else None
+            res = self._run("build", toolchain.build_argv(tc), workspace, ctx.env, blog,
+                            network=cfg.sandbox.build_network, view=view, user=ctx.user,
+                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace)
             times.build_ms = int((time.monotonic() - t0) * 1000)
-            if audit_thread is not None:
-                audit_thread.join()
-                self._store_audit(files.get("pnpm-lock.yaml", ""), audit_box)
-            if "outcome" in audit_box:
-                self._judge_audit(v, audit_box, blog)
+            if job is not None:
+                job.wait()
+                audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
+                versions.update(rt.outbox, v.version_id, audit_status=audit.status_of(job))
+                try:
+                    audit.judge(cfg, job, blog.step)
+                except audit.AuditFailed as exc:
+                    raise BuildFailed("audit_failed", str(exc)) from exc
             if res.reason != "ok":
                 raise BuildFailed("build_failed", f"pnpm build exited {res.exit_code}")
+        except BuildFailed as exc:
+            if exc.reason == "disk_limit":
+                self._drop_caches(dirs, blog)
+            raise
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            safepath.remove_tree(dirs.cache, ["home"])
+            safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
-        # 6. output
+        # 6. output: a real directory of the workspace (a link there is refused, never followed)
         framework, out_rel = frameworks.find_output(workspace)
         if out_rel is None:
             raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
-        out_dir = workspace / out_rel
+        try:
+            out_dir = safepath.check_dir(workspace, out_rel.split("/"))
+        except OSError as exc:
+            raise BuildFailed("no_output", f"output dir {out_rel}/ cannot be used: {exc}") from None
         out_size = file_bytes(out_dir)
         if out_size > cfg.limits.output_mb * 2**20:
             raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
@@ -329,7 +352,7 @@ class Pipeline:
         # 7. artifact zip (local object store, replicated by the outbox)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
         zip_path = rt.layout.local_object(key)
-        zip_output(out_dir, zip_path)
+        artifacts.zip_output(out_dir, zip_path)
         artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
 
         # 8. deploy
@@ -354,63 +377,144 @@ class Pipeline:
             "deploy_duration_ms": times.deploy_ms,
         }, dist=(workspace, out_rel))
 
-    def _audit(self, tc: toolchain.Toolchain, workspace: Path, env: dict[str, str], box: dict[str, Any]) -> None:
-        lines: list[str] = []
+    # -- isolation (daemon/build/isolation.py holds the policy; these apply it to one build) ----------------
+    def _refuse_unconfined(self) -> None:
+        conf = isolation.confinement(self.cfg)
+        if not conf.allowed:
+            raise BuildFailed("sandbox_unavailable", f"builds are refused without the isolation layer: {conf.why}. "
+                                                     f"To fix: {conf.fix}")
+
+    def _project_dirs(self, v: ProjectVersion) -> isolation.ProjectDirs:
         try:
-            res = sandbox.run(toolchain.audit_argv(tc, self.cfg.build.audit_registry), cwd=workspace, env=env,
-                              limits=self._limits(), on_line=lines.append, network=True,
-                              output_root=None, layer=self.rt.sandbox_layer, user=self.rt.build_user,
-                              cancel=self.cancel, view=self.rt.build_view())
-            box["outcome"] = toolchain.parse_audit(res.exit_code if res.reason in ("ok", "exit_nonzero") else None,
-                                                   "\n".join(lines))
-        except Exception as exc:  # an audit that cannot run is "unavailable", never a pass
-            box["outcome"] = toolchain.AuditOutcome("unavailable", 0, f"{type(exc).__name__}: {exc}")
+            return isolation.project_dirs(self.rt.data_dir, v.user_id, v.project_id)
+        except isolation.UnsafeLayout as exc:
+            raise BuildFailed("build_failed", str(exc)) from None
 
-    def _audit_cache_path(self, lockfile: str) -> Path:
-        key = hashlib.sha256((self.cfg.build.audit_registry + "\0" + lockfile).encode()).hexdigest()
-        return self.rt.data_dir / "cache" / "audit" / f"{key}.json"
-
-    def _cached_audit(self, lockfile: str) -> tuple[toolchain.AuditOutcome, float] | None:
-        """A recent audit of the very same lockfile: advisories do not change by the minute, so reuse it.
-
-        An "unavailable" result is kept for a short time only, so the advisory database is asked again soon.
-        """
-        ttl_min = self.cfg.build.audit_cache_minutes
-        if not lockfile or ttl_min <= 0:
-            return None
-        try:
-            data = json.loads(self._audit_cache_path(lockfile).read_text())
-            outcome = toolchain.AuditOutcome(data["status"], int(data["critical"]), str(data["detail"]))
-            age = time.time() - float(data["at"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        ttl_s = ttl_min * 60 if outcome.status != "unavailable" else min(ttl_min * 60, 600)
-        return (outcome, age) if 0 <= age < ttl_s else None
-
-    def _store_audit(self, lockfile: str, box: dict[str, Any]) -> None:
-        outcome = box.get("outcome")
-        if not lockfile or outcome is None or self.cfg.build.audit_cache_minutes <= 0:
-            return
-        path = self._audit_cache_path(lockfile)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"status": outcome.status, "critical": outcome.critical, "detail": outcome.detail,
-                                   "at": time.time()}))
-        tmp.replace(path)
-
-    def _judge_audit(self, v: ProjectVersion, box: dict[str, Any], blog: BuildLog) -> None:
-        outcome: toolchain.AuditOutcome = box.get("outcome") or toolchain.AuditOutcome("unavailable", 0, "no result")
-        if "cached" in box:
-            blog.step(f"audit: same lockfile audited {box['cached'] / 60:.0f} min ago, reusing its result")
-        versions.update(self.rt.outbox, v.version_id, audit_status=outcome.status)
-        if outcome.status == "unavailable":
-            blog.step(f"WARNING audit unavailable (no advisory database reached): {outcome.detail}")
-        elif outcome.status == "critical":
-            if self.cfg.build.audit == "fail":
-                raise BuildFailed("audit_failed", f"pnpm audit: {outcome.detail}")
-            blog.step(f"WARNING audit: {outcome.detail}")
+    def _log_policy(self, blog: BuildLog, ctx: _Steps) -> None:
+        who = ctx.user or f"the daemon's uid {os.geteuid()}"
+        if ctx.confined:
+            blog.step(f"isolation: each step in its own bubblewrap view (host read-only; this project's workspace "
+                      f"and cache only, node_modules read-only; other projects, the store and the daemon's files "
+                      f"hidden; own pid and network namespaces); generated code runs as {who}")
         else:
-            blog.step("audit: no critical advisories")
+            blog.step(f"WARNING {isolation.UNCONFINED_WARNING}")
+        allowed = ", ".join(self.cfg.build.allow_build_scripts) or "none"
+        blog.step("install policy: `pnpm install --ignore-scripts --ignore-pnpmfile` with the side-effects cache "
+                  "and package-manager switching off (the only step with network, and it runs no generated code); "
+                  f"then, without network: allow-listed dependency scripts ({allowed}) and the project's own "
+                  "preinstall/install/postinstall/prepare; then `pnpm build` without network")
+
+    def _give_code_parts(self, ctx: _Steps) -> None:
+        """What generated code may write: the workspace but node_modules, node_modules' cache dirs, its cache."""
+        work = ctx.dirs.work
+        if (work / "node_modules").is_dir() and not (work / "node_modules").is_symlink():
+            for d in isolation.CODE_CACHE_DIRS:
+                safepath.ensure_dir(work, ["node_modules", d])
+                isolation.give_to_code(work / "node_modules" / d, ctx.ids, skip=())
+        isolation.give_to_code(work, ctx.ids)
+        isolation.give_to_code(ctx.dirs.cache, ctx.ids, skip=())
+
+    def _drop_caches(self, dirs: isolation.ProjectDirs, blog: BuildLog) -> None:
+        """After a disk_limit: empty what the project keeps between builds besides its sources (its cache and
+        node_modules' cache dirs), so the flood leaves the disk and the project's next build can start."""
+        safepath.remove_tree(dirs.project, ["cache"])
+        for d in isolation.CODE_CACHE_DIRS:
+            safepath.remove_tree(dirs.work, ["node_modules", d])
+        blog.step("disk_limit: the project's caches were emptied")
+
+    def _reclaim_node_modules(self, ctx: _Steps, blog: BuildLog) -> None:
+        """Before pnpm writes node_modules again: it must be the daemon's own, as the last install left it."""
+        work = ctx.dirs.work
+        try:
+            st = os.lstat(work / "node_modules")
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            safepath.remove_tree(work, ["node_modules"])
+            blog.step("node_modules was not the daemon's (an older layout): removed, installing afresh")
+            return
+        if ctx.ids is not None:
+            parts = [work / "node_modules" / d for d in isolation.CODE_CACHE_DIRS]
+            parts += scripts.plan(work, self.cfg.build.allow_build_scripts).dependency_dirs
+            for p in parts:
+                if p.is_dir() and not p.is_symlink():
+                    isolation.reclaim(p)
+            isolation.take_back(work)
+
+    def _install(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], blog: BuildLog,
+                 times: StepTimes) -> int:
+        """`pnpm install` with every script off (the daemon's uid, network on, the store writable), then the
+        install-time scripts as the build user without network. Returns node_modules' size for the disk cap."""
+        rt, cfg, tc, work = self.rt, self.cfg, ctx.tc, ctx.dirs.work
+        self._reclaim_node_modules(ctx, blog)
+        t0 = time.monotonic()
+        home = safepath.ensure_dir(rt.data_dir, ["tmp", f"install-{v.version_id}"])
+        try:
+            view = isolation.install_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, home, readonly=ctx.readonly,
+                                          tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+            env = self._env(tc, home, safepath.ensure_dir(rt.data_dir, ["cache"]), store=rt.layout.store_dir)
+            res = self._run("install", toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry), work,
+                            env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work)
+        finally:
+            safepath.remove_tree(rt.data_dir, ["tmp", home.name])
+        if res.reason != "ok":
+            raise BuildFailed("install_failed", f"pnpm install exited {res.exit_code}")
+        nm_bytes = max(0, res.disk_bytes - disk_usage(work, ("/node_modules",)))
+        try:
+            files["pnpm-lock.yaml"] = safepath.read_regular(work, ["pnpm-lock.yaml"], MAX_LOCKFILE).decode(
+                "utf-8", "replace")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            raise BuildFailed("install_failed", f"pnpm-lock.yaml unusable: {exc}") from None
+        self._give_code_parts(ctx)
+
+        plan = scripts.plan(work, cfg.build.allow_build_scripts)
+        for note in plan.notes:
+            blog.step(note)
+        if plan.scripts:
+            for d in plan.dependency_dirs:
+                if n := scripts.unlink_shared(d):
+                    blog.step(f"{d.relative_to(work)}: {n} files shared with the store copied before its scripts")
+                isolation.give_to_code(d, ctx.ids, skip=())
+            names = ", ".join(f"{s.package} {s.event}" for s in plan.scripts)
+            try:
+                view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, extra_rw=plan.dependency_dirs,
+                                           readonly=ctx.readonly, tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+                res = self._run("install scripts", scripts.argv(plan), work, ctx.env, blog, network=False, view=view,
+                                user=ctx.user, disk_roots=_code_roots(ctx.dirs, plan.dependency_dirs),
+                                disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}")
+            finally:
+                if ctx.ids is not None:
+                    for d in plan.dependency_dirs:
+                        isolation.reclaim(d)
+            if res.reason != "ok":
+                raise BuildFailed("install_failed", f"an install-time script failed (exit {res.exit_code}); "
+                                                    "see the log")
+        else:
+            blog.step("install-time scripts: none")
+        if (work / "node_modules").is_dir():
+            # Fingerprint what was installed (package.json plus the lockfile pnpm just wrote).
+            marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version), "bytes": nm_bytes}
+            safepath.write_atomic(work, ["node_modules", INSTALL_MARKER], json.dumps(marker).encode())
+        times.install_ms = int((time.monotonic() - t0) * 1000)
+        return nm_bytes
+
+    def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
+        rt = self.rt
+        safepath.ensure_dir(rt.data_dir, ["tmp", scratch.name, "home"])
+        env = self._env(ctx.tc, scratch / "home", scratch / "home" / ".cache")
+        view = isolation.scratch_view(rt.data_dir, rt.layout.store_dir, scratch, readonly=ctx.readonly,
+                                      tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+        lines: list[str] = []
+
+        def run_step(cwd: Path) -> sandbox.Result:
+            return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
+                               limits=self._limits(), on_line=lines.append, network=True, output_root=None,
+                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
+
+        return audit.start(self.cfg, files.get("pnpm-lock.yaml", ""), files.get("package.json", ""), run_step,
+                           scratch, lines, rt.data_dir)
 
     def _finish(self, v: ProjectVersion, fields: dict[str, Any]) -> ProjectVersion:
         state = fields.pop("deploy_state")
@@ -420,22 +524,3 @@ class Pipeline:
         v = versions.update(self.rt.outbox, v.version_id, **fields)
         deploywatch.watch(self.rt, v)
         return v
-
-
-def _sanitize_package_json(files: dict[str, str], blog: BuildLog) -> dict[str, str]:
-    """Drop a generated package.json's `pnpm` settings: build-script policy belongs to the daemon."""
-    text = files.get("package.json")
-    if text is None:
-        return files
-    try:
-        pkg = json.loads(text)
-    except ValueError:
-        return files  # pnpm install reports a broken package.json better than we can
-    if isinstance(pkg, dict) and "pnpm" in pkg:
-        pkg.pop("pnpm")
-        blog.step("package.json: removed its `pnpm` settings (install policy is the daemon's)")
-        files = {**files, "package.json": json.dumps(pkg, indent=2) + "\n"}
-    return files
-
-
-OnLine = Callable[[str], None]

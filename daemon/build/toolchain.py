@@ -9,6 +9,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.core.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PINNED_PNPM = "10.34.9"
@@ -86,9 +90,14 @@ def resolve(node: str = "node", pnpm: str = "") -> Toolchain:
 
 
 def install_argv(tc: Toolchain, store_dir: Path, registry: str = "") -> list[str]:
-    """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive."""
+    """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive, and running no
+    code of the project: no lifecycle scripts (the daemon runs the allowed ones later, without network), no
+    pnpmfile hooks, no side-effects cache (build output must never land in the shared store), no switching to
+    another pnpm named by `packageManager`."""
     argv = [tc.pnpm, "install", "--no-frozen-lockfile", "--prefer-offline", "--store-dir", str(store_dir),
-            "--reporter", "append-only", "--config.confirmModulesPurge=false"]
+            "--reporter", "append-only", "--config.confirmModulesPurge=false", "--ignore-scripts",
+            "--ignore-pnpmfile", "--config.side-effects-cache=false",
+            "--config.manage-package-manager-versions=false"]
     if registry:
         argv += ["--registry", registry]
     return argv
@@ -143,3 +152,8 @@ def parse_audit(exit_code: int | None, output: str) -> AuditOutcome:
     if critical or exit_code not in (0, None):
         return AuditOutcome("critical", max(critical, 1), f"{critical} critical advisories")
     return AuditOutcome("passed", 0, "no critical advisories")
+
+
+def for_config(cfg: Config) -> Toolchain:
+    """The toolchain the config names (`[paths] node`, `pnpm`); RuntimeError naming what is missing."""
+    return resolve(cfg.paths.node, cfg.paths.pnpm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 
@@ -22,7 +23,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """What this machine offers the daemon: toolchain, sandbox layer and isolation, data dir."""
     import sandbox
-    from daemon.build import toolchain
+    from daemon.build import isolation, toolchain
 
     report: dict[str, object] = {"config": cfg.source, "data_dir": str(cfg.data_dir)}
     try:
@@ -32,6 +33,12 @@ def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     except RuntimeError as exc:
         report["toolchain_error"] = str(exc)
     report["sandbox"] = sandbox.probe()
+    conf = isolation.confinement(cfg)
+    iso: dict[str, object] = {**conf.as_dict(), "generated_code_runs_as": isolation.code_user(cfg) or
+                              f"the daemon's uid {os.geteuid()}"}
+    if not conf.allowed:
+        iso["ERROR"] = f"builds will be refused (sandbox_unavailable): {conf.why}; fix: {conf.fix}"
+    report["isolation"] = iso
     chromium = shutil.which(cfg.render.chromium)
     report["render"] = {
         "enabled": cfg.render.enabled,
@@ -71,10 +78,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "doctor":
         print(json.dumps(doctor_report(cfg), indent=2, default=str))
         return 0
+    _harden(cfg)
     from daemon.cli.serve import serve
 
     serve(cfg)
     return 0
+
+
+def _harden(cfg) -> None:  # type: ignore[no-untyped-def]
+    """Before serving: non-dumpable in every mode, a private data dir and secret, and a loud word on isolation."""
+    import logging
+
+    from daemon.build import isolation
+    from daemon.core import hardening, logging_setup
+    from daemon.core.config import hmac_secret_path
+
+    logging_setup.configure(cfg.server.log_level, secrets=cfg.secrets.values())
+    log = logging.getLogger("previewd")
+    if not hardening.make_non_dumpable():
+        log.warning("could not set PR_SET_DUMPABLE=0; processes of the daemon's uid may read its memory and env")
+    try:
+        for note in hardening.secure_data_dir(cfg.data_dir, hmac_secret_path(cfg)):
+            log.warning(note)
+    except (hardening.HardeningError, OSError) as exc:
+        print(f"previewd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    conf = isolation.confinement(cfg)
+    if not conf.allowed:
+        log.error("BUILDS WILL BE REFUSED (sandbox_unavailable): the isolation layer is missing: %s. To fix: %s",
+                  conf.why, conf.fix)
+    elif not conf.confined:
+        log.warning("%s (%s)", isolation.UNCONFINED_WARNING, conf.why)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ class DeployConfig:
     poll_after_s: float = _opt(120.0, "Poll the Pages API for a deployment not confirmed this long after upload.", lo=0)
     poll_interval_s: float = _opt(20.0, "Seconds between polls of one pending deployment.", lo=1)
     give_up_after_s: float = _opt(1800.0, "A deployment still unconfirmed this long after upload is failed.", lo=1)
+    allow_functions: bool = _opt(False, "Deploy server code found in the output (`_worker.js`, `_worker.js/`, "
+                                        "`functions/`, `_routes.json`); off: they are removed and the log says so.")
 
 
 @dataclass
@@ -115,6 +117,8 @@ class LimitsConfig:
     cpu_seconds: float = _opt(300.0, "CPU time for one build step, summed over its whole process tree.", lo=0.1)
     memory_mb: int = _opt(1024, "Memory for one build step's process tree (no swap), in MiB.", lo=16)
     output_mb: int = _opt(100, "Bytes a build step may write outside node_modules, plus its log, in MiB.", lo=1)
+    disk_mb: int = _opt(2048, "Disk one project's build steps may fill: workspace with node_modules, its cache and "
+                              "HOME, in MiB (reason disk_limit).", lo=1)
     wall_seconds: float = _opt(600.0, "Wall-clock cap on one build step.", lo=0.1)
     pids: int = _opt(512, "Most processes and threads in one build step.", lo=8)
     log_mb: int = _opt(8, "Captured log per build, in MiB; past it lines are dropped.", lo=1)
@@ -135,11 +139,16 @@ class RateLimitsConfig:
 @dataclass
 class SandboxConfig:
     layer: str = _opt("auto", "Sandbox layer for builds.", choices=("auto", "cgroup_v2", "cgroup_v1", "watchdog"))
-    build_user: str = _opt("", "Unprivileged user builds run as when the daemon runs as root (it gets the workspaces, "
-                               "the pnpm store and cache); empty = same user.")
-    build_network: bool = _opt(False, "Allow network during `pnpm build` (install always has it).")
-    readonly_root: bool = _opt(True, "Run build steps in a read-only view of the host (bubblewrap, when installed): "
-                                     "private /tmp, the daemon's state, logs, objects and previews hidden.")
+    build_user: str = _opt("", "User generated code (scripts, `pnpm build`) runs as when the daemon is root; it gets "
+                               "the workspace, never node_modules or the store; empty = `nobody` when root, else "
+                               "the daemon's own user.")
+    build_network: bool = _opt(False, "Allow network during `pnpm build` (`pnpm install` always has it and runs no "
+                                      "scripts).")
+    readonly_root: bool = _opt(True, "Run every build step in its bubblewrap view: host read-only, the data dir "
+                                     "hidden but the project's own workspace and cache, private /tmp, no network "
+                                     "for generated code. Off (or bubblewrap missing) = builds refused.")
+    allow_unconfined: bool = _opt(False, "Run builds without the isolation layer when it is missing or off (a "
+                                         "developer laptop only; `doctor`, /healthz?detail=1 and the log say so).")
 
 
 @dataclass

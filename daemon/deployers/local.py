@@ -178,6 +178,8 @@ class LocalDeployer:
     def _make_tmp(self, dep_id: str) -> Path:
         try:
             self.previews_dir.mkdir(parents=True, exist_ok=True)
+            if self.previews_dir.is_symlink():  # never publish through a link planted in the daemon's paths
+                raise DeployError(f"previews dir {self.previews_dir} is a symbolic link; refusing to deploy there")
             tmp = self.previews_dir / f"{_TMP_PREFIX}{dep_id}-{secrets.token_hex(4)}"
             tmp.mkdir(mode=0o755)
         except OSError as exc:

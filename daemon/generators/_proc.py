@@ -15,8 +15,16 @@ from typing import IO
 from daemon.generators.base import GenerationError
 
 STDERR_TAIL_LINES = 20
-# The daemon's own settings and secrets never reach a generator tool unless the caller passes them.
-_SCRUBBED_PREFIXES = ("PREVIEWD_",)
+# What a generator tool gets of the daemon's environment: the basics of a process, proxies and CA bundles, and
+# what the Claude CLI reads (its API key or OAuth token, endpoint, model and CLAUDE_* settings). Nothing of
+# Cloudflare, S3/AWS, Postgres or the daemon's own PREVIEWD_* settings and secrets.
+_PASSED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "NO_COLOR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
+})
+_PASSED_PREFIXES = ("LC_", "ANTHROPIC_", "CLAUDE_")
 
 
 @dataclass(frozen=True)
@@ -29,8 +37,8 @@ class ToolOutput:
 
 
 def default_env() -> dict[str, str]:
-    """The daemon's environment without its own ``PREVIEWD_*`` settings and secrets."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    """The allow-listed part of the daemon's environment (see _PASSED): never a daemon secret."""
+    return {k: v for k, v in os.environ.items() if k in _PASSED or k.startswith(_PASSED_PREFIXES)}
 
 
 def run_tool(

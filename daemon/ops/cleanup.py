@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from daemon.build import publish
+from daemon.build import publish, toolchain
 from daemon.build.publish import DIST_WINDOW
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
@@ -306,7 +306,7 @@ def prune_pnpm_store(ctx: _Ctx, step: StepReport) -> None:
     if busy:
         step.add("skipped_busy", "a build is running; the store is pruned next time")
         return
-    tc = rt.toolchain()
+    tc = toolchain.for_config(rt.cfg)
     argv = [tc.pnpm, "store", "prune", "--store-dir", str(rt.layout.store_dir)]
     if ctx.dry_run:
         step.add("would_run", " ".join(argv))

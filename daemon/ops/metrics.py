@@ -106,7 +106,7 @@ class Metrics:
         try:
             for area, path in (("projects", rt.data_dir / "projects"), ("objects", rt.data_dir / "objects"),
                                ("previews", rt.data_dir / "previews"), ("logs", rt.data_dir / "logs"),
-                               ("pnpm_store", rt.store_dir)):
+                               ("pnpm_store", rt.layout.store_dir)):
                 self.disk.labels(area=area).set(file_bytes(path))
             self._disk_at = time.monotonic()
         finally:

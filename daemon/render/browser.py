@@ -57,8 +57,11 @@ class Browser:
 
     def __init__(self, executable: str = "chromium", extra_flags: tuple[str, ...] = (),
                  workdir: str | os.PathLike[str] | None = None, *, join_cgroups: Sequence[str] = (),
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None,
+                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
         self.join_cgroups = tuple(join_cgroups)
+        # Puts the browser's own command line inside a confinement (the daemon's bubblewrap view).
+        self.wrap = wrap
         self.env = dict(env) if env is not None else None
         self.executable = executable
         self.extra_flags = extra_flags
@@ -93,8 +96,9 @@ class Browser:
         # Joining the sandbox's cgroups happens in that same shell, before exec, so no browser process is
         # ever outside them.
         join = "".join(f"echo $$ > {shlex.quote(p)} || exit 97; " for p in self.join_cgroups)
-        argv = ["/bin/sh", "-c", join + 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh", path,
-                *BASE_FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"]
+        cmd = [path, *BASE_FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"]
+        argv = ["/bin/sh", "-c", join + 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh",
+                *(self.wrap(cmd) if self.wrap is not None else cmd)]
         try:
             with open(self._stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(argv, stdin=to_child_r, stdout=from_child_w, stderr=err,

@@ -6,7 +6,7 @@ import base64
 import io
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -57,7 +57,8 @@ class RenderReport:
 def check_page(url: str, *, host_header: str | None = None, chromium: str = "chromium", timeout_s: float = 30,
                sizes: dict[str, tuple[int, int]] | None = None,
                workdir: str | os.PathLike[str] | None = None, join_cgroups: Sequence[str] = (),
-               env: Mapping[str, str] | None = None) -> RenderReport:
+               env: Mapping[str, str] | None = None,
+               wrap: Callable[[list[str]], list[str]] | None = None) -> RenderReport:
     """Load `url` in headless Chromium and report status, errors, blankness and one PNG per size.
 
     Chromium is driven over --remote-debugging-pipe rather than Playwright: a dozen protocol calls need no
@@ -66,7 +67,7 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     status `unavailable`. The throwaway profile lives under `workdir` (default: the temp dir) and is
     removed with the browser. Raises RenderInputError only for a malformed url, host_header or size.
     `join_cgroups` (cgroup.procs files) confines the browser tree before it execs; `env` replaces the
-    inherited environment.
+    inherited environment; `wrap` puts the browser's command line inside a confinement (a bubblewrap view).
     """
     sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
     target, flags = _target(url, host_header)
@@ -74,7 +75,7 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     deadline = time.monotonic() + timeout_s
     page = _PageState()
     try:
-        with Browser(chromium, flags, workdir, join_cgroups=join_cgroups, env=env) as browser:
+        with Browser(chromium, flags, workdir, join_cgroups=join_cgroups, env=env, wrap=wrap) as browser:
             return _run(browser, page, target, sizes, deadline)
     except BrowserError as exc:
         return RenderReport("unavailable", page.http_status, page.js_errors[:MAX_ITEMS],

@@ -58,7 +58,7 @@ class Seeder:
             (rt.data_dir / "previews" / dep / "index.html").write_text(vid)
             fields["preview_url"] = rt.deployer.url_for(dep)  # type: ignore[attr-defined]
         if snapshot:
-            ws = rt.workspace(user, project)
+            ws = rt.layout.workspace(user, project)
             (ws / "index.html").write_text(f"<h1>{vid}</h1>")
             repo = rt.repo(user, project)
             repo.snapshot(ws, vid, self._last.get((user, project)), f"version {vid}")

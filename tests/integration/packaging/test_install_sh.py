@@ -95,7 +95,7 @@ def test_install_twice_upgrade_rollback_uninstall(pyz: Path, tmp_path: Path) -> 
     assert secrets["PREVIEWD_HMAC_SECRET"] not in first.stdout + first.stderr
     assert mode_owner(root / "etc/previewd") == (0o750, 0, gid)
     assert mode_owner(root / "etc/previewd/config.toml") == (0o640, 0, gid)
-    assert mode_owner(root / "var/lib/previewd") == (0o750, uid, gid)
+    assert mode_owner(root / "var/lib/previewd") == (0o700, uid, gid)
     assert mode_owner(root / "opt/previewd/bin/previewd") == (0o755, 0, 0)
     assert (root / "opt/previewd/bin/previewd").read_bytes() == pyz.read_bytes()
     assert os.readlink(root / "opt/previewd/bin/daemonctl") == "previewd"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from daemon.build import frameworks, toolchain
-from daemon.build.pipeline import _sanitize_package_json, zip_output
+from daemon.build.artifacts import zip_output
+from daemon.build.packagejson import sanitize as _sanitize_package_json
 from daemon.core import ids
 from daemon.core import signing as security
 from daemon.core.errors import Unauthorized

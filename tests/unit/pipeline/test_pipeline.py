@@ -9,8 +9,8 @@ from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, Project, ProjectVersion
 from daemon.generators import GenerationError
-from tests.unit.build.conftest import Bench
-from tests.unit.build.fakes import page_project
+from tests.unit.pipeline.conftest import Bench
+from tests.unit.pipeline.fakes import page_project
 
 
 class InlineQueue:

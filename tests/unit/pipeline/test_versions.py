@@ -9,7 +9,7 @@ from daemon.build.publish import make_live
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, database
 from sync.replica.base import RECORD_FIELDS, validate_record
-from tests.unit.build.conftest import Bench
+from tests.unit.pipeline.conftest import Bench
 
 
 def _row(bench: Bench) -> ProjectVersion:

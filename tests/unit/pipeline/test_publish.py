@@ -17,9 +17,9 @@ from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict
 from daemon.generators import GenerationError
 from daemon.runtime import Runtime
-from tests.conftest import TEST_SECRET
-from tests.unit.build.fakes import FakeGenerator, MemoryDeployer, page_project
-from tests.unit.build.test_pipeline import InlineQueue, _new
+from tests.support import TEST_SECRET
+from tests.unit.pipeline.fakes import FakeGenerator, MemoryDeployer, page_project
+from tests.unit.pipeline.test_pipeline import InlineQueue, _new
 
 from .conftest import Bench
 

@@ -10,8 +10,8 @@ import pytest
 from daemon.build.pipeline import Pipeline
 from daemon.core.config import load
 from daemon.runtime import Runtime
-from tests.conftest import TEST_SECRET
-from tests.unit.build.fakes import FakeGenerator, MemoryDeployer, write_fake_pnpm
+from tests.support import TEST_SECRET
+from tests.unit.pipeline.fakes import FakeGenerator, MemoryDeployer, write_fake_pnpm
 
 
 class Bench:
@@ -27,7 +27,7 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
     pnpm = write_fake_pnpm(tmp_path)
     path = tmp_path / "previewd.toml"
     path.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\npnpm = "{pnpm}"\n[build]\naudit = "off"\n'
-                    '[render]\nenabled = false\n[sandbox]\nreadonly_root = false\n')
+                    '[render]\nenabled = false\n[sandbox]\nreadonly_root = false\nallow_unconfined = true\n')
     cfg = load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
     gen, dep = FakeGenerator(), MemoryDeployer()
     rt = Runtime(cfg, generator=gen, deployer=dep)

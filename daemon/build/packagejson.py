@@ -1,0 +1,58 @@
+"""The daemon's policy on a generated package.json: no tool switching, no pnpm settings, registry dependencies only."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from daemon.build.buildlog import BuildLog
+from daemon.build.failures import BuildFailed
+
+# package.json fields that make pnpm switch or fetch tools (another pnpm, a Node runtime) or carry its own settings.
+_STRIPPED_FIELDS = ("packageManager", "devEngines", "pnpm")
+_DEP_SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "resolutions",
+                 "overrides")
+_NPM_ALIAS = re.compile(r"^npm:(@[^/@\s]+/)?[^/@:\s\\]+(@[^:/\\]*)?$")
+
+
+def _registry_spec(spec: str) -> bool:
+    """A version range, dist-tag or `npm:` alias: resolved from the registry, nowhere else."""
+    if spec.startswith("npm:"):
+        return bool(_NPM_ALIAS.match(spec))
+    return not any(c in spec for c in ":/\\") and "\0" not in spec
+
+
+def _check_specs(section: str, value: object) -> None:
+    if isinstance(value, dict):
+        for name, spec in value.items():
+            if isinstance(spec, dict):
+                _check_specs(section, spec)
+            elif not isinstance(spec, str) or not _registry_spec(spec):
+                raise BuildFailed("invalid_output", f"package.json {section}: {name!r} -> {spec!r} is not a registry "
+                                                    "version (file:, link:, workspace:, git and URL dependencies are "
+                                                    "refused: they reach outside the project or the registry)")
+
+
+def sanitize(files: dict[str, str], blog: BuildLog) -> dict[str, str]:
+    """Install policy belongs to the daemon: drop a generated package.json's own pnpm settings and any field that
+    makes pnpm switch or fetch tools (`packageManager`, `devEngines`), and refuse dependencies that are not
+    registry versions (BuildFailed invalid_output)."""
+    text = files.get("package.json")
+    if text is None:
+        return files
+    try:
+        pkg = json.loads(text)
+    except ValueError:
+        return files  # pnpm install reports a broken package.json better than we can
+    if not isinstance(pkg, dict):
+        return files
+    for section in _DEP_SECTIONS:
+        _check_specs(section, pkg.get(section))
+    dropped = [f for f in _STRIPPED_FIELDS if f in pkg]
+    if dropped:
+        for f in dropped:
+            pkg.pop(f)
+        blog.step(f"package.json: removed {', '.join('`' + f + '`' for f in dropped)} (install policy and the "
+                  "toolchain are the daemon's)")
+        files = {**files, "package.json": json.dumps(pkg, indent=2) + "\n"}
+    return files
