@@ -80,8 +80,9 @@ class Runtime:
         self.live_logs = LiveLogs()
         self.on_build_done: list[Callable[[ProjectVersion], None]] = []
         self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
-        # Render checks take a second or two of Chromium each: one at a time, off the build worker.
-        self.render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-render")
+        # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
+        # of a second or two of Chromium each): one at a time, in order, after the answer.
+        self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
 
     @property
     def data_dir(self) -> Path:
@@ -145,7 +146,7 @@ class Runtime:
                 log.exception("build-done hook failed")
 
     def close(self) -> None:
-        self.render_pool.shutdown(wait=True, cancel_futures=True)
+        self.after_pool.shutdown(wait=True, cancel_futures=True)
         self.sync_loop.stop()
         shutil.rmtree(self.layout.tmp, ignore_errors=True)
         if not database.is_closed():

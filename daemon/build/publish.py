@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,32 +84,52 @@ def check_render(rt: Runtime, version_id: str, *, inline: bool) -> None:
     """The one render-check policy: each version is checked once, when it first goes live.
 
     `inline` runs it on the caller's thread (the build worker, so the browser never competes with a build);
-    otherwise it goes to the render pool and the caller returns at once.
+    otherwise it goes to the after-live pool and the caller returns at once.
     """
     if not rt.cfg.render.enabled:
         return
-
-    def run() -> None:
-        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
-        if v is None or v.render_status is not None:
-            return
-        try:
-            screens.check_version(rt, version_id)
-        except Exception:
-            log.exception("render check of %s failed", version_id)
-
     if inline:
-        run()
+        _render_once(rt, version_id)
+    else:
+        _later(rt, lambda: _render_once(rt, version_id))
+
+
+def _render_once(rt: Runtime, version_id: str) -> None:
+    v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+    if v is None or v.render_status is not None:
         return
+    try:
+        screens.check_version(rt, version_id)
+    except Exception:
+        log.exception("render check of %s failed", version_id)
+
+
+def _later(rt: Runtime, fn: Callable[[], None]) -> None:
     with contextlib.suppress(RuntimeError):  # the pool refuses work while shutting down
-        rt.render_pool.submit(run)
+        rt.after_pool.submit(fn)
 
 
 def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None = None, inline: bool) -> None:
-    """Work that must not delay the answer: history bookkeeping, then the render check when it is live."""
-    try:
-        record_history(rt, v, dist)
-    except Exception:
-        log.exception("post-deploy bookkeeping failed for %s", v.version_id)
-    if v.status == "deployed":
-        check_render(rt, v.version_id, inline=inline)
+    """Work that must not delay the answer: history bookkeeping, then the render check when it is live.
+
+    `inline` does it on the caller's thread (the build worker, before it takes the next build); otherwise it is
+    queued on the after-live pool (an API request that made a version live returns first).
+    """
+    def run() -> None:
+        try:
+            record_history(rt, v, dist)
+        except Exception:
+            log.exception("post-deploy bookkeeping failed for %s", v.version_id)
+        if v.status == "deployed" and rt.cfg.render.enabled:
+            _render_once(rt, v.version_id)
+
+    if inline:
+        run()
+    else:
+        _later(rt, run)
+
+
+def drain_after(rt: Runtime) -> None:
+    """Wait until the after-live work queued so far is done (the pool runs one job at a time, in order)."""
+    with contextlib.suppress(RuntimeError):
+        rt.after_pool.submit(lambda: None).result()

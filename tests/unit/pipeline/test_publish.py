@@ -39,6 +39,7 @@ def test_fast_rollback_is_live_packed_and_survives_a_restore_on_an_empty_data_di
 
     rb = rollback.rollback(bench.rt, InlineQueue(), "u1", "p1", v1.version_id)  # type: ignore[arg-type]
     assert rb.status == "deployed" and rb.rollback_of == v1.version_id
+    publish.drain_after(bench.rt)  # the history bookkeeping runs after the answer
     assert versions.live_version("u1", "p1").version_id == rb.version_id  # type: ignore[union-attr]
     assert b'"latestVersionId": "' + rb.version_id.encode() in (bench.rt.kv.get("u1:p1") or b"")
     # the rollback version has its own commit and its own recovery pack (it had neither before publish)
