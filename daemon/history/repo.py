@@ -55,15 +55,27 @@ class ProjectRepo:
 
     @classmethod
     def open_or_init(cls, path: Path) -> ProjectRepo:
-        """Open the bare repository at `path`, creating it (and its parents) when absent."""
+        """Open the bare repository at `path`, creating it (and its parents) when absent.
+
+        A new repository is made in a temp dir beside `path` and renamed in complete, so a daemon killed part-way
+        leaves only that temp dir behind, never a half repository that would wedge the project.
+        """
         path = Path(path)
         with lock_for(path).writing():
             if not (path / "HEAD").is_file():
-                if path.exists() and any(path.iterdir()):
+                if path.is_symlink() or (path.exists() and any(path.iterdir())):
                     raise HistoryError("path_not_empty", f"{path} exists and is not a git repository")
-                path.mkdir(parents=True, exist_ok=True)
-                Repo.init_bare(str(path)).close()
-                cls._init_refs(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
+                try:
+                    Repo.init_bare(str(tmp)).close()
+                    cls._init_refs(tmp)
+                    if path.exists():
+                        path.rmdir()
+                    os.rename(tmp, path)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
         return cls(path)
 
     @staticmethod

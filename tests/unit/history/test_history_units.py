@@ -6,10 +6,11 @@ import io
 import json
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from daemon.history import HistoryError
+from daemon.history import HistoryError, ProjectRepo
 from daemon.history.diffs import FileDiff, render
 from daemon.history.locks import RepoLock, lock_for
 from daemon.history.packing import PACK_FORMAT, read_zip
@@ -174,3 +175,20 @@ def test_writers_serialise_but_do_not_block_readers() -> None:
         assert other == [False]
         assert lock._writer.acquire(blocking=False)  # re-entrant: the holder may nest writes
         lock._writer.release()
+
+
+def test_an_interrupted_init_leaves_no_half_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon killed while creating a project's repo must not wedge the project (the next open must work)."""
+    path = tmp_path / "u" / "p" / "repo.git"
+
+    def die(_path: Path) -> None:
+        raise KeyboardInterrupt  # stands in for the process dying between init and the first ref
+
+    monkeypatch.setattr(ProjectRepo, "_init_refs", staticmethod(die))
+    with pytest.raises(KeyboardInterrupt):
+        ProjectRepo.open_or_init(path)
+    assert not path.exists()
+    monkeypatch.undo()
+    (path.parent / ".repo.git.init-leftover").mkdir()  # what a SIGKILL mid-init leaves: only a temp dir
+    repo = ProjectRepo.open_or_init(path)
+    assert (repo.path / "HEAD").is_file() and repo.versions() == []
