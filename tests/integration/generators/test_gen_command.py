@@ -140,14 +140,19 @@ def test_tool_that_ignores_stdin_still_works(script: Callable[[str], str], log: 
 def test_daemon_secrets_are_not_in_the_tool_environment(script: Callable[[str], str], tmp_path: Path,
                                                         log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREVIEWD_HMAC_SECRET", "s3cret")
-    monkeypatch.setenv("GEN_TEST_VISIBLE", "yes")
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "s3cret-cf")
+    monkeypatch.setenv("PREVIEWD_PG_DSN", "postgresql://u:s3cret@db/x")
+    monkeypatch.setenv("GEN_TEST_HIDDEN", "yes")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "claude-needs-this")
     envfile = tmp_path / "env.json"
     exe = script(f"import json, os\njson.dump(dict(os.environ), open({str(envfile)!r}, 'w'))\n"
                  f"print({json.dumps(json.dumps(CONTRACT))})\n")
     _run([exe], GenerationRequest("x"), log)
     env = json.loads(envfile.read_text())
-    assert "PREVIEWD_HMAC_SECRET" not in env and env["GEN_TEST_VISIBLE"] == "yes"
+    # an allow-list: what the Claude CLI needs, nothing of Cloudflare, Postgres, the daemon, or anything unknown
+    assert not {"PREVIEWD_HMAC_SECRET", "CLOUDFLARE_API_TOKEN", "PREVIEWD_PG_DSN", "GEN_TEST_HIDDEN"} & set(env)
+    assert env["ANTHROPIC_API_KEY"] == "claude-needs-this"
     _run([exe], GenerationRequest("x"), log, env={"ONLY": "this", "PATH": os.environ["PATH"]})
     env = json.loads(envfile.read_text())
-    assert env["ONLY"] == "this" and "GEN_TEST_VISIBLE" not in env  # exactly the given env, nothing inherited
+    assert env["ONLY"] == "this" and "ANTHROPIC_API_KEY" not in env  # exactly the given env, nothing inherited
     assert not any("s3cret" in line for line in log)

@@ -92,8 +92,8 @@ def ctl(d: LiveDaemon, *argv: str) -> int:
 
 def test_sse_lines_arrive_while_the_build_runs_then_status(slow: LiveDaemon,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    # inside the data dir: the only part of the host a build step sees writable (and at all, under /tmp)
-    release = slow.tmp / "data" / "release"
+    # in the project's own cache dir: the only part of the data dir a build step sees, besides its workspace
+    release = slow.tmp / "data" / "projects" / "u" / "slow" / "cache" / "release"
     r = slow.post("/build-preview-for-new-project", {"userId": "u", "projectId": "slow",
                                                      "prompt": f"slow build release={release}"}, wait="false")
     assert r.status_code == 202, r.text
