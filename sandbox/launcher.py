@@ -65,6 +65,9 @@ def main() -> None:
         stage = "oom_score_adj"
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
+        if spec.get("nice"):
+            stage = "nice"
+            os.nice(int(spec["nice"]))
         stage = "setrlimit"
         for name, value in spec.get("rlimits", {}).items():
             res = _RLIMITS[name]

@@ -248,6 +248,7 @@ def run(
     view: FsView | None = None,
     disk_roots: Sequence[tuple[Path, Sequence[str]]] = (),
     disk_base: int = 0,
+    nice: int = 0,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
@@ -261,6 +262,7 @@ def run(
     what they hold (links not followed, every inode at least a block) must stay within `limits.disk_bytes`, else
     the run ends with `disk_limit`. Checked on every sample through the file system's free space (one statfs),
     with a scan of the roots when that could mean a breach, and by periodic scans.
+    `nice` lowers the tree's CPU priority (a side job, such as an audit, that must not slow a build beside it).
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -305,6 +307,7 @@ def run(
                 **plan.rlimits,
             },
             "netns": netns,
+            "nice": nice,
             "uid": ids[0] if ids else None,
             "gid": ids[1] if ids else None,
         }

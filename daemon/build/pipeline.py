@@ -42,6 +42,7 @@ INSTALL_MARKER = ".previewd-install.json"
 LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
 SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit"}
 MAX_LOCKFILE = 32 * 2**20
+AUDIT_NICE = 10
 
 
 @dataclass
@@ -509,9 +510,11 @@ class Pipeline:
         lines: list[str] = []
 
         def run_step(cwd: Path) -> sandbox.Result:
+            # Niced: it runs beside `pnpm build` and must not take CPU from it on a small droplet.
             return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
                                limits=self._limits(), on_line=lines.append, network=True, output_root=None,
-                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
+                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
+                               nice=AUDIT_NICE)
 
         return audit.start(self.cfg, files.get("pnpm-lock.yaml", ""), files.get("package.json", ""), run_step,
                            scratch, lines, rt.data_dir)

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _harden(cfg) -> None:  # type: ignore[no-untyped-def]
-    """Before serving: non-dumpable in every mode, a private data dir and secret, and a loud word on isolation."""
+    """Before serving: non-dumpable in every mode, a private data dir and secret, the toolchain, and a loud word
+    on isolation."""
     import logging
 
     from daemon.build import isolation
@@ -103,6 +104,14 @@ def _harden(cfg) -> None:  # type: ignore[no-untyped-def]
     except (hardening.HardeningError, OSError) as exc:
         print(f"previewd: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from daemon.build import toolchain
+
+    try:
+        # Resolved (and cached) now, so the first build does not wait for `node --version` and `pnpm --version`.
+        tc = toolchain.resolve(cfg.paths.node, cfg.paths.pnpm)
+        log.info("toolchain: node %s, pnpm %s", tc.node_version, tc.pnpm_version)
+    except RuntimeError as exc:
+        log.warning("builds will fail until this is fixed: %s", exc)
     conf = isolation.confinement(cfg)
     if not conf.allowed:
         log.error("BUILDS WILL BE REFUSED (sandbox_unavailable): the isolation layer is missing: %s. To fix: %s",

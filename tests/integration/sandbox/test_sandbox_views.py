@@ -115,3 +115,9 @@ def test_anchored_excludes_skip_only_the_top_level_dir(tmp_path: Path) -> None:
     (tmp_path / "src" / "node_modules" / "flood").write_bytes(b"x" * 200_000)
     assert disk_usage(tmp_path, ["node_modules"]) < 100_000  # any depth
     assert 200_000 <= disk_usage(tmp_path, ["/node_modules"]) < 300_000  # the top one only
+
+
+def test_nice_lowers_the_trees_cpu_priority(tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = _sh("cut -d' ' -f19 /proc/self/stat", tmp_path, None, lines, nice=7)
+    assert res.reason == "ok" and int(lines[-1]) == os.getpriority(os.PRIO_PROCESS, 0) + 7, lines
