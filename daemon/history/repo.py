@@ -36,6 +36,22 @@ def _check_id(version_id: str) -> bytes:
     return version_id.encode("ascii")
 
 
+@contextmanager
+def _built_beside(dest: Path, what: str) -> Iterator[Path]:
+    """A temp dir beside `dest` to build into; renamed to `dest` (an empty dir there is replaced) when the block
+    ends, removed when it raises: a process killed part-way leaves only the temp dir, never half of `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{what}-", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            dest.rmdir()
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 class ProjectRepo:
     """A project's bare repository. Safe for one writer thread alongside any number of reader threads.
 
@@ -65,17 +81,9 @@ class ProjectRepo:
             if not (path / "HEAD").is_file():
                 if path.is_symlink() or (path.exists() and any(path.iterdir())):
                     raise HistoryError("path_not_empty", f"{path} exists and is not a git repository")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
-                try:
+                with _built_beside(path, "init") as tmp:
                     Repo.init_bare(str(tmp)).close()
                     cls._init_refs(tmp)
-                    if path.exists():
-                        path.rmdir()
-                    os.rename(tmp, path)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
         return cls(path)
 
     @staticmethod
@@ -255,19 +263,10 @@ class ProjectRepo:
         dest = Path(dest)
         if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
             raise HistoryError("dest_not_empty", f"checkout target {dest} exists and is not an empty directory")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.checkout-", dir=dest.parent))
-        try:
-            with self._lock.shared(), self._open() as repo:
-                commit = repo.object_store[self._commit_of(repo, version_id, dist=dist)]
-                assert isinstance(commit, Commit)
-                trees.write_tree_to(repo.object_store, commit.tree, tmp)
-            if dest.exists():
-                dest.rmdir()
-            os.rename(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with _built_beside(dest, "checkout") as tmp, self._lock.shared(), self._open() as repo:
+            commit = repo.object_store[self._commit_of(repo, version_id, dist=dist)]
+            assert isinstance(commit, Commit)
+            trees.write_tree_to(repo.object_store, commit.tree, tmp)
 
     def diff(
         self,
