@@ -17,6 +17,7 @@ from daemon.core import versions
 from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
 from daemon.core.db import ProjectVersion, connect, database, raw_connect
+from daemon.core.fencing import FencedOutbox
 from daemon.core.layout import Layout
 from daemon.core.livelogs import LiveLogs
 from daemon.core.waiters import Waiters
@@ -24,8 +25,10 @@ from daemon.deployers.base import Deployer
 from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from sync.handlers import kv_handler, objects_handler, replica_handler
+from sync.handlers import fenced_kv_handler, kv_handler, objects_handler, replica_handler
 from sync.kv import KV
+from sync.lease import PgLeases
+from sync.leasekeeper import LeaseKeeper
 from sync.loop import SyncLoop
 from sync.objects import ObjectStore
 from sync.outbox import EnabledOutbox, Handler, Outbox, OutboxItem
@@ -65,6 +68,21 @@ class Runtime:
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = EnabledOutbox(outbox, set(handlers))
+        # A fleet droplet (daemon/build/fleet.py): per-project leases in Postgres; its replicated rows and
+        # pointer moves carry the lease epoch and are refused when stale.
+        self.fleet: LeaseKeeper | None = None
+        if cfg.fleet.enabled and self.replica is not None:
+            leases = PgLeases(cfg.secrets.pg_dsn, table=cfg.replica.table, schema=cfg.replica.schema)
+            keeper = LeaseKeeper(leases, cfg.droplet_id, cfg.fleet.lease_ttl_s,
+                                 release_idle_s=cfg.fleet.release_idle_s)
+            self.fleet = keeper
+
+            def refused(what: object) -> None:
+                keeper.refusals += len(what) if isinstance(what, list) else 1
+
+            handlers["replica"] = replica_handler(self.replica, on_refused=refused)
+            handlers["kv"] = fenced_kv_handler(self.kv, leases, on_refused=refused)
+            self.outbox = FencedOutbox(outbox, set(handlers), keeper.epoch_of)
         self.sync_loop = SyncLoop(outbox, handlers, interval_s=cfg.sync.interval_s)
         self.generator: Generator = generator or make_generator(
             cfg.generator.backend, command=cfg.generator.command, claude_executable=cfg.generator.claude_executable,
@@ -148,6 +166,9 @@ class Runtime:
     def close(self) -> None:
         self.after_pool.shutdown(wait=True, cancel_futures=True)
         self.sync_loop.stop()
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet.store.close()
         shutil.rmtree(self.layout.tmp, ignore_errors=True)
         if not database.is_closed():
             database.close()

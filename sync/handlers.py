@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sync.errors import BatchFailure, InvalidRecord, RemoteError
 from sync.kv.base import KV
@@ -15,8 +15,11 @@ from sync.replica.base import Replica, validate_record
 Handler = Callable[[list[OutboxItem]], None]
 
 
-def replica_handler(replica: Replica) -> Handler:
-    """Payload: a version record (upsert) or ``{"delete": version_id}``; bad records are parked."""
+def replica_handler(replica: Replica, on_refused: Callable[[list[str]], None] | None = None) -> Handler:
+    """Payload: a version record (upsert) or ``{"delete": version_id}``; bad records are parked.
+
+    A fenced replica's refusals (stale lease epoch) are delivered as done: retrying can never help.
+    """
 
     def handle(items: list[OutboxItem]) -> None:
         good: list[OutboxItem] = []
@@ -35,10 +38,12 @@ def replica_handler(replica: Replica) -> Handler:
         upserts: list[dict[str, Any]] = [i.payload for i in good if "delete" not in i.payload]
         deletes = [str(i.payload["delete"]) for i in good if "delete" in i.payload]
         try:
-            replica.upsert_versions(upserts)
+            refused = replica.upsert_versions(upserts)
             replica.delete_versions(deletes)
         except Exception as exc:
             raise BatchFailure(exc) from exc
+        if refused and on_refused is not None:
+            on_refused(list(refused))
         if poison is not None:
             raise BatchFailure(poison[1], done_ids=[i.id for i in good], poison_id=poison[0].id)
 
@@ -65,6 +70,46 @@ def kv_handler(kv: KV) -> Handler:
                 raise BatchFailure(exc, done_ids=done) from exc
             except ValueError as exc:  # bad key, TTL or value: can never succeed
                 raise BatchFailure(exc, done_ids=done, poison_id=item.id) from exc
+            done.append(item.id)
+
+    return handle
+
+
+class PointerFence(Protocol):
+    """Where a fleet's live pointer is decided (sync.lease.PgLeases): a move under a stale epoch is refused."""
+
+    def move_live(self, user_id: str, project_id: str, epoch: int, version_id: str,
+                  undo: list[str] | None = None, redo: list[str] | None = None) -> bool: ...
+
+
+def fenced_kv_handler(kv: KV, fence: PointerFence, on_refused: Callable[[str], None]) -> Handler:
+    """Like `kv_handler`, but a pointer move stamped with a lease epoch is first recorded in Postgres under that
+    epoch; when the epoch is stale the KV is not written (the item is done, and counted by ``on_refused``).
+
+    Check then write: the KV has no conditional put, so a droplet that pauses between the two can still land
+    one stale write; the next holder's first pointer move overwrites it (README "Fleet").
+    """
+    plain = kv_handler(kv)
+
+    def handle(items: list[OutboxItem]) -> None:
+        done: list[int] = []
+        for item in items:
+            p = item.payload
+            if "epoch" in p and p.get("live_version_id"):
+                try:
+                    ok = fence.move_live(str(p["user_id"]), str(p["project_id"]), int(p["epoch"]),
+                                         str(p["live_version_id"]), list(p.get("undo") or []),
+                                         list(p.get("redo") or []))
+                except RemoteError as exc:
+                    raise BatchFailure(exc, done_ids=done) from exc
+                if not ok:
+                    on_refused(item.key)
+                    done.append(item.id)
+                    continue
+            try:
+                plain([item])
+            except BatchFailure as exc:
+                raise BatchFailure(exc.cause, done_ids=done, poison_id=exc.poison_id) from exc
             done.append(item.id)
 
     return handle

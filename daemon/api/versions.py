@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from daemon.api.docs import READ_TOKEN, errors
 from daemon.api.guards import check_scope, reader, rt, scoped, signed
-from daemon.build import diffs, screens
+from daemon.build import diffs, fleet, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import AppError, PayloadTooLarge
@@ -133,6 +133,7 @@ def set_pinned(runtime: Runtime, version_id: str, pinned: bool) -> ProjectVersio
     v = versions.get(version_id)
     if bool(v.pinned) == pinned:
         return v
+    fleet.admit(runtime, v.user_id, v.project_id)
     return versions.update(runtime.outbox, version_id, pinned=pinned)
 
 

@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, audit, deploywatch, frameworks, isolation, packagejson, publish, scripts, toolchain
+from daemon.build import (
+    artifacts,
+    audit,
+    deploywatch,
+    fleet,
+    frameworks,
+    isolation,
+    packagejson,
+    publish,
+    scripts,
+    toolchain,
+)
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
@@ -175,6 +186,8 @@ class Pipeline:
         times = StepTimes()
         dist: tuple[Path, str] | None = None
         try:
+            if (moved := fleet.build_may_start(rt, v)) is not None:
+                raise BuildFailed("interrupted", moved)
             v = versions.update(rt.outbox, version_id, status="building")
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
             built = self._build(v, blog, times)
@@ -521,6 +534,8 @@ class Pipeline:
 
     def _finish(self, v: ProjectVersion, fields: dict[str, Any]) -> ProjectVersion:
         state = fields.pop("deploy_state")
+        if (lost := fleet.lost_lease(self.rt, v.user_id, v.project_id)) is not None:
+            raise BuildFailed("interrupted", lost)  # another droplet writes the project now: never go live
         if state == "deployed":
             return publish.make_live(self.rt, v.version_id, **fields)
         # Confirmation comes later (webhook or polling); the row stays 'deploying' with its deployment id.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import artifacts, screens
+from daemon.build import artifacts, fleet, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from sync.kv import LocalKV
@@ -44,6 +44,7 @@ def make_live(rt: Runtime, version_id: str, *, in_transaction: bool = False, **f
 
 def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectVersion:
     """Undo or redo: the version on top of that stack goes live again, no rebuild."""
+    fleet.admit(rt, user_id, project_id)
     v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
     pointer_moved(rt)
     return v

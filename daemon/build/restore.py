@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from daemon.build import fleet
+from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from daemon.core.errors import Conflict, NotFound, Unavailable
+from daemon.core.errors import Conflict, Unavailable
 from daemon.core.ids import check_project_ids
 from daemon.history import HistoryError, ProjectRepo, lock_for
 
@@ -17,32 +19,8 @@ if TYPE_CHECKING:
 def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
     """Rebuild a project's repository from the packs in object storage (and its rows from the replica)."""
     check_project_ids(user_id, project_id)
-    prefix = rt.layout.packs_prefix(user_id, project_id)
-    keys = set(rt.local_objects.list(prefix))
-    if rt.remote_objects is not None:
-        try:
-            keys |= set(rt.remote_objects.list(prefix))
-        except Exception as exc:
-            raise Unavailable(f"cannot list packs in the object store: {exc}", code="restore_failed") from exc
-    if not keys:
-        raise NotFound(f"no packs stored for {user_id}/{project_id}", code="no_packs")
-
-    def top_of(key: str) -> str:
-        return key.rsplit("_to_", 1)[-1].removesuffix(".pack.zip")
-
-    packs: list[tuple[str, bytes]] = []
-    for key in sorted(keys, key=top_of):
-        local = rt.layout.local_object(key)
-        try:
-            if local.is_file():
-                data = local.read_bytes()
-            elif rt.remote_objects is not None:
-                data = rt.remote_objects.open_bytes(key)
-            else:
-                raise FileNotFoundError(key)
-        except Exception as exc:
-            raise Unavailable(f"pack {key} unreadable: {exc}", code="missing_pack", pack=key) from exc
-        packs.append((key, data))
+    fleet.admit(rt, user_id, project_id)
+    packs = load_packs(rt, user_id, project_id)
     rows = _restore_rows(rt, user_id, project_id)
     path = rt.layout.repo_path(user_id, project_id)
     with lock_for(path).writing():

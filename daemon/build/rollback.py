@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import deploywatch, publish
+from daemon.build import deploywatch, fleet, publish
 from daemon.core import ratelimit, versions
 from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
 from daemon.core.errors import Conflict, NotFound
@@ -80,6 +80,7 @@ def _extract(zip_path: Path, dest: Path) -> None:
 def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, target_id: str) -> ProjectVersion:
     """A new version equal to the target: redeploy its artifact (fast), else rebuild its sources (slow)."""
     check_project_ids(user_id, project_id)
+    fleet.admit(rt, user_id, project_id)
     t = _target(user_id, project_id, target_id)
     bucket = f"project-rebuild:{user_id}:{project_id}"
     cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
@@ -114,6 +115,11 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "build_duration_ms": int((time.monotonic() - started) * 1000), "deploy_duration_ms": None,
         "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
     }
+    if (lost := fleet.lost_lease(rt, user_id, project_id)) is not None:
+        v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="interrupted",
+                            failure_message=lost)
+        rt.notify(v.version_id)
+        return v
     if dep.state == "deployed":
         v = publish.make_live(rt, v.version_id, **fields)
     else:

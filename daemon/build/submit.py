@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from daemon.build import fleet
 from daemon.build.buildlog import read_tail
 from daemon.core import ratelimit, versions
 from daemon.core.db import ProjectVersion
@@ -69,6 +70,7 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRe
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
     """Queue the first build of a project: 409 when it exists or is building, 429 past the user's cap."""
+    fleet.admit(rt, req.user_id, req.project_id)
     # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
     if versions.live_version(req.user_id, req.project_id) is not None:
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
@@ -106,6 +108,7 @@ def resolve_base(req: BuildRequest) -> ProjectVersion:
 
 def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
     """Queue a refinement of an existing project from its base version."""
+    fleet.admit(rt, req.user_id, req.project_id)
     base = resolve_base(req)
     busy = versions.in_flight(req.user_id, req.project_id)
     if busy is not None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from daemon.api.app import create_app
 from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
-from daemon.build import deploywatch
+from daemon.build import deploywatch, fleet
 from daemon.build.pipeline import Pipeline
 from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
@@ -77,6 +77,7 @@ class Daemon:
         self.sync = self.rt.sync_loop
         self.scheduler = Scheduler(self.rt)
         metrics.install_metrics(self.rt)
+        fleet.install(self.rt)
         self.app = create_app(self.rt, self.queue)
         previews = self.rt.layout.previews
         self.asgi = logging_setup.RequestIdMiddleware(
@@ -90,6 +91,7 @@ class Daemon:
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
         orphans.kill_leftovers(self.rt.data_dir)
+        fleet.recover(self.rt)
         failed, queued = versions.recover_interrupted(self.rt.outbox)
         resumed = deploywatch.resume(self.rt)
         if resumed:
@@ -99,6 +101,8 @@ class Daemon:
         self.queue.reset(queued)
         self.queue.start()
         self.sync.start()
+        if self.rt.fleet is not None:
+            self.rt.fleet.start()
         self.scheduler.start()
         log.info("previewd ready on %s (sandbox %s, generator %s, deployer %s)", self.cfg.base_url,
                  self.rt.sandbox_layer, self.rt.generator.name, self.rt.deployer.name)

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import secrets
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,19 @@ class RenderConfig:
 
 
 @dataclass
+class FleetConfig:
+    enabled: bool = _opt(False, "Run as one droplet of a fleet: a fenced per-project lease in Postgres, catch-up from "
+                                "Postgres and S3 on takeover (needs [replica] backend = \"postgres\" and [objects] "
+                                "backend = \"s3\"); off = a single droplet, as before.")
+    droplet_id: str = _opt("", "This droplet's name in the fleet (lease holder); empty = the host name. Must be "
+                               "unique in the fleet.")
+    lease_ttl_s: float = _opt(15.0, "A project lease lasts this long unless renewed (every third of it while held); "
+                                    "a dead droplet's projects move after about this long.", lo=2, hi=3600)
+    release_idle_s: float = _opt(5.0, "A held lease is released once its project has had no build, pending sync or "
+                                      "request this long.", lo=0)
+
+
+@dataclass
 class Config:
     """The whole configuration; secrets are never read from the file, only from the environment."""
 
@@ -233,6 +247,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     secrets: Secrets = field(default_factory=lambda: Secrets())
     source: str = "defaults"
 
@@ -244,6 +259,11 @@ class Config:
     def previews_port(self) -> int:
         """The port previews are served on: the public listener's when there is one, else the API's."""
         return self.server.preview_port or self.server.port
+
+    @property
+    def droplet_id(self) -> str:
+        """This droplet's fleet name: [fleet] droplet_id, else the host name."""
+        return self.fleet.droplet_id or socket.gethostname()
 
     @property
     def base_url(self) -> str:
@@ -374,6 +394,7 @@ def _cross_check(cfg: Config) -> None:
         raise ConfigError("[objects] bucket: required when backend = \"s3\"")
     if cfg.replica.backend == "postgres" and not cfg.secrets.pg_dsn:
         raise ConfigError("PREVIEWD_PG_DSN: required in the environment when [replica] backend = \"postgres\"")
+    _check_fleet(cfg)
     hh, _, mm = cfg.retention.nightly_at.partition(":")
     if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
         raise ConfigError(f"[retention] nightly_at: must be HH:MM (UTC), got {cfg.retention.nightly_at!r}")
@@ -385,6 +406,20 @@ def _cross_check(cfg: Config) -> None:
     label = cfg.server.preview_domain
     if not label or any(not part.replace("-", "").isalnum() for part in label.split(".")):
         raise ConfigError(f"[server] preview_domain: must be a DNS name like localhost, got {label!r}")
+
+
+def _check_fleet(cfg: Config) -> None:
+    """A fleet shares its history through Postgres and its packs and artifacts through S3: both are required."""
+    if not cfg.fleet.enabled:
+        return
+    if cfg.replica.backend != "postgres":
+        raise ConfigError("[replica] backend: must be \"postgres\" when [fleet] enabled = true (the leases and the "
+                          "shared history live there)")
+    if cfg.objects.backend != "s3":
+        raise ConfigError("[objects] backend: must be \"s3\" when [fleet] enabled = true (packs and artifacts must "
+                          "reach every droplet)")
+    if cfg.fleet.droplet_id and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cfg.fleet.droplet_id):
+        raise ConfigError(f"[fleet] droplet_id: must be 1-64 of [A-Za-z0-9_.-], got {cfg.fleet.droplet_id!r}")
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:

@@ -71,8 +71,8 @@ class Replica(Protocol):
         """Create or migrate the table (idempotent, safe to race)."""
         ...
 
-    def upsert_versions(self, records: list[dict[str, Any]]) -> None:
-        """Insert or update the records in one transaction."""
+    def upsert_versions(self, records: list[dict[str, Any]]) -> list[str] | None:
+        """Insert or update the records in one transaction; a fenced store returns the ids it refused as stale."""
         ...
 
     def delete_versions(self, version_ids: list[str]) -> None:
@@ -121,7 +121,7 @@ def validate_record(record: object) -> dict[str, Any]:
     """Check a version record's keys and value kinds; return it unchanged or raise InvalidRecord."""
     if not isinstance(record, dict):
         raise InvalidRecord(f"a version record must be a dict, got {type(record).__name__}")
-    keys = set(record)
+    keys = set(record) - {"epoch"}  # a fleet's lease epoch rides along (sync/lease.py); absent = unfenced
     missing = [f for f in RECORD_FIELDS if f not in keys]
     extra = sorted(keys - set(RECORD_FIELDS))
     vid = record.get("version_id")
@@ -144,6 +144,9 @@ def validate_record(record: object) -> dict[str, Any]:
         raise InvalidRecord(f"record {vid!r}: status {record['status']!r} is not one of {list(STATUSES)}")
     if record["claude_json"] is not None and not isinstance(record["claude_json"], dict):
         raise InvalidRecord(f"record {vid!r}: claude_json must be a dict or None")
+    epoch = record.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+        raise InvalidRecord(f"record {vid!r}: epoch must be a non-negative integer")
     rv = record["row_version"]
     if isinstance(rv, bool) or not isinstance(rv, int) or rv < 0:
         raise InvalidRecord(f"record {vid!r}: row_version must be a non-negative integer")

@@ -66,6 +66,34 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS row_version bigint NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        # A fleet's fencing (sync/lease.py): each row carries the lease epoch that wrote it, and one row per
+        # project holds its lease and its live version (the pointer the KV mirrors).
+        "0003_fleet_leases",
+        [
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
+            """CREATE TABLE IF NOT EXISTS {schema}.{leases} (
+                user_id text NOT NULL,
+                project_id text NOT NULL,
+                holder text NOT NULL,
+                epoch bigint NOT NULL,
+                expires_at timestamptz NOT NULL,
+                acquired_at timestamptz NOT NULL DEFAULT now(),
+                live_version_id text,
+                undo_stack jsonb NOT NULL DEFAULT '[]',
+                redo_stack jsonb NOT NULL DEFAULT '[]',
+                PRIMARY KEY (user_id, project_id)
+            )""",
+            """CREATE TABLE IF NOT EXISTS {schema}.{droplets} (
+                droplet_id text PRIMARY KEY,
+                seen_at timestamptz NOT NULL DEFAULT now(),
+                draining boolean NOT NULL DEFAULT false,
+                leases_held integer NOT NULL DEFAULT 0,
+                takeovers bigint NOT NULL DEFAULT 0,
+                fencing_refusals bigint NOT NULL DEFAULT 0
+            )""",
+        ],
+    ),
 ]
 
 
@@ -89,9 +117,12 @@ class PostgresReplica:
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.RLock()
         self._schema_ready = False
+        self.fencing_refusals = 0  # records refused because a newer lease epoch holds their project
         self._names = {
             "schema": sql.Identifier(schema),
             "table": sql.Identifier(table),
+            "leases": sql.Identifier(f"{table}_leases"),
+            "droplets": sql.Identifier(f"{table}_droplets"),
             "status_type": sql.Identifier(f"{table}_status"),
             "idx_user_project": sql.Identifier(f"{table}_user_project_idx"),
             "idx_project_version": sql.Identifier(f"{table}_project_version_idx"),
@@ -114,6 +145,14 @@ class PostgresReplica:
             keepalives=1,
             keepalives_idle=30,
         )
+
+    def run(self, operation: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` on this replica's connection (migrated first); the lease store shares the retry policy."""
+        return self._run(operation, fn)
+
+    def sql(self, text: str) -> sql.Composed:
+        """``text`` with the schema, table and lease table names filled in."""
+        return self._sql(text)
 
     def _run(self, operation: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``fn`` on a live connection; a stale connection gets one fresh retry, then RemoteError."""
@@ -181,26 +220,56 @@ class PostgresReplica:
         """Create the schema, enum, table and indexes when missing; record each migration once."""
         self._run("pg ensure_schema", self._migrate)
 
-    def upsert_versions(self, records: list[dict[str, Any]]) -> None:
-        """Upsert on version_id; an existing row changes only when the new row_version is higher."""
+    def upsert_versions(self, records: list[dict[str, Any]]) -> list[str]:
+        """Upsert on version_id; an existing row changes only when the new row_version is higher.
+
+        A record carrying ``epoch`` is fenced: refused (its id returned, counted) when the project's lease epoch
+        is newer, and never overwrites a row written under a newer epoch.
+        """
         rows = [self._params(validate_record(r)) for r in records]
         if not rows:
-            return
+            return []
         columns = sql.SQL(", ").join(sql.Identifier(f) for f in RECORD_FIELDS)
         values = sql.SQL(", ").join(sql.Placeholder() for _ in RECORD_FIELDS)
         updates = sql.SQL(", ").join(
             sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(f)) for f in RECORD_FIELDS if f != "version_id"
         )
         query = sql.SQL(
-            "INSERT INTO {schema}.{table} AS t ({columns}) VALUES ({values}) "
-            "ON CONFLICT (version_id) DO UPDATE SET {updates} WHERE t.row_version < EXCLUDED.row_version"
+            "INSERT INTO {schema}.{table} AS t ({columns}, epoch) VALUES ({values}, %s) "
+            "ON CONFLICT (version_id) DO UPDATE SET {updates}, epoch = EXCLUDED.epoch "
+            "WHERE t.row_version < EXCLUDED.row_version AND t.epoch <= EXCLUDED.epoch"
         ).format(columns=columns, values=values, updates=updates, **self._names)
+        # A fenced record (it carries the epoch of the lease it was written under) goes in only while no newer
+        # lease holds its project; FOR SHARE makes a concurrent takeover wait until this transaction commits,
+        # so the new holder's catch-up reads every row written under the old epoch.
+        lease_q = self._sql("SELECT epoch FROM {schema}.{leases} WHERE user_id = %s AND project_id = %s FOR SHARE")
+        fenced = [(r, row) for r, row in zip(records, rows, strict=True)]
 
-        def work(conn: psycopg.Connection[Any]) -> None:
+        def work(conn: psycopg.Connection[Any]) -> list[str]:
+            refused: list[str] = []
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(query, rows)
+                current: dict[tuple[str, str], int] = {}
+                ok: list[list[Any]] = []
+                for rec, row in fenced:
+                    epoch = rec.get("epoch")
+                    if epoch is not None:
+                        key = (rec["user_id"], rec["project_id"])
+                        if key not in current:
+                            got = cur.execute(lease_q, key).fetchone()
+                            current[key] = int(got["epoch"]) if got else 0
+                        if int(epoch) < current[key]:
+                            refused.append(rec["version_id"])
+                            continue
+                    ok.append([*row, int(epoch or 0)])
+                if ok:
+                    cur.executemany(query, ok)
+            return refused
 
-        self._run("pg upsert", work)
+        refused = self._run("pg upsert", work)
+        if refused:
+            self.fencing_refusals += len(refused)
+            log.warning("postgres replica: refused %d stale-epoch record(s): %s", len(refused), ", ".join(refused))
+        return refused
 
     @staticmethod
     def _params(record: dict[str, Any]) -> list[Any]:

@@ -29,7 +29,7 @@ def test_schema_matches_the_seed(pg_schema: str) -> None:
             (pg_schema,),
         )
     )
-    assert set(cols) == {"id", *RECORD_FIELDS}
+    assert set(cols) == {"id", "epoch", *RECORD_FIELDS}  # epoch: a fleet's fencing (sync/lease.py)
     assert cols["id"] == "uuid" and cols["claude_json"] == "jsonb" and cols["created_at"] == "timestamptz"
     assert cols["status"] == "project_versions_status" and cols["row_version"] == "int8"
     labels = [r[0] for r in pg("SELECT unnest(enum_range(NULL::" + pg_schema + ".project_versions_status))::text")]
@@ -57,7 +57,8 @@ def test_migrations_are_idempotent_and_recorded_once(pg_schema: str) -> None:
     b.ensure_schema()
     a.ensure_schema()
     names = [r[0] for r in pg(f"SELECT name FROM {pg_schema}.schema_migrations ORDER BY name")]
-    assert names == ["project_versions/0001_create_project_versions", "project_versions/0002_daemon_columns"]
+    assert names == ["project_versions/0001_create_project_versions", "project_versions/0002_daemon_columns",
+                     "project_versions/0003_fleet_leases"]
     a.close()
     b.close()
 

@@ -1,0 +1,248 @@
+"""One droplet of a fleet: take a project's lease before writing to it, catch up from Postgres and S3 when it
+comes from another droplet, refuse it when another live droplet holds it, drain.
+
+With ``[fleet]`` off every function here returns at once: a single droplet behaves exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from daemon.build.packs import load_packs
+from daemon.core import versions
+from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core.errors import AppError, Conflict, Unavailable
+from daemon.history import HistoryError, ProjectRepo, lock_for
+from sync.errors import SyncError
+from sync.lease import Lease, LeaseHeld
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.fleet")
+
+_catchup_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _project_lock(user_id: str, project_id: str) -> threading.Lock:
+    with _locks_guard:
+        return _catchup_locks.setdefault((user_id, project_id), threading.Lock())
+
+
+def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
+    """The fleet's admission check before any write to a project: hold its lease (caught up when new to us).
+
+    503 `draining` while this droplet drains, 409 `project_elsewhere` naming the droplet that holds it, 503
+    `lease_unavailable` when Postgres cannot be asked. None with [fleet] off.
+    """
+    keeper = rt.fleet
+    if keeper is None:
+        return None
+    if keeper.draining:
+        raise Unavailable(f"droplet {keeper.holder} is draining; send the request to another droplet",
+                          code="draining", retry_after=1)
+    with _project_lock(user_id, project_id):
+        try:
+            lease, new = keeper.claim(user_id, project_id)
+        except LeaseHeld as exc:
+            raise Conflict(f"project {user_id}/{project_id} is being written by droplet {exc.holder}; send the "
+                           f"request there (or retry after its lease lapses)", code="project_elsewhere",
+                           holder=exc.holder,
+                           leaseExpiresAt=exc.expires_at.isoformat() if exc.expires_at else None) from None
+        except SyncError as exc:
+            raise Unavailable(f"cannot take the project's lease: {exc}", code="lease_unavailable",
+                              retry_after=2) from exc
+        if new:
+            try:
+                catch_up(rt, lease)
+            except Exception:
+                keeper.release(lease)  # a half caught-up copy must not be written to
+                raise
+    return lease
+
+
+def catch_up(rt: Runtime, lease: Lease) -> dict[str, int]:
+    """Make the local copy of a newly leased project current: rows from Postgres, history from the packs in
+    S3 (restored when absent or older), its live version and undo/redo stacks from the lease row; versions an
+    earlier holder left unfinished are failed as `interrupted`."""
+    started = time.monotonic()
+    u, p = lease.user_id, lease.project_id
+    assert rt.replica is not None
+    try:
+        remote = rt.replica.fetch_versions(u, p)
+    except Exception as exc:
+        raise Unavailable(f"cannot read the project's rows from Postgres: {exc}", code="catch_up_failed",
+                          retry_after=2) from exc
+    changed = _merge_rows(remote, takeover=lease.takeover)
+    restored = _catch_up_history(rt, u, p, remote)
+    orphans = 0
+    if lease.takeover:
+        for rec in remote:
+            if rec["status"] in ACTIVE_STATUSES:
+                versions.update(rt.outbox, rec["version_id"], status="failed", failure_reason="interrupted",
+                                failure_message=f"droplet {lease.previous} lost the lease of this project while "
+                                                f"this version was {rec['status']}; droplet {lease.holder} took "
+                                                "over")
+                orphans += 1
+    _set_head(lease)
+    took = time.monotonic() - started
+    assert rt.fleet is not None
+    rt.fleet.catchups.append(took)
+    del rt.fleet.catchups[:-200]
+    log.info("caught up %s/%s at epoch %d in %.0f ms: %d rows changed, history %s, %d orphans interrupted",
+             u, p, lease.epoch, took * 1000, changed, "restored" if restored else "current", orphans)
+    rt.sync_nudge()
+    return {"rows": changed, "restored": int(restored), "orphans": orphans}
+
+
+def _merge_rows(remote: list[dict[str, object]], *, takeover: bool) -> int:
+    """Copy rows the local database lacks or has older; on a takeover Postgres wins over any local row."""
+    changed = 0
+    with database.atomic("IMMEDIATE"):
+        for rec in remote:
+            row = versions.row_from_record(rec)
+            local = ProjectVersion.get_or_none(ProjectVersion.version_id == rec["version_id"])
+            if local is None:
+                ProjectVersion.create(**row)
+                changed += 1
+            elif int(local.row_version) < int(row["row_version"]) or (
+                    takeover and int(local.row_version) != int(row["row_version"])):
+                ProjectVersion.update(**{k: v for k, v in row.items() if k != "version_id"}).where(
+                    ProjectVersion.version_id == rec["version_id"]).execute()
+                changed += 1
+    return changed
+
+
+def _catch_up_history(rt: Runtime, user_id: str, project_id: str, remote: list[dict[str, object]]) -> bool:
+    """Restore the git history from the packs when the local repository is absent or lacks a deployed version."""
+    path = rt.layout.repo_path(user_id, project_id)
+    wanted = [str(r["version_id"]) for r in remote if r["status"] == "deployed"]
+    if not wanted:
+        return False
+    if path.exists():
+        repo = ProjectRepo.open_or_init(path)
+        if all(repo.has_version(v) for v in wanted):
+            return False
+    try:
+        packs = load_packs(rt, user_id, project_id)
+    except AppError as exc:
+        if exc.code == "no_packs":
+            return False
+        raise
+    stale = path.with_name(f".{path.name}.stale-{os.getpid()}-{int(time.time() * 1000)}")
+    with lock_for(path).writing():
+        if path.exists():
+            os.rename(path, stale)
+        try:
+            ProjectRepo.restore(path, packs)
+        except HistoryError as exc:
+            if stale.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                os.rename(stale, path)
+            raise Unavailable(exc.message or exc.code, code=exc.code) from exc
+    shutil.rmtree(stale, ignore_errors=True)
+    return True
+
+
+def _set_head(lease: Lease) -> None:
+    """The project's live version and undo/redo stacks as the fleet last recorded them (when known here)."""
+    if not lease.live_version_id:
+        return
+    live = ProjectVersion.get_or_none(ProjectVersion.version_id == lease.live_version_id)
+    if live is None or live.status != "deployed":
+        return
+    with database.atomic("IMMEDIATE"):
+        proj, _ = Project.get_or_create(user_id=lease.user_id, project_id=lease.project_id)
+        proj.live_version_id = lease.live_version_id
+        proj.undo_stack = json.dumps(list(lease.undo))
+        proj.redo_stack = json.dumps(list(lease.redo))
+        proj.updated_at = utcnow()
+        proj.save()
+
+
+def build_may_start(rt: Runtime, v: ProjectVersion) -> str | None:
+    """Before a queued build starts: None when it may, else why not (its project moved to another droplet)."""
+    if rt.fleet is None:
+        return None
+    try:
+        admit(rt, v.user_id, v.project_id)
+    except AppError as exc:
+        return f"this droplet cannot build the project now: {exc.message}"
+    return None
+
+
+def lost_lease(rt: Runtime, user_id: str, project_id: str) -> str | None:
+    """Before a version goes live: None while this droplet still holds the project's lease (asked of Postgres),
+    else the message its build fails with as `interrupted`."""
+    keeper = rt.fleet
+    if keeper is None:
+        return None
+    keeper.touch(user_id, project_id)
+    if keeper.confirm(user_id, project_id) is not None:
+        return None
+    return (f"droplet {keeper.holder} lost the lease of project {user_id}/{project_id} (paused, partitioned or "
+            f"stopped past {keeper.ttl_s:g}s); another droplet now writes it, so this build was interrupted")
+
+
+def is_idle(rt: Runtime, user_id: str, project_id: str) -> bool:
+    """Nothing left to write for the project here: no build queued or running, nothing waiting to sync."""
+    with database.connection_context():
+        if versions.in_flight(user_id, project_id) is not None:
+            return False
+    box = rt.outbox.outbox
+    return box.pending("replica") == 0 and box.pending("objects") == 0 \
+        and box.pending("kv", versions.pointer_key(user_id, project_id)) == 0
+
+
+def recover(rt: Runtime) -> None:
+    """At start, before interrupted rows are failed: retake (same droplet id) the projects they belong to, so
+    those updates carry this droplet's epoch; a project another droplet took meanwhile is its to clean up."""
+    if rt.fleet is None:
+        return
+    keys = {(v.user_id, v.project_id) for v in ProjectVersion.select(ProjectVersion.user_id, ProjectVersion.project_id)
+            .where(ProjectVersion.status.in_(ACTIVE_STATUSES))}
+    for u, p in sorted(keys):
+        try:
+            admit(rt, u, p)
+        except AppError as exc:
+            log.info("not retaking %s/%s at start: %s", u, p, exc.message)
+
+
+def install(rt: Runtime) -> None:
+    """Give the keeper the daemon's idle check; start it (a no-op with [fleet] off)."""
+    if rt.fleet is None:
+        return
+    rt.fleet.is_idle = lambda u, p: is_idle(rt, u, p)
+    rt.on_build_done.append(lambda v: rt.fleet.touch(v.user_id, v.project_id) if rt.fleet else None)
+
+
+def drain(rt: Runtime) -> dict[str, object]:
+    """Stop taking builds (503 `draining`); leases are released as their projects go idle."""
+    if rt.fleet is None:
+        raise Conflict("this droplet is not in a fleet ([fleet] enabled = false)", code="not_in_fleet")
+    rt.fleet.draining = True
+    return status(rt)
+
+
+def status(rt: Runtime) -> dict[str, object]:
+    """`daemonctl fleet`: this droplet, the droplets seen, and every lease."""
+    if rt.fleet is None:
+        return {"enabled": False}
+    keeper = rt.fleet
+    out: dict[str, object] = {"enabled": True, **keeper.stats(), "catchUpMs": [round(s * 1000) for s in
+                                                                                keeper.catchups[-10:]]}
+    try:
+        out["droplets"] = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()}
+                           for d in keeper.store.droplets()]
+        out["leases"] = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()}
+                         for d in keeper.store.leases()]
+    except SyncError as exc:
+        out["error"] = str(exc)
+    return out
