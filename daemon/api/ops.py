@@ -10,7 +10,7 @@ from litestar.params import FromQuery
 
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
-from daemon.build import isolation
+from daemon.build import fleet, isolation
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
 from daemon.ops import status as status_view
@@ -40,9 +40,13 @@ def health_detail(runtime: Runtime) -> dict[str, Any]:
 
 @get("/healthz", guards=[ops_reader], opt={"detail_param": True},
      summary="Liveness; ?detail=1 (metrics bearer token or v2 signature) adds the alerts firing")
-async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> dict[str, Any]:
+async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> Any:
+    runtime = rt(request)
+    if runtime.fleet is not None and runtime.fleet.draining:
+        # a proxy's health check takes a draining droplet out of the API pool (packaging/haproxy.cfg)
+        return Response({"ok": False, "draining": True}, status_code=503)
     if detail:
-        return await asyncio.to_thread(health_detail, rt(request))
+        return await asyncio.to_thread(health_detail, runtime)
     return {"ok": True}
 
 
@@ -79,4 +83,17 @@ async def run_cleanup(request: Request[Any, Any, Any], dryRun: FromQuery[bool] =
     return report.to_json()
 
 
-HANDLERS: list[Any] = [status, healthz, healthz_detail, prometheus, sync_flush, sync_verify, run_cleanup]
+@get("/ops/fleet", guards=[signed], summary="The fleet as this droplet sees it (signed)")
+async def fleet_view(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """This droplet's leases and counters, the droplets seen and every lease ([fleet] off: enabled false)."""
+    return await asyncio.to_thread(fleet.status, rt(request))
+
+
+@post("/ops/drain", guards=[signed], status_code=200, summary="Drain this droplet (signed)", responses=errors(409))
+async def drain(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """New builds get 503 `draining`; the running build finishes; leases are released as projects go idle."""
+    return await asyncio.to_thread(fleet.drain, rt(request))
+
+
+HANDLERS: list[Any] = [status, healthz, healthz_detail, prometheus, sync_flush, sync_verify, run_cleanup, fleet_view,
+                       drain]

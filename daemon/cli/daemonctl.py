@@ -86,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
                             "restore": "rebuild a project's git history from stored packs"}[name])
         sp.add_argument("user_id")
         sp.add_argument("project_id")
+    command("fleet", "the fleet as this droplet sees it: droplets seen, leases held, takeovers")
+    command("drain", "finish the running build, release this droplet's leases, answer 503 to new builds")
     ctl_ops.add_parsers(sub, [common])
     return p
 
@@ -154,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 if resp.status_code == 200 and resp.json().get("count"):
                     code |= 1
             return code
+        if args.cmd == "fleet":
+            return _print(c.get("/ops/fleet"))
+        if args.cmd == "drain":
+            return _print(c.post("/ops/drain", {}))
         if args.cmd in ("undo", "redo", "restore"):
             return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
         rc = ctl_ops.dispatch(args, c, cfg)

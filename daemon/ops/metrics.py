@@ -66,6 +66,16 @@ class Metrics:
                                  registry=r)
         self.disk = Gauge("previewd_disk_used_bytes", "Bytes used under the data dir, by area.", ["area"],
                           registry=r)
+        # A fleet droplet's leases (daemon/build/fleet.py); all zero with [fleet] off.
+        self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
+        self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
+                                     "since start.", registry=r)
+        self.fleet_lost = Gauge("previewd_fleet_leases_lost", "Leases this droplet found taken over since start.",
+                                registry=r)
+        self.fleet_refusals = Gauge("previewd_fleet_fencing_refusals", "Writes of this droplet refused for a stale "
+                                    "lease epoch (replica rows and KV pointer moves) since start.", registry=r)
+        self.fleet_catchup = Gauge("previewd_fleet_catch_up_seconds", "How long the last catch-up after taking a "
+                                   "project's lease took.", registry=r)
         self._disk_at = 0.0
         self._disk_lock = threading.Lock()
         self.refusal_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the webhook-auth alert
@@ -95,6 +105,12 @@ class Metrics:
                 self.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
                 self.sync_dead.labels(destination=dest).set(b.get("dead", 0))
                 self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
+        if rt.fleet is not None:
+            self.fleet_leases.set(len(rt.fleet.held()))
+            self.fleet_takeovers.set(rt.fleet.takeovers)
+            self.fleet_lost.set(rt.fleet.lost)
+            self.fleet_refusals.set(rt.fleet.refusals)
+            self.fleet_catchup.set(rt.fleet.catchups[-1] if rt.fleet.catchups else 0.0)
         self.pages_month.set(pages_deployments_this_month(now))
         self.pages_quota.set(rt.cfg.retention.pages_quota_month)
         self._refresh_disk(rt)
