@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,8 +73,9 @@ cf_api_base = "{self.kv.base_url}"
             return conn.execute(sql.SQL(query).format(s=sql.Identifier(self.schema)), args).fetchall()
 
     def lease(self, user: str, project: str) -> tuple[Any, ...] | None:
-        rows = self.pg("SELECT holder, epoch, live_version_id, expires_at > clock_timestamp() FROM {s}.project_versions_leases "
-                       "WHERE user_id = %s AND project_id = %s", user, project)
+        """(holder, epoch, live version, still live) of the project's lease row, or None."""
+        rows = self.pg("SELECT holder, epoch, live_version_id, expires_at > clock_timestamp() "
+                       "FROM {s}.project_versions_leases WHERE user_id = %s AND project_id = %s", user, project)
         return rows[0] if rows else None
 
     def kv_live(self, user: str, project: str) -> str | None:
@@ -82,9 +85,6 @@ cf_api_base = "{self.kv.base_url}"
     def close(self) -> None:
         for d in self.droplets:
             if d.proc is not None:
-                import contextlib
-                import signal
-
                 with contextlib.suppress(ProcessLookupError):
                     d.proc.send_signal(signal.SIGCONT)
             d.stop()
