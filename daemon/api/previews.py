@@ -127,8 +127,11 @@ class PreviewServer:
     """ASGI app: Host `<deploymentId>.<preview_domain>` gets static files; any other host under the preview domain
     gets 404; the rest goes to `app` (none on the public listener: 404 there too)."""
 
-    def __init__(self, app: ASGIApp | None, previews_dir: Path, preview_domain: str) -> None:
+    def __init__(self, app: ASGIApp | None, previews_dir: Path, preview_domain: str,
+                 resolver: Callable[[str], str | None] | None = None) -> None:
         self.app = app
+        # a fleet droplet's resolver (daemon/build/previewfetch.py): alias hosts, and deployments built elsewhere
+        self.resolver = resolver
         self.root = os.path.realpath(previews_dir)
         self.suffix = "." + preview_domain.strip(".").lower()
         self._hosts: dict[bytes, str | None] = {}
@@ -183,10 +186,18 @@ class PreviewServer:
             await _error(send, 400, "bad_path", "dot segments are not allowed")
             return
         try:
+            if self.resolver is not None and "--" in label:
+                raise FileNotFoundError(label)  # a live alias: always resolved to the live deployment now
             dfd = os.open(os.path.join(self.root, label), _DIR_FLAGS)
         except OSError:
-            await _error(send, 404, "deployment_not_found", f"no preview deployment {label!r}")
-            return
+            target = await asyncio.to_thread(self.resolver, label) if self.resolver is not None else None
+            try:
+                if target is None:
+                    raise FileNotFoundError(label)
+                dfd = os.open(os.path.join(self.root, target), _DIR_FLAGS)
+            except OSError:
+                await _error(send, 404, "deployment_not_found", f"no preview deployment {label!r}")
+                return
         try:
             found = _resolve(dfd, segs)
         finally:
@@ -200,14 +211,16 @@ class PreviewServer:
             os.close(found.fd)
 
 
-def make_preview_asgi(app: ASGIApp, previews_dir: Path, preview_domain: str) -> ASGIApp:
+def make_preview_asgi(app: ASGIApp, previews_dir: Path, preview_domain: str,
+                      resolver: Callable[[str], str | None] | None = None) -> ASGIApp:
     """Wrap the API app so host `<deploymentId>.<preview_domain>` serves `previews_dir/<deploymentId>/`."""
-    return PreviewServer(app, previews_dir, preview_domain)
+    return PreviewServer(app, previews_dir, preview_domain, resolver)
 
 
-def make_public_asgi(previews_dir: Path, preview_domain: str) -> ASGIApp:
+def make_public_asgi(previews_dir: Path, preview_domain: str,
+                     resolver: Callable[[str], str | None] | None = None) -> ASGIApp:
     """The public listener's app: previews by Host, 404 for everything else (no API behind it)."""
-    return PreviewServer(None, previews_dir, preview_domain)
+    return PreviewServer(None, previews_dir, preview_domain, resolver)
 
 
 async def _lifespan_noop(receive: Receive, send: Send) -> None:

@@ -31,7 +31,8 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
     items = await asyncio.to_thread(versions.history_json, userId, projectId, limit)
     if not items:
         items = (await asyncio.to_thread(syncops.remote_history, rt(request), userId, projectId))[:limit]
-    return {"versions": items}
+    alias = fleet.live_alias_url(rt(request), userId, projectId)
+    return {"versions": items, **({"liveUrl": alias} if alias else {})}
 
 
 @get("/versions/{version_id:str}", guards=[reader], summary="One version")

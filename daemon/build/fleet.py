@@ -18,6 +18,7 @@ from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
+from daemon.deployers.local import alias_label, preview_url
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
 from sync.lease import Lease, LeaseHeld
@@ -165,6 +166,14 @@ def _set_head(lease: Lease) -> None:
         proj.redo_stack = json.dumps(list(lease.redo))
         proj.updated_at = utcnow()
         proj.save()
+
+
+def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
+    """The project's stable address on a fleet of local-deployer droplets: `<project>--<user>.<preview_domain>`
+    always serves the live version (rollback and undo/redo move it at once); None otherwise."""
+    if rt.fleet is None or rt.deployer.name != "local":
+        return None
+    return preview_url(alias_label(user_id, project_id), rt.cfg.server.preview_domain, rt.cfg.previews_port)
 
 
 def build_may_start(rt: Runtime, v: ProjectVersion) -> str | None:

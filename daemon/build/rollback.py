@@ -57,7 +57,7 @@ def _artifact_zip(rt: Runtime, t: ProjectVersion) -> Path | None:
     return None
 
 
-def _extract(zip_path: Path, dest: Path) -> None:
+def extract_artifact(zip_path: Path, dest: Path) -> None:
     """Unpack an artifact zip, refusing entries that would land outside dest or are links."""
     root = dest.resolve()
     with zipfile.ZipFile(zip_path) as zf:
@@ -99,7 +99,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
             out = Path(tmp) / "out"
             out.mkdir()
-            _extract(zip_path, out)
+            extract_artifact(zip_path, out)
             dep = rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                    version_id=v.version_id, message=v.prompt), lambda _l: None)
         _tag_like(rt, t, v)

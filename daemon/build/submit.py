@@ -128,8 +128,11 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
 def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
     """The seed's build response for a finished version, or the 202 form for one still running."""
     if v.status == "deployed":
-        return 200, {"success": True, "previewUrl": v.preview_url, "versionId": v.version_id,
-                     "buildTime": v.build_duration_ms}
+        out = {"success": True, "previewUrl": v.preview_url, "versionId": v.version_id,
+               "buildTime": v.build_duration_ms}
+        if (alias := fleet.live_alias_url(rt, v.user_id, v.project_id)) is not None:
+            out["liveUrl"] = alias  # a fleet's stable address of the project (README "Fleet")
+        return 200, out
     if v.status == "failed":
         return 200, {"success": False, "versionId": v.version_id, "buildTime": v.build_duration_ms,
                      "error": {"code": v.failure_reason or "build_failed", "message": v.failure_message or ""},

@@ -20,6 +20,7 @@ from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.build import deploywatch, fleet
 from daemon.build.pipeline import Pipeline
+from daemon.build.previewfetch import PreviewResolver
 from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
 from daemon.core.config import Config
@@ -80,12 +81,14 @@ class Daemon:
         fleet.install(self.rt)
         self.app = create_app(self.rt, self.queue)
         previews = self.rt.layout.previews
+        # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
+        resolver = PreviewResolver(self.rt, cfg.fleet.preview_cache_mb * 2**20) if self.rt.fleet else None
         self.asgi = logging_setup.RequestIdMiddleware(
             make_preview_asgi(PointerFastPath(self.app, self.rt), previews,  # type: ignore[arg-type]
-                              cfg.server.preview_domain))
+                              cfg.server.preview_domain, resolver))
         # The public listener's app: previews only, so a wildcard proxy in front of it never reaches the API.
-        self.public_asgi = logging_setup.RequestIdMiddleware(make_public_asgi(previews, cfg.server.preview_domain)) \
-            if cfg.server.preview_port else None
+        self.public_asgi = logging_setup.RequestIdMiddleware(
+            make_public_asgi(previews, cfg.server.preview_domain, resolver)) if cfg.server.preview_port else None
         self.started_at = time.time()
 
     def start(self) -> None:

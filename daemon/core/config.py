@@ -226,6 +226,9 @@ class FleetConfig:
                                     "a dead droplet's projects move after about this long.", lo=2, hi=3600)
     release_idle_s: float = _opt(5.0, "A held lease is released once its project has had no build, pending sync or "
                                       "request this long.", lo=0)
+    preview_cache_mb: int = _opt(512, "Local previews built on other droplets are fetched from the object store on "
+                                      "first request and kept, least recently used first out, up to this size.",
+                                 lo=1)
 
 
 @dataclass

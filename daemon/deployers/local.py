@@ -42,6 +42,17 @@ def deployment_id_for(project_id: str, version_id: str) -> str:
     return label
 
 
+ALIAS_SEP = "--"  # never in a deployment id (slugs collapse runs of '-'), so it marks a live alias host
+
+
+def alias_label(user_id: str, project_id: str) -> str:
+    """A project's live alias label, `<project slug>--<user slug>` (a DNS label of at most 63 characters)."""
+    project, user = _slug(project_id), _slug(user_id)
+    if len(project) + len(user) + 2 > 63:
+        project, user = project[:30].strip("-"), user[:31].strip("-")
+    return f"{project}{ALIAS_SEP}{user}"
+
+
 def preview_url(deployment_id: str, preview_domain: str, port: int, scheme: str = "http") -> str:
     """The host-based URL a deployment is served at; the port is left out when it is the scheme's default."""
     port_part = "" if _DEFAULT_PORTS.get(scheme) == port else f":{port}"

@@ -35,6 +35,15 @@ def test_one_writer_per_project_takeover_and_fencing(tmp_path: Path, moto_endpoi
         assert holder == "drop-b" and epoch_b == 2 and live == third["versionId"]
         assert {v["versionId"] for v in b.get("/versions", params={"userId": "u", "projectId": "p"})
                 .json()["versions"]} >= {first["versionId"], second["versionId"], third["versionId"]}
+        # previews from any droplet: drop-a never built `third`, it fetches the artifact from the bucket
+        wait_until(lambda: a.preview(third["previewUrl"]).text == "<h1>third, on drop-b</h1>", 20,
+                   what="drop-a serving drop-b's preview")
+        # the live alias: one stable host, the live version, on every droplet
+        alias = third["liveUrl"]
+        assert alias.startswith("http://p--u.localhost:"), alias
+        assert b.get("/versions", params={"userId": "u", "projectId": "p"}).json()["liveUrl"] == alias
+        for d in (a, b):
+            assert d.preview(alias).text == "<h1>third, on drop-b</h1>"
 
         # drop-a takes it back, starts a slow build, and is SIGSTOPped past the TTL
         wait_until(lambda: not (fleet.lease("u", "p") or (None, 0, None, True))[3], 20,
@@ -61,3 +70,7 @@ def test_one_writer_per_project_takeover_and_fencing(tmp_path: Path, moto_endpoi
         assert a.get("/ops/fleet").json()["leasesLost"] >= 1
         b.sync_flush()
         assert fleet.kv_live("u", "p") == second["versionId"]
+        # the alias followed the undo at once on the droplet that made it, and on the other once synced
+        assert b.preview(alias).text == "<h1>slowbuild:3 second</h1>"
+        wait_until(lambda: a.preview(alias).text == "<h1>slowbuild:3 second</h1>", 20,
+                   what="drop-a's alias following drop-b's undo")

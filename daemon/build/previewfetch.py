@@ -1,0 +1,164 @@
+"""Previews from any droplet: a local deployment this droplet never built is fetched from the object store
+(its artifact zip), kept in a size-bounded LRU; a project's live alias host resolves to its live deployment.
+
+The preview server calls `PreviewResolver` only on a miss (no such directory) or for an alias host, in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from daemon.build.rollback import extract_artifact
+from daemon.core import versions
+from daemon.core.db import Project, ProjectVersion, database
+from daemon.core.ids import valid_version_id
+from daemon.deployers.base import DeployRequest
+from daemon.deployers.local import ALIAS_SEP, alias_label, deployment_id_for
+
+if TYPE_CHECKING:
+    from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.previews")
+
+_MISS_TTL_S = 5.0  # a host that named nothing is not looked up again for this long (hosts are client-chosen)
+_MISS_MAX = 4096
+
+
+class PreviewResolver:
+    """Label -> the directory label to serve now (fetched when needed), or None (404)."""
+
+    def __init__(self, rt: Runtime, cap_bytes: int) -> None:
+        self.rt = rt
+        self.cap_bytes = cap_bytes
+        self._fetched: OrderedDict[str, int] = OrderedDict()  # label -> bytes, least recently used first
+        self._misses: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._label_locks: dict[str, threading.Lock] = {}
+        self.fetches = 0
+        self.evictions = 0
+
+    def __call__(self, label: str) -> str | None:
+        """The deployment to serve for ``label``; never raises (a failure is a 404 and a log line)."""
+        now = time.monotonic()
+        if self._misses.get(label, 0.0) > now:
+            return None
+        try:
+            with database.connection_context():
+                found = self._alias(label) if ALIAS_SEP in label else self._fetch(label)
+        except Exception:
+            log.warning("preview %s: lookup failed", label, exc_info=True)
+            found = None
+        if found is None:
+            if len(self._misses) >= _MISS_MAX:
+                self._misses.clear()
+            self._misses[label] = now + _MISS_TTL_S
+        return found
+
+    # -- the live alias -----------------------------------------------------------------------------------
+    def _alias(self, label: str) -> str | None:
+        ids = self._project_of_alias(label)
+        if ids is None:
+            return None
+        live = self._live_version(*ids)
+        if live is None:
+            return None
+        dep = deployment_id_for(ids[1], live)
+        if (self.rt.layout.previews / dep).is_dir():
+            self._touch(dep)
+            return dep
+        return self._fetch(dep)
+
+    def _project_of_alias(self, label: str) -> tuple[str, str] | None:
+        """(user, project) whose alias label this is: local projects first, then the fleet's lease rows."""
+        for p in Project.select(Project.user_id, Project.project_id):
+            if alias_label(p.user_id, p.project_id) == label:
+                return p.user_id, p.project_id
+        if self.rt.fleet is not None:
+            for row in self.rt.fleet.store.leases():
+                if alias_label(row["user_id"], row["project_id"]) == label:
+                    return str(row["user_id"]), str(row["project_id"])
+        return None
+
+    def _live_version(self, user_id: str, project_id: str) -> str | None:
+        """The live version: this droplet's own when it writes the project (or is alone), else the fleet's."""
+        keeper = self.rt.fleet
+        if keeper is not None and keeper.holds(user_id, project_id) is None:
+            cur = keeper.store.current(user_id, project_id)
+            if cur and cur.get("live_version_id"):
+                return str(cur["live_version_id"])
+        v = versions.live_version(user_id, project_id)
+        return v.version_id if v is not None else None
+
+    # -- fetching a deployment built elsewhere --------------------------------------------------------------
+    def _fetch(self, label: str) -> str | None:
+        if self.rt.deployer.name != "local" or self.rt.remote_objects is None:
+            return None
+        vid = label.rsplit("-", 1)[-1].upper()
+        if not valid_version_id(vid):
+            return None
+        with self._lock:
+            lock = self._label_locks.setdefault(label, threading.Lock())
+        with lock:
+            if (self.rt.layout.previews / label).is_dir():
+                self._touch(label)
+                return label
+            owner = self._owner(vid)
+            if owner is None or deployment_id_for(owner[1], vid) != label:
+                return None
+            user_id, project_id = owner
+            key = self.rt.layout.artifact_key(user_id, project_id, vid)
+            with tempfile.TemporaryDirectory(dir=self.rt.layout.tmp) as tmp:
+                zip_path = Path(tmp) / "artifact.zip"
+                try:
+                    self.rt.remote_objects.get_file(key, zip_path)
+                except Exception:
+                    log.info("preview %s: no artifact %s in the object store", label, key)
+                    return None
+                out = Path(tmp) / "out"
+                out.mkdir()
+                extract_artifact(zip_path, out)
+                size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+                self.rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
+                                                      version_id=vid, message="fetched preview"), lambda _l: None)
+            self.fetches += 1
+            log.info("preview %s fetched from the object store (%d bytes)", label, size)
+            with self._lock:
+                self._fetched[label] = size
+            self._evict()
+            return label
+
+    def _owner(self, version_id: str) -> tuple[str, str] | None:
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is not None:
+            return (v.user_id, v.project_id) if v.status == "deployed" else None
+        rec = self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+        if rec is None or rec["status"] != "deployed":
+            return None
+        return str(rec["user_id"]), str(rec["project_id"])
+
+    def _touch(self, label: str) -> None:
+        with self._lock:
+            if label in self._fetched:
+                self._fetched.move_to_end(label)
+
+    def _evict(self) -> None:
+        """Drop the least recently used fetched previews past the cap (never one this droplet built)."""
+        while True:
+            with self._lock:
+                total = sum(self._fetched.values())
+                if total <= self.cap_bytes or len(self._fetched) <= 1:
+                    return
+                label, _ = self._fetched.popitem(last=False)
+            self.evictions += 1
+            try:
+                self.rt.deployer.delete(label)
+            except Exception:
+                shutil.rmtree(self.rt.layout.previews / label, ignore_errors=True)
+
