@@ -58,7 +58,10 @@ class BuildLog:
 
     def step(self, text: str) -> None:
         """A line from the daemon itself, stamped, so steps stand out from tool output."""
-        self.line(f"[previewd {time.strftime('%H:%M:%S')}] {text}")
+        # UTC to the millisecond: the fleet drill orders builds of one project on different droplets by it
+        now = time.time()
+        self.line(f"[previewd {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d}Z] "
+                  f"{text}")
 
     def tail(self, n: int) -> list[str]:
         """The last n lines seen."""

@@ -200,8 +200,45 @@ def lost_lease(rt: Runtime, user_id: str, project_id: str) -> str | None:
             f"stopped past {keeper.ttl_s:g}s); another droplet now writes it, so this build was interrupted")
 
 
+_holds: dict[tuple[str, str], int] = {}
+_holds_lock = threading.Lock()
+
+
+def hold(rt: Runtime, user_id: str, project_id: str) -> None:
+    """Work on the project continues after its build (history, recovery pack): keep the lease until `unhold`."""
+    if rt.fleet is None:
+        return
+    with _holds_lock:
+        _holds[(user_id, project_id)] = _holds.get((user_id, project_id), 0) + 1
+
+
+def unhold(rt: Runtime, user_id: str, project_id: str) -> None:
+    """The work `hold` announced is done."""
+    if rt.fleet is None:
+        return
+    with _holds_lock:
+        left = _holds.get((user_id, project_id), 0) - 1
+        if left > 0:
+            _holds[(user_id, project_id)] = left
+        else:
+            _holds.pop((user_id, project_id), None)
+    rt.fleet.touch(user_id, project_id)
+
+
+def lapsed(rt: Runtime, user_id: str, project_id: str) -> str | None:
+    """Between build steps: None while the lease is held (a local check; Postgres is asked only when the local
+    deadline passed, e.g. after a pause), else the message the build fails with as `interrupted`."""
+    keeper = rt.fleet
+    if keeper is None or keeper.holds(user_id, project_id) is not None:
+        return None
+    return lost_lease(rt, user_id, project_id)
+
+
 def is_idle(rt: Runtime, user_id: str, project_id: str) -> bool:
-    """Nothing left to write for the project here: no build queued or running, nothing waiting to sync."""
+    """Nothing left to write for the project here: no build queued or running, no history work, nothing waiting
+    to sync."""
+    if _holds.get((user_id, project_id)):
+        return False
     with database.connection_context():
         if versions.in_flight(user_id, project_id) is not None:
             return False

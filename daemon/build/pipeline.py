@@ -122,6 +122,8 @@ class Pipeline:
         self.cfg = rt.cfg
         # Set at shutdown past the grace period: the running step is killed and the version is `interrupted`.
         self.cancel = threading.Event()
+        # The project of the build running now (one worker): a fleet droplet checks its lease before each step.
+        self.project: tuple[str, str] | None = None
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _limits(self) -> sandbox.Limits:
@@ -156,6 +158,8 @@ class Pipeline:
              network: bool, view: sandbox.FsView | None, user: str | None = None,
              disk_roots: Sequence[tuple[Path, Sequence[str]]] = (), disk_base: int = 0,
              output_root: Path | None = None, shown: str | None = None) -> sandbox.Result:
+        if self.project is not None and (lost := fleet.lapsed(self.rt, *self.project)) is not None:
+            raise BuildFailed("interrupted", lost)
         blog.step("$ " + (shown or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))))
         res = sandbox.run(argv, cwd=cwd, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=output_root, layer=self.rt.sandbox_layer,
@@ -185,6 +189,7 @@ class Pipeline:
         started = time.monotonic()
         times = StepTimes()
         dist: tuple[Path, str] | None = None
+        self.project = (v.user_id, v.project_id)
         try:
             if (moved := fleet.build_may_start(rt, v)) is not None:
                 raise BuildFailed("interrupted", moved)
@@ -208,6 +213,7 @@ class Pipeline:
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
                                 failure_message=message[:2000])
         finally:
+            self.project = None
             rt.live_logs.pop(version_id, None)
             blog.close()
             rt.build_done(v)

@@ -116,11 +116,16 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
     `inline` does it on the caller's thread (the build worker, before it takes the next build); otherwise it is
     queued on the after-live pool (an API request that made a version live returns first).
     """
+    # A fleet droplet keeps the project's lease until its recovery pack is queued for the bucket.
+    fleet.hold(rt, v.user_id, v.project_id)
+
     def run() -> None:
         try:
             record_history(rt, v, dist)
         except Exception:
             log.exception("post-deploy bookkeeping failed for %s", v.version_id)
+        finally:
+            fleet.unhold(rt, v.user_id, v.project_id)
         if v.status == "deployed" and rt.cfg.render.enabled:
             _render_once(rt, v.version_id)
 

@@ -20,9 +20,13 @@ def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
     """Rebuild a project's repository from the packs in object storage (and its rows from the replica)."""
     check_project_ids(user_id, project_id)
     fleet.admit(rt, user_id, project_id)
+    path = rt.layout.repo_path(user_id, project_id)
+    if rt.fleet is not None and path.exists():
+        # a fleet droplet restores (or catches up) on taking the lease: report what it holds now
+        return {"userId": user_id, "projectId": project_id, "versions": len(ProjectRepo(path).versions()),
+                "caughtUp": True}
     packs = load_packs(rt, user_id, project_id)
     rows = _restore_rows(rt, user_id, project_id)
-    path = rt.layout.repo_path(user_id, project_id)
     with lock_for(path).writing():
         if path.exists():
             raise Conflict(f"project {user_id}/{project_id} already has a repository; restore only fills an empty "

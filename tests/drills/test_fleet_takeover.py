@@ -74,3 +74,14 @@ def test_one_writer_per_project_takeover_and_fencing(tmp_path: Path, moto_endpoi
         assert b.preview(alias).text == "<h1>slowbuild:3 second</h1>"
         wait_until(lambda: a.preview(alias).text == "<h1>slowbuild:3 second</h1>", 20,
                    what="drop-a's alias following drop-b's undo")
+
+        # draining: new writes get 503 `draining`, /healthz says so (the proxy moves the droplet's projects),
+        # and its leases go back as its projects go idle
+        other = a.build("u", "q", "a project drop-a holds")
+        assert other["success"] is True, other
+        assert a.post("/ops/drain", {}).json()["draining"] is True
+        r = a.post("/rebuild-preview", {"userId": "u", "projectId": "q", "prompt": "refused"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "draining", r.text
+        assert a.get("/healthz").status_code == 503
+        wait_until(lambda: a.get("/ops/fleet").json()["leasesHeld"] == 0, 20, what="drop-a releasing its leases")
+        assert b.rebuild("u", "q", "moved to drop-b")["success"] is True
