@@ -168,6 +168,17 @@ def _set_head(lease: Lease) -> None:
         proj.save()
 
 
+def accepted(rt: Runtime) -> None:
+    """A fleet droplet answers for a new version only once its row is in Postgres (when Postgres answers): the
+    client's 202 must survive this droplet dying before its sync loop runs."""
+    if rt.fleet is None:
+        return
+    try:
+        rt.sync_loop.drain_now("replica")
+    except Exception:
+        log.warning("pushing the new row to Postgres failed; the sync loop retries it", exc_info=True)
+
+
 def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
     """The project's stable address on a fleet of local-deployer droplets: `<project>--<user>.<preview_domain>`
     always serves the live version (rollback and undo/redo move it at once); None otherwise."""

@@ -154,16 +154,21 @@ class Pipeline:
         return (isolation.confinement(self.cfg).confined, isolation.toolchain_under_tmp(tc),
                 self.cfg.limits.memory_mb * 2**20)
 
+    def _check_lease(self) -> None:
+        """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
+        if self.project is not None and (lost := fleet.lapsed(self.rt, *self.project)) is not None:
+            raise BuildFailed("interrupted", lost)
+
     def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
              network: bool, view: sandbox.FsView | None, user: str | None = None,
              disk_roots: Sequence[tuple[Path, Sequence[str]]] = (), disk_base: int = 0,
              output_root: Path | None = None, shown: str | None = None) -> sandbox.Result:
-        if self.project is not None and (lost := fleet.lapsed(self.rt, *self.project)) is not None:
-            raise BuildFailed("interrupted", lost)
+        self._check_lease()
         blog.step("$ " + (shown or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))))
         res = sandbox.run(argv, cwd=cwd, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=output_root, layer=self.rt.sandbox_layer,
                           user=user, cancel=self.cancel, view=view, disk_roots=disk_roots, disk_base=disk_base)
+        self._check_lease()  # a droplet paused during the step stops before going on with its result
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
         if res.reason == "cancelled":
@@ -265,6 +270,7 @@ class Pipeline:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
+        self._check_lease()  # generation can take minutes
         if gen.raw is not None:
             versions.update(rt.outbox, v.version_id, claude_json=gen.raw)
         try:

@@ -112,8 +112,8 @@ class PreviewResolver:
             owner = self._owner(vid)
             if owner is None or deployment_id_for(owner[1], vid) != label:
                 return None
-            user_id, project_id = owner
-            key = self.rt.layout.artifact_key(user_id, project_id, vid)
+            user_id, project_id, artifact_of = owner
+            key = self.rt.layout.artifact_key(user_id, project_id, artifact_of)
             with tempfile.TemporaryDirectory(dir=self.rt.layout.tmp) as tmp:
                 zip_path = Path(tmp) / "artifact.zip"
                 try:
@@ -134,14 +134,31 @@ class PreviewResolver:
             self._evict()
             return label
 
-    def _owner(self, version_id: str) -> tuple[str, str] | None:
-        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
-        if v is not None:
-            return (v.user_id, v.project_id) if v.status == "deployed" else None
-        rec = self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+    def _owner(self, version_id: str) -> tuple[str, str, str] | None:
+        """(user, project, version whose artifact zip it serves) of a deployed version: a fast rollback serves
+        its target's artifact, so the chain of `rollback_of` is followed (a few steps at most)."""
+        rec = self._record(version_id)
         if rec is None or rec["status"] != "deployed":
             return None
-        return str(rec["user_id"]), str(rec["project_id"])
+        artifact_of = version_id
+        for _ in range(8):
+            if not rec.get("rollback_of") or self.rt.remote_objects is None or self.rt.remote_objects.exists(
+                    self.rt.layout.artifact_key(str(rec["user_id"]), str(rec["project_id"]), artifact_of)):
+                break
+            artifact_of = str(rec["rollback_of"])
+            target = self._record(artifact_of)
+            if target is None:
+                break
+            rec = {**target, "user_id": rec["user_id"], "project_id": rec["project_id"]}
+        return str(rec["user_id"]), str(rec["project_id"]), artifact_of
+
+    def _record(self, version_id: str) -> dict[str, object] | None:
+        # A local row of a project another droplet writes now may be stale (deployed there since): ask Postgres.
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is not None and v.status == "deployed":
+            return {"user_id": v.user_id, "project_id": v.project_id, "status": v.status,
+                    "rollback_of": v.rollback_of}
+        return self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
 
     def _touch(self, label: str) -> None:
         with self._lock:

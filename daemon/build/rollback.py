@@ -90,6 +90,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
                         kind="rollback", framework=t.framework, parent_version_id=t.version_id,
                         rollback_of=t.version_id, status=status,
                         admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+    fleet.accepted(rt)
     if zip_path is None:
         queue.enqueue(v.version_id)
         rt.sync_nudge()

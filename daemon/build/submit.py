@@ -78,6 +78,7 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVers
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
                         framework=req.framework,
                         admit=lambda: ratelimit.hit(f"user-new:{req.user_id}", cap, "new projects per user"))
+    fleet.accepted(rt)
     queue.enqueue(v.version_id)
     rt.sync_nudge()
     return v
@@ -120,6 +121,7 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
                         kind="rebuild", framework=req.framework or base.framework,
                         parent_version_id=base.version_id,
                         admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+    fleet.accepted(rt)
     queue.enqueue(v.version_id)
     rt.sync_nudge()
     return v
