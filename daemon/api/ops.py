@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
 from daemon.build import fleet, isolation
+from daemon.core.ids import check_project_ids
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
 from daemon.ops import status as status_view
@@ -70,8 +71,14 @@ async def sync_flush(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await asyncio.to_thread(syncops.flush, rt(request))
 
 
-@get("/ops/sync/verify", guards=[signed], summary="Compare local rows with Postgres and KV")
-async def sync_verify(request: Request[Any, Any, Any]) -> dict[str, Any]:
+@get("/ops/sync/verify", guards=[signed], summary="Compare local rows with Postgres and KV; with userId and "
+     "projectId, one project across Postgres, S3 and KV, whichever droplet asks")
+async def sync_verify(request: Request[Any, Any, Any], userId: FromQuery[str | None] = None,
+                      projectId: FromQuery[str | None] = None) -> dict[str, Any]:
+    if userId is not None or projectId is not None:
+        check_project_ids(userId, projectId)
+        assert userId is not None and projectId is not None
+        return await asyncio.to_thread(fleet.verify_project, rt(request), userId, projectId)
     return await asyncio.to_thread(syncops.verify, rt(request))
 
 

@@ -135,6 +135,7 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
         client = Client(fleet, seed=16)
         client.live = {d.tmp.name: d for d in drops}
         strike: dict[str, threading.Event] = {"kill": threading.Event(), "stop": threading.Event()}
+        struck: dict[str, threading.Event] = {"kill": threading.Event(), "stop": threading.Event()}
         target: dict[str, tuple[str, str]] = {}
         errors: list[BaseException] = []
 
@@ -154,6 +155,7 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
                         assert body is not None
                         target[chaos] = (body["versionId"], client.accepted[body["versionId"]][1])
                         strike[chaos].set()
+                        assert struck[chaos].wait(60), f"the {chaos} never happened"  # then go on, elsewhere
                     elif roll < 0.55:
                         body = client.send(project, "/rebuild-preview", {"userId": USER, "projectId": project,
                                            "prompt": f"{project} v{n}"}, wait="false")
@@ -171,7 +173,7 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
             except BaseException as exc:
                 errors.append(exc)
 
-        def chaos() -> None:
+        def kill() -> None:
             try:
                 assert strike["kill"].wait(120), "the kill cue never came"
                 vid, name = target["kill"]
@@ -180,6 +182,12 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
                 with client.lock:
                     client.live.pop(name)
                 victim.kill()
+                struck["kill"].set()
+            except BaseException as exc:
+                errors.append(exc)
+
+        def stop() -> None:
+            try:
                 assert strike["stop"].wait(120), "the stop cue never came"
                 vid, name = target["stop"]
                 sleeper = client.live[name]
@@ -189,6 +197,7 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
                 pids = _tree_pids(sleeper.pid)  # the whole droplet pauses: daemon and build processes
                 for pid in pids:
                     os.kill(pid, signal.SIGSTOP)
+                struck["stop"].set()  # the project's client goes on (to the other droplets) while it sleeps
                 try:
                     time.sleep(fleet.ttl_s + 1)
                     # another droplet takes the project over while this one sleeps
@@ -205,7 +214,7 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
                 errors.append(exc)
 
         threads = [threading.Thread(target=run_project, args=(i, p)) for i, p in enumerate(PROJECTS)]
-        threads.append(threading.Thread(target=chaos))
+        threads += [threading.Thread(target=kill), threading.Thread(target=stop)]
         for t in threads:
             t.start()
         for t in threads:
@@ -254,11 +263,14 @@ def test_fleet_drill(tmp_path: Path, moto_endpoint: str) -> None:
                 r = d.preview(url)
                 assert r.status_code == 200 and r.text.startswith("<h1>"), (d.tmp.name, vid, r.status_code)
 
-        # each KV pointer equals Postgres' live version (the lease row)
+        # each KV pointer equals Postgres' live version (the lease row), and /ops/sync/verify agrees from any droplet
         for p in PROJECTS:
             lease = fleet.lease(USER, p)
             assert lease is not None and lease[2] is not None
             assert fleet.kv_live(USER, p) == lease[2], p
+            for d in (live[0], fresh):
+                report = d.get("/ops/sync/verify", params={"userId": USER, "projectId": p}).json()
+                assert report["count"] == 0 and report["live"] == lease[2], report
 
         # the stopped droplet's stale writes were refused and counted
         sleeper = client.live[target["stopped"][1]]
