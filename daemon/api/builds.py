@@ -35,6 +35,7 @@ class NewProjectBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     framework: Framework | None = None
+    targetPackage: str | None = None
 
 
 class RebuildBody(msgspec.Struct):
@@ -42,6 +43,7 @@ class RebuildBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     baseVersionId: UlidStr | None = None
+    targetPackage: str | None = None
 
 
 class GenerateBody(msgspec.Struct):
