@@ -1,0 +1,126 @@
+"""A pnpm workspace through the real daemon and real pnpm: a Vite app in apps/web built with its local packages,
+a rebuild touching only packages/ui rebuilds just what depends on it, and the workspaces the daemon refuses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.tiny_generator import generator_config
+from tests.support.live import LiveDaemon
+
+pytestmark = pytest.mark.pnpm
+
+# The generator: the prompt picks the project. `ui:<text>` is the workspace with the UI package saying <text>.
+GENERATOR = r'''
+import json, sys
+req = json.load(sys.stdin)
+p = req["prompt"]
+
+def pkg(name, build=None, deps=None, dev=None, extra=None):
+    d = {"name": name, "version": "0.0.0", "private": True, "type": "module"}
+    if build:
+        d["scripts"] = {"build": build}
+    if deps:
+        d["dependencies"] = deps
+    if dev:
+        d["devDependencies"] = dev
+    d.update(extra or {})
+    return json.dumps(d)
+
+COPY = "import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'; mkdirSync('dist', {recursive: true}); " \
+       "writeFileSync('dist/index.js', readFileSync('src/index.js'))"
+text = p.split(":", 1)[1] if p.startswith("ui:") else "Hello from the UI package"
+files = {
+    "package.json": pkg("demo-root"),
+    "pnpm-workspace.yaml": "packages:\n  - 'apps/*'\n  - 'packages/*'\n",
+    "apps/web/package.json": pkg("web", "vite build", {"@demo/ui": "workspace:*", "@demo/theme": "workspace:*"},
+                                 {"vite": "6.4.6"}),
+    "apps/web/index.html": '<!doctype html><html><body><div id="app"></div>'
+                           '<script type="module" src="/src/main.js"></script></body></html>',
+    "apps/web/src/main.js": "import {banner} from '@demo/ui'\nimport {color} from '@demo/theme'\n"
+                            "document.getElementById('app').textContent = banner() + ' in ' + color\n",
+    "packages/ui/package.json": pkg("@demo/ui", "node build.mjs", extra={"main": "dist/index.js"}),
+    "packages/ui/build.mjs": COPY,
+    "packages/ui/src/index.js": "export function banner() { return " + json.dumps(text) + " }\n",
+    "packages/theme/package.json": pkg("@demo/theme", "node build.mjs", extra={"main": "dist/index.js"}),
+    "packages/theme/build.mjs": COPY,
+    "packages/theme/src/index.js": "export const color = 'teal'\n",
+}
+if p == "ambiguous":
+    files["apps/admin/package.json"] = pkg("admin", "vite build", dev={"vite": "6.4.6"})
+elif p == "allow-all":
+    files["pnpm-workspace.yaml"] += "dangerouslyAllowAllBuilds: true\nonlyBuiltDependencies: ['*']\n"
+if p.startswith("ui:"):  # a rebuild's delta: one source file of the UI package
+    print(json.dumps({"delta": True, "files": [{"path": "packages/ui/src/index.js",
+                                                 "content": files["packages/ui/src/index.js"]}]}))
+    raise SystemExit(0)
+meta = {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {}, "components": [], "design_tokens": {},
+        "rsc_path": ""}
+print(json.dumps({"name": "demo", "slug": "demo", "description": "a workspace", "version": "0.1.0",
+                  "author": "tests", "repository": "", "license": "MIT", "tech_stack": ["vite"], "metadata": meta,
+                  "templateFiles": [], "files": [{"path": k, "content": v} for k, v in files.items()]}))
+'''
+
+
+def _bundle(d: LiveDaemon, url: str) -> str:
+    """The preview's page and the JS bundle it loads."""
+    page = d.preview(url)
+    assert page.status_code == 200, page.text
+    src = re.search(r'src="(/assets/[^"]+\.js)"', page.text)
+    assert src, page.text
+    return d.preview(url, src.group(1)).text
+
+
+def _build(d: LiveDaemon, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = d.post(path, {"userId": "u", **body}).json()
+    return out
+
+
+def test_workspace_build_rebuild_and_refusals(tmp_path: Path) -> None:
+    gen = tmp_path / "gen.py"
+    gen.write_text(GENERATOR)
+    d = LiveDaemon(tmp_path, generator_config(gen, "[render]\nenabled = false\n")).start()
+    try:
+        # A targetPackage outside the workspace is refused before anything is queued.
+        out = d.post("/build-preview-for-new-project",
+                     {"userId": "u", "projectId": "ws", "prompt": "x", "targetPackage": "../other"})
+        assert out.status_code == 400 and out.json()["error"]["field"] == "targetPackage", out.text
+
+        # The workspace: installed once, apps/web picked (the only package with a build script and a framework),
+        # built with its two local packages, output found in apps/web/dist, and served.
+        first = _build(d, "/build-preview-for-new-project", {"projectId": "ws", "prompt": "new"})
+        log = d.get(f"/versions/{first['versionId']}/log").text
+        assert first["success"] is True, (first, log)
+        row = d.get(f"/versions/{first['versionId']}").json()
+        assert row["targetPackage"] == "apps/web" and row["framework"] == "vite", row
+        assert "target web (apps/web)" in log and "packages built: @demo/theme (packages/theme), " \
+            "@demo/ui (packages/ui), web (apps/web)" in log, log
+        assert "Hello from the UI package" in _bundle(d, first["previewUrl"])
+
+        # A rebuild touching only packages/ui: no install, ui and the app rebuilt, theme left as built.
+        second = _build(d, "/rebuild-preview", {"projectId": "ws", "prompt": "ui:Fresh banner text"})
+        log = d.get(f"/versions/{second['versionId']}/log").text
+        assert second["success"] is True, (second, log)
+        row = d.get(f"/versions/{second['versionId']}").json()
+        assert row["installSkipped"] is True and row["targetPackage"] == "apps/web", row
+        assert "packages built: @demo/ui (packages/ui), web (apps/web); unchanged, not rebuilt: " \
+            "@demo/theme (packages/theme)" in log, log
+        bundle = _bundle(d, second["previewUrl"])
+        assert "Fresh banner text" in bundle and "teal" in bundle
+        # history is as for a single package: the diff is the one source file, paths relative to the root
+        files = d.get(f"/versions/{first['versionId']}/diff/{second['versionId']}", params={"mode": "files"})
+        assert [f["path"] for f in files.json()["files"]] == ["packages/ui/src/index.js"]
+
+        # Refused workspaces: two web apps (candidates listed), a workspace file allowing every build script.
+        amb = _build(d, "/build-preview-for-new-project", {"projectId": "amb", "prompt": "ambiguous"})
+        assert amb["success"] is False and amb["error"]["code"] == "invalid_output", amb
+        assert "candidates: admin (apps/admin), web (apps/web)" in amb["error"]["message"]
+        allow = _build(d, "/build-preview-for-new-project", {"projectId": "allow", "prompt": "allow-all"})
+        assert allow["success"] is False and allow["error"]["code"] == "invalid_output", allow
+        assert "dangerouslyAllowAllBuilds" in allow["error"]["message"]
+    finally:
+        d.stop()
