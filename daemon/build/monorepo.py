@@ -209,7 +209,7 @@ def expand(globs: Sequence[str], files: Mapping[str, str]) -> list[str]:
             found.append("/".join(d))
             if len(found) > MAX_PACKAGES:
                 raise _refuse(f"the globs select over {MAX_PACKAGES} packages")
-    return found
+    return sorted(found)
 
 
 def _package(files: Mapping[str, str], path: str) -> Package:
