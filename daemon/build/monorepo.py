@@ -399,14 +399,37 @@ def build_argv(tc: toolchain.Toolchain, layout: Layout, chosen: Sequence[Package
     return [*argv, "run", "--reporter", "append-only", "build"]
 
 
+def _declared_dirs(pkg: Mapping[str, Any]) -> list[str]:
+    """Top-level dirs a library's package.json points into (`main`, `module`, `types`, `exports`...): where its
+    build writes what its dependents import."""
+    found: list[str] = []
+    todo: list[Any] = [pkg.get(k) for k in ("main", "module", "types", "typings", "browser", "exports")]
+    while todo and len(found) < 16:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo += list(value.values())[:64]
+        elif isinstance(value, list):
+            todo += value[:64]
+        elif isinstance(value, str):
+            parts = [p for p in value.split("/") if p not in ("", ".")]
+            if len(parts) > 1 and _SEGMENT_RE.match(parts[0]) and parts[0] not in ("..", "node_modules"):
+                found.append(parts[0])
+    return found
+
+
 def output_keep(layout: Layout, files: Mapping[str, str]) -> list[str]:
     """What the workspace keeps between builds besides its files: each package's node_modules and the output
-    dirs of packages other than the root (so an unchanged package need not be built again)."""
+    dirs of packages other than the root (so an unchanged package need not be built again): the detector's
+    candidates and the dirs its package.json exports from, when they hold no sources."""
     keep = [f"{d}/node_modules" for d in layout.dirs]
     for d in layout.dirs:
-        pkg = json.loads(files.get(f"{d}/package.json", "{}") or "{}")
-        _, candidates = frameworks.detect_from(pkg if isinstance(pkg, dict) else {})
-        for rel in candidates:
+        try:
+            pkg = json.loads(files.get(f"{d}/package.json", "{}") or "{}")
+        except ValueError:
+            pkg = {}
+        pkg = pkg if isinstance(pkg, dict) else {}
+        _, candidates = frameworks.detect_from(pkg)
+        for rel in (*candidates, *_declared_dirs(pkg)):
             top = rel.split("/")[0]
             if top in ("public", "src") or any(p.startswith(f"{d}/{top}/") or p == f"{d}/{top}" for p in files):
                 continue

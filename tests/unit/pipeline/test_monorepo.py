@@ -226,6 +226,10 @@ def test_kept_dirs_survive_a_rewrite_and_links_there_do_not(tmp_path: Path, blog
     layout = monorepo.prepare(files, None, None, None, [], blog)
     keep = monorepo.output_keep(layout, files)
     assert "apps/web/node_modules" in keep and "packages/ui/dist" in keep and "packages/ui/src" not in keep
+    lib = {**files, "packages/ui/package.json": _pkg("@d/ui", "tsc", exports={".": {"import": "./lib/i.js"}},
+                                                     types="types/i.d.ts", main="../../etc/x.js")}
+    lib_keep = monorepo.output_keep(layout, lib)
+    assert {"packages/ui/lib", "packages/ui/types"} <= set(lib_keep) and "packages/ui/.." not in lib_keep
     work = tmp_path / "w"
     materialize(work, files, keep=("node_modules", *keep))
     (work / "packages/ui/dist").mkdir()
