@@ -25,6 +25,7 @@ import yaml
 from daemon.build import frameworks, toolchain
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
+from daemon.core.db import ProjectVersion
 from sandbox import safepath
 
 WORKSPACE_FILE = "pnpm-workspace.yaml"
@@ -279,9 +280,10 @@ def _find(packages: Sequence[Package], wanted: str) -> Package | None:
         (p for p in packages if p.name and p.name == wanted), None)
 
 
-def pick_target(packages: Sequence[Package], requested: str | None, hint: str | None) -> Package:
-    """The package to preview: the request's, else the only web app (a build script and a framework), else the
-    contract metadata's; invalid_output when that is none or ambiguous, listing the candidates."""
+def pick_target(packages: Sequence[Package], requested: str | None, hints: Sequence[str | None] = ()) -> Package:
+    """The package to preview: the request's; else the first of `hints` that is a package (the contract
+    metadata's, then the base version's); else the only web app (a build script and a framework). invalid_output
+    when the request names no package, or no hint holds and there is no web app or several (listing them)."""
     names = ", ".join(p.label for p in packages)
     if requested:
         found = _find(packages, requested)
@@ -289,11 +291,11 @@ def pick_target(packages: Sequence[Package], requested: str | None, hint: str | 
             raise BuildFailed("invalid_output", f"targetPackage {requested!r} is not a package of the workspace "
                                                 f"(packages: {names})")
         return found
-    candidates = [p for p in packages if p.is_web_app()]
-    if hint:
-        found = _find(packages, hint)
-        if found is not None and (found in candidates or not candidates):
+    for hint in hints:
+        found = _find(packages, hint) if hint else None
+        if found is not None:
             return found
+    candidates = [p for p in packages if p.is_web_app()]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -306,11 +308,12 @@ def pick_target(packages: Sequence[Package], requested: str | None, hint: str | 
 # -- putting it together ---------------------------------------------------------------------------------------
 
 def prepare(files: dict[str, str], base_files: Mapping[str, str] | None, requested: str | None,
-            hint: str | None, allow_build_scripts: Sequence[str], blog: BuildLog) -> Layout:
+            hints: Sequence[str | None], allow_build_scripts: Sequence[str], blog: BuildLog) -> Layout:
     """Write the daemon's pnpm-workspace.yaml into `files` (the workspace's globs kept) and return the layout.
 
     The file is strict when the generator wrote it; one carried over unchanged from the base version is the
-    daemon's own (its policy keys are replaced by today's policy)."""
+    daemon's own (its policy keys are replaced by today's policy). `requested` must name a package; `hints`
+    (pick_target) are only preferences."""
     text = files.get(WORKSPACE_FILE)
     globs: list[str] = []
     if text is not None:
@@ -332,10 +335,18 @@ def prepare(files: dict[str, str], base_files: Mapping[str, str] | None, request
             raise BuildFailed("invalid_output", f"two workspace packages are named {p.name!r}: {seen[p.name]} and "
                                                 f"{p.path}")
         seen[p.name] = p.path
-    target = pick_target(packages, requested, hint)
+    target = pick_target(packages, requested, hints)
     blog.step(f"workspace: {len(dirs)} packages ({', '.join(p.label for p in packages if p.path != '.')}); "
               f"target {target.label}")
     return Layout(packages=packages, target=target)
+
+
+def inherited_target(v: ProjectVersion) -> str | None:
+    """A rebuild's preference: the target its base version built (a request may name another)."""
+    if v.kind != "rebuild" or not v.parent_version_id:
+        return None
+    base = ProjectVersion.get_or_none(ProjectVersion.version_id == v.parent_version_id)
+    return base.target_package if base is not None else None
 
 
 def needed_by(layout: Layout, target: Package) -> list[Package]:

@@ -293,7 +293,8 @@ class Pipeline:
                 blog.step(f"WARNING recorded toolchain node {recorded[0]} / pnpm {recorded[1]} differs from this "
                           f"machine's node {tc.node_version} / pnpm {tc.pnpm_version}; the lockfile still pins deps")
         # A pnpm workspace keeps its package globs beside the daemon's policy (monorepo.py); else the daemon's file.
-        mono = monorepo.prepare(files, base_files, requested, target_hint, cfg.build.allow_build_scripts, blog)
+        mono = monorepo.prepare(files, base_files, requested, (target_hint, monorepo.inherited_target(v)),
+                                cfg.build.allow_build_scripts, blog)
         files = packagejson.sanitize(files, blog, mono.manifests, mono.local_names)
         confined, tc_ro, tmp_bytes = self._views(tc)
         ctx = _Steps(tc=tc, dirs=dirs, confined=confined, readonly=tc_ro, tmp_bytes=tmp_bytes,

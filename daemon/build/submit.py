@@ -123,7 +123,7 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
     cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
                         kind="rebuild", framework=req.framework or base.framework,
-                        parent_version_id=base.version_id, target_package=req.target_package or base.target_package,
+                        parent_version_id=base.version_id, target_package=req.target_package,
                         admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
     queue.enqueue(v.version_id)
     rt.sync_nudge()

@@ -65,6 +65,19 @@ def test_workspace_build_rebuild_and_refusals(tmp_path: Path) -> None:
         files = d.get(f"/versions/{first['versionId']}/diff/{second['versionId']}", params={"mode": "files"})
         assert [f["path"] for f in files.json()["files"]] == ["packages/ui/src/index.js"]
 
+        # Rollback as for a single package: the artifact redeployed (fast), then the sources rebuilt (slow), both
+        # recording the same target.
+        fast = d.post(f"/rollback/{first['versionId']}", {"userId": "u", "projectId": "ws"}).json()
+        assert fast["success"] is True and "Hello from the UI package" in _bundle(d, fast["previewUrl"]), fast
+        assert d.get(f"/versions/{fast['versionId']}").json()["targetPackage"] == "apps/web"
+        (tmp_path / "data" / "objects" / "u" / "ws" / "snapshots" / f"{first['versionId']}.zip").unlink()
+        slow = d.post(f"/rollback/{first['versionId']}", {"userId": "u", "projectId": "ws"}).json()
+        log = d.get(f"/versions/{slow['versionId']}/log").text
+        assert slow["success"] is True, (slow, log)
+        assert "packages built: @demo/ui (packages/ui), web (apps/web)" in log, log
+        assert d.get(f"/versions/{slow['versionId']}").json()["targetPackage"] == "apps/web"
+        assert "Hello from the UI package" in _bundle(d, slow["previewUrl"])
+
         # Refused workspaces: two web apps (candidates listed), a workspace file allowing every build script.
         amb = _build(d, "/build-preview-for-new-project", {"projectId": "amb", "prompt": "ambiguous"})
         assert amb["success"] is False and amb["error"]["code"] == "invalid_output", amb

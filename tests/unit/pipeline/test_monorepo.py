@@ -116,65 +116,69 @@ def test_globs_expand_against_the_file_set_only() -> None:
 # -- the target ----------------------------------------------------------------------------------------------
 
 def test_the_only_web_app_is_the_target_and_a_request_names_another(blog: BuildLog) -> None:
-    layout = monorepo.prepare(_workspace(), None, None, None, ["esbuild"], blog)
+    layout = monorepo.prepare(_workspace(), None, None, (), ["esbuild"], blog)
     assert layout.target is not None and layout.target.path == "apps/web"
     # dependencies before dependents, the root first
     assert [p.path for p in layout.packages] == [".", "packages/theme", "packages/ui", "apps/web", "packages/lonely"]
     assert layout.manifests[0] == "package.json" and "packages/ui/package.json" in layout.manifests
     for wanted, path in (("@d/ui", "packages/ui"), ("./packages/ui", "packages/ui"), ("packages/ui/", "packages/ui")):
-        chosen = monorepo.prepare(_workspace(), None, wanted, None, [], blog).target
+        chosen = monorepo.prepare(_workspace(), None, wanted, (), [], blog).target
         assert chosen is not None and chosen.path == path
     for outside in ("node_modules/x", "apps", "nope", "."):
         if outside == ".":
-            assert monorepo.prepare(_workspace(), None, outside, None, [], blog).target.path == "."  # type: ignore[union-attr]
+            assert monorepo.prepare(_workspace(), None, outside, (), [], blog).target.path == "."  # type: ignore[union-attr]
             continue
         with pytest.raises(BuildFailed) as exc:
-            monorepo.prepare(_workspace(), None, outside, None, [], blog)
+            monorepo.prepare(_workspace(), None, outside, (), [], blog)
         assert "is not a package of the workspace" in exc.value.message and "web (apps/web)" in exc.value.message
 
 
 def test_an_ambiguous_workspace_lists_its_candidates_and_metadata_may_choose(blog: BuildLog) -> None:
     files = _workspace(**{"apps/admin/package.json": _pkg("admin", "vite build", {"react": "19"})})
     with pytest.raises(BuildFailed) as exc:
-        monorepo.prepare(dict(files), None, None, None, [], blog)
+        monorepo.prepare(dict(files), None, None, (), [], blog)
     assert exc.value.reason == "invalid_output"
     assert "candidates: admin (apps/admin), web (apps/web)" in exc.value.message
-    chosen = monorepo.prepare(dict(files), None, None, "admin", [], blog).target
+    chosen = monorepo.prepare(dict(files), None, None, ("admin",), [], blog).target
     assert chosen is not None and chosen.path == "apps/admin"
+    # hints are preferences: one naming no package (a base's target the rebuild removed) gives way to the next
+    chosen = monorepo.prepare(dict(files), None, None, (None, "apps/gone", "apps/web"), [], blog).target
+    assert chosen is not None and chosen.path == "apps/web"
     none = _workspace(**{"apps/web/package.json": _pkg("web", "tsc")})
     with pytest.raises(BuildFailed) as exc:
-        monorepo.prepare(none, None, None, None, [], blog)
+        monorepo.prepare(none, None, None, (), [], blog)
     assert "no workspace package has a `build` script and a web framework" in exc.value.message
 
 
 def test_prepare_is_strict_for_a_generated_file_and_not_for_the_daemons_own(blog: BuildLog) -> None:
     evil = _workspace(**{"pnpm-workspace.yaml": "packages: ['apps/*']\ndangerouslyAllowAllBuilds: true\n"})
     with pytest.raises(BuildFailed):
-        monorepo.prepare(dict(evil), None, None, None, ["esbuild"], blog)
+        monorepo.prepare(dict(evil), None, None, (), ["esbuild"], blog)
     files = _workspace()
-    monorepo.prepare(files, None, None, None, ["esbuild"], blog)
+    monorepo.prepare(files, None, None, (), ["esbuild"], blog)
     assert "onlyBuiltDependencies" in files["pnpm-workspace.yaml"]
     # the next build inherits that file unchanged from its base: accepted, policy rewritten from today's config
     again = dict(files)
-    monorepo.prepare(again, files, None, None, [], blog)
+    monorepo.prepare(again, files, None, (), [], blog)
     assert yaml.safe_load(again["pnpm-workspace.yaml"])["onlyBuiltDependencies"] == []
     # the same text arriving from the generator (not the base's) is refused
     with pytest.raises(BuildFailed):
-        monorepo.prepare(dict(files), {}, None, None, [], blog)
+        monorepo.prepare(dict(files), {}, None, (), [], blog)
 
 
 def test_single_packages_and_duplicate_names(blog: BuildLog) -> None:
     single = {"package.json": _pkg("site", "vite build", {"vite": "6"}), "index.html": ""}
     with pytest.raises(BuildFailed) as exc:
-        monorepo.prepare(dict(single), None, "apps/web", None, [], blog)
+        monorepo.prepare(dict(single), None, "apps/web", (), [], blog)
     assert "single package" in exc.value.message
-    assert monorepo.prepare(dict(single), None, "site", None, [], blog).target is None
-    layout = monorepo.prepare(single, None, None, None, ["esbuild"], blog)
+    assert monorepo.prepare(dict(single), None, "site", (), [], blog).target is None
+    assert not monorepo.prepare(dict(single), None, None, ("apps/web",), [], blog).is_workspace  # only a hint
+    layout = monorepo.prepare(single, None, None, (), ["esbuild"], blog)
     assert not layout.is_workspace and layout.manifests == ("package.json",)
     assert yaml.safe_load(single["pnpm-workspace.yaml"]) == {"onlyBuiltDependencies": ["esbuild"]}
     dup = _workspace(**{"packages/lonely/package.json": _pkg("@d/ui")})
     with pytest.raises(BuildFailed) as exc:
-        monorepo.prepare(dup, None, None, None, [], blog)
+        monorepo.prepare(dup, None, None, (), [], blog)
     assert "two workspace packages are named '@d/ui'" in exc.value.message
 
 
@@ -197,7 +201,7 @@ def test_a_target_package_outside_the_workspace_is_a_400_naming_the_field(value:
 
 def test_only_changed_packages_and_their_dependents_are_rebuilt(blog: BuildLog) -> None:
     files = _workspace()
-    layout = monorepo.prepare(files, None, None, None, [], blog)
+    layout = monorepo.prepare(files, None, None, (), [], blog)
     before = {"target": "apps/web", "packages": monorepo.fingerprints(layout, files)}
     assert monorepo.selection(layout, before["packages"], None) is None  # no good build on disk: everything
 
@@ -223,7 +227,7 @@ def test_only_changed_packages_and_their_dependents_are_rebuilt(blog: BuildLog) 
 
 def test_kept_dirs_survive_a_rewrite_and_links_there_do_not(tmp_path: Path, blog: BuildLog) -> None:
     files = _workspace()
-    layout = monorepo.prepare(files, None, None, None, [], blog)
+    layout = monorepo.prepare(files, None, None, (), [], blog)
     keep = monorepo.output_keep(layout, files)
     assert "apps/web/node_modules" in keep and "packages/ui/dist" in keep and "packages/ui/src" not in keep
     lib = {**files, "packages/ui/package.json": _pkg("@d/ui", "tsc", exports={".": {"import": "./lib/i.js"}},
@@ -249,7 +253,7 @@ def test_package_json_policy_holds_for_every_workspace_package(tmp_path: Path) -
     blog = BuildLog(tmp_path / "log")
     files = _workspace(**{"packages/ui/package.json": _pkg("@d/ui", packageManager="pnpm@8.0.0",
                                                            pnpm={"onlyBuiltDependencies": ["evil"]})})
-    layout = monorepo.prepare(files, None, None, None, [], blog)
+    layout = monorepo.prepare(files, None, None, (), [], blog)
     out = packagejson.sanitize(files, blog, layout.manifests, layout.local_names)
     assert set(json.loads(out["packages/ui/package.json"])) == {"name"}
     blog.close()
