@@ -183,15 +183,22 @@ def policy_yaml(globs: Sequence[str], allow_build_scripts: Sequence[str]) -> str
 # -- packages --------------------------------------------------------------------------------------------------
 
 def _match(pattern: str, parts: Sequence[str]) -> bool:
-    """Segment-wise glob match; `**` spans any number of segments (zero included)."""
+    """Segment-wise glob match; `**` spans any number of segments (zero included). Memoised: a glob of many
+    `**` would otherwise try every split of a deep path (exponential)."""
     pat = pattern.split("/")
+    memo: dict[tuple[int, int], bool] = {}
 
     def go(i: int, j: int) -> bool:
+        if (i, j) in memo:
+            return memo[(i, j)]
         if i == len(pat):
-            return j == len(parts)
-        if pat[i] == "**":
-            return any(go(i + 1, k) for k in range(j, len(parts) + 1))
-        return j < len(parts) and fnmatchcase(parts[j], pat[i]) and go(i + 1, j + 1)
+            ok = j == len(parts)
+        elif pat[i] == "**":
+            ok = any(go(i + 1, k) for k in range(j, len(parts) + 1))
+        else:
+            ok = j < len(parts) and fnmatchcase(parts[j], pat[i]) and go(i + 1, j + 1)
+        memo[(i, j)] = ok
+        return ok
 
     return go(0, 0)
 
@@ -207,6 +214,8 @@ def expand(globs: Sequence[str], files: Mapping[str, str]) -> list[str]:
             continue
         d = parts[:-1]
         if any(_match(g, d) for g in include) and not any(_match(g, d) for g in exclude):
+            if not all(_SEGMENT_RE.match(s) for s in d):  # it goes into a --filter selector
+                raise _refuse(f"package directory {'/'.join(d)!r}: names must be of [A-Za-z0-9._@+~-]")
             found.append("/".join(d))
             if len(found) > MAX_PACKAGES:
                 raise _refuse(f"the globs select over {MAX_PACKAGES} packages")

@@ -107,6 +107,11 @@ def test_globs_expand_against_the_file_set_only() -> None:
              "docs/package.json": "{}", "apps/readme.md": ""}
     assert monorepo.expand(["apps/*"], files) == ["apps/web"]
     assert monorepo.expand(["packages/**", "!packages/skip"], files) == ["packages/a", "packages/a/b"]
+    with pytest.raises(BuildFailed):
+        monorepo.expand(["apps/*"], {"apps/we}b {x/package.json": "{}"})
+    # many `**` against a deep path that does not match: memoised, not exponential
+    deep = {"/".join(["d"] * 60) + "/package.json": "{}"}
+    assert monorepo.expand(["/".join(["**"] * 70) + "/x"], deep) == []
     many = {f"p/x{i}/package.json": "{}" for i in range(monorepo.MAX_PACKAGES + 1)}
     with pytest.raises(BuildFailed) as exc:
         monorepo.expand(["p/*"], many)
