@@ -346,7 +346,7 @@ class Pipeline:
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
                                        tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if confined else None
-            build_argv = toolchain.build_argv(tc)
+            build_argv, prints = toolchain.build_argv(tc), dict[str, str]()
             if mono.is_workspace:
                 build_argv, prints = monorepo.plan_build(tc, mono, files, workspace, blog)
             res = self._run("build", build_argv, workspace, ctx.env, blog,
