@@ -4,13 +4,14 @@ selection, and the policies that must hold per workspace package (package.json, 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from daemon.build import monorepo, packagejson, scripts
+from daemon.build import isolation, monorepo, packagejson, scripts
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.submit import parse_build_request
@@ -290,3 +291,22 @@ def test_the_contract_accepts_a_workspace_file_only_at_the_root() -> None:
     for path in ("apps/pnpm-workspace.yaml", "PNPM-WORKSPACE.yaml", "apps/web/.npmrc", "pnpm-lock.yaml"):
         with pytest.raises(ContractError):
             check_path(path, limits)
+
+
+def test_a_packages_node_modules_is_read_only_to_generated_code_and_stays_the_daemons(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    dirs = isolation.project_dirs(tmp_path / "data", "u", "p")
+    nm = dirs.work / "apps/web/node_modules"
+    (nm / ".vite").mkdir(parents=True)
+    (dirs.work / "apps/link").mkdir()
+    (dirs.work / "apps/link/node_modules").symlink_to("/etc")  # a planted link is never a mount
+    view = isolation.code_view(tmp_path / "data", Path("/srv/store"), dirs, packages=("apps/web", "apps/link"))
+    kinds = [(m.kind, m.path) for m in view.mounts]
+    assert kinds.index(("rw", dirs.work)) < kinds.index(("ro", nm)) < kinds.index(("rw", nm / ".vite"))
+    assert not any(m.path == dirs.work / "apps/link/node_modules" for m in view.mounts)
+    # handing the workspace to the build user skips every node_modules, a package's included
+    if os.geteuid() == 0:
+        (dirs.work / "apps/web/src").mkdir()
+        isolation.give_to_code(dirs.work, (65534, 65534))
+        assert (dirs.work / "apps/web/src").stat().st_uid == 65534
+        assert nm.stat().st_uid == 0 and (nm / ".vite").stat().st_uid == 0
