@@ -4,6 +4,7 @@ a rebuild touching only packages/ui rebuilds just what depends on it, and the wo
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,15 @@ def test_workspace_build_rebuild_and_refusals(tmp_path: Path) -> None:
         # history is as for a single package: the diff is the one source file, paths relative to the root
         files = d.get(f"/versions/{first['versionId']}/diff/{second['versionId']}", params={"mode": "files"})
         assert [f["path"] for f in files.json()["files"]] == ["packages/ui/src/index.js"]
+        # the sources snapshot holds no build output (the packages' kept dist dirs included); the dist ref does
+        git = ["git", "--git-dir", str(tmp_path / "data/projects/u/ws/repo.git")]
+        tree = subprocess.run([*git, "ls-tree", "-r", "--name-only", f"refs/tags/{second['versionId']}"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert "packages/ui/src/index.js" in tree and "pnpm-lock.yaml" in tree
+        assert not [p for p in tree if "/dist/" in p or "node_modules" in p], tree
+        dist = subprocess.run([*git, "show", f"refs/dist/{second['versionId']}:apps/web/dist/index.html"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "/assets/" in dist
 
         # Rollback as for a single package: the artifact redeployed (fast), then the sources rebuilt (slow), both
         # recording the same target.
