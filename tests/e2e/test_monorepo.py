@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.tiny_generator import generator_config
 from tests.fakes.workspace_generator import GENERATOR
+from tests.support import wait_until
 from tests.support.live import LiveDaemon
 
 pytestmark = pytest.mark.pnpm
@@ -71,8 +72,9 @@ def test_workspace_build_rebuild_and_refusals(tmp_path: Path) -> None:
                               capture_output=True, text=True, check=True).stdout.split()
         assert "packages/ui/src/index.js" in tree and "pnpm-lock.yaml" in tree
         assert not [p for p in tree if "/dist/" in p or "node_modules" in p], tree
-        dist = subprocess.run([*git, "show", f"refs/dist/{second['versionId']}:apps/web/dist/index.html"],
-                              capture_output=True, text=True, check=True).stdout
+        show = [*git, "show", f"refs/dist/{second['versionId']}:apps/web/dist/index.html"]
+        # the dist ref is written in the worker after the answer
+        dist = wait_until(lambda: subprocess.run(show, capture_output=True, text=True).stdout, 30, what="dist ref")
         assert "/assets/" in dist
 
         # Rollback as for a single package: the artifact redeployed (fast), then the sources rebuilt (slow), both
