@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ class Package:
 
     @property
     def label(self) -> str:
+        """How the log and error messages name it: `name (path)`."""
         return f"{self.name or '(unnamed)'} ({self.path})"
 
     def is_web_app(self) -> bool:
@@ -81,10 +82,10 @@ class Layout:
 
     packages: tuple[Package, ...] = ()
     target: Package | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def is_workspace(self) -> bool:
+        """A pnpm workspace (else a single package)."""
         return bool(self.packages)
 
     @property
@@ -99,6 +100,7 @@ class Layout:
 
     @property
     def local_names(self) -> frozenset[str]:
+        """The workspace's own package names (`workspace:` may name only these)."""
         return frozenset(p.name for p in self.packages if p.name)
 
 
