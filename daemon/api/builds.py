@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, UlidStr, errors
+from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, TargetPackage, UlidStr, errors
 from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
 from daemon.build import rollback as rolling_back
@@ -35,6 +35,7 @@ class NewProjectBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     framework: Framework | None = None
+    targetPackage: TargetPackage | None = None
 
 
 class RebuildBody(msgspec.Struct):
@@ -42,6 +43,7 @@ class RebuildBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     baseVersionId: UlidStr | None = None
+    targetPackage: TargetPackage | None = None
 
 
 class GenerateBody(msgspec.Struct):

@@ -6,6 +6,7 @@ themselves live beside it (isolation, scripts, audit, packagejson, publish).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, audit, deploywatch, frameworks, isolation, packagejson, publish, scripts, toolchain
+from daemon.build import (
+    artifacts,
+    audit,
+    deploywatch,
+    frameworks,
+    isolation,
+    monorepo,
+    packagejson,
+    publish,
+    scripts,
+    toolchain,
+)
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
@@ -53,9 +65,9 @@ class StepTimes:
     install_skipped: bool = False
 
 
-def _deps_fingerprint(files: dict[str, str], pnpm_version: str) -> str:
+def _deps_fingerprint(files: dict[str, str], pnpm_version: str, manifests: Sequence[str] = ("package.json",)) -> str:
     h = hashlib.sha256(pnpm_version.encode())
-    for name in ("package.json", "pnpm-lock.yaml", "pnpm-workspace.yaml"):
+    for name in (*manifests, "pnpm-lock.yaml", "pnpm-workspace.yaml"):
         h.update(name.encode() + b"\0" + files.get(name, "").encode() + b"\0")
     return h.hexdigest()
 
@@ -80,6 +92,12 @@ class _Steps:
     user: str | None  # who generated code runs as (None: the daemon's uid)
     ids: tuple[int, int] | None  # its (uid, gid) when that differs from the daemon's
     env: dict[str, str]
+    packages: tuple[str, ...] = ()  # a workspace's package dirs below the root (monorepo.Layout.dirs)
+
+    @property
+    def manifests(self) -> tuple[str, ...]:
+        """Every package.json whose change means a new install."""
+        return ("package.json", *(f"{d}/package.json" for d in self.packages))
 
 
 def _code_roots(dirs: isolation.ProjectDirs, extra: Sequence[Path] = ()) -> list[tuple[Path, Sequence[str]]]:
@@ -253,31 +271,40 @@ class Pipeline:
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
         blog.step(f"contract: {len(files)} files ({'delta' if gen.contract.is_delta else 'full'})")
-        return self._build_files(v, blog, times, dict(files), base_files)
+        md = gen.contract.meta.get("metadata")
+        hint = md.get("targetPackage") if isinstance(md, dict) else None
+        return self._build_files(v, blog, times, dict(files), base_files,
+                                 target_hint=hint if isinstance(hint, str) else None)
 
     def _build_files(self, v: ProjectVersion, blog: BuildLog, times: StepTimes, files: dict[str, str],
-                     base_files: dict[str, str] | None = None) -> Built:
+                     base_files: dict[str, str] | None = None, target_hint: str | None = None) -> Built:
         rt, cfg = self.rt, self.cfg
         tc = toolchain.for_config(rt.cfg)
         dirs = self._project_dirs(v)
         repo = rt.repo(v.user_id, v.project_id)
         workspace = dirs.work
+        requested = v.target_package
         if v.kind == "rollback":
             base_files = files
             target = ProjectVersion.get_or_none(ProjectVersion.version_id == v.rollback_of)
+            requested = requested or (target.target_package if target else None)
             recorded = (target.node_version, target.pnpm_version) if target else (None, None)
             if recorded != (None, None) and recorded != (tc.node_version, tc.pnpm_version):
                 blog.step(f"WARNING recorded toolchain node {recorded[0]} / pnpm {recorded[1]} differs from this "
                           f"machine's node {tc.node_version} / pnpm {tc.pnpm_version}; the lockfile still pins deps")
-        files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(cfg.build.allow_build_scripts)
-        files = packagejson.sanitize(files, blog)
+        # A pnpm workspace keeps its package globs beside the daemon's policy (monorepo.py); else the daemon's file.
+        mono = monorepo.prepare(files, base_files, requested, (target_hint, monorepo.inherited_target(v)),
+                                cfg.build.allow_build_scripts, blog)
+        files = packagejson.sanitize(files, blog, mono.manifests, mono.local_names)
         confined, tc_ro, tmp_bytes = self._views(tc)
         ctx = _Steps(tc=tc, dirs=dirs, confined=confined, readonly=tc_ro, tmp_bytes=tmp_bytes,
-                     user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={})
+                     user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={}, packages=mono.dirs)
         self._log_policy(blog, ctx)
 
-        # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
-        materialize(workspace, files, keep=("node_modules",))
+        # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives (but for
+        # node_modules, and a workspace's packages' node_modules and build output: monorepo.output_keep)
+        kept = monorepo.output_keep(mono, files) if mono.is_workspace else []
+        materialize(workspace, files, keep=("node_modules", *kept))
         safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
         home = safepath.ensure_dir(dirs.cache, ["home"])
         ctx.env = self._env(tc, home, dirs.xdg_cache)
@@ -285,22 +312,26 @@ class Pipeline:
         audit_dir = rt.data_dir / "tmp" / f"audit-{v.version_id}"
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
-            fingerprint = _deps_fingerprint(files, tc.pnpm_version)
+            fingerprint = _deps_fingerprint(files, tc.pnpm_version, mono.manifests)
             marker = _install_marker(workspace) if base_files is not None else None
             if marker is not None and marker.get("fingerprint") == fingerprint:
                 times.install_skipped = True
                 nm_bytes = int(marker.get("bytes") or 0)
-                blog.step("install skipped: package.json and lockfile unchanged, node_modules intact")
+                blog.step(f"install skipped: {'every package.json' if mono.is_workspace else 'package.json'} and "
+                          "lockfile unchanged, node_modules intact")
                 self._give_code_parts(ctx)
             else:
                 nm_bytes = self._install(v, ctx, files, blog, times)
 
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
+            excluded = {c.split("/")[0] for c in out_candidates} - {"public", "src"}
+            if mono.target is not None:
+                out_candidates = monorepo.target_outputs(workspace, mono.target)
+                excluded = {k for k in kept if not k.endswith("/node_modules")}
             try:
                 sha = repo.snapshot(workspace, v.version_id, v.parent_version_id, v.prompt[:500],
-                                    exclude_dirs=tuple(sorted({c.split("/")[0] for c in out_candidates}
-                                                              - {"public", "src"})))
+                                    exclude_dirs=tuple(sorted(excluded)))
                 blog.step(f"snapshot {sha[:12]}")
             except HistoryError as exc:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
@@ -314,11 +345,16 @@ class Pipeline:
                 safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
-                                       tmp_bytes=ctx.tmp_bytes) if confined else None
-            res = self._run("build", toolchain.build_argv(tc), workspace, ctx.env, blog,
+                                       tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if confined else None
+            build_argv, prints = toolchain.build_argv(tc), dict[str, str]()
+            if mono.is_workspace:
+                build_argv, prints = monorepo.plan_build(tc, mono, files, workspace, blog)
+            res = self._run("build", build_argv, workspace, ctx.env, blog,
                             network=cfg.sandbox.build_network, view=view, user=ctx.user,
                             disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace)
             times.build_ms = int((time.monotonic() - t0) * 1000)
+            if mono.is_workspace and res.reason == "ok":
+                monorepo.mark_built(workspace, mono, prints)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -338,7 +374,7 @@ class Pipeline:
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
         # 6. output: a real directory of the workspace (a link there is refused, never followed)
-        framework, out_rel = frameworks.find_output(workspace)
+        framework, out_rel = frameworks.find_output(workspace, mono.target.path if mono.target else "")
         if out_rel is None:
             raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
         try:
@@ -376,6 +412,7 @@ class Pipeline:
             "install_duration_ms": times.install_ms or None,
             "install_skipped": times.install_skipped,
             "deploy_duration_ms": times.deploy_ms,
+            "target_package": mono.target.path if mono.target else None,
         }, dist=(workspace, out_rel))
 
     # -- isolation (daemon/build/isolation.py holds the policy; these apply it to one build) ----------------
@@ -408,10 +445,11 @@ class Pipeline:
     def _give_code_parts(self, ctx: _Steps) -> None:
         """What generated code may write: the workspace but node_modules, node_modules' cache dirs, its cache."""
         work = ctx.dirs.work
-        if (work / "node_modules").is_dir() and not (work / "node_modules").is_symlink():
+        for nm in [p for p in [work / "node_modules"] if p.is_dir() and not p.is_symlink()] + \
+                isolation.package_modules(ctx.dirs, ctx.packages):
             for d in isolation.CODE_CACHE_DIRS:
-                safepath.ensure_dir(work, ["node_modules", d])
-                isolation.give_to_code(work / "node_modules" / d, ctx.ids, skip=())
+                safepath.ensure_dir(work, [*nm.relative_to(work).parts, d])
+                isolation.give_to_code(nm / d, ctx.ids, skip=())
         isolation.give_to_code(work, ctx.ids)
         isolation.give_to_code(ctx.dirs.cache, ctx.ids, skip=())
 
@@ -436,11 +474,16 @@ class Pipeline:
             return
         if ctx.ids is not None:
             parts = [work / "node_modules" / d for d in isolation.CODE_CACHE_DIRS]
+            parts += [nm / d for nm in isolation.package_modules(ctx.dirs, ctx.packages)
+                      for d in isolation.CODE_CACHE_DIRS]
             parts += scripts.plan(work, self.cfg.build.allow_build_scripts).dependency_dirs
             for p in parts:
                 if p.is_dir() and not p.is_symlink():
                     isolation.reclaim(p)
             isolation.take_back(work)
+            for rel in ctx.packages:  # pnpm writes each package's node_modules into its directory
+                with contextlib.suppress(OSError):
+                    isolation.take_back(safepath.check_dir(work, rel.split("/")))
 
     def _install(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], blog: BuildLog,
                  times: StepTimes) -> int:
@@ -470,7 +513,7 @@ class Pipeline:
             raise BuildFailed("install_failed", f"pnpm-lock.yaml unusable: {exc}") from None
         self._give_code_parts(ctx)
 
-        plan = scripts.plan(work, cfg.build.allow_build_scripts)
+        plan = scripts.plan(work, cfg.build.allow_build_scripts, (".", *ctx.packages))
         for note in plan.notes:
             blog.step(note)
         if plan.scripts:
@@ -481,7 +524,8 @@ class Pipeline:
             names = ", ".join(f"{s.package} {s.event}" for s in plan.scripts)
             try:
                 view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, extra_rw=plan.dependency_dirs,
-                                           readonly=ctx.readonly, tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+                                           readonly=ctx.readonly, tmp_bytes=ctx.tmp_bytes,
+                                           packages=ctx.packages) if ctx.confined else None
                 res = self._run("install scripts", scripts.argv(plan), work, ctx.env, blog, network=False, view=view,
                                 user=ctx.user, disk_roots=_code_roots(ctx.dirs, plan.dependency_dirs),
                                 disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}")
@@ -496,7 +540,7 @@ class Pipeline:
             blog.step("install-time scripts: none")
         if (work / "node_modules").is_dir():
             # Fingerprint what was installed (package.json plus the lockfile pnpm just wrote).
-            marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version), "bytes": nm_bytes}
+            marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version, ctx.manifests), "bytes": nm_bytes}
             safepath.write_atomic(work, ["node_modules", INSTALL_MARKER], json.dumps(marker).encode())
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes

@@ -87,7 +87,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
     status = "deploying" if zip_path is not None else "queued"
     v = versions.create(rt.outbox, user_id=user_id, project_id=project_id, prompt=f"rollback to {t.version_id}",
                         kind="rollback", framework=t.framework, parent_version_id=t.version_id,
-                        rollback_of=t.version_id, status=status,
+                        rollback_of=t.version_id, status=status, target_package=t.target_package,
                         admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
     if zip_path is None:
         queue.enqueue(v.version_id)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daemon.build.buildlog import read_tail
+from daemon.build.monorepo import check_target_field
 from daemon.core import ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Conflict, NotFound
@@ -28,6 +29,7 @@ class BuildRequest:
     prompt: str
     framework: str | None = None
     base_version_id: str | None = None
+    target_package: str | None = None
 
 
 def _field(data: dict[str, Any], name: str, *, required: bool, kind: type = str) -> Any:
@@ -59,12 +61,18 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRe
     if framework is not None and framework not in FRAMEWORKS:
         raise BadRequest(f"framework must be one of {', '.join(FRAMEWORKS)}", code="invalid_field",
                          field="framework")
+    target = _field(data, "targetPackage", required=False)
+    if target is not None:
+        try:
+            target = check_target_field(target)
+        except ValueError as exc:
+            raise BadRequest(f"targetPackage {exc}", code="invalid_field", field="targetPackage") from None
     base = None
     if rebuild:
         base = _field(data, "baseVersionId", required=False)
         if base is not None and not valid_version_id(base):
             raise BadRequest("baseVersionId must be a version id (ULID)", code="invalid_field", field="baseVersionId")
-    return BuildRequest(user_id, project_id, prompt, framework, base)
+    return BuildRequest(user_id, project_id, prompt, framework, base, target)
 
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
@@ -74,7 +82,7 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVers
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
     cap = rt.cfg.rate_limits.new_projects_per_user_per_hour
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
-                        framework=req.framework,
+                        framework=req.framework, target_package=req.target_package,
                         admit=lambda: ratelimit.hit(f"user-new:{req.user_id}", cap, "new projects per user"))
     queue.enqueue(v.version_id)
     rt.sync_nudge()
@@ -115,7 +123,7 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
     cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
                         kind="rebuild", framework=req.framework or base.framework,
-                        parent_version_id=base.version_id,
+                        parent_version_id=base.version_id, target_package=req.target_package,
                         admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
     queue.enqueue(v.version_id)
     rt.sync_nudge()

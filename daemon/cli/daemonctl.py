@@ -53,12 +53,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("project_id")
     b.add_argument("prompt")
     b.add_argument("--framework")
+    b.add_argument("--target", help="a workspace's package to preview (name or path)")
     b.add_argument("--no-wait", action="store_true")
     r = command("rebuild", "refine an existing project")
     r.add_argument("user_id")
     r.add_argument("project_id")
     r.add_argument("prompt")
     r.add_argument("--base", help="base version id (default: latest deployed)")
+    r.add_argument("--target", help="a workspace's package to preview (default: the base version's)")
     r.add_argument("--no-wait", action="store_true")
     v = command("versions", "list a project's versions, newest first")
     v.add_argument("user_id")
@@ -108,12 +110,16 @@ def main(argv: list[str] | None = None) -> int:
             payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
             if args.framework:
                 payload["framework"] = args.framework
+            if args.target:
+                payload["targetPackage"] = args.target
             return _print(c.post("/build-preview-for-new-project", payload,
                                  {"wait": "false"} if args.no_wait else None))
         if args.cmd == "rebuild":
             payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
             if args.base:
                 payload["baseVersionId"] = args.base
+            if args.target:
+                payload["targetPackage"] = args.target
             return _print(c.post("/rebuild-preview", payload, {"wait": "false"} if args.no_wait else None))
         if args.cmd == "versions":
             resp = c.get("/versions", {"userId": args.user_id, "projectId": args.project_id})

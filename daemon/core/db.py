@@ -87,6 +87,7 @@ class ProjectVersion(BaseModel):
     deployed_at = DateTimeField(null=True)
     render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
     render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
+    target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
 
     class Meta:
         table_name = "project_versions"

@@ -91,7 +91,8 @@ _JSON_KEYS = (
     ("failure_reason", "failureReason"), ("failure_message", "failureMessage"), ("audit_status", "auditStatus"),
     ("needs_rebuild", "needsRebuild"), ("pinned", "pinned"), ("cf_deployment_id", "cfDeploymentId"),
     ("node_version", "nodeVersion"), ("pnpm_version", "pnpmVersion"), ("render_status", "renderStatus"),
-    ("render_detail", "renderDetail"), ("created_at", "createdAt"), ("updated_at", "updatedAt"),
+    ("render_detail", "renderDetail"), ("target_package", "targetPackage"), ("created_at", "createdAt"),
+    ("updated_at", "updatedAt"),
 )
 
 
