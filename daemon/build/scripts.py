@@ -121,7 +121,8 @@ def argv(p: ScriptPlan) -> list[str]:
     package's own events in order, its lines prefixed with its name), then the project's, in order; it stops
     at the first failure."""
     q = shlex.quote
-    lines = [_RUN, "failed=$(mktemp)"]
+    # Without its record file a failed dependency script would go unnoticed: no file, no step.
+    lines = [_RUN, 'failed=$(mktemp) || { echo "cannot create a temporary file for the scripts step"; exit 1; }']
     packages: dict[tuple[Path, str], list[Script]] = {}
     for s in p.scripts:
         if s.dependency:
