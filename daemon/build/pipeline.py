@@ -341,8 +341,10 @@ class Pipeline:
             job = None
             if cfg.build.audit != "off":
                 job = self._start_audit(v, ctx, files, audit_dir)
+            # Stale output goes; `public` (and `src`) hold the project's own sources, which the bundler copies.
             for rel in out_candidates:
-                safepath.remove_tree(workspace, rel.split("/"))
+                if rel not in ("public", "src"):
+                    safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
                                        tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if confined else None
