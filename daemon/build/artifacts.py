@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.core import quotas
 from daemon.core.db import ProjectVersion, database
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 def register_artifact(rt: Runtime, v: ProjectVersion, key: str, path: Path) -> str | None:
     """The zip is in the local store; queue its upload when a remote store exists. Returns the URL known now
     (None until the upload is confirmed, which sets it: `versions.confirm_artifact`)."""
+    quotas.refresh_storage(rt.layout.objects, v.user_id)
     if rt.remote_objects is None:
         return rt.local_objects.url(key)
     with database.atomic():
@@ -31,6 +33,7 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+    quotas.refresh_storage(rt.layout.objects, key.split("/", 1)[0])  # keys start with the user id
     if rt.remote_objects is not None:
         with database.atomic():
             rt.outbox.add(database.connection(), "objects", key,

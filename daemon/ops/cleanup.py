@@ -22,7 +22,7 @@ from peewee import fn
 
 from daemon.build import publish, toolchain
 from daemon.build.publish import DIST_WINDOW
-from daemon.core import versions
+from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
 from daemon.history import ProjectRepo
@@ -170,6 +170,7 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
         rt.local_objects.delete(key)
         if rt.remote_objects is not None:
             rt.remote_objects.delete(key)
+        quotas.refresh_storage(rt.layout.objects, v.user_id)
     rt.layout.log_path(v.version_id).unlink(missing_ok=True)
     with database.atomic("IMMEDIATE"):
         ProjectVersion.delete().where(ProjectVersion.version_id == v.version_id).execute()
@@ -409,6 +410,14 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
         publish.pointer_moved(rt)
 
 
+def refresh_storage(ctx: _Ctx, step: StepReport) -> None:
+    """Bring every user's storage gauge (the storage quota) up to date with the object store."""
+    if ctx.dry_run:
+        return
+    for user_id, n in quotas.refresh_all_storage(ctx.rt.layout.objects).items():
+        step.add("users", f"{user_id}: {n} bytes stored")
+
+
 Step = Callable[[_Ctx, StepReport], None]
 STEPS: list[tuple[str, Step]] = [
     ("keep_latest", keep_latest),
@@ -419,6 +428,7 @@ STEPS: list[tuple[str, Step]] = [
     ("prune_pnpm_store", prune_pnpm_store),
     ("check_artifacts", check_artifacts),
     ("check_kv", check_kv),
+    ("refresh_storage", refresh_storage),  # last: after every deletion above
 ]
 
 
