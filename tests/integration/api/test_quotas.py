@@ -325,7 +325,7 @@ def test_usage_report_and_metrics_by_plan(quota_api: Callable[[str], ApiClient])
 class _Hook(BaseHTTPRequestHandler):
     bodies: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
         self.send_response(204)
         self.end_headers()
