@@ -190,7 +190,7 @@ def quota_alerts(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any
                 continue
             key = f"{month}:{user_id}:{quota}"
             if not database.execute_sql("INSERT OR IGNORE INTO quota_alerts_sent (key, at) VALUES (?, ?)",
-                                        (key, utcnow())).rowcount:
+                                        (key, str(utcnow()))).rowcount:
                 continue  # posted already this month
             body = {"alert": "quota_usage", "state": "firing", "userId": user_id, "plan": name, "quota": quota,
                     "used": round(used, 3), "limit": limit, "month": month, "ratio": round(used / limit, 4),
