@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def register_artifact(rt: Runtime, v: ProjectVersion, key: str, path: Path) -> str | None:
     """The zip is in the local store; queue its upload when a remote store exists. Returns the URL known now
     (None until the upload is confirmed, which sets it: `versions.confirm_artifact`)."""
-    quotas.refresh_storage(rt.layout.objects, v.user_id)
+    quotas.add_storage(v.user_id, path.stat().st_size)  # a new key: each version has its own zip
     if rt.remote_objects is None:
         return rt.local_objects.url(key)
     with database.atomic():
@@ -32,8 +32,9 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
+    old = path.stat().st_size if path.is_file() else 0
     os.replace(tmp, path)
-    quotas.refresh_storage(rt.layout.objects, key.split("/", 1)[0])  # keys start with the user id
+    quotas.add_storage(key.split("/", 1)[0], len(data) - old)  # keys start with the user id
     if rt.remote_objects is not None:
         with database.atomic():
             rt.outbox.add(database.connection(), "objects", key,

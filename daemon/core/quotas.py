@@ -281,6 +281,16 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
+def add_storage(user_id: str, delta: int) -> None:
+    """An object of the user was stored (or replaced): move the gauge by the change in bytes, without walking
+    the user's folder on every store (the nightly cleanup recounts it exactly)."""
+    if delta:
+        database.execute_sql(
+            "INSERT INTO storage_gauges (user_id, bytes, updated_at) VALUES (?, max(0, ?), ?) ON CONFLICT (user_id) "
+            "DO UPDATE SET bytes = max(0, bytes + excluded.bytes), updated_at = excluded.updated_at",
+            (user_id, int(delta), str(utcnow())))
+
+
 def refresh_storage(objects_root: Path, user_id: str) -> int:
     """Measure what the user holds in the local object store (its folder, archived objects too: artifacts,
     packs, screenshots, pinned versions' included) into the gauge; returns the bytes."""

@@ -170,7 +170,6 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
         rt.local_objects.delete(key)
         if rt.remote_objects is not None:
             rt.remote_objects.delete(key)
-        quotas.refresh_storage(rt.layout.objects, v.user_id)
     rt.layout.log_path(v.version_id).unlink(missing_ok=True)
     with database.atomic("IMMEDIATE"):
         ProjectVersion.delete().where(ProjectVersion.version_id == v.version_id).execute()
@@ -428,7 +427,7 @@ STEPS: list[tuple[str, Step]] = [
     ("prune_pnpm_store", prune_pnpm_store),
     ("check_artifacts", check_artifacts),
     ("check_kv", check_kv),
-    ("refresh_storage", refresh_storage),  # last: after every deletion above
+    ("refresh_storage", refresh_storage),  # last: recounts the storage gauges after every deletion above
 ]
 
 
