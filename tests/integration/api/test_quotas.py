@@ -391,3 +391,28 @@ def test_a_burst_of_50_at_the_builds_boundary_admits_exactly_the_remainder(tmp_p
         assert BuildUsage.select().where(BuildUsage.user_id == "u1").count() == 30
         assert ProjectVersion.select().where(ProjectVersion.user_id == "u1").count() == 30
         client.close()
+
+
+def test_daemonctl_plan_usage_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import daemonctl
+    from tests.support import TEST_SECRET
+
+    monkeypatch.setenv("PREVIEWD_HMAC_SECRET", TEST_SECRET)
+    with in_process_daemon(tmp_path, PLANS, render={"enabled": False}) as d, Served(d) as served:
+        def ctl(*argv: str) -> tuple[int, str]:
+            rc = daemonctl.main(["--config", str(tmp_path / "previewd.toml"), "--url", served.base, *argv])
+            return rc, capsys.readouterr().out
+
+        assert ctl("plan", "u1", "pro")[0] == 0
+        assert ctl("plan", "acme", "free", "--org")[0] == 0
+        assert ctl("plan", "u1", "gold")[0] == 1  # 400 naming the plan
+        with httpx.Client(base_url=served.base, auth=auth(), trust_env=False) as c:
+            c.post(NEW, params={"wait": "false"}, json={"userId": "u1", "projectId": "p", "prompt": "x"})
+        rc, out = ctl("usage", "u1")
+        assert rc == 0 and "plan pro" in out
+        assert any(line.split() == ["builds", "1", "100", "1%"] for line in out.splitlines()), out
+        rc, out = ctl("usage", "--export")
+        assert rc == 0 and [row["user_id"] for row in csv.DictReader(io.StringIO(out))] == ["u1"]
+        rc, out = ctl("usage", "--export", "--format", "jsonl")
+        assert rc == 0 and json.loads(out.splitlines()[0])["plan"] == "pro"
