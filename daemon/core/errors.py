@@ -79,5 +79,5 @@ class QuotaExceeded(AppError):
     code = "quota_exceeded"
 
     def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
-        super().__init__(message, **extra)
+        super().__init__(message, retry_after=retry_after, **extra)
         self.headers["Retry-After"] = str(retry_after)
