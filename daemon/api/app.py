@@ -29,8 +29,10 @@ ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens, usage)
 
 
 def _field_from(message: str) -> str | None:
-    """The body field a msgspec message names ("... at `$.userId`", "missing required field `prompt`")."""
-    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message)
+    """The field a validation message names ("... at `$.userId`", "missing required field `prompt`", "Missing
+    required query parameter 'userId'")."""
+    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message) \
+        or re.search(r"query parameter '([A-Za-z_]\w*)'", message)
     return m.group(1) if m else None
 
 

@@ -47,7 +47,12 @@ async def org_plan(request: Request[Any, Any, Any], org_id: FromPath[str], data:
     return {"orgId": org_id, "plan": rec["plan"], "updatedAt": rec["updated_at"]}
 
 
-@get("/usage", guards=[signed], summary="A user's usage this month against its plan (signed)", responses=errors(400))
+# Reads are not counted against the per-IP cap (like the other reads): a billing job may poll every user.
+READ = {"uncapped": True}
+
+
+@get("/usage", guards=[signed], opt=READ, summary="A user's usage this month against its plan (signed)",
+     responses=errors(400))
 async def user_usage(request: Request[Any, Any, Any], userId: FromQuery[str], month: FromQuery[str | None] = None,
                      orgId: FromQuery[str | None] = None) -> dict[str, Any]:
     """`month` is YYYY-MM (UTC; default this month); `orgId` shows the org's plan when it has one."""
@@ -63,8 +68,8 @@ def _format(request: Request[Any, Any, Any], fmt: str | None) -> str:
     return "jsonl" if any(t in accept for t in ("jsonl", "ndjson", "application/json")) else "csv"
 
 
-@get("/usage/export", guards=[signed], summary="Billing export: one row per user for a month, CSV or JSON lines "
-     "(signed)", responses=errors(400))
+@get("/usage/export", guards=[signed], opt=READ,
+     summary="Billing export: one row per user for a month, CSV or JSON lines (signed)", responses=errors(400))
 async def export(request: Request[Any, Any, Any], month: FromQuery[str | None] = None,
                  format: FromQuery[str | None] = None) -> Response[str]:
     """`format=csv|jsonl`, else the Accept header (JSON lines for application/jsonl, x-ndjson or json)."""

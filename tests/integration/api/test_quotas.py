@@ -223,6 +223,7 @@ def test_plan_routes_refuse_bad_input_naming_the_field(quota_api: Callable[[str]
     r = new(api, "p0", orgId="no/slash")
     assert r.status_code == 400 and r.json()["error"]["field"] == "orgId"
     assert api.get("/usage", params={"userId": "u1", "month": "2026-13"}).json()["error"]["field"] == "month"
+    assert api.get("/usage").json()["error"]["field"] == "userId"
     unsigned = api.client.put("/users/u1/plan", content=b'{"plan": "pro"}')
     assert unsigned.status_code == 401
 
