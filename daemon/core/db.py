@@ -218,14 +218,28 @@ def connect(data_dir: Path) -> SqliteDatabase:
         database.close()
     database.init(str(data_dir / "state.db"), pragmas=PRAGMAS, check_same_thread=False)
     with database.connection_context():
+        had_meter = database.table_exists("build_usage")
         database.create_tables(ALL_MODELS, safe=True)
         _add_missing_columns()
+        if not had_meter:
+            _backfill_meter()
         # The seed's third index: newest-first history per project.
         database.execute_sql(
             "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
             "ON project_versions (user_id, project_id, created_at DESC)"
         )
     return database
+
+
+def _backfill_meter() -> None:
+    """First start with the usage meter: one row per version already there, so this month's builds count toward
+    the quotas (their CPU was never measured: 0)."""
+    database.execute_sql(
+        "INSERT OR IGNORE INTO build_usage (version_id, user_id, org_id, project_id, month, plan, kind, cpu_seconds, "
+        "stored_bytes, pages_deployment, finished, created_at, row_version) SELECT version_id, user_id, NULL, "
+        "project_id, substr(created_at, 1, 7), NULL, coalesce(kind, 'new'), 0, 0, cf_deployment_id IS NOT NULL, "
+        "status IN ('deployed', 'failed') OR (status = 'deploying' AND cf_deployment_id IS NOT NULL), created_at, 1 "
+        "FROM project_versions")
 
 
 def _add_missing_columns() -> None:

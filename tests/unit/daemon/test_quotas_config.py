@@ -67,3 +67,24 @@ def test_months_and_their_resets() -> None:
     for bad in ("2026-1", "2026-00", "26-12-01", "abcd-ef", 202612):
         with pytest.raises(Exception, match="month must be YYYY-MM"):
             quotas.check_month(bad)
+
+
+def test_an_upgraded_state_db_gets_a_meter_row_per_existing_version(tmp_path: Path) -> None:
+    from daemon.core import db
+
+    db.connect(tmp_path)
+    now = db.utcnow()
+    db.ProjectVersion.create(version_id="01" + "A" * 24, user_id="u1", project_id="p", prompt="x", status="deployed",
+                             created_at=now, kind="rebuild")
+    db.ProjectVersion.create(version_id="01" + "B" * 24, user_id="u1", project_id="q", prompt="x", status="building",
+                             created_at=now)
+    db.database.execute_sql("DROP TABLE build_usage")  # as a state.db from before the meter
+    db.connect(tmp_path)
+    rows = {r.version_id: r for r in db.BuildUsage.select()}
+    assert set(rows) == {"01" + "A" * 24, "01" + "B" * 24}
+    assert rows["01" + "A" * 24].finished and not rows["01" + "B" * 24].finished
+    assert rows["01" + "A" * 24].kind == "rebuild" and rows["01" + "A" * 24].month == quotas.month_of(now)
+    assert quotas.usage_of("u1", quotas.month_of(now), live=False).builds == 2
+    db.connect(tmp_path)  # once only: a later start adds nothing
+    assert db.BuildUsage.select().count() == 2
+    db.database.close()
