@@ -172,7 +172,9 @@ class BuildUsage(BaseModel):
 
     class Meta:
         table_name = "build_usage"
-        indexes = ((("user_id", "month"), False), (("month",), False))
+        # Covering: a user's month is summed from the index alone, inside the admission transaction.
+        indexes = ((("user_id", "month", "finished", "cpu_seconds", "stored_bytes", "pages_deployment"), False),
+                   (("month",), False))
 
 
 class StorageGauge(BaseModel):
