@@ -156,6 +156,13 @@ def usage_of(user_id: str, month: str, *, live: bool = True) -> Usage:
     return u
 
 
+def shown(quota: str, value: float | None) -> float | int | None:
+    """A figure as answers show it: CPU seconds with a fraction (3 places), every other one a whole count."""
+    if value is None:
+        return None
+    return round(value, 3) if quota == "build_cpu_seconds" else int(value)
+
+
 def limits_of(plan: PlanConfig | None) -> dict[str, float]:
     """The plan's non-zero limits by quota name."""
     if plan is None:
@@ -176,8 +183,7 @@ def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: 
 
     def refuse(quota: str, used: float, limit: float, what: str, resets_at: str | None = resets,
                retry_after: int = retry) -> None:
-        shown_used: float | int = round(used, 3) if quota == "build_cpu_seconds" else int(used)
-        shown_limit: float | int = limit if quota == "build_cpu_seconds" else int(limit)
+        shown_used, shown_limit = shown(quota, used), shown(quota, limit)
         raise QuotaExceeded(f"quota exceeded: {what} ({shown_used} of {shown_limit} on plan {plan_name})",
                             quota=quota, used=shown_used, limit=shown_limit, plan=plan_name, month=month,
                             resetsAt=resets_at, retry_after=retry_after)

@@ -192,9 +192,10 @@ def quota_alerts(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any
             if not database.execute_sql("INSERT OR IGNORE INTO quota_alerts_sent (key, at) VALUES (?, ?)",
                                         (key, str(utcnow()))).rowcount:
                 continue  # posted already this month
+            fig, lim = quotas.shown(quota, used), quotas.shown(quota, limit)
             body = {"alert": "quota_usage", "state": "firing", "userId": user_id, "plan": name, "quota": quota,
-                    "used": round(used, 3), "limit": limit, "month": month, "ratio": round(used / limit, 4),
-                    "message": f"user {user_id} used {round(used, 3)} of {limit} {quota} on plan {name} in {month}",
+                    "used": fig, "limit": lim, "month": month, "ratio": round(used / limit, 4),
+                    "message": f"user {user_id} used {fig} of {lim} {quota} on plan {name} in {month}",
                     "at": now.replace(tzinfo=UTC).isoformat()}
             log.warning("ALERT quota_usage: %s", body["message"])
             _post(rt, body)

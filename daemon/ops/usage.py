@@ -24,13 +24,6 @@ _QUOTA_JSON = {"builds": "builds", "build_cpu_seconds": "buildCpuSeconds", "stor
                "pages_deployments": "pagesDeployments", "concurrent_projects": "concurrentProjects"}
 
 
-def _num(quota: str, value: float | None) -> float | int | None:
-    """CPU seconds stay a number with a fraction; every other figure is a whole count."""
-    if value is None:
-        return None
-    return round(value, 3) if quota == "build_cpu_seconds" else int(value)
-
-
 def report(rt: Runtime, user_id: Any, month: Any = None, org_id: Any = None) -> dict[str, Any]:
     """A user's usage in a month (default: this one, UTC) against the limits of the plan that applies now."""
     check_project_ids(user_id, "x")
@@ -45,13 +38,13 @@ def report(rt: Runtime, user_id: Any, month: Any = None, org_id: Any = None) -> 
     for q in quotas.QUOTAS:
         limit = limits.get(q)
         used = u.figure(q)
-        rows.append({"quota": q, "used": _num(q, used), "limit": _num(q, limit),
+        rows.append({"quota": q, "used": quotas.shown(q, used), "limit": quotas.shown(q, limit),
                      "ratio": round(used / limit, 4) if limit else None,
                      "resetsAt": None if q in ("storage_bytes", "concurrent_projects") else resets})
     return {"userId": user_id, "orgId": org_id, "month": month, "plan": name, "quotasEnabled": quotas.enabled(rt.cfg),
             "usage": {key: round(getattr(u, attr), 3) if attr == "build_cpu_seconds" else getattr(u, attr)
                       for attr, key in _JSON.items()},
-            "limits": {_QUOTA_JSON[q]: _num(q, limits.get(q)) for q in quotas.QUOTAS},
+            "limits": {_QUOTA_JSON[q]: quotas.shown(q, limits.get(q)) for q in quotas.QUOTAS},
             "quotas": rows, "resetsAt": resets}
 
 
