@@ -1,4 +1,5 @@
-"""The usage meter on a real build (issue 19): the CPU seconds metered are the sandbox's own figures, every step."""
+"""The usage meter on a real build (issue 19): the CPU seconds metered are the sandbox's own figures, every step,
+and a build that passes its plan's CPU quota while it runs is not stopped (the next one is refused)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,20 @@ def test_cpu_seconds_metered_from_a_real_build_match_the_sandbox(
         return res
 
     monkeypatch.setattr(sandbox, "run", spy)
-    d = make_daemon(generator_config(write_generator(tmp_path, BURN)) + "\n[plans.free]\nbuilds = 10\n"
-                    "[quotas]\ndefault_plan = \"free\"\n", immediate=True, render={"enabled": False})
+    plans = '\n[plans.free]\nbuilds = 10\nbuild_cpu_seconds = 0.01\n[quotas]\ndefault_plan = "free"\n'
+    d = make_daemon(generator_config(write_generator(tmp_path, BURN)) + plans, immediate=True,
+                    render={"enabled": False})
     with TestClient(d.asgi) as client:
         r = ApiClient(client, d).post("/build-preview-for-new-project",
                                       {"userId": "u1", "projectId": "p1", "prompt": "cpu"})
         assert r.status_code == 200 and r.json()["success"], r.text
         vid = r.json()["versionId"]
         usage = ApiClient(client, d).get("/usage", params={"userId": "u1"}).json()["usage"]
+        # the build ran past the plan's 0.01 CPU seconds and was not stopped; the next one is refused
+        again = ApiClient(client, d).post("/build-preview-for-new-project",
+                                          {"userId": "u1", "projectId": "p2", "prompt": "cpu"})
+        assert again.status_code == 429 and again.json()["error"]["quota"] == "build_cpu_seconds"
+        assert again.json()["error"]["used"] == usage["buildCpuSeconds"]
     meter = BuildUsage.get_by_id(vid)
     assert len(seen) >= 2  # pnpm install and pnpm build, each in the sandbox
     assert meter.finished and not meter.pages_deployment
