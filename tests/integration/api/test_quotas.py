@@ -417,3 +417,22 @@ def test_daemonctl_plan_usage_and_export(tmp_path: Path, monkeypatch: pytest.Mon
         assert rc == 0 and [row["user_id"] for row in csv.DictReader(io.StringIO(out))] == ["u1"]
         rc, out = ctl("usage", "--export", "--format", "jsonl")
         assert rc == 0 and json.loads(out.splitlines()[0])["plan"] == "pro"
+
+
+def test_a_quota_refusal_costs_nothing_against_the_rate_caps(quota_api: Callable[[str], ApiClient]) -> None:
+    api = quota_api(PLANS + "\n[plans.one]\nbuilds = 1\nnew_projects_per_user_per_hour = 2\n"
+                            "[plans.ten]\nbuilds = 10\nnew_projects_per_user_per_hour = 2\n"
+                            "[rate_limits]\nper_ip_per_hour = 10\n")  # exactly the 10 signed writes below
+    api.put("/users/u1/plan", {"plan": "one"})
+    assert new(api, "p0").status_code == 202
+    for i in range(5):
+        refused(new(api, f"q{i}"))  # rolled back with the admission: no rate event, no row, no meter
+    api.put("/users/u1/plan", {"plan": "ten"})
+    assert new(api, "p1").status_code == 202  # the second of two new projects this hour
+    r = new(api, "p2")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    for _ in range(5):  # usage reads are not counted against the per-IP cap (it is used up now)
+        assert api.get("/usage", params={"userId": "u1"}).status_code == 200
+    assert api.get("/usage/export").status_code == 200
+    assert api.put("/users/u1/plan", {"plan": "one"}).json()["error"]["message"].startswith("rate cap reached")
+    assert BuildUsage.select().count() == 2
