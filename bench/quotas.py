@@ -103,11 +103,11 @@ def main() -> int:
         inner: dict[str, list[float]] = {"in-flight check": [], "+ quota checks": []}
         for i in range(4000):
             with_quota = i % 2 == 1
+            name, chosen = quotas.plan_for(d.rt.cfg, "u0")  # read before the transaction, as admission does
             t0 = time.perf_counter()
             with database.atomic("IMMEDIATE"):
                 versions.in_flight("u0", "nope")
                 if with_quota:
-                    name, chosen = quotas.plan_for(d.rt.cfg, "u0")
                     quotas.check(d.rt.cfg, name, chosen, "u0", "nope")
             inner["+ quota checks" if with_quota else "in-flight check"].append((time.perf_counter() - t0) * 1000)
     p50 = {m: statistics.median(v) for m, v in times.items()}
@@ -120,7 +120,7 @@ def main() -> int:
     print(f"quotas on vs before:  p50 +{p50['on'] - p50['before']:.2f} ms  (ratio {p50['on'] / p50['before']:.3f}; "
           "meter row + quota checks together)")
     bare, held = (statistics.median(v) for v in inner.values())
-    print(f"write lock held: in-flight check alone p50 {bare:.3f} ms, with plan lookup + quota checks {held:.3f} ms "
+    print(f"write lock held: in-flight check alone p50 {bare:.3f} ms, with the quota checks {held:.3f} ms "
           f"(+{held - bare:.3f} ms)")
     print("target: p50 <= 2 ms added")
     return 0

@@ -79,11 +79,10 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
     """What runs inside the transaction that creates a version (`versions.create`'s admit and on_created): the
     rate caps (the plan's overrides), the plan's quotas, then the version's meter row. One place for every
     build kind (new, rebuild, rollback)."""
-    chosen: dict[str, str | None] = {}
+    # The plan is read before the transaction (a change applies from the next request), keeping the write lock short.
+    name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
 
     def admit() -> None:
-        name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
-        chosen["plan"] = name
         if kind == "new":
             cap = quotas.rate_cap(rt.cfg, plan, "new_projects_per_user_per_hour")
             ratelimit.hit(f"user-new:{user_id}", cap, "new projects per user")
@@ -93,7 +92,7 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
         quotas.check(rt.cfg, name, plan, user_id, project_id)
 
     def created(v: ProjectVersion) -> None:
-        quotas.open_meter(rt.outbox, v, org_id, chosen.get("plan"))
+        quotas.open_meter(rt.outbox, v, org_id, name)
 
     return admit, created
 

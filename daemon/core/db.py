@@ -230,6 +230,9 @@ def connect(data_dir: Path) -> SqliteDatabase:
             "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
             "ON project_versions (user_id, project_id, created_at DESC)"
         )
+        # A user's builds in flight (the concurrent-projects quota, inside the admission transaction).
+        database.execute_sql("CREATE INDEX IF NOT EXISTS project_versions_user_status "
+                             "ON project_versions (user_id, status)")
     return database
 
 

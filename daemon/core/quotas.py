@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from daemon.core.config import Config, PlanConfig
 from daemon.core.db import ACTIVE_STATUSES, BuildUsage, PlanAssignment, ProjectVersion, StorageGauge, database, utcnow
@@ -139,20 +139,29 @@ class Usage:
         return float(getattr(self, quota))
 
 
-def usage_of(user_id: str, month: str, *, live: bool = True) -> Usage:
-    """Summed meters of a user's builds admitted in `month`; `live` adds the storage gauge and running projects."""
-    statuses = ", ".join("?" * len(ACTIVE_STATUSES))
-    live_cols = (f", (SELECT bytes FROM storage_gauges WHERE user_id = ?), (SELECT count(DISTINCT project_id) "
-                 f"FROM project_versions WHERE user_id = ? AND status IN ({statuses}))") if live else ""
-    args: tuple[Any, ...] = (user_id, user_id, *ACTIVE_STATUSES) if live else ()
-    # One statement: the month's meters (index user_id, month), the storage gauge and the projects in flight.
+def usage_of(user_id: str, month: str, *, live: bool = True, storage: bool = True,
+             concurrency: bool = True) -> Usage:
+    """Summed meters of a user's builds admitted in `month`; `live` adds the storage gauge and the projects in
+    flight (each only when asked for: admission skips what the plan does not limit)."""
+    cols, args = "", cast("tuple[Any, ...]", ())
+    if live and storage:
+        cols += ", (SELECT bytes FROM storage_gauges WHERE user_id = ?)"
+        args += (user_id,)
+    if live and concurrency:
+        cols += (", (SELECT count(DISTINCT project_id) FROM project_versions WHERE user_id = ? AND status IN "
+                 f"({', '.join('?' * len(ACTIVE_STATUSES))}))")
+        args += (user_id, *ACTIVE_STATUSES)
+    # One statement: the month's meters (a covering index), the storage gauge, the projects in flight.
     row = database.execute_sql(
         "SELECT count(*), coalesce(sum(finished = 0), 0), coalesce(sum(cpu_seconds), 0), "
-        f"coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0){live_cols} FROM build_usage "
+        f"coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0){cols} FROM build_usage "
         "WHERE user_id = ? AND month = ?", (*args, user_id, month)).fetchone()
     u = Usage(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]))
-    if live:
-        u.storage_bytes, u.concurrent_projects = int(row[5] or 0), int(row[6] or 0)
+    extra = list(row[5:])
+    if live and storage:
+        u.storage_bytes = int(extra.pop(0) or 0)
+    if live and concurrency:
+        u.concurrent_projects = int(extra.pop(0) or 0)
     return u
 
 
@@ -177,7 +186,7 @@ def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: 
     if not limits:
         return
     month = current_month()
-    u = usage_of(user_id, month)
+    u = usage_of(user_id, month, storage="storage_bytes" in limits, concurrency="concurrent_projects" in limits)
     resets = iso(month_reset(month))
     retry = max(1, int((month_reset(month) - clock()).total_seconds()))
 
