@@ -116,6 +116,8 @@ def main() -> int:
           f"builds this month, {args.users} other users 20 each")
     for m in times:
         print(f"  {m:6}  p50 {p50[m]:6.2f} ms   p90 {p90[m]:6.2f} ms")
+    paired = statistics.median(a - b for a, b in zip(times["on"], times["off"], strict=True))
+    print(f"quotas on vs off, paired by round (median of on - off): {paired:+.2f} ms")
     print(f"quotas on vs off:     p50 +{p50['on'] - p50['off']:.2f} ms  (ratio {p50['on'] / p50['off']:.3f})")
     print(f"quotas on vs before:  p50 +{p50['on'] - p50['before']:.2f} ms  (ratio {p50['on'] / p50['before']:.3f}; "
           "meter row + quota checks together)")
