@@ -22,7 +22,7 @@ from daemon.core.errors import BadRequest, QuotaExceeded
 # The clock of every month computation; tests replace it to cross a UTC midnight.
 clock: Callable[[], datetime] = utcnow
 
-# quota name -> (PlanConfig attribute, the usage figure it limits)
+# Each quota's name is its PlanConfig key and the Usage figure it limits.
 QUOTAS = ("builds", "build_cpu_seconds", "storage_bytes", "pages_deployments", "concurrent_projects")
 CLOSING = ("deployed", "failed")  # plus `deploying` once the upload is done (a deployment id is recorded)
 CONCURRENCY_RETRY_S = 30
@@ -30,6 +30,8 @@ ARCHIVE_DIR = "_archive"  # sync.objects.local keeps archived objects under <roo
 
 
 class OutboxWriter(Protocol):
+    """sync's outbox as the daemon writes to it (the same seam as `versions.OutboxWriter`, which imports us)."""
+
     def add(self, conn: Any, destination: str, key: str, payload: dict[str, Any]) -> None: ...
 
 
