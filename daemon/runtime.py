@@ -24,13 +24,14 @@ from daemon.deployers.base import Deployer
 from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from sync.handlers import kv_handler, objects_handler, replica_handler
+from sync.handlers import kv_handler, objects_handler, replica_handler, usage_handler
 from sync.kv import KV
 from sync.loop import SyncLoop
 from sync.objects import ObjectStore
 from sync.outbox import EnabledOutbox, Handler, Outbox, OutboxItem
 from sync.registry import make_kv, make_object_store, make_replica
 from sync.replica import Replica
+from sync.replica.usage import PostgresUsage
 
 log = logging.getLogger("previewd")
 
@@ -62,6 +63,11 @@ class Runtime:
         handlers: dict[str, Handler] = {"kv": kv_handler(self.kv)}
         if self.replica is not None:
             handlers["replica"] = replica_handler(self.replica)
+            # Plans and usage meters go to the same Postgres, beside the versions (a fleet sums them there).
+            self.usage_store: PostgresUsage | None = PostgresUsage(cfg.secrets.pg_dsn, schema=cfg.replica.schema)
+            handlers["usage"] = usage_handler(self.usage_store)
+        else:
+            self.usage_store = None
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = EnabledOutbox(outbox, set(handlers))

@@ -12,25 +12,27 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from daemon.api import builds, ops, projects, tokens, versions, webhooks
+from daemon.api import builds, ops, projects, tokens, usage, versions, webhooks
 from daemon.api.docs import document_errors
 from daemon.api.guards import rt
 from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
 from daemon.core import nonces
-from daemon.core.errors import AppError, RateLimited
+from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
 
-ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens)
+ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens, usage)
 
 
 def _field_from(message: str) -> str | None:
-    """The body field a msgspec message names ("... at `$.userId`", "missing required field `prompt`")."""
-    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message)
+    """The field a validation message names ("... at `$.userId`", "missing required field `prompt`", "Missing
+    required query parameter 'userId'")."""
+    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message) \
+        or re.search(r"query parameter '([A-Za-z_]\w*)'", message)
     return m.group(1) if m else None
 
 
@@ -38,6 +40,9 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, RateLimited):
         with contextlib.suppress(Exception):
             metrics.rate_limited(rt(request), exc.message.removeprefix("rate cap reached: ").split(" (")[0])
+    if isinstance(exc, QuotaExceeded):
+        with contextlib.suppress(Exception):
+            metrics.quota_refused(rt(request), str(exc.extra.get("quota")))
     if isinstance(exc, AppError):
         return Response(exc.body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):

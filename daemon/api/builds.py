@@ -36,6 +36,7 @@ class NewProjectBody(msgspec.Struct):
     prompt: str
     framework: Framework | None = None
     targetPackage: TargetPackage | None = None
+    orgId: IdStr | None = None
 
 
 class RebuildBody(msgspec.Struct):
@@ -44,6 +45,7 @@ class RebuildBody(msgspec.Struct):
     prompt: str
     baseVersionId: UlidStr | None = None
     targetPackage: TargetPackage | None = None
+    orgId: IdStr | None = None
 
 
 class GenerateBody(msgspec.Struct):
@@ -54,6 +56,7 @@ class GenerateBody(msgspec.Struct):
 class ProjectRef(msgspec.Struct):
     userId: IdStr
     projectId: IdStr
+    orgId: IdStr | None = None
 
 
 def _check_prompt(runtime: Runtime, prompt: str) -> None:
@@ -130,7 +133,7 @@ async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], d
                    wait: FromQuery[bool] = True) -> Response[Any]:
     """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
     v = await asyncio.to_thread(rolling_back.rollback, rt(request), queue(request), data.userId, data.projectId,
-                                version_id)
+                                version_id, data.orgId)
     return await _answer_build(request, v.version_id, wait)
 
 

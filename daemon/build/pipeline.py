@@ -36,7 +36,7 @@ from daemon.build import (
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
-from daemon.core import logging_setup, versions
+from daemon.core import logging_setup, quotas, versions
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
@@ -162,11 +162,12 @@ class Pipeline:
     def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
              network: bool, view: sandbox.FsView | None, user: str | None = None,
              disk_roots: Sequence[tuple[Path, Sequence[str]]] = (), disk_base: int = 0,
-             output_root: Path | None = None, shown: str | None = None) -> sandbox.Result:
+             output_root: Path | None = None, shown: str | None = None, meter: str) -> sandbox.Result:
         blog.step("$ " + (shown or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))))
         res = sandbox.run(argv, cwd=cwd, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=output_root, layer=self.rt.sandbox_layer,
                           user=user, cancel=self.cancel, view=view, disk_roots=disk_roots, disk_base=disk_base)
+        quotas.add_cpu(meter, res.cpu_seconds)  # `meter`: the version whose usage this step is, breach or not
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
         if res.reason == "cancelled":
@@ -353,7 +354,8 @@ class Pipeline:
                 build_argv, prints = monorepo.plan_build(tc, mono, files, workspace, blog)
             res = self._run("build", build_argv, workspace, ctx.env, blog,
                             network=cfg.sandbox.build_network, view=view, user=ctx.user,
-                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace)
+                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace,
+                            meter=v.version_id)
             times.build_ms = int((time.monotonic() - t0) * 1000)
             if mono.is_workspace and res.reason == "ok":
                 monorepo.mark_built(workspace, mono, prints)
@@ -391,7 +393,7 @@ class Pipeline:
         # 7. artifact zip (local object store, replicated by the outbox)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
         zip_path = rt.layout.local_object(key)
-        artifacts.zip_output(out_dir, zip_path)
+        quotas.note_stored(v.version_id, artifacts.zip_output(out_dir, zip_path))
         artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
 
         # 8. deploy
@@ -500,7 +502,8 @@ class Pipeline:
                                           tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
             env = self._env(tc, home, safepath.ensure_dir(rt.data_dir, ["cache"]), store=rt.layout.store_dir)
             res = self._run("install", toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry), work,
-                            env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work)
+                            env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work,
+                            meter=v.version_id)
         finally:
             safepath.remove_tree(rt.data_dir, ["tmp", home.name])
         if res.reason != "ok":
@@ -530,7 +533,8 @@ class Pipeline:
                                            packages=ctx.packages) if ctx.confined else None
                 res = self._run("install scripts", scripts.argv(plan), work, ctx.env, blog, network=False, view=view,
                                 user=ctx.user, disk_roots=_code_roots(ctx.dirs, plan.dependency_dirs),
-                                disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}")
+                                disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}",
+                                meter=v.version_id)
             finally:
                 if ctx.ids is not None:
                     for d in plan.dependency_dirs:
@@ -557,10 +561,12 @@ class Pipeline:
 
         def run_step(cwd: Path) -> sandbox.Result:
             # Niced: it runs beside `pnpm build` and must not take CPU from it on a small droplet.
-            return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
-                               limits=self._limits(), on_line=lines.append, network=True, output_root=None,
-                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
-                               nice=AUDIT_NICE)
+            res = sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
+                              limits=self._limits(), on_line=lines.append, network=True, output_root=None,
+                              layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
+                              nice=AUDIT_NICE)
+            quotas.add_cpu(v.version_id, res.cpu_seconds)
+            return res
 
         return audit.start(self.cfg, files.get("pnpm-lock.yaml", ""), files.get("package.json", ""), run_step,
                            scratch, lines, rt.data_dir)

@@ -88,8 +88,42 @@ def parser() -> argparse.ArgumentParser:
                             "restore": "rebuild a project's git history from stored packs"}[name])
         sp.add_argument("user_id")
         sp.add_argument("project_id")
+    us = command("usage", "a user's usage this month against its plan; --export: the billing export")
+    us.add_argument("user_id", nargs="?")
+    us.add_argument("--month", help="YYYY-MM (UTC; default this month)")
+    us.add_argument("--org", help="the orgId whose plan applies")
+    us.add_argument("--export", action="store_true", help="every user's row for the month")
+    us.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format")
+    pl = command("plan", "put a user (or with --org an org) on a plan")
+    pl.add_argument("subject_id", help="the userId (or orgId with --org)")
+    pl.add_argument("plan")
+    pl.add_argument("--org", action="store_true", help="subject_id is an orgId")
     ctl_ops.add_parsers(sub, [common])
     return p
+
+
+def _usage(c: Client, args: argparse.Namespace) -> int:
+    """`daemonctl usage`: one user's figures as a table, or the export as the daemon wrote it."""
+    month = {"month": args.month} if args.month else {}
+    if args.export:
+        resp = c.get("/usage/export", {**month, "format": args.format})
+        if resp.status_code != 200:
+            return _print(resp)
+        sys.stdout.write(resp.text)
+        return 0
+    if not args.user_id:
+        print("daemonctl usage: give a user id, or --export", file=sys.stderr)
+        return 2
+    resp = c.get("/usage", {"userId": args.user_id, **month, **({"orgId": args.org} if args.org else {})})
+    if resp.status_code != 200:
+        return _print(resp)
+    data = resp.json()
+    print(f"{data['userId']} {data['month']} plan {data['plan'] or '-'} (resets {data['resetsAt']})")
+    print(f"{'QUOTA':20}  {'USED':>14}  {'LIMIT':>14}  RATIO")
+    for q in data["quotas"]:
+        ratio = f"{q['ratio'] * 100:.0f}%" if q["ratio"] is not None else "-"
+        print(f"{q['quota']:20}  {q['used']:>14}  {q['limit'] if q['limit'] is not None else '-':>14}  {ratio}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if args.cmd in ("undo", "redo", "restore"):
             return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
+        if args.cmd == "usage":
+            return _usage(c, args)
+        if args.cmd == "plan":
+            kind = "orgs" if args.org else "users"
+            return _print(c.put(f"/{kind}/{args.subject_id}/plan", {"plan": args.plan}))
         rc = ctl_ops.dispatch(args, c, cfg)
         if rc is not None:
             return rc

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from daemon.core import quotas
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict, NotFound
 from daemon.core.ids import check_project_ids, new_version_id, valid_version_id
@@ -146,11 +147,12 @@ def in_flight(user_id: str, project_id: str) -> ProjectVersion | None:
 def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt: str, kind: str,
            framework: str | None = None, parent_version_id: str | None = None,
            rollback_of: str | None = None, status: str = "queued",
-           admit: Callable[[], None] | None = None, **fields: Any) -> ProjectVersion:
+           admit: Callable[[], None] | None = None, on_created: Callable[[ProjectVersion], None] | None = None,
+           **fields: Any) -> ProjectVersion:
     """Insert a version unless the project already has one in flight (409 naming it).
 
-    ``admit`` runs inside the same transaction after the in-flight check (rate caps), so a refused request
-    neither counts against a cap nor leaves a row.
+    ``admit`` runs inside the same transaction after the in-flight check (rate caps, quotas), so a refused
+    request neither counts against a cap nor leaves a row; ``on_created`` runs in it after the insert (the meter).
     """
     with database.atomic("IMMEDIATE"):
         busy = in_flight(user_id, project_id)
@@ -165,6 +167,8 @@ def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt
             framework=framework, parent_version_id=parent_version_id, base_snapshot_id=parent_version_id,
             rollback_of=rollback_of, status=status, created_at=now, updated_at=now, row_version=1, **fields)
         _replicate(outbox, v)
+        if on_created is not None:
+            on_created(v)
         return v
 
 
@@ -182,6 +186,8 @@ def update(outbox: OutboxWriter | None, version_id: str, **fields: Any) -> Proje
         v.updated_at = utcnow()
         v.save()
         _replicate(outbox, v)
+        if quotas.closes(v):  # the build's final state and its meter commit together, exactly once
+            quotas.close_meter(outbox, v)
         return v
 
 

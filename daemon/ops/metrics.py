@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.ops import usage
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class Metrics:
                                  registry=r)
         self.pages_quota = Gauge("previewd_pages_deployments_quota", "Pages deployments allowed per month.",
                                  registry=r)
+        self.usage = Gauge("previewd_usage_month", "This calendar month's (UTC) metered usage, summed per plan "
+                           "(meter: builds, build_cpu_seconds, artifact_bytes, pages_deployments).",
+                           ["plan", "meter"], registry=r)
+        self.quota_refusals = Counter("previewd_quota_refusals", "Builds refused by a plan's quota, by quota.",
+                                      ["quota"], registry=r)
         self.disk = Gauge("previewd_disk_used_bytes", "Bytes used under the data dir, by area.", ["area"],
                           registry=r)
         self._disk_at = 0.0
@@ -97,6 +103,9 @@ class Metrics:
                 self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
         self.pages_month.set(pages_deployments_this_month(now))
         self.pages_quota.set(rt.cfg.retention.pages_quota_month)
+        for plan, figures in usage.by_plan(rt).items():
+            for meter, value in figures.items():
+                self.usage.labels(plan=plan, meter=meter).set(value)
         self._refresh_disk(rt)
 
     def _refresh_disk(self, rt: Runtime) -> None:
@@ -167,6 +176,11 @@ def webhook_refused(rt: Runtime, reason: str) -> None:
 def rate_limited(rt: Runtime, cap: str) -> None:
     """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
     of(rt).rate_limited_total.labels(cap=cap).inc()
+
+
+def quota_refused(rt: Runtime, quota: str) -> None:
+    """A build was refused by a plan's quota (quota: builds, build_cpu_seconds, ...)."""
+    of(rt).quota_refusals.labels(quota=quota).inc()
 
 
 def auth_failed(rt: Runtime, reason: str, ip: str) -> None:
