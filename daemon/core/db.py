@@ -40,6 +40,16 @@ FAILURE_REASONS = (
 )
 
 
+# The dashboard's reads (bench/ui.py): the window analytics scan created_at, the project list groups by project
+# and counts failures without touching the table. Additive: created when missing, at every start.
+UI_INDEXES = {
+    "project_versions_created_stats": "project_versions (created_at, status, failure_reason, build_duration_ms, "
+                                      "install_duration_ms, deploy_duration_ms)",
+    "project_versions_project_status": "project_versions (user_id, project_id, status, version_id)",
+    "project_versions_status": "project_versions (status)",
+}
+
+
 def utcnow() -> datetime:
     """Now in UTC, naive: SQLite stores it as text that peewee parses back without an offset."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -167,6 +177,8 @@ def connect(data_dir: Path) -> SqliteDatabase:
             "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
             "ON project_versions (user_id, project_id, created_at DESC)"
         )
+        for name, columns in UI_INDEXES.items():
+            database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
     return database
 
 

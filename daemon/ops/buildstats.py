@@ -6,7 +6,6 @@ The Prometheus counters in `metrics` count since the daemon started; a window of
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,7 +47,8 @@ class WindowStats:
 
 
 def window_stats(hours: int, now: datetime | None = None) -> WindowStats:
-    """Finished builds created in the last `hours`: one indexed range scan over created_at, counted in Python."""
+    """Finished builds created in the last `hours`: counted per bucket and reason by SQLite, over the covering
+    index on created_at; only the duration columns come back to Python, for the percentiles."""
     now = now or utcnow()
     since = now - timedelta(hours=hours)
     step = 1 if hours <= 48 else 6  # a 7-day chart in 6-hour bars stays readable at 390 px
@@ -57,28 +57,31 @@ def window_stats(hours: int, now: datetime | None = None) -> WindowStats:
     n_buckets = math.ceil((now - start) / timedelta(hours=step))
     finished = [0] * n_buckets
     failed = [0] * n_buckets
-    reasons: Counter[str] = Counter()
-    spans: dict[str, list[int]] = {"build": [], "install": [], "deploy": []}
-    # Raw SQL over the covering index: 20,000 rows a week are read without building models.
+    window = "created_at >= ? AND status IN ('deployed', 'failed')"
     cur = database.execute_sql(
-        "SELECT created_at, status, failure_reason, build_duration_ms, install_duration_ms, deploy_duration_ms "
-        "FROM project_versions WHERE created_at >= ? AND status IN ('deployed', 'failed')", (str(since),))
-    base = start
-    for created, status, reason, build_ms, install_ms, deploy_ms in cur:
-        t = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-        i = min(n_buckets - 1, max(0, int((t - base) / timedelta(hours=step))))
-        finished[i] += 1
-        if status == "failed":
-            failed[i] += 1
-            reasons[reason or "unknown"] += 1
-        for name, ms in (("build", build_ms), ("install", install_ms), ("deploy", deploy_ms)):
-            if ms:
-                spans[name].append(int(ms))
+        "SELECT CAST((julianday(created_at) - julianday(?)) * 24 / ? AS INTEGER) AS b, COUNT(*), "
+        f"SUM(status = 'failed') FROM project_versions WHERE {window} GROUP BY b", (str(start), step, str(since)))
+    for b, n, f in cur:
+        i = min(n_buckets - 1, max(0, int(b)))
+        finished[i] += int(n)
+        failed[i] += int(f or 0)
+    reasons = database.execute_sql(
+        "SELECT COALESCE(failure_reason, 'unknown'), COUNT(*) FROM project_versions "
+        "WHERE created_at >= ? AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1", (str(since),)).fetchall()
+    spans: dict[str, list[int]] = {"build": [], "install": [], "deploy": []}
+    for build_ms, install_ms, deploy_ms in database.execute_sql(
+            f"SELECT build_duration_ms, install_duration_ms, deploy_duration_ms FROM project_versions WHERE {window}",
+            (str(since),)):
+        if build_ms:
+            spans["build"].append(build_ms)
+        if install_ms:
+            spans["install"].append(install_ms)
+        if deploy_ms:
+            spans["deploy"].append(deploy_ms)
     stats = WindowStats(hours=hours, since=since)
     stats.buckets = [(start + timedelta(hours=step * i), finished[i], failed[i]) for i in range(n_buckets)]
-    stats.by_reason = reasons.most_common()
+    stats.by_reason = [(str(r), int(n)) for r, n in reasons]
     stats.finished, stats.failed = sum(finished), sum(failed)
     stats.durations = {name: {"p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "count": len(v)}
                        for name, v in spans.items()}
     return stats
-

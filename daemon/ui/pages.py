@@ -47,11 +47,13 @@ async def projects(q: FromQuery[str] = "", page: Annotated[int, QueryParameter(g
 
 
 @get("/projects/{user_id:str}/{project_id:str}", guards=GUARDS, name="ui-project")
-async def project(user_id: FromPath[str], project_id: FromPath[str]) -> Template:
+async def project(user_id: FromPath[str], project_id: FromPath[str], before: FromQuery[str] = "") -> Template:
     """The timeline of a project's versions, newest first, with its branch lanes and actions."""
     check_project_ids(user_id, project_id)
-    t = await asyncio.to_thread(queries.timeline, user_id, project_id)
-    return Template("project.html", context={"page": "projects", "t": t})
+    if before and not valid_version_id(before):
+        raise BadRequest("before must be a version id", code="invalid_field", field="before")
+    t = await asyncio.to_thread(queries.timeline, user_id, project_id, before or None)
+    return Template("project.html", context={"page": "projects", "t": t, "before": before})
 
 
 @get("/versions/{version_id:str}", guards=GUARDS, name="ui-version")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 PAGE_SIZE = 50
-TIMELINE_SIZE = 100
+TIMELINE_SIZE = 50
 
 
 def overview(rt: Runtime, queue: BuildQueue, window: str) -> dict[str, Any]:
@@ -112,24 +112,27 @@ class Timeline:
     lanes: dict[str, int] = field(default_factory=dict)
     lane_count: int = 1
     forks: set[str] = field(default_factory=set)
+    older: str | None = None
 
 
 def branch_lanes(items: list[ProjectVersion]) -> tuple[dict[str, int], int, set[str]]:
     """Lane of each version, oldest first: a version continues its parent's lane when it is that lane's tip,
-    else it forks a new lane (built from an older base). Returns (lanes, lane count, forking version ids)."""
+    else it forks a new lane (built from an older base). A parent older than the page starts a lane without a
+    fork mark. Returns (lanes, lane count, forking version ids)."""
     lanes: dict[str, int] = {}
-    tips: list[str | None] = []
+    tips: list[str] = []
+    shown = {v.version_id for v in items}
     forks: set[str] = set()
     for v in sorted(items, key=lambda x: x.version_id):
-        parent = v.parent_version_id
+        parent = v.parent_version_id if v.parent_version_id in shown else None
         if parent is not None and parent in tips:
             lane = tips.index(parent)
         elif parent is None and not tips:
             lane = 0
-            tips.append(None)
+            tips.append("")
         else:
             lane = len(tips)
-            tips.append(None)
+            tips.append("")
             if parent is not None:
                 forks.add(v.version_id)
         tips[lane] = v.version_id
@@ -137,10 +140,13 @@ def branch_lanes(items: list[ProjectVersion]) -> tuple[dict[str, int], int, set[
     return lanes, max(len(tips), 1), forks
 
 
-def timeline(user_id: str, project_id: str) -> Timeline:
-    """The project page's data (404 naming the project when it has no version)."""
-    items = versions.history(user_id, project_id, limit=TIMELINE_SIZE)
-    t = Timeline(user_id, project_id, items, versions.navigation(user_id, project_id))
+def timeline(user_id: str, project_id: str, before: str | None = None) -> Timeline:
+    """The project page's data: a page of versions older than `before` (newest first), and one more row to know
+    whether an older page exists."""
+    items = versions.history(user_id, project_id, limit=TIMELINE_SIZE + 1, before=before)
+    t = Timeline(user_id, project_id, items[:TIMELINE_SIZE], versions.navigation(user_id, project_id))
+    t.older = items[TIMELINE_SIZE - 1].version_id if len(items) > TIMELINE_SIZE else None
+    items = t.items
     t.lanes, t.lane_count, t.forks = branch_lanes(items)
     return t
 
