@@ -29,8 +29,7 @@ from daemon.core.ids import new_version_id
 from tests.support import in_process_daemon
 
 REASONS = ("build_failed", "install_failed", "timeout", "generation_failed", "invalid_output", "memory_limit")
-PROMPT_WORDS = ("landing page for a bakery with a menu gallery contact form dark mode pricing table blog "
-                "portfolio shop").split()  # noqa: SIM905
+PROMPT_WORDS = ["landing", "page", "for", "a", "bakery", "with", "a", "menu", "gallery", "contact", "form", "dark", "mode", "pricing", "table", "blog", "portfolio", "shop"]
 
 
 def seed(n_projects: int, n_versions: int, rng: random.Random) -> tuple[str, str]:
