@@ -29,7 +29,8 @@ from daemon.core.ids import new_version_id
 from tests.support import in_process_daemon
 
 REASONS = ("build_failed", "install_failed", "timeout", "generation_failed", "invalid_output", "memory_limit")
-PROMPT_WORDS = ["landing", "page", "for", "a", "bakery", "with", "a", "menu", "gallery", "contact", "form", "dark", "mode", "pricing", "table", "blog", "portfolio", "shop"]
+PROMPT_WORDS = ("landing", "page", "for", "a", "bakery", "with", "menu", "gallery", "contact", "form", "dark",
+                "mode", "pricing", "table", "blog", "portfolio", "shop")
 
 
 def seed(n_projects: int, n_versions: int, rng: random.Random) -> tuple[str, str]:
