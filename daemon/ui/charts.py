@@ -18,8 +18,8 @@ def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: 
     plot_w, plot_h = width - pad_l - 4, height - pad_b - pad_t
     top = max([n for _, n, _ in buckets] + [1])
     bar_w = plot_w / max(len(buckets), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="t-{id(buckets)}" '
-             f'preserveAspectRatio="none"><title id="t-{id(buckets)}">{escape(title)}</title>',
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+             f'<title>{escape(title)}</title>',
              f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 4}" y2="{pad_t + plot_h}" class="axis"/>',
              f'<text x="{pad_l - 4}" y="{pad_t + 10}" class="tick" text-anchor="end">{top}</text>',
              f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" class="tick" text-anchor="end">0</text>']
