@@ -241,3 +241,33 @@ def test_bad_ids_are_client_errors(client: TestClient[Any]) -> None:
     assert client.get("/ui/versions/nope").status_code == 404
     assert client.get("/ui/projects/alice/site?before=junk").status_code == 400
     assert client.get("/ui/compare?a=x&b=y").status_code == 400
+
+
+def test_ui_rebuild_from_a_version_queues_the_apis_rebuild(client: TestClient[Any]) -> None:
+    a = deployed(prompt="first")
+    deployed(prompt="second", parent=a.version_id)
+    sign_in(client, password=PASSWORD)
+    page = client.get(f"/ui/versions/{a.version_id}/confirm/rebuild").text
+    assert 'name="prompt"' in page and ">first</textarea>" in page
+    r = client.post(f"/ui/versions/{a.version_id}/rebuild",
+                    data={"prompt": "first, in green", "_csrf_token": csrf_of(client, "/ui/")}, follow_redirects=False)
+    assert r.status_code == 303
+    new_id = r.headers["location"].rsplit("/", 1)[1]
+    v = versions.get(new_id)
+    assert (v.status, v.kind, v.parent_version_id, v.prompt) == ("queued", "rebuild", a.version_id, "first, in green")
+    r = client.post(f"/ui/versions/{a.version_id}/rebuild", data={"prompt": "again", "_csrf_token":
+                                                                   csrf_of(client, "/ui/")})
+    assert r.status_code == 409 and "build_in_flight" in r.text  # the API's rule, the API's code
+
+
+def test_overview_shows_the_metrics_gauges(client: TestClient[Any], daemon: Daemon) -> None:
+    v = versions.create(None, user_id="alice", project_id="busy", prompt="x", kind="new")
+    versions.update(None, v.version_id, status="building")
+    sign_in(client, password=PASSWORD)
+    page = client.get("/ui/").text
+    text = client.get("/metrics", headers=signed_headers("GET", "/metrics")).text
+    quota = re.search(r"^previewd_pages_deployments_quota (\S+)$", text, re.M)
+    running = re.search(r"^previewd_builds_running (\S+)$", text, re.M)
+    assert quota and running and float(running.group(1)) == 1
+    assert f"0 of {int(float(quota.group(1)))} this month" in page
+    assert f'<dd>1: <a href="/ui/versions/{v.version_id}">' in page  # the gauge, and the build running now
