@@ -84,6 +84,27 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+# WCAG 2 contrast of every element that holds text, against the first opaque background behind it.
+LOW_CONTRAST_JS = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bg = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+                     if (c.length === 3 || c[3] > 0.9) return c.slice(0, 3); } return [255, 255, 255]; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.offsetParent) continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    const [a, b] = [lum(rgb(st.color).slice(0, 3)), lum(bg(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.5 && +st.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
+  }
+  return bad;
+}"""
+
+
 class Watch:
     """Console errors, page errors, failed requests and HTTP errors seen by one page."""
 
@@ -157,6 +178,7 @@ def test_every_page_renders_cleanly(browser: Browser, site: Site, size: str) -> 
         # nothing wider than the viewport at 390 px (tables scroll inside their own box)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, (name, size, overflow)
+        assert page.evaluate(LOW_CONTRAST_JS) == [], name
         shoot(page, name, size)
         assert watch.problems == [], (name, watch.problems)
         page.close()
