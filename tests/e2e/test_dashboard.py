@@ -87,8 +87,8 @@ def browser() -> Iterator[Browser]:
 # WCAG 2 contrast of every element that holds text, against the first opaque background behind it.
 LOW_CONTRAST_JS = """() => {
   const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => { const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
   const bg = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
                      if (c.length === 3 || c[3] > 0.9) return c.slice(0, 3); } return [255, 255, 255]; };
   const bad = [];
@@ -99,7 +99,9 @@ LOW_CONTRAST_JS = """() => {
     const [a, b] = [lum(rgb(st.color).slice(0, 3)), lum(bg(el))];
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
     const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.5 && +st.fontWeight >= 700);
-    if (ratio < (large ? 3 : 4.5)) bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
+    if (ratio < (large ? 3 : 4.5)) {
+      bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
+    }
   }
   return bad;
 }"""
