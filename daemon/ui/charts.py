@@ -12,13 +12,14 @@ FAIL_COLOUR = "#b3261e"
 
 
 def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: int = 640,
-                height: int = 160) -> Markup:
+                height: int = 160, narrow: bool = False) -> Markup:
     """Stacked bars per time bucket: builds that succeeded (green) under those that failed (red)."""
     pad_l, pad_b, pad_t = 36, 20, 8
     plot_w, plot_h = width - pad_l - 4, height - pad_b - pad_t
     top = max([n for _, n, _ in buckets] + [1])
     bar_w = plot_w / max(len(buckets), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+    kind = "narrow" if narrow else "wide"
+    parts = [f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
              f'<title>{escape(title)}</title>',
              f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 4}" y2="{pad_t + plot_h}" class="axis"/>',
              f'<text x="{pad_l - 4}" y="{pad_t + 10}" class="tick" text-anchor="end">{top}</text>',
@@ -40,12 +41,14 @@ def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: 
     return Markup("".join(parts))
 
 
-def share_bars(rows: list[tuple[str, int]], *, total: int, title: str, width: int = 640) -> Markup:
+def share_bars(rows: list[tuple[str, int]], *, total: int, title: str, width: int = 640,
+               narrow: bool = False) -> Markup:
     """Horizontal bars, one per label, their length the label's share of `total`."""
     row_h = 22
     height = max(row_h * len(rows), row_h) + 4
-    label_w = 170
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+    label_w = 130 if narrow else 170
+    kind = "narrow" if narrow else "wide"
+    parts = [f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
              f'<title>{escape(title)}</title>']
     for i, (label, n) in enumerate(rows):
         y = 2 + i * row_h

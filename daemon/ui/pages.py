@@ -29,10 +29,14 @@ async def overview(request: Request[Any, Any, Any], window: FromQuery[str] = "24
     data = await asyncio.to_thread(queries.overview, rt(request), queue(request), window)
     stats = data["stats"]
     label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
-    data["builds_chart"] = charts.builds_bars(stats.buckets, title=f"Builds per hour, {label}: succeeded and "
-                                              "failed")
-    data["reasons_chart"] = charts.share_bars(stats.by_reason, total=stats.failed,
-                                              title=f"Failures by reason, {label}")
+    title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"
+    # Two drawings of one chart: SVG text scales with the picture, so a phone gets one drawn for its width.
+    data["builds_chart"] = charts.builds_bars(stats.buckets, title=title) + \
+        charts.builds_bars(stats.buckets, title=title, width=360, height=180, narrow=True)
+    data["reasons_chart"] = charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, "
+                                              f"{label}") + \
+        charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, {label}", width=360,
+                          narrow=True)
     data["window_label"] = label
     return Template("overview.html", context={"page": "overview", **data})
 
