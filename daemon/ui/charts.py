@@ -12,8 +12,9 @@ FAIL_COLOUR = "#b3261e"
 
 
 def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: int = 640,
-                height: int = 160, narrow: bool = False) -> Markup:
-    """Stacked bars per time bucket: builds that succeeded (green) under those that failed (red)."""
+                height: int = 160, narrow: bool = False, start_label: str = "") -> Markup:
+    """Stacked bars per time bucket: builds that succeeded (green) under those that failed (red). The axis says
+    `start_label` ... now (relative, so no timezone is shown wrong); each bar's tooltip gives its UTC hour."""
     pad_l, pad_b, pad_t = 36, 20, 8
     plot_w, plot_h = width - pad_l - 4, height - pad_b - pad_t
     top = max([n for _, n, _ in buckets] + [1])
@@ -35,7 +36,7 @@ def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: 
                      f'<rect x="{x + 0.5:.1f}" y="{pad_t + plot_h - h_fail:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
                      f'height="{h_fail:.1f}" fill="{FAIL_COLOUR}"/></g>')
     if buckets:
-        parts.append(f'<text x="{pad_l}" y="{height - 4}" class="tick">{buckets[0][0]:%m-%d %H:00}</text>')
+        parts.append(f'<text x="{pad_l}" y="{height - 4}" class="tick">{escape(start_label)}</text>')
         parts.append(f'<text x="{width - 4}" y="{height - 4}" class="tick" text-anchor="end">now</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

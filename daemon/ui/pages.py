@@ -31,8 +31,9 @@ async def overview(request: Request[Any, Any, Any], window: FromQuery[str] = "24
     label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
     title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"
     # Two drawings of one chart: SVG text scales with the picture, so a phone gets one drawn for its width.
-    data["builds_chart"] = charts.builds_bars(stats.buckets, title=title) + \
-        charts.builds_bars(stats.buckets, title=title, width=360, height=180, narrow=True)
+    ago = "24 h ago" if data["window"] == "24h" else "7 days ago"
+    data["builds_chart"] = charts.builds_bars(stats.buckets, title=title, start_label=ago) + \
+        charts.builds_bars(stats.buckets, title=title, width=360, height=180, narrow=True, start_label=ago)
     data["reasons_chart"] = charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, "
                                               f"{label}") + \
         charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, {label}", width=360,
