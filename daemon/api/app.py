@@ -90,6 +90,7 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
     nonces.ensure_schema()
     app.state.auth_failures = MemoryWindow()
+    app.state.ui_sign_in_failures = MemoryWindow()  # the dashboard's password guesses, per IP
     server = runtime.cfg.server
     app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
     metrics.of(runtime).sse_open.set_function(lambda: slots.open)

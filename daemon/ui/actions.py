@@ -55,27 +55,33 @@ async def sign_in_page(request: Request[Any, Any, Any], next: FromQuery[str] = "
 
 @post("/sign-in", name="ui-sign-in-post", status_code=303)
 async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Redirect:
-    """A password checked against `[ui] password_hash`, or a `daemonctl ui-token`; failures count against the
-    same per-IP window as the API's failed authentications."""
+    """A password checked against `[ui] password_hash`, or a `daemonctl ui-token`. Failures are counted per IP
+    ([rate_limits] failed_auth_per_ip_per_hour, the API's cap, in a window of the dashboard's own) and in the
+    API's auth-failure metric."""
     runtime = rt(request)
     cfg = runtime.cfg
     password, token = data.get("password", ""), data.get("token", "").strip()
+    target = safe_next(data.get("next"))
+    ip = client_ip(request)
+    cap = cfg.rate_limits.failed_auth_per_ip_per_hour
+    window: ratelimit.MemoryWindow = request.app.state.ui_sign_in_failures
+    # Past the cap a password is not even checked (guessing stops); a token (an HMAC, not guessable) still is,
+    # so an operator on a shared address can always get in with `daemonctl ui-token`.
+    over = window.count(ip) >= cap
     ok = False
     if token:
         ok = check_token(cfg.secrets.hmac_secret, token)
-    elif password and cfg.ui.password_hash:
+    elif password and cfg.ui.password_hash and not over:
         ok = await asyncio.to_thread(check_password, cfg.ui.password_hash, password)
-    target = safe_next(data.get("next"))
     if ok:
         request.set_session({"operator": True, "exp": time.time() + cfg.ui.session_hours * 3600})
         return Redirect(target, status_code=303)
-    ip = client_ip(request)
-    metrics.auth_failed(runtime, "ui_sign_in_failed", ip)
-    cap = cfg.rate_limits.failed_auth_per_ip_per_hour
-    window: ratelimit.MemoryWindow = request.app.state.auth_failures
-    over = window.add(ip, cap) > cap
-    error = ("too many failed sign-ins from your address; wait an hour" if over
-             else "that password or token is not right" if (password or token) else "enter a password or a token")
+    if not over:
+        metrics.auth_failed(runtime, "ui_sign_in_failed", ip)
+        over = window.add(ip, cap) > cap
+    error = ("too many failed sign-ins from your address; wait an hour, or use a token from `daemonctl ui-token`"
+             if over else "that password or token is not right" if (password or token)
+             else "enter a password or a token")
     return Template("sign_in.html", status_code=429 if over else 401,
                     context={"page": "sign-in", "next": target, "error": error,
                              "has_password": bool(cfg.ui.password_hash)})

@@ -271,3 +271,13 @@ def test_overview_shows_the_metrics_gauges(client: TestClient[Any], daemon: Daem
     assert quota and running and float(running.group(1)) == 1
     assert f"0 of {int(float(quota.group(1)))} this month" in page
     assert f'<dd>1: <a href="/ui/versions/{v.version_id}">' in page  # the gauge, and the build running now
+
+
+def test_password_guessing_stops_at_the_cap_but_a_token_still_works(tmp_path: Path) -> None:
+    text = f'[ui]\npassword_hash = "{HASH}"\n[rate_limits]\nfailed_auth_per_ip_per_hour = 3\n'
+    with in_process_daemon(tmp_path, text) as d, TestClient(d.app) as c:
+        assert [sign_in(c, password=f"guess{i}").status_code for i in range(4)] == [401, 401, 401, 429]
+        assert sign_in(c, password=PASSWORD).status_code == 429  # the right one is not even checked now
+        assert c.get("/ui/", follow_redirects=False).status_code == 303
+        assert sign_in(c, token=mint_token(TEST_SECRET, 60)).status_code == 303
+        assert c.get("/ui/").status_code == 200
