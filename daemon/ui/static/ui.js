@@ -26,7 +26,13 @@
       var st = JSON.parse(ev.data);
       var el = document.getElementById("status");
       if (el) { el.textContent = st.status; el.className = "status " + st.status; }
-      if (badge) { badge.textContent = "finished: " + st.status + (st.failureReason ? " (" + st.failureReason + ")" : ""); }
+      if (badge) {
+        badge.textContent = "finished: " + st.status + (st.failureReason ? " (" + st.failureReason + ")" : "") + " · ";
+        var again = document.createElement("a");
+        again.href = window.location.pathname;
+        again.textContent = "reload for files, screenshots and timings";
+        badge.appendChild(again);
+      }
     });
     es.onerror = function () {
       if (es.readyState === EventSource.CLOSED && badge) { badge.textContent = "stream closed; reload to see the rest"; }
