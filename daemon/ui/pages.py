@@ -16,7 +16,7 @@ from daemon.build import diffs, screens
 from daemon.core import versions
 from daemon.core.errors import AppError, BadRequest
 from daemon.core.ids import check_project_ids, valid_version_id
-from daemon.ui import charts, patchview, queries
+from daemon.ui import charts, patchview, queries, thumbs
 from daemon.ui.access import signed_in
 
 GUARDS = [signed_in]
@@ -131,6 +131,13 @@ async def shot(request: Request[Any, Any, Any], version_id: FromPath[str], size:
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 
+@get("/thumb/{version_id:str}", guards=GUARDS, name="ui-thumb", media_type="image/jpeg")
+async def thumb(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Response[bytes]:
+    """The timeline's small picture of a version (a few KB instead of the whole screenshot)."""
+    jpeg = await asyncio.to_thread(thumbs.thumbnail, rt(request), version_id)
+    return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=86400"})
+
+
 @get("/diff/{a_id:str}/{b_id:str}/overlay/{size:str}", guards=GUARDS, name="ui-overlay", media_type="image/png")
 async def overlay(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromPath[str],
                   size: FromPath[str]) -> Response[bytes]:
@@ -141,4 +148,4 @@ async def overlay(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: Fr
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 
-HANDLERS: list[Any] = [overview, projects, project, version, version_log_stream, diff, compare, shot, overlay]
+HANDLERS: list[Any] = [overview, projects, project, version, version_log_stream, diff, compare, shot, thumb, overlay]

@@ -281,3 +281,27 @@ def test_password_guessing_stops_at_the_cap_but_a_token_still_works(tmp_path: Pa
         assert c.get("/ui/", follow_redirects=False).status_code == 303
         assert sign_in(c, token=mint_token(TEST_SECRET, 60)).status_code == 303
         assert c.get("/ui/").status_code == 200
+
+
+def test_timeline_thumbnail_is_a_small_jpeg_of_the_screenshot(client: TestClient[Any], daemon: Daemon) -> None:
+    import io
+
+    from PIL import Image
+
+    from daemon.build import screens
+
+    v = deployed(render_status="ok")
+    buf = io.BytesIO()
+    Image.new("RGB", (1280, 2400), "#c00").save(buf, "PNG")
+    path = daemon.rt.layout.local_object(screens.screen_key(v, "desktop"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    sign_in(client, password=PASSWORD)
+    assert f'src="/ui/thumb/{v.version_id}"' in client.get("/ui/projects/alice/site").text
+    r = client.get(f"/ui/thumb/{v.version_id}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    img = Image.open(io.BytesIO(r.content))
+    assert img.size == (320, 200) and len(r.content) < 20_000  # the first screenful only, scaled down
+    assert img.getpixel((10, 10))[0] > 180
+    other = deployed(project="other")
+    assert client.get(f"/ui/thumb/{other.version_id}").status_code == 404  # no screenshot: no thumbnail
