@@ -305,3 +305,16 @@ def test_timeline_thumbnail_is_a_small_jpeg_of_the_screenshot(client: TestClient
     assert img.getpixel((10, 10))[0] > 180
     other = deployed(project="other")
     assert client.get(f"/ui/thumb/{other.version_id}").status_code == 404  # no screenshot: no thumbnail
+
+
+def test_diff_and_version_pages_say_what_is_missing(client: TestClient[Any]) -> None:
+    a = deployed(prompt="first")  # rows without a source commit or screenshots
+    b = deployed(prompt="second", parent=a.version_id)
+    other = deployed(project="elsewhere")
+    sign_in(client, password=PASSWORD)
+    page = client.get(f"/ui/diff/{a.version_id}/{b.version_id}")
+    assert page.status_code == 200
+    assert "has no source snapshot" in page.text and "No visual diff" in page.text
+    assert "different projects" in client.get(f"/ui/diff/{a.version_id}/{other.version_id}").text
+    version = client.get(f"/ui/versions/{b.version_id}").text
+    assert "No source snapshot" in version and "No log was written" in version
