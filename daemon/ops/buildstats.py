@@ -15,12 +15,12 @@ from daemon.core.db import database, utcnow
 WINDOWS = {"24h": 24, "7d": 24 * 7}
 
 
-def percentile(values: list[int], q: float) -> int | None:
-    """The nearest-rank q-th percentile (0..1) of values; None when empty."""
+def percentile(values: list[int], q: float, *, ordered: bool = False) -> int | None:
+    """The nearest-rank q-th percentile (0..1) of values (`ordered`: already sorted); None when empty."""
     if not values:
         return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    ranked = values if ordered else sorted(values)
+    return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
 
 
 @dataclass
@@ -68,20 +68,17 @@ def window_stats(hours: int, now: datetime | None = None) -> WindowStats:
     reasons = database.execute_sql(
         "SELECT COALESCE(failure_reason, 'unknown'), COUNT(*) FROM project_versions "
         "WHERE created_at >= ? AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1", (str(since),)).fetchall()
-    spans: dict[str, list[int]] = {"build": [], "install": [], "deploy": []}
-    for build_ms, install_ms, deploy_ms in database.execute_sql(
-            f"SELECT build_duration_ms, install_duration_ms, deploy_duration_ms FROM project_versions WHERE {window}",
-            (str(since),)):
-        if build_ms:
-            spans["build"].append(build_ms)
-        if install_ms:
-            spans["install"].append(install_ms)
-        if deploy_ms:
-            spans["deploy"].append(deploy_ms)
+    rows = database.execute_sql(
+        f"SELECT build_duration_ms, install_duration_ms, deploy_duration_ms FROM project_versions WHERE {window}",
+        (str(since),)).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+    spans = {name: sorted(x for x in col if x) for name, col in zip(("build", "install", "deploy"), columns,
+                                                                    strict=True)}
     stats = WindowStats(hours=hours, since=since)
     stats.buckets = [(start + timedelta(hours=step * i), finished[i], failed[i]) for i in range(n_buckets)]
     stats.by_reason = [(str(r), int(n)) for r, n in reasons]
     stats.finished, stats.failed = sum(finished), sum(failed)
-    stats.durations = {name: {"p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "count": len(v)}
+    stats.durations = {name: {"p50": percentile(v, 0.5, ordered=True), "p95": percentile(v, 0.95, ordered=True),
+                              "count": len(v)}
                        for name, v in spans.items()}
     return stats
