@@ -65,11 +65,21 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
                     status_code=500)
 
 
+def _templates() -> Any:
+    from daemon.ui.router import template_config
+
+    return template_config()
+
+
 def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     """The Litestar application around a built runtime and queue: every route module's handlers."""
-    handlers = [h for module in ROUTE_MODULES for h in module.HANDLERS]
+    handlers: list[Any] = [h for module in ROUTE_MODULES for h in module.HANDLERS]
     for handler in handlers:
         document_errors(handler)
+    if runtime.cfg.ui.enabled:  # the dashboard; the preview Host wrapper and the public listener never reach it
+        from daemon.ui.router import ui_router
+
+        handlers.append(ui_router(runtime.cfg))
     app = Litestar(
         route_handlers=handlers,
         exception_handlers={Exception: _error_response},
@@ -78,12 +88,14 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
         response_cache_config=ResponseCacheConfig(),
         logging_config=None,  # logging is configured once by logging_setup, not re-done by the framework
         debug=False,
+        template_config=_templates() if runtime.cfg.ui.enabled else None,
     )
     app.state.runtime = runtime
     app.state.queue = queue
     # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
     nonces.ensure_schema()
     app.state.auth_failures = MemoryWindow()
+    app.state.ui_sign_in_failures = MemoryWindow()  # the dashboard's password guesses, per IP
     server = runtime.cfg.server
     app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
     metrics.of(runtime).sse_open.set_function(lambda: slots.open)

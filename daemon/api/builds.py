@@ -235,8 +235,14 @@ async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str],
                      token: READ_TOKEN = None) -> ServerSentEvent:
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON.
     A browser's EventSource passes a read token as `?token=`."""
-    runtime = rt(request)
     await scoped(request, [version_id], versions.get, version_id)  # 403/404 before the stream starts
+    return log_stream(request, version_id)
+
+
+def log_stream(request: Request[Any, Any, Any], version_id: str) -> ServerSentEvent:
+    """The log stream of a version the caller may read, under the stream caps (this route's and the dashboard's
+    one path); Last-Event-ID resumes after that line."""
+    runtime = rt(request)
     try:
         slot = streams(request).acquire(client_ip(request))
     except Unavailable as exc:

@@ -245,6 +245,17 @@ PLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass
+class UIConfig:
+    enabled: bool = _opt(True, "Serve the operators' dashboard under /ui on the API listener (never on a preview "
+                               "host or the public previews listener).")
+    password_hash: str = _opt("", "Hash of the dashboard password, made by `previewd hash-password`; empty = sign "
+                                  "in only with a token from `daemonctl ui-token`.")
+    session_hours: float = _opt(12.0, "How long a dashboard sign-in lasts, in hours.", lo=0.01, hi=720)
+    secure_cookies: bool = _opt(False, "Mark the dashboard's session and CSRF cookies Secure (true when the API "
+                                       "is reached over HTTPS).")
+
+
+@dataclass
 class Config:
     """The whole configuration; secrets are never read from the file, only from the environment."""
 
@@ -265,6 +276,7 @@ class Config:
     render: RenderConfig = field(default_factory=RenderConfig)
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
     plans: dict[str, PlanConfig] = field(default_factory=dict)
+    ui: UIConfig = field(default_factory=UIConfig)
     secrets: Secrets = field(default_factory=lambda: Secrets())
     source: str = "defaults"
 

@@ -41,6 +41,16 @@ FAILURE_REASONS = (
 )
 
 
+# The dashboard's reads (bench/ui.py): the window analytics scan created_at, the project list groups by project
+# and counts failures without touching the table. Additive: created when missing, at every start.
+UI_INDEXES = {
+    "project_versions_created_stats": "project_versions (created_at, status, failure_reason, build_duration_ms, "
+                                      "install_duration_ms, deploy_duration_ms)",
+    "project_versions_project_status": "project_versions (user_id, project_id, status, version_id)",
+    "project_versions_status": "project_versions (status)",
+}
+
+
 def utcnow() -> datetime:
     """Now in UTC, naive: SQLite stores it as text that peewee parses back without an offset."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -234,6 +244,8 @@ def connect(data_dir: Path) -> SqliteDatabase:
         # A user's builds in flight (the concurrent-projects quota, inside the admission transaction).
         database.execute_sql("CREATE INDEX IF NOT EXISTS project_versions_user_status "
                              "ON project_versions (user_id, status)")
+        for name, columns in UI_INDEXES.items():
+            database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
     return database
 
 

@@ -121,6 +121,17 @@ class Metrics:
         finally:
             self._disk_lock.release()
 
+    def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """The current samples of every gauge and counter, by metric name (what `render` exposes), for pages
+        that show the same figures as /metrics."""
+        out: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_created", "_bucket")):
+                    continue
+                out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+        return out
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
