@@ -14,13 +14,24 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, audit, deploywatch, frameworks, isolation, packagejson, publish, scripts, toolchain
+from daemon.build import (
+    artifacts,
+    audit,
+    checks,
+    deploywatch,
+    frameworks,
+    isolation,
+    packagejson,
+    publish,
+    scripts,
+    toolchain,
+)
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
@@ -51,6 +62,13 @@ class StepTimes:
     build_ms: int = 0
     deploy_ms: int = 0
     install_skipped: bool = False
+    generate_ms: int = 0
+    checks: checks.Session | None = None  # the checks of this build, while they may still be running
+
+    def breakdown(self) -> dict[str, int]:
+        """The version's `timings` (ms per step; checks and render are added when they end)."""
+        return {"generate": self.generate_ms, "install": self.install_ms, "bundle": self.build_ms,
+                "deploy": self.deploy_ms}
 
 
 def _deps_fingerprint(files: dict[str, str], pnpm_version: str) -> str:
@@ -179,17 +197,20 @@ class Pipeline:
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
             built = self._build(v, blog, times)
             total_ms = int((time.monotonic() - started) * 1000)
-            v = self._finish(v, {"build_duration_ms": total_ms, **built.fields})
+            v = self._finish(v, {"build_duration_ms": total_ms, "add_timings": times.breakdown(), **built.fields})
             dist = built.dist
         except BuildFailed as exc:
             message = self._disk_full_note(v, exc.message)
+            self._checks_done(v.version_id, times, blog, judge=False)  # a failed build still records its checks
             blog.step(f"failed: {exc.reason}: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
                                 failure_message=message[:2000],
                                 build_duration_ms=int((time.monotonic() - started) * 1000),
-                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped)
+                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped,
+                                add_timings=times.breakdown())
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
+            self._checks_done(version_id, times, blog, judge=False)
             message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
             blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
@@ -201,8 +222,20 @@ class Pipeline:
             rt.notify(version_id)
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
-            # In the worker, after the answer: the browser never competes with a build for the machine.
-            publish.after_live(rt, v, dist=dist, inline=True)
+            # In the worker, after the answer: the browser never competes with a build for the machine. Checks
+            # still running under `record` are recorded first (their lines go to the log file after the fact).
+            pending = times.checks
+
+            def record_checks() -> None:
+                if pending is not None:
+                    late = BuildLog(blog.path, redact=self.cfg.secrets.values(),
+                                    cap_bytes=self.cfg.limits.log_mb * 2**20)
+                    try:
+                        self._checks_done(version_id, times, late, judge=False)
+                    finally:
+                        late.close()
+
+            publish.after_live(rt, v, dist=dist, inline=True, first=record_checks)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -239,6 +272,7 @@ class Pipeline:
                 raise BuildFailed("generation_failed", "rollback target has no source snapshot")
             return self._build_files(v, blog, times, dict(base_files))
         blog.step(f"generating with {rt.generator.name}")
+        t_gen = time.monotonic()
         try:
             gen = rt.generator.generate(
                 GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=base_files), blog.step)
@@ -246,6 +280,7 @@ class Pipeline:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
+        times.generate_ms = int((time.monotonic() - t_gen) * 1000)
         if gen.raw is not None:
             versions.update(rt.outbox, v.version_id, claude_json=gen.raw)
         try:
@@ -315,10 +350,22 @@ class Pipeline:
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
                                        tmp_bytes=ctx.tmp_bytes) if confined else None
-            res = self._run("build", toolchain.build_argv(tc), workspace, ctx.env, blog,
+            plan = checks.plan(workspace, cfg.build.checks)
+            build_argv, build_env, shown = toolchain.build_argv(tc), ctx.env, None
+            if not (plan.typecheck or plan.lint):
+                versions.update(rt.outbox, v.version_id, checks=checks.skipped_record(plan))
+            else:
+                blog.step(plan.split_note or "checks run after the build script")
+                if plan.bundle is not None:  # the type check runs beside the rest of the chain
+                    times.checks = self._start_checks(ctx, plan, nm_bytes)
+                    build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
+                    shown = f"build (type check split off): {plan.bundle}"
+            res = self._run("build", build_argv, workspace, build_env, blog,
                             network=cfg.sandbox.build_network, view=view, user=ctx.user,
-                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace)
+                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace, shown=shown)
             times.build_ms = int((time.monotonic() - t0) * 1000)
+            if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
+                times.checks = self._start_checks(ctx, plan, nm_bytes)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -349,6 +396,9 @@ class Pipeline:
         if out_size > cfg.limits.output_mb * 2**20:
             raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
         blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
+
+        if cfg.build.checks == "fail":  # every check must pass before the preview goes live
+            self._checks_done(v.version_id, times, blog)
 
         # 7. artifact zip (local object store, replicated by the outbox)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
@@ -500,6 +550,37 @@ class Pipeline:
             safepath.write_atomic(work, ["node_modules", INSTALL_MARKER], json.dumps(marker).encode())
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes
+
+    def _start_checks(self, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
+        """The checks in the no-network code view with the build's limits, in a thread beside the build."""
+        rt, work = self.rt, ctx.dirs.work
+        state = checks.state_dir(ctx.dirs.cache)
+        home = safepath.ensure_dir(state, ["home"])
+        isolation.give_to_code(state, ctx.ids, skip=())
+        env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)
+        view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, readonly=ctx.readonly,
+                                   tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+
+        def run_code(argv: list[str], on_line: Callable[[str], None]) -> sandbox.Result:
+            return sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
+                               output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
+                               view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes)
+
+        return checks.Session(plan, run_code, state, work).start()
+
+    def _checks_done(self, version_id: str, times: StepTimes, blog: BuildLog, *, judge: bool = True) -> None:
+        """Wait for this build's checks, record them on the version, log them; under `fail` BuildFailed when one
+        did not pass. Runs once per build (later calls do nothing)."""
+        session, times.checks = times.checks, None
+        if session is None:
+            return
+        record = session.wait()
+        for line in checks.summary_lines(record):
+            blog.step(line)
+        v = versions.update(self.rt.outbox, version_id, checks=record, add_timings={"checks": session.elapsed_ms})
+        self.rt.checks_done(v)
+        if judge:
+            checks.judge(self.cfg.build.checks, record)
 
     def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
         rt = self.rt
