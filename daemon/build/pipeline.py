@@ -53,7 +53,7 @@ INSTALL_MARKER = ".previewd-install.json"
 LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
 SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit"}
 MAX_LOCKFILE = 32 * 2**20
-AUDIT_NICE = 10
+CHECKS_NICE = 10
 
 
 @dataclass
@@ -330,6 +330,12 @@ class Pipeline:
             else:
                 nm_bytes = self._install(v, ctx, files, blog, times)
 
+            # audit (beside the snapshot and the build, on a copy of the lockfile: it needs the network, the build
+            # must not have it), started as soon as the lockfile is known
+            job = None
+            if cfg.build.audit != "off":
+                job = self._start_audit(v, ctx, files, audit_dir)
+
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
             try:
@@ -340,11 +346,7 @@ class Pipeline:
             except HistoryError as exc:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
 
-            # 5. audit (beside the build, on a copy of the lockfile: it needs the network, the build must not
-            # have it) and build
-            job = None
-            if cfg.build.audit != "off":
-                job = self._start_audit(v, ctx, files, audit_dir)
+            # 5. build (and the checks: beside the bundle when the script's type check can be split off)
             for rel in out_candidates:
                 safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
@@ -560,11 +562,14 @@ class Pipeline:
         env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)
         view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, readonly=ctx.readonly,
                                    tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+        # Under `record` the preview waits only for the bundle: the checks take the CPU the bundle leaves idle.
+        # Under `fail` both gate the preview, so neither yields.
+        nice = CHECKS_NICE if self.cfg.build.checks == "record" else 0
 
         def run_code(argv: list[str], on_line: Callable[[str], None]) -> sandbox.Result:
             return sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
                                output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
-                               view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes)
+                               view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes, nice=nice)
 
         return checks.Session(plan, run_code, state, work).start()
 
@@ -591,11 +596,11 @@ class Pipeline:
         lines: list[str] = []
 
         def run_step(cwd: Path) -> sandbox.Result:
-            # Niced: it runs beside `pnpm build` and must not take CPU from it on a small droplet.
+            # Not niced: a niced audit starved under load and then held the version back at its end (measured);
+            # it is mostly waiting on the network, so it takes little CPU from `pnpm build` anyway.
             return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
                                limits=self._limits(), on_line=lines.append, network=True, output_root=None,
-                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
-                               nice=AUDIT_NICE)
+                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
 
         return audit.start(self.cfg, files.get("pnpm-lock.yaml", ""), files.get("package.json", ""), run_step,
                            scratch, lines, rt.data_dir)

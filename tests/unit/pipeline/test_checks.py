@@ -218,9 +218,24 @@ def test_parse_eslint_relative_paths(tmp_path: Path) -> None:
     ("tsc -b", False),
 ])
 def test_split_chain(tmp_path: Path, script: str, split: bool) -> None:
-    (tmp_path / "tsconfig.json").write_text(
-        '{\n  // the Vite template\'s root config\n  "files": [],\n  "references": [{"path": "./tsconfig.app.json"}],\n}')
+    (tmp_path / "tsconfig.json").write_text('{\n  // the Vite template\'s root config\n  "files": [],\n'
+                                            '  "references": [{"path": "./tsconfig.app.json"}],\n}')
     (tmp_path / "tsconfig.app.json").write_text('{"compilerOptions": {"noEmit": true, /* x */ "strict": true}}')
     out = checks.split_chain(tmp_path, script, {"build": script})
     assert isinstance(out, tuple) == split, out
     assert not isinstance(checks.split_chain(tmp_path, script, {"build": script, "prebuild": "x"}), tuple)
+
+
+def test_checks_show_in_history_the_replica_record_and_daemonctl(bench: Bench) -> None:
+    from daemon.cli.daemonctl import _versions_table
+    from sync.replica.base import validate_record
+
+    v = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
+    [item] = versions.history_json("u1", "p1")
+    assert item["checks"]["typecheck"]["status"] == "fail" and item["timings"]["bundle"] >= 0
+    rec = validate_record(versions.to_record(v))
+    assert rec["checks"]["typecheck"]["diagnostics"][0]["location"] == "src/App.tsx:3:7"
+    assert isinstance(rec["timings"], dict)
+    row = versions.row_from_record(rec)
+    assert json.loads(row["checks"]) == rec["checks"]
+    assert "tsc:fail lint:skip" in _versions_table([item])
