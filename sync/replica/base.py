@@ -55,6 +55,7 @@ _INTS = {"build_duration_ms", "output_size_bytes"}
 _BOOLS = {"needs_rebuild", "pinned"}
 _TIMES = {"created_at", "archived_at", "updated_at"}
 _JSON_OBJECTS = ("claude_json", "checks", "timings")
+ADDED_FIELDS = ("checks", "timings")  # newer than some outbox rows: absent means None
 _REQUIRED_TEXT = {"version_id", "user_id", "project_id"}
 
 
@@ -121,9 +122,12 @@ def format_time(value: datetime | None) -> str | None:
 
 
 def validate_record(record: object) -> dict[str, Any]:
-    """Check a version record's keys and value kinds; return it unchanged or raise InvalidRecord."""
+    """Check a version record's keys and value kinds; return it (fields added since it was written set to None)
+    or raise InvalidRecord."""
     if not isinstance(record, dict):
         raise InvalidRecord(f"a version record must be a dict, got {type(record).__name__}")
+    for name in ADDED_FIELDS:  # an outbox row written before the field existed (an upgrade) still flows
+        record.setdefault(name, None)
     keys = set(record)
     missing = [f for f in RECORD_FIELDS if f not in keys]
     extra = sorted(keys - set(RECORD_FIELDS))
