@@ -388,6 +388,40 @@ class Session:
         return self._thread is not None and self._thread.is_alive()
 
 
+class Pending:
+    """Checks still running after their version went live (`record`), per project. Their recording runs in a
+    thread of its own, so the worker takes the next build at once; the project's own next build waits for them
+    before it touches the workspace (after its generation, which usually hides the wait)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+
+    def add(self, key: tuple[str, str], fn: Callable[[], None]) -> None:
+        t = threading.Thread(target=fn, name="previewd-checks-record", daemon=True)
+        with self._lock:
+            self._threads[key] = t
+        t.start()
+
+    def wait(self, key: tuple[str, str], say: Callable[[str], None]) -> None:
+        """Block until the project's previous checks are recorded."""
+        with self._lock:
+            t = self._threads.pop(key, None)
+        if t is not None and t.is_alive():
+            t0 = time.monotonic()
+            t.join()
+            say(f"waited {time.monotonic() - t0:.1f}s for the previous version's checks to end")
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for every pending recording (shutdown, tests); True when none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads.values())
+        for t in threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+
 def skipped_record(p: Plan) -> dict[str, Any]:
     """The record of a build where no check applies (each says why)."""
     return {k: CheckResult(k, "skipped", detail=p.skipped.get(k, "")).as_dict() for k in KINDS}

@@ -129,6 +129,7 @@ class Pipeline:
         self.cfg = rt.cfg
         # Set at shutdown past the grace period: the running step is killed and the version is `interrupted`.
         self.cancel = threading.Event()
+        self.pending_checks = checks.Pending()
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _limits(self) -> sandbox.Limits:
@@ -223,7 +224,8 @@ class Pipeline:
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
             # In the worker, after the answer: the browser never competes with a build for the machine. Checks
-            # still running under `record` are recorded first (their lines go to the log file after the fact).
+            # still running under `record` are recorded by a thread of their own (their lines go to the log file
+            # after the fact); the project's next build waits for them before it writes the workspace.
             pending = times.checks
 
             def record_checks() -> None:
@@ -235,7 +237,9 @@ class Pipeline:
                     finally:
                         late.close()
 
-            publish.after_live(rt, v, dist=dist, inline=True, first=record_checks)
+            key = (v.user_id, v.project_id)
+            publish.after_live(rt, v, dist=dist, inline=True,
+                               first=(lambda: self.pending_checks.add(key, record_checks)) if pending else None)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -312,6 +316,7 @@ class Pipeline:
         self._log_policy(blog, ctx)
 
         # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
+        self.pending_checks.wait((v.user_id, v.project_id), blog.step)
         materialize(workspace, files, keep=("node_modules",))
         safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
         home = safepath.ensure_dir(dirs.cache, ["home"])

@@ -55,6 +55,7 @@ class Real:
         submit = submit_rebuild if rebuild else submit_new
         v = submit(self.rt, q, BuildRequest("u1", project, "a bakery"))  # type: ignore[arg-type]
         self.pipeline.run(q.ids[0])
+        self.pipeline.pending_checks.drain()  # checks recorded after going live
         return ProjectVersion.get_by_id(v.version_id)
 
     def log(self, v: ProjectVersion) -> str:

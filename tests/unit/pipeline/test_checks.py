@@ -60,6 +60,7 @@ def _build(b: Bench, contract: dict[str, Any], project: str = "p1", rebuild: boo
     submit = submit_rebuild if rebuild else submit_new
     v = submit(b.rt, q, BuildRequest("u1", project, "a page"))  # type: ignore[arg-type]
     b.pipeline.run(q.ids[0])
+    b.pipeline.pending_checks.drain()  # checks recorded after going live
     return ProjectVersion.get_by_id(v.version_id)
 
 
@@ -239,3 +240,23 @@ def test_checks_show_in_history_the_replica_record_and_daemonctl(bench: Bench) -
     row = versions.row_from_record(rec)
     assert json.loads(row["checks"]) == rec["checks"]
     assert "tsc:fail lint:skip" in _versions_table([item])
+
+
+def test_under_record_the_worker_does_not_wait_for_the_checks_but_the_projects_next_build_does(
+        bench: Bench) -> None:
+    # the type check of the first version holds until the test opens the gate (at most 30 s)
+    tsc = _script("import time\nif os.path.exists('hold'):\n    t = time.time()\n"
+                  "    while not os.path.exists('gate') and time.time() - t < 30:\n        time.sleep(0.05)\n"
+                  "sys.exit(0)")
+    build = f"tsc --noEmit && {COPY}"
+    bench.gen.queue.append(_project(build, {"tsconfig.json": TSCONFIG, "hold": "1"}, {"tsc": tsc}))
+    q = InlineQueue()
+    v1 = submit_new(bench.rt, q, BuildRequest("u1", "p1", "a page"))  # type: ignore[arg-type]
+    bench.pipeline.run(q.ids[0])
+    v1 = ProjectVersion.get_by_id(v1.version_id)
+    assert v1.status == "deployed" and v1.checks is None  # live, its checks still running
+    (bench.rt.layout.project_dir("u1", "p1") / "work" / "gate").write_text("open")
+    v2 = _build(bench, _project(build, {"tsconfig.json": TSCONFIG}, {"tsc": tsc}), rebuild=True)
+    assert "for the previous version's checks to end" in _log(bench, v2)
+    assert _checks(ProjectVersion.get_by_id(v1.version_id))["typecheck"]["status"] == "pass"
+    assert "check typecheck: pass" in _log(bench, v1)  # appended to its log after the fact
