@@ -168,6 +168,8 @@ def main() -> None:
     ap.add_argument("--warm-runs", type=int, default=3)
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--policy-runs", type=int, default=3)
+    ap.add_argument("--checks", default="record", choices=("record", "fail", "off"),
+                    help="[build] checks of the main daemon (off: the build script runs as written, as in the shell)")
     args = ap.parse_args()
     files = project_files()
     root = Path(tempfile.mkdtemp(prefix="previewd-bench-"))
@@ -188,7 +190,7 @@ def main() -> None:
                 shell_colds.append(shell_cold_run(i))
             if d is not None:
                 d.stop()
-            d = Daemon(root / f"dc-{i}")
+            d = Daemon(root / f"dc-{i}", checks=args.checks)
             t, vid = d.build_v("cold", PROMPT)
             daemon_colds.append(t)
             cold_ids = [vid]
@@ -219,7 +221,7 @@ def main() -> None:
         # time to live under each checks policy: a second daemon with checks = "fail", rebuilds interleaved
         record_ttl: list[float] = []
         fail_ttl: list[float] = []
-        if args.policy_runs:
+        if args.policy_runs and args.checks == "record":
             f = Daemon(root / "policy-fail", checks="fail")
             f.build("pol", PROMPT)
             d.build("pol", PROMPT)

@@ -87,7 +87,7 @@ def parse_tsc(lines: list[str]) -> tuple[int, int, list[dict[str, Any]]]:
         else:
             warnings += 1
         gd = m.groupdict()
-        file = (gd.get("file") or "").strip()
+        file = (gd.get("file") or "").strip()[:300]
         last = _diag(file, int(gd.get("line") or 0), int(gd.get("col") or 0), m.group("msg"), m.group("code"), sev)
         if len(diags) < MAX_DIAGNOSTICS:
             diags.append(last)
@@ -110,7 +110,7 @@ def parse_eslint(text: str, work: Path) -> tuple[int, int, list[dict[str, Any]]]
         if not isinstance(item, dict):
             continue
         path = str(item.get("filePath") or "")
-        rel = os.path.relpath(path, work) if os.path.isabs(path) else path
+        rel = (os.path.relpath(path, work) if os.path.isabs(path) else path)[:300]
         for msg in item.get("messages") or []:
             if not isinstance(msg, dict):
                 continue
@@ -193,7 +193,7 @@ def _config_path(rel: str) -> str:
 def _emits_nothing(work: Path, rel: str, depth: int = 0) -> bool:
     """True when `tsc -b` on this config (and every config it references) is known to write no JS beside the
     sources: each says noEmit (or has no files). Unknown (extends, unreadable) counts as emitting."""
-    if depth > 8 or rel.startswith(".."):
+    if depth > 8 or rel.startswith("..") or os.path.isabs(rel):
         return False
     try:
         config = read_jsonc(work, rel)
@@ -409,8 +409,9 @@ class Pending:
             t = self._threads.pop(key, None)
         if t is not None and t.is_alive():
             t0 = time.monotonic()
+            say("waiting for the previous version's checks to end (they read the workspace)")
             t.join()
-            say(f"waited {time.monotonic() - t0:.1f}s for the previous version's checks to end")
+            say(f"the previous version's checks ended after {time.monotonic() - t0:.1f}s")
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait for every pending recording (shutdown, tests); True when none is left."""

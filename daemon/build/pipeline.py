@@ -562,6 +562,7 @@ class Pipeline:
         """The checks in the no-network code view with the build's limits, in a thread beside the build."""
         rt, work = self.rt, ctx.dirs.work
         state = checks.state_dir(ctx.dirs.cache)
+        safepath.remove_tree(state, ["home"])  # HOME starts empty; the incremental state beside it stays
         home = safepath.ensure_dir(state, ["home"])
         isolation.give_to_code(state, ctx.ids, skip=())
         env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -255,8 +257,27 @@ def test_under_record_the_worker_does_not_wait_for_the_checks_but_the_projects_n
     bench.pipeline.run(q.ids[0])
     v1 = ProjectVersion.get_by_id(v1.version_id)
     assert v1.status == "deployed" and v1.checks is None  # live, its checks still running
-    (bench.rt.layout.project_dir("u1", "p1") / "work" / "gate").write_text("open")
+
+    def open_gate_when_the_rebuild_waits() -> None:
+        for _ in range(600):
+            logs = bench.rt.data_dir / "logs"
+            if any("waiting for the previous version's checks" in p.read_text() for p in logs.glob("*.log")):
+                break
+            time.sleep(0.05)
+        (bench.rt.layout.project_dir("u1", "p1") / "work" / "gate").write_text("open")
+
+    opener = threading.Thread(target=open_gate_when_the_rebuild_waits)
+    opener.start()
     v2 = _build(bench, _project(build, {"tsconfig.json": TSCONFIG}, {"tsc": tsc}), rebuild=True)
-    assert "for the previous version's checks to end" in _log(bench, v2)
+    opener.join()
+    log2 = _log(bench, v2)
+    assert log2.index("waiting for the previous version's checks") < log2.index("the previous version's checks "
+                                                                                 "ended") < log2.index("$ ")
     assert _checks(ProjectVersion.get_by_id(v1.version_id))["typecheck"]["status"] == "pass"
     assert "check typecheck: pass" in _log(bench, v1)  # appended to its log after the fact
+
+
+def test_references_outside_the_workspace_count_as_emitting(tmp_path: Path) -> None:
+    for ref in ("../elsewhere", "/etc"):
+        (tmp_path / "tsconfig.json").write_text(json.dumps({"files": [], "references": [{"path": ref}]}))
+        assert not isinstance(checks.split_chain(tmp_path, "tsc -b && vite build", {}), tuple)
