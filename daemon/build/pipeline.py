@@ -360,7 +360,10 @@ class Pipeline:
             plan = checks.plan(workspace, cfg.build.checks)
             build_argv, build_env, shown = toolchain.build_argv(tc), ctx.env, None
             if not (plan.typecheck or plan.lint):
-                versions.update(rt.outbox, v.version_id, checks=checks.skipped_record(plan))
+                record = checks.skipped_record(plan)
+                blog.step("checks: none run, the build script runs as written (" + "; ".join(
+                    f"{k} skipped: {c['detail']}" for k, c in record.items()) + ")")
+                versions.update(rt.outbox, v.version_id, checks=record)
             else:
                 blog.step(plan.split_note or "checks run after the build script")
                 if plan.bundle is not None:  # the type check runs beside the rest of the chain

@@ -80,6 +80,7 @@ def test_no_tsconfig_or_eslint_config_is_skipped(bench: Bench) -> None:
     c = _checks(v)
     assert c["typecheck"]["status"] == "skipped" and c["typecheck"]["detail"] == "no tsconfig.json"
     assert c["lint"]["status"] == "skipped" and c["lint"]["detail"] == "no eslint config"
+    assert "checks: none run, the build script runs as written (typecheck skipped: no tsconfig.json" in _log(bench, v)
     timings = versions.version_json(v)["timings"]
     assert set(timings) >= {"generate", "install", "bundle", "deploy"}
 
