@@ -6,6 +6,7 @@ themselves live beside it (isolation, scripts, audit, packagejson, publish).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -211,7 +212,8 @@ class Pipeline:
                                 add_timings=times.breakdown())
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
-            self._checks_done(version_id, times, blog, judge=False)
+            with contextlib.suppress(Exception):
+                self._checks_done(version_id, times, blog, judge=False)
             message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
             blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
@@ -226,20 +228,10 @@ class Pipeline:
             # In the worker, after the answer: the browser never competes with a build for the machine. Checks
             # still running under `record` are recorded by a thread of their own (their lines go to the log file
             # after the fact); the project's next build waits for them before it writes the workspace.
-            pending = times.checks
-
-            def record_checks() -> None:
-                if pending is not None:
-                    late = BuildLog(blog.path, redact=self.cfg.secrets.values(),
-                                    cap_bytes=self.cfg.limits.log_mb * 2**20)
-                    try:
-                        self._checks_done(version_id, times, late, judge=False)
-                    finally:
-                        late.close()
-
             key = (v.user_id, v.project_id)
-            publish.after_live(rt, v, dist=dist, inline=True,
-                               first=(lambda: self.pending_checks.add(key, record_checks)) if pending else None)
+            late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, times, blog.path))) \
+                if times.checks is not None else None
+            publish.after_live(rt, v, dist=dist, inline=True, first=late)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -596,6 +588,16 @@ class Pipeline:
         if judge:
             checks.judge(self.cfg.build.checks, record)
 
+    def _record_late(self, version_id: str, times: StepTimes, log_path: Path) -> None:
+        """Checks that outlived their build (`record`): recorded when they end, their lines appended to the log."""
+        late = BuildLog(log_path, redact=self.cfg.secrets.values(), cap_bytes=self.cfg.limits.log_mb * 2**20)
+        try:
+            self._checks_done(version_id, times, late, judge=False)
+        except Exception:
+            log.exception("recording the checks of %s failed", version_id)
+        finally:
+            late.close()
+
     def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
         rt = self.rt
         safepath.ensure_dir(rt.data_dir, ["tmp", scratch.name, "home"])
@@ -605,8 +607,8 @@ class Pipeline:
         lines: list[str] = []
 
         def run_step(cwd: Path) -> sandbox.Result:
-            # Not niced: a niced audit starved under load and then held the version back at its end (measured);
-            # it is mostly waiting on the network, so it takes little CPU from `pnpm build` anyway.
+            # Not niced: on a loaded machine a niced audit starved and then held the version back at its end; it
+            # mostly waits on the network, so it takes little CPU from `pnpm build` anyway.
             return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
                                limits=self._limits(), on_line=lines.append, network=True, output_root=None,
                                layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
