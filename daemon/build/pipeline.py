@@ -38,7 +38,7 @@ from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
 from daemon.core import logging_setup, versions
 from daemon.core.contract import ContractError, apply_contract
-from daemon.core.db import ProjectVersion
+from daemon.core.db import ProjectVersion, database
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
@@ -592,7 +592,8 @@ class Pipeline:
         """Checks that outlived their build (`record`): recorded when they end, their lines appended to the log."""
         late = BuildLog(log_path, redact=self.cfg.secrets.values(), cap_bytes=self.cfg.limits.log_mb * 2**20)
         try:
-            self._checks_done(version_id, times, late, judge=False)
+            with database.connection_context():  # a thread of its own: its connection closes with it
+                self._checks_done(version_id, times, late, judge=False)
         except Exception:
             log.exception("recording the checks of %s failed", version_id)
         finally:

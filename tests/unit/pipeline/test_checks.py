@@ -3,6 +3,7 @@ show what is recorded, how `[build] checks` judges it, the chain split, the no-n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -282,3 +283,19 @@ def test_references_outside_the_workspace_count_as_emitting(tmp_path: Path) -> N
     for ref in ("../elsewhere", "/etc"):
         (tmp_path / "tsconfig.json").write_text(json.dumps({"files": [], "references": [{"path": ref}]}))
         assert not isinstance(checks.split_chain(tmp_path, "tsc -b && vite build", {}), tuple)
+
+
+def test_late_recording_leaves_no_database_connection_open(bench: Bench) -> None:
+    def open_dbs() -> int:
+        n = 0
+        for fd in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                n += str(fd.readlink()).endswith("state.db")
+        return n
+
+    contract = _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_OK})
+    _build(bench, contract)
+    before = open_dbs()
+    for _ in range(3):
+        _build(bench, contract, rebuild=True)
+    assert open_dbs() <= before
