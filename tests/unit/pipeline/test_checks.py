@@ -299,3 +299,14 @@ def test_late_recording_leaves_no_database_connection_open(bench: Bench) -> None
     for _ in range(3):
         _build(bench, contract, rebuild=True)
     assert open_dbs() <= before
+
+
+def test_a_fast_rollback_carries_its_targets_checks(bench: Bench) -> None:
+    from daemon.build.rollback import rollback
+
+    v1 = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
+    _build(bench, page_project("Second"), rebuild=True)
+    r = rollback(bench.rt, InlineQueue(), "u1", "p1", v1.version_id)  # type: ignore[arg-type]
+    assert r.status == "deployed"
+    assert _checks(r) == _checks(v1) and _checks(r)["typecheck"]["status"] == "fail"
+    assert "deploy" in versions.version_json(r)["timings"]
