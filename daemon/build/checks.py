@@ -256,8 +256,9 @@ def split_chain(work: Path, script: str, scripts: dict[str, Any]) -> tuple[list[
     return flags, rest.strip()
 
 
-def plan(work: Path, policy: str) -> Plan:
-    """Which checks apply to the workspace (after the install), and whether the build script is split."""
+def plan(work: Path, policy: str, outputs: tuple[str, ...] = ()) -> Plan:
+    """Which checks apply to the workspace (after the install), and whether the build script is split.
+    `outputs` are the build's output dirs: never linted (the bundle may be writing them)."""
     p = Plan()
     if policy == "off":
         p.skipped = {k: "[build] checks = \"off\"" for k in KINDS}
@@ -275,6 +276,9 @@ def plan(work: Path, policy: str) -> Plan:
     else:
         p.lint = [str(eslint), ".", "--max-warnings=0", "--format", "json", "--cache", "--cache-location",
                   "@STATE@/eslintcache", "--output-file", "@STATE@/eslint.json"]
+        for rel in outputs:
+            if rel not in ("public", "src"):  # sources in most setups
+                p.lint += ["--ignore-pattern", f"{rel}/"]
     if "typecheck" in p.skipped or tsc is None:
         return p
     script, scripts = _build_script(work)

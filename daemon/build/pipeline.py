@@ -349,7 +349,7 @@ class Pipeline:
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
                                        tmp_bytes=ctx.tmp_bytes) if confined else None
-            plan = checks.plan(workspace, cfg.build.checks)
+            plan = checks.plan(workspace, cfg.build.checks, out_candidates)
             build_argv, build_env, shown = toolchain.build_argv(tc), ctx.env, None
             if not (plan.typecheck or plan.lint):
                 record = checks.skipped_record(plan)

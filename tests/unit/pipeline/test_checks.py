@@ -131,6 +131,7 @@ def test_lint_warning_fails_under_max_warnings_zero(bench: Bench) -> None:
     assert _checks(v)["typecheck"]["status"] == "skipped"
     # the eslint cache is kept per project, outside the output
     assert "--cache-location <cache>/eslintcache" in lint["command"]
+    assert "--ignore-pattern dist/" in lint["command"] and "src/" not in lint["command"]  # never the output
     bench.rt.cfg.build.checks = "fail"
     v2 = _build(bench, _project(COPY, files, {"eslint": ESLINT_WARNING}), project="p2")
     assert v2.failure_reason == "check_failed" and "lint fail (0 errors, 1 warnings)" in (v2.failure_message or "")
