@@ -294,6 +294,10 @@ def plan(work: Path, policy: str, outputs: tuple[str, ...] = ()) -> Plan:
         except (OSError, ValueError):
             refs = []
         flags = ["-b"] if refs else ["--noEmit"]
+        if refs and not _emits_nothing(work, "tsconfig.json"):
+            # `tsc -b` would write JS beside the sources, and the next snapshot would take it for sources.
+            p.skipped["typecheck"] = "tsc -b would write files (project references without noEmit in every tsconfig)"
+            return p
     if "-b" in flags or "--build" in flags:
         # Build mode keeps its state where each tsconfig says (the templates: node_modules/.tmp, kept).
         p.typecheck = [str(tsc), *flags, "--pretty", "false"]

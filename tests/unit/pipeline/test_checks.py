@@ -311,3 +311,17 @@ def test_a_fast_rollback_carries_its_targets_checks(bench: Bench) -> None:
     assert r.status == "deployed"
     assert _checks(r) == _checks(v1) and _checks(r)["typecheck"]["status"] == "fail"
     assert "deploy" in versions.version_json(r)["timings"]
+
+
+def test_references_that_would_emit_are_not_checked_with_tsc_b(tmp_path: Path) -> None:
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"files": [], "references": [{"path": "./app"}]}))
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "tsconfig.json").write_text(json.dumps({"compilerOptions": {"outDir": "out"}}))
+    (tmp_path / "package.json").write_text(json.dumps({"scripts": {"build": "vite build"}}))
+    bin_dir = tmp_path / "node_modules" / ".bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "tsc").write_text("#!/bin/sh\n")
+    p = checks.plan(tmp_path, "record")
+    assert p.typecheck is None and "would write files" in p.skipped["typecheck"]
+    (tmp_path / "app" / "tsconfig.json").write_text(json.dumps({"compilerOptions": {"noEmit": True}}))
+    assert checks.plan(tmp_path, "record").typecheck == [str(bin_dir / "tsc"), "-b", "--pretty", "false"]
