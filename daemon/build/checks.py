@@ -391,10 +391,6 @@ class Session:
             self._thread.join()
         return {k: self.results.get(k, CheckResult(k, "skipped")).as_dict() for k in KINDS}
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
 
 class Pending:
     """Checks still running after their version went live (`record`), per project. Their recording runs in a
@@ -480,11 +476,11 @@ def bundle_argv(bundle: str) -> list[str]:
     return ["sh", "-c", bundle]
 
 
-def bundle_env(env: dict[str, str], work: Path, scripts_name: str = "build") -> dict[str, str]:
+def bundle_env(env: dict[str, str], work: Path) -> dict[str, str]:
     """The build step's environment as `pnpm run build` gives it: node_modules/.bin first on PATH."""
     out = dict(env)
     out["PATH"] = f"{work / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}"
-    out["npm_lifecycle_event"] = scripts_name
+    out["npm_lifecycle_event"] = "build"
     out["npm_command"] = "run-script"
     return out
 
