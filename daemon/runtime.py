@@ -86,6 +86,7 @@ class Runtime:
         self.live_logs = LiveLogs()
         self.on_build_done: list[Callable[[ProjectVersion], None]] = []
         self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
+        self.on_checks_done: list[Callable[[ProjectVersion], None]] = []  # a version's checks were recorded
         # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
@@ -150,6 +151,14 @@ class Runtime:
                 fn(v)
             except Exception:
                 log.exception("build-done hook failed")
+
+    def checks_done(self, v: ProjectVersion) -> None:
+        """Run the checks-recorded hooks (metrics); a failing hook never fails the build."""
+        for fn in self.on_checks_done:
+            try:
+                fn(v)
+            except Exception:
+                log.exception("checks-done hook failed")
 
     def close(self) -> None:
         self.after_pool.shutdown(wait=True, cancel_futures=True)

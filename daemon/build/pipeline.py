@@ -15,7 +15,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ import sandbox
 from daemon.build import (
     artifacts,
     audit,
+    checks,
     deploywatch,
     frameworks,
     isolation,
@@ -38,7 +39,7 @@ from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
 from daemon.core import logging_setup, quotas, versions
 from daemon.core.contract import ContractError, apply_contract
-from daemon.core.db import ProjectVersion
+from daemon.core.db import ProjectVersion, database
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
@@ -54,7 +55,7 @@ INSTALL_MARKER = ".previewd-install.json"
 LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
 SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit"}
 MAX_LOCKFILE = 32 * 2**20
-AUDIT_NICE = 10
+CHECKS_NICE = 10
 
 
 @dataclass
@@ -63,6 +64,13 @@ class StepTimes:
     build_ms: int = 0
     deploy_ms: int = 0
     install_skipped: bool = False
+    generate_ms: int = 0
+    checks: checks.Session | None = None  # the checks of this build, while they may still be running
+
+    def breakdown(self) -> dict[str, int]:
+        """The version's `timings` (ms per step; checks and render are added when they end)."""
+        return {"generate": self.generate_ms, "install": self.install_ms, "bundle": self.build_ms,
+                "deploy": self.deploy_ms}
 
 
 def _deps_fingerprint(files: dict[str, str], pnpm_version: str, manifests: Sequence[str] = ("package.json",)) -> str:
@@ -129,6 +137,7 @@ class Pipeline:
         self.cfg = rt.cfg
         # Set at shutdown past the grace period: the running step is killed and the version is `interrupted`.
         self.cancel = threading.Event()
+        self.pending_checks = checks.Pending()
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _limits(self) -> sandbox.Limits:
@@ -198,17 +207,21 @@ class Pipeline:
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
             built = self._build(v, blog, times)
             total_ms = int((time.monotonic() - started) * 1000)
-            v = self._finish(v, {"build_duration_ms": total_ms, **built.fields})
+            v = self._finish(v, {"build_duration_ms": total_ms, "add_timings": times.breakdown(), **built.fields})
             dist = built.dist
         except BuildFailed as exc:
             message = self._disk_full_note(v, exc.message)
+            self._checks_done(v.version_id, times, blog, judge=False)  # a failed build still records its checks
             blog.step(f"failed: {exc.reason}: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
                                 failure_message=message[:2000],
                                 build_duration_ms=int((time.monotonic() - started) * 1000),
-                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped)
+                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped,
+                                add_timings=times.breakdown())
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
+            with contextlib.suppress(Exception):
+                self._checks_done(version_id, times, blog, judge=False)
             message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
             blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
@@ -220,8 +233,13 @@ class Pipeline:
             rt.notify(version_id)
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
-            # In the worker, after the answer: the browser never competes with a build for the machine.
-            publish.after_live(rt, v, dist=dist, inline=True)
+            # In the worker, after the answer: the browser never competes with a build for the machine. Checks
+            # still running under `record` are recorded by a thread of their own (their lines go to the log file
+            # after the fact); the project's next build waits for them before it writes the workspace.
+            key = (v.user_id, v.project_id)
+            late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, times, blog.path))) \
+                if times.checks is not None else None
+            publish.after_live(rt, v, dist=dist, inline=True, first=late)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -258,6 +276,7 @@ class Pipeline:
                 raise BuildFailed("generation_failed", "rollback target has no source snapshot")
             return self._build_files(v, blog, times, dict(base_files))
         blog.step(f"generating with {rt.generator.name}")
+        t_gen = time.monotonic()
         try:
             gen = rt.generator.generate(
                 GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=base_files), blog.step)
@@ -265,6 +284,7 @@ class Pipeline:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
+        times.generate_ms = int((time.monotonic() - t_gen) * 1000)
         if gen.raw is not None:
             versions.update(rt.outbox, v.version_id, claude_json=gen.raw)
         try:
@@ -304,6 +324,7 @@ class Pipeline:
 
         # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives (but for
         # node_modules, and a workspace's packages' node_modules and build output: monorepo.output_keep)
+        self.pending_checks.wait((v.user_id, v.project_id), blog.step)
         kept = monorepo.output_keep(mono, files) if mono.is_workspace else []
         materialize(workspace, files, keep=("node_modules", *kept))
         safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
@@ -324,6 +345,12 @@ class Pipeline:
             else:
                 nm_bytes = self._install(v, ctx, files, blog, times)
 
+            # audit (beside the snapshot and the build, on a copy of the lockfile: it needs the network, the build
+            # must not have it), started as soon as the lockfile is known
+            job = None
+            if cfg.build.audit != "off":
+                job = self._start_audit(v, ctx, files, audit_dir)
+
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
             excluded = {c.split("/")[0] for c in out_candidates} - {"public", "src"}
@@ -337,11 +364,7 @@ class Pipeline:
             except HistoryError as exc:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
 
-            # 5. audit (beside the build, on a copy of the lockfile: it needs the network, the build must not
-            # have it) and build
-            job = None
-            if cfg.build.audit != "off":
-                job = self._start_audit(v, ctx, files, audit_dir)
+            # 5. build (and the checks: beside the bundle when the script's type check can be split off)
             # Stale output goes; `public` (and `src`) hold the project's own sources, which the bundler copies.
             for rel in out_candidates:
                 if rel not in ("public", "src"):
@@ -349,16 +372,32 @@ class Pipeline:
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
                                        tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if confined else None
-            build_argv, prints = toolchain.build_argv(tc), dict[str, str]()
+            plan = checks.plan(workspace, cfg.build.checks, out_candidates)
+            build_argv, build_env, shown, prints = toolchain.build_argv(tc), ctx.env, None, dict[str, str]()
+            if not (plan.typecheck or plan.lint):
+                record = checks.skipped_record(plan)
+                blog.step("checks: none run, the build script runs as written (" + "; ".join(
+                    f"{k} skipped: {c['detail']}" for k, c in record.items()) + ")")
+                versions.update(rt.outbox, v.version_id, checks=record)
+            elif mono.is_workspace:  # the workspace's build goes through `pnpm --filter`: nothing to split
+                blog.step("checks run after the workspace's build")
+            else:
+                blog.step(plan.split_note or "checks run after the build script")
+                if plan.bundle is not None:  # the type check runs beside the rest of the chain
+                    times.checks = self._start_checks(ctx, plan, nm_bytes)
+                    build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
+                    shown = f"build (type check split off): {plan.bundle}"
             if mono.is_workspace:
                 build_argv, prints = monorepo.plan_build(tc, mono, files, workspace, blog)
-            res = self._run("build", build_argv, workspace, ctx.env, blog,
+            res = self._run("build", build_argv, workspace, build_env, blog,
                             network=cfg.sandbox.build_network, view=view, user=ctx.user,
-                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace,
+                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace, shown=shown,
                             meter=v.version_id)
             times.build_ms = int((time.monotonic() - t0) * 1000)
             if mono.is_workspace and res.reason == "ok":
                 monorepo.mark_built(workspace, mono, prints)
+            if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
+                times.checks = self._start_checks(ctx, plan, nm_bytes)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -389,6 +428,9 @@ class Pipeline:
         if out_size > cfg.limits.output_mb * 2**20:
             raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
         blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
+
+        if cfg.build.checks == "fail":  # every check must pass before the preview goes live
+            self._checks_done(v.version_id, times, blog)
 
         # 7. artifact zip (local object store, replicated by the outbox)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
@@ -551,6 +593,52 @@ class Pipeline:
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes
 
+    def _start_checks(self, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
+        """The checks in the no-network code view with the build's limits, in a thread beside the build."""
+        rt, work = self.rt, ctx.dirs.work
+        state = checks.state_dir(ctx.dirs.cache)
+        safepath.remove_tree(state, ["home"])  # HOME starts empty; the incremental state beside it stays
+        home = safepath.ensure_dir(state, ["home"])
+        isolation.give_to_code(state, ctx.ids, skip=())
+        env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)
+        view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, readonly=ctx.readonly,
+                                   tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+        # Under `record` the preview waits only for the bundle: the checks take the CPU the bundle leaves idle.
+        # Under `fail` both gate the preview, so neither yields.
+        nice = CHECKS_NICE if self.cfg.build.checks == "record" else 0
+
+        def run_code(argv: list[str], on_line: Callable[[str], None]) -> sandbox.Result:
+            return sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
+                               output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
+                               view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes, nice=nice)
+
+        return checks.Session(plan, run_code, state, work).start()
+
+    def _checks_done(self, version_id: str, times: StepTimes, blog: BuildLog, *, judge: bool = True) -> None:
+        """Wait for this build's checks, record them on the version, log them; under `fail` BuildFailed when one
+        did not pass. Runs once per build (later calls do nothing)."""
+        session, times.checks = times.checks, None
+        if session is None:
+            return
+        record = session.wait()
+        for line in checks.summary_lines(record):
+            blog.step(line)
+        v = versions.update(self.rt.outbox, version_id, checks=record, add_timings={"checks": session.elapsed_ms})
+        self.rt.checks_done(v)
+        if judge:
+            checks.judge(self.cfg.build.checks, record)
+
+    def _record_late(self, version_id: str, times: StepTimes, log_path: Path) -> None:
+        """Checks that outlived their build (`record`): recorded when they end, their lines appended to the log."""
+        late = BuildLog(log_path, redact=self.cfg.secrets.values(), cap_bytes=self.cfg.limits.log_mb * 2**20)
+        try:
+            with database.connection_context():  # a thread of its own: its connection closes with it
+                self._checks_done(version_id, times, late, judge=False)
+        except Exception:
+            log.exception("recording the checks of %s failed", version_id)
+        finally:
+            late.close()
+
     def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
         rt = self.rt
         safepath.ensure_dir(rt.data_dir, ["tmp", scratch.name, "home"])
@@ -560,11 +648,11 @@ class Pipeline:
         lines: list[str] = []
 
         def run_step(cwd: Path) -> sandbox.Result:
-            # Niced: it runs beside `pnpm build` and must not take CPU from it on a small droplet.
+            # Not niced: on a loaded machine a niced audit starved and then held the version back at its end; it
+            # mostly waits on the network, so it takes little CPU from `pnpm build` anyway.
             res = sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
                               limits=self._limits(), on_line=lines.append, network=True, output_root=None,
-                              layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
-                              nice=AUDIT_NICE)
+                              layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
             quotas.add_cpu(v.version_id, res.cpu_seconds)
             return res
 

@@ -115,6 +115,8 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "node_version": t.node_version, "pnpm_version": t.pnpm_version,
         "build_duration_ms": int((time.monotonic() - started) * 1000), "deploy_duration_ms": None,
         "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+        "checks": t.checks,  # the same sources as the target: its checks hold for this version too
+        "add_timings": {"deploy": int((time.monotonic() - started) * 1000)},
     }
     if dep.state == "deployed":
         v = publish.make_live(rt, v.version_id, **fields)

@@ -29,12 +29,20 @@ def _print(resp: httpx.Response) -> int:
     return 1 if isinstance(data, dict) and data.get("success") is False else 0
 
 
+def _checks_cell(checks: Any) -> str:
+    """`tsc:pass lint:skip` from a version's checks record."""
+    if not isinstance(checks, dict):
+        return ""
+    short = {"typecheck": "tsc", "lint": "lint"}
+    return " ".join(f"{short[k]}:{str((checks.get(k) or {}).get('status', '?'))[:4]}" for k in short)
+
+
 def _versions_table(items: list[dict[str, Any]]) -> str:
-    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  PROMPT"]
+    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  {'CHECKS':19}  PROMPT"]
     for v in items:
         prompt = (v.get("prompt") or "").replace("\n", " ")
         rows.append(f"{v['versionId']:26}  {v['status']:9}  {v.get('createdAt') or '':24}  "
-                    f"{v.get('failureReason') or '':14}  {prompt[:60]}")
+                    f"{v.get('failureReason') or '':14}  {_checks_cell(v.get('checks')):19}  {prompt[:60]}")
     return "\n".join(rows)
 
 

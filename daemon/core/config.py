@@ -94,6 +94,10 @@ class BuildConfig:
         "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")
     node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the "
                                            "OOM kill.", lo=64)
+    checks: str = _opt("record", "Type check (`tsc`) and `eslint --max-warnings=0` after the install, when the project "
+                                 "has them: record = deploy and record the result; fail = a failing check fails "
+                                 "the version (`check_failed`, no preview); off = not run.",
+                       choices=("record", "fail", "off"))
     keep_logs_lines: int = _opt(40, "How many last log lines a failed build returns in its API answer.", lo=1)
 
 

@@ -37,7 +37,7 @@ ACTIVE_STATUSES = ("queued", "building", "deploying")
 FAILURE_REASONS = (
     "generation_failed", "invalid_output", "install_failed", "audit_failed", "build_failed", "no_output",
     "cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit", "deploy_failed",
-    "interrupted", "sandbox_unavailable",
+    "interrupted", "sandbox_unavailable", "check_failed",
 )
 
 
@@ -99,6 +99,8 @@ class ProjectVersion(BaseModel):
     render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
     render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
     target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
+    checks = TextField(null=True)  # JSON: {typecheck, lint}, each status/errors/warnings/durationMs/diagnostics
+    timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
 
     class Meta:
         table_name = "project_versions"

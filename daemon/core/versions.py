@@ -21,6 +21,7 @@ from sync.replica.base import RECORD_FIELDS, format_time, parse_time
 _BOOLS = ("needs_rebuild", "pinned", "install_skipped")
 _TIMES = ("created_at", "archived_at", "updated_at", "deployed_at")
 _STACK_CAP = 200
+_JSON_COLUMNS = ("claude_json", "checks", "timings")  # JSON text locally, objects in records and the API
 
 
 class OutboxWriter(Protocol):
@@ -55,7 +56,7 @@ def record_of(data: Mapping[str, Any]) -> dict[str, Any]:
         val = data.get(k)
         if k in _BOOLS:
             val = bool(val)
-        elif k == "claude_json":
+        elif k in _JSON_COLUMNS:
             val = json.loads(val) if isinstance(val, str) and val else (val or None)
         elif k in _TIMES:
             val = format_time(_time(val))
@@ -73,7 +74,8 @@ def to_record(v: ProjectVersion) -> dict[str, Any]:
 def row_from_record(rec: Mapping[str, Any]) -> dict[str, Any]:
     """Column values for a local row rebuilt from a replica record (restore on an empty data dir)."""
     fields = {k: rec.get(k) for k in RECORD_FIELDS}
-    fields["claude_json"] = json.dumps(rec["claude_json"]) if rec.get("claude_json") is not None else None
+    for k in _JSON_COLUMNS:
+        fields[k] = json.dumps(rec[k]) if rec.get(k) is not None else None
     for k in ("created_at", "archived_at", "updated_at"):
         t = _time(rec.get(k))
         fields[k] = t.replace(tzinfo=None) if t is not None else (utcnow() if k != "archived_at" else None)
@@ -92,7 +94,8 @@ _JSON_KEYS = (
     ("failure_reason", "failureReason"), ("failure_message", "failureMessage"), ("audit_status", "auditStatus"),
     ("needs_rebuild", "needsRebuild"), ("pinned", "pinned"), ("cf_deployment_id", "cfDeploymentId"),
     ("node_version", "nodeVersion"), ("pnpm_version", "pnpmVersion"), ("render_status", "renderStatus"),
-    ("render_detail", "renderDetail"), ("target_package", "targetPackage"), ("created_at", "createdAt"),
+    ("render_detail", "renderDetail"), ("target_package", "targetPackage"), ("checks", "checks"),
+    ("timings", "timings"), ("created_at", "createdAt"),
     ("updated_at", "updatedAt"),
 )
 
@@ -115,8 +118,8 @@ def version_json(src: ProjectVersion | Mapping[str, Any]) -> dict[str, Any]:
             val = bool(val)
         elif col in _TIMES:
             val = _iso_ms(val)
-        elif col == "render_detail":
-            val = json.loads(val) if val else None
+        elif col in ("render_detail", "checks", "timings"):
+            val = (json.loads(val) if val else None) if not isinstance(val, dict) else val
         out[key] = val
     if not isinstance(src, ProjectVersion):
         out["source"] = "replica"
@@ -178,8 +181,14 @@ def update(outbox: OutboxWriter | None, version_id: str, **fields: Any) -> Proje
         v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
         if v is None:
             raise NotFound(f"version {version_id} not found", code="version_not_found")
-        if "claude_json" in fields and not isinstance(fields["claude_json"], str | None):
-            fields["claude_json"] = json.dumps(fields["claude_json"])
+        for k in _JSON_COLUMNS:
+            if k in fields and not isinstance(fields[k], str | None):
+                fields[k] = json.dumps(fields[k])
+        merge = fields.pop("add_timings", None)
+        if merge:
+            # Steps finishing after the row was written (checks, render) add their figure to the breakdown.
+            have = json.loads(fields.get("timings") or v.timings or "{}")
+            fields["timings"] = json.dumps({**have, **merge})
         for k, val in fields.items():
             setattr(v, k, val)
         v.row_version = int(v.row_version) + 1

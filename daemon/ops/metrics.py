@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -41,6 +42,8 @@ class Metrics:
                                         registry=r, buckets=DURATION_BUCKETS)
         self.builds = Counter("previewd_builds", "Builds finished, by status.", ["status"], registry=r)
         self.failures = Counter("previewd_build_failures", "Failed builds, by reason.", ["reason"], registry=r)
+        self.check_failures = Counter("previewd_check_failures", "Versions whose type check or lint did not pass "
+                                      "(fail or error), by kind.", ["kind"], registry=r)
         self.queue_depth = Gauge("previewd_queue_depth", "Builds waiting to start.", registry=r)
         self.running = Gauge("previewd_builds_running", "Versions building or deploying.", registry=r)
         self.sync_backlog = Gauge("previewd_sync_backlog", "Outbox items waiting, per destination.",
@@ -87,6 +90,13 @@ class Metrics:
                          (self.deploy_seconds, v.deploy_duration_ms)):
             if ms:
                 hist.observe(ms / 1000)
+
+    def observe_checks(self, v: ProjectVersion) -> None:
+        """A version's checks were recorded: count each kind that did not pass."""
+        record = json.loads(v.checks) if isinstance(v.checks, str) and v.checks else {}
+        for kind in ("typecheck", "lint"):
+            if isinstance(record, dict) and (record.get(kind) or {}).get("status") in ("fail", "error"):
+                self.check_failures.labels(kind=kind).inc()
 
     def refresh(self, rt: Runtime, queue: Any = None, *, now: datetime | None = None) -> None:
         """Recompute the gauges read from state (queue, sync, quota; disk at most every DISK_CACHE_S)."""
@@ -163,6 +173,8 @@ def install_metrics(rt: Runtime) -> Metrics:
     m = of(rt)
     if m.observe_build not in rt.on_build_done:
         rt.on_build_done.append(m.observe_build)
+    if m.observe_checks not in rt.on_checks_done:
+        rt.on_checks_done.append(m.observe_checks)
     return m
 
 

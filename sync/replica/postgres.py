@@ -66,6 +66,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS row_version bigint NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        "0003_checks_and_timings",
+        [
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS checks jsonb",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS timings jsonb",
+        ],
+    ),
 ]
 
 
@@ -207,7 +214,7 @@ class PostgresReplica:
         out: list[Any] = []
         for field in RECORD_FIELDS:
             value = record[field]
-            if field == "claude_json" and value is not None:
+            if field in ("claude_json", "checks", "timings") and value is not None:
                 value = Jsonb(value)
             elif field in ("created_at", "updated_at") or (field == "archived_at" and value is not None):
                 value = parse_time(value, field)
