@@ -384,7 +384,7 @@ class Pipeline:
             else:
                 blog.step(plan.split_note or "checks run after the build script")
                 if plan.bundle is not None:  # the type check runs beside the rest of the chain
-                    times.checks = self._start_checks(ctx, plan, nm_bytes)
+                    times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
                     build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
                     shown = f"build (type check split off): {plan.bundle}"
             if mono.is_workspace:
@@ -397,7 +397,7 @@ class Pipeline:
             if mono.is_workspace and res.reason == "ok":
                 monorepo.mark_built(workspace, mono, prints)
             if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
-                times.checks = self._start_checks(ctx, plan, nm_bytes)
+                times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -593,7 +593,7 @@ class Pipeline:
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes
 
-    def _start_checks(self, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
+    def _start_checks(self, version_id: str, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
         """The checks in the no-network code view with the build's limits, in a thread beside the build."""
         rt, work = self.rt, ctx.dirs.work
         state = checks.state_dir(ctx.dirs.cache)
@@ -608,9 +608,14 @@ class Pipeline:
         nice = CHECKS_NICE if self.cfg.build.checks == "record" else 0
 
         def run_code(argv: list[str], on_line: Callable[[str], None]) -> sandbox.Result:
-            return sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
-                               output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
-                               view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes, nice=nice)
+            res = sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
+                              output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
+                              view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes, nice=nice)
+            # Metered while the build's meter is open; checks recorded after going live are not (it is closed).
+            # The checks' own thread: its connection closes with the write.
+            with database.connection_context():
+                quotas.add_cpu(version_id, res.cpu_seconds)
+            return res
 
         return checks.Session(plan, run_code, state, work).start()
 
