@@ -25,7 +25,7 @@ from daemon.deployers.base import Deployer
 from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
-from sync.handlers import fenced_kv_handler, kv_handler, objects_handler, replica_handler
+from sync.handlers import fenced_kv_handler, kv_handler, objects_handler, replica_handler, usage_handler
 from sync.kv import KV
 from sync.lease import PgLeases
 from sync.leasekeeper import LeaseKeeper
@@ -34,6 +34,7 @@ from sync.objects import ObjectStore
 from sync.outbox import EnabledOutbox, Handler, Outbox, OutboxItem
 from sync.registry import make_kv, make_object_store, make_replica
 from sync.replica import Replica
+from sync.replica.usage import PostgresUsage
 
 log = logging.getLogger("previewd")
 
@@ -65,6 +66,11 @@ class Runtime:
         handlers: dict[str, Handler] = {"kv": kv_handler(self.kv)}
         if self.replica is not None:
             handlers["replica"] = replica_handler(self.replica)
+            # Plans and usage meters go to the same Postgres, beside the versions (a fleet sums them there).
+            self.usage_store: PostgresUsage | None = PostgresUsage(cfg.secrets.pg_dsn, schema=cfg.replica.schema)
+            handlers["usage"] = usage_handler(self.usage_store)
+        else:
+            self.usage_store = None
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = EnabledOutbox(outbox, set(handlers))
@@ -98,6 +104,7 @@ class Runtime:
         self.live_logs = LiveLogs()
         self.on_build_done: list[Callable[[ProjectVersion], None]] = []
         self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
+        self.on_checks_done: list[Callable[[ProjectVersion], None]] = []  # a version's checks were recorded
         # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
@@ -162,6 +169,14 @@ class Runtime:
                 fn(v)
             except Exception:
                 log.exception("build-done hook failed")
+
+    def checks_done(self, v: ProjectVersion) -> None:
+        """Run the checks-recorded hooks (metrics); a failing hook never fails the build."""
+        for fn in self.on_checks_done:
+            try:
+                fn(v)
+            except Exception:
+                log.exception("checks-done hook failed")
 
     def close(self) -> None:
         self.after_pool.shutdown(wait=True, cancel_futures=True)

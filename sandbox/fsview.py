@@ -124,7 +124,9 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True,
     for tmp in ("/tmp", "/dev/shm"):
         if view.tmp_bytes:
             args += ["--size", str(view.tmp_bytes)]
-        args += ["--tmpfs", tmp]
+        # Sticky and world-writable as on a host: a step dropped to the build user must be able to write its own
+        # private /tmp (bubblewrap makes a tmpfs 0755 root otherwise, and `mktemp` then fails).
+        args += ["--perms", "1777", "--tmpfs", tmp]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
              "--new-session"]
     if not network:

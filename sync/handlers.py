@@ -11,6 +11,8 @@ from sync.kv.base import KV
 from sync.objects.base import ObjectStore
 from sync.outbox import OutboxItem
 from sync.replica.base import Replica, validate_record
+from sync.replica.usage import PostgresUsage
+from sync.replica.usage import validate as validate_usage
 
 Handler = Callable[[list[OutboxItem]], None]
 
@@ -132,5 +134,29 @@ def objects_handler(store: ObjectStore) -> Handler:
             except (ValueError, FileNotFoundError) as exc:
                 raise BatchFailure(exc, done_ids=done, poison_id=item.id) from exc
             done.append(item.id)
+
+    return handle
+
+
+def usage_handler(store: PostgresUsage) -> Handler:
+    """Payload: ``{"table": "build_usage" | "plan_assignments", "record": {...}}``; the newest of a key wins."""
+
+    def handle(items: list[OutboxItem]) -> None:
+        good: list[OutboxItem] = []
+        poison: tuple[OutboxItem, Exception] | None = None
+        for item in items:
+            try:
+                validate_usage(str(item.payload.get("table")), item.payload.get("record"))
+            except InvalidRecord as exc:
+                poison = (item, exc)
+                break
+            good.append(item)
+        try:
+            for table in ("plan_assignments", "build_usage"):
+                store.upsert(table, [i.payload["record"] for i in good if i.payload["table"] == table])
+        except Exception as exc:
+            raise BatchFailure(exc) from exc
+        if poison is not None:
+            raise BatchFailure(poison[1], done_ids=[i.id for i in good], poison_id=poison[0].id)
 
     return handle

@@ -12,25 +12,27 @@ from litestar.config.response_cache import ResponseCacheConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from daemon.api import builds, ops, projects, tokens, versions, webhooks
+from daemon.api import builds, ops, projects, tokens, usage, versions, webhooks
 from daemon.api.docs import document_errors
 from daemon.api.guards import rt
 from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
 from daemon.core import nonces
-from daemon.core.errors import AppError, RateLimited
+from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
 
-ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens)
+ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens, usage)
 
 
 def _field_from(message: str) -> str | None:
-    """The body field a msgspec message names ("... at `$.userId`", "missing required field `prompt`")."""
-    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message)
+    """The field a validation message names ("... at `$.userId`", "missing required field `prompt`", "Missing
+    required query parameter 'userId'")."""
+    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message) \
+        or re.search(r"query parameter '([A-Za-z_]\w*)'", message)
     return m.group(1) if m else None
 
 
@@ -38,6 +40,9 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, RateLimited):
         with contextlib.suppress(Exception):
             metrics.rate_limited(rt(request), exc.message.removeprefix("rate cap reached: ").split(" (")[0])
+    if isinstance(exc, QuotaExceeded):
+        with contextlib.suppress(Exception):
+            metrics.quota_refused(rt(request), str(exc.extra.get("quota")))
     if isinstance(exc, AppError):
         return Response(exc.body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):
@@ -60,11 +65,21 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
                     status_code=500)
 
 
+def _templates() -> Any:
+    from daemon.ui.router import template_config
+
+    return template_config()
+
+
 def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     """The Litestar application around a built runtime and queue: every route module's handlers."""
-    handlers = [h for module in ROUTE_MODULES for h in module.HANDLERS]
+    handlers: list[Any] = [h for module in ROUTE_MODULES for h in module.HANDLERS]
     for handler in handlers:
         document_errors(handler)
+    if runtime.cfg.ui.enabled:  # the dashboard; the preview Host wrapper and the public listener never reach it
+        from daemon.ui.router import ui_router
+
+        handlers.append(ui_router(runtime.cfg))
     app = Litestar(
         route_handlers=handlers,
         exception_handlers={Exception: _error_response},
@@ -73,12 +88,14 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
         response_cache_config=ResponseCacheConfig(),
         logging_config=None,  # logging is configured once by logging_setup, not re-done by the framework
         debug=False,
+        template_config=_templates() if runtime.cfg.ui.enabled else None,
     )
     app.state.runtime = runtime
     app.state.queue = queue
     # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
     nonces.ensure_schema()
     app.state.auth_failures = MemoryWindow()
+    app.state.ui_sign_in_failures = MemoryWindow()  # the dashboard's password guesses, per IP
     server = runtime.cfg.server
     app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
     metrics.of(runtime).sse_open.set_function(lambda: slots.open)

@@ -13,7 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, UlidStr, errors
+from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, TargetPackage, UlidStr, errors
 from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
 from daemon.build import rollback as rolling_back
@@ -35,6 +35,8 @@ class NewProjectBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     framework: Framework | None = None
+    targetPackage: TargetPackage | None = None
+    orgId: IdStr | None = None
 
 
 class RebuildBody(msgspec.Struct):
@@ -42,6 +44,8 @@ class RebuildBody(msgspec.Struct):
     projectId: IdStr
     prompt: str
     baseVersionId: UlidStr | None = None
+    targetPackage: TargetPackage | None = None
+    orgId: IdStr | None = None
 
 
 class GenerateBody(msgspec.Struct):
@@ -52,6 +56,7 @@ class GenerateBody(msgspec.Struct):
 class ProjectRef(msgspec.Struct):
     userId: IdStr
     projectId: IdStr
+    orgId: IdStr | None = None
 
 
 def _check_prompt(runtime: Runtime, prompt: str) -> None:
@@ -128,7 +133,7 @@ async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str], d
                    wait: FromQuery[bool] = True) -> Response[Any]:
     """A new version equal to the target: artifact redeployed when it exists, else rebuilt from its sources."""
     v = await asyncio.to_thread(rolling_back.rollback, rt(request), queue(request), data.userId, data.projectId,
-                                version_id)
+                                version_id, data.orgId)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -230,8 +235,14 @@ async def build_logs(request: Request[Any, Any, Any], version_id: FromPath[str],
                      token: READ_TOKEN = None) -> ServerSentEvent:
     """One `data` event per line (id = line number; Last-Event-ID resumes), then `event: status` with JSON.
     A browser's EventSource passes a read token as `?token=`."""
-    runtime = rt(request)
     await scoped(request, [version_id], versions.get, version_id)  # 403/404 before the stream starts
+    return log_stream(request, version_id)
+
+
+def log_stream(request: Request[Any, Any, Any], version_id: str) -> ServerSentEvent:
+    """The log stream of a version the caller may read, under the stream caps (this route's and the dashboard's
+    one path); Last-Event-ID resumes after that line."""
+    runtime = rt(request)
     try:
         slot = streams(request).acquire(client_ip(request))
     except Unavailable as exc:

@@ -13,6 +13,8 @@ from daemon.api.guards import ops_reader, reader, signed
 IdStr = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="[A-Za-z0-9_-]{1,64}")]
 UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
 Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
+TargetPackage = Annotated[str, msgspec.Meta(max_length=240, description="a pnpm workspace's package to build and "
+                                            "preview: its name or its path relative to the workspace root")]
 # Documents the `?token=` a per-user read accepts; the `reader` guard reads and checks it, the handler ignores it.
 READ_TOKEN = Annotated[str | None, QueryParameter(
     description="A read token v1.<userId>.<projectId>.<exp>.<hexmac> (instead of a v2 signature; also accepted "

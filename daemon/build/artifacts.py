@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.core import quotas
 from daemon.core.db import ProjectVersion, database
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 def register_artifact(rt: Runtime, v: ProjectVersion, key: str, path: Path) -> str | None:
     """The zip is in the local store; queue its upload when a remote store exists. Returns the URL known now
     (None until the upload is confirmed, which sets it: `versions.confirm_artifact`)."""
+    quotas.add_storage(v.user_id, path.stat().st_size)  # a new key: each version has its own zip
     if rt.remote_objects is None:
         return rt.local_objects.url(key)
     with database.atomic():
@@ -30,7 +32,9 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
+    old = path.stat().st_size if path.is_file() else 0
     os.replace(tmp, path)
+    quotas.add_storage(key.split("/", 1)[0], len(data) - old)  # keys start with the user id
     if rt.remote_objects is not None:
         with database.atomic():
             rt.outbox.add(database.connection(), "objects", key,

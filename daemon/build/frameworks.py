@@ -25,21 +25,27 @@ FRAMEWORKS: list[tuple[str, str, tuple[str, ...]]] = [
 FALLBACK_DIRS = ("dist", "out", "build", ".next", ".svelte-kit/cloudflare", ".output/public", "public")
 
 
-def read_package_json(workspace: Path) -> dict[str, object]:
-    """package.json as a dict; {} when absent or unreadable (the install step reports that properly).
+def read_package_json(workspace: Path, package: str = "") -> dict[str, object]:
+    """package.json (of the workspace package at `package`, default the root) as a dict; {} when absent or
+    unreadable (the install step reports that properly).
 
     Read after the build too, so never through a link and never from a FIFO (which would block the worker).
     """
+    parts = [p for p in package.split("/") if p not in ("", ".")]
     try:
-        data = json.loads(safepath.read_regular(workspace, ["package.json"], MAX_PACKAGE_JSON))
+        data = json.loads(safepath.read_regular(workspace, [*parts, "package.json"], MAX_PACKAGE_JSON))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def detect(workspace: Path) -> tuple[str | None, tuple[str, ...]]:
-    """(framework name or None, candidate output dirs in preference order)."""
-    pkg = read_package_json(workspace)
+def detect(workspace: Path, package: str = "") -> tuple[str | None, tuple[str, ...]]:
+    """(framework name or None, candidate output dirs in preference order, relative to the package)."""
+    return detect_from(read_package_json(workspace, package))
+
+
+def detect_from(pkg: dict[str, object]) -> tuple[str | None, tuple[str, ...]]:
+    """`detect` on a package.json already read."""
     deps: set[str] = set()
     for key in ("dependencies", "devDependencies"):
         section = pkg.get(key)
@@ -51,15 +57,17 @@ def detect(workspace: Path) -> tuple[str | None, tuple[str, ...]]:
     return None, FALLBACK_DIRS
 
 
-def find_output(workspace: Path) -> tuple[str | None, str | None]:
-    """(framework, output dir relative to the workspace) or (framework, None) when no output dir holds an index."""
-    framework, candidates = detect(workspace)
+def find_output(workspace: Path, package: str = "") -> tuple[str | None, str | None]:
+    """(framework, output dir relative to the workspace root) or (framework, None) when no output dir holds an
+    index; `package` is the workspace package whose output it is (default the root)."""
+    framework, candidates = detect(workspace, package)
+    prefix = "" if package in ("", ".") else package.rstrip("/") + "/"
     for rel in candidates:
-        d = workspace / rel
+        d = workspace / (prefix + rel)
         # `public` holds static sources in most setups; it is output only when it has an index.html.
         if (d.is_dir() and not d.is_symlink() and any(d.iterdir())
                 and ((d / "index.html").is_file() or rel != "public")):
-            return framework, rel
+            return framework, prefix + rel
     return framework, None
 
 

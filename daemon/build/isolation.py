@@ -160,8 +160,20 @@ def _hide_store(data_dir: Path, store_dir: Path) -> list[Mount]:
     return [Mount("hide", store_dir)]
 
 
+def package_modules(dirs: ProjectDirs, packages: Sequence[str]) -> list[Path]:
+    """The node_modules of a workspace's packages (relative dirs below the root) that exist as real directories."""
+    out = []
+    for rel in packages:
+        try:
+            out.append(safepath.check_dir(dirs.work, [*rel.split("/"), "node_modules"]))
+        except OSError:
+            continue
+    return out
+
+
 def code_view(data_dir: Path, store_dir: Path, dirs: ProjectDirs, *, extra_rw: Sequence[Path] = (),
-              readonly: Sequence[Path] = (), tmp_bytes: int | None = None) -> sandbox.FsView:
+              readonly: Sequence[Path] = (), tmp_bytes: int | None = None,
+              packages: Sequence[str] = ()) -> sandbox.FsView:
     """The view of every step that runs generated code (the project's and allow-listed dependencies' scripts,
     `pnpm build`): the host read-only, the data dir and the store hidden, then the project's workspace and cache
     read-write, its node_modules read-only again (its files are hard links to the store's inodes: a read-only
@@ -172,6 +184,9 @@ def code_view(data_dir: Path, store_dir: Path, dirs: ProjectDirs, *, extra_rw: S
     mounts = [Mount("hide", data_dir), *_hide_store(data_dir, store_dir), Mount("hide", Path("/run")),
               Mount("rw", dirs.work), Mount("rw", dirs.cache), Mount("ro", nm)]
     mounts += [Mount("rw", nm / d) for d in CODE_CACHE_DIRS]
+    # A workspace package's node_modules (links into the root's) is read-only the same way, its caches writable.
+    for pnm in package_modules(dirs, packages):
+        mounts += [Mount("ro", pnm), *[Mount("rw", pnm / d) for d in CODE_CACHE_DIRS if (pnm / d).is_dir()]]
     mounts += [Mount("rw", p) for p in extra_rw]
     return sandbox.FsView(readonly=tuple(readonly), mounts=tuple(mounts), tmp_bytes=tmp_bytes)
 
@@ -215,16 +230,17 @@ def scratch_view(data_dir: Path, store_dir: Path, scratch: Path, *, readonly: Se
 # -- ownership ---------------------------------------------------------------------------------------------
 
 def give_to_code(root: Path, ids: tuple[int, int] | None, *, skip: Sequence[str] = ("node_modules",)) -> None:
-    """Let the build user write `root` (lchown, links never followed), except the top-level `skip` entries:
-    node_modules stays the daemon's, so generated code can never change what the store's inodes hold."""
+    """Let the build user write `root` (lchown, links never followed), except the `skip` entries at any depth:
+    node_modules (a workspace package's too) stays the daemon's, so generated code can never change what the
+    store's inodes hold, nor what the next install writes."""
     if ids is None:
         return
     uid, gid = ids
     st = os.lstat(root)
     if (st.st_uid, st.st_gid) != ids:
         os.lchown(root, uid, gid)
-    for dirpath, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
-        if dirpath == str(root):
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
+        if skip:
             dirnames[:] = [d for d in dirnames if d not in skip]
             filenames = [f for f in filenames if f not in skip]
         for name in (*dirnames, *filenames):

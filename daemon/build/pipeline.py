@@ -6,6 +6,7 @@ themselves live beside it (isolation, scripts, audit, packagejson, publish).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,7 +15,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,12 @@ import sandbox
 from daemon.build import (
     artifacts,
     audit,
+    checks,
     deploywatch,
     fleet,
     frameworks,
     isolation,
+    monorepo,
     packagejson,
     publish,
     scripts,
@@ -35,9 +38,9 @@ from daemon.build import (
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.workspace import materialize
-from daemon.core import logging_setup, versions
+from daemon.core import logging_setup, quotas, versions
 from daemon.core.contract import ContractError, apply_contract
-from daemon.core.db import ProjectVersion
+from daemon.core.db import ProjectVersion, database
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
@@ -53,7 +56,7 @@ INSTALL_MARKER = ".previewd-install.json"
 LOW_DISK_BYTES = 4 * 2**20  # below this free on the data dir's disk, a failed build is called a full disk
 SANDBOX_REASONS = {"cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit"}
 MAX_LOCKFILE = 32 * 2**20
-AUDIT_NICE = 10
+CHECKS_NICE = 10
 
 
 @dataclass
@@ -62,11 +65,18 @@ class StepTimes:
     build_ms: int = 0
     deploy_ms: int = 0
     install_skipped: bool = False
+    generate_ms: int = 0
+    checks: checks.Session | None = None  # the checks of this build, while they may still be running
+
+    def breakdown(self) -> dict[str, int]:
+        """The version's `timings` (ms per step; checks and render are added when they end)."""
+        return {"generate": self.generate_ms, "install": self.install_ms, "bundle": self.build_ms,
+                "deploy": self.deploy_ms}
 
 
-def _deps_fingerprint(files: dict[str, str], pnpm_version: str) -> str:
+def _deps_fingerprint(files: dict[str, str], pnpm_version: str, manifests: Sequence[str] = ("package.json",)) -> str:
     h = hashlib.sha256(pnpm_version.encode())
-    for name in ("package.json", "pnpm-lock.yaml", "pnpm-workspace.yaml"):
+    for name in (*manifests, "pnpm-lock.yaml", "pnpm-workspace.yaml"):
         h.update(name.encode() + b"\0" + files.get(name, "").encode() + b"\0")
     return h.hexdigest()
 
@@ -91,6 +101,12 @@ class _Steps:
     user: str | None  # who generated code runs as (None: the daemon's uid)
     ids: tuple[int, int] | None  # its (uid, gid) when that differs from the daemon's
     env: dict[str, str]
+    packages: tuple[str, ...] = ()  # a workspace's package dirs below the root (monorepo.Layout.dirs)
+
+    @property
+    def manifests(self) -> tuple[str, ...]:
+        """Every package.json whose change means a new install."""
+        return ("package.json", *(f"{d}/package.json" for d in self.packages))
 
 
 def _code_roots(dirs: isolation.ProjectDirs, extra: Sequence[Path] = ()) -> list[tuple[Path, Sequence[str]]]:
@@ -124,6 +140,7 @@ class Pipeline:
         self.cancel = threading.Event()
         # The project of the build running now (one worker): a fleet droplet checks its lease before each step.
         self.project: tuple[str, str] | None = None
+        self.pending_checks = checks.Pending()
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _limits(self) -> sandbox.Limits:
@@ -162,12 +179,13 @@ class Pipeline:
     def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
              network: bool, view: sandbox.FsView | None, user: str | None = None,
              disk_roots: Sequence[tuple[Path, Sequence[str]]] = (), disk_base: int = 0,
-             output_root: Path | None = None, shown: str | None = None) -> sandbox.Result:
+             output_root: Path | None = None, shown: str | None = None, meter: str) -> sandbox.Result:
         self._check_lease()
         blog.step("$ " + (shown or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))))
         res = sandbox.run(argv, cwd=cwd, env=env, limits=self._limits(), on_line=blog.line,
                           network=network, output_root=output_root, layer=self.rt.sandbox_layer,
                           user=user, cancel=self.cancel, view=view, disk_roots=disk_roots, disk_base=disk_base)
+        quotas.add_cpu(meter, res.cpu_seconds)  # `meter`: the version whose usage this step is, breach or not
         self._check_lease()  # a droplet paused during the step stops before going on with its result
         blog.step(f"{step}: {res.reason} (exit {res.exit_code}, {res.wall_seconds:.1f}s wall, "
                   f"{res.cpu_seconds:.1f}s cpu, peak {res.peak_memory_bytes / 2**20:.0f} MiB)")
@@ -202,17 +220,21 @@ class Pipeline:
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
             built = self._build(v, blog, times)
             total_ms = int((time.monotonic() - started) * 1000)
-            v = self._finish(v, {"build_duration_ms": total_ms, **built.fields})
+            v = self._finish(v, {"build_duration_ms": total_ms, "add_timings": times.breakdown(), **built.fields})
             dist = built.dist
         except BuildFailed as exc:
             message = self._disk_full_note(v, exc.message)
+            self._checks_done(v.version_id, times, blog, judge=False)  # a failed build still records its checks
             blog.step(f"failed: {exc.reason}: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
                                 failure_message=message[:2000],
                                 build_duration_ms=int((time.monotonic() - started) * 1000),
-                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped)
+                                install_duration_ms=times.install_ms or None, install_skipped=times.install_skipped,
+                                add_timings=times.breakdown())
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
+            with contextlib.suppress(Exception):
+                self._checks_done(version_id, times, blog, judge=False)
             message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
             blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
@@ -225,8 +247,13 @@ class Pipeline:
             rt.notify(version_id)
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
-            # In the worker, after the answer: the browser never competes with a build for the machine.
-            publish.after_live(rt, v, dist=dist, inline=True)
+            # In the worker, after the answer: the browser never competes with a build for the machine. Checks
+            # still running under `record` are recorded by a thread of their own (their lines go to the log file
+            # after the fact); the project's next build waits for them before it writes the workspace.
+            key = (v.user_id, v.project_id)
+            late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, times, blog.path))) \
+                if times.checks is not None else None
+            publish.after_live(rt, v, dist=dist, inline=True, first=late)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -263,6 +290,7 @@ class Pipeline:
                 raise BuildFailed("generation_failed", "rollback target has no source snapshot")
             return self._build_files(v, blog, times, dict(base_files))
         blog.step(f"generating with {rt.generator.name}")
+        t_gen = time.monotonic()
         try:
             gen = rt.generator.generate(
                 GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=base_files), blog.step)
@@ -270,6 +298,7 @@ class Pipeline:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
+        times.generate_ms = int((time.monotonic() - t_gen) * 1000)
         self._check_lease()  # generation can take minutes
         if gen.raw is not None:
             versions.update(rt.outbox, v.version_id, claude_json=gen.raw)
@@ -278,31 +307,41 @@ class Pipeline:
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
         blog.step(f"contract: {len(files)} files ({'delta' if gen.contract.is_delta else 'full'})")
-        return self._build_files(v, blog, times, dict(files), base_files)
+        md = gen.contract.meta.get("metadata")
+        hint = md.get("targetPackage") if isinstance(md, dict) else None
+        return self._build_files(v, blog, times, dict(files), base_files,
+                                 target_hint=hint if isinstance(hint, str) else None)
 
     def _build_files(self, v: ProjectVersion, blog: BuildLog, times: StepTimes, files: dict[str, str],
-                     base_files: dict[str, str] | None = None) -> Built:
+                     base_files: dict[str, str] | None = None, target_hint: str | None = None) -> Built:
         rt, cfg = self.rt, self.cfg
         tc = toolchain.for_config(rt.cfg)
         dirs = self._project_dirs(v)
         repo = rt.repo(v.user_id, v.project_id)
         workspace = dirs.work
+        requested = v.target_package
         if v.kind == "rollback":
             base_files = files
             target = ProjectVersion.get_or_none(ProjectVersion.version_id == v.rollback_of)
+            requested = requested or (target.target_package if target else None)
             recorded = (target.node_version, target.pnpm_version) if target else (None, None)
             if recorded != (None, None) and recorded != (tc.node_version, tc.pnpm_version):
                 blog.step(f"WARNING recorded toolchain node {recorded[0]} / pnpm {recorded[1]} differs from this "
                           f"machine's node {tc.node_version} / pnpm {tc.pnpm_version}; the lockfile still pins deps")
-        files["pnpm-workspace.yaml"] = toolchain.workspace_yaml(cfg.build.allow_build_scripts)
-        files = packagejson.sanitize(files, blog)
+        # A pnpm workspace keeps its package globs beside the daemon's policy (monorepo.py); else the daemon's file.
+        mono = monorepo.prepare(files, base_files, requested, (target_hint, monorepo.inherited_target(v)),
+                                cfg.build.allow_build_scripts, blog)
+        files = packagejson.sanitize(files, blog, mono.manifests, mono.local_names)
         confined, tc_ro, tmp_bytes = self._views(tc)
         ctx = _Steps(tc=tc, dirs=dirs, confined=confined, readonly=tc_ro, tmp_bytes=tmp_bytes,
-                     user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={})
+                     user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={}, packages=mono.dirs)
         self._log_policy(blog, ctx)
 
-        # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives
-        materialize(workspace, files, keep=("node_modules",))
+        # 2. write the workspace from scratch-of-record: base snapshot + contract, nothing else survives (but for
+        # node_modules, and a workspace's packages' node_modules and build output: monorepo.output_keep)
+        self.pending_checks.wait((v.user_id, v.project_id), blog.step)
+        kept = monorepo.output_keep(mono, files) if mono.is_workspace else []
+        materialize(workspace, files, keep=("node_modules", *kept))
         safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
         home = safepath.ensure_dir(dirs.cache, ["home"])
         ctx.env = self._env(tc, home, dirs.xdg_cache)
@@ -310,40 +349,70 @@ class Pipeline:
         audit_dir = rt.data_dir / "tmp" / f"audit-{v.version_id}"
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
-            fingerprint = _deps_fingerprint(files, tc.pnpm_version)
+            fingerprint = _deps_fingerprint(files, tc.pnpm_version, mono.manifests)
             marker = _install_marker(workspace) if base_files is not None else None
             if marker is not None and marker.get("fingerprint") == fingerprint:
                 times.install_skipped = True
                 nm_bytes = int(marker.get("bytes") or 0)
-                blog.step("install skipped: package.json and lockfile unchanged, node_modules intact")
+                blog.step(f"install skipped: {'every package.json' if mono.is_workspace else 'package.json'} and "
+                          "lockfile unchanged, node_modules intact")
                 self._give_code_parts(ctx)
             else:
                 nm_bytes = self._install(v, ctx, files, blog, times)
 
+            # audit (beside the snapshot and the build, on a copy of the lockfile: it needs the network, the build
+            # must not have it), started as soon as the lockfile is known
+            job = None
+            if cfg.build.audit != "off":
+                job = self._start_audit(v, ctx, files, audit_dir)
+
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
+            excluded = {c.split("/")[0] for c in out_candidates} - {"public", "src"}
+            if mono.target is not None:
+                out_candidates = monorepo.target_outputs(workspace, mono.target)
+                excluded = {k for k in kept if not k.endswith("/node_modules")}
             try:
                 sha = repo.snapshot(workspace, v.version_id, v.parent_version_id, v.prompt[:500],
-                                    exclude_dirs=tuple(sorted({c.split("/")[0] for c in out_candidates}
-                                                              - {"public", "src"})))
+                                    exclude_dirs=tuple(sorted(excluded)))
                 blog.step(f"snapshot {sha[:12]}")
             except HistoryError as exc:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
 
-            # 5. audit (beside the build, on a copy of the lockfile: it needs the network, the build must not
-            # have it) and build
-            job = None
-            if cfg.build.audit != "off":
-                job = self._start_audit(v, ctx, files, audit_dir)
+            # 5. build (and the checks: beside the bundle when the script's type check can be split off)
+            # Stale output goes; `public` (and `src`) hold the project's own sources, which the bundler copies.
             for rel in out_candidates:
-                safepath.remove_tree(workspace, rel.split("/"))
+                if rel not in ("public", "src"):
+                    safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,
-                                       tmp_bytes=ctx.tmp_bytes) if confined else None
-            res = self._run("build", toolchain.build_argv(tc), workspace, ctx.env, blog,
+                                       tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if confined else None
+            plan = checks.plan(workspace, cfg.build.checks, out_candidates)
+            build_argv, build_env, shown, prints = toolchain.build_argv(tc), ctx.env, None, dict[str, str]()
+            if not (plan.typecheck or plan.lint):
+                record = checks.skipped_record(plan)
+                blog.step("checks: none run, the build script runs as written (" + "; ".join(
+                    f"{k} skipped: {c['detail']}" for k, c in record.items()) + ")")
+                versions.update(rt.outbox, v.version_id, checks=record)
+            elif mono.is_workspace:  # the workspace's build goes through `pnpm --filter`: nothing to split
+                blog.step("checks run after the workspace's build")
+            else:
+                blog.step(plan.split_note or "checks run after the build script")
+                if plan.bundle is not None:  # the type check runs beside the rest of the chain
+                    times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
+                    build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
+                    shown = f"build (type check split off): {plan.bundle}"
+            if mono.is_workspace:
+                build_argv, prints = monorepo.plan_build(tc, mono, files, workspace, blog)
+            res = self._run("build", build_argv, workspace, build_env, blog,
                             network=cfg.sandbox.build_network, view=view, user=ctx.user,
-                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace)
+                            disk_roots=_code_roots(dirs), disk_base=nm_bytes, output_root=workspace, shown=shown,
+                            meter=v.version_id)
             times.build_ms = int((time.monotonic() - t0) * 1000)
+            if mono.is_workspace and res.reason == "ok":
+                monorepo.mark_built(workspace, mono, prints)
+            if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
+                times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -363,7 +432,7 @@ class Pipeline:
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
         # 6. output: a real directory of the workspace (a link there is refused, never followed)
-        framework, out_rel = frameworks.find_output(workspace)
+        framework, out_rel = frameworks.find_output(workspace, mono.target.path if mono.target else "")
         if out_rel is None:
             raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
         try:
@@ -375,10 +444,13 @@ class Pipeline:
             raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
         blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
 
+        if cfg.build.checks == "fail":  # every check must pass before the preview goes live
+            self._checks_done(v.version_id, times, blog)
+
         # 7. artifact zip (local object store, replicated by the outbox)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
         zip_path = rt.layout.local_object(key)
-        artifacts.zip_output(out_dir, zip_path)
+        quotas.note_stored(v.version_id, artifacts.zip_output(out_dir, zip_path))
         artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
 
         # 8. deploy
@@ -401,6 +473,7 @@ class Pipeline:
             "install_duration_ms": times.install_ms or None,
             "install_skipped": times.install_skipped,
             "deploy_duration_ms": times.deploy_ms,
+            "target_package": mono.target.path if mono.target else None,
         }, dist=(workspace, out_rel))
 
     # -- isolation (daemon/build/isolation.py holds the policy; these apply it to one build) ----------------
@@ -433,10 +506,11 @@ class Pipeline:
     def _give_code_parts(self, ctx: _Steps) -> None:
         """What generated code may write: the workspace but node_modules, node_modules' cache dirs, its cache."""
         work = ctx.dirs.work
-        if (work / "node_modules").is_dir() and not (work / "node_modules").is_symlink():
+        for nm in [p for p in [work / "node_modules"] if p.is_dir() and not p.is_symlink()] + \
+                isolation.package_modules(ctx.dirs, ctx.packages):
             for d in isolation.CODE_CACHE_DIRS:
-                safepath.ensure_dir(work, ["node_modules", d])
-                isolation.give_to_code(work / "node_modules" / d, ctx.ids, skip=())
+                safepath.ensure_dir(work, [*nm.relative_to(work).parts, d])
+                isolation.give_to_code(nm / d, ctx.ids, skip=())
         isolation.give_to_code(work, ctx.ids)
         isolation.give_to_code(ctx.dirs.cache, ctx.ids, skip=())
 
@@ -461,11 +535,16 @@ class Pipeline:
             return
         if ctx.ids is not None:
             parts = [work / "node_modules" / d for d in isolation.CODE_CACHE_DIRS]
+            parts += [nm / d for nm in isolation.package_modules(ctx.dirs, ctx.packages)
+                      for d in isolation.CODE_CACHE_DIRS]
             parts += scripts.plan(work, self.cfg.build.allow_build_scripts).dependency_dirs
             for p in parts:
                 if p.is_dir() and not p.is_symlink():
                     isolation.reclaim(p)
             isolation.take_back(work)
+            for rel in ctx.packages:  # pnpm writes each package's node_modules into its directory
+                with contextlib.suppress(OSError):
+                    isolation.take_back(safepath.check_dir(work, rel.split("/")))
 
     def _install(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], blog: BuildLog,
                  times: StepTimes) -> int:
@@ -480,7 +559,8 @@ class Pipeline:
                                           tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
             env = self._env(tc, home, safepath.ensure_dir(rt.data_dir, ["cache"]), store=rt.layout.store_dir)
             res = self._run("install", toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry), work,
-                            env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work)
+                            env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work,
+                            meter=v.version_id)
         finally:
             safepath.remove_tree(rt.data_dir, ["tmp", home.name])
         if res.reason != "ok":
@@ -495,7 +575,7 @@ class Pipeline:
             raise BuildFailed("install_failed", f"pnpm-lock.yaml unusable: {exc}") from None
         self._give_code_parts(ctx)
 
-        plan = scripts.plan(work, cfg.build.allow_build_scripts)
+        plan = scripts.plan(work, cfg.build.allow_build_scripts, (".", *ctx.packages))
         for note in plan.notes:
             blog.step(note)
         if plan.scripts:
@@ -506,10 +586,12 @@ class Pipeline:
             names = ", ".join(f"{s.package} {s.event}" for s in plan.scripts)
             try:
                 view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, extra_rw=plan.dependency_dirs,
-                                           readonly=ctx.readonly, tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+                                           readonly=ctx.readonly, tmp_bytes=ctx.tmp_bytes,
+                                           packages=ctx.packages) if ctx.confined else None
                 res = self._run("install scripts", scripts.argv(plan), work, ctx.env, blog, network=False, view=view,
                                 user=ctx.user, disk_roots=_code_roots(ctx.dirs, plan.dependency_dirs),
-                                disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}")
+                                disk_base=nm_bytes, output_root=work, shown=f"install-time scripts: {names}",
+                                meter=v.version_id)
             finally:
                 if ctx.ids is not None:
                     for d in plan.dependency_dirs:
@@ -521,10 +603,61 @@ class Pipeline:
             blog.step("install-time scripts: none")
         if (work / "node_modules").is_dir():
             # Fingerprint what was installed (package.json plus the lockfile pnpm just wrote).
-            marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version), "bytes": nm_bytes}
+            marker = {"fingerprint": _deps_fingerprint(files, tc.pnpm_version, ctx.manifests), "bytes": nm_bytes}
             safepath.write_atomic(work, ["node_modules", INSTALL_MARKER], json.dumps(marker).encode())
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes
+
+    def _start_checks(self, version_id: str, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
+        """The checks in the no-network code view with the build's limits, in a thread beside the build."""
+        rt, work = self.rt, ctx.dirs.work
+        state = checks.state_dir(ctx.dirs.cache)
+        safepath.remove_tree(state, ["home"])  # HOME starts empty; the incremental state beside it stays
+        home = safepath.ensure_dir(state, ["home"])
+        isolation.give_to_code(state, ctx.ids, skip=())
+        env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)
+        view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, readonly=ctx.readonly,
+                                   tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+        # Under `record` the preview waits only for the bundle: the checks take the CPU the bundle leaves idle.
+        # Under `fail` both gate the preview, so neither yields.
+        nice = CHECKS_NICE if self.cfg.build.checks == "record" else 0
+
+        def run_code(argv: list[str], on_line: Callable[[str], None]) -> sandbox.Result:
+            res = sandbox.run(argv, cwd=work, env=env, limits=self._limits(), on_line=on_line, network=False,
+                              output_root=None, layer=rt.sandbox_layer, user=ctx.user, cancel=self.cancel,
+                              view=view, disk_roots=_code_roots(ctx.dirs), disk_base=nm_bytes, nice=nice)
+            # Metered while the build's meter is open; checks recorded after going live are not (it is closed).
+            # The checks' own thread: its connection closes with the write.
+            with database.connection_context():
+                quotas.add_cpu(version_id, res.cpu_seconds)
+            return res
+
+        return checks.Session(plan, run_code, state, work).start()
+
+    def _checks_done(self, version_id: str, times: StepTimes, blog: BuildLog, *, judge: bool = True) -> None:
+        """Wait for this build's checks, record them on the version, log them; under `fail` BuildFailed when one
+        did not pass. Runs once per build (later calls do nothing)."""
+        session, times.checks = times.checks, None
+        if session is None:
+            return
+        record = session.wait()
+        for line in checks.summary_lines(record):
+            blog.step(line)
+        v = versions.update(self.rt.outbox, version_id, checks=record, add_timings={"checks": session.elapsed_ms})
+        self.rt.checks_done(v)
+        if judge:
+            checks.judge(self.cfg.build.checks, record)
+
+    def _record_late(self, version_id: str, times: StepTimes, log_path: Path) -> None:
+        """Checks that outlived their build (`record`): recorded when they end, their lines appended to the log."""
+        late = BuildLog(log_path, redact=self.cfg.secrets.values(), cap_bytes=self.cfg.limits.log_mb * 2**20)
+        try:
+            with database.connection_context():  # a thread of its own: its connection closes with it
+                self._checks_done(version_id, times, late, judge=False)
+        except Exception:
+            log.exception("recording the checks of %s failed", version_id)
+        finally:
+            late.close()
 
     def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
         rt = self.rt
@@ -535,11 +668,13 @@ class Pipeline:
         lines: list[str] = []
 
         def run_step(cwd: Path) -> sandbox.Result:
-            # Niced: it runs beside `pnpm build` and must not take CPU from it on a small droplet.
-            return sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
-                               limits=self._limits(), on_line=lines.append, network=True, output_root=None,
-                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())],
-                               nice=AUDIT_NICE)
+            # Not niced: on a loaded machine a niced audit starved and then held the version back at its end; it
+            # mostly waits on the network, so it takes little CPU from `pnpm build` anyway.
+            res = sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
+                              limits=self._limits(), on_line=lines.append, network=True, output_root=None,
+                              layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
+            quotas.add_cpu(v.version_id, res.cpu_seconds)
+            return res
 
         return audit.start(self.cfg, files.get("pnpm-lock.yaml", ""), files.get("package.json", ""), run_step,
                            scratch, lines, rt.data_dir)

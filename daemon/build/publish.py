@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,8 +100,10 @@ def _render_once(rt: Runtime, version_id: str) -> None:
     v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
     if v is None or v.render_status is not None:
         return
+    t0 = time.monotonic()
     try:
         screens.check_version(rt, version_id)
+        versions.update(rt.outbox, version_id, add_timings={"render": int((time.monotonic() - t0) * 1000)})
     except Exception:
         log.exception("render check of %s failed", version_id)
 
@@ -110,8 +113,10 @@ def _later(rt: Runtime, fn: Callable[[], None]) -> None:
         rt.after_pool.submit(fn)
 
 
-def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None = None, inline: bool) -> None:
-    """Work that must not delay the answer: history bookkeeping, then the render check when it is live.
+def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None = None, inline: bool,
+               first: Callable[[], None] | None = None) -> None:
+    """Work that must not delay the answer: `first` (a build's checks still running under `record`, recorded
+    when they end), history bookkeeping, then the render check when it is live.
 
     `inline` does it on the caller's thread (the build worker, before it takes the next build); otherwise it is
     queued on the after-live pool (an API request that made a version live returns first).
@@ -120,6 +125,11 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
     fleet.hold(rt, v.user_id, v.project_id)
 
     def run() -> None:
+        if first is not None:
+            try:
+                first()
+            except Exception:
+                log.exception("after-live step failed for %s", v.version_id)
         try:
             record_history(rt, v, dist)
         except Exception:

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import deploywatch, fleet, publish
-from daemon.core import ratelimit, versions
+from daemon.build import deploywatch, fleet, publish, submit
+from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
 from daemon.core.errors import Conflict, NotFound
-from daemon.core.ids import check_project_ids
+from daemon.core.ids import check_org_id, check_project_ids
 from daemon.deployers.base import DeployError, DeployRequest
 
 if TYPE_CHECKING:
@@ -77,19 +77,21 @@ def extract_artifact(zip_path: Path, dest: Path) -> None:
                     out.write(chunk)
 
 
-def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, target_id: str) -> ProjectVersion:
+def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, target_id: str,
+             org_id: str | None = None) -> ProjectVersion:
     """A new version equal to the target: redeploy its artifact (fast), else rebuild its sources (slow)."""
     check_project_ids(user_id, project_id)
     fleet.admit(rt, user_id, project_id)
+    if org_id is not None:
+        check_org_id(org_id)
     t = _target(user_id, project_id, target_id)
-    bucket = f"project-rebuild:{user_id}:{project_id}"
-    cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
+    admit, created = submit.admission(rt, user_id, project_id, "rollback", org_id)
     zip_path = _artifact_zip(rt, t)
     status = "deploying" if zip_path is not None else "queued"
     v = versions.create(rt.outbox, user_id=user_id, project_id=project_id, prompt=f"rollback to {t.version_id}",
                         kind="rollback", framework=t.framework, parent_version_id=t.version_id,
-                        rollback_of=t.version_id, status=status,
-                        admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+                        rollback_of=t.version_id, status=status, target_package=t.target_package,
+                        admit=admit, on_created=created)
     fleet.accepted(rt)
     if zip_path is None:
         queue.enqueue(v.version_id)
@@ -115,6 +117,8 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "node_version": t.node_version, "pnpm_version": t.pnpm_version,
         "build_duration_ms": int((time.monotonic() - started) * 1000), "deploy_duration_ms": None,
         "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+        "checks": t.checks,  # the same sources as the target: its checks hold for this version too
+        "add_timings": {"deploy": int((time.monotonic() - started) * 1000)},
     }
     if (lost := fleet.lost_lease(rt, user_id, project_id)) is not None:
         v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="interrupted",

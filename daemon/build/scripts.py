@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +86,10 @@ def _dependency_dirs(work: Path, allowed: list[str]) -> list[tuple[str, list[str
     return found
 
 
-def plan(work: Path, allowed: list[str]) -> ScriptPlan:
-    """The scripts pnpm would have run during the install, minus every dependency not allow-listed."""
+def plan(work: Path, allowed: list[str], packages: Sequence[str] = (".",)) -> ScriptPlan:
+    """The scripts pnpm would have run during the install, minus every dependency not allow-listed. `packages`
+    are the project's own (a workspace's, relative to the root, dependencies first): each runs its own install
+    scripts in its directory, like the root's."""
     out = ScriptPlan()
     for name, rel in _dependency_dirs(work, allowed):
         info = _scripts_of(work, rel)
@@ -101,10 +104,14 @@ def plan(work: Path, allowed: list[str]) -> ScriptPlan:
             directory = work.joinpath(*rel)
             out.dependency_dirs.append(directory)
             out.scripts += [Script(directory, e, name, scripts[e], True) for e in events]
-    own = _scripts_of(work, [])
-    if own is not None:
+    for package in packages:
+        rel = [p for p in package.split("/") if p not in ("", ".")]
+        own = _scripts_of(work, rel)
+        if own is None:
+            continue
         name, scripts, _ = own
-        out.scripts += [Script(work, e, name or "project", scripts[e], False) for e in PROJECT_EVENTS
+        label = name or (package if rel else "project")
+        out.scripts += [Script(work.joinpath(*rel), e, label, scripts[e], False) for e in PROJECT_EVENTS
                         if scripts.get(e)]
     return out
 
@@ -114,7 +121,8 @@ def argv(p: ScriptPlan) -> list[str]:
     package's own events in order, its lines prefixed with its name), then the project's, in order; it stops
     at the first failure."""
     q = shlex.quote
-    lines = [_RUN, "failed=$(mktemp)"]
+    # Without its record file a failed dependency script would go unnoticed: no file, no step.
+    lines = [_RUN, 'failed=$(mktemp) || { echo "cannot create a temporary file for the scripts step"; exit 1; }']
     packages: dict[tuple[Path, str], list[Script]] = {}
     for s in p.scripts:
         if s.dependency:

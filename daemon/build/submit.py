@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daemon.build import fleet
 from daemon.build.buildlog import read_tail
-from daemon.core import ratelimit, versions
+from daemon.build.monorepo import check_target_field
+from daemon.core import quotas, ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Conflict, NotFound
-from daemon.core.ids import check_project_ids, valid_version_id
+from daemon.core.ids import check_org_id, check_project_ids, valid_version_id
 
 if TYPE_CHECKING:
     from daemon.build.queue import BuildQueue
@@ -29,6 +31,8 @@ class BuildRequest:
     prompt: str
     framework: str | None = None
     base_version_id: str | None = None
+    target_package: str | None = None
+    org_id: str | None = None
 
 
 def _field(data: dict[str, Any], name: str, *, required: bool, kind: type = str) -> Any:
@@ -60,12 +64,46 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRe
     if framework is not None and framework not in FRAMEWORKS:
         raise BadRequest(f"framework must be one of {', '.join(FRAMEWORKS)}", code="invalid_field",
                          field="framework")
+    target = _field(data, "targetPackage", required=False)
+    if target is not None:
+        try:
+            target = check_target_field(target)
+        except ValueError as exc:
+            raise BadRequest(f"targetPackage {exc}", code="invalid_field", field="targetPackage") from None
     base = None
     if rebuild:
         base = _field(data, "baseVersionId", required=False)
         if base is not None and not valid_version_id(base):
             raise BadRequest("baseVersionId must be a version id (ULID)", code="invalid_field", field="baseVersionId")
-    return BuildRequest(user_id, project_id, prompt, framework, base)
+    org_id = _field(data, "orgId", required=False)
+    if org_id is not None:
+        check_org_id(org_id)
+    return BuildRequest(user_id, project_id, prompt, framework, base, target, org_id)
+
+
+Admission = tuple[Callable[[], None], Callable[[ProjectVersion], None]]
+
+
+def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str | None = None) -> Admission:
+    """What runs inside the transaction that creates a version (`versions.create`'s admit and on_created): the
+    rate caps (the plan's overrides), the plan's quotas, then the version's meter row. One place for every
+    build kind (new, rebuild, rollback)."""
+    # The plan is read before the transaction (a change applies from the next request), keeping the write lock short.
+    name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
+
+    def admit() -> None:
+        if kind == "new":
+            cap = quotas.rate_cap(rt.cfg, plan, "new_projects_per_user_per_hour")
+            ratelimit.hit(f"user-new:{user_id}", cap, "new projects per user")
+        else:
+            cap = quotas.rate_cap(rt.cfg, plan, "rebuilds_per_project_per_hour")
+            ratelimit.hit(f"project-rebuild:{user_id}:{project_id}", cap, "rebuilds per project")
+        quotas.check(rt.cfg, name, plan, user_id, project_id)
+
+    def created(v: ProjectVersion) -> None:
+        quotas.open_meter(rt.outbox, v, org_id, name)
+
+    return admit, created
 
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
@@ -74,10 +112,10 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVers
     # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
     if versions.live_version(req.user_id, req.project_id) is not None:
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
-    cap = rt.cfg.rate_limits.new_projects_per_user_per_hour
+    admit, created = admission(rt, req.user_id, req.project_id, "new", req.org_id)
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
-                        framework=req.framework,
-                        admit=lambda: ratelimit.hit(f"user-new:{req.user_id}", cap, "new projects per user"))
+                        framework=req.framework, target_package=req.target_package, admit=admit,
+                        on_created=created)
     fleet.accepted(rt)
     queue.enqueue(v.version_id)
     rt.sync_nudge()
@@ -115,12 +153,11 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
     if busy is not None:
         raise Conflict(f"project {req.project_id} already has build {busy.version_id} {busy.status}",
                        code="build_in_flight", versionId=busy.version_id)
-    bucket = f"project-rebuild:{req.user_id}:{req.project_id}"
-    cap = rt.cfg.rate_limits.rebuilds_per_project_per_hour
+    admit, created = admission(rt, req.user_id, req.project_id, "rebuild", req.org_id)
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
                         kind="rebuild", framework=req.framework or base.framework,
-                        parent_version_id=base.version_id,
-                        admit=lambda: ratelimit.hit(bucket, cap, "rebuilds per project"))
+                        parent_version_id=base.version_id, target_package=req.target_package, admit=admit,
+                        on_created=created)
     fleet.accepted(rt)
     queue.enqueue(v.version_id)
     rt.sync_nudge()

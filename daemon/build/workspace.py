@@ -27,7 +27,9 @@ class WorkspaceError(Exception):
 
 
 def materialize(dest: Path, files: Mapping[str, str | bytes], keep: Sequence[str] = ("node_modules",)) -> None:
-    """Make ``dest`` hold exactly ``files``, leaving the top-level ``keep`` dirs (and ``.git``) untouched.
+    """Make ``dest`` hold exactly ``files``, leaving the ``keep`` dirs (and ``.git``) untouched.
+
+    A kept entry is a top-level name or a relative path (``apps/web/node_modules``: a workspace package's).
 
     Every path is checked before anything is written. Files are written via a temp file and ``os.replace``;
     unchanged files are left alone (so mtimes, and incremental tools, stay warm). Everything is reached
@@ -35,12 +37,13 @@ def materialize(dest: Path, files: Mapping[str, str | bytes], keep: Sequence[str
     removed, never written through. Raises WorkspaceError for an unsafe path (nothing written yet) and
     OSError when the disk fails midway (the caller must not treat the workspace as a good base then).
     """
-    kept = set(keep) | set(ALWAYS_KEPT)
+    kept = {tuple(k.split("/")) for k in (*keep, *ALWAYS_KEPT)}
     plan: dict[tuple[str, ...], bytes] = {}
     for path, content in files.items():
         parts = _split(path)
-        if parts[0] in kept:
-            raise WorkspaceError(f"{path!r} would write into the kept directory {parts[0]!r}")
+        hit = next((parts[:i] for i in range(1, len(parts) + 1) if parts[:i] in kept), None)
+        if hit is not None:
+            raise WorkspaceError(f"{path!r} would write into the kept directory {'/'.join(hit)!r}")
         plan[parts] = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     _check_no_file_dir_clash(plan)
     dest.mkdir(parents=True, exist_ok=True)
@@ -82,16 +85,16 @@ def _prune(
     prefix: tuple[str, ...],
     plan: Mapping[tuple[str, ...], bytes],
     wanted_dirs: set[tuple[str, ...]],
-    kept: set[str],
+    kept: set[tuple[str, ...]],
 ) -> None:
     """Remove every entry under ``dir_fd`` that the plan does not want (symlinks are removed, not followed)."""
     with os.scandir(dir_fd) as it:
         entries = list(it)
     for entry in entries:
         parts = (*prefix, entry.name)
-        if not prefix and entry.name in kept:
-            continue
         is_dir = entry.is_dir(follow_symlinks=False)
+        if parts in kept and (is_dir or len(parts) == 1):  # a nested kept path must be a real directory
+            continue
         if is_dir and parts in wanted_dirs:
             sub = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
             try:

@@ -56,5 +56,9 @@ class Client:
         return self.http.post(self.base + path, content=body, headers={"content-type": "application/json"},
                               params=params)
 
+    def put(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return self.http.put(self.base + path, content=body, headers={"content-type": "application/json"})
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         return self.http.get(self.base + path, params=params)

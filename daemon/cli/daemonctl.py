@@ -29,12 +29,20 @@ def _print(resp: httpx.Response) -> int:
     return 1 if isinstance(data, dict) and data.get("success") is False else 0
 
 
+def _checks_cell(checks: Any) -> str:
+    """`tsc:pass lint:skip` from a version's checks record."""
+    if not isinstance(checks, dict):
+        return ""
+    short = {"typecheck": "tsc", "lint": "lint"}
+    return " ".join(f"{short[k]}:{str((checks.get(k) or {}).get('status', '?'))[:4]}" for k in short)
+
+
 def _versions_table(items: list[dict[str, Any]]) -> str:
-    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  PROMPT"]
+    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  {'CHECKS':19}  PROMPT"]
     for v in items:
         prompt = (v.get("prompt") or "").replace("\n", " ")
         rows.append(f"{v['versionId']:26}  {v['status']:9}  {v.get('createdAt') or '':24}  "
-                    f"{v.get('failureReason') or '':14}  {prompt[:60]}")
+                    f"{v.get('failureReason') or '':14}  {_checks_cell(v.get('checks')):19}  {prompt[:60]}")
     return "\n".join(rows)
 
 
@@ -53,12 +61,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("project_id")
     b.add_argument("prompt")
     b.add_argument("--framework")
+    b.add_argument("--target", help="a workspace's package to preview (name or path)")
     b.add_argument("--no-wait", action="store_true")
     r = command("rebuild", "refine an existing project")
     r.add_argument("user_id")
     r.add_argument("project_id")
     r.add_argument("prompt")
     r.add_argument("--base", help="base version id (default: latest deployed)")
+    r.add_argument("--target", help="a workspace's package to preview (default: the base version's)")
     r.add_argument("--no-wait", action="store_true")
     v = command("versions", "list a project's versions, newest first")
     v.add_argument("user_id")
@@ -86,10 +96,44 @@ def parser() -> argparse.ArgumentParser:
                             "restore": "rebuild a project's git history from stored packs"}[name])
         sp.add_argument("user_id")
         sp.add_argument("project_id")
+    us = command("usage", "a user's usage this month against its plan; --export: the billing export")
+    us.add_argument("user_id", nargs="?")
+    us.add_argument("--month", help="YYYY-MM (UTC; default this month)")
+    us.add_argument("--org", help="the orgId whose plan applies")
+    us.add_argument("--export", action="store_true", help="every user's row for the month")
+    us.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format")
+    pl = command("plan", "put a user (or with --org an org) on a plan")
+    pl.add_argument("subject_id", help="the userId (or orgId with --org)")
+    pl.add_argument("plan")
+    pl.add_argument("--org", action="store_true", help="subject_id is an orgId")
     command("fleet", "the fleet as this droplet sees it: droplets seen, leases held, takeovers")
     command("drain", "finish the running build, release this droplet's leases, answer 503 to new builds")
     ctl_ops.add_parsers(sub, [common])
     return p
+
+
+def _usage(c: Client, args: argparse.Namespace) -> int:
+    """`daemonctl usage`: one user's figures as a table, or the export as the daemon wrote it."""
+    month = {"month": args.month} if args.month else {}
+    if args.export:
+        resp = c.get("/usage/export", {**month, "format": args.format})
+        if resp.status_code != 200:
+            return _print(resp)
+        sys.stdout.write(resp.text)
+        return 0
+    if not args.user_id:
+        print("daemonctl usage: give a user id, or --export", file=sys.stderr)
+        return 2
+    resp = c.get("/usage", {"userId": args.user_id, **month, **({"orgId": args.org} if args.org else {})})
+    if resp.status_code != 200:
+        return _print(resp)
+    data = resp.json()
+    print(f"{data['userId']} {data['month']} plan {data['plan'] or '-'} (resets {data['resetsAt']})")
+    print(f"{'QUOTA':20}  {'USED':>14}  {'LIMIT':>14}  RATIO")
+    for q in data["quotas"]:
+        ratio = f"{q['ratio'] * 100:.0f}%" if q["ratio"] is not None else "-"
+        print(f"{q['quota']:20}  {q['used']:>14}  {q['limit'] if q['limit'] is not None else '-':>14}  {ratio}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,12 +154,16 @@ def main(argv: list[str] | None = None) -> int:
             payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
             if args.framework:
                 payload["framework"] = args.framework
+            if args.target:
+                payload["targetPackage"] = args.target
             return _print(c.post("/build-preview-for-new-project", payload,
                                  {"wait": "false"} if args.no_wait else None))
         if args.cmd == "rebuild":
             payload = {"userId": args.user_id, "projectId": args.project_id, "prompt": args.prompt}
             if args.base:
                 payload["baseVersionId"] = args.base
+            if args.target:
+                payload["targetPackage"] = args.target
             return _print(c.post("/rebuild-preview", payload, {"wait": "false"} if args.no_wait else None))
         if args.cmd == "versions":
             resp = c.get("/versions", {"userId": args.user_id, "projectId": args.project_id})
@@ -162,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             return _print(c.post("/ops/drain", {}))
         if args.cmd in ("undo", "redo", "restore"):
             return _print(c.post(f"/projects/{args.user_id}/{args.project_id}/{args.cmd}", {}))
+        if args.cmd == "usage":
+            return _usage(c, args)
+        if args.cmd == "plan":
+            kind = "orgs" if args.org else "users"
+            return _print(c.put(f"/{kind}/{args.subject_id}/plan", {"plan": args.plan}))
         rc = ctl_ops.dispatch(args, c, cfg)
         if rc is not None:
             return rc

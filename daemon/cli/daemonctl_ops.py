@@ -15,7 +15,7 @@ import httpx
 from daemon.cli.client import Client
 from daemon.core.config import Config
 
-COMMANDS = ("status", "logs", "pin", "cleanup", "config", "doctor")
+COMMANDS = ("status", "logs", "pin", "cleanup", "config", "doctor", "ui-token")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
 
 
@@ -41,6 +41,8 @@ def add_parsers(sub: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> No
     cfg_sub = cfg.add_subparsers(dest="config_cmd", required=True)
     add(cfg_sub, "check", help="validate the config (file, environment) and exit")
     add(sub, "doctor", help="toolchain, sandbox layer and isolation on this machine")
+    t = add(sub, "ui-token", help="print a token that signs an operator in to the dashboard (/ui)")
+    t.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
 
 
 def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> int | None:
@@ -55,6 +57,17 @@ def dispatch(args: argparse.Namespace, client: Client | None, cfg: Config) -> in
         from daemon.cli.previewd import doctor_report
 
         print(json.dumps(doctor_report(cfg), indent=2, default=str))
+        return EXIT_OK
+    if cmd == "ui-token":
+        from daemon.core.config import ensure_hmac_secret
+        from daemon.ui.access import mint_token
+
+        try:
+            print(mint_token(ensure_hmac_secret(cfg), args.ttl))
+        except ValueError as exc:
+            print(f"daemonctl: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"sign in at {cfg.base_url}/ui/sign-in (valid {args.ttl} s)", file=sys.stderr)
         return EXIT_OK
     if cmd == "status":
         return status(cfg, client, as_json=args.json, url=getattr(args, "url", None))

@@ -62,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", parents=[common], help="report toolchain, sandbox layer and isolation features")
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
     sub.add_parser("config-example", parents=[common], help="print config.example.toml")
+    sub.add_parser("hash-password", parents=[common],
+                   help="read a dashboard password on stdin (or a prompt) and print its [ui] password_hash")
     return p
 
 
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "config-example":
         sys.stdout.write(render_example())
         return 0
+    if args.cmd == "hash-password":
+        return _hash_password()
     cfg = _load(args)
     if args.cmd == "check-config":
         print(f"config ok ({cfg.source})")
@@ -82,6 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     from daemon.cli.serve import serve
 
     serve(cfg)
+    return 0
+
+
+def _hash_password() -> int:
+    """The `[ui] password_hash` line for a password typed at a prompt (or piped on stdin)."""
+    import getpass
+
+    from daemon.ui.access import hash_password
+
+    password = getpass.getpass("dashboard password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("previewd: the password must not be empty", file=sys.stderr)
+        return 2
+    print(f'password_hash = "{hash_password(password)}"')
     return 0
 
 

@@ -122,6 +122,9 @@ class Daemon:
             log.warning("shutdown grace period (%.0fs) over; interrupting the running build", grace)
             self.pipeline.cancel.set()
             stopper.join(60)
+        if not self.pipeline.pending_checks.drain(5):  # checks recorded after their version went live
+            self.pipeline.cancel.set()
+            self.pipeline.pending_checks.drain(30)
         try:
             self.sync.flush(timeout_s=5)
         except Exception:

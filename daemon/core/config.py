@@ -95,6 +95,10 @@ class BuildConfig:
         "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")
     node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the "
                                            "OOM kill.", lo=64)
+    checks: str = _opt("record", "Type check (`tsc`) and `eslint --max-warnings=0` after the install, when the project "
+                                 "has them: record = deploy and record the result; fail = a failing check fails "
+                                 "the version (`check_failed`, no preview); off = not run.",
+                       choices=("record", "fail", "off"))
     keep_logs_lines: int = _opt(40, "How many last log lines a failed build returns in its API answer.", lo=1)
 
 
@@ -216,6 +220,47 @@ class RenderConfig:
 
 
 @dataclass
+class QuotasConfig:
+    default_plan: str = _opt("", "Plan of users (and orgs) with no assignment; empty = they have no limits. Quotas "
+                                 "are on only when at least one [plans.<name>] table exists.")
+    alert_ratio: float = _opt(0.8, "Post a quota alert (once per user, quota and month) when usage reaches this "
+                                   "share of a plan's limit.", lo=0.01, hi=1)
+
+
+@dataclass
+class PlanConfig:
+    """One `[plans.<name>]` table: monthly limits (0 = unlimited) and rate caps overriding [rate_limits]."""
+
+    build_cpu_seconds: float = _opt(0.0, "Build CPU seconds per calendar month (UTC), every sandboxed step of "
+                                         "every build summed; 0 = no limit.", lo=0)
+    builds: int = _opt(0, "Builds (new, rebuild, rollback) admitted per calendar month; 0 = no limit.", lo=0)
+    storage_bytes: int = _opt(0, "Bytes stored for the user (artifact zips, packs, screenshots; pinned versions "
+                                 "count); 0 = no limit.", lo=0)
+    pages_deployments: int = _opt(0, "Cloudflare Pages deployments per calendar month (cloudflare deploy backend "
+                                     "only); 0 = no limit.", lo=0)
+    concurrent_projects: int = _opt(0, "Projects of the user with a build queued or running at once; 0 = no "
+                                       "limit.", lo=0)
+    new_projects_per_user_per_hour: int = _opt(0, "Overrides [rate_limits] new_projects_per_user_per_hour for "
+                                                  "this plan; 0 = the global cap.", lo=0)
+    rebuilds_per_project_per_hour: int = _opt(0, "Overrides [rate_limits] rebuilds_per_project_per_hour for this "
+                                                 "plan; 0 = the global cap.", lo=0)
+
+
+PLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass
+class UIConfig:
+    enabled: bool = _opt(True, "Serve the operators' dashboard under /ui on the API listener (never on a preview "
+                               "host or the public previews listener).")
+    password_hash: str = _opt("", "Hash of the dashboard password, made by `previewd hash-password`; empty = sign "
+                                  "in only with a token from `daemonctl ui-token`.")
+    session_hours: float = _opt(12.0, "How long a dashboard sign-in lasts, in hours.", lo=0.01, hi=720)
+    secure_cookies: bool = _opt(False, "Mark the dashboard's session and CSRF cookies Secure (true when the API "
+                                       "is reached over HTTPS).")
+
+
+@dataclass
 class FleetConfig:
     enabled: bool = _opt(False, "Run as one droplet of a fleet: a fenced per-project lease in Postgres, catch-up from "
                                 "Postgres and S3 on takeover (needs [replica] backend = \"postgres\" and [objects] "
@@ -250,6 +295,9 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
+    plans: dict[str, PlanConfig] = field(default_factory=dict)
+    ui: UIConfig = field(default_factory=UIConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     secrets: Secrets = field(default_factory=lambda: Secrets())
     source: str = "defaults"
@@ -273,7 +321,7 @@ class Config:
         return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
 
 
-SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in ("secrets", "source")]
+SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in ("secrets", "source", "plans")]
 
 # Secrets and the environment variables that carry them; none may appear in the TOML file.
 SECRET_ENV = {
@@ -349,8 +397,33 @@ def _check(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     return value
 
 
+def plan_fields() -> list[dataclasses.Field[Any]]:
+    """The documented keys of a `[plans.<name>]` table."""
+    return list(dataclasses.fields(PlanConfig))
+
+
+def _apply_plans(cfg: Config, plans: Any) -> None:
+    if not isinstance(plans, dict):
+        raise ConfigError("[plans]: must hold tables, one per plan: [plans.<name>]")
+    known = {f.name: f for f in plan_fields()}
+    for name, values in plans.items():
+        if not PLAN_NAME.fullmatch(name):
+            raise ConfigError(f"[plans.{name}]: a plan name is 1 to 32 letters, digits, '_' or '-'")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[plans.{name}]: must be a table")
+        plan = PlanConfig()
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"[plans.{name}] {key}: unknown key (known: {', '.join(known)})")
+            setattr(plan, key, _check(f"plans.{name}", known[key], value))
+        cfg.plans[name] = plan
+
+
 def _apply(cfg: Config, data: dict[str, Any]) -> None:
     for section, values in data.items():
+        if section == "plans":
+            _apply_plans(cfg, values)
+            continue
         if section not in SECTIONS:
             raise ConfigError(f"[{section}]: unknown section (known: {', '.join(SECTIONS)})")
         if not isinstance(values, dict):
@@ -406,6 +479,9 @@ def _cross_check(cfg: Config) -> None:
     if cfg.server.metrics_token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.server.metrics_token_env):
         raise ConfigError(f"[server] metrics_token_env: must be an environment variable name, got "
                           f"{cfg.server.metrics_token_env!r}")
+    if cfg.quotas.default_plan and cfg.quotas.default_plan not in cfg.plans:
+        raise ConfigError(f"[quotas] default_plan: no [plans.{cfg.quotas.default_plan}] table (plans: "
+                          f"{', '.join(cfg.plans) or 'none'})")
     label = cfg.server.preview_domain
     if not label or any(not part.replace("-", "").isalnum() for part in label.split(".")):
         raise ConfigError(f"[server] preview_domain: must be a DNS name like localhost, got {label!r}")
@@ -498,4 +574,8 @@ def render_example() -> str:
             else:
                 shown = repr(default)
             lines.append(f"{f.name} = {shown}")
+    lines += ["", "# Plans: one table per plan, e.g. [plans.free]; none = quotas off. Every key is optional:",
+              "# [plans.free]"]
+    for f in plan_fields():
+        lines += [f"# {f.metadata['help']}", f"# {f.name} = {_default(f)!r}"]
     return "\n".join(lines) + "\n"

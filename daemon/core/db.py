@@ -1,4 +1,4 @@
-"""Local state on SQLite (peewee): the version rows, rate-cap events, and the connection factory."""
+"""Local state on SQLite (peewee): the version rows, rate-cap events, plans and usage, and the connection factory."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    FloatField,
     IntegerField,
     Model,
     SqliteDatabase,
@@ -36,8 +37,18 @@ ACTIVE_STATUSES = ("queued", "building", "deploying")
 FAILURE_REASONS = (
     "generation_failed", "invalid_output", "install_failed", "audit_failed", "build_failed", "no_output",
     "cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit", "deploy_failed",
-    "interrupted", "sandbox_unavailable",
+    "interrupted", "sandbox_unavailable", "check_failed",
 )
+
+
+# The dashboard's reads (bench/ui.py): the window analytics scan created_at, the project list groups by project
+# and counts failures without touching the table. Additive: created when missing, at every start.
+UI_INDEXES = {
+    "project_versions_created_stats": "project_versions (created_at, status, failure_reason, build_duration_ms, "
+                                      "install_duration_ms, deploy_duration_ms)",
+    "project_versions_project_status": "project_versions (user_id, project_id, status, version_id)",
+    "project_versions_status": "project_versions (status)",
+}
 
 
 def utcnow() -> datetime:
@@ -87,6 +98,9 @@ class ProjectVersion(BaseModel):
     deployed_at = DateTimeField(null=True)
     render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
     render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
+    target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
+    checks = TextField(null=True)  # JSON: {typecheck, lint}, each status/errors/warnings/durationMs/diagnostics
+    timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
 
     class Meta:
         table_name = "project_versions"
@@ -139,7 +153,66 @@ class PendingDeployment(BaseModel):
         table_name = "pending_deployments"
 
 
-ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment]
+class PlanAssignment(BaseModel):
+    """Which plan a user or an org is on (`subject` = "user:<id>" or "org:<id>"); replicated like versions."""
+
+    subject = CharField(primary_key=True, max_length=72)
+    plan = CharField(max_length=32)
+    updated_at = DateTimeField(default=utcnow)
+    row_version = BigIntegerField(default=1)
+
+    class Meta:
+        table_name = "plan_assignments"
+
+
+class BuildUsage(BaseModel):
+    """The meter: one row per admitted version, written in the version's own transactions (admission, each
+    sandboxed step, its final state), so a restart neither loses nor double-counts a build."""
+
+    version_id = CharField(primary_key=True, max_length=26)
+    user_id = CharField(max_length=64)
+    org_id = CharField(null=True, max_length=64)
+    project_id = CharField(max_length=64)
+    month = CharField(max_length=7)  # YYYY-MM (UTC) of admission: every meter of a build counts in that month
+    plan = CharField(null=True, max_length=32)
+    kind = CharField(max_length=16)
+    cpu_seconds = FloatField(default=0.0)
+    stored_bytes = BigIntegerField(default=0)
+    pages_deployment = BooleanField(default=False)
+    finished = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    row_version = BigIntegerField(default=1)
+
+    class Meta:
+        table_name = "build_usage"
+        # Covering: a user's month is summed from the index alone, inside the admission transaction.
+        indexes = ((("user_id", "month", "finished", "cpu_seconds", "stored_bytes", "pages_deployment"), False),
+                   (("month",), False))
+
+
+class StorageGauge(BaseModel):
+    """Bytes a user has in the object store now (artifacts, packs, screenshots); refreshed on store and delete."""
+
+    user_id = CharField(primary_key=True, max_length=64)
+    bytes = BigIntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "storage_gauges"
+
+
+class QuotaAlertSent(BaseModel):
+    """A quota alert already posted ("<month>:<userId>:<quota>"): once per user, quota and month."""
+
+    key = CharField(primary_key=True, max_length=128)
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "quota_alerts_sent"
+
+
+ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment, PlanAssignment,
+                                     BuildUsage, StorageGauge, QuotaAlertSent]
 
 
 BUSY_TIMEOUT_S = 10.0
@@ -160,14 +233,33 @@ def connect(data_dir: Path) -> SqliteDatabase:
         database.close()
     database.init(str(data_dir / "state.db"), pragmas=PRAGMAS, check_same_thread=False)
     with database.connection_context():
+        had_meter = database.table_exists("build_usage")
         database.create_tables(ALL_MODELS, safe=True)
         _add_missing_columns()
+        if not had_meter:
+            _backfill_meter()
         # The seed's third index: newest-first history per project.
         database.execute_sql(
             "CREATE INDEX IF NOT EXISTS project_versions_user_project_created "
             "ON project_versions (user_id, project_id, created_at DESC)"
         )
+        # A user's builds in flight (the concurrent-projects quota, inside the admission transaction).
+        database.execute_sql("CREATE INDEX IF NOT EXISTS project_versions_user_status "
+                             "ON project_versions (user_id, status)")
+        for name, columns in UI_INDEXES.items():
+            database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {columns}")
     return database
+
+
+def _backfill_meter() -> None:
+    """First start with the usage meter: one row per version already there, so this month's builds count toward
+    the quotas (their CPU was never measured: 0)."""
+    database.execute_sql(
+        "INSERT OR IGNORE INTO build_usage (version_id, user_id, org_id, project_id, month, plan, kind, cpu_seconds, "
+        "stored_bytes, pages_deployment, finished, created_at, row_version) SELECT version_id, user_id, NULL, "
+        "project_id, substr(created_at, 1, 7), NULL, coalesce(kind, 'new'), 0, 0, cf_deployment_id IS NOT NULL, "
+        "status IN ('deployed', 'failed') OR (status = 'deploying' AND cf_deployment_id IS NOT NULL), created_at, 1 "
+        "FROM project_versions")
 
 
 def _add_missing_columns() -> None:

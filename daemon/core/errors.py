@@ -70,3 +70,14 @@ class Unavailable(AppError):
         super().__init__(message, **extra)
         if extra.get("retry_after") is not None:  # a pause after which it is worth asking again
             self.headers["Retry-After"] = str(extra["retry_after"])
+
+
+class QuotaExceeded(AppError):
+    """A plan's quota refuses the build (429): names the quota, the used and limit figures and when it resets."""
+
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.headers["Retry-After"] = str(retry_after)

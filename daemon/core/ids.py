@@ -32,3 +32,10 @@ def check_project_ids(user_id: object, project_id: object) -> None:
     for name, value in (("userId", user_id), ("projectId", project_id)):
         if not valid_id(value):
             raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
+
+
+def check_org_id(org_id: object) -> str:
+    """An orgId is an id like userId (400 naming orgId otherwise)."""
+    if not valid_id(org_id):
+        raise BadRequest("orgId must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field="orgId")
+    return str(org_id)

@@ -60,6 +60,13 @@ class MemoryWindow:
             q.append(t)
             return len(q)
 
+    def count(self, key: str, now: float | None = None) -> int:
+        """Events of key in the window now, without counting one."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._events.get(key)
+            return sum(1 for at in q if at > t - self.window_s) if q else 0
+
     def retry_after(self, key: str, now: float | None = None) -> int:
         """Seconds until the oldest counted event of key leaves the window."""
         t = time.monotonic() if now is None else now

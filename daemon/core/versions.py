@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from daemon.core import quotas
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict, NotFound
 from daemon.core.ids import check_project_ids, new_version_id, valid_version_id
@@ -20,6 +21,7 @@ from sync.replica.base import RECORD_FIELDS, format_time, parse_time
 _BOOLS = ("needs_rebuild", "pinned", "install_skipped")
 _TIMES = ("created_at", "archived_at", "updated_at", "deployed_at")
 _STACK_CAP = 200
+_JSON_COLUMNS = ("claude_json", "checks", "timings")  # JSON text locally, objects in records and the API
 
 
 class OutboxWriter(Protocol):
@@ -54,7 +56,7 @@ def record_of(data: Mapping[str, Any]) -> dict[str, Any]:
         val = data.get(k)
         if k in _BOOLS:
             val = bool(val)
-        elif k == "claude_json":
+        elif k in _JSON_COLUMNS:
             val = json.loads(val) if isinstance(val, str) and val else (val or None)
         elif k in _TIMES:
             val = format_time(_time(val))
@@ -72,7 +74,8 @@ def to_record(v: ProjectVersion) -> dict[str, Any]:
 def row_from_record(rec: Mapping[str, Any]) -> dict[str, Any]:
     """Column values for a local row rebuilt from a replica record (restore on an empty data dir)."""
     fields = {k: rec.get(k) for k in RECORD_FIELDS}
-    fields["claude_json"] = json.dumps(rec["claude_json"]) if rec.get("claude_json") is not None else None
+    for k in _JSON_COLUMNS:
+        fields[k] = json.dumps(rec[k]) if rec.get(k) is not None else None
     for k in ("created_at", "archived_at", "updated_at"):
         t = _time(rec.get(k))
         fields[k] = t.replace(tzinfo=None) if t is not None else (utcnow() if k != "archived_at" else None)
@@ -91,7 +94,9 @@ _JSON_KEYS = (
     ("failure_reason", "failureReason"), ("failure_message", "failureMessage"), ("audit_status", "auditStatus"),
     ("needs_rebuild", "needsRebuild"), ("pinned", "pinned"), ("cf_deployment_id", "cfDeploymentId"),
     ("node_version", "nodeVersion"), ("pnpm_version", "pnpmVersion"), ("render_status", "renderStatus"),
-    ("render_detail", "renderDetail"), ("created_at", "createdAt"), ("updated_at", "updatedAt"),
+    ("render_detail", "renderDetail"), ("target_package", "targetPackage"), ("checks", "checks"),
+    ("timings", "timings"), ("created_at", "createdAt"),
+    ("updated_at", "updatedAt"),
 )
 
 
@@ -113,8 +118,8 @@ def version_json(src: ProjectVersion | Mapping[str, Any]) -> dict[str, Any]:
             val = bool(val)
         elif col in _TIMES:
             val = _iso_ms(val)
-        elif col == "render_detail":
-            val = json.loads(val) if val else None
+        elif col in ("render_detail", "checks", "timings"):
+            val = (json.loads(val) if val else None) if not isinstance(val, dict) else val
         out[key] = val
     if not isinstance(src, ProjectVersion):
         out["source"] = "replica"
@@ -145,11 +150,12 @@ def in_flight(user_id: str, project_id: str) -> ProjectVersion | None:
 def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt: str, kind: str,
            framework: str | None = None, parent_version_id: str | None = None,
            rollback_of: str | None = None, status: str = "queued",
-           admit: Callable[[], None] | None = None, **fields: Any) -> ProjectVersion:
+           admit: Callable[[], None] | None = None, on_created: Callable[[ProjectVersion], None] | None = None,
+           **fields: Any) -> ProjectVersion:
     """Insert a version unless the project already has one in flight (409 naming it).
 
-    ``admit`` runs inside the same transaction after the in-flight check (rate caps), so a refused request
-    neither counts against a cap nor leaves a row.
+    ``admit`` runs inside the same transaction after the in-flight check (rate caps, quotas), so a refused
+    request neither counts against a cap nor leaves a row; ``on_created`` runs in it after the insert (the meter).
     """
     with database.atomic("IMMEDIATE"):
         busy = in_flight(user_id, project_id)
@@ -164,6 +170,8 @@ def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt
             framework=framework, parent_version_id=parent_version_id, base_snapshot_id=parent_version_id,
             rollback_of=rollback_of, status=status, created_at=now, updated_at=now, row_version=1, **fields)
         _replicate(outbox, v)
+        if on_created is not None:
+            on_created(v)
         return v
 
 
@@ -173,14 +181,22 @@ def update(outbox: OutboxWriter | None, version_id: str, **fields: Any) -> Proje
         v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
         if v is None:
             raise NotFound(f"version {version_id} not found", code="version_not_found")
-        if "claude_json" in fields and not isinstance(fields["claude_json"], str | None):
-            fields["claude_json"] = json.dumps(fields["claude_json"])
+        for k in _JSON_COLUMNS:
+            if k in fields and not isinstance(fields[k], str | None):
+                fields[k] = json.dumps(fields[k])
+        merge = fields.pop("add_timings", None)
+        if merge:
+            # Steps finishing after the row was written (checks, render) add their figure to the breakdown.
+            have = json.loads(fields.get("timings") or v.timings or "{}")
+            fields["timings"] = json.dumps({**have, **merge})
         for k, val in fields.items():
             setattr(v, k, val)
         v.row_version = int(v.row_version) + 1
         v.updated_at = utcnow()
         v.save()
         _replicate(outbox, v)
+        if quotas.closes(v):  # the build's final state and its meter commit together, exactly once
+            quotas.close_meter(outbox, v)
         return v
 
 

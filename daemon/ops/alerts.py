@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from daemon.core.db import ProjectVersion, utcnow
+from daemon.core import quotas
+from daemon.core.db import ProjectVersion, database, utcnow
 from daemon.ops import metrics
 
 if TYPE_CHECKING:
@@ -163,8 +164,51 @@ def state(rt: Runtime) -> AlertState:
         return s
 
 
+def quota_alerts(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Post one alert per user, quota and month when usage reaches [quotas] alert_ratio of the plan's limit
+    (remembered in state.db, so a restart does not post it again); returns the bodies posted."""
+    if not quotas.enabled(rt.cfg):
+        return []
+    now = now or quotas.clock()
+    month = quotas.month_of(now)
+    ratio = rt.cfg.quotas.alert_ratio
+    users = dict(database.execute_sql(
+        "SELECT user_id, (SELECT org_id FROM build_usage b2 WHERE b2.user_id = b.user_id AND b2.month = ? "
+        "ORDER BY created_at DESC LIMIT 1) FROM build_usage b WHERE month = ? GROUP BY user_id "
+        "UNION SELECT user_id, NULL FROM storage_gauges WHERE bytes > 0 AND user_id NOT IN "
+        "(SELECT user_id FROM build_usage WHERE month = ?)", (month, month, month)).fetchall())
+    posted: list[dict[str, Any]] = []
+    for user_id, org_id in sorted(users.items()):
+        name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
+        limits = {q: v for q, v in quotas.limits_of(plan).items() if q != "concurrent_projects"}
+        if not limits:
+            continue
+        u = quotas.usage_of(user_id, month)
+        for quota, limit in limits.items():
+            used = u.figure(quota)
+            if used < ratio * limit:
+                continue
+            key = f"{month}:{user_id}:{quota}"
+            if not database.execute_sql("INSERT OR IGNORE INTO quota_alerts_sent (key, at) VALUES (?, ?)",
+                                        (key, str(utcnow()))).rowcount:
+                continue  # posted already this month
+            fig, lim = quotas.shown(quota, used), quotas.shown(quota, limit)
+            body = {"alert": "quota_usage", "state": "firing", "userId": user_id, "plan": name, "quota": quota,
+                    "used": fig, "limit": lim, "month": month, "ratio": round(used / limit, 4),
+                    "message": f"user {user_id} used {fig} of {lim} {quota} on plan {name} in {month}",
+                    "at": now.replace(tzinfo=UTC).isoformat()}
+            log.warning("ALERT quota_usage: %s", body["message"])
+            _post(rt, body)
+            posted.append(body)
+    return posted
+
+
 def evaluate(rt: Runtime, now: datetime | None = None) -> list[Alert]:
     """Run every check, record transitions, return what fires now. A check that errors is logged and skipped."""
+    try:
+        quota_alerts(rt)
+    except Exception:
+        log.exception("quota alert check failed")
     now = now or utcnow()
     found: list[Alert] = []
     for check in CHECKS:

@@ -22,7 +22,7 @@ from peewee import fn
 
 from daemon.build import publish, toolchain
 from daemon.build.publish import DIST_WINDOW
-from daemon.core import versions
+from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
 from daemon.history import ProjectRepo
@@ -409,6 +409,14 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
         publish.pointer_moved(rt)
 
 
+def refresh_storage(ctx: _Ctx, step: StepReport) -> None:
+    """Bring every user's storage gauge (the storage quota) up to date with the object store."""
+    if ctx.dry_run:
+        return
+    for user_id, n in quotas.refresh_all_storage(ctx.rt.layout.objects).items():
+        step.add("users", f"{user_id}: {n} bytes stored")
+
+
 Step = Callable[[_Ctx, StepReport], None]
 STEPS: list[tuple[str, Step]] = [
     ("keep_latest", keep_latest),
@@ -419,6 +427,7 @@ STEPS: list[tuple[str, Step]] = [
     ("prune_pnpm_store", prune_pnpm_store),
     ("check_artifacts", check_artifacts),
     ("check_kv", check_kv),
+    ("refresh_storage", refresh_storage),  # last: recounts the storage gauges after every deletion above
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.ops import usage
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ class Metrics:
                                         registry=r, buckets=DURATION_BUCKETS)
         self.builds = Counter("previewd_builds", "Builds finished, by status.", ["status"], registry=r)
         self.failures = Counter("previewd_build_failures", "Failed builds, by reason.", ["reason"], registry=r)
+        self.check_failures = Counter("previewd_check_failures", "Versions whose type check or lint did not pass "
+                                      "(fail or error), by kind.", ["kind"], registry=r)
         self.queue_depth = Gauge("previewd_queue_depth", "Builds waiting to start.", registry=r)
         self.running = Gauge("previewd_builds_running", "Versions building or deploying.", registry=r)
         self.sync_backlog = Gauge("previewd_sync_backlog", "Outbox items waiting, per destination.",
@@ -64,6 +68,11 @@ class Metrics:
                                  registry=r)
         self.pages_quota = Gauge("previewd_pages_deployments_quota", "Pages deployments allowed per month.",
                                  registry=r)
+        self.usage = Gauge("previewd_usage_month", "This calendar month's (UTC) metered usage, summed per plan "
+                           "(meter: builds, build_cpu_seconds, artifact_bytes, pages_deployments).",
+                           ["plan", "meter"], registry=r)
+        self.quota_refusals = Counter("previewd_quota_refusals", "Builds refused by a plan's quota, by quota.",
+                                      ["quota"], registry=r)
         self.disk = Gauge("previewd_disk_used_bytes", "Bytes used under the data dir, by area.", ["area"],
                           registry=r)
         # A fleet droplet's leases (daemon/build/fleet.py); all zero with [fleet] off.
@@ -92,6 +101,13 @@ class Metrics:
             if ms:
                 hist.observe(ms / 1000)
 
+    def observe_checks(self, v: ProjectVersion) -> None:
+        """A version's checks were recorded: count each kind that did not pass."""
+        record = json.loads(v.checks) if isinstance(v.checks, str) and v.checks else {}
+        for kind in ("typecheck", "lint"):
+            if isinstance(record, dict) and (record.get(kind) or {}).get("status") in ("fail", "error"):
+                self.check_failures.labels(kind=kind).inc()
+
     def refresh(self, rt: Runtime, queue: Any = None, *, now: datetime | None = None) -> None:
         """Recompute the gauges read from state (queue, sync, quota; disk at most every DISK_CACHE_S)."""
         if queue is not None:
@@ -113,6 +129,9 @@ class Metrics:
             self.fleet_catchup.set(rt.fleet.catchups[-1] if rt.fleet.catchups else 0.0)
         self.pages_month.set(pages_deployments_this_month(now))
         self.pages_quota.set(rt.cfg.retention.pages_quota_month)
+        for plan, figures in usage.by_plan(rt).items():
+            for meter, value in figures.items():
+                self.usage.labels(plan=plan, meter=meter).set(value)
         self._refresh_disk(rt)
 
     def _refresh_disk(self, rt: Runtime) -> None:
@@ -127,6 +146,17 @@ class Metrics:
             self._disk_at = time.monotonic()
         finally:
             self._disk_lock.release()
+
+    def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """The current samples of every gauge and counter, by metric name (what `render` exposes), for pages
+        that show the same figures as /metrics."""
+        out: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_created", "_bucket")):
+                    continue
+                out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+        return out
 
     def render(self) -> bytes:
         """The text exposition format."""
@@ -159,6 +189,8 @@ def install_metrics(rt: Runtime) -> Metrics:
     m = of(rt)
     if m.observe_build not in rt.on_build_done:
         rt.on_build_done.append(m.observe_build)
+    if m.observe_checks not in rt.on_checks_done:
+        rt.on_checks_done.append(m.observe_checks)
     return m
 
 
@@ -183,6 +215,11 @@ def webhook_refused(rt: Runtime, reason: str) -> None:
 def rate_limited(rt: Runtime, cap: str) -> None:
     """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
     of(rt).rate_limited_total.labels(cap=cap).inc()
+
+
+def quota_refused(rt: Runtime, quota: str) -> None:
+    """A build was refused by a plan's quota (quota: builds, build_cpu_seconds, ...)."""
+    of(rt).quota_refusals.labels(quota=quota).inc()
 
 
 def auth_failed(rt: Runtime, reason: str, ip: str) -> None:

@@ -35,6 +35,8 @@ RECORD_FIELDS = (
     "archived_at",
     "updated_at",
     "row_version",
+    "checks",
+    "timings",
 )
 _TEXT = {
     "prompt",
@@ -52,6 +54,8 @@ _TEXT = {
 _INTS = {"build_duration_ms", "output_size_bytes"}
 _BOOLS = {"needs_rebuild", "pinned"}
 _TIMES = {"created_at", "archived_at", "updated_at"}
+_JSON_OBJECTS = ("claude_json", "checks", "timings")
+ADDED_FIELDS = ("checks", "timings")  # newer than some outbox rows: absent means None
 _REQUIRED_TEXT = {"version_id", "user_id", "project_id"}
 
 
@@ -118,9 +122,12 @@ def format_time(value: datetime | None) -> str | None:
 
 
 def validate_record(record: object) -> dict[str, Any]:
-    """Check a version record's keys and value kinds; return it unchanged or raise InvalidRecord."""
+    """Check a version record's keys and value kinds; return it (fields added since it was written set to None)
+    or raise InvalidRecord."""
     if not isinstance(record, dict):
         raise InvalidRecord(f"a version record must be a dict, got {type(record).__name__}")
+    for name in ADDED_FIELDS:  # an outbox row written before the field existed (an upgrade) still flows
+        record.setdefault(name, None)
     keys = set(record) - {"epoch"}  # a fleet's lease epoch rides along (sync/lease.py); absent = unfenced
     missing = [f for f in RECORD_FIELDS if f not in keys]
     extra = sorted(keys - set(RECORD_FIELDS))
@@ -142,8 +149,9 @@ def validate_record(record: object) -> dict[str, Any]:
             raise InvalidRecord(f"record {vid!r}: {field} must be a bool")
     if record["status"] not in STATUSES:
         raise InvalidRecord(f"record {vid!r}: status {record['status']!r} is not one of {list(STATUSES)}")
-    if record["claude_json"] is not None and not isinstance(record["claude_json"], dict):
-        raise InvalidRecord(f"record {vid!r}: claude_json must be a dict or None")
+    for field in _JSON_OBJECTS:
+        if record[field] is not None and not isinstance(record[field], dict):
+            raise InvalidRecord(f"record {vid!r}: {field} must be a dict or None")
     epoch = record.get("epoch")
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
         raise InvalidRecord(f"record {vid!r}: epoch must be a non-negative integer")

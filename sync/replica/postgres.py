@@ -67,9 +67,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "0003_checks_and_timings",
+        [
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS checks jsonb",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS timings jsonb",
+        ],
+    ),
+    (
         # A fleet's fencing (sync/lease.py): each row carries the lease epoch that wrote it, and one row per
         # project holds its lease and its live version (the pointer the KV mirrors).
-        "0003_fleet_leases",
+        "0004_fleet_leases",
         [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0",
             """CREATE TABLE IF NOT EXISTS {schema}.{leases} (
@@ -276,7 +283,7 @@ class PostgresReplica:
         out: list[Any] = []
         for field in RECORD_FIELDS:
             value = record[field]
-            if field == "claude_json" and value is not None:
+            if field in ("claude_json", "checks", "timings") and value is not None:
                 value = Jsonb(value)
             elif field in ("created_at", "updated_at") or (field == "archived_at" and value is not None):
                 value = parse_time(value, field)

@@ -30,9 +30,13 @@ def _daemon(tmp: Path, grace: float) -> LiveDaemon:
     return d
 
 
+# A fraction unique to this test run, so `_sleepers` never counts a `sleep` of another process on the machine.
+_TAG = f"{os.getpid() % 100000:05d}"
+
+
 def _start_build(d: LiveDaemon, seconds: int) -> str:
-    r = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "slow", "prompt": f"sleep {seconds}"},
-               wait="false")
+    r = d.post("/build-preview-for-new-project",
+               {"userId": "u", "projectId": "slow", "prompt": f"sleep {seconds}.{_TAG}"}, wait="false")
     vid = r.json()["versionId"]
     d.wait_status(vid, ("building",), timeout=60)
     wait_until(_sleepers, 30, interval=0.1, what="the build's sleep starting")
@@ -41,7 +45,7 @@ def _start_build(d: LiveDaemon, seconds: int) -> str:
 
 def _sleepers() -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:1] == ["sleep"]
-            and p.info["cmdline"][1:2] in (["45"], ["3"])]
+            and p.info["cmdline"][1:2] in ([f"45.{_TAG}"], [f"3.{_TAG}"])]
 
 
 def test_build_past_the_grace_period_is_interrupted_and_exit_is_clean(tmp_path: Path) -> None:

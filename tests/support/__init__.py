@@ -67,7 +67,11 @@ def toml_text(sections: Sections) -> str:
     out = []
     for name, keys in sections.items():
         out.append(f"[{name}]")
-        out += [f"{key} = {_toml_value(value)}" for key, value in keys.items()]
+        out += [f"{key} = {_toml_value(value)}" for key, value in keys.items() if not isinstance(value, dict)]
+        for sub, table in keys.items():  # nested tables, e.g. [plans.<name>]
+            if isinstance(table, dict):
+                out.append(f"[{name}.{sub}]")
+                out += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
     return "\n".join(out) + "\n"
 
 
@@ -135,6 +139,11 @@ class ApiClient:
 
     def get(self, path: str, *, sign_it: bool = True, **kw: Any) -> Any:
         return self.client.get(path, auth=auth() if sign_it else None, **kw)
+
+    def put(self, path: str, payload: Any, *, sign_it: bool = True) -> Any:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.client.put(path, content=body, headers={"content-type": "application/json"},
+                               auth=auth() if sign_it else None)
 
 
 # -- in-process daemons -----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ LAYERS = {
     "daemon.build": 3,
     "daemon.ops": 4,
     "daemon.api": 5,
+    "daemon.ui": 5,
     "daemon.cli": 6,
 }
 

@@ -70,10 +70,13 @@ def test_root_drops_every_capability_and_can_switch_to_the_build_user(data: Path
     work = data / "projects" / "a" / "work"
     os.chown(work, 65534, 65534)
     lines: list[str] = []
-    script = "id -u; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status | awk '{print $2}'; touch mine && echo wrote"
+    # The step's private /tmp and /dev/shm take the build user's writes (mktemp, compilers' caches), shared-tmp style.
+    script = ("id -u; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status | awk '{print $2}'; touch mine && echo wrote; "
+              "t=$(mktemp) && echo x > \"$t\" && echo x > /dev/shm/s && stat -c %a /tmp /dev/shm")
     res = _sh(script, work, _code_view(data), lines, user="nobody")
     assert res.reason == "ok", (res.detail, lines)
-    assert lines == ["65534", "0000000000000000", "0000000000000000", "0000000000000000", "wrote"], lines
+    assert lines == ["65534", "0000000000000000", "0000000000000000", "0000000000000000", "wrote", "1777",
+                     "1777"], lines
     lines.clear()
     res = _sh("id -u; grep '^CapEff' /proc/self/status | awk '{print $2}'", work, _code_view(data), lines)
     assert lines == ["0", "0000000000000000"], lines  # root's own steps run without capabilities

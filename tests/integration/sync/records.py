@@ -35,6 +35,8 @@ def record(n: int, status: str = "queued", row_version: int = 1, **overrides: An
         "archived_at": None,
         "updated_at": (BASE + timedelta(seconds=n, milliseconds=row_version)).isoformat(),
         "row_version": row_version,
+        "checks": None,
+        "timings": None,
     }
     rec.update(overrides)
     return rec
@@ -51,6 +53,9 @@ def lifecycle(n: int) -> list[dict[str, Any]]:
             "build_duration_ms": 1000 + n,
             "output_size_bytes": 4096,
             "claude_json": {"result": f"ok {n}", "usage": {"input_tokens": n}},
+            "checks": {"typecheck": {"status": "pass", "errors": 0, "warnings": 0, "durationMs": n,
+                                     "diagnostics": []}},
+            "timings": {"install": n, "bundle": 2 * n},
         }
     )
     return [

@@ -128,6 +128,12 @@ def test_the_script_step_runs_dependencies_concurrently_then_the_project_and_sto
                                                       scripts.Script(tmp_path, "postprepare", "app", "echo no",
                                                                      False)]), tmp_path)
     assert rc == 4 and "no" not in lines
+    # No writable temp dir: the step fails rather than losing the record of a failed dependency script.
+    import subprocess
+
+    out = subprocess.run(scripts.argv(scripts.ScriptPlan(scripts=failing)), cwd=tmp_path, capture_output=True,
+                         text=True, env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path / "missing")})
+    assert out.returncode == 1 and "cannot create a temporary file" in out.stdout and "own-app" not in out.stdout
 
 
 def test_shared_files_are_copied_before_a_dependency_script_may_write_them(tmp_path: Path) -> None:

@@ -48,9 +48,10 @@ def test_build_outcomes_and_durations_parse_back() -> None:
 def test_each_runtime_has_its_own_registry_and_hooks_install_once() -> None:
     a, b = FakeRuntime(), FakeRuntime()
     a.on_build_done = []  # type: ignore[attr-defined]
+    a.on_checks_done = []  # type: ignore[attr-defined]
     metrics.install_metrics(a)  # type: ignore[arg-type]
     metrics.install_metrics(a)  # type: ignore[arg-type]
-    assert len(a.on_build_done) == 1  # type: ignore[attr-defined]
+    assert len(a.on_build_done) == 1 and len(a.on_checks_done) == 1  # type: ignore[attr-defined]
     metrics.webhook_received(a, "deployment.success")  # type: ignore[arg-type]
     metrics.webhook_retried(a, "deployment.success")  # type: ignore[arg-type]
     metrics.webhook_refused(a, "auth")  # type: ignore[arg-type]

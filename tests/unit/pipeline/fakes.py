@@ -26,10 +26,17 @@ if cmd == "install":
     os.makedirs("node_modules", exist_ok=True)
     open("node_modules/.modules.yaml", "w").write("layoutVersion: 5\n")
     open("pnpm-lock.yaml", "w").write("lockfileVersion: '9.0'\n")
+    if os.path.isdir("fake-bin"):  # the project's stand-ins for tsc/eslint become node_modules/.bin entries
+        os.makedirs("node_modules/.bin", exist_ok=True)
+        for name in os.listdir("fake-bin"):
+            dst = os.path.join("node_modules/.bin", name)
+            open(dst, "w").write(open(os.path.join("fake-bin", name)).read())
+            os.chmod(dst, 0o755)
     print("installed (fake)"); sys.exit(0)
 if cmd == "run" and args[-1] == "build":
     script = json.load(open("package.json"))["scripts"]["build"]
-    sys.exit(subprocess.call(["/bin/sh", "-c", script]))
+    env = dict(os.environ, PATH=os.path.abspath("node_modules/.bin") + os.pathsep + os.environ.get("PATH", ""))
+    sys.exit(subprocess.call(["/bin/sh", "-c", script], env=env))
 if cmd == "audit":
     print(json.dumps({{"metadata": {{"vulnerabilities": {{"critical": 0}}}}}})); sys.exit(0)
 print(f"fake pnpm: unsupported {{args}}", file=sys.stderr); sys.exit(2)

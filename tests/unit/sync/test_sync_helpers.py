@@ -96,12 +96,20 @@ def test_valid_record_passes() -> None:
         {"updated_at": "not a time"},
         {"archived_at": 5},
         {"project_id": None},
+        {"checks": "pass"},
+        {"timings": [1, 2]},
     ],
 )
 def test_invalid_records_fail_with_a_reason(change: dict[str, Any]) -> None:
     with pytest.raises(InvalidRecord) as info:
         validate_record(full_record(**change))
     assert info.value.code == "invalid_record" and "v1" in str(info.value)
+
+
+def test_a_record_older_than_the_checks_fields_still_flows() -> None:
+    rec = full_record()
+    del rec["checks"], rec["timings"]
+    assert validate_record(rec)["checks"] is None and rec["timings"] is None
 
 
 def test_records_with_missing_or_extra_keys_fail() -> None:

@@ -1,0 +1,103 @@
+"""Who may use the dashboard: a password whose scrypt hash is in config, or a token `daemonctl ui-token` mints.
+
+Sessions and CSRF are Litestar's own middleware (configured in `daemon.ui.router`); this module holds the
+credential checks and the guard that sends a signed-out visitor to the sign-in page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+TOKEN_VERSION = "ui1"
+TOKEN_MAX_TTL_S = 30 * 24 * 3600
+
+
+class SignInRequired(HTTPException):
+    """No valid session: the router's handler answers with a redirect to the sign-in page."""
+
+    status_code = 401
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """`scrypt$<n>$<r>$<p>$<salt>$<hash>` (stdlib hashlib.scrypt) for `[ui] password_hash`."""
+    if not password:
+        raise ValueError("the password must not be empty")
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    """True when `password` matches the stored hash; False for any malformed hash (never an exception)."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt" or not password:
+        return False
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        if not (2 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):
+            return False
+        salt, expected = _unb64(parts[4]), _unb64(parts[5])
+        got = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected),
+                             maxmem=256 * n * r + 2**20)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+def _token_mac(secret: str, exp: int) -> str:
+    return hmac.new(secret.encode(), f"previewd-ui-token\n{exp}".encode(), hashlib.sha256).hexdigest()
+
+
+def mint_token(secret: str, ttl_s: int, *, now: float | None = None) -> str:
+    """`ui1.<exp>.<hexmac>`: signs one operator in until `exp` (unix seconds); any holder of the HMAC secret can
+    compute one, so it is as strong as that secret."""
+    if not secret:
+        raise ValueError("no HMAC secret configured")
+    if not 1 <= ttl_s <= TOKEN_MAX_TTL_S:
+        raise ValueError(f"ttl must be 1..{TOKEN_MAX_TTL_S} seconds")
+    exp = int((now if now is not None else time.time()) + ttl_s)
+    return f"{TOKEN_VERSION}.{exp}.{_token_mac(secret, exp)}"
+
+
+def check_token(secret: str, token: str, *, now: float | None = None) -> bool:
+    """True for an unexpired token this secret minted."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_VERSION or not parts[1].isdigit() or len(parts[1]) > 12 or not secret:
+        return False
+    exp = int(parts[1])
+    t = now if now is not None else time.time()
+    if not t < exp <= t + TOKEN_MAX_TTL_S:
+        return False
+    return hmac.compare_digest(_token_mac(secret, exp).encode(), parts[2].encode())
+
+
+def session_valid(session: dict[str, Any] | None, now: float | None = None) -> bool:
+    """A session our sign-in wrote and that has not expired."""
+    if not session or session.get("operator") is not True:
+        return False
+    exp = session.get("exp")
+    return isinstance(exp, int | float) and (now if now is not None else time.time()) < exp
+
+
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of every page and action but sign-in: a valid session, else SignInRequired (a redirect)."""
+    if not session_valid(connection.scope.get("session")):  # type: ignore[arg-type]
+        raise SignInRequired(detail="sign in first")

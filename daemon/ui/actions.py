@@ -1,0 +1,169 @@
+"""Sign-in and sign-out, and the operator's actions (rollback, undo, redo, pin, unpin, rebuild from a version):
+each confirmed on its own page, each calling the domain function the API's route calls (no second path)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from daemon.api.guards import client_ip, queue, rt
+from daemon.api.versions import set_pinned
+from daemon.build import publish, submit
+from daemon.build import rollback as rolling_back
+from daemon.core import ratelimit, versions
+from daemon.core.errors import BadRequest, NotFound
+from daemon.core.ids import check_project_ids
+from daemon.ops import metrics
+from daemon.ui.access import check_password, check_token, session_valid, signed_in
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+GUARDS = [signed_in]
+VERSION_ACTIONS = {
+    "rollback": ("Roll back to this version", "A new version equal to this one goes live (its artifact is "
+                 "redeployed, or its sources rebuilt when the artifact is gone)."),
+    "pin": ("Pin this version", "Cleanup will never delete it, its artifact or its preview."),
+    "unpin": ("Unpin this version", "Cleanup may delete it again once it is old enough."),
+    "rebuild": ("Rebuild from this version", "A new build starts from this version's sources with your prompt."),
+}
+PROJECT_ACTIONS = {
+    "undo": ("Undo", "The version that was live before the current one goes live again, without a rebuild."),
+    "redo": ("Redo", "The version undone last goes live again."),
+}
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path inside the dashboard: never another host, never a scheme-relative `//host` URL."""
+    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value \
+            and "//" not in value:
+        return value
+    return "/ui/"
+
+
+@get("/sign-in", name="ui-sign-in")
+async def sign_in_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/ui/") -> Template | Redirect:
+    if session_valid(request.scope.get("session")):  # type: ignore[arg-type]
+        return Redirect(safe_next(next))
+    return Template("sign_in.html", context={"page": "sign-in", "next": safe_next(next), "error": None,
+                                             "has_password": bool(rt(request).cfg.ui.password_hash)})
+
+
+@post("/sign-in", name="ui-sign-in-post", status_code=303)
+async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Redirect:
+    """A password checked against `[ui] password_hash`, or a `daemonctl ui-token`. Failures are counted per IP
+    ([rate_limits] failed_auth_per_ip_per_hour, the API's cap, in a window of the dashboard's own) and in the
+    API's auth-failure metric."""
+    runtime = rt(request)
+    cfg = runtime.cfg
+    password, token = data.get("password", ""), data.get("token", "").strip()
+    target = safe_next(data.get("next"))
+    ip = client_ip(request)
+    cap = cfg.rate_limits.failed_auth_per_ip_per_hour
+    window: ratelimit.MemoryWindow = request.app.state.ui_sign_in_failures
+    # Past the cap a password is not even checked (guessing stops); a token (an HMAC, not guessable) still is,
+    # so an operator on a shared address can always get in with `daemonctl ui-token`.
+    over = window.count(ip) >= cap
+    ok = False
+    if token:
+        ok = check_token(cfg.secrets.hmac_secret, token)
+    elif password and cfg.ui.password_hash and not over:
+        ok = await asyncio.to_thread(check_password, cfg.ui.password_hash, password)
+    if ok:
+        request.set_session({"operator": True, "exp": time.time() + cfg.ui.session_hours * 3600})
+        return Redirect(target, status_code=303)
+    if not over:
+        metrics.auth_failed(runtime, "ui_sign_in_failed", ip)
+        over = window.add(ip, cap) > cap
+    error = ("too many failed sign-ins from your address; wait an hour, or use a token from `daemonctl ui-token`"
+             if over else "that password or token is not right" if (password or token)
+             else "enter a password or a token")
+    return Template("sign_in.html", status_code=429 if over else 401,
+                    context={"page": "sign-in", "next": target, "error": error,
+                             "has_password": bool(cfg.ui.password_hash)})
+
+
+@post("/sign-out", name="ui-sign-out", status_code=303)
+async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
+    request.clear_session()
+    return Redirect("/ui/sign-in", status_code=303)
+
+
+@get("/versions/{version_id:str}/confirm/{action:str}", guards=GUARDS, name="ui-confirm-version")
+async def confirm_version(version_id: FromPath[str], action: FromPath[str]) -> Template:
+    """The confirmation page of a version action."""
+    if action not in VERSION_ACTIONS:
+        raise NotFound(f"no action {action!r}", code="not_found")
+    v = await asyncio.to_thread(versions.get, version_id)
+    title, what = VERSION_ACTIONS[action]
+    return Template("confirm.html", context={"page": "projects", "title": title, "what": what, "v": v,
+                                             "action": f"/ui/versions/{version_id}/{action}",
+                                             "back": f"/ui/projects/{v.user_id}/{v.project_id}",
+                                             "prompt": action == "rebuild"})
+
+
+@get("/projects/{user_id:str}/{project_id:str}/confirm/{action:str}", guards=GUARDS, name="ui-confirm-project")
+async def confirm_project(user_id: FromPath[str], project_id: FromPath[str], action: FromPath[str]) -> Template:
+    check_project_ids(user_id, project_id)
+    if action not in PROJECT_ACTIONS:
+        raise NotFound(f"no action {action!r}", code="not_found")
+    title, what = PROJECT_ACTIONS[action]
+    back = f"/ui/projects/{user_id}/{project_id}"
+    return Template("confirm.html", context={"page": "projects", "title": f"{title} in {user_id}/{project_id}",
+                                             "what": what, "v": None, "action": f"{back}/{action}", "back": back,
+                                             "prompt": False})
+
+
+@post("/versions/{version_id:str}/rollback", guards=GUARDS, status_code=303, name="ui-rollback")
+async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
+    """The API's rollback (`POST /rollback/{id}`): same function, same rate cap, same new version."""
+    target = await asyncio.to_thread(versions.get, version_id)
+    v = await asyncio.to_thread(rolling_back.rollback, rt(request), queue(request), target.user_id,
+                                target.project_id, version_id)
+    return Redirect(f"/ui/versions/{v.version_id}", status_code=303)
+
+
+@post("/versions/{version_id:str}/pin", guards=GUARDS, status_code=303, name="ui-pin")
+async def pin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
+    v = await asyncio.to_thread(set_pinned, rt(request), version_id, True)
+    return Redirect(f"/ui/projects/{v.user_id}/{v.project_id}", status_code=303)
+
+
+@post("/versions/{version_id:str}/unpin", guards=GUARDS, status_code=303, name="ui-unpin")
+async def unpin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
+    v = await asyncio.to_thread(set_pinned, rt(request), version_id, False)
+    return Redirect(f"/ui/projects/{v.user_id}/{v.project_id}", status_code=303)
+
+
+@post("/versions/{version_id:str}/rebuild", guards=GUARDS, status_code=303, name="ui-rebuild")
+async def rebuild(request: Request[Any, Any, Any], version_id: FromPath[str], data: Form) -> Redirect:
+    """The API's `/rebuild-preview` with this version as the base: same parsing, caps and queue."""
+    runtime = rt(request)
+    base = await asyncio.to_thread(versions.get, version_id)
+    prompt = data.get("prompt", "")
+    if not prompt.strip():
+        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
+    req = submit.parse_build_request({"userId": base.user_id, "projectId": base.project_id, "prompt": prompt,
+                                      "baseVersionId": version_id}, rebuild=True,
+                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(submit.submit_rebuild, runtime, queue(request), req)
+    return Redirect(f"/ui/versions/{v.version_id}", status_code=303)
+
+
+@post("/projects/{user_id:str}/{project_id:str}/{direction:str}", guards=GUARDS, status_code=303, name="ui-walk")
+async def walk(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str],
+               direction: FromPath[str]) -> Redirect:
+    """Undo or redo through `publish.walk`, as `POST /projects/{u}/{p}/undo|redo` does."""
+    check_project_ids(user_id, project_id)
+    if direction not in PROJECT_ACTIONS:
+        raise NotFound(f"no action {direction!r}", code="not_found")
+    await asyncio.to_thread(publish.walk, rt(request), user_id, project_id, direction)
+    return Redirect(f"/ui/projects/{user_id}/{project_id}", status_code=303)
+
+
+HANDLERS: list[Any] = [sign_in_page, sign_in, sign_out, confirm_version, confirm_project, rollback, pin, unpin,
+                       rebuild, walk]

@@ -1,0 +1,62 @@
+"""Charts drawn on the server as inline SVG: no chart library, nothing to load, readable without JavaScript."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from markupsafe import Markup
+
+OK_COLOUR = "#2f6f4f"
+FAIL_COLOUR = "#b3261e"
+
+
+def builds_bars(buckets: list[tuple[datetime, int, int]], *, title: str, width: int = 640,
+                height: int = 160, narrow: bool = False, start_label: str = "") -> Markup:
+    """Stacked bars per time bucket: builds that succeeded (green) under those that failed (red). The axis says
+    `start_label` ... now (relative, so no timezone is shown wrong); each bar's tooltip gives its UTC hour."""
+    pad_l, pad_b, pad_t = 36, 20, 8
+    plot_w, plot_h = width - pad_l - 4, height - pad_b - pad_t
+    top = max([n for _, n, _ in buckets] + [1])
+    bar_w = plot_w / max(len(buckets), 1)
+    kind = "narrow" if narrow else "wide"
+    parts = [f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+             f'<title>{escape(title)}</title>',
+             f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 4}" y2="{pad_t + plot_h}" class="axis"/>',
+             f'<text x="{pad_l - 4}" y="{pad_t + 10}" class="tick" text-anchor="end">{top}</text>',
+             f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" class="tick" text-anchor="end">0</text>']
+    for i, (start, n, failed) in enumerate(buckets):
+        x = pad_l + i * bar_w
+        h_all = plot_h * n / top
+        h_fail = plot_h * failed / top
+        label = f"{start:%Y-%m-%d %H:00} UTC: {n} builds, {failed} failed"
+        parts.append(f'<g><title>{escape(label)}</title>'
+                     f'<rect x="{x + 0.5:.1f}" y="{pad_t + plot_h - h_all:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                     f'height="{h_all - h_fail:.1f}" fill="{OK_COLOUR}"/>'
+                     f'<rect x="{x + 0.5:.1f}" y="{pad_t + plot_h - h_fail:.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                     f'height="{h_fail:.1f}" fill="{FAIL_COLOUR}"/></g>')
+    if buckets:
+        parts.append(f'<text x="{pad_l}" y="{height - 4}" class="tick">{escape(start_label)}</text>')
+        parts.append(f'<text x="{width - 4}" y="{height - 4}" class="tick" text-anchor="end">now</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def share_bars(rows: list[tuple[str, int]], *, total: int, title: str, width: int = 640,
+               narrow: bool = False) -> Markup:
+    """Horizontal bars, one per label, their length the label's share of `total`."""
+    row_h = 22
+    height = max(row_h * len(rows), row_h) + 4
+    label_w = 130 if narrow else 170
+    kind = "narrow" if narrow else "wide"
+    parts = [f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+             f'<title>{escape(title)}</title>']
+    for i, (label, n) in enumerate(rows):
+        y = 2 + i * row_h
+        share = n / total if total else 0.0
+        w = (width - label_w - 70) * share
+        parts.append(f'<text x="0" y="{y + 15}" class="label">{escape(label)}</text>'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{FAIL_COLOUR}"/>'
+                     f'<text x="{label_w + w + 6:.1f}" y="{y + 15}" class="label">{n} ({share:.0%})</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,151 @@
+"""The dashboard's pages: overview, projects, project timeline, version, diff; and the images they show."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from litestar import Request, Response, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, ServerSentEvent, Template
+
+from daemon.api.builds import log_stream
+from daemon.api.guards import queue, rt
+from daemon.api.versions import read_log
+from daemon.build import diffs, screens
+from daemon.core import versions
+from daemon.core.errors import AppError, BadRequest
+from daemon.core.ids import check_project_ids, valid_version_id
+from daemon.ui import charts, patchview, queries, thumbs
+from daemon.ui.access import signed_in
+
+GUARDS = [signed_in]
+SIZES = screens.SIZES
+
+
+@get("/", guards=GUARDS, name="ui-overview")
+async def overview(request: Request[Any, Any, Any], window: FromQuery[str] = "24h") -> Template:
+    """Builds per hour and failure reasons, timings, queue, sync, quota, disk and alerts."""
+    data = await asyncio.to_thread(queries.overview, rt(request), queue(request), window)
+    stats = data["stats"]
+    label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
+    title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"
+    # Two drawings of one chart: SVG text scales with the picture, so a phone gets one drawn for its width.
+    ago = "24 h ago" if data["window"] == "24h" else "7 days ago"
+    data["builds_chart"] = charts.builds_bars(stats.buckets, title=title, start_label=ago) + \
+        charts.builds_bars(stats.buckets, title=title, width=360, height=180, narrow=True, start_label=ago)
+    data["reasons_chart"] = charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, "
+                                              f"{label}") + \
+        charts.share_bars(stats.by_reason, total=stats.failed, title=f"Failures by reason, {label}", width=360,
+                          narrow=True)
+    data["window_label"] = label
+    return Template("overview.html", context={"page": "overview", **data})
+
+
+@get("/projects", guards=GUARDS, name="ui-projects")
+async def projects(q: FromQuery[str] = "", page: Annotated[int, QueryParameter(ge=0, le=10_000)] = 0) -> Template:
+    """Projects by user or project id, most recently built first."""
+    q = q.strip()[:64]
+    rows, more = await asyncio.to_thread(queries.projects, q, page)
+    return Template("projects.html", context={"page": "projects", "rows": rows, "q": q, "page_no": page,
+                                              "more": more})
+
+
+@get("/projects/{user_id:str}/{project_id:str}", guards=GUARDS, name="ui-project")
+async def project(user_id: FromPath[str], project_id: FromPath[str], before: FromQuery[str] = "") -> Template:
+    """The timeline of a project's versions, newest first, with its branch lanes and actions."""
+    check_project_ids(user_id, project_id)
+    if before and not valid_version_id(before):
+        raise BadRequest("before must be a version id", code="invalid_field", field="before")
+    t = await asyncio.to_thread(queries.timeline, user_id, project_id, before or None)
+    return Template("project.html", context={"page": "projects", "t": t, "before": before})
+
+
+@get("/versions/{version_id:str}", guards=GUARDS, name="ui-version")
+async def version(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Template:
+    """One version: its log (live while it builds), contract summary, audit, toolchain, artifact and preview."""
+    runtime = rt(request)
+
+    def load() -> dict[str, Any]:
+        v = versions.get(version_id)
+        log, size = read_log(runtime.layout.log_path(version_id), runtime.cfg.server.max_log_bytes)
+        files = queries.source_files(runtime, v)
+        return {"v": v, "j": versions.version_json(v), "log": log.decode("utf-8", "replace"), "log_size": size,
+                "files": files, "files_bytes": sum(n for _, n in files),
+                "live": versions.navigation(v.user_id, v.project_id)["liveVersionId"]}
+
+    ctx = await asyncio.to_thread(load)
+    ctx["following"] = ctx["v"].status in ("queued", "building")
+    return Template("version.html", context={"page": "projects", **ctx})
+
+
+@get("/versions/{version_id:str}/log-stream", guards=GUARDS, name="ui-log-stream",
+     media_type="text/event-stream")
+async def version_log_stream(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
+    """The API's log stream (same code, same caps) for the signed-in operator's EventSource."""
+    await asyncio.to_thread(versions.get, version_id)
+    return log_stream(request, version_id)
+
+
+@get("/diff/{a_id:str}/{b_id:str}", guards=GUARDS, name="ui-diff")
+async def diff(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromPath[str]) -> Template:
+    """Source patch side by side with per-file counts, and the visual diff per screen size."""
+    runtime = rt(request)
+
+    def load() -> dict[str, Any]:
+        a, b = versions.get(a_id), versions.get(b_id)
+        ctx: dict[str, Any] = {"a": a, "b": b, "stat": None, "files": [], "patch_error": None, "visual": {}}
+        try:
+            ctx["stat"] = diffs.diff(runtime, a_id, b_id, "stat")
+            patch = diffs.diff(runtime, a_id, b_id, "patch")
+            if len(patch.encode("utf-8", "replace")) > runtime.cfg.server.max_diff_bytes:
+                ctx["patch_error"] = "the patch is larger than [server] max_diff_bytes; the counts above are whole"
+            else:
+                ctx["files"] = patchview.side_by_side(patch)
+        except AppError as exc:
+            ctx["patch_error"] = exc.message
+        for size in SIZES:
+            try:
+                ctx["visual"][size] = screens.visual_diff(runtime, a_id, b_id, stats_only=True, size=size)
+            except AppError as exc:
+                ctx["visual"][size] = {"error": exc.message}
+        return ctx
+
+    ctx = await asyncio.to_thread(load)
+    return Template("diff.html", context={"page": "projects", **ctx})
+
+
+@get("/compare", guards=GUARDS, name="ui-compare")
+async def compare(a: FromQuery[str], b: FromQuery[str]) -> Redirect:
+    """The project page's compare form lands here; the diff page has the two ids in its path."""
+    for vid in (a, b):
+        if not valid_version_id(vid):
+            raise BadRequest("pick two versions to compare", code="invalid_field", field="a" if vid == a else "b")
+    return Redirect(f"/ui/diff/{a}/{b}", status_code=303)
+
+
+@get("/shot/{version_id:str}/{size:str}", guards=GUARDS, name="ui-shot", media_type="image/png")
+async def shot(request: Request[Any, Any, Any], version_id: FromPath[str], size: FromPath[str]) -> Response[bytes]:
+    """A version's stored screenshot (the API's reader)."""
+    png = await asyncio.to_thread(screens.screenshot, rt(request), version_id, size)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+@get("/thumb/{version_id:str}", guards=GUARDS, name="ui-thumb", media_type="image/jpeg")
+async def thumb(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Response[bytes]:
+    """The timeline's small picture of a version (a few KB instead of the whole screenshot)."""
+    jpeg = await asyncio.to_thread(thumbs.thumbnail, rt(request), version_id)
+    return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=86400"})
+
+
+@get("/diff/{a_id:str}/{b_id:str}/overlay/{size:str}", guards=GUARDS, name="ui-overlay", media_type="image/png")
+async def overlay(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromPath[str],
+                  size: FromPath[str]) -> Response[bytes]:
+    """The visual diff image (A | B | changes), the page shows its third panel as the overlay."""
+    if size not in SIZES:
+        raise BadRequest(f"size must be one of {', '.join(SIZES)}", code="invalid_field", field="size")
+    png = await asyncio.to_thread(screens.visual_diff, rt(request), a_id, b_id, stats_only=False, size=size)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+HANDLERS: list[Any] = [overview, projects, project, version, version_log_stream, diff, compare, shot, thumb, overlay]

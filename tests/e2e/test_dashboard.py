@@ -1,0 +1,288 @@
+"""The dashboard in real Chromium (Playwright for Python driving the system Chromium through `executable_path`),
+against a real `previewd serve` holding versions built with real pnpm and render-checked.
+
+Screenshots of every page at 1280 and 390 px go to test-artifacts/ui/ (git-ignored) for review.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from daemon.ui.access import hash_password
+from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support import wait_until
+from tests.support.live import LiveDaemon
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+PASSWORD = "dashboard test password"
+WIDTHS = {"desktop": {"width": 1280, "height": 800}, "mobile": {"width": 390, "height": 844}}
+
+# Blue or red pages by prompt; "slow" builds print a line every 0.4 s so the log can be watched arriving.
+PAGES = '''
+p = req["prompt"]
+colour = "#c00" if "red" in p else "#00c"
+slow = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick-$i; sleep 0.4; done && " if "slow" in p else ""
+build = slow + "mkdir -p dist && cp index.html dist/"
+files = {"index.html": "<html><body><h1 style='color:" + colour + "'>" + p + "</h1>"
+         "<div style='height:300px;background:" + colour + "'></div></body></html>"}
+'''
+
+
+@dataclass
+class Site:
+    d: LiveDaemon
+    v1: str
+    v2: str
+
+
+def _build(d: LiveDaemon, project: str, prompt: str, new: bool = True, **params: str) -> str:
+    path = "/build-preview-for-new-project" if new else "/rebuild-preview"
+    r = d.post(path, {"userId": "u", "projectId": project, "prompt": prompt}, **params)
+    assert r.status_code in (200, 202), r.text
+    return str(r.json()["versionId"])
+
+
+def _rendered(d: LiveDaemon, vid: str) -> dict[str, Any]:
+    def checked() -> dict[str, Any] | None:
+        v: dict[str, Any] = d.get(f"/versions/{vid}").json()
+        return v if v["renderStatus"] else None
+
+    return wait_until(checked, 120, interval=0.2, what=f"{vid} being render-checked")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    extra = f'[ui]\npassword_hash = "{hash_password(PASSWORD)}"\n'
+    d = LiveDaemon(tmp, generator_config(write_generator(tmp, PAGES), extra)).start()
+    try:
+        v1 = _build(d, "site", "Blue page")
+        v2 = _build(d, "site", "A red page", new=False)
+        for vid in (v1, v2):
+            assert _rendered(d, vid)["renderStatus"] == "ok"
+        yield Site(d, v1, v2)
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/install-system-deps.sh installs it)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium)
+        yield b
+        b.close()
+
+
+# WCAG 2 contrast of every element that holds text, against the first opaque background behind it.
+LOW_CONTRAST_JS = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  const bg = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+                     if (c.length === 3 || c[3] > 0.9) return c.slice(0, 3); } return [255, 255, 255]; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.offsetParent) continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    const [a, b] = [lum(rgb(st.color).slice(0, 3)), lum(bg(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.5 && +st.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
+    }
+  }
+  return bad;
+}"""
+
+
+class Watch:
+    """Console errors, page errors, failed requests and HTTP errors seen by one page."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error"
+                else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400
+                else None)
+
+
+def signed_in(browser: Browser, d: LiveDaemon, size: str) -> BrowserContext:
+    ctx = browser.new_context(viewport=WIDTHS[size], base_url=d.base, timezone_id="Asia/Tokyo")
+    page = ctx.new_page()
+    page.goto("/ui/sign-in")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/ui/?$"))
+    page.close()
+    return ctx
+
+
+def shoot(page: Page, name: str, size: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
+
+
+def test_signed_out_visitor_is_sent_to_sign_in(browser: Browser, site: Site) -> None:
+    ctx = browser.new_context(base_url=site.d.base)
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto("/ui/projects")
+    assert "/ui/sign-in?next=" in page.url
+    for size in WIDTHS:
+        page.set_viewport_size(WIDTHS[size])
+        shoot(page, "sign-in", size)
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "that password or token is not right"
+    watch.problems = [p for p in watch.problems if "HTTP 401" not in p and "401 (Unauthorized)" not in p]
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/ui/projects$"))
+    assert page.get_by_role("link", name=re.compile("site")).count() >= 1
+    assert watch.problems == []
+    ctx.close()
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_every_page_renders_cleanly(browser: Browser, site: Site, size: str) -> None:
+    ctx = signed_in(browser, site.d, size)
+    pages = {
+        "overview": "/ui/", "overview-7d": "/ui/?window=7d", "projects": "/ui/projects",
+        "projects-search": "/ui/projects?q=sit", "project": "/ui/projects/u/site",
+        "version": f"/ui/versions/{site.v2}", "diff": f"/ui/diff/{site.v1}/{site.v2}",
+        "confirm-rollback": f"/ui/versions/{site.v1}/confirm/rollback",
+    }
+    for name, path in pages.items():
+        page = ctx.new_page()
+        watch = Watch(page)
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        assert page.locator("h1").count() == 1, name
+        # every control has a name a screen reader can say
+        unlabelled = page.evaluate("""() => [...document.querySelectorAll(`input:not([type=hidden]), select,
+            textarea, button`)].filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+            && !(el.textContent || '').trim()).map(el => el.outerHTML)""")
+        assert unlabelled == [], (name, unlabelled)
+        # nothing wider than the viewport at 390 px (tables scroll inside their own box)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (name, size, overflow)
+        assert page.evaluate(LOW_CONTRAST_JS) == [], name
+        shoot(page, name, size)
+        assert watch.problems == [], (name, watch.problems)
+        page.close()
+    ctx.close()
+
+
+def test_times_are_in_the_viewers_timezone(browser: Browser, site: Site) -> None:
+    ctx = signed_in(browser, site.d, "desktop")
+    page = ctx.new_page()
+    page.goto("/ui/projects/u/site")
+    first = page.locator("time").first
+    assert "UTC" in (first.get_attribute("title") or "")  # the server's text, kept as the tooltip
+    assert "UTC" not in first.inner_text()  # rewritten for Asia/Tokyo by the page
+    ctx.close()
+
+
+def test_keyboard_reaches_the_content_first(browser: Browser, site: Site) -> None:
+    ctx = signed_in(browser, site.d, "mobile")
+    page = ctx.new_page()
+    page.goto("/ui/projects")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    ctx.close()
+
+
+def test_diff_page_shows_both_screenshots_the_overlay_and_the_patch(browser: Browser, site: Site) -> None:
+    ctx = signed_in(browser, site.d, "desktop")
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(f"/ui/diff/{site.v1}/{site.v2}")
+    page.wait_for_load_state("networkidle")
+    for size in ("desktop", "mobile"):
+        for which in ("A", "B"):
+            img = page.get_by_alt_text(f"Version {which}, {size}")
+            assert img.evaluate("i => i.complete && i.naturalWidth > 0"), (which, size)
+    share = page.locator(".share").first.inner_text()
+    assert float(share.rstrip("%")) > 0  # blue to red: pixels changed
+    slider = page.get_by_label("Slider between A and B, desktop")
+    slider.fill("20")
+    assert "20%" in page.locator(".stage.desktop .clip").evaluate("el => el.style.clipPath")
+    page.get_by_label("Changes overlay").first.check()
+    overlay = page.get_by_alt_text("Changed pixels in red over a faded A, desktop")
+    overlay.wait_for(state="visible")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=overlay.element_handle())
+    patch = page.locator("table.sbs").first
+    assert "Blue page" in patch.locator("td.del").first.inner_text()
+    assert "A red page" in patch.locator("td.ins").first.inner_text()
+    assert page.get_by_role("link", name="index.html").count() == 1  # the file list
+    assert watch.problems == []
+    ctx.close()
+
+
+def test_log_page_shows_lines_arriving_during_a_build(browser: Browser, site: Site) -> None:
+    vid = _build(site.d, "live", "slow blue page", wait="false")
+    ctx = signed_in(browser, site.d, "desktop")
+    page = ctx.new_page()
+    page.goto(f"/ui/versions/{vid}")
+    log = page.locator("#log")
+    assert log.get_attribute("data-stream"), "the page did not open while the build ran"
+    page.wait_for_function("() => document.getElementById('log').textContent.includes('tick-2')", timeout=60_000)
+    early = log.inner_text()
+    assert "tick-10" not in early  # lines are arriving while the build runs, not all at its end
+    page.wait_for_function("() => document.getElementById('status').textContent === 'deployed'", timeout=120_000)
+    assert "tick-10" in log.inner_text()
+    assert "finished: deployed" in page.locator("#following").inner_text()
+    shoot(page, "version-live-log", "desktop")
+    ctx.close()
+
+
+def _same_fields(v: dict[str, Any]) -> dict[str, Any]:
+    return {k: v[k] for k in ("userId", "projectId", "kind", "status", "rollbackOf", "parentVersionId", "framework",
+                              "outputSizeBytes", "artifactUrl", "nodeVersion", "pnpmVersion", "failureReason")}
+
+
+def test_ui_rollback_creates_the_same_version_as_the_api(browser: Browser, site: Site) -> None:
+    d = site.d
+    ctx = signed_in(browser, d, "desktop")
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto("/ui/projects/u/site")
+    page.locator(f"#v-{site.v1}").get_by_role("link", name="Roll back to this").click()
+    page.get_by_role("button", name="Yes, roll back to this version").click()
+    page.wait_for_url(re.compile(r".*/ui/versions/[0-9A-Z]{26}$"))
+    ui_id = page.url.rsplit("/", 1)[1]
+    assert ui_id not in (site.v1, site.v2)
+    ui_v = d.wait_status(ui_id, ("deployed", "failed"))
+    api_id = d.post(f"/rollback/{site.v1}", {"userId": "u", "projectId": "site"}).json()["versionId"]
+    api_v = d.wait_status(api_id, ("deployed", "failed"))
+    assert _same_fields(ui_v) == _same_fields(api_v)
+    assert ui_v["status"] == "deployed" and ui_v["rollbackOf"] == site.v1
+    stat = d.get(f"/versions/{ui_id}/diff/{api_id}", params={"mode": "stat"}).json()
+    assert stat["filesChanged"] == 0  # the same sources
+    assert d.preview(ui_v["previewUrl"]).text == d.preview(api_v["previewUrl"]).text
+    assert watch.problems == []
+    ctx.close()
+
+
+def test_forged_form_without_csrf_token_is_refused(browser: Browser, site: Site) -> None:
+    ctx = signed_in(browser, site.d, "desktop")
+    r = ctx.request.post(f"/ui/versions/{site.v1}/pin", form={"x": "1"}, max_redirects=0)
+    assert r.status == 403
+    assert site.d.get(f"/versions/{site.v1}").json()["pinned"] is False
+    ctx.close()
