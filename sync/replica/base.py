@@ -37,6 +37,7 @@ RECORD_FIELDS = (
     "row_version",
     "checks",
     "timings",
+    "target_package",
 )
 _TEXT = {
     "prompt",
@@ -50,12 +51,13 @@ _TEXT = {
     "pnpm_version",
     "failure_reason",
     "rollback_of",
+    "target_package",
 }
 _INTS = {"build_duration_ms", "output_size_bytes"}
 _BOOLS = {"needs_rebuild", "pinned"}
 _TIMES = {"created_at", "archived_at", "updated_at"}
 _JSON_OBJECTS = ("claude_json", "checks", "timings")
-ADDED_FIELDS = ("checks", "timings")  # newer than some outbox rows: absent means None
+ADDED_FIELDS = ("checks", "timings", "target_package")  # newer than some outbox rows: absent means None
 _REQUIRED_TEXT = {"version_id", "user_id", "project_id"}
 
 

@@ -101,6 +101,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        # A workspace's built package (a monorepo's target): a restore onto an empty data dir keeps it.
+        "0005_target_package",
+        ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS target_package text"],
+    ),
 ]
 
 

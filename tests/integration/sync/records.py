@@ -37,6 +37,7 @@ def record(n: int, status: str = "queued", row_version: int = 1, **overrides: An
         "row_version": row_version,
         "checks": None,
         "timings": None,
+        "target_package": None,
     }
     rec.update(overrides)
     return rec
@@ -56,6 +57,7 @@ def lifecycle(n: int) -> list[dict[str, Any]]:
             "checks": {"typecheck": {"status": "pass", "errors": 0, "warnings": 0, "durationMs": n,
                                      "diagnostics": []}},
             "timings": {"install": n, "bundle": 2 * n},
+            "target_package": "apps/web" if n % 2 else None,
         }
     )
     return [
