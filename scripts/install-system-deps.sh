@@ -3,17 +3,19 @@
 #   scripts/install-system-deps.sh            everything the test suite exercises for real:
 #       chromium   - the render check (headless, DevTools pipe)
 #       bubblewrap - the isolation layer every build step runs in
+#       haproxy    - the fleet's example proxy config (packaging/haproxy-fleet.cfg), run by its test
 #   scripts/install-system-deps.sh --run      only what `make run` needs to build a preview: bubblewrap.
 #       Installs it when this shell is root (or has sudo); otherwise prints the exact command and fails,
 #       because without it the daemon refuses every build (sandbox_unavailable).
 set -euo pipefail
-wanted=(chromium bubblewrap)
+wanted=(chromium bubblewrap haproxy)
 [ "${1:-}" = "--run" ] && wanted=(bubblewrap)
 missing=()
 for pkg in "${wanted[@]}"; do
   case $pkg in
     chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
     bubblewrap) command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap) ;;
+    haproxy) command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy) ;;
   esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
