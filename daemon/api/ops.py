@@ -72,7 +72,7 @@ async def sync_flush(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/ops/sync/verify", guards=[signed], summary="Compare local rows with Postgres and KV; with userId and "
-     "projectId, one project across Postgres, S3 and KV, whichever droplet asks")
+     "projectId, one project across Postgres, S3 and KV, whichever droplet asks", responses=errors(409))
 async def sync_verify(request: Request[Any, Any, Any], userId: FromQuery[str | None] = None,
                       projectId: FromQuery[str | None] = None) -> dict[str, Any]:
     if userId is not None or projectId is not None:
