@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -12,6 +13,8 @@ from daemon.core.db import ProjectVersion, database
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
+
+log = logging.getLogger("previewd.artifacts")
 
 
 def register_artifact(rt: Runtime, v: ProjectVersion, key: str, path: Path) -> str | None:
@@ -57,3 +60,45 @@ def zip_output(out_dir: Path, dest: Path) -> int:
             zf.write(path, rel.as_posix())
     tmp.replace(dest)
     return dest.stat().st_size
+
+
+def artifact_zip(rt: Runtime, t: ProjectVersion) -> Path | None:
+    """The target's artifact zip on local disk (fetched from the remote store if only it has it)."""
+    key = rt.layout.artifact_key(t.user_id, t.project_id, t.version_id)
+    local = rt.layout.local_object(key)
+    if local.is_file():
+        return local
+    try:
+        if rt.local_objects.exists(key):  # archived by the retention cleanup: still on this disk
+            rt.local_objects.get_file(key, local)
+            return local
+    except Exception:
+        log.warning("could not read archived %s", key, exc_info=True)
+    if rt.remote_objects is not None:
+        try:
+            if rt.remote_objects.exists(key):
+                rt.remote_objects.get_file(key, local)
+                return local
+        except Exception:
+            log.warning("could not fetch %s from the object store", key, exc_info=True)
+    return None
+
+
+def extract_artifact(zip_path: Path, dest: Path) -> None:
+    """Unpack an artifact zip, refusing entries that would land outside dest or are links."""
+    root = dest.resolve()
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode == 0o120000:
+                raise ValueError(f"artifact entry {info.filename!r} is a link")
+            target = (dest / info.filename).resolve()
+            if not str(target).startswith(str(root) + "/"):
+                raise ValueError(f"artifact entry {info.filename!r} escapes the output dir")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)

@@ -18,6 +18,7 @@ from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
+from daemon.deployers.cloudflare import branch_alias_url, live_branch
 from daemon.deployers.local import alias_label, preview_url
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
@@ -180,8 +181,11 @@ def accepted(rt: Runtime) -> None:
 
 
 def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
-    """The project's stable address on a fleet of local-deployer droplets: `<project>--<user>.<preview_domain>`
-    always serves the live version (rollback and undo/redo move it at once); None otherwise."""
+    """The project's stable address: on Cloudflare its Pages live branch alias (any mode, daemon/build/livealias.py);
+    on a fleet of local-deployer droplets `<project>--<user>.<preview_domain>`. Both always serve the live version
+    (rollback and undo/redo move it); None otherwise."""
+    if rt.deployer.name == "cloudflare":
+        return branch_alias_url(live_branch(user_id, project_id), rt.cfg.deploy.cf_project_name)
     if rt.fleet is None or rt.deployer.name != "local":
         return None
     return preview_url(alias_label(user_id, project_id), rt.cfg.server.preview_domain, rt.cfg.previews_port)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import artifacts, fleet, screens
+from daemon.build import artifacts, fleet, livealias, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from sync.kv import LocalKV
@@ -48,7 +48,15 @@ def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectV
     fleet.admit(rt, user_id, project_id)
     v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
     pointer_moved(rt)
+    follow_alias(rt, user_id, project_id)
     return v
+
+
+def follow_alias(rt: Runtime, user_id: str, project_id: str) -> None:
+    """On Cloudflare, queue the live branch's redeploy when the pointer left its newest deployment (README
+    "Fleet"); the pointer itself has moved already."""
+    if livealias.enabled(rt):
+        _later(rt, lambda: livealias.follow(rt, user_id, project_id))
 
 
 def pointer_moved(rt: Runtime) -> None:
@@ -138,6 +146,11 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
             fleet.unhold(rt, v.user_id, v.project_id)
         if v.status == "deployed" and rt.cfg.render.enabled:
             _render_once(rt, v.version_id)
+        if livealias.enabled(rt):
+            try:
+                livealias.follow(rt, v.user_id, v.project_id)  # e.g. a build that did not go live
+            except Exception:
+                log.exception("live alias check failed for %s", v.version_id)
 
     if inline:
         run()

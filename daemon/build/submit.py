@@ -176,6 +176,9 @@ def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
         return 200, {"success": False, "versionId": v.version_id, "buildTime": v.build_duration_ms,
                      "error": {"code": v.failure_reason or "build_failed", "message": v.failure_message or ""},
                      "logTail": read_tail(rt.layout.log_path(v.version_id), rt.cfg.build.keep_logs_lines)}
-    return 202, {"success": True, "versionId": v.version_id, "status": v.status,
-                 "statusUrl": f"{rt.cfg.base_url}/versions/{v.version_id}",
-                 "logUrl": f"{rt.cfg.base_url}/versions/{v.version_id}/log"}
+    out = {"success": True, "versionId": v.version_id, "status": v.status,
+           "statusUrl": f"{rt.cfg.base_url}/versions/{v.version_id}",
+           "logUrl": f"{rt.cfg.base_url}/versions/{v.version_id}/log"}
+    if v.status == "deploying" and (alias := fleet.live_alias_url(rt, v.user_id, v.project_id)) is not None:
+        out["liveUrl"] = alias  # uploaded to the live branch (Cloudflare), live once Pages confirms it
+    return 202, out

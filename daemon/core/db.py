@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from peewee import (
+    AutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -211,8 +212,26 @@ class QuotaAlertSent(BaseModel):
         table_name = "quota_alerts_sent"
 
 
+class AliasRedeploy(BaseModel):
+    """An older version redeployed to its project's Pages live branch (undo/redo): the alias follows the pointer.
+    `over` is the newest uploaded version when it was made (what it superseded); rows count as Pages deployments."""
+
+    id = AutoField()
+    user_id = CharField(max_length=64)
+    project_id = CharField(max_length=64)
+    version_id = CharField(max_length=26)
+    over = CharField(null=True, max_length=26)
+    deployment_id = CharField(max_length=64)
+    month = CharField(max_length=7)  # YYYY-MM (UTC)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "alias_redeploys"
+        indexes = ((("user_id", "project_id"), False), (("month", "user_id"), False))
+
+
 ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment, PlanAssignment,
-                                     BuildUsage, StorageGauge, QuotaAlertSent]
+                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy]
 
 
 BUSY_TIMEOUT_S = 10.0

@@ -153,13 +153,15 @@ def usage_of(user_id: str, month: str, *, live: bool = True, storage: bool = Tru
         cols += (", (SELECT count(DISTINCT project_id) FROM project_versions WHERE user_id = ? AND status IN "
                  f"({', '.join('?' * len(ACTIVE_STATUSES))}))")
         args += (user_id, *ACTIVE_STATUSES)
-    # One statement: the month's meters (a covering index), the storage gauge, the projects in flight.
+    # One statement: the month's meters (a covering index), the live alias redeploys (Pages deployments too:
+    # daemon/build/livealias.py), the storage gauge, the projects in flight.
     row = database.execute_sql(
         "SELECT count(*), coalesce(sum(finished = 0), 0), coalesce(sum(cpu_seconds), 0), "
-        f"coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0){cols} FROM build_usage "
-        "WHERE user_id = ? AND month = ?", (*args, user_id, month)).fetchone()
-    u = Usage(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]))
-    extra = list(row[5:])
+        "coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0), "
+        f"(SELECT count(*) FROM alias_redeploys WHERE user_id = ? AND month = ?){cols} FROM build_usage "
+        "WHERE user_id = ? AND month = ?", (user_id, month, *args, user_id, month)).fetchone()
+    u = Usage(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]) + int(row[5] or 0))
+    extra = list(row[6:])
     if live and storage:
         u.storage_bytes = int(extra.pop(0) or 0)
     if live and concurrency:

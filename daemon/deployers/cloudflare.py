@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import queue
@@ -42,10 +43,21 @@ _LEVEL = re.compile(r"^(?:✘|▲)\s*\[(?:ERROR|WARNING)\]\s*")
 _FAILURE_TAIL_LINES = 8
 
 
-def preview_branch(project_id: str) -> str:
-    """A DNS-safe per-project branch name, ``p-<project id lowercased>``, so previews get a stable alias."""
-    slug = re.sub(r"[^a-z0-9]+", "-", project_id.lower()).strip("-")
-    return ("p-" + slug)[:BRANCH_MAX].rstrip("-") or "p"
+def live_branch(user_id: str, project_id: str) -> str:
+    """The project's live branch, `<project>-<user slug, cut>-<8 hex of sha256(user, project)>`: at most 28
+    characters (so the alias host is the branch itself), DNS-safe, distinct per user and project even when the
+    slugs are cut or fold case and punctuation together."""
+    digest = hashlib.sha256(f"{user_id}\0{project_id}".encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{project_id}-{user_id}".lower()).strip("-")
+    head = slug[: BRANCH_MAX - len(digest) - 1].strip("-")
+    return f"{head}-{digest}" if head else f"p-{digest}"
+
+
+def branch_alias_url(branch: str, pages_project: str) -> str:
+    """The Pages branch alias, `https://<branch>.<pages project>.pages.dev/` (it serves the branch's newest
+    deployment)."""
+    label = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")[:BRANCH_MAX].strip("-")
+    return f"https://{label}.{pages_project}.pages.dev/"
 
 
 def commit_message(prompt: str, version_id: str) -> str:
@@ -155,7 +167,8 @@ class CloudflareDeployer:
         return env
 
     def _branch(self, req: DeployRequest) -> str:
-        branch = self._branch_for(req) if self._branch_for else preview_branch(req.project_id)
+        # Every version of a project goes to its live branch, so the branch alias serves what went live last.
+        branch = self._branch_for(req) if self._branch_for else live_branch(req.user_id, req.project_id)
         if not _BRANCH_OK.match(branch):
             raise DeployError(f"invalid Pages branch name {branch!r}")
         return branch

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from daemon.build import livealias
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.ops import usage
 from sandbox.output import file_bytes
@@ -164,11 +165,13 @@ class Metrics:
 
 
 def pages_deployments_this_month(now: datetime | None = None) -> int:
-    """Versions that created a Pages deployment since the first of this month (UTC)."""
+    """Pages deployments since the first of this month (UTC): versions that created one, plus live alias
+    redeploys (undo/redo on Cloudflare)."""
     now = now or utcnow()
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return int(ProjectVersion.select().where(ProjectVersion.cf_deployment_id.is_null(False)
-                                             & (ProjectVersion.created_at >= start)).count())
+                                             & (ProjectVersion.created_at >= start)).count()) \
+        + livealias.redeploys_this_month(start.strftime("%Y-%m"))
 
 
 _BY_RUNTIME: weakref.WeakKeyDictionary[Runtime, Metrics] = weakref.WeakKeyDictionary()

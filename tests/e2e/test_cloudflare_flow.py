@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from daemon.deployers.cloudflare import live_branch
 from tests.fakes.cf_pages_api import FakePagesApi
 from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
 from tests.support import wait_until
@@ -175,5 +176,51 @@ def test_wrangler_failure_fails_the_version(tmp_path: Path, pages: FakePagesApi)
         body = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "w", "prompt": "p"}).json()
         assert body["success"] is False and body["error"]["code"] == "deploy_failed", body
         assert pages.token not in json.dumps(body)
+    finally:
+        d.stop()
+
+
+def test_live_branch_alias_follows_undo_redo_and_names_the_user(tmp_path: Path, pages: FakePagesApi) -> None:
+    pages.stage_plan = [("deploy", "success")]  # the polling fallback confirms each upload at once
+    d = _daemon(tmp_path, pages, "poll_after_s = 0.0").start()
+    try:
+        def build(path: str, user: str, prompt: str) -> dict[str, Any]:
+            body: dict[str, Any] = d.post(path, {"userId": user, "projectId": "site", "prompt": prompt}).json()
+            assert body.get("status") == "deploying" and body.get("liveUrl"), body  # uploaded, not yet confirmed
+            assert d.wait_status(body["versionId"], ("deployed", "failed"), timeout=60)["status"] == "deployed"
+            return body
+
+        def on_branch(branch: str) -> list[Any]:
+            return [dep for dep in list(pages.deployments.values()) if dep.branch == branch]  # upload order
+
+        def page(dep: Any) -> bytes:
+            return pages.assets[dep.manifest["/index.html"]]
+
+        b1 = build("/build-preview-for-new-project", "alice", "first page")
+        b2 = build("/rebuild-preview", "alice", "second page")
+        branch = live_branch("alice", "site")
+        alias = f"https://{branch}.{pages.project}.pages.dev/"
+        assert "alice" in branch and b1["liveUrl"] == b2["liveUrl"] == alias
+        history = d.get("/versions", params={"userId": "alice", "projectId": "site"}).json()
+        assert history["liveUrl"] == alias
+        ups = on_branch(branch)
+        assert [dep.commit_hash for dep in ups] == [b1["versionId"], b2["versionId"]]
+
+        # undo: the pointer moves at once; the older version's artifact goes up to the same branch after
+        assert d.post("/projects/alice/site/undo", {}).json()["versionId"] == b1["versionId"]
+        redeploy = wait_until(lambda: on_branch(branch)[2:], 60, interval=0.1, what="the alias redeploy")[0]
+        assert redeploy.commit_hash == b1["versionId"] and b"first page" in page(redeploy)
+        assert d.get("/versions", params={"userId": "alice", "projectId": "site"}).json()["liveUrl"] == alias
+        # redo: the newer one goes back up; the pages quota counts both redeploys
+        assert d.post("/projects/alice/site/redo", {}).json()["versionId"] == b2["versionId"]
+        again = wait_until(lambda: on_branch(branch)[3:], 60, interval=0.1, what="the redo redeploy")[0]
+        assert again.commit_hash == b2["versionId"] and b"second page" in page(again)
+        assert "previewd_pages_deployments_month 4.0" in d.get("/metrics").text
+
+        # another user's project with the same id gets its own branch
+        bob = build("/build-preview-for-new-project", "bob", "bob page")
+        assert bob["liveUrl"] != alias and live_branch("bob", "site") != branch
+        assert [dep.commit_hash for dep in on_branch(live_branch("bob", "site"))] == [bob["versionId"]]
+        assert len(on_branch(branch)) == 4
     finally:
         d.stop()

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.deployers.cloudflare import CloudflareDeployer
+from daemon.deployers.cloudflare import CloudflareDeployer, live_branch
 from tests.integration.cloudflare.cf_support import (
     PROJECT_ID,
     VERSION_ID,
@@ -40,14 +40,14 @@ def test_deploy_returns_pending_with_id_and_url(
     assert dep.state == "pending"
     server = cf_api.deployments[dep.deployment_id]
     assert dep.url == f"https://{dep.deployment_id[:8]}.{cf_api.project}.pages.dev"
-    assert server.branch == "p-" + PROJECT_ID.lower()
+    assert server.branch == live_branch("u_1", PROJECT_ID)
     assert server.environment == "preview"
     assert server.commit_hash == VERSION_ID
     assert "\n" not in server.commit_message
     assert server.commit_message.startswith("Build a todo app with dark mode x")
     assert len(server.commit_message) <= 200
     assert set(server.manifest) == {"/index.html", "/assets/index-a1.js", "/assets/index-b2.css"}
-    assert f"p-{PROJECT_ID.lower()}.{cf_api.project}.pages.dev" in dep.detail
+    assert f"{live_branch('u_1', PROJECT_ID)}.{cf_api.project}.pages.dev" in dep.detail
     # The token reached the API (wrangler authenticated) but never the log.
     assert any(auth == f"Bearer {cf_api.token}" for _m, _p, auth in cf_api.requests)
     assert any("Deployment complete" in line for line in log_lines)
@@ -125,7 +125,7 @@ def test_old_wrangler_without_output_file_falls_back_to_printed_url(
     assert dep.state == "pending"
     assert cf_api.deployments[dep.deployment_id].commit_hash == VERSION_ID
     assert dep.url == f"https://{dep.deployment_id[:8]}.{cf_api.project}.pages.dev"
-    assert dep.detail.startswith("alias https://p-")
+    assert dep.detail == f"alias https://{live_branch('u_1', PROJECT_ID)}.{cf_api.project}.pages.dev"
 
 
 def test_command_failed_entry_becomes_deploy_error(

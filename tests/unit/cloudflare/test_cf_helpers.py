@@ -9,24 +9,33 @@ from typing import Any
 
 import pytest
 
-from daemon.deployers.cloudflare import CloudflareDeployer, _failure_message, commit_message, preview_branch
+from daemon.deployers.cloudflare import CloudflareDeployer, _failure_message, commit_message, live_branch
 from daemon.deployers.pages_api import DEFAULT_RETRY_AFTER_S, deployment_state, parse_retry_after, redact
 
 
 @pytest.mark.parametrize(
-    ("project_id", "branch"),
+    ("user_id", "project_id", "head"),
     [
-        ("01JB8ZJ0AB1CD2EF3GH4JK5MN6", "p-01jb8zj0ab1cd2ef3gh4jk5mn6"),
-        ("My_Project.Name!!", "p-my-project-name"),
-        ("---", "p"),
-        ("x" * 60, "p-" + "x" * 26),
+        ("u_1", "01JB8ZJ0AB1CD2EF3GH4JK5MN6", "01jb8zj0ab1cd2ef3gh"),
+        ("u", "My_Project.Name!!", "my-project-name-u"),
+        ("_", "---", "p"),
+        ("u" * 64, "x" * 60, "x" * 19),
     ],
 )
-def test_preview_branch_is_dns_safe(project_id: str, branch: str) -> None:
-    result = preview_branch(project_id)
-    assert result == branch
+def test_live_branch_is_dns_safe_and_names_user_and_project(user_id: str, project_id: str, head: str) -> None:
+    result = live_branch(user_id, project_id)
+    assert re.fullmatch(head + r"-[0-9a-f]{8}", result)
     assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", result)
-    assert len(result) <= 28
+    assert len(result) <= 28  # Pages cuts branch aliases at 28: the alias host is the branch itself
+    assert live_branch(user_id, project_id) == result  # stable: the alias never changes
+
+
+def test_live_branch_differs_per_user_and_when_slugs_collide() -> None:
+    assert live_branch("alice", "site") != live_branch("bob", "site")
+    assert live_branch("u", "a-b") != live_branch("b-u", "a")  # same slug "a-b-u"
+    assert live_branch("u", "App") != live_branch("u", "app")
+    long = "p" * 40
+    assert live_branch("user-one", long) != live_branch("user-two", long)  # cut before the user: hash differs
 
 
 def test_commit_message_is_one_trimmed_line() -> None:

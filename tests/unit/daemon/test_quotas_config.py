@@ -88,3 +88,17 @@ def test_an_upgraded_state_db_gets_a_meter_row_per_existing_version(tmp_path: Pa
     db.connect(tmp_path)  # once only: a later start adds nothing
     assert db.BuildUsage.select().count() == 2
     db.database.close()
+
+
+def test_live_alias_redeploys_count_as_the_users_pages_deployments(tmp_path: Path) -> None:
+    from daemon.core import db
+
+    db.connect(tmp_path)
+    month = quotas.month_of(db.utcnow())
+    for i, user in enumerate(("u1", "u1", "u2")):
+        db.AliasRedeploy.create(user_id=user, project_id="p", version_id=f"v{i}", deployment_id=f"d{i}", month=month)
+    db.AliasRedeploy.create(user_id="u1", project_id="p", version_id="old", deployment_id="d9", month="2001-01")
+    assert quotas.usage_of("u1", month).pages_deployments == 2
+    assert quotas.usage_of("u1", month, live=False).pages_deployments == 2
+    assert quotas.usage_of("u3", month).pages_deployments == 0
+    db.database.close()
