@@ -215,7 +215,9 @@ def test_live_branch_alias_follows_undo_redo_and_names_the_user(tmp_path: Path, 
         assert d.post("/projects/alice/site/redo", {}).json()["versionId"] == b2["versionId"]
         again = wait_until(lambda: on_branch(branch)[3:], 60, interval=0.1, what="the redo redeploy")[0]
         assert again.commit_hash == b2["versionId"] and b"second page" in page(again)
-        assert "previewd_pages_deployments_month 4.0" in d.get("/metrics").text
+        # The redeploy is recorded when wrangler returns, a moment after the fake Pages API saw the upload.
+        wait_until(lambda: "previewd_pages_deployments_month 4.0" in d.get("/metrics").text, 30, interval=0.1,
+                   what="both redeploys counted in the Pages quota")
 
         # another user's project with the same id gets its own branch
         bob = build("/build-preview-for-new-project", "bob", "bob page")
