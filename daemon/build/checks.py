@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sandbox
+from daemon.build import frameworks
 from daemon.build.failures import BuildFailed
 from sandbox import safepath
 
@@ -277,7 +278,7 @@ def plan(work: Path, policy: str, outputs: tuple[str, ...] = ()) -> Plan:
         p.lint = [str(eslint), ".", "--max-warnings=0", "--format", "json", "--cache", "--cache-location",
                   "@STATE@/eslintcache", "--output-file", "@STATE@/eslint.json"]
         for rel in outputs:
-            if rel not in ("public", "src"):  # sources in most setups
+            if rel not in frameworks.SOURCE_DIRS:
                 p.lint += ["--ignore-pattern", f"{rel}/"]
     if "typecheck" in p.skipped or tsc is None:
         return p

@@ -22,6 +22,9 @@ FRAMEWORKS: list[tuple[str, str, tuple[str, ...]]] = [
     ("react", "react", ("dist", "build")),
     ("vite", "vite", ("dist",)),
 ]
+# Output candidates that hold the project's own sources in most setups (static assets the bundler copies, code):
+# never cleared as stale output, never left out of a snapshot.
+SOURCE_DIRS = frozenset({"public", "src"})
 FALLBACK_DIRS = ("dist", "out", "build", ".next", ".svelte-kit/cloudflare", ".output/public", "public")
 
 

@@ -453,7 +453,7 @@ def output_keep(layout: Layout, files: Mapping[str, str]) -> list[str]:
         _, candidates = frameworks.detect_from(pkg)
         for rel in (*candidates, *_declared_dirs(pkg)):
             top = rel.split("/")[0]
-            if top in ("public", "src") or any(p.startswith(f"{d}/{top}/") or p == f"{d}/{top}" for p in files):
+            if top in frameworks.SOURCE_DIRS or any(p.startswith(f"{d}/{top}/") or p == f"{d}/{top}" for p in files):
                 continue
             if f"{d}/{top}" not in keep:
                 keep.append(f"{d}/{top}")
@@ -464,7 +464,7 @@ def target_outputs(workspace: Path, target: Package) -> tuple[str, ...]:
     """The target's candidate output dirs, relative to the root, that hold no sources (removed before a build)."""
     _, candidates = frameworks.detect(workspace, target.path)
     prefix = "" if target.path == "." else target.path + "/"
-    return tuple(prefix + c for c in candidates if c.split("/")[0] not in ("public", "src"))
+    return tuple(prefix + c for c in candidates if c.split("/")[0] not in frameworks.SOURCE_DIRS)
 
 
 def _read_built(workspace: Path) -> dict[str, Any] | None:

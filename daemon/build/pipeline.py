@@ -264,7 +264,7 @@ class Pipeline:
                 return message
             workspace = self.rt.layout.project_dir(v.user_id, v.project_id) / "work"
             _, candidates = frameworks.detect(workspace)
-            for rel in set(candidates) - {"public", "src"}:
+            for rel in set(candidates) - frameworks.SOURCE_DIRS:
                 shutil.rmtree(workspace / rel, ignore_errors=True)
             shutil.rmtree(self.rt.layout.tmp / f"home-{v.version_id}", ignore_errors=True)
         except OSError:
@@ -368,7 +368,7 @@ class Pipeline:
 
             # 4. snapshot sources + lockfile (the version's commit, parent = its base)
             _, out_candidates = frameworks.detect(workspace)
-            excluded = {c.split("/")[0] for c in out_candidates} - {"public", "src"}
+            excluded = {c.split("/")[0] for c in out_candidates} - frameworks.SOURCE_DIRS
             if mono.target is not None:
                 out_candidates = monorepo.target_outputs(workspace, mono.target)
                 excluded = {k for k in kept if not k.endswith("/node_modules")}
@@ -380,9 +380,9 @@ class Pipeline:
                 raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
 
             # 5. build (and the checks: beside the bundle when the script's type check can be split off)
-            # Stale output goes; `public` (and `src`) hold the project's own sources, which the bundler copies.
+            # Stale output goes; the project's own sources (frameworks.SOURCE_DIRS) stay for the bundler.
             for rel in out_candidates:
-                if rel not in ("public", "src"):
+                if rel not in frameworks.SOURCE_DIRS:
                     safepath.remove_tree(workspace, rel.split("/"))
             t0 = time.monotonic()
             view = isolation.code_view(rt.data_dir, rt.layout.store_dir, dirs, readonly=ctx.readonly,

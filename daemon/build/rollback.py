@@ -52,11 +52,9 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
                         kind="rollback", framework=t.framework, parent_version_id=t.version_id,
                         rollback_of=t.version_id, status=status, target_package=t.target_package,
                         admit=admit, on_created=created)
-    fleet.accepted(rt)
     if zip_path is None:
-        queue.enqueue(v.version_id)
-        rt.sync_nudge()
-        return v
+        return submit.queued(rt, queue, v)
+    fleet.accepted(rt)
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:

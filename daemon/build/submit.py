@@ -116,10 +116,7 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVers
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
                         framework=req.framework, target_package=req.target_package, admit=admit,
                         on_created=created)
-    fleet.accepted(rt)
-    queue.enqueue(v.version_id)
-    rt.sync_nudge()
-    return v
+    return queued(rt, queue, v)
 
 
 def resolve_base(req: BuildRequest) -> ProjectVersion:
@@ -158,6 +155,11 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> Project
                         kind="rebuild", framework=req.framework or base.framework,
                         parent_version_id=base.version_id, target_package=req.target_package, admit=admit,
                         on_created=created)
+    return queued(rt, queue, v)
+
+
+def queued(rt: Runtime, queue: BuildQueue, v: ProjectVersion) -> ProjectVersion:
+    """Hand an accepted version to the worker: on a fleet its row reaches Postgres first (fleet.accepted)."""
     fleet.accepted(rt)
     queue.enqueue(v.version_id)
     rt.sync_nudge()
