@@ -60,7 +60,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(e))
         yield e
-        for nxt in (e.__cause__, e.__context__, getattr(e, "orig", None)):
+        context = None if e.__suppress_context__ else e.__context__  # `raise ... from None` disowns it
+        for nxt in (e.__cause__, context, getattr(e, "orig", None)):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
 
