@@ -78,6 +78,18 @@ def test_disk_full_during_build(small_disk: Path, drills: Drills) -> None:
     drills.finish(d, next_build=lambda: d.rebuild("u", "p", "small again"))
 
 
+def test_disk_filled_outside_the_output_dir(small_disk: Path, drills: Drills) -> None:
+    d = drills.daemon(RESERVE)
+    ok = d.build("u", "p", "a first good version")
+    assert ok["success"] is True, ok
+    r = d.rebuild("u", "p", "bigsrc:30 more than the disk holds, beside the sources")
+    # Recorded (not left `building` with the disk still full): the file beside the sources was removed for it.
+    assert r["success"] is False and r["error"]["code"] == "build_failed", r
+    assert "disk is full" in r["error"]["message"] and "workspace files" in r["error"]["message"], r
+    assert not (small_disk / "projects" / "u" / "p" / "work" / "blob.bin").exists()
+    drills.finish(d, next_build=lambda: d.rebuild("u", "p", "small again"))
+
+
 def _post(d: Drill, path: str, payload: dict[str, Any] | None = None) -> httpx.Response:
     return d.post(path, payload or {})
 
