@@ -77,7 +77,10 @@ def is_disk_full(exc: BaseException) -> bool:
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in _SPACE_ERRNOS:
             return True
-        if _sqlite_code(e) == _SQLITE_FULL or "database or disk is full" in str(e):
+        text = str(e)
+        if _sqlite_code(e) == _SQLITE_FULL or "database or disk is full" in text:
+            return True
+        if any(os.strerror(n) in text for n in _SPACE_ERRNOS):  # re-raised as text (`DeployError(f"...{exc}")`)
             return True
     return False
 

@@ -21,16 +21,26 @@ from tests.support import signed_headers
 RESERVE = '[limits]\ndisk_reserve_mb = 4\n'  # a 20 MiB disk: the drill's tiny builds fit above it
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 20 MiB tmpfs mounted at the data dir (unmounted at the end)."""
+def _tmpfs_data_dir(tmp_path: Path, size: str) -> Iterator[Path]:
     data = tmp_path / "data"
     data.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(data)], check=True)
     try:
         yield data
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 20 MiB tmpfs mounted at the data dir (unmounted at the end)."""
+    yield from _tmpfs_data_dir(tmp_path, "20m")
+
+
+@pytest.fixture
+def roomier_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MiB tmpfs at the data dir: room for a version with a few MiB of output."""
+    yield from _tmpfs_data_dir(tmp_path, "40m")
 
 
 def fill(data: Path, leave: int = 0) -> Path:
@@ -88,6 +98,25 @@ def test_disk_filled_outside_the_output_dir(small_disk: Path, drills: Drills) ->
     assert "disk is full" in r["error"]["message"] and "workspace files" in r["error"]["message"], r
     assert not (small_disk / "projects" / "u" / "p" / "work" / "blob.bin").exists()
     drills.finish(d, next_build=lambda: d.rebuild("u", "p", "small again"))
+
+
+def test_disk_fills_during_a_rollback(roomier_disk: Path, drills: Drills) -> None:
+    data = roomier_disk
+    d = drills.daemon(RESERVE)
+    v1 = d.build("u", "p", "bigout:3 a version with 3 MiB of output")
+    v2 = d.rebuild("u", "p", "a small version")
+    assert v1["success"] is True and v2["success"] is True, (v1, v2)
+    filler = fill(data, leave=5 * 2**20)  # above the reserve, below what the redeploy unpacks and copies
+    r = _post(d, f"/rollback/{v1['versionId']}", {"userId": "u", "projectId": "p"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is False and body["error"]["code"] == "deploy_failed", body
+    assert "is full" in body["error"]["message"] and str(data) in body["error"]["message"], body
+    assert d.get("/projects/u/p/preview").json()["latestVersionId"] == v2["versionId"]  # the live pointer held
+    filler.unlink()
+    again = _post(d, f"/rollback/{v1['versionId']}", {"userId": "u", "projectId": "p"})
+    assert again.status_code == 200 and again.json()["success"] is True, again.text
+    drills.finish(d, next_build=lambda: d.rebuild("u", "p", "after the disk was freed"))
 
 
 def _post(d: Drill, path: str, payload: dict[str, Any] | None = None) -> httpx.Response:
