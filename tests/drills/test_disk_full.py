@@ -183,7 +183,8 @@ def test_full_disk_is_named_and_loses_nothing(small_disk: Path, drills: Drills) 
     assert health["disk"]["filesystem"] == str(data), health
     assert "disk_full" in [a["name"] for a in health["alerts"]], health
     prom = d.get("/metrics").text
-    assert "previewd_disk_free_bytes 0.0" in prom, prom
+    free = [float(line.split()[1]) for line in prom.splitlines() if line.startswith("previewd_disk_free_bytes ")]
+    assert free and free[0] < 2**20, free  # (the daemon may have freed a page or two since the fill)
     assert 'previewd_disk_full_refusals_total{kind="reserve"}' in prom, prom
     assert 'previewd_disk_full_refusals_total{kind="write"}' in prom, prom
 
