@@ -40,7 +40,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state (a build in flight, a failed target, nothing to undo, ...)",
     413: "Body larger than max_body_bytes, or an answer over its cap (a diff: ask mode=stat)",
     429: "Past a rate cap, or too many failed authentications (Retry-After says when to retry)",
-    503: "A dependency (generator, store) failed, or too many log streams are open (Retry-After)",
+    503: "A dependency (generator, store) failed, too many log streams are open, or the data dir's disk is full "
+         "(disk_full, naming the filesystem) (Retry-After)",
 }
 
 
@@ -71,7 +72,7 @@ def document_errors(handler: Any) -> None:
         statuses.append(404)
     guards = handler.guards or []
     if signed in guards:
-        statuses += [401, 413, 429]
+        statuses += [401, 413, 429, 503]  # 503 disk_full: the nonce (and any write after it) needs space
     if reader in guards:
         statuses += [401, 403, 413, 429]
     if ops_reader in guards:

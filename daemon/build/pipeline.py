@@ -32,6 +32,7 @@ from daemon.build import (
     monorepo,
     packagejson,
     publish,
+    reclaim,
     scripts,
     toolchain,
 )
@@ -262,14 +263,14 @@ class Pipeline:
             free = shutil.disk_usage(self.rt.data_dir).free
             if free >= LOW_DISK_BYTES:
                 return message
-            workspace = self.rt.layout.project_dir(v.user_id, v.project_id) / "work"
-            _, candidates = frameworks.detect(workspace)
-            for rel in set(candidates) - frameworks.SOURCE_DIRS:
-                shutil.rmtree(workspace / rel, ignore_errors=True)
-            shutil.rmtree(self.rt.layout.tmp / f"home-{v.version_id}", ignore_errors=True)
-        except OSError:
+            dirs = isolation.project_dirs(self.rt.data_dir, v.user_id, v.project_id)
+            _, candidates = frameworks.detect(dirs.work)
+            removed = reclaim.free_after_failure(self.rt.data_dir, dirs, set(candidates) - frameworks.SOURCE_DIRS,
+                                                 [self.rt.layout.tmp / f"home-{v.version_id}"], LOW_DISK_BYTES)
+        except (OSError, isolation.UnsafeLayout):
             return message
-        return f"{message} (the data dir's disk is full: {free // 1024} KiB free)"
+        return f"{message} (the data dir's disk is full: {free // 1024} KiB free; removed the build's " \
+               f"{', '.join(removed)})"
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> Built:
         rt = self.rt

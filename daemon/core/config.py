@@ -128,6 +128,9 @@ class LimitsConfig:
     pids: int = _opt(512, "Most processes and threads in one build step.", lo=8)
     log_mb: int = _opt(8, "Captured log per build, in MiB; past it lines are dropped.", lo=1)
     max_prompt_chars: int = _opt(20_000, "Longest prompt accepted.", lo=1)
+    disk_reserve_mb: int = _opt(256, "Free space kept on the data dir's filesystem: below it new builds, rebuilds and "
+                                     "rollbacks answer 503 disk_full (small writes still go on); 0 = no reserve.",
+                                lo=0)
 
 
 @dataclass
