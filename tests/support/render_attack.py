@@ -110,6 +110,7 @@ var x = new XMLHttpRequest(); x.open("GET", "{v}/xhr"); x.onload = () => paint(x
 try {{ navigator.sendBeacon("{v}/beacon", "x"); }} catch (e) {{}}
 try {{ var es = new EventSource("{v}/events"); es.onerror = () => es.close(); }} catch (e) {{}}
 try {{ var ws = new WebSocket("ws://127.0.0.1:{victim_port}/ws"); ws.onopen = () => paint("ws"); }} catch (e) {{}}
+try {{ window.open("{v}/popup", "_blank"); }} catch (e) {{}}
 new Worker(URL.createObjectURL(new Blob(["fetch('{v}/worker').catch(() => 0)"], {{type: "text/javascript"}})));
 if (navigator.serviceWorker) navigator.serviceWorker.register("/sw.js").catch(() => {{}});
 </script></body></html>"""
