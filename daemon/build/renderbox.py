@@ -111,8 +111,6 @@ def browser_box(cfg: Config, data_dir: Path, store_dir: Path, scratch: Path, *, 
     view = dataclasses.replace(base, mounts=(*base.mounts, Mount("hide", Path("/run"))))
     wrap = functools.partial(fsview.wrap, cwd=scratch, view=view, network=False, drop_to=ids)
     on, why = chromium_sandbox(wrap)
-    if not on:
-        log.warning("render check: Chromium's own sandbox is off (--no-sandbox): %s", why)
     who = f"uid {ids[0]}" if ids else f"the daemon's uid {os.geteuid()}"
     note = (f"Chromium as {who}, own network namespace, data dir hidden, "
             f"{'its own sandbox on' if on else 'its own sandbox off: ' + why}")
@@ -135,8 +133,11 @@ def _probe(argv: tuple[str, ...]) -> tuple[bool, str]:
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"probe failed: {exc}"
     if out.returncode != 0:
-        return False, ("the kernel refuses user namespaces to the render user here "
-                       f"({out.stderr.strip()[:160] or out.returncode})")
+        why = ("the kernel refuses user namespaces to the render user here "
+               f"({out.stderr.strip()[:160] or out.returncode})")
+        # Said once per process (the probe is cached), not at every check.
+        log.warning("render check: Chromium's own sandbox is off (--no-sandbox): %s", why)
+        return False, why
     return True, ""
 
 

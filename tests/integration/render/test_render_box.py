@@ -19,7 +19,7 @@ from daemon.core.config import Config
 from daemon.render import RenderReport, check_page
 from daemon.render.origin import Answer, DirSource
 from sandbox import safepath
-from tests.support import make_config
+from tests.support import make_config, wait_until
 from tests.support.render_attack import Victim, attack_files, marker_pixels
 
 LABEL = "site-01abc"
@@ -105,6 +105,8 @@ def test_browser_runs_as_its_own_user_in_its_own_network_namespace(box: tuple[Co
         source.release.set()
         worker.join(60)
     assert result and result[0].status == "ok", result and result[0].detail
+    wait_until(lambda: not [p for p in _browser_processes() if p.status() != psutil.STATUS_ZOMBIE], 10,
+               what="the browser's tree to be gone")
 
 
 def test_page_reaches_nothing_but_its_deployment(box: tuple[Config, Path, Path]) -> None:
