@@ -122,3 +122,20 @@ def test_page_reaches_nothing_but_its_deployment(box: tuple[Config, Path, Path])
                 f"http://127.0.0.1:{victim.port}/worker", "http://169.254.169.254/"):
         assert url in blocked, (url, blocked)
     assert r.screenshots and all(marker_pixels(png) == 0 for png in r.screenshots.values())
+
+
+def test_without_chromiums_sandbox_the_box_still_holds(box: tuple[Config, Path, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that refuses user namespaces to the render user: --no-sandbox, and still no way out."""
+    cfg, deployment, scratch = box
+    monkeypatch.setattr(renderbox, "chromium_sandbox", lambda wrap: (False, "refused in this test"))
+    b = renderbox.browser_box(cfg, scratch.parent.parent, scratch.parent.parent / "store", scratch,
+                              tmp_bytes=512 * 2**20)
+    assert b.sandbox is False and "refused in this test" in b.note
+    with Victim().running() as victim:
+        for name, text in attack_files(victim.port, victim.port).items():
+            (deployment / name).write_text(text)
+        r = check_page(URL, source=DirSource(deployment), workdir=scratch, env=b.env, wrap=b.wrap,
+                       chromium_sandbox=b.sandbox, private_tmp=b.private_tmp, timeout_s=30)
+    assert r.status != "unavailable", r.detail
+    assert victim.hits == [] and r.blocked_requests
