@@ -29,6 +29,7 @@ MAX_SCREENSHOT_BYTES = 32 * 2**20  # a PNG from the browser bigger than this is 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The gate refused it (Chromium adds ".Inspector"): recorded as blocked, not as the page failing.
 _BLOCKED = "net::ERR_BLOCKED_BY_CLIENT"
+_LOCAL_REFUSED = "Not allowed to load local resource: "  # Chromium's own refusal of file: URLs to a web page
 
 
 class RenderInputError(ValueError):
@@ -102,8 +103,9 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
                               page.failed_list()[:MAX_ITEMS], False, {}, f"chromium {exc.reason}: {exc.message}")
     finally:
         gate.close()
-    report.blocked_requests = list(gate.blocked)
-    extra = [f"{len(gate.blocked)} request(s) outside the preview blocked"] if gate.blocked else []
+    report.blocked_requests = [*gate.blocked, *page.refused][:MAX_ITEMS]
+    n = len(gate.blocked) + len(page.refused)
+    extra = [f"{n} request(s) outside the preview blocked"] if n else []
     extra += [f"origin: {n}" for n in gate.notes[:5]]
     if extra:
         report.detail = "; ".join([report.detail, *extra]) if report.detail else "; ".join(extra)
@@ -144,6 +146,7 @@ class _PageState:
         self.loaded = False
         self.js_errors: list[str] = []
         self.failed: dict[str, str] = {}
+        self.refused: list[str] = []  # file: URLs Chromium itself would not load for the page
         self.inflight: dict[str, str] = {}
         self.urls: dict[str, tuple[str, str]] = {}
         self.last_activity = time.monotonic()
@@ -162,6 +165,10 @@ class _PageState:
             self._error(_exception_text(p.get("exceptionDetails", {})))
         elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             self._error("console.error: " + " ".join(_remote_text(a) for a in p.get("args", [])))
+        elif method == "Log.entryAdded":
+            text = str(p.get("entry", {}).get("text", ""))
+            if text.startswith(_LOCAL_REFUSED):
+                self._refused(text[len(_LOCAL_REFUSED):])
         elif method == "Page.loadEventFired":
             self.loaded = True
         elif method == "Network.requestWillBeSent":
@@ -184,10 +191,17 @@ class _PageState:
             self.inflight.pop(rid, None)
             self.last_activity = time.monotonic()
             # A cancelled request (navigation replaced, image no longer needed) is not the page failing.
-            if (method == "Network.loadingFailed" and not p.get("canceled") and rid not in self.failed
+            if method == "Network.loadingFailed" and self.urls.get(rid, ("", ""))[1].startswith("file:"):
+                self._refused(self.urls[rid][1])
+            elif (method == "Network.loadingFailed" and not p.get("canceled") and rid not in self.failed
                     and not str(p.get("errorText", "")).startswith(_BLOCKED) and not _is_favicon(rid, self.urls)):
                 verb, u = self.urls.get(rid, ("GET", "?"))
                 self.failed[rid] = _clip(f"{verb} {u} {p.get('errorText', 'failed')}")
+
+    def _refused(self, url: str) -> None:
+        entry = _clip(f"GET {url} (local file refused by Chromium)")
+        if entry not in self.refused and len(self.refused) < MAX_ITEMS:
+            self.refused.append(entry)
 
     def _error(self, text: str) -> None:
         if len(self.js_errors) < MAX_ITEMS:
@@ -214,7 +228,7 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
     target = browser.call("Target.createTarget", {"url": "about:blank"}, deadline=deadline)["targetId"]
     session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True},
                            deadline=deadline)["sessionId"]
-    for domain in ("Page", "Runtime", "Network"):
+    for domain in ("Page", "Runtime", "Network", "Log"):
         call(f"{domain}.enable")
     call("Network.setCacheDisabled", {"cacheDisabled": True})
     first, (w, h) = next(iter(sizes.items()))

@@ -119,7 +119,7 @@ def test_page_reaches_nothing_but_its_deployment(box: tuple[Config, Path, Path])
     assert victim.hits == []  # not even the WebSocket or the preconnect, which no interception sees
     blocked = "\n".join(r.blocked_requests)
     for url in (f"http://127.0.0.1:{victim.port}/frame", f"http://127.0.0.1:{victim.port}/service-worker",
-                f"http://127.0.0.1:{victim.port}/worker", "http://169.254.169.254/"):
+                f"http://127.0.0.1:{victim.port}/worker", "http://169.254.169.254/", "file:///etc/hostname"):
         assert url in blocked, (url, blocked)
     assert r.screenshots and all(marker_pixels(png) == 0 for png in r.screenshots.values())
 
