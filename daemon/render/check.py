@@ -106,7 +106,7 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     report.blocked_requests = [*gate.blocked, *page.refused][:MAX_ITEMS]
     n = len(gate.blocked) + len(page.refused)
     extra = [f"{n} request(s) outside the preview blocked"] if n else []
-    extra += [f"origin: {n}" for n in gate.notes[:5]]
+    extra += [f"origin: {note}" for note in gate.notes[:5]]
     if extra:
         report.detail = "; ".join([report.detail, *extra]) if report.detail else "; ".join(extra)
     return report

@@ -157,6 +157,7 @@ class Gate:
         self.blocked: list[str] = []
         self.notes: list[str] = []
         self._lock = threading.Lock()
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-origin")
 
     def paused(self, params: dict[str, Any]) -> None:
@@ -184,7 +185,8 @@ class Gate:
             self._send("Fetch.failRequest", {"requestId": params["requestId"], "errorReason": exc.reason})
             return
         except Exception as exc:  # the origin failing is that request failing, never the check
-            log.warning("render origin could not answer %s", path, exc_info=True)
+            if not self._closed:  # after close, a source torn down under a slow request is no news
+                log.warning("render origin could not answer %s", path, exc_info=True)
             self._send("Fetch.failRequest", {"requestId": params["requestId"], "errorReason": "Failed"})
             with self._lock:
                 self.notes.append(_clip(f"{path}: {type(exc).__name__}"))
@@ -202,6 +204,7 @@ class Gate:
 
     def close(self) -> None:
         """Stop answering; a worker still waiting on the origin ends at its own timeout."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.source.close()
 
