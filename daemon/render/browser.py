@@ -210,15 +210,21 @@ class Browser:
 
     def close(self) -> None:
         """Kill the whole tree and remove the profile (a graceful Browser.close takes ~2 s and saves nothing)."""
-        with self._wlock:  # no writer may meet the fd number after it is closed (and perhaps reused)
+        # The tree dies first: a writer blocked on a browser that stopped reading then gets EPIPE and lets go
+        # of the lock. Under the lock no writer can meet the fd number after it is closed (and perhaps reused).
+        if self.proc is not None:
+            kill_tree(self.proc, self.profile)
+            self.proc = None
+        locked = self._wlock.acquire(timeout=10)
+        try:
             fds, self._wfd, self._rfd = (self._wfd, self._rfd), -1, -1
+        finally:
+            if locked:
+                self._wlock.release()
         for fd in fds:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        if self.proc is not None:
-            kill_tree(self.proc, self.profile)
-            self.proc = None
         if self.profile is not None:
             if self._host_profile:  # a private /tmp went with the sandbox
                 shutil.rmtree(self.profile, ignore_errors=True)
