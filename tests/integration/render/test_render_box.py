@@ -17,8 +17,9 @@ from PIL import Image
 from daemon.build import isolation, renderbox
 from daemon.core.config import Config
 from daemon.render import RenderReport, check_page
-from daemon.render.origin import Answer, DirSource
+from daemon.render.origin import Answer, DirSource, HttpSource
 from sandbox import safepath
+from tests.integration.render.conftest import Site
 from tests.support import make_config, wait_until
 from tests.support.render_attack import Victim, attack_files, marker_pixels
 
@@ -139,3 +140,18 @@ def test_without_chromiums_sandbox_the_box_still_holds(box: tuple[Config, Path, 
                        chromium_sandbox=b.sandbox, private_tmp=b.private_tmp, timeout_s=30)
     assert r.status != "unavailable", r.detail
     assert victim.hits == [] and r.blocked_requests
+
+
+def test_a_deployment_the_daemon_does_not_hold_is_fetched_from_its_origin(box: tuple[Config, Path, Path],
+                                                                          site: Site) -> None:
+    """A Pages deployment (or one built elsewhere): the daemon fetches its origin for the browser in the box."""
+    cfg, deployment, scratch = box
+    url = f"http://elsewhere-01abc.localhost:{site.port}/"
+    source = renderbox.origin_source(url, deployment.parent, "localhost", 10)
+    assert isinstance(source, HttpSource)
+    b = renderbox.browser_box(cfg, scratch.parent.parent, scratch.parent.parent / "store", scratch,
+                              tmp_bytes=512 * 2**20)
+    r = check_page(url, source=source, workdir=scratch, env=b.env, wrap=b.wrap, chromium_sandbox=b.sandbox,
+                   private_tmp=b.private_tmp, timeout_s=30)
+    assert r.status == "ok", r.detail
+    assert site.hosts and all(h == f"elsewhere-01abc.localhost:{site.port}" for h in site.hosts)

@@ -154,3 +154,19 @@ def test_gate_survives_a_browser_that_is_gone(deployment: Path) -> None:
     time.sleep(0.05)
     gate.close()
     assert os.path.isdir(deployment)
+
+
+def test_origin_source_is_the_deployment_only_when_the_daemon_holds_it(tmp_path: Path) -> None:
+    from daemon.build.renderbox import origin_source
+    from daemon.render.origin import HttpSource
+
+    previews = tmp_path / "previews"
+    (previews / "site-01abc").mkdir(parents=True)
+    (previews / "linked-01abc").symlink_to(previews / "site-01abc")
+    held = origin_source("http://site-01abc.localhost:8080/", previews, "localhost", 5)
+    assert isinstance(held, DirSource) and held.root == previews / "site-01abc"
+    for url in ("http://linked-01abc.localhost:8080/", "http://gone-01abc.localhost:8080/",
+                "https://abc123.project.pages.dev/", "http://site-01abc.localhost.evil.test:8080/"):
+        src = origin_source(url, previews, "localhost", 5)
+        assert isinstance(src, HttpSource), url
+        src.close()
