@@ -1,4 +1,4 @@
-"""Benchmark: the render check in its box (issue 23) against the render check before it, interleaved in one run.
+"""Benchmark: the render check in its box (issue 23) against the one before it, interleaved in one run.
 
 Before: the code of `--base` (default: the merge base with main), as daemon/build/screens.py ran it: Chromium in
 the daemon's bubblewrap view with the network on, as root, --no-sandbox, loading the preview over loopback HTTP.
