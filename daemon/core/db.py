@@ -98,7 +98,7 @@ class ProjectVersion(BaseModel):
     audit_status = CharField(null=True, max_length=16)  # passed | critical | unavailable | skipped
     deployed_at = DateTimeField(null=True)
     render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
-    render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
+    render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blockedRequests, blank, detail
     target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
     checks = TextField(null=True)  # JSON: {typecheck, lint}, each status/errors/warnings/durationMs/diagnostics
     timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
