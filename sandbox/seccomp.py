@@ -178,7 +178,13 @@ def program(arch: str | None = None) -> bytes:
     asm.ld(_OFF_NR)
     if a.x32:
         asm.jump(_JGE_K, X32_SYSCALL_BIT, "kill", 0)
-    # The argument checks first (they are the only calls that run the program), each ending in a return.
+    # The argument checks first (they are the only calls that run the program), each ending in a return; ioctl,
+    # by far the commonest of them, first of all.
+    asm.jump(_JEQ_K, n["ioctl"], 0, "not_ioctl")
+    asm.ld(_arg_lo(1))
+    asm.jump(_JEQ_K, TIOCSTI, "eperm", 0)
+    asm.jump(_JEQ_K, TIOCLINUX, "eperm", "allow")
+    asm.label("not_ioctl")
     asm.jump(_JEQ_K, n["clone"], 0, "not_clone")
     asm.ld(_arg_lo(0))
     asm.jump(_JSET_K, CLONE_NAMESPACES, "eperm", "allow")
@@ -187,11 +193,6 @@ def program(arch: str | None = None) -> bytes:
     asm.ld(_arg_lo(0))
     asm.jump(_JSET_K, CLONE_NAMESPACES | CLONE_NEWTIME, "eperm", "allow")
     asm.label("not_unshare")
-    asm.jump(_JEQ_K, n["ioctl"], 0, "not_ioctl")
-    asm.ld(_arg_lo(1))
-    asm.jump(_JEQ_K, TIOCSTI, "eperm", 0)
-    asm.jump(_JEQ_K, TIOCLINUX, "eperm", "allow")
-    asm.label("not_ioctl")
     asm.jump(_JEQ_K, n["socket"], 0, "not_socket")
     asm.ld(_arg_lo(0))
     asm.jump(_JEQ_K, AF_ALG, "eperm", 0)
