@@ -53,6 +53,7 @@ def test_generated_code_finds_the_kernels_rarer_doors_shut(live: LiveDaemon) -> 
     detail = live.get("/healthz", params={"detail": "1"}).json()
     assert detail["isolation"]["syscall_filter"]["on"] is True, detail
     assert "seccomp" in detail["isolation"]["syscall_filter"]["why"]
+    assert live.get("/status").json()["sandbox"]["syscallFilter"] is True  # `daemonctl status`
 
 
 def test_unconfined_builds_get_the_filter_too(tmp_path: Path) -> None:
