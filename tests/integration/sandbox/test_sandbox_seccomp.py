@@ -63,12 +63,14 @@ def test_the_build_user_finds_every_door_shut_in_the_view(work: Path) -> None:
 
 
 def test_without_the_filter_the_same_doors_open(work: Path) -> None:
-    """What the filter is for: in the same view, as the same user, a build could make a user namespace (and be
-    root in it, with mount), use keyrings, io_uring, perf counters, userfaultfd and trace its siblings."""
+    """What the filter is for: in the same view, as the same user, a build could use keyrings, clone3 and turn off
+    its ASLR on any host, and on this one (no Yama, no AppArmor userns restriction, perf_event_paranoid 2) also
+    make a user namespace (and be root in it, with mount), use io_uring, perf counters, userfaultfd and trace its
+    siblings: those depend on the host's sysctls, so only the first three are asserted."""
     opened = _doors(work, "doors", view=_view(work), syscall_filter=False)
-    for door in ("unshare_user", "clone_newuser", "clone3", "keyctl", "ptrace_sibling", "io_uring_setup",
-                 "userfaultfd", "perf_event_open", "personality_no_aslr"):
+    for door in ("clone3", "keyctl", "personality_no_aslr"):
         assert opened[door] == "ok", (door, opened)
+    assert opened["tiocsti"] == "ENOTTY", opened  # reaches the tty layer (stdin is not a terminal)
 
 
 def test_unshare_and_a_mount_in_a_new_namespace_fail(work: Path) -> None:
