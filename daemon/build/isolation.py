@@ -15,6 +15,7 @@ from daemon.build import toolchain
 from daemon.core.config import Config
 from sandbox import safepath
 from sandbox.fsview import INSTALL_HINT, Mount, bwrap_availability
+from sandbox.probe import syscall_filter_availability
 
 # Where build tools keep caches and generated code inside node_modules (Vite's .vite and .vite-temp, `tsc -b`'s
 # tsBuildInfoFile in the Vite template's .tmp, babel/nuxt/storybook's .cache, Astro, Prisma's generated client,
@@ -109,6 +110,9 @@ class Confinement:
         out: dict[str, object] = {"confined": self.confined, "builds_allowed": self.allowed, "why": self.why}
         if self.fix:
             out["fix"] = self.fix
+        # Every step gets it, confined or not (the launcher installs it where bubblewrap does not run).
+        sf = syscall_filter_availability()
+        out["syscall_filter"] = {"on": sf.available, "why": sf.why}
         if self.allowed and not self.confined:
             out["WARNING"] = UNCONFINED_WARNING
         return out
