@@ -35,9 +35,13 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
     path = rt.layout.local_object(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    old = path.stat().st_size if path.is_file() else 0
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        old = path.stat().st_size if path.is_file() else 0
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half an object behind
+        raise
     quotas.add_storage(key.split("/", 1)[0], len(data) - old)  # keys start with the user id
     if rt.remote_objects is not None:
         with database.atomic():
