@@ -113,7 +113,14 @@ class _Walk:
             raise Refused("invalid_name", rel, f"the path is longer than {self.caps.path_bytes} bytes")
 
     def dir(self, src: int, dst: int, rel: str, depth: int) -> None:
-        for name in sorted(os.listdir(src)):
+        names: list[str] = []
+        room = self.caps.entries - self.report.entries
+        with os.scandir(src) as it:  # streamed: a directory of a million names is refused at the cap, not listed
+            for entry in it:
+                names.append(entry.name)
+                if len(names) > room:
+                    raise Refused("too_many", rel or ".", f"more than {self.caps.entries} files and directories")
+        for name in sorted(names):
             path = f"{rel}/{name}" if rel else name
             check_name(name, path)
             if skipped(name):

@@ -84,7 +84,7 @@ def _deps_fingerprint(files: dict[str, str], pnpm_version: str, manifests: Seque
 
 @dataclass
 class Built:
-    """What a build produced: the row's new fields, and where its output lies (workspace, output dir)."""
+    """What a build produced: the row's new fields, and where its output lies (staging root, output dir)."""
 
     fields: dict[str, Any]
     dist: tuple[Path, str]
