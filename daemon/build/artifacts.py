@@ -30,6 +30,23 @@ def register_artifact(rt: Runtime, v: ProjectVersion, key: str, path: Path) -> s
     return None
 
 
+def drop_unfinished(rt: Runtime, version_ids: list[str]) -> None:
+    """At start-up: the artifact zips of versions a killed daemon left unfinished (they never went live) are
+    removed, and their users' stored bytes recounted."""
+    users = set()
+    for vid in version_ids:
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == vid)
+        if v is None:
+            continue
+        path = rt.layout.local_object(rt.layout.artifact_key(v.user_id, v.project_id, vid))
+        if path.is_file():
+            path.unlink()
+            users.add(v.user_id)
+        path.with_suffix(".zip.tmp").unlink(missing_ok=True)
+    for user in users:
+        quotas.refresh_storage(rt.layout.data_dir / "objects", user)
+
+
 def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
     """Write an object into the local store (atomically) and queue its upload when a remote store exists."""
     path = rt.layout.local_object(key)

@@ -6,6 +6,7 @@ workspace as they like. The pipeline's `run` owns the copy and removes it on eve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,17 @@ def stage(rt: Runtime, version_id: str, workspace: Path, out_rel: str, log: Call
     except export.Refused as exc:
         where = f"{out_rel}/{export.shown(exc.rel)}" if exc.kind != "no_dir" else f"{out_rel}/"
         raise BuildFailed(_REASONS[exc.kind], f"output {where}: {exc.why}") from None
+
+
+def sweep(rt: Runtime) -> int:
+    """At start-up, before the worker runs: remove the staged copies a killed daemon left; returns how many."""
+    n = 0
+    if rt.layout.tmp.is_dir():
+        for entry in os.scandir(rt.layout.tmp):
+            if entry.name.startswith("out-"):
+                safepath.remove_tree(rt.data_dir, ["tmp", entry.name])
+                n += 1
+    return n
 
 
 def discard(rt: Runtime, version_id: str) -> None:

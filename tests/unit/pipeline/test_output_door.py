@@ -143,3 +143,31 @@ def test_output_past_the_file_count_cap_is_output_limit_naming_where(bench: Benc
     assert (v.status, v.failure_reason) == ("failed", "output_limit"), v.failure_message
     assert "more than 50 files" in (v.failure_message or "")
     assert not (bench.rt.layout.tmp / f"out-{v.version_id}").exists()
+
+
+def test_start_up_removes_what_a_killed_build_left_staged_and_zipped(bench: Bench) -> None:
+    """SIGKILL between the zip and going live: at start-up (serve.start's recovery) the staged copy and the zip of
+    the interrupted version go, and the user's stored bytes are recounted."""
+    from daemon.build import artifacts, staging
+    from daemon.core import versions
+
+    v = _build(bench, page_project("Kept"))  # a live version whose zip must stay
+    q = InlineQueue()
+    bench.gen.queue.append(page_project("Killed"))
+    killed = submit_new(bench.rt, q, BuildRequest("u1", "p2", "x"))  # type: ignore[arg-type]
+    versions.update(bench.rt.outbox, killed.version_id, status="deploying")
+    zpath = bench.rt.layout.local_object(bench.rt.layout.artifact_key("u1", "p2", killed.version_id))
+    zpath.parent.mkdir(parents=True)
+    zpath.write_bytes(b"PK" + b"\0" * 5000)
+    quotas.add_storage("u1", 5002)
+    (staging.root(bench.rt, killed.version_id) / "dist").mkdir(parents=True)
+
+    failed, _ = versions.recover_interrupted(bench.rt.outbox)
+    assert failed == [killed.version_id]
+    assert staging.sweep(bench.rt) == 1
+    artifacts.drop_unfinished(bench.rt, failed)
+    assert not zpath.exists() and not staging.root(bench.rt, killed.version_id).exists()
+    assert _zip_path(bench, v).is_file()
+    assert quotas.storage_bytes("u1") == sum(p.stat().st_size for p in
+                                             (bench.rt.layout.data_dir / "objects" / "u1").rglob("*")
+                                             if p.is_file())
