@@ -100,6 +100,7 @@ class _Walk:
         self.caps = caps
         self.log = log
         self.report = Report()
+        self.seen = 0  # entries looked at, dropped ones too: what the walk costs, not only what crossed
 
     def drop(self, rel: str, why: str, what: str = "") -> None:
         line = f"dropped {what}{shown(rel)}: {why}"
@@ -107,14 +108,15 @@ class _Walk:
         self.log(line)
 
     def count(self, rel: str) -> None:
-        if self.report.entries >= self.caps.entries:
+        self.seen += 1
+        if self.seen > self.caps.entries:
             raise Refused("too_many", rel, f"more than {self.caps.entries} files and directories")
         if len(rel.encode("utf-8")) > self.caps.path_bytes:
             raise Refused("invalid_name", rel, f"the path is longer than {self.caps.path_bytes} bytes")
 
     def dir(self, src: int, dst: int, rel: str, depth: int) -> None:
         names: list[str] = []
-        room = self.caps.entries - self.report.entries
+        room = self.caps.entries - self.seen
         with os.scandir(src) as it:  # streamed: a directory of a million names is refused at the cap, not listed
             for entry in it:
                 names.append(entry.name)
