@@ -73,7 +73,7 @@ export default defineConfig({
 """
 
 
-def test_lint_config_swapping_dist_for_a_link_to_etc_while_the_daemon_reads_leaks_nothing(real: Real) -> None:  # noqa: F811
+def test_lint_config_swapping_dist_for_a_link_to_etc_leaks_nothing(real: Real) -> None:  # noqa: F811
     real.rt.cfg.build.checks = "record"
     big = {f"public/big/p{i:03d}.txt": f"line {i} of a long public page\n" * 3000 for i in range(60)}
     contract = _contract({"eslint.config.js": ATTACK_CONFIG, "vite.config.ts": VITE_CONFIG,
