@@ -15,7 +15,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build.rollback import extract_artifact
+from daemon.build import staging
+from daemon.build.artifacts import extract_artifact
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.core.ids import valid_version_id
@@ -29,15 +30,20 @@ log = logging.getLogger("previewd.previews")
 
 _MISS_TTL_S = 5.0  # a host that named nothing is not looked up again for this long (hosts are client-chosen)
 _MISS_MAX = 4096
+# Files kept in the fetched previews at most (beside the bytes cap): a preview of many empty files costs inodes and
+# directory entries, not bytes. Five previews at Pages' limit of files each.
+CACHE_FILES = 5 * staging.MAX_ENTRIES
 
 
 class PreviewResolver:
     """Label -> the directory label to serve now (fetched when needed), or None (404)."""
 
-    def __init__(self, rt: Runtime, cap_bytes: int) -> None:
+    def __init__(self, rt: Runtime, cap_bytes: int, cap_files: int = CACHE_FILES) -> None:
         self.rt = rt
         self.cap_bytes = cap_bytes
-        self._fetched: OrderedDict[str, int] = OrderedDict()  # label -> bytes, least recently used first
+        self.cap_files = cap_files
+        # label -> (bytes, files and dirs), least recently used first
+        self._fetched: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._misses: dict[str, float] = {}
         self._lock = threading.Lock()
         self._label_locks: dict[str, threading.Lock] = {}
@@ -123,14 +129,18 @@ class PreviewResolver:
                     return None
                 out = Path(tmp) / "out"
                 out.mkdir()
-                extract_artifact(zip_path, out)
-                size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+                try:
+                    unpacked = extract_artifact(zip_path, out, staging.caps(self.rt.cfg))
+                except (ValueError, OSError) as exc:
+                    log.warning("preview %s: artifact %s refused: %s", label, key, exc)
+                    return None
                 self.rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                       version_id=vid, message="fetched preview"), lambda _l: None)
             self.fetches += 1
-            log.info("preview %s fetched from the object store (%d bytes)", label, size)
+            log.info("preview %s fetched from the object store (%d bytes, %d files)", label, unpacked.bytes,
+                     unpacked.files)
             with self._lock:
-                self._fetched[label] = size
+                self._fetched[label] = (unpacked.bytes, unpacked.entries)
             self._evict()
             return label
 
@@ -166,11 +176,13 @@ class PreviewResolver:
                 self._fetched.move_to_end(label)
 
     def _evict(self) -> None:
-        """Drop the least recently used fetched previews past the cap (never one this droplet built)."""
+        """Drop the least recently used fetched previews past either cap, bytes or files (never one this droplet
+        built)."""
         while True:
             with self._lock:
-                total = sum(self._fetched.values())
-                if total <= self.cap_bytes or len(self._fetched) <= 1:
+                total = sum(b for b, _ in self._fetched.values())
+                files = sum(n for _, n in self._fetched.values())
+                if (total <= self.cap_bytes and files <= self.cap_files) or len(self._fetched) <= 1:
                     return
                 label, _ = self._fetched.popitem(last=False)
             self.evictions += 1

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import deploywatch, fleet, publish, submit
+from daemon.build import deploywatch, fleet, publish, staging, submit
 from daemon.build.artifacts import artifact_zip as _artifact_zip
 from daemon.build.artifacts import extract_artifact
 from daemon.core import diskspace, versions
@@ -60,7 +60,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
             out = Path(tmp) / "out"
             out.mkdir()
-            extract_artifact(zip_path, out)
+            extract_artifact(zip_path, out, staging.caps(rt.cfg))
             dep = rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                    version_id=v.version_id, message=v.prompt), lambda _l: None)
         _tag_like(rt, t, v)
