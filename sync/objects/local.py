@@ -3,8 +3,9 @@
 Layout under ``root``: ``<key>`` for STANDARD objects; any other storage class (``archive``) lives at
 ``_archive/<key>``, a mirror of the same layout; ``_tmp/`` holds in-flight writes (renamed into place, so a
 reader never sees a partial file). Keys whose first segment is ``_archive``, ``_tmp`` or any other name reserved
-by sync.names are therefore rejected (the same table refuses those names as user ids). ``url`` is the ``file://`` URI of the object's current location. ``content_type`` is accepted and
-ignored (a filesystem has nowhere to keep it).
+by sync.names are therefore rejected (the same table refuses those names as user ids). ``url`` is the
+``file://`` URI of the object's current location. ``content_type`` is accepted and ignored (a filesystem has
+nowhere to keep it).
 """
 
 from __future__ import annotations
