@@ -25,7 +25,9 @@ from daemon.build.publish import DIST_WINDOW
 from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
+from daemon.deployers.local import deployment_id_for as local_deployment_id
 from daemon.history import ProjectRepo
+from daemon.ops import retention
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -242,27 +244,27 @@ def delete_old_rows(ctx: _Ctx, step: StepReport) -> None:
 
 
 def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
-    """Delete deployments older than `delete_previews_after_days`; never the live or a pinned version's."""
+    """Delete previews older than `delete_previews_after_days` for good, on every droplet (never the live or a
+    pinned version's); rows are found by state, so a part-done one is finished (daemon/ops/retention.py)."""
     rt = ctx.rt
     cutoff = ctx.now - timedelta(days=rt.cfg.retention.delete_previews_after_days)
     live = _live_ids()
-    rows = (ProjectVersion.select()
-            .where(ProjectVersion.preview_url.is_null(False) & (ProjectVersion.created_at <= cutoff))
-            .order_by(ProjectVersion.version_id))
+    rows = ProjectVersion.select().where(retention.pending(cutoff)).order_by(ProjectVersion.version_id)
     for v in rows:
         if v.version_id in ctx.gone:
             continue
-        if _protected(v, live):
+        if v.preview_deleted_at is None and _protected(v, live):
             step.add("kept_protected")
             continue
-        dep = deployment_id_of(rt, v)
-        step.add("previews", f"delete preview {dep or v.preview_url} of {v.version_id} ({_age(v)})")
+        # The local deployment's id follows from the row alone: a row whose URL an older cleanup nulled still
+        # gets its tombstone, and every droplet drops its copy.
+        dep = deployment_id_of(rt, v) or (local_deployment_id(v.project_id, v.version_id)
+                                          if rt.deployer.name == "local" else None)
+        step.add("previews" if v.preview_deleted_at is None else "finished",
+                 f"delete preview {dep or v.preview_url or '-'} of {v.version_id} ({_age(v)})")
         if ctx.dry_run:
             continue
-        if dep:
-            rt.deployer.delete(dep)
-        # preview_url goes too: the row no longer advertises a dead link, and the next run skips it.
-        versions.update(rt.outbox, v.version_id, preview_url=None)
+        retention.delete_preview(rt, v, ctx.now, dep)
 
 
 def _repos(rt: Runtime) -> Iterator[tuple[str, str, Path]]:
