@@ -25,6 +25,7 @@ from daemon.build.publish import DIST_WINDOW
 from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
+from daemon.core.ids import valid_id
 from daemon.deployers.local import deployment_id_for as local_deployment_id
 from daemon.history import ProjectRepo
 from daemon.ops import retention
@@ -116,11 +117,16 @@ def _protected(v: ProjectVersion, live: set[str]) -> bool:
 
 
 def artifact_key_of(url: str | None) -> str | None:
-    """The object key an artifact_url names (file:// or s3:// alike), or None."""
+    """The object key an artifact_url names (file:// or s3:// alike), or None (also for a row written before
+    sync.names reserved its user or project id: no store accepts that key, and one such row must not stop a
+    step for everybody else)."""
     if not url:
         return None
     m = ARTIFACT_KEY_RE.search(url)
-    return m.group(1) if m else None
+    if m is None:
+        return None
+    user_id, project_id = m.group(1).split("/", 2)[:2]
+    return m.group(1) if valid_id(user_id) and valid_id(project_id) else None
 
 
 def _in_remote(rt: Runtime, url: str) -> bool:
@@ -155,11 +161,13 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
     step.add("rows", f"delete {v.user_id}/{v.project_id} {v.version_id} ({_age(v)}, {why})")
     ctx.gone.add(v.version_id)
     dep = deployment_id_of(rt, v)
-    key = artifact_key_of(v.artifact_url) or rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+    key = artifact_key_of(v.artifact_url) or (rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+                                              if valid_id(v.user_id) and valid_id(v.project_id) else None)
     # A rollback row reuses its target's zip; the zip stays while any kept row names it. (substr, not LIKE:
-    # ids may hold `_`, a LIKE wildcard.)
-    shared = (ProjectVersion.select().where((ProjectVersion.version_id != v.version_id)
-                                            & (fn.substr(ProjectVersion.artifact_url, -len(key)) == key)).exists())
+    # ids may hold `_`, a LIKE wildcard.) No key: a reserved id's row, whose zip no store can address.
+    shared = key is None or (ProjectVersion.select().where(
+        (ProjectVersion.version_id != v.version_id) & (fn.substr(ProjectVersion.artifact_url, -len(key)) == key))
+        .exists())
     if dep:
         step.add("deployments")
     if not shared:
@@ -168,7 +176,7 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
         return
     if dep:
         rt.deployer.delete(dep)
-    if not shared:
+    if key is not None and not shared:
         rt.local_objects.delete(key)
         if rt.remote_objects is not None:
             rt.remote_objects.delete(key)

@@ -119,3 +119,28 @@ def test_sweep_drops_the_copies_the_replica_says_are_deleted(ops: Seeder, monkey
     dropped = retention.sweep(ops.rt)
     assert dropped == [ops.preview_dir(gone).name]
     assert not ops.preview_dir(gone).exists() and ops.preview_dir(stays).is_dir()
+
+
+def test_a_row_with_a_reserved_id_from_before_the_rule_stops_no_step(ops: Seeder) -> None:
+    """Issue 24, attack 2's tail: a row of user `_archive` (written before sync.names reserved it) named a key
+    no store accepts, and the archive step failed with InvalidKey at that row on every run, so nobody's old
+    artifacts were archived any more. Such a row is now skipped and counted; the others are archived."""
+    from datetime import UTC, timedelta
+
+    from ulid import ULID
+
+    dave = ops.version("dave", "p", 95)
+    ops.make_live(ops.version("dave", "p", 1))
+    created = NOW - timedelta(days=95, seconds=5)
+    vid = str(ULID.from_datetime(created.replace(tzinfo=UTC)))
+    legacy = ops.rt.layout.objects / "_archive" / "carol" / "snapshots" / f"{vid}.zip"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"24 MB in the attack")
+    ProjectVersion.create(version_id=vid, user_id="_archive", project_id="carol", prompt="x", kind="new",
+                          status="deployed", created_at=created, updated_at=created, artifact_url=legacy.as_uri())
+    for _ in range(2):  # every run, not just the first
+        report = _run(ops)
+        assert report.step("archive_artifacts").error is None  # type: ignore[union-attr]
+    archive = report.step("archive_artifacts")
+    assert ops.row(dave).archived_at == NOW  # type: ignore[union-attr]
+    assert archive is not None and archive.counts.get("unrecognised_url") == 1, archive.to_json()
