@@ -15,6 +15,7 @@ from daemon.core.errors import BadRequest
 from daemon.core.layout import Layout
 from sync import names
 from sync.errors import InvalidKey
+from sync.kv.base import pointer_key
 from sync.objects.base import validate_object_key
 from sync.objects.local import LocalObjectStore
 
@@ -90,13 +91,15 @@ def _builders(tmp: Path) -> list[tuple[str, object]]:
         out.append((f"LocalObjectStore.{op}", lambda u, op=op: getattr(store, op)(f"{u}/p1/snapshots/{VID}.zip")))
     out.append(("LocalObjectStore.put_file", lambda u: store.put_file(f"{u}/p1/x", tmp / "f")))
     out.append(("validate_object_key", lambda u: validate_object_key(f"{u}/p1/x")))
+    out.append(("kv.pointer_key", lambda u: pointer_key(u, "p1")))
+    out.append(("kv.pointer_key[project]", lambda u: pointer_key("u1", u)))
     return out
 
 
 def test_every_builder_refuses_every_reserved_name(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"24 MB in the attack")
     builders = _builders(tmp_path)
-    assert len(builders) >= 14
+    assert len(builders) >= 16
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for label, build in builders:
         for name in BAD:
