@@ -387,6 +387,9 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
     moved = False
     for user_id, project_id in _projects():
         step.add("projects")
+        if not (valid_id(user_id) and valid_id(project_id)):  # a row from before sync.names: no KV key
+            step.add("invalid_id")
+            continue
         live = versions.live_version(user_id, project_id)
         key = versions.pointer_key(user_id, project_id)
         if rt.outbox.outbox.pending("kv", key):
