@@ -22,6 +22,7 @@ from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
+from sync.names import ID_PATTERN, ID_RULE
 
 log = logging.getLogger("previewd.api")
 
@@ -51,7 +52,7 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        message = str(first.get("message") or exc.detail)
+        message = str(first.get("message") or exc.detail).replace(f"matching regex '{ID_PATTERN}'", ID_RULE)
         field = _field_from(message) or (first.get("key") if first.get("key") not in (None, "data") else None)
         body: dict[str, Any] = {"code": "invalid_field" if field else "invalid_body",
                                 "message": f"{field}: {message}" if field else str(message)}

@@ -9,8 +9,10 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from daemon.api.guards import ops_reader, reader, signed
+from sync.names import ID_PATTERN, ID_RE, ID_RULE, RESERVED_NAMES
 
-IdStr = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="[A-Za-z0-9_-]{1,64}")]
+_RESERVED = ", ".join(sorted(n for n in RESERVED_NAMES if ID_RE.fullmatch(n)))
+IdStr = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description=f"an id: {ID_RULE} ({_RESERVED}, any case)")]
 UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
 Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
 TargetPackage = Annotated[str, msgspec.Meta(max_length=240, description="a pnpm workspace's package to build and "

@@ -309,7 +309,7 @@ def verify_project(rt: Runtime, user_id: str, project_id: str) -> dict[str, obje
     live = str(lease["live_version_id"]) if lease and lease.get("live_version_id") else None
     if live is not None and by_id.get(live, {}).get("status") != "deployed":
         problems.append(f"live version {live} is {by_id.get(live, {}).get('status', 'missing')} in Postgres")
-    keys = set(rt.remote_objects.list(f"{user_id}/{project_id}/"))
+    keys = set(rt.remote_objects.list(rt.layout.project_prefix(user_id, project_id)))
     packs = {k.rsplit("_to_", 1)[-1].removesuffix(".pack.zip") for k in keys if "/packs/" in k}
     for r in rows:
         if r["status"] != "deployed":

@@ -163,12 +163,20 @@ class PreviewResolver:
         return str(rec["user_id"]), str(rec["project_id"]), artifact_of
 
     def _record(self, version_id: str) -> dict[str, object] | None:
+        """The version's record, None when unknown or when the retention deleted its preview (a tombstone here
+        or in the replica: the deciding droplet's row reaches Postgres first, ours may be stale)."""
         # A local row of a project another droplet writes now may be stale (deployed there since): ask Postgres.
         v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is not None and v.preview_deleted_at is not None:
+            return None
         if v is not None and v.status == "deployed":
-            return {"user_id": v.user_id, "project_id": v.project_id, "status": v.status,
-                    "rollback_of": v.rollback_of}
-        return self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+            rec: dict[str, object] | None = {"user_id": v.user_id, "project_id": v.project_id, "status": v.status,
+                                             "rollback_of": v.rollback_of}
+            if self.rt.replica is None or not self.rt.replica.deleted_previews([version_id]):
+                return rec
+            return None
+        rec = self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+        return None if rec is None or rec.get("preview_deleted_at") else rec
 
     def _touch(self, label: str) -> None:
         with self._lock:
@@ -178,6 +186,9 @@ class PreviewResolver:
     def _evict(self) -> None:
         """Drop the least recently used fetched previews past either cap, bytes or files (never one this droplet
         built)."""
+        with self._lock:  # the retention's sweep removed some (daemon/ops/retention.py): they hold no bytes now
+            for gone in [lb for lb in self._fetched if not (self.rt.layout.previews / lb).is_dir()]:
+                del self._fetched[gone]
         while True:
             with self._lock:
                 total = sum(b for b, _ in self._fetched.values())

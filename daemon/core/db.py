@@ -102,6 +102,8 @@ class ProjectVersion(BaseModel):
     target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
     checks = TextField(null=True)  # JSON: {typecheck, lint}, each status/errors/warnings/durationMs/diagnostics
     timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
+    # The retention cleanup's tombstone: the preview is deleted for good, on every droplet (daemon/ops/retention.py).
+    preview_deleted_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "project_versions"
