@@ -46,6 +46,9 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("daemon.build.pipeline", "_install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
     ("daemon.build.scripts", "plan", "_dependency_dirs"): "dependency dir names: " + BETWEEN_STEPS,
     ("daemon.build.scripts", "_dependency_dirs", "listdir"): "dependency dir names: " + BETWEEN_STEPS,
+    ("daemon.build.reclaim", "_top_level", "listdir"):
+        "names only, to remove them through safepath.remove_tree (never follows a link) after a failed build",
+    ("daemon.build.reclaim", "free_after_failure", "_top_level"): "the same names-only listing",
 }
 
 
