@@ -153,6 +153,43 @@ def test_sign_out_ends_the_session(client: TestClient[Any]) -> None:
     assert client.get("/ui/", follow_redirects=False).status_code == 303
 
 
+def test_a_signed_out_cookie_signs_no_one_in(daemon: Daemon) -> None:
+    """Issue 23: sign-out cleared only the browser's copy; a cookie kept elsewhere stayed good for 12 hours."""
+    with TestClient(daemon.app) as c, TestClient(daemon.app) as thief:
+        sign_in(c, password=PASSWORD)
+        cookie = c.cookies.get("previewd_ui_session")
+        assert cookie
+        thief.cookies.set("previewd_ui_session", cookie, path="/ui")
+        assert thief.get("/ui/", follow_redirects=False).status_code == 200  # the copy works while signed in
+        c.post("/ui/sign-out", data={"_csrf_token": csrf_of(c, "/ui/")})
+        assert thief.get("/ui/", follow_redirects=False).status_code == 303
+        assert thief.get("/ui/projects", follow_redirects=False).status_code == 303
+
+
+def test_a_password_change_ends_every_session(tmp_path: Path) -> None:
+    """Sessions begun with the password and with a token both end when `[ui] password_hash` changes; a restart
+    with the same password keeps them (so it is the change that ends them)."""
+    cookies = []
+    with in_process_daemon(tmp_path, f'[ui]\npassword_hash = "{HASH}"\n') as d:
+        for form in ({"password": PASSWORD}, {"token": mint_token(TEST_SECRET, 600)}):
+            with TestClient(d.app) as c:
+                sign_in(c, **form)
+                cookies.append(c.cookies.get("previewd_ui_session"))
+    assert all(cookies)
+
+    def status_with(password_hash: str) -> list[int]:
+        with in_process_daemon(tmp_path, f'[ui]\npassword_hash = "{password_hash}"\n') as d:
+            codes = []
+            for cookie in cookies:
+                with TestClient(d.app) as c:
+                    c.cookies.set("previewd_ui_session", cookie, path="/ui")
+                    codes.append(c.get("/ui/", follow_redirects=False).status_code)
+            return codes
+
+    assert status_with(HASH) == [200, 200]
+    assert status_with(hash_password("a new password")) == [303, 303]
+
+
 # -- where /ui is not ------------------------------------------------------------------------------------------
 
 def _asgi_get(app: Any, path: str, host: str) -> httpx.Response:
