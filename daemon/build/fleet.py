@@ -62,11 +62,16 @@ def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
             raise Unavailable(f"cannot take the project's lease: {exc}", code="lease_unavailable",
                               retry_after=2) from exc
         if new:
+            # Busy while catching up: the renewer keeps (and renews) the lease instead of releasing an "idle"
+            # project minutes before its first write (issue 24).
+            hold(rt, user_id, project_id)
             try:
                 catch_up(rt, lease)
             except Exception:
                 keeper.release(lease)  # a half caught-up copy must not be written to
                 raise
+            finally:
+                unhold(rt, user_id, project_id)
     return lease
 
 
