@@ -114,10 +114,12 @@ class _Supervisor:
         self.usage = Usage()
         self.reason: str | None = None
         self.detail = ""
-        self.maxrss = 0  # of the direct child, from wait4: the peak for runs shorter than one sample
 
     def peak(self) -> int:
-        return max(self.usage.peak_memory_bytes, self.maxrss)
+        """The step's own peak: the cgroup's high-water mark, else the sampler's maximum of the tree's memory.
+        Never wait4's ru_maxrss: a child spawned by fork/vfork starts with the spawner's high-water mark, so it
+        reported the daemon's own peak as every step's (issue 24)."""
+        return self.usage.peak_memory_bytes
 
     def output_bytes(self) -> int:
         return self.written + self.sink.captured
@@ -448,7 +450,6 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str, cancel: threadin
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         sup.layer.add_reaped(ru.ru_utime + ru.ru_stime)
-        sup.maxrss = ru.ru_maxrss * 1024
         sup.layer.kill()  # orphans adopted while the root was dying
         wall = time.monotonic() - sp.start
         end = time.monotonic() + DRAIN_TIMEOUT

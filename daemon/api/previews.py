@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import re
@@ -27,6 +28,11 @@ IMMUTABLE = b"public, max-age=31536000, immutable"
 NO_CACHE = b"no-cache"
 CHUNK = 256 * 1024
 _HOST_CACHE_MAX = 4096
+# What a Host may be (RFC 9110 uri-host, as far as a preview daemon needs): DNS names of 1-63 character labels
+# (an optional trailing dot) or a bracketed IPv6 literal, then an optional decimal port. Nothing else is routed.
+_NAME_HOST_RE = re.compile(r"((?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63})\.?(?::([0-9]{1,5}))?")
+_IPV6_HOST_RE = re.compile(r"\[([0-9a-f:.]{2,45})\](?::([0-9]{1,5}))?")
+BAD_HOST = "\x00bad-host"  # never a label: the marker of a malformed Host (400 before any routing)
 _MISS = object()
 
 __all__ = ["content_type_for", "host_label", "is_hashed_asset", "make_preview_asgi", "make_public_asgi"]
@@ -40,23 +46,36 @@ def host_label(host: str, preview_domain: str) -> str | None:
 
 def _label_of(raw_host: bytes, suffix: str) -> str | None:
     found = _classify(raw_host, suffix)
-    return found or None
+    return found if found and found != BAD_HOST else None
 
 
 def _classify(raw_host: bytes, suffix: str) -> str | None:
     """The deployment label of a preview host; "" for a host under the preview domain that is no valid label
-    (`a.b.localhost`, `-x.localhost`: answered 404, never passed to the API); None for any other host."""
+    (`a.b.localhost`, `-x.localhost`: answered 404, never passed to the API); BAD_HOST for a Host that is not
+    DNS labels with an optional decimal port, nor a bracketed IPv6 literal (`x.localhost:1:2`, `[x].localhost`:
+    answered 400, never routed); None for any other host."""
     host = raw_host.decode("latin-1").lower()
-    if host.startswith("["):  # an IPv6 literal is never a preview host
-        return None
-    name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
-    name = name.rstrip(".")
+    if len(host) > 261:  # 253 for the name, 1 for a trailing dot, 6 for a port, 1 spare
+        return BAD_HOST
+    ipv6 = _IPV6_HOST_RE.fullmatch(host)
+    if ipv6 is not None:  # an IPv6 literal is never a preview host, but it must be one
+        try:
+            ipaddress.IPv6Address(ipv6.group(1))
+        except ValueError:
+            return BAD_HOST
+        return None if _port_ok(ipv6.group(2)) else BAD_HOST
+    named = _NAME_HOST_RE.fullmatch(host)
+    if named is None or len(named.group(1)) > 253 or not _port_ok(named.group(2)):
+        return BAD_HOST
+    name = named.group(1)
     if not name.endswith(suffix):
         return None
     label = name[: -len(suffix)]
-    if colon and not port.isdigit():
-        return ""
     return label if _LABEL_RE.match(label) else ""
+
+
+def _port_ok(port: str | None) -> bool:
+    return port is None or int(port) <= 65535
 
 
 class PreviewServer:
@@ -79,6 +98,8 @@ class PreviewServer:
             if label is not None or self.app is None:
                 if kind != "http":
                     await send({"type": "websocket.close", "code": 1008})
+                elif label == BAD_HOST:
+                    await _error(send, 400, "bad_host", "the Host header is not a DNS name with an optional port")
                 elif label:
                     await self._serve(label, scope, send)
                 else:  # under the preview domain (or on the public listener) but no deployment: never the API
@@ -92,12 +113,13 @@ class PreviewServer:
 
     def _label(self, scope: Scope) -> str | None:
         """The one check every request pays: find Host, then a dict lookup for hosts seen before.
-        A label, "" (under the preview domain, no valid label) or None (not a preview host)."""
+        A label, "" (under the preview domain, no valid label), BAD_HOST or None (not a preview host)."""
         host = None
         for key, value in scope["headers"]:
             if key == b"host":
+                if host is not None:  # two Host headers: which one a proxy routed by is anyone's guess
+                    return BAD_HOST
                 host = value
-                break
         if host is None:
             return None
         label = self._hosts.get(host, _MISS)

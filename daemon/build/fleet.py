@@ -19,6 +19,7 @@ from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
 from daemon.deployers.cloudflare import branch_alias_url, live_branch
+from daemon.deployers.livebranch import branch_conflict
 from daemon.deployers.local import alias_label, preview_url
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
@@ -62,11 +63,16 @@ def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
             raise Unavailable(f"cannot take the project's lease: {exc}", code="lease_unavailable",
                               retry_after=2) from exc
         if new:
+            # Busy while catching up: the renewer keeps (and renews) the lease instead of releasing an "idle"
+            # project minutes before its first write (issue 24).
+            hold(rt, user_id, project_id)
             try:
                 catch_up(rt, lease)
             except Exception:
                 keeper.release(lease)  # a half caught-up copy must not be written to
                 raise
+            finally:
+                unhold(rt, user_id, project_id)
     return lease
 
 
@@ -185,6 +191,8 @@ def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
     on a fleet of local-deployer droplets `<project>--<user>.<preview_domain>`. Both always serve the live version
     (rollback and undo/redo move it); None otherwise."""
     if rt.deployer.name == "cloudflare":
+        if branch_conflict(user_id, project_id, rt.fleet_projects) is not None:
+            return None  # its branch is another project's: that alias is not this project's address
         return branch_alias_url(live_branch(user_id, project_id), rt.cfg.deploy.cf_project_name)
     if rt.fleet is None or rt.deployer.name != "local":
         return None

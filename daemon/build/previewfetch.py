@@ -21,7 +21,7 @@ from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.core.ids import valid_version_id
 from daemon.deployers.base import DeployRequest
-from daemon.deployers.local import ALIAS_SEP, alias_label, deployment_id_for
+from daemon.deployers.local import ALIAS_SEP, alias_ids, alias_label, deployment_id_for
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -82,15 +82,22 @@ class PreviewResolver:
         return self._fetch(dep)
 
     def _project_of_alias(self, label: str) -> tuple[str, str] | None:
-        """(user, project) whose alias label this is: local projects first, then the fleet's lease rows."""
-        for p in Project.select(Project.user_id, Project.project_id):
-            if alias_label(p.user_id, p.project_id) == label:
-                return p.user_id, p.project_id
+        """(user, project) whose alias label this is: local projects first, then the fleet's lease rows. A plain
+        or escaped label names its ids; a hashed one must match exactly one known project (a collision is refused,
+        never resolved to whichever came first)."""
+        named = alias_ids(label)
+        if named is not None and Project.get_or_none((Project.user_id == named[0])
+                                                     & (Project.project_id == named[1])) is not None:
+            return named
+        known = {(p.user_id, p.project_id) for p in Project.select(Project.user_id, Project.project_id)}
         if self.rt.fleet is not None:
-            for row in self.rt.fleet.store.leases():
-                if alias_label(row["user_id"], row["project_id"]) == label:
-                    return str(row["user_id"]), str(row["project_id"])
-        return None
+            known |= {(str(r["user_id"]), str(r["project_id"])) for r in self.rt.fleet.store.leases()}
+        if named is not None:
+            return named if named in known else None
+        found = [ids for ids in known if alias_label(*ids) == label]
+        if len(found) > 1:
+            log.error("live alias %s matches %d projects; refusing to serve it", label, len(found))
+        return found[0] if len(found) == 1 else None
 
     def _live_version(self, user_id: str, project_id: str) -> str | None:
         """The live version: this droplet's own when it writes the project (or is alone), else the fleet's."""

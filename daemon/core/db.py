@@ -232,8 +232,18 @@ class AliasRedeploy(BaseModel):
         indexes = ((("user_id", "project_id"), False), (("month", "user_id"), False))
 
 
+class UiSession(BaseModel):
+    """A live dashboard session (daemon/ui/access.py): the cookie names it, sign-out deletes it."""
+
+    sid = CharField(primary_key=True, max_length=64)
+    exp = FloatField()  # unix seconds
+
+    class Meta:
+        table_name = "ui_sessions"
+
+
 ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment, PlanAssignment,
-                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy]
+                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy, UiSession]
 
 
 BUSY_TIMEOUT_S = 10.0
