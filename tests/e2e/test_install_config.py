@@ -5,9 +5,7 @@ metadata cache must hold nothing from it, and a neighbour's install must be as i
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from tests.fakes.tiny_generator import generator_config
 from tests.support.live import LiveDaemon
+from tests.support.recorder import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,35 +42,6 @@ else:
     full = json.loads(contract_json(build, files, deps={"is-number": "7.0.0", "isobject": "3.0.1"}, extra=extra))
     print(json.dumps({"delta": True, "files": full["templateFiles"]}))
 '''
-
-
-class Recorder:
-    """A loopback HTTP server that records every request it gets (a proxy's CONNECT too) and serves nothing."""
-
-    def __init__(self) -> None:
-        self.hits: list[str] = []
-        hits = self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _any(self) -> None:
-                hits.append(f"{self.command} {self.path}")
-                self.send_response(502)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            do_GET = do_HEAD = do_POST = do_PUT = do_CONNECT = _any
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
