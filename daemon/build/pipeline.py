@@ -570,7 +570,8 @@ class Pipeline:
                                           tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
             cache = safepath.ensure_dir(rt.data_dir, ["cache"])
             env = self._env(tc, home, cache, store=rt.layout.store_dir)
-            argv = toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry, cache / "pnpm")
+            argv = toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry, cache / "pnpm",
+                                          (".", *ctx.packages))
             res = self._run("install", argv, work,
                             env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work,
                             meter=v.version_id)

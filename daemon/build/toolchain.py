@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,15 +103,22 @@ def network_pins(registry: str = "", cache_dir: Path | None = None) -> list[str]
     return argv
 
 
-def install_argv(tc: Toolchain, store_dir: Path, registry: str = "", cache_dir: Path | None = None) -> list[str]:
+def install_argv(tc: Toolchain, store_dir: Path, registry: str = "", cache_dir: Path | None = None,
+                 projects: Sequence[str] = ()) -> list[str]:
     """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive, and running no
     code of the project: no lifecycle scripts (the daemon runs the allowed ones later, without network), no
     pnpmfile hooks, no side-effects cache (build output must never land in the shared store), no switching to
-    another pnpm named by `packageManager`; its network settings pinned (network_pins)."""
-    return [tc.pnpm, "install", "--no-frozen-lockfile", "--prefer-offline", "--store-dir", str(store_dir),
+    another pnpm named by `packageManager`; its network settings pinned (network_pins). `projects` (the root "."
+    and a workspace's package dirs, as the daemon found them in the file set) replace the workspace's globs, which
+    pnpm would match on disk: a package.json a build left in a kept output dir never becomes a project whose
+    dependencies (unchecked by the daemon) this install fetches."""
+    argv = [tc.pnpm, "install", "--no-frozen-lockfile", "--prefer-offline", "--store-dir", str(store_dir),
             "--reporter", "append-only", "--config.confirmModulesPurge=false", "--ignore-scripts",
             "--ignore-pnpmfile", "--config.side-effects-cache=false",
             "--config.manage-package-manager-versions=false", *network_pins(registry, cache_dir)]
+    for rel in projects:
+        argv += ["--workspace-packages", rel]
+    return argv
 
 
 def audit_argv(tc: Toolchain, registry: str = "", cache_dir: Path | None = None) -> list[str]:
