@@ -92,6 +92,9 @@ def test_install_and_audit_pin_the_network_settings_on_the_command_line(tmp_path
                  f"--config.cache-dir={tmp_path / 'cache'}", "--ignore-pnpmfile"):
         assert flag in argv
     assert argv[argv.index("--store-dir") + 1] == str(tmp_path / "store")
+    assert "--workspace-packages" not in argv  # a single package: pnpm's default is the root alone
+    projects = toolchain.install_argv(TC, tmp_path / "store", "", None, (".", "packages/ui"))
+    assert [projects[i + 1] for i, a in enumerate(projects) if a == "--workspace-packages"] == [".", "packages/ui"]
     audit = toolchain.audit_argv(TC, "https://audit.example/")
     assert audit[audit.index("--registry") + 1] == "https://audit.example/"
     assert "--config.proxy=" in audit and "--config.strict-ssl=true" in audit
