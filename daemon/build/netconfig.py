@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 from collections.abc import Mapping
@@ -55,6 +56,18 @@ def drop_foreign(files: dict[str, str], blog: BuildLog) -> dict[str, str]:
     blog.step(f"removed {', '.join(sorted(gone)[:10])}{' ...' if len(gone) > 10 else ''}: package-manager "
               "configuration is the daemon's")
     return {k: v for k, v in files.items() if k not in gone}
+
+
+# Lockfile resolutions that send pnpm somewhere other than the registry's own packages (a tarball URL, a git repo,
+# a local directory). pnpm trusts a lockfile entry whose specifier still matches package.json, so one of these
+# would make the networked install fetch from a host the lockfile names.
+_LOCK_REACH = re.compile(r"""\b(tarball|repo|directory)\s*:\s*['"]?([^\s,}'"]+)""")
+
+
+def lockfile_reaches(text: str, registry: str) -> list[str]:
+    """The places a lockfile would send the install that are not packages of `registry` (empty: none)."""
+    return [m.group(2) for m in _LOCK_REACH.finditer(text)
+            if not (m.group(1) == "tarball" and m.group(2).startswith(registry))]
 
 
 @dataclass

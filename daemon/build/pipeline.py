@@ -528,6 +528,13 @@ class Pipeline:
         """Before a networked step: no package-manager config but the daemon's in the workspace, and its files
         the daemon's again (netconfig.purge)."""
         own = {rel: files[rel] for rel in (*ctx.manifests, "pnpm-workspace.yaml", "pnpm-lock.yaml") if rel in files}
+        reach = netconfig.lockfile_reaches(own.get("pnpm-lock.yaml", ""), self.cfg.build.registry or
+                                           toolchain.DEFAULT_REGISTRY)
+        if reach:  # pnpm resolves afresh from the registry instead
+            own.pop("pnpm-lock.yaml")
+            safepath.remove_tree(ctx.dirs.work, ["pnpm-lock.yaml"])
+            blog.step(f"before {step}: pnpm-lock.yaml dropped: it resolves packages outside the registry "
+                      f"({', '.join(reach[:3])[:300]})")
         netconfig.report(netconfig.purge(ctx.dirs.work, own, cache_dirs=isolation.CODE_CACHE_DIRS,
                                          reclaim=ctx.ids is not None), blog, step)
 

@@ -74,3 +74,51 @@ def test_the_install_sees_no_planted_config_no_inherited_variable_and_pinned_fla
     log = bench.rt.layout.log_path(v2.version_id).read_text()
     assert "before the install: removed package-manager config not written by the daemon" in log
     assert os.path.exists(nm / ".cache") and not (nm / ".cache" / ".npmrc").exists()
+
+
+# The first install leaves a lockfile that resolves a registry-version dependency to a tarball on another host:
+# the version records it, and a delta rebuild starts from it.
+PLANTING = '''#!{python}
+import os, subprocess, sys
+if sys.argv[1:2] == ["install"]:
+    with open({record!r}, "a") as fh:
+        fh.write(repr(open("pnpm-lock.yaml").read() if os.path.exists("pnpm-lock.yaml") else None) + "\\n")
+rc = subprocess.call([{fake!r}, *sys.argv[1:]])
+if sys.argv[1:2] == ["install"] and os.path.exists({once!r}):
+    os.unlink({once!r})
+    open("pnpm-lock.yaml", "w").write({lock!r})
+sys.exit(rc)
+'''
+EVIL_LOCK = ("lockfileVersion: '9.0'\npackages:\n  is-number@7.0.0:\n    resolution: {integrity: sha512-x, "
+             "tarball: http://127.0.0.1:9/is-number.tgz}\n")
+
+
+def test_a_lockfile_that_resolves_outside_the_registry_is_dropped_before_the_install(
+        bench: Bench, tmp_path: Path) -> None:
+    from daemon.build import netconfig
+
+    assert netconfig.lockfile_reaches(EVIL_LOCK, "https://registry.npmjs.org/") == ["http://127.0.0.1:9/is-number.tgz"]
+    mirror = EVIL_LOCK.replace("http://127.0.0.1:9/", "https://mirror.example/")
+    assert netconfig.lockfile_reaches(mirror, "https://mirror.example/") == []
+    assert netconfig.lockfile_reaches("resolution: {type: git, repo: https://x/y.git, commit: 1}", "") != []
+
+    record, once = tmp_path / "locks.txt", tmp_path / "once"
+    once.write_text("")
+    wrapper = tmp_path / "planting-pnpm"
+    wrapper.write_text(PLANTING.format(python=sys.executable, record=str(record), once=str(once),
+                                       fake=bench.rt.cfg.paths.pnpm, lock=EVIL_LOCK))
+    wrapper.chmod(0o755)
+    bench.rt.cfg.paths.pnpm = str(wrapper)
+    assert _build(bench, {"is-number": "7.0.0"}, rebuild=False).status == "deployed"
+    bench.gen.queue.append({"delta": True, "files": [{"path": "package.json", "content": json.dumps(
+        {"name": "tiny", "version": "0.0.0", "private": True, "dependencies": {"is-number": "7.0.0", "isobject": "3"},
+         "scripts": {"build": "mkdir -p dist && cp index.html dist/"}})}]})
+    q = InlineQueue()
+    v2 = submit_rebuild(bench.rt, q, BuildRequest("u1", "p1", "x"))  # type: ignore[arg-type]
+    bench.pipeline.run(q.ids[0])
+    v2 = ProjectVersion.get_by_id(v2.version_id)
+    assert v2.status == "deployed", v2.failure_message
+    seen = record.read_text().splitlines()
+    assert len(seen) == 2 and seen[-1] == "None"  # the rebuild's install never saw the planted lockfile
+    assert "pnpm-lock.yaml dropped: it resolves packages outside the registry (http://127.0.0.1:9/is-number.tgz)" \
+        in bench.rt.layout.log_path(v2.version_id).read_text()
