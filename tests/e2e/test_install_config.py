@@ -78,6 +78,7 @@ def test_config_planted_by_a_postinstall_is_not_obeyed_by_the_next_install(
         assert again["success"] is True, (again, log[-3000:])
         purged = next(line for line in log.splitlines() if "before the install: removed package-manager config" in line)
         assert "node_modules/.cache/.npmrc" in purged  # from where writing the sources does not reach
+        assert "pnpm-lock.yaml dropped" not in log  # pnpm's own lockfile names only the registry's packages
         lock = (data / "projects" / "u" / "p" / "work" / "pnpm-lock.yaml").read_text()
         assert "isobject@3.0.1" in lock and "127.0.0.1" not in lock
 
