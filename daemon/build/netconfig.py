@@ -20,11 +20,13 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.build.buildlog import BuildLog
+from daemon.build.isolation import CODE_CACHE_DIRS
+from daemon.build.toolchain import DEFAULT_REGISTRY
 from sandbox import safepath
 
 # Read by pnpm (or by another package manager a script could start) as configuration. Compared without case.
@@ -152,10 +154,22 @@ def _walk(dir_fd: int, prefix: str, out: Purged, cache_dirs: tuple[str, ...], id
             os.close(sub)
 
 
-def report(purged: Purged, blog: BuildLog, step: str) -> None:
-    """One log line when the purge found anything (nothing is said for a clean workspace)."""
-    if purged.removed:
-        shown = ", ".join(purged.removed[:10]) + (" ..." if len(purged.removed) > 10 else "")
-        blog.step(f"before {step}: removed package-manager config not written by the daemon: {shown}")
-    if purged.rewritten:
-        blog.step(f"before {step}: restored the daemon's {', '.join(purged.rewritten)} (changed since written)")
+def before_install(work: Path, files: Mapping[str, str], manifests: Sequence[str], registry: str, *, reclaim: bool,
+                   say: Callable[[str], None]) -> Purged:
+    """Right before the networked `pnpm install` (nothing generated runs then): a lockfile that resolves outside
+    the registry is dropped (pnpm resolves afresh), then `purge` with the daemon's own files (the manifests, the
+    workspace file, the lockfile, as written from `files`) and node_modules' code cache dirs. Logs what it did."""
+    own = {rel: files[rel] for rel in (*manifests, WORKSPACE_FILE, "pnpm-lock.yaml") if rel in files}
+    reach = lockfile_reaches(own.get("pnpm-lock.yaml", ""), registry or DEFAULT_REGISTRY)
+    if reach:
+        own.pop("pnpm-lock.yaml")
+        safepath.remove_tree(work, ["pnpm-lock.yaml"])
+        say(f"before the install: pnpm-lock.yaml dropped: it resolves packages outside the registry "
+            f"({', '.join(reach[:3])[:300]})")
+    out = purge(work, own, cache_dirs=CODE_CACHE_DIRS, reclaim=reclaim)
+    if out.removed:
+        shown = ", ".join(out.removed[:10]) + (" ..." if len(out.removed) > 10 else "")
+        say(f"before the install: removed package-manager config not written by the daemon: {shown}")
+    if out.rewritten:
+        say(f"before the install: restored the daemon's {', '.join(out.rewritten)} (changed since written)")
+    return out

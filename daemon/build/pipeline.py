@@ -524,20 +524,6 @@ class Pipeline:
             safepath.remove_tree(dirs.work, ["node_modules", d])
         blog.step("disk_limit: the project's caches were emptied")
 
-    def _purge_config(self, ctx: _Steps, files: dict[str, str], blog: BuildLog, step: str) -> None:
-        """Before a networked step: no package-manager config but the daemon's in the workspace, and its files
-        the daemon's again (netconfig.purge)."""
-        own = {rel: files[rel] for rel in (*ctx.manifests, "pnpm-workspace.yaml", "pnpm-lock.yaml") if rel in files}
-        reach = netconfig.lockfile_reaches(own.get("pnpm-lock.yaml", ""), self.cfg.build.registry or
-                                           toolchain.DEFAULT_REGISTRY)
-        if reach:  # pnpm resolves afresh from the registry instead
-            own.pop("pnpm-lock.yaml")
-            safepath.remove_tree(ctx.dirs.work, ["pnpm-lock.yaml"])
-            blog.step(f"before {step}: pnpm-lock.yaml dropped: it resolves packages outside the registry "
-                      f"({', '.join(reach[:3])[:300]})")
-        netconfig.report(netconfig.purge(ctx.dirs.work, own, cache_dirs=isolation.CODE_CACHE_DIRS,
-                                         reclaim=ctx.ids is not None), blog, step)
-
     def _reclaim_node_modules(self, ctx: _Steps, blog: BuildLog) -> None:
         """Before pnpm writes node_modules again: it must be the daemon's own, as the last install left it."""
         work = ctx.dirs.work
@@ -572,7 +558,8 @@ class Pipeline:
         safepath.remove_tree(rt.data_dir, ["tmp", f"install-{v.version_id}"])  # HOME holds nothing but the daemon's
         home = safepath.ensure_dir(rt.data_dir, ["tmp", f"install-{v.version_id}"])
         try:
-            self._purge_config(ctx, files, blog, "the install")
+            netconfig.before_install(work, files, ctx.manifests, cfg.build.registry, reclaim=ctx.ids is not None,
+                                     say=blog.step)
             view = isolation.install_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, home, readonly=ctx.readonly,
                                           tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
             cache = safepath.ensure_dir(rt.data_dir, ["cache"])
