@@ -11,6 +11,8 @@ any depth of the workspace (node_modules' internals are pnpm's own and read-only
 dirs, which generated code writes, are purged too), the daemon's own files are checked against what it wrote,
 and the network settings are pinned on the command line (toolchain.network_pins), which outranks every file.
 The step's environment holds no config variable but the daemon's (sandbox.safe_env reads nothing inherited).
+Two inputs steer the install besides config: the lockfile (an entry resolving outside the registry drops it) and
+the workspace's projects (pinned to the packages found in the file set: toolchain.install_argv).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sandbox import safepath
 
 # Read by pnpm (or by another package manager a script could start) as configuration. Compared without case.
 _FOREIGN_NAMES = frozenset({
-    ".npmrc", "npmrc", "bunfig.toml", ".bunfig.toml", "pnpmfile.js", "pnpmfile.cjs",
+    ".npmrc", "bunfig.toml", ".bunfig.toml",
     # pnpm looks for these beside pnpm-workspace.yaml (and fails on them, or reads them in other versions)
     "pnpm-workspace.yml", ".pnpm-workspace.yaml", ".pnpm-workspace.yml", ".pnpm-workspaces.yaml",
     ".pnpm-workspaces.yml",
