@@ -65,13 +65,17 @@ def drop_foreign(files: dict[str, str], blog: BuildLog) -> dict[str, str]:
 # Lockfile resolutions that send pnpm somewhere other than the registry's own packages (a tarball URL, a git repo,
 # a local directory). pnpm trusts a lockfile entry whose specifier still matches package.json, so one of these
 # would make the networked install fetch from a host the lockfile names.
+# pnpm's own lockfile for registry packages holds no URL at all: any URL elsewhere than under the registry counts.
 _LOCK_REACH = re.compile(r"""\b(tarball|repo|directory)\s*:\s*['"]?([^\s,}'"]+)""")
+_URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s,}'"]+""", re.IGNORECASE)
 
 
 def lockfile_reaches(text: str, registry: str) -> list[str]:
     """The places a lockfile would send the install that are not packages of `registry` (empty: none)."""
-    return [m.group(2) for m in _LOCK_REACH.finditer(text)
-            if not (m.group(1) == "tarball" and m.group(2).startswith(registry))]
+    found = [m.group(2) for m in _LOCK_REACH.finditer(text)
+             if not (m.group(1) == "tarball" and m.group(2).startswith(registry))]
+    found += [u for u in _URL.findall(text) if not u.startswith(registry) and u not in found]
+    return found
 
 
 @dataclass

@@ -101,6 +101,8 @@ def test_a_lockfile_that_resolves_outside_the_registry_is_dropped_before_the_ins
     mirror = EVIL_LOCK.replace("http://127.0.0.1:9/", "https://mirror.example/")
     assert netconfig.lockfile_reaches(mirror, "https://mirror.example/") == []
     assert netconfig.lockfile_reaches("resolution: {type: git, repo: https://x/y.git, commit: 1}", "") != []
+    assert netconfig.lockfile_reaches("    url: http://127.0.0.1:9/node.tgz\n", "https://registry.npmjs.org/") == [
+        "http://127.0.0.1:9/node.tgz"]
 
     record, once = tmp_path / "locks.txt", tmp_path / "once"
     once.write_text("")
