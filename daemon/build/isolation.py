@@ -194,6 +194,22 @@ def code_view(data_dir: Path, store_dir: Path, dirs: ProjectDirs, *, extra_rw: S
     return sandbox.FsView(readonly=tuple(readonly), mounts=tuple(mounts), tmp_bytes=tmp_bytes)
 
 
+def checks_view(data_dir: Path, store_dir: Path, dirs: ProjectDirs, state: Path, outputs: Sequence[str], *,
+                readonly: Sequence[Path] = (), tmp_bytes: int | None = None,
+                packages: Sequence[str] = ()) -> sandbox.FsView:
+    """The view of the checks (tsc, eslint: generated code runs in both), beside the bundle and after it, while
+    the daemon reads the build's output: the workspace read-only, the build's output dirs absent (a dir made
+    after the checks started shows read-only), and writable only their own state dir and each node_modules'
+    `.tmp` (where `tsc -b` keeps its build info)."""
+    nm = dirs.work / "node_modules"
+    mounts = [Mount("hide", data_dir), *_hide_store(data_dir, store_dir), Mount("hide", Path("/run")),
+              Mount("ro", dirs.work), Mount("rw", nm / ".tmp")]
+    mounts += [Mount("rw", pnm / ".tmp") for pnm in package_modules(dirs, packages)]
+    mounts += [Mount("hide", dirs.work / rel) for rel in outputs]
+    mounts.append(Mount("rw", state))
+    return sandbox.FsView(readonly=tuple(readonly), mounts=tuple(mounts), tmp_bytes=tmp_bytes)
+
+
 def _hide_all_but(parent: Path, keep: set[str]) -> list[Mount]:
     try:
         names = sorted(os.listdir(parent))

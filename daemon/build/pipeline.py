@@ -30,6 +30,7 @@ from daemon.build import (
     frameworks,
     isolation,
     monorepo,
+    netconfig,
     packagejson,
     publish,
     reclaim,
@@ -336,7 +337,7 @@ class Pipeline:
         # A pnpm workspace keeps its package globs beside the daemon's policy (monorepo.py); else the daemon's file.
         mono = monorepo.prepare(files, base_files, requested, (target_hint, monorepo.inherited_target(v)),
                                 cfg.build.allow_build_scripts, blog)
-        files = packagejson.sanitize(files, blog, mono.manifests, mono.local_names)
+        files = netconfig.drop_foreign(packagejson.sanitize(files, blog, mono.manifests, mono.local_names), blog)
         confined, tc_ro, tmp_bytes = self._views(tc)
         ctx = _Steps(tc=tc, dirs=dirs, confined=confined, readonly=tc_ro, tmp_bytes=tmp_bytes,
                      user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={}, packages=mono.dirs)
@@ -404,7 +405,7 @@ class Pipeline:
             else:
                 blog.step(plan.split_note or "checks run after the build script")
                 if plan.bundle is not None:  # the type check runs beside the rest of the chain
-                    times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
+                    times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes, out_candidates)
                     build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
                     shown = f"build (type check split off): {plan.bundle}"
             if mono.is_workspace:
@@ -417,7 +418,7 @@ class Pipeline:
             if mono.is_workspace and res.reason == "ok":
                 monorepo.mark_built(workspace, mono, prints)
             if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
-                times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes)
+                times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes, out_candidates)
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -504,7 +505,8 @@ class Pipeline:
             blog.step(f"WARNING {isolation.UNCONFINED_WARNING}")
         allowed = ", ".join(self.cfg.build.allow_build_scripts) or "none"
         blog.step("install policy: `pnpm install --ignore-scripts --ignore-pnpmfile` with the side-effects cache "
-                  "and package-manager switching off (the only step with network, and it runs no generated code); "
+                  "and package-manager switching off (the only step with network, and it runs no generated code; "
+                  "registry, proxy and TLS pinned on its command line, no package-manager config but the daemon's); "
                   f"then, without network: allow-listed dependency scripts ({allowed}) and the project's own "
                   "preinstall/install/postinstall/prepare; then `pnpm build` without network")
 
@@ -558,12 +560,18 @@ class Pipeline:
         rt, cfg, tc, work = self.rt, self.cfg, ctx.tc, ctx.dirs.work
         self._reclaim_node_modules(ctx, blog)
         t0 = time.monotonic()
+        safepath.remove_tree(rt.data_dir, ["tmp", f"install-{v.version_id}"])  # HOME holds nothing but the daemon's
         home = safepath.ensure_dir(rt.data_dir, ["tmp", f"install-{v.version_id}"])
         try:
+            netconfig.before_install(work, files, ctx.manifests, cfg.build.registry, reclaim=ctx.ids is not None,
+                                     say=blog.step)
             view = isolation.install_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, home, readonly=ctx.readonly,
                                           tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
-            env = self._env(tc, home, safepath.ensure_dir(rt.data_dir, ["cache"]), store=rt.layout.store_dir)
-            res = self._run("install", toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry), work,
+            cache = safepath.ensure_dir(rt.data_dir, ["cache"])
+            env = self._env(tc, home, cache, store=rt.layout.store_dir)
+            argv = toolchain.install_argv(tc, rt.layout.store_dir, cfg.build.registry, cache / "pnpm",
+                                          (".", *ctx.packages))
+            res = self._run("install", argv, work,
                             env, blog, network=True, view=view, disk_roots=[(work, ())], output_root=work,
                             meter=v.version_id)
         finally:
@@ -613,16 +621,19 @@ class Pipeline:
         times.install_ms = int((time.monotonic() - t0) * 1000)
         return nm_bytes
 
-    def _start_checks(self, version_id: str, ctx: _Steps, plan: checks.Plan, nm_bytes: int) -> checks.Session:
-        """The checks in the no-network code view with the build's limits, in a thread beside the build."""
+    def _start_checks(self, version_id: str, ctx: _Steps, plan: checks.Plan, nm_bytes: int,
+                      outputs: Sequence[str]) -> checks.Session:
+        """The checks in their no-network view (sources read-only, the output dirs absent: isolation.checks_view)
+        with the build's limits, in a thread beside the build."""
         rt, work = self.rt, ctx.dirs.work
         state = checks.state_dir(ctx.dirs.cache)
         safepath.remove_tree(state, ["home"])  # HOME starts empty; the incremental state beside it stays
-        home = safepath.ensure_dir(state, ["home"])
+        home, xdg = safepath.ensure_dir(state, ["home"]), safepath.ensure_dir(state, ["xdg"])
         isolation.give_to_code(state, ctx.ids, skip=())
-        env = self._env(ctx.tc, home, ctx.dirs.xdg_cache)
-        view = isolation.code_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, readonly=ctx.readonly,
-                                   tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
+        env = self._env(ctx.tc, home, xdg)
+        outs = [rel for rel in outputs if rel not in frameworks.SOURCE_DIRS]
+        view = isolation.checks_view(rt.data_dir, rt.layout.store_dir, ctx.dirs, state, outs, readonly=ctx.readonly,
+                                     tmp_bytes=ctx.tmp_bytes, packages=ctx.packages) if ctx.confined else None
         # Under `record` the preview waits only for the bundle: the checks take the CPU the bundle leaves idle.
         # Under `fail` both gate the preview, so neither yields.
         nice = CHECKS_NICE if self.cfg.build.checks == "record" else 0
@@ -666,8 +677,10 @@ class Pipeline:
 
     def _start_audit(self, v: ProjectVersion, ctx: _Steps, files: dict[str, str], scratch: Path) -> audit.AuditJob:
         rt = self.rt
+        safepath.remove_tree(rt.data_dir, ["tmp", scratch.name])  # holds nothing but the daemon's copies
         safepath.ensure_dir(rt.data_dir, ["tmp", scratch.name, "home"])
         env = self._env(ctx.tc, scratch / "home", scratch / "home" / ".cache")
+        argv = toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry, scratch / "home" / ".cache" / "pnpm")
         view = isolation.scratch_view(rt.data_dir, rt.layout.store_dir, scratch, readonly=ctx.readonly,
                                       tmp_bytes=ctx.tmp_bytes) if ctx.confined else None
         lines: list[str] = []
@@ -675,7 +688,8 @@ class Pipeline:
         def run_step(cwd: Path) -> sandbox.Result:
             # Not niced: on a loaded machine a niced audit starved and then held the version back at its end; it
             # mostly waits on the network, so it takes little CPU from `pnpm build` anyway.
-            res = sandbox.run(toolchain.audit_argv(ctx.tc, self.cfg.build.audit_registry), cwd=cwd, env=env,
+            netconfig.purge(cwd, {}, cache_dirs=(), reclaim=False)  # a networked step: the daemon's config only
+            res = sandbox.run(argv, cwd=cwd, env=env,
                               limits=self._limits(), on_line=lines.append, network=True, output_root=None,
                               layer=rt.sandbox_layer, cancel=self.cancel, view=view, disk_roots=[(scratch, ())])
             quotas.add_cpu(v.version_id, res.cpu_seconds)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PINNED_PNPM = "10.34.9"
+DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 
 
 @dataclass(frozen=True)
@@ -89,26 +91,40 @@ def resolve(node: str = "node", pnpm: str = "") -> Toolchain:
     return Toolchain(node=node_path, pnpm=pnpm_path, node_version=node_version, pnpm_version=pnpm_version)
 
 
-def install_argv(tc: Toolchain, store_dir: Path, registry: str = "") -> list[str]:
+def network_pins(registry: str = "", cache_dir: Path | None = None) -> list[str]:
+    """The network settings of a networked pnpm step, on its command line (which outranks the environment,
+    pnpm-workspace.yaml and every .npmrc): the registry (pnpm's default when none is configured), no proxy,
+    TLS verified, and the metadata cache where the daemon keeps it. Empty values mean "none": pnpm then falls back
+    only to the environment's proxy variables, which the daemon's step environment never holds."""
+    argv = ["--registry", registry or DEFAULT_REGISTRY, "--config.proxy=", "--config.https-proxy=",
+            "--config.noproxy=", "--config.strict-ssl=true"]
+    if cache_dir is not None:
+        argv.append(f"--config.cache-dir={cache_dir}")
+    return argv
+
+
+def install_argv(tc: Toolchain, store_dir: Path, registry: str = "", cache_dir: Path | None = None,
+                 projects: Sequence[str] = ()) -> list[str]:
     """`pnpm install` as the seed writes it, against the shared store, quiet and non-interactive, and running no
     code of the project: no lifecycle scripts (the daemon runs the allowed ones later, without network), no
     pnpmfile hooks, no side-effects cache (build output must never land in the shared store), no switching to
-    another pnpm named by `packageManager`."""
+    another pnpm named by `packageManager`; its network settings pinned (network_pins). `projects` (the root "."
+    and a workspace's package dirs, as the daemon found them in the file set) replace the workspace's globs, which
+    pnpm would match on disk: a package.json a build left in a kept output dir never becomes a project whose
+    dependencies (unchecked by the daemon) this install fetches."""
     argv = [tc.pnpm, "install", "--no-frozen-lockfile", "--prefer-offline", "--store-dir", str(store_dir),
             "--reporter", "append-only", "--config.confirmModulesPurge=false", "--ignore-scripts",
             "--ignore-pnpmfile", "--config.side-effects-cache=false",
-            "--config.manage-package-manager-versions=false"]
-    if registry:
-        argv += ["--registry", registry]
+            "--config.manage-package-manager-versions=false", *network_pins(registry, cache_dir)]
+    for rel in projects:
+        argv += ["--workspace-packages", rel]
     return argv
 
 
-def audit_argv(tc: Toolchain, registry: str = "") -> list[str]:
-    """`pnpm audit` for critical advisories in production dependencies, as JSON."""
-    argv = [tc.pnpm, "audit", "--prod", "--audit-level", "critical", "--json"]
-    if registry:
-        argv += ["--registry", registry]
-    return argv
+def audit_argv(tc: Toolchain, registry: str = "", cache_dir: Path | None = None) -> list[str]:
+    """`pnpm audit` for critical advisories in production dependencies, as JSON; network settings pinned."""
+    return [tc.pnpm, "audit", "--prod", "--audit-level", "critical", "--json",
+            *network_pins(registry, cache_dir)]
 
 
 def build_argv(tc: Toolchain) -> list[str]:

@@ -86,10 +86,12 @@ class GeneratorConfig:
 @dataclass
 class BuildConfig:
     audit: str = _opt("fail", "`pnpm audit --prod` policy on critical advisories.", choices=("fail", "warn", "off"))
-    audit_registry: str = _opt("", "Registry URL for `pnpm audit` only; empty = the default registry.")
+    audit_registry: str = _opt("", "Registry URL for `pnpm audit` only; empty = https://registry.npmjs.org/ "
+                                   "(pinned on its command line).")
     audit_cache_minutes: int = _opt(60, "Reuse an audit of the very same lockfile this long (an unreachable "
                                         "advisory database: at most 10 min); 0 = always audit.", lo=0)
-    registry: str = _opt("", "npm registry for installs; empty = pnpm's default.")
+    registry: str = _opt("", "npm registry for installs; empty = https://registry.npmjs.org/ (pinned on its "
+                             "command line).")
     allow_build_scripts: list[str] = _opt(
         ["esbuild", "@tailwindcss/oxide"],
         "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")

@@ -52,3 +52,42 @@ def test_build_runs_as_nobody_and_cannot_read_the_secret(open_tmp: Path) -> None
         assert os.stat(ws / "dist" / "index.html").st_uid == 65534
     finally:
         d.stop()
+
+
+# One dependency at first; the rebuild is a delta that adds another (the base's lockfile is carried over).
+DEPS_DELTA = '''
+import json, sys
+sys.path.insert(0, REPO)
+from tests.fakes.tiny_generator import contract_json
+req = json.load(sys.stdin)
+deps = {"is-number": "7.0.0"}
+build = "mkdir -p dist && cp index.html dist/"
+files = {"index.html": "<h1>" + req["prompt"] + "</h1>"}
+if req["prompt"] == "first":
+    print(contract_json(build, files, deps=deps))
+else:
+    full = json.loads(contract_json(build, files, deps={**deps, "isobject": "3.0.1"}))
+    print(json.dumps({"delta": True, "files": full["templateFiles"] + full["files"]}))
+'''
+
+
+def test_a_delta_rebuild_with_new_dependencies_installs_over_a_lockfile_the_build_user_owned(open_tmp: Path) -> None:
+    # The first build gives the workspace (pnpm-lock.yaml with it) to the build user; the rebuild keeps the base's
+    # lockfile byte for byte, so it stayed theirs, and pnpm, root without CAP_CHOWN in its view, failed with
+    # `EPERM chown pnpm-lock.yaml` when it replaced it (keeping the owner).
+    gen = open_tmp / "gen.py"
+    gen.write_text(DEPS_DELTA.replace("REPO", repr(str(Path(__file__).resolve().parents[2]))))
+    d = LiveDaemon(open_tmp, generator_config(gen, "[render]\nenabled = false\n[sandbox]\nbuild_user = \"nobody\"\n"))
+    d.start()
+    try:
+        first = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "deps", "prompt": "first"}).json()
+        assert first["success"] is True, first
+        ws = open_tmp / "data" / "projects" / "u" / "deps" / "work"
+        assert os.stat(ws / "pnpm-lock.yaml").st_uid == 65534  # what the rebuild starts from
+        again = d.post("/rebuild-preview", {"userId": "u", "projectId": "deps", "prompt": "second"}).json()
+        logs = "".join(p.read_text()[-2000:] for p in (open_tmp / "data" / "logs").glob("*.log"))
+        assert again["success"] is True, (again, logs)
+        lock = (ws / "pnpm-lock.yaml").read_text()
+        assert "isobject" in lock and "is-number" in lock
+    finally:
+        d.stop()
