@@ -49,6 +49,11 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("daemon.build.reclaim", "_top_level", "listdir"):
         "names only, to remove them through safepath.remove_tree (never follows a link) after a failed build",
     ("daemon.build.reclaim", "free_after_failure", "_top_level"): "the same names-only listing",
+    ("daemon.build.netconfig", "purge", "open"):
+        "the workspace's own dir fd, O_NOFOLLOW; below it the purge walks by fd (openat, O_NOFOLLOW, lstat "
+        "by scandir) and only removes: " + BETWEEN_STEPS,
+    ("daemon.build.netconfig", "before_install", "purge"): "the same fd walk",
+    ("daemon.build.pipeline", "_install", "before_install"): "the same fd walk",
 }
 
 
