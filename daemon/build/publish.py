@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.build import artifacts, fleet, livealias, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
+from daemon.history import HistoryError
 from sync.kv import LocalKV
 
 if TYPE_CHECKING:
@@ -82,7 +83,12 @@ def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None
                        & ProjectVersion.status.in_(("deployed", "deploying")))
                 .order_by(ProjectVersion.version_id.desc()).limit(DIST_WINDOW)]
         if repo.slide_dist_window(keep):
-            repo.prune()
+            try:
+                repo.prune()
+            except HistoryError as exc:  # over the project's budget: its old output stays until a cleanup can
+                if exc.code != "history_limit":
+                    raise
+                log.warning("prune of %s/%s skipped: %s", v.user_id, v.project_id, exc.message)
         if repo.has_version(v.version_id):
             base = v.parent_version_id if v.parent_version_id and repo.has_version(v.parent_version_id) else None
             key = rt.layout.pack_key(v.user_id, v.project_id, base, v.version_id)

@@ -25,6 +25,7 @@ from dulwich.pack import (
     write_pack_index,
 )
 
+from daemon.history.budget import Meter, object_size
 from daemon.history.errors import HistoryError
 
 # Deltas pay off on source text; big or binary blobs (images, bundles) rarely delta and the
@@ -40,43 +41,55 @@ Hint = tuple[int, bytes | None]  # (type_num, path) as dulwich's pack code expec
 
 
 def reachable(
-    store: DiskObjectStore, source_roots: Iterable[ObjectID], dist_roots: Iterable[ObjectID] = ()
+    store: DiskObjectStore, source_roots: Iterable[ObjectID], dist_roots: Iterable[ObjectID] = (),
+    meter: Meter | None = None,
 ) -> tuple[dict[ObjectID, Hint], set[ObjectID]]:
     """Every object reachable from the roots with a path hint, plus those reached only from dist roots.
 
-    Raises HistoryError("corrupt_repo") when a reachable object is missing.
+    Blobs are never read here, only sized: each object's size is charged to `meter` (when given) before anything
+    reads it. Raises HistoryError: corrupt_repo when a reachable object is missing, history_limit.
     """
     hints: dict[ObjectID, Hint] = {}
-    source = _walk(store, source_roots, hints)
-    dist_only = _walk(store, dist_roots, hints) - source
+    source = _walk(store, source_roots, hints, meter)
+    dist_only = _walk(store, dist_roots, hints, meter) - source
     return hints, dist_only
 
 
-def _walk(store: DiskObjectStore, roots: Iterable[ObjectID], hints: dict[ObjectID, Hint]) -> set[ObjectID]:
+def _walk(store: DiskObjectStore, roots: Iterable[ObjectID], hints: dict[ObjectID, Hint],
+          meter: Meter | None) -> set[ObjectID]:
     seen: set[ObjectID] = set()
-    todo: deque[tuple[ObjectID, bytes | None]] = deque((r, None) for r in roots)
+    todo: deque[tuple[ObjectID, bytes | None, bool]] = deque((r, None, False) for r in roots)
     while todo:
-        sha, path = todo.popleft()
+        sha, path, is_blob = todo.popleft()
         if sha in seen:
             continue
         seen.add(sha)
+        try:
+            size = object_size(store, sha) if meter is not None or is_blob else 0
+        except KeyError as exc:
+            raise HistoryError("corrupt_repo", f"object {sha.decode()} is referenced but missing") from exc
+        if meter is not None:
+            meter.charge(size, name=os.fsdecode(path) if path else sha.decode())
+        if is_blob:  # named as a blob by its tree: its bytes are not needed to walk on
+            hints.setdefault(sha, (Blob.type_num, path))
+            continue
         try:
             obj = store[sha]
         except KeyError as exc:
             raise HistoryError("corrupt_repo", f"object {sha.decode()} is referenced but missing") from exc
         hints.setdefault(sha, (obj.type_num, path))
         if isinstance(obj, Commit):
-            todo.append((obj.tree, b""))
-            todo.extend((p, None) for p in obj.parents)
+            todo.append((obj.tree, b"", False))
+            todo.extend((p, None, False) for p in obj.parents)
         elif isinstance(obj, Tree):
             for item in obj.items():
                 assert item.sha is not None and item.path is not None and item.mode is not None
                 if item.mode & 0o170000 == 0o160000:
                     continue  # gitlink: points into another repository
                 child = item.path if not path else path + b"/" + item.path
-                todo.append((item.sha, child))
+                todo.append((item.sha, child, item.mode & 0o170000 in (0o100000, 0o120000)))
         elif isinstance(obj, Tag):
-            todo.append((obj.object[1], None))
+            todo.append((obj.object[1], None, False))
     return seen
 
 
@@ -171,11 +184,17 @@ def export_zip(
     top: ObjectID,
     tags: dict[str, ObjectID],
     meta: dict[str, Any],
+    meter: Meter | None = None,
 ) -> bytes:
-    """Zip of a self-contained pack (objects reachable from top, not from base), its index, a manifest."""
+    """Zip of a self-contained pack (objects reachable from top, not from base), its index, a manifest.
+
+    Each object's size is charged to `meter` (when given) before any is read for the pack.
+    """
     finder = MissingObjectFinder(store, haves=[base] if base else [], wants=[top])
     wanted: dict[ObjectID, Hint] = {}
     for sha, hint in finder:
+        if meter is not None:
+            meter.charge(object_size(store, sha), name=sha.decode())
         wanted[sha] = (hint[0], hint[1]) if hint else (store[sha].type_num, None)
     pack = io.BytesIO()
     entries, checksum = write_pack_data(
@@ -198,10 +217,16 @@ def export_zip(
     return out.getvalue()
 
 
-def read_zip(name: str, data: bytes) -> tuple[dict[str, Any], bytes]:
-    """Open one exported pack zip; return (manifest, pack bytes). Raises HistoryError("corrupt_pack")."""
+def read_zip(name: str, data: bytes, max_member_bytes: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """Open one exported pack zip; return (manifest, pack bytes). Raises HistoryError: corrupt_pack, and
+    history_limit when a member would inflate past `max_member_bytes` (checked before it is read)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for member in ("manifest.json", "objects.pack", "objects.idx"):
+                size = zf.getinfo(member).file_size
+                if max_member_bytes is not None and size > max_member_bytes:
+                    raise HistoryError("history_limit", f"pack {name}: {member} inflates to {size} bytes, over the "
+                                                        f"{max_member_bytes} byte cap", pack=name)
             manifest = json.loads(zf.read("manifest.json"))
             pack = zf.read("objects.pack")
             idx = zf.read("objects.idx")

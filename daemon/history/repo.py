@@ -17,7 +17,9 @@ from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from daemon.history import budget as budget_mod
 from daemon.history import diffs, packing, trees
+from daemon.history.budget import REPOSITORY, SOURCES, Budget, object_size
 from daemon.history.errors import HistoryError
 from daemon.history.locks import RepoLock, lock_for
 from sandbox.output import file_bytes
@@ -191,6 +193,52 @@ class ProjectRepo:
             repo.refs[Ref(MAIN)] = sha
             return sha.decode()
 
+    def snapshot_files(
+        self,
+        files: dict[str, str | bytes],
+        version_id: str,
+        parent_version_id: str | None,
+        message: str,
+        exclude_dirs: Sequence[str] = (),
+        budget: Budget = SOURCES,
+    ) -> tuple[str, list[str]]:
+        """Commit a file set (what the contract wrote, and the daemon's own files) as `version_id`.
+
+        Never reads the workspace, so nothing an install script wrote there can enter history. Paths that
+        `trees.refused_source` names (reserved or daemon-owned names at any depth) are left out and returned with
+        the commit sha. Raises HistoryError: version_exists, unknown_version, history_limit (over `budget`).
+        """
+        name = Ref(TAGS + _check_id(version_id))
+        meter = budget.meter(f"snapshot of version {version_id}")
+        with self._lock.writing(), self._open() as repo:
+            if name in repo.refs:
+                raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
+            parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
+            batch = trees.Batch(repo.object_store)
+            layout, refused = trees.from_files(batch, files, exclude_dirs, meter)
+            tree = trees.write_trees(batch, layout)
+            sha = self._commit(batch, tree, parents, message or f"version {version_id}")
+            if not repo.refs.add_if_new(name, sha):
+                raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
+            repo.refs[Ref(MAIN)] = sha
+            return sha.decode(), refused
+
+    def tag_tree(self, target_version_id: str, version_id: str, message: str) -> str:
+        """Commit the source tree of `target_version_id` again as `version_id` (its child); nothing is read."""
+        name = Ref(TAGS + _check_id(version_id))
+        with self._lock.writing(), self._open() as repo:
+            if name in repo.refs:
+                raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
+            target = self._commit_of(repo, target_version_id)
+            commit = repo.object_store[target]
+            assert isinstance(commit, Commit)
+            batch = trees.Batch(repo.object_store)
+            sha = self._commit(batch, commit.tree, [target], message)
+            if not repo.refs.add_if_new(name, sha):
+                raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
+            repo.refs[Ref(MAIN)] = sha
+            return sha.decode()
+
     def snapshot_dist(self, workspace: Path, version_id: str, out_dir: str) -> str:
         """Commit the version's sources plus its build output dir as refs/dist/<version_id>; return the sha.
 
@@ -226,15 +274,19 @@ class ProjectRepo:
                     removed.append(name.decode())
         return removed
 
-    def prune(self) -> int:
-        """Repack what any ref reaches into one pack and delete everything else; return bytes freed."""
+    def prune(self, budget: Budget = REPOSITORY) -> int:
+        """Repack what any ref reaches into one pack and delete everything else; return bytes freed.
+
+        Raises HistoryError("history_limit") before repacking when what is reachable is over `budget`.
+        """
         with self._lock.exclusive():
             before = self.size_bytes()
             with self._open() as repo:
                 refs = repo.refs.as_dict()
                 dist = [sha for name, sha in refs.items() if name.startswith(DIST)]
                 source = [sha for name, sha in refs.items() if not name.startswith(DIST)]
-                wanted, dist_only = packing.reachable(repo.object_store, source, dist)
+                wanted, dist_only = packing.reachable(repo.object_store, source, dist,
+                                                      budget.meter(f"prune of {self.path.parent.name}"))
                 obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only)
                 repo.refs.pack_refs()
             for f in obsolete:
@@ -246,13 +298,20 @@ class ProjectRepo:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def files(self, version_id: str) -> dict[str, bytes]:
-        """The source tree of a version as {posix path: content}."""
+    def files(self, version_id: str, budget: Budget = SOURCES) -> dict[str, bytes]:
+        """The source tree of a version as {posix path: content}.
+
+        Every blob's size is charged to `budget` before it is read: HistoryError("history_limit") past it.
+        """
+        meter = budget.meter(f"sources of version {version_id}")
         with self._lock.shared(), self._open() as repo:
             commit = repo.object_store[self._commit_of(repo, version_id)]
             assert isinstance(commit, Commit)
             store = repo.object_store
-            return {p: store[sha].as_raw_string() for p, _mode, sha in trees.iter_files(store, commit.tree)}
+            listed = list(trees.iter_files(store, commit.tree))
+            for p, _mode, sha in listed:
+                meter.charge(object_size(store, sha), name=p)
+            return {p: store[sha].as_raw_string() for p, _mode, sha in listed}
 
     def checkout(self, version_id: str, dest: Path, *, dist: bool = False) -> None:
         """Write the version's source tree (dist tree when `dist`) into `dest`, which must be absent or empty.
@@ -274,6 +333,7 @@ class ProjectRepo:
         b: str,
         mode: diffs.DiffMode = "patch",
         exclude_dirs: Sequence[str] = DEFAULT_DIFF_EXCLUDES,
+        budget: Budget = SOURCES,
     ) -> str | dict[str, Any] | list[dict[str, str]]:
         """Diff the source trees of versions `a` (old) and `b` (new), skipping paths under `exclude_dirs`.
 
@@ -281,6 +341,7 @@ class ProjectRepo:
         stat:  {"files": [{"path", "change", "insertions", "deletions", "binary"}], "filesChanged",
                 "insertions", "deletions"}; binary files count 0/0.
         files: [{"path", "change": "added" | "modified" | "deleted"}], sorted by path.
+        Each changed blob is charged to `budget` before it is read: HistoryError("history_limit") past it.
         """
         if mode not in ("patch", "stat", "files"):
             raise HistoryError("invalid_mode", f"diff mode {mode!r} is not one of patch, stat, files")
@@ -291,7 +352,8 @@ class ProjectRepo:
                 commit = store[self._commit_of(repo, v)]
                 assert isinstance(commit, Commit)
                 trees_.append(commit.tree)
-            return diffs.render(diffs.file_diffs(store, trees_[0], trees_[1], exclude_dirs), mode)
+            meter = budget.meter(f"diff of {a} and {b}")
+            return diffs.render(diffs.file_diffs(store, trees_[0], trees_[1], exclude_dirs, meter), mode)
 
     def size_bytes(self) -> int:
         """Apparent size of every file in the repository directory."""
@@ -299,7 +361,7 @@ class ProjectRepo:
 
     # -- packs -------------------------------------------------------------------------------
 
-    def export_pack(self, base_version_id: str | None, top_version_id: str) -> bytes:
+    def export_pack(self, base_version_id: str | None, top_version_id: str, budget: Budget = REPOSITORY) -> bytes:
         """Zip of a git pack with the objects reachable from top's source commit and not from base's.
 
         Members: objects.pack, objects.idx (git v2 index), manifest.json
@@ -316,14 +378,16 @@ class ProjectRepo:
                 "base_commit": base.decode() if base else None,
                 "top_commit": top.decode(),
             }
-            return packing.export_zip(repo.object_store, base, top, tags, meta)
+            return packing.export_zip(repo.object_store, base, top, tags, meta,
+                                      budget.meter(f"pack of version {top_version_id}"))
 
     @classmethod
-    def restore(cls, path: Path, packs: Sequence[tuple[str, bytes]]) -> ProjectRepo:
+    def restore(cls, path: Path, packs: Sequence[tuple[str, bytes]], budget: Budget = REPOSITORY) -> ProjectRepo:
         """Rebuild a repository at the empty (or absent) `path` from (name, zip bytes) packs, oldest first.
 
         Built in a temp dir beside `path` and renamed in only when complete and connected.
-        Raises HistoryError: path_not_empty, corrupt_pack / missing_pack (naming the pack).
+        Every pack is scanned against `budget` (uncompressed bytes, objects, seconds) before it is ingested.
+        Raises HistoryError: path_not_empty, corrupt_pack / missing_pack (naming the pack), history_limit.
         """
         path = Path(path)
         if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
@@ -331,7 +395,7 @@ class ProjectRepo:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.restore-", dir=path.parent))
         try:
-            _restore_into(tmp, packs)
+            _restore_into(tmp, packs, budget)
             with lock_for(path).exclusive():
                 if path.exists():
                     path.rmdir()
@@ -342,16 +406,18 @@ class ProjectRepo:
         return cls(path)
 
 
-def _restore_into(tmp: Path, packs: Sequence[tuple[str, bytes]]) -> None:
+def _restore_into(tmp: Path, packs: Sequence[tuple[str, bytes]], budget: Budget) -> None:
     """Ingest packs into a fresh bare repo at tmp, check each builds on what came before, set refs."""
     Repo.init_bare(str(tmp)).close()
     ProjectRepo._init_refs(tmp)
     refs: dict[str, tuple[str, str]] = {}  # ref -> (sha, pack name)
     last_top: str | None = None
+    meter = budget.meter(f"restore of {tmp.name.split('.restore-')[0].lstrip('.')}")
     with Repo(str(tmp)) as repo:
         store = repo.object_store
         for name, data in packs:
-            manifest, pack = packing.read_zip(name, data)
+            manifest, pack = packing.read_zip(name, data, budget.max_bytes)
+            budget_mod.scan_pack(name, pack, meter)
             base = manifest.get("base_commit")
             if base and ObjectID(base.encode()) not in store:
                 raise HistoryError(

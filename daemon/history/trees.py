@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 from dulwich.object_store import BaseObjectStore, PackBasedObjectStore
 from dulwich.objects import Blob, ObjectID, ShaFile, Tree
 
+from daemon.core.contract import FORBIDDEN_SEGMENTS, RESERVED_NAMES
+from daemon.history.budget import Meter
 from daemon.history.errors import HistoryError
 
 FILE_MODE = 0o100644
@@ -17,6 +19,9 @@ EXEC_MODE = 0o100755
 TREE_MODE = 0o040000
 # Never part of a version: dependency trees are reinstalled from the lockfile.
 SKIPPED_NAMES = frozenset({"node_modules"})
+
+# Reserved names the daemon itself writes at the root of a version: its install policy and the lockfile it resolved.
+DAEMON_ROOT_FILES = frozenset({"pnpm-workspace.yaml", "pnpm-lock.yaml"})
 
 # name -> (mode, sha) for a file, or a nested dict for a directory
 Nested = dict[bytes, "tuple[int, ObjectID] | Nested"]
@@ -103,6 +108,59 @@ def _add_file(store: Batch, entry: os.DirEntry[str]) -> tuple[int, ObjectID]:
     if blob.id not in store:
         store.add_object(blob)
     return (EXEC_MODE if st.st_mode & 0o111 else FILE_MODE), blob.id
+
+
+def refused_source(path: str) -> str | None:
+    """Why `path` may not be part of a version's sources (None when it may), checked at every depth.
+
+    The contract refuses these paths from a generator; this is the same rule again at the door of history, so a
+    file that reached a file set any other way (an older snapshot that walked the workspace after install scripts
+    ran) never enters a commit, nor is written back from one.
+    """
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "not a plain relative path"
+    for seg in parts:
+        if seg.startswith(".git") or seg.casefold() in SKIPPED_NAMES or seg.casefold() in FORBIDDEN_SEGMENTS:
+            return f"{seg} is never part of a version"
+    if parts[-1].casefold() in RESERVED_NAMES and path not in DAEMON_ROOT_FILES:
+        return f"{parts[-1]} is reserved: the daemon owns install policy and the lockfile"
+    return None
+
+
+def from_files(store: Batch, files: dict[str, str | bytes], exclude: Sequence[str], meter: Meter) -> tuple[
+        Nested, list[str]]:
+    """The nested layout of a file set (path -> content), its blobs added to the batch; and the paths refused.
+
+    Paths under `exclude` (build output dirs) are left out quietly, as a workspace walk leaves them; a path that
+    `refused_source` names is left out and returned. Sizes are charged to `meter` before any blob is made.
+    """
+    excluded = [normalize_rel_dir(e) for e in exclude]
+    layout: Nested = {}
+    refused: list[str] = []
+    for path in sorted(files):
+        if any(path == e or path.startswith(e + "/") for e in excluded):
+            continue
+        if refused_source(path) is not None:
+            refused.append(path)
+            continue
+        content = files[path]
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        meter.charge(len(data), name=path)
+        blob = Blob.from_string(data)
+        if blob.id not in store:
+            store.add_object(blob)
+        *dirs, name = [os.fsencode(p) for p in path.split("/")]
+        node = layout
+        for d in dirs:
+            sub = node.setdefault(d, {})
+            if not isinstance(sub, dict):
+                raise HistoryError("invalid_path", f"{path!r} needs a folder where a file is")
+            node = sub
+        if name in node:
+            raise HistoryError("invalid_path", f"{path!r} is both a file and a folder")
+        node[name] = (FILE_MODE, blob.id)
+    return layout, refused
 
 
 def write_trees(store: Batch, layout: Nested) -> ObjectID:

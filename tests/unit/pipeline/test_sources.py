@@ -1,0 +1,91 @@
+"""The source snapshot records what the contract wrote, never what install scripts left in the workspace; a base
+from older, polluted history is filtered on the way back and refused by size before it is read."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
+from daemon.core.db import ProjectVersion
+from tests.fakes.tiny_generator import contract_json
+from tests.support.crafted_history import plant_version
+from tests.unit.pipeline.conftest import Bench
+from tests.unit.pipeline.test_pipeline import InlineQueue
+
+MiB = 2**20
+# A project's own postinstall (allowed: the project's lifecycle scripts run): big sparse files, planted config.
+HOSTILE_POSTINSTALL = ("mkdir -p src/deep && truncate -s 96M big1.bin && truncate -s 96M src/big2.bin "
+                       "&& echo registry=http://evil.invalid > .npmrc && echo x > src/deep/.npmrc "
+                       "&& echo planted > planted.txt")
+
+
+def _contract(title: str, postinstall: str | None = None) -> dict[str, Any]:
+    extra = {"scripts": {"postinstall": postinstall}} if postinstall else None
+    return json.loads(contract_json("mkdir -p dist && cp index.html dist/", {"index.html": f"<h1>{title}</h1>"},
+                                    extra=extra))
+
+
+def _build(b: Bench, contract: dict[str, Any], *, new: bool) -> ProjectVersion:
+    b.gen.queue.append(contract)
+    q = InlineQueue()
+    submit = submit_new if new else submit_rebuild
+    v = submit(b.rt, q, BuildRequest("u1", "p1", "x"))  # type: ignore[arg-type]
+    b.pipeline.run(q.ids[0])
+    return ProjectVersion.get_by_id(v.version_id)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_files_an_install_script_writes_never_enter_the_snapshot(bench: Bench) -> None:
+    peak = _peak_mib()
+    v = _build(bench, _contract("Bakery", HOSTILE_POSTINSTALL), new=True)
+    assert v.status == "deployed", v.failure_message
+    work = bench.rt.layout.project_dir("u1", "p1") / "work"
+    assert (work / "big1.bin").stat().st_size == 96 * MiB  # the script did run
+    repo = bench.rt.repo("u1", "p1")
+    assert set(repo.files(v.version_id)) == {"package.json", "index.html", "pnpm-lock.yaml", "pnpm-workspace.yaml"}
+    # the daemon never read the 192 MiB the script left (sparse: a few KiB on disk)
+    assert _peak_mib() - peak < 96
+    # the recovery pack holds no more than the contract either
+    pack = bench.rt.layout.local_object(bench.rt.layout.pack_key("u1", "p1", None, v.version_id))
+    assert pack.stat().st_size < 64 * 1024
+
+
+def test_a_polluted_base_is_filtered_and_its_config_never_written_back(bench: Bench, tmp_path: Path) -> None:
+    v1 = _build(bench, _contract("v1"), new=True)
+    repo = bench.rt.repo("u1", "p1")
+    files = {p: b.decode() for p, b in repo.files(v1.version_id).items()}
+    # v1 as a workspace walk recorded it before the fix: a postinstall's `.npmrc` at two depths
+    subprocess.run(["git", "--git-dir", str(repo.path), "tag", "-d", v1.version_id], check=True, capture_output=True)
+    plant_version(repo.path, v1.version_id, {**files, ".npmrc": "registry=http://evil.invalid\n",
+                                             "src/.npmrc": "x\n"}, {})
+    delta = {"delta": True, "files": [{"path": "index.html", "content": "<h1>v2</h1>"}]}
+    v2 = _build(bench, delta, new=False)
+    assert v2.status == "deployed", v2.failure_message
+    base = bench.gen.requests[-1].base_files
+    assert base is not None and ".npmrc" not in base and "src/.npmrc" not in base and "index.html" in base
+    work = bench.rt.layout.project_dir("u1", "p1") / "work"
+    assert not (work / ".npmrc").exists() and not (work / "src" / ".npmrc").exists()
+    assert set(repo.files(v2.version_id)) == {"package.json", "index.html", "pnpm-lock.yaml", "pnpm-workspace.yaml"}
+    assert "left out 2 file(s) no version may hold" in bench.rt.layout.log_path(v2.version_id).read_text()
+
+
+def test_a_base_over_the_sources_budget_fails_the_rebuild_before_it_is_read(bench: Bench) -> None:
+    v1 = _build(bench, _contract("v1"), new=True)
+    repo = bench.rt.repo("u1", "p1")
+    files = {p: b.decode() for p, b in repo.files(v1.version_id).items()}
+    subprocess.run(["git", "--git-dir", str(repo.path), "tag", "-d", v1.version_id], check=True, capture_output=True)
+    plant_version(repo.path, v1.version_id, files, {"big1.bin": 500 * MiB, "big2.bin": 500 * MiB})
+    asked = len(bench.gen.requests)
+    peak = _peak_mib()
+    v2 = _build(bench, {"delta": True, "files": [{"path": "index.html", "content": "<h1>v2</h1>"}]}, new=False)
+    assert (v2.status, v2.failure_reason) == ("failed", "history_limit"), v2.failure_message
+    assert "big1.bin" in (v2.failure_message or "")
+    assert len(bench.gen.requests) == asked  # no generator request was built from it
+    assert _peak_mib() - peak < 64
