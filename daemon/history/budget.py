@@ -38,6 +38,8 @@ class Budget:
 
 # Sources: the contract caps (20 MB in 500 files) plus the lockfile (32 MiB) and the daemon's own files.
 SOURCES = Budget(max_bytes=64 * 2**20, max_object_bytes=33 * 2**20, max_objects=20_000, max_seconds=60.0)
+# A version's build output in the dist window: the output cap (100 MB, checked before) with room, in files too.
+OUTPUT = Budget(max_bytes=256 * 2**20, max_object_bytes=128 * 2**20, max_objects=100_000, max_seconds=120.0)
 # Whole-repository work (prune, packs, restore): every version's sources plus the dist window's output.
 REPOSITORY = Budget(max_bytes=2 * 2**30, max_object_bytes=128 * 2**20, max_objects=500_000, max_seconds=300.0)
 

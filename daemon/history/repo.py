@@ -19,7 +19,7 @@ from dulwich.repo import Repo
 
 from daemon.history import budget as budget_mod
 from daemon.history import diffs, packing, trees
-from daemon.history.budget import REPOSITORY, SOURCES, Budget, object_size
+from daemon.history.budget import OUTPUT, REPOSITORY, SOURCES, Budget, object_size
 from daemon.history.errors import HistoryError
 from daemon.history.locks import RepoLock, lock_for
 from sandbox.output import file_bytes
@@ -239,11 +239,12 @@ class ProjectRepo:
             repo.refs[Ref(MAIN)] = sha
             return sha.decode()
 
-    def snapshot_dist(self, workspace: Path, version_id: str, out_dir: str) -> str:
+    def snapshot_dist(self, workspace: Path, version_id: str, out_dir: str, budget: Budget = OUTPUT) -> str:
         """Commit the version's sources plus its build output dir as refs/dist/<version_id>; return the sha.
 
-        The source part is the version's own snapshot, so the dist tree differs from it only in `out_dir`.
-        Raises HistoryError: unknown_version, no_output (out_dir missing or a symlink), invalid_path.
+        The source part is the version's own snapshot, so the dist tree differs from it only in `out_dir`. Each
+        file's apparent size is charged to `budget` before it is read; big files are streamed, never read whole.
+        Raises HistoryError: unknown_version, no_output (out_dir missing or a symlink), invalid_path, history_limit.
         """
         rel = trees.normalize_rel_dir(out_dir)
         out = Path(workspace) / rel
@@ -254,7 +255,8 @@ class ProjectRepo:
             source_commit = repo.object_store[source]
             assert isinstance(source_commit, Commit)
             batch = trees.Batch(repo.object_store)
-            out_tree = trees.write_trees(batch, trees.collect(batch, out, ()))
+            meter = budget.meter(f"build output of version {version_id}")
+            out_tree = trees.write_trees(batch, trees.collect(batch, out, (), meter=meter))
             tree = trees.graft(batch, source_commit.tree, rel, out_tree)
             sha = self._commit(batch, tree, [source], f"dist {version_id}: sources + {rel}")
             repo.refs[Ref(DIST + version_id.encode())] = sha

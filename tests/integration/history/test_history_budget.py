@@ -7,6 +7,8 @@ a few KiB on disk. Each test fails on the code before the budget (which read suc
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,51 @@ def test_restore_refuses_a_pack_whose_blob_inflates_past_the_budget(repos: Repos
         ProjectRepo.restore(dest, [("p1.pack.zip", data)])  # refused from the entry header, never inflated
     assert err.value.code == "history_limit", err.value
     assert not dest.exists() and not list(tmp_path.glob(".restored.git.restore-*"))
+
+
+_CHILD = """
+import resource, sys
+from pathlib import Path
+from daemon.history import ProjectRepo, HistoryError
+repo = ProjectRepo(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    repo.snapshot_dist(Path(sys.argv[2]), "v1", "dist")
+    outcome = "ok"
+except HistoryError as exc:
+    outcome = exc.code
+print(outcome, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def _snapshot_dist_in_child(repo: ProjectRepo, workspace: Path) -> tuple[str, float]:
+    """snapshot_dist in a fresh interpreter: (outcome, growth of its resident high-water mark in MiB)."""
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(repo.path), str(workspace)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[3]).stdout.split()
+    return out[0], float(out[1])
+
+
+def _with_output(repos: Repos, workspace: Path, size: int) -> ProjectRepo:
+    repo = repos.new()
+    repo.snapshot(workspace, "v1", None, "v1")
+    (workspace / "dist").mkdir()
+    (workspace / "dist" / "index.html").write_text("<h1>hi</h1>")
+    with open(workspace / "dist" / "big.bin", "wb") as f:
+        f.write(b"not only zeros")
+        f.truncate(size)  # sparse: the disk pays nothing, a whole read pays all of it
+    return repo
+
+
+def test_a_big_output_file_is_streamed_into_history_never_read_whole(repos: Repos, workspace: Path) -> None:
+    repo = _with_output(repos, workspace, 96 * MiB)
+    outcome, grew = _snapshot_dist_in_child(repo, workspace)
+    assert outcome == "ok"
+    assert git(repo.path, "cat-file", "-s", "refs/dist/v1:dist/big.bin").strip() == str(96 * MiB)
+    assert grew < 24, f"snapshot_dist grew the process by {grew:.0f} MiB for a 96 MiB file"
+
+
+def test_output_over_its_budget_is_refused_before_it_is_read(repos: Repos, workspace: Path) -> None:
+    repo = _with_output(repos, workspace, REPOSITORY_OBJECT)
+    outcome, grew = _snapshot_dist_in_child(repo, workspace)
+    assert outcome == "history_limit" and grew < 24, (outcome, grew)
+    assert "v1" not in repo.dist_versions()
