@@ -9,8 +9,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from daemon.build import restore
 from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core.db import ProjectVersion
+from daemon.core.errors import Unavailable
 from tests.fakes.tiny_generator import contract_json
 from tests.support.crafted_history import plant_version
 from tests.unit.pipeline.conftest import Bench
@@ -89,3 +93,42 @@ def test_a_base_over_the_sources_budget_fails_the_rebuild_before_it_is_read(benc
     assert "big1.bin" in (v2.failure_message or "")
     assert len(bench.gen.requests) == asked  # no generator request was built from it
     assert _peak_mib() - peak < 64
+
+
+def _store_pack(b: Bench, key: str, data: bytes) -> None:
+    path = b.rt.layout.local_object(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_restore_refuses_a_recovery_pack_that_inflates_past_the_budget(bench: Bench, tmp_path: Path) -> None:
+    from dulwich.repo import Repo
+
+    from daemon.history import ProjectRepo
+    from daemon.history.packing import export_zip
+
+    # the recovery pack a polluted snapshot made: 129 MiB of zeros in a few hundred KiB
+    src = ProjectRepo.open_or_init(tmp_path / "src.git")
+    plant_version(src.path, "01AAAAAAAAAAAAAAAAAAAAAAAA", {"index.html": "x"}, {"big.bin": 129 * MiB})
+    with Repo(str(src.path)) as r:
+        top = r.refs[b"refs/tags/01AAAAAAAAAAAAAAAAAAAAAAAA"]
+        data = export_zip(r.object_store, None, top, {"01AAAAAAAAAAAAAAAAAAAAAAAA": top},
+                          {"base": None, "top": "01AAAAAAAAAAAAAAAAAAAAAAAA", "base_commit": None,
+                           "top_commit": top.decode()})
+    _store_pack(bench, bench.rt.layout.pack_key("u9", "p9", None, "01AAAAAAAAAAAAAAAAAAAAAAAA"), data)
+    peak = _peak_mib()
+    with pytest.raises(Unavailable) as err:
+        restore.restore(bench.rt, "u9", "p9")
+    assert err.value.code == "history_limit", err.value.body()
+    assert _peak_mib() - peak < 64
+    assert not bench.rt.layout.repo_path("u9", "p9").exists()
+
+
+def test_restore_refuses_a_pack_file_over_its_cap_before_reading_it(bench: Bench) -> None:
+    path = bench.rt.layout.local_object(bench.rt.layout.pack_key("u9", "p9", None, "01AAAAAAAAAAAAAAAAAAAAAAAA"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(65 * MiB)  # sparse: nothing on disk, 65 MiB to read
+    with pytest.raises(Unavailable) as err:
+        restore.restore(bench.rt, "u9", "p9")
+    assert err.value.code == "history_limit", err.value.body()
