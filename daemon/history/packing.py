@@ -97,8 +97,25 @@ def pack_records(
     store: DiskObjectStore,
     wanted: dict[ObjectID, Hint],
     no_delta: AbstractSet[ObjectID] = frozenset(),
+    meter: Meter | None = None,
 ) -> Iterator[UnpackedObject]:
-    """Records of a self-contained pack of `wanted`: reused deltas, new deltas on small text, whole ones."""
+    """Records of a self-contained pack of `wanted`: reused deltas, new deltas on small text, whole ones.
+
+    With a `meter`, its clock is checked at every object (the sizes were charged when `wanted` was walked)."""
+    if meter is not None:
+        yield from _timed(_records(store, wanted, no_delta), meter)
+    else:
+        yield from _records(store, wanted, no_delta)
+
+
+def _timed(records: Iterator[UnpackedObject], meter: Meter) -> Iterator[UnpackedObject]:
+    for record in records:
+        meter.tick()
+        yield record
+
+
+def _records(store: DiskObjectStore, wanted: dict[ObjectID, Hint],
+             no_delta: AbstractSet[ObjectID]) -> Iterator[UnpackedObject]:
     wanted_set = set(wanted)
     reused = list(find_reusable_deltas(store, wanted_set))
     yield from reused
@@ -165,12 +182,15 @@ def _hex(unpacked: UnpackedObject) -> ObjectID:
     return ObjectID(unpacked.sha().hex().encode("ascii"))
 
 
-def repack(path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID]) -> list[Path]:
-    """Write one pack holding exactly `wanted`; return the files it makes obsolete (old packs, loose)."""
+def repack(path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID],
+           meter: Meter | None = None) -> list[Path]:
+    """Write one pack holding exactly `wanted`; return the files it makes obsolete (old packs, loose).
+
+    Past the `meter`'s seconds the half-written pack is abandoned (HistoryError history_limit); nothing is deleted."""
     pack_dir = Path(store.pack_dir)
     before = {p for p in pack_dir.iterdir() if p.is_file()}
     loose = [f for d in Path(store.path).iterdir() if d.is_dir() and _LOOSE_DIR.match(d.name) for f in d.iterdir()]
-    new = store.add_pack_data(len(wanted), pack_records(store, wanted, no_delta)) if wanted else None
+    new = store.add_pack_data(len(wanted), pack_records(store, wanted, no_delta, meter)) if wanted else None
     keep = set()
     if new is not None:
         stem = os.path.basename(new._basename)
@@ -198,7 +218,8 @@ def export_zip(
         wanted[sha] = (hint[0], hint[1]) if hint else (store[sha].type_num, None)
     pack = io.BytesIO()
     entries, checksum = write_pack_data(
-        pack.write, pack_records(store, wanted), num_records=len(wanted), object_format=store.object_format
+        pack.write, pack_records(store, wanted, meter=meter), num_records=len(wanted),
+        object_format=store.object_format
     )
     idx = io.BytesIO()
     write_pack_index(idx, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum)

@@ -287,9 +287,9 @@ class ProjectRepo:
                 refs = repo.refs.as_dict()
                 dist = [sha for name, sha in refs.items() if name.startswith(DIST)]
                 source = [sha for name, sha in refs.items() if not name.startswith(DIST)]
-                wanted, dist_only = packing.reachable(repo.object_store, source, dist,
-                                                      budget.meter(f"prune of {self.path.parent.name}"))
-                obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only)
+                meter = budget.meter(f"prune of {self.path.parent.name}")
+                wanted, dist_only = packing.reachable(repo.object_store, source, dist, meter)
+                obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only, meter)
                 repo.refs.pack_refs()
             for f in obsolete:
                 f.unlink(missing_ok=True)

@@ -109,3 +109,14 @@ def test_a_rollback_commit_reuses_the_target_tree(tmp_path: Path) -> None:
     repo.tag_tree("v1", "v2", "rollback to v1")
     assert repo.files("v2") == {"a.txt": b"a"}
     assert repo.versions().keys() == {"v1", "v2"}
+
+
+def test_past_its_seconds_a_prune_stops_and_changes_nothing(tmp_path: Path) -> None:
+    repo = ProjectRepo.open_or_init(tmp_path / "r.git")
+    repo.snapshot_files({"a.txt": "a"}, "v1", None, "m")
+    before = sorted(p.name for p in (repo.path / "objects").rglob("*") if p.is_file())
+    with pytest.raises(HistoryError) as err:
+        repo.prune(budget=Budget(max_seconds=0))
+    assert err.value.code == "history_limit" and "ran past 0 s" in err.value.message
+    assert sorted(p.name for p in (repo.path / "objects").rglob("*") if p.is_file()) == before
+    assert repo.prune() >= 0 and repo.files("v1") == {"a.txt": b"a"}
