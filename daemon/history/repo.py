@@ -315,11 +315,12 @@ class ProjectRepo:
                 meter.charge(object_size(store, sha), name=p)
             return {p: store[sha].as_raw_string() for p, _mode, sha in listed}
 
-    def checkout(self, version_id: str, dest: Path, *, dist: bool = False) -> None:
+    def checkout(self, version_id: str, dest: Path, *, dist: bool = False, budget: Budget = REPOSITORY) -> None:
         """Write the version's source tree (dist tree when `dist`) into `dest`, which must be absent or empty.
 
-        Written beside `dest` then renamed in, so `dest` never holds a partial tree.
-        Raises HistoryError: unknown_version, no_dist, dest_not_empty, unsafe_path.
+        Written beside `dest` then renamed in, so `dest` never holds a partial tree; every blob is charged to
+        `budget` before anything is written. Raises HistoryError: unknown_version, no_dist, dest_not_empty,
+        unsafe_path, history_limit.
         """
         dest = Path(dest)
         if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
@@ -327,6 +328,9 @@ class ProjectRepo:
         with _built_beside(dest, "checkout") as tmp, self._lock.shared(), self._open() as repo:
             commit = repo.object_store[self._commit_of(repo, version_id, dist=dist)]
             assert isinstance(commit, Commit)
+            meter = budget.meter(f"checkout of version {version_id}")
+            for p, _mode, sha in trees.iter_files(repo.object_store, commit.tree):
+                meter.charge(object_size(repo.object_store, sha), name=p)
             trees.write_tree_to(repo.object_store, commit.tree, tmp)
 
     def diff(

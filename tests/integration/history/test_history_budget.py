@@ -141,3 +141,12 @@ def test_output_over_its_budget_is_refused_before_it_is_read(repos: Repos, works
     outcome, grew = _snapshot_dist_in_child(repo, workspace)
     assert outcome == "history_limit" and grew < 24, (outcome, grew)
     assert "v1" not in repo.dist_versions()
+
+
+def test_a_checkout_over_budget_is_refused_before_anything_is_written(repos: Repos, tmp_path: Path) -> None:
+    repo = repos.new()
+    plant_version(repo.path, "v1", dict(SMALL_PROJECT), {"big.bin": REPOSITORY_OBJECT})
+    with pytest.raises(HistoryError) as err:
+        repo.checkout("v1", tmp_path / "out")
+    assert err.value.code == "history_limit", err.value
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.checkout-*"))
