@@ -172,12 +172,16 @@ class ProjectRepo:
         parent_version_id: str | None,
         message: str,
         exclude_dirs: Sequence[str] = (),
+        budget: Budget = SOURCES,
     ) -> str:
-        """Commit the workspace sources as `version_id` (child of `parent_version_id`); return the commit sha.
+        """Commit a directory's files as `version_id` (child of `parent_version_id`); return the commit sha.
 
-        Skips `.git*`, `node_modules`, `exclude_dirs` (workspace-relative) and every symlink; tags the
-        commit refs/tags/<version_id> and moves refs/heads/main (HEAD) to it, so plain `git log` shows it.
-        Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path.
+        Builds never call this (their snapshot is `snapshot_files`: a workspace holds what install scripts
+        wrote); it is for trees the daemon itself wrote. Skips `.git*`, `node_modules`, `exclude_dirs`
+        (workspace-relative) and every symlink; each file's apparent size is charged to `budget` before it is
+        read. Tags the commit refs/tags/<version_id> and moves refs/heads/main (HEAD) to it.
+        Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path,
+        history_limit.
         """
         name = Ref(TAGS + _check_id(version_id))
         with self._lock.writing(), self._open() as repo:
@@ -185,7 +189,8 @@ class ProjectRepo:
                 raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
             parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
             batch = trees.Batch(repo.object_store)
-            layout = trees.collect(batch, Path(workspace), exclude_dirs)
+            layout = trees.collect(batch, Path(workspace), exclude_dirs,
+                                   meter=budget.meter(f"snapshot of version {version_id}"))
             tree = trees.write_trees(batch, layout)
             sha = self._commit(batch, tree, parents, message or f"version {version_id}")
             if not repo.refs.add_if_new(name, sha):
