@@ -41,7 +41,7 @@ SOURCES = Budget(max_bytes=64 * 2**20, max_object_bytes=33 * 2**20, max_objects=
 # A version's build output in the dist window: the output cap (100 MB, checked before) with room, in files too.
 OUTPUT = Budget(max_bytes=256 * 2**20, max_object_bytes=128 * 2**20, max_objects=100_000, max_seconds=120.0)
 # Whole-repository work (prune, packs, restore): every version's sources plus the dist window's output.
-REPOSITORY = Budget(max_bytes=2 * 2**30, max_object_bytes=128 * 2**20, max_objects=500_000, max_seconds=300.0)
+REPOSITORY = Budget(max_bytes=2 * 2**30, max_object_bytes=128 * 2**20, max_objects=500_000, max_seconds=120.0)
 
 
 class Meter:
