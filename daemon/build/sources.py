@@ -51,6 +51,7 @@ def snapshot(repo: ProjectRepo, files: dict[str, str], v: ProjectVersion, exclud
             raise BuildFailed(LIMIT_REASON, f"snapshot refused: {exc.message}") from exc
         raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
     if refused:
-        say(f"snapshot: left out {len(refused)} reserved file(s): " + ", ".join(refused[:10]))
+        say(f"snapshot: left out {len(refused)} file(s) no version may hold (reserved or daemon-owned names): "
+            + ", ".join(refused[:10]))
     say(f"snapshot {sha[:12]}")
     return sha

@@ -65,12 +65,17 @@ def test_sparse_files_from_a_postinstall_stay_out_of_history_and_the_daemon(live
     work = live.tmp / "data" / "projects" / "mallory" / "sparse" / "work"
     assert (work / "big0.bin").stat().st_size == FILE_MIB * MiB  # the script ran and its files passed the caps
     repo = work.parent / "repo.git"
-    listed = subprocess.run(["git", "--git-dir", str(repo), "ls-tree", "-r", "--name-only", f"refs/tags/{hostile}"],
-                            capture_output=True, text=True, check=True).stdout.split()
-    assert set(listed) == {"package.json", "index.html", "pnpm-lock.yaml", "pnpm-workspace.yaml"}, listed
+
+    def listed(version_id: str) -> set[str]:
+        argv = ["git", "--git-dir", str(repo), "ls-tree", "-r", "--name-only", f"refs/tags/{version_id}"]
+        return set(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split())
+
+    contract = {"package.json", "index.html", "pnpm-lock.yaml", "pnpm-workspace.yaml"}
+    assert listed(hostile) == contract  # no big*.bin, no .npmrc, no src/.npmrc
     # the project's next rebuild reads its base (what the contract wrote) and stays small too
     again = build(live, "mallory", "sparse", "sparse again", new=False)
     assert again["success"] is True, again
+    assert listed(again["versionId"]) == contract
     peak = _peak_mib(live)
     print(f"daemon VmHWM after the hostile project's rebuild: {peak:.0f} MiB ({peak / normal:.2f}x)")
     assert peak < PEAK_BOUND_MIB, f"daemon peak {peak:.0f} MiB (normal {normal:.0f} MiB)"
