@@ -120,3 +120,24 @@ def test_past_its_seconds_a_prune_stops_and_changes_nothing(tmp_path: Path) -> N
     assert err.value.code == "history_limit" and "ran past 0 s" in err.value.message
     assert sorted(p.name for p in (repo.path / "objects").rglob("*") if p.is_file()) == before
     assert repo.prune() >= 0 and repo.files("v1") == {"a.txt": b"a"}
+
+
+def test_object_sizes_are_read_from_headers_loose_packed_and_deltified(tmp_path: Path) -> None:
+    from dulwich.repo import Repo
+
+    from daemon.history.budget import object_size
+
+    repo = ProjectRepo.open_or_init(tmp_path / "r.git")
+    text = "".join(f"line {i} of a source file that changes a little\n" for i in range(3000))
+    repo.snapshot_files({"a.txt": text, "b.bin": "\0" * 70000}, "v1", None, "m")
+    repo.snapshot_files({"a.txt": text + "one more line\n", "b.bin": "\0" * 70000}, "v2", "v1", "m")
+    repo.prune()  # one pack, the second a.txt stored as a delta of the first
+    with Repo(str(repo.path)) as r:
+        store = r.object_store
+        deltas = 0
+        for sha in store:
+            obj = store[sha]
+            assert object_size(store, sha) == obj.raw_length(), obj.type_name
+            unpacked = store.get_unpacked_object(sha)
+            deltas += unpacked.pack_type_num in (6, 7)
+        assert deltas >= 1  # the delta path was exercised
