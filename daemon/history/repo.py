@@ -320,6 +320,18 @@ class ProjectRepo:
                 meter.charge(object_size(store, sha), name=p)
             return {p: store[sha].as_raw_string() for p, _mode, sha in listed}
 
+    def file_sizes(self, version_id: str, budget: Budget = SOURCES) -> list[tuple[str, int]]:
+        """(path, size) of every file of a version's sources, sorted, sized from object headers (nothing read)."""
+        meter = budget.meter(f"file list of version {version_id}")
+        with self._lock.shared(), self._open() as repo:
+            commit = repo.object_store[self._commit_of(repo, version_id)]
+            assert isinstance(commit, Commit)
+            out = []
+            for p, _mode, sha in trees.iter_files(repo.object_store, commit.tree):
+                meter.charge(0, name=p)  # files and seconds; the bytes are never read
+                out.append((p, object_size(repo.object_store, sha)))
+            return sorted(out)
+
     def checkout(self, version_id: str, dest: Path, *, dist: bool = False, budget: Budget = REPOSITORY) -> None:
         """Write the version's source tree (dist tree when `dist`) into `dest`, which must be absent or empty.
 

@@ -141,3 +141,9 @@ def test_object_sizes_are_read_from_headers_loose_packed_and_deltified(tmp_path:
             unpacked = store.get_unpacked_object(sha)
             deltas += unpacked.pack_type_num in (6, 7)
         assert deltas >= 1  # the delta path was exercised
+
+
+def test_file_sizes_list_a_version_without_reading_it(tmp_path: Path) -> None:
+    repo = ProjectRepo.open_or_init(tmp_path / "r.git")
+    repo.snapshot_files({"b/c.txt": "hello", "a.txt": "x" * 3000}, "v1", None, "m")
+    assert repo.file_sizes("v1") == [("a.txt", 3000), ("b/c.txt", 5)]
