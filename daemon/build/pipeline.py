@@ -278,7 +278,7 @@ class Pipeline:
         repo = rt.repo(v.user_id, v.project_id)
         base_files: dict[str, str] | None = None
         if v.parent_version_id:
-            base_files = sources.read_base(repo, v.parent_version_id, blog.step)
+            base_files = sources.read_base(repo, v.parent_version_id, blog.step, self.cfg.generator.max_file_bytes)
 
         # 1. generate (a rollback rebuilds its target's recorded sources and lockfile instead)
         if v.kind == "rollback":

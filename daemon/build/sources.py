@@ -16,25 +16,39 @@ from daemon.history import HistoryError, ProjectRepo
 from daemon.history.trees import refused_source
 
 LIMIT_REASON = "history_limit"
+MAX_LOCKFILE = 32 * 2**20  # as the pipeline reads pnpm-lock.yaml after an install
 
 
-def read_base(repo: ProjectRepo, base_version_id: str, say: Callable[[str], None]) -> dict[str, str]:
+def read_base(repo: ProjectRepo, base_version_id: str, say: Callable[[str], None],
+              max_file_bytes: int) -> dict[str, str]:
     """The base version's sources as text, within the sources budget (which caps the generator request too).
 
-    Raises BuildFailed: history_limit when the base is over budget, generation_failed when it is unreadable.
+    A file no contract could have written is left out unread: a reserved name, or bigger than a contract's file
+    cap `max_file_bytes` (the lockfile, which the daemon reads with its own cap, excepted). So a history an older
+    workspace snapshot polluted (a postinstall's 500 MiB sparse files, its `.npmrc`) still rebuilds, from what
+    the contracts wrote. Raises BuildFailed: history_limit when the rest is over budget, generation_failed when
+    the base is unreadable.
     """
+    dropped: list[str] = []
+
+    def admit(path: str, size: int) -> bool:
+        cap = MAX_LOCKFILE if path == "pnpm-lock.yaml" else max_file_bytes
+        if refused_source(path) is not None or size > cap:
+            dropped.append(path)
+            return False
+        return True
+
     try:
-        raw = repo.files(base_version_id)
+        raw = repo.files(base_version_id, admit=admit)
     except HistoryError as exc:
         if exc.code == LIMIT_REASON:
             raise BuildFailed(LIMIT_REASON, f"base version {base_version_id} is too big to read: {exc.message}") \
                 from exc
         raise BuildFailed("generation_failed", f"base version {base_version_id} unreadable: {exc}") from exc
-    dropped = sorted(p for p in raw if refused_source(p) is not None)
     if dropped:
-        say(f"base {base_version_id}: left out {len(dropped)} file(s) no version may hold: "
-            + ", ".join(dropped[:10]))
-    return {p: b.decode("utf-8", "replace") for p, b in raw.items() if p not in dropped}
+        say(f"base {base_version_id}: left out {len(dropped)} file(s) no contract wrote (reserved names, or over "
+            f"the {max_file_bytes} byte file cap), unread: " + ", ".join(sorted(dropped)[:10]))
+    return {p: b.decode("utf-8", "replace") for p, b in raw.items()}
 
 
 def snapshot(repo: ProjectRepo, files: dict[str, str], v: ProjectVersion, exclude_dirs: Sequence[str],

@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -305,20 +305,27 @@ class ProjectRepo:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def files(self, version_id: str, budget: Budget = SOURCES) -> dict[str, bytes]:
+    def files(self, version_id: str, budget: Budget = SOURCES,
+              admit: Callable[[str, int], bool] | None = None) -> dict[str, bytes]:
         """The source tree of a version as {posix path: content}.
 
-        Every blob's size is charged to `budget` before it is read: HistoryError("history_limit") past it.
+        `admit(path, size)`, when given, is asked before each blob is read; a file it refuses is left out unread.
+        Every admitted blob's size is charged to `budget` before it is read: HistoryError("history_limit") past it.
         """
         meter = budget.meter(f"sources of version {version_id}")
         with self._lock.shared(), self._open() as repo:
             commit = repo.object_store[self._commit_of(repo, version_id)]
             assert isinstance(commit, Commit)
             store = repo.object_store
-            listed = list(trees.iter_files(store, commit.tree))
-            for p, _mode, sha in listed:
-                meter.charge(object_size(store, sha), name=p)
-            return {p: store[sha].as_raw_string() for p, _mode, sha in listed}
+            listed = []
+            for p, _mode, sha in trees.iter_files(store, commit.tree):
+                size = object_size(store, sha)
+                if admit is not None and not admit(p, size):
+                    meter.charge(0, name=p)
+                    continue
+                meter.charge(size, name=p)
+                listed.append((p, sha))
+            return {p: store[sha].as_raw_string() for p, sha in listed}
 
     def file_sizes(self, version_id: str, budget: Budget = SOURCES) -> list[tuple[str, int]]:
         """(path, size) of every file of a version's sources, sorted, sized from object headers (nothing read)."""

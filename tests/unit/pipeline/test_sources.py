@@ -77,22 +77,39 @@ def test_a_polluted_base_is_filtered_and_its_config_never_written_back(bench: Be
     work = bench.rt.layout.project_dir("u1", "p1") / "work"
     assert not (work / ".npmrc").exists() and not (work / "src" / ".npmrc").exists()
     assert set(repo.files(v2.version_id)) == {"package.json", "index.html", "pnpm-lock.yaml", "pnpm-workspace.yaml"}
-    assert "left out 2 file(s) no version may hold" in bench.rt.layout.log_path(v2.version_id).read_text()
+    assert "left out 2 file(s) no contract wrote" in bench.rt.layout.log_path(v2.version_id).read_text()
 
 
-def test_a_base_over_the_sources_budget_fails_the_rebuild_before_it_is_read(bench: Bench) -> None:
+def test_a_base_polluted_with_huge_files_rebuilds_from_what_the_contracts_wrote_unread(bench: Bench) -> None:
+    v1 = _build(bench, _contract("v1"), new=True)
+    repo = bench.rt.repo("u1", "p1")
+    files = {p: b.decode() for p, b in repo.files(v1.version_id).items()}
+    # v1 as a workspace walk recorded it before the fix: a postinstall's two 500 MiB sparse files
+    subprocess.run(["git", "--git-dir", str(repo.path), "tag", "-d", v1.version_id], check=True, capture_output=True)
+    plant_version(repo.path, v1.version_id, files, {"big1.bin": 500 * MiB, "src/big2.bin": 500 * MiB})
+    peak = _peak_mib()
+    v2 = _build(bench, {"delta": True, "files": [{"path": "index.html", "content": "<h1>v2</h1>"}]}, new=False)
+    assert v2.status == "deployed", v2.failure_message
+    base = bench.gen.requests[-1].base_files
+    assert base is not None and set(base) == set(files)  # the generator request holds the contract's files only
+    assert set(repo.files(v2.version_id)) == set(files)
+    assert _peak_mib() - peak < 64  # 1 GiB was never read
+    assert "left out 2 file(s) no contract wrote" in bench.rt.layout.log_path(v2.version_id).read_text()
+
+
+def test_a_base_over_the_sources_budget_fails_the_rebuild_before_the_generator_is_asked(bench: Bench) -> None:
     v1 = _build(bench, _contract("v1"), new=True)
     repo = bench.rt.repo("u1", "p1")
     files = {p: b.decode() for p, b in repo.files(v1.version_id).items()}
     subprocess.run(["git", "--git-dir", str(repo.path), "tag", "-d", v1.version_id], check=True, capture_output=True)
-    plant_version(repo.path, v1.version_id, files, {"big1.bin": 500 * MiB, "big2.bin": 500 * MiB})
+    # 70 files of 990 kB: each within a contract's file cap, 69 MB together, over the 64 MiB of sources
+    many = {f"assets/{i}.txt": f"{i:08d}" + "x" * 989_992 for i in range(70)}
+    plant_version(repo.path, v1.version_id, {**files, **many}, {})
     asked = len(bench.gen.requests)
-    peak = _peak_mib()
     v2 = _build(bench, {"delta": True, "files": [{"path": "index.html", "content": "<h1>v2</h1>"}]}, new=False)
     assert (v2.status, v2.failure_reason) == ("failed", "history_limit"), v2.failure_message
-    assert "big1.bin" in (v2.failure_message or "")
+    assert "over 67108864 bytes in all" in (v2.failure_message or "")
     assert len(bench.gen.requests) == asked  # no generator request was built from it
-    assert _peak_mib() - peak < 64
 
 
 def _store_pack(b: Bench, key: str, data: bytes) -> None:
