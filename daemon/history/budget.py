@@ -179,12 +179,17 @@ def scan_pack(name: str, pack: bytes, meter: Meter) -> None:
                 meter.charge(size, objects=0)
             head = b""
             while not d.eof:
-                if pos >= end:
-                    raise ValueError("truncated entry")
-                feed = d.unconsumed_tail or bytes(view[pos : min(end, pos + CHUNK)])
-                if not d.unconsumed_tail:
+                # Input zlib held back (output was capped at CHUNK) goes first; then the next piece of the pack.
+                if d.unconsumed_tail:
+                    feed = d.unconsumed_tail
+                elif pos < end:
+                    feed = bytes(view[pos : min(end, pos + CHUNK)])
                     pos += len(feed)
+                else:
+                    feed = b""
                 out = d.decompress(feed, CHUNK)
+                if not feed and not out and not d.eof:
+                    raise ValueError("truncated entry")
                 inflated += len(out)
                 if size is None:
                     head += out[:64]

@@ -147,3 +147,16 @@ def test_file_sizes_list_a_version_without_reading_it(tmp_path: Path) -> None:
     repo = ProjectRepo.open_or_init(tmp_path / "r.git")
     repo.snapshot_files({"b/c.txt": "hello", "a.txt": "x" * 3000}, "v1", None, "m")
     assert repo.file_sizes("v1") == [("a.txt", 3000), ("b/c.txt", 5)]
+
+
+def test_a_big_entry_that_compresses_well_is_inflated_in_chunks_to_its_end() -> None:
+    meter = Budget().meter("restore")
+    scan_pack("p", _pack([(3, 5 * 2**20, bytes(5 * 2**20)), (3, 2, b"ok")]), meter)
+    assert (meter.bytes, meter.objects) == (5 * 2**20 + 2, 2)
+
+
+def test_a_pack_cut_short_is_a_corrupt_pack() -> None:
+    whole = _pack([(3, 3000, b"x" * 3000)])
+    with pytest.raises(HistoryError) as err:
+        scan_pack("p", whole[:20] + whole[-20:], Budget().meter("restore"))
+    assert err.value.code == "corrupt_pack"
