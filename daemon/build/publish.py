@@ -77,7 +77,12 @@ def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None
     repo = rt.repo(v.user_id, v.project_id)
     with repo.writing():
         if dist is not None:
-            repo.snapshot_dist(dist[0], v.version_id, dist[1])
+            try:
+                repo.snapshot_dist(dist[0], v.version_id, dist[1])
+            except HistoryError as exc:  # output over its budget: no dist ref, the recovery pack still goes out
+                if exc.code != "history_limit":
+                    raise
+                log.warning("dist snapshot of %s skipped: %s", v.version_id, exc.message)
         keep = [x.version_id for x in ProjectVersion.select(ProjectVersion.version_id)
                 .where((ProjectVersion.user_id == v.user_id) & (ProjectVersion.project_id == v.project_id)
                        & ProjectVersion.status.in_(("deployed", "deploying")))

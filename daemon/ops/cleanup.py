@@ -299,7 +299,7 @@ def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
                 # One project over its budget is skipped, said so, and the next one is pruned all the same.
                 log.warning("cleanup: %s/%s skipped: %s", user_id, project_id, exc.message)
                 step.add("repos_skipped_over_budget", f"{user_id}/{project_id}: skipped: {exc.message}")
-                continue
+                freed = 0
         step.add("dist_refs_removed", f"{user_id}/{project_id}: dropped dist {', '.join(removed)}" if removed
                  else None, n=len(removed))
         step.add("bytes_freed", None, n=freed)
