@@ -198,15 +198,17 @@ def from_files(store: Batch, files: dict[str, str | bytes], exclude: Sequence[st
         Nested, list[str]]:
     """The nested layout of a file set (path -> content), its blobs added to the batch; and the paths refused.
 
-    Paths under `exclude` (build output dirs) are left out quietly, as a workspace walk leaves them; a path that
-    `refused_source` names is left out and returned. Sizes are charged to `meter` before any blob is made.
+    Paths under `exclude` (build output dirs) and `.git*` names are left out quietly, as a workspace walk leaves
+    them; any other path that `refused_source` names is left out and returned. Sizes are charged to `meter`
+    before any blob is made.
     """
     excluded = [normalize_rel_dir(e) for e in exclude]
     layout: Nested = {}
     refused: list[str] = []
     for path in sorted(files):
-        if any(path == e or path.startswith(e + "/") for e in excluded):
-            continue
+        if any(path == e or path.startswith(e + "/") for e in excluded) or any(
+                seg.startswith(".git") for seg in path.split("/")):
+            continue  # as a workspace walk always skipped them (`.gitignore` is the project's, not an attack)
         if refused_source(path) is not None:
             refused.append(path)
             continue

@@ -88,7 +88,7 @@ def test_project_files_and_the_daemons_root_files_pass(path: str) -> None:
 def test_the_snapshot_holds_the_file_set_and_nothing_reserved(tmp_path: Path) -> None:
     repo = ProjectRepo.open_or_init(tmp_path / "r.git")
     files = {"package.json": "{}", "pnpm-lock.yaml": "lockfileVersion: '9.0'\n", "src/a.ts": "x",
-             "src/.npmrc": "registry=http://evil", "dist/index.html": "old output"}
+             "src/.npmrc": "registry=http://evil", "dist/index.html": "old output", ".gitignore": "dist\n"}
     sha, refused = repo.snapshot_files(dict(files), "v1", None, "m", exclude_dirs=("dist",))
     assert refused == ["src/.npmrc"]
     assert repo.files("v1") == {"package.json": b"{}", "pnpm-lock.yaml": b"lockfileVersion: '9.0'\n",
