@@ -35,6 +35,7 @@ from daemon.build import (
     publish,
     reclaim,
     scripts,
+    sources,
     staging,
     toolchain,
 )
@@ -46,7 +47,6 @@ from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion, database
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
-from daemon.history import HistoryError
 from sandbox import safepath
 from sandbox.output import disk_usage
 
@@ -284,11 +284,7 @@ class Pipeline:
         repo = rt.repo(v.user_id, v.project_id)
         base_files: dict[str, str] | None = None
         if v.parent_version_id:
-            try:
-                raw = repo.files(v.parent_version_id)
-            except HistoryError as exc:
-                raise BuildFailed("generation_failed", f"base version {v.parent_version_id} unreadable: {exc}") from exc
-            base_files = {p: b.decode("utf-8", "replace") for p, b in raw.items()}
+            base_files = sources.read_base(repo, v.parent_version_id, blog.step, self.cfg.generator.max_file_bytes)
 
         # 1. generate (a rollback rebuilds its target's recorded sources and lockfile instead)
         if v.kind == "rollback":
@@ -378,12 +374,8 @@ class Pipeline:
             if mono.target is not None:
                 out_candidates = monorepo.target_outputs(workspace, mono.target)
                 excluded = {k for k in kept if not k.endswith("/node_modules")}
-            try:
-                sha = repo.snapshot(workspace, v.version_id, v.parent_version_id, v.prompt[:500],
-                                    exclude_dirs=tuple(sorted(excluded)))
-                blog.step(f"snapshot {sha[:12]}")
-            except HistoryError as exc:
-                raise BuildFailed("build_failed", f"snapshot failed: {exc}") from exc
+            # (the file set the contract wrote, never a walk of what install scripts left in the workspace)
+            sources.snapshot(repo, files, v, tuple(sorted(excluded)), blog.step)
 
             # 5. build (and the checks: beside the bundle when the script's type check can be split off)
             # Stale output goes; the project's own sources (frameworks.SOURCE_DIRS) stay for the bundler.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.build import artifacts, fleet, livealias, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
+from daemon.history import HistoryError
 from sync.kv import LocalKV
 
 if TYPE_CHECKING:
@@ -77,13 +78,23 @@ def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None
     repo = rt.repo(v.user_id, v.project_id)
     with repo.writing():
         if dist is not None:
-            repo.snapshot_dist(dist[0], v.version_id, dist[1])
+            try:
+                repo.snapshot_dist(dist[0], v.version_id, dist[1])
+            except HistoryError as exc:  # output over its budget: no dist ref, the recovery pack still goes out
+                if exc.code != "history_limit":
+                    raise
+                log.warning("dist snapshot of %s skipped: %s", v.version_id, exc.message)
         keep = [x.version_id for x in ProjectVersion.select(ProjectVersion.version_id)
                 .where((ProjectVersion.user_id == v.user_id) & (ProjectVersion.project_id == v.project_id)
                        & ProjectVersion.status.in_(("deployed", "deploying")))
                 .order_by(ProjectVersion.version_id.desc()).limit(DIST_WINDOW)]
         if repo.slide_dist_window(keep):
-            repo.prune()
+            try:
+                repo.prune()
+            except HistoryError as exc:  # over the project's budget: its old output stays until a cleanup can
+                if exc.code != "history_limit":
+                    raise
+                log.warning("prune of %s/%s skipped: %s", v.user_id, v.project_id, exc.message)
         if repo.has_version(v.version_id):
             base = v.parent_version_id if v.parent_version_id and repo.has_version(v.parent_version_id) else None
             key = rt.layout.pack_key(v.user_id, v.project_id, base, v.version_id)

@@ -103,6 +103,4 @@ def _tag_like(rt: Runtime, t: ProjectVersion, v: ProjectVersion) -> None:
     with repo.writing():
         if not repo.has_version(t.version_id):
             return
-        with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
-            repo.checkout(t.version_id, Path(tmp))
-            repo.snapshot(Path(tmp), v.version_id, t.version_id, f"rollback to {t.version_id}")
+        repo.tag_tree(t.version_id, v.version_id, f"rollback to {t.version_id}")  # the same tree, nothing read

@@ -38,7 +38,7 @@ ACTIVE_STATUSES = ("queued", "building", "deploying")
 FAILURE_REASONS = (
     "generation_failed", "invalid_output", "install_failed", "audit_failed", "build_failed", "no_output",
     "cpu_limit", "memory_limit", "output_limit", "timeout", "pids_limit", "disk_limit", "deploy_failed",
-    "interrupted", "sandbox_unavailable", "check_failed",
+    "interrupted", "sandbox_unavailable", "check_failed", "history_limit",
 )
 
 

@@ -13,6 +13,8 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID
 from dulwich.patch import is_binary, write_object_diff
 
+from daemon.history.budget import Meter, object_size
+
 DiffMode = Literal["patch", "stat", "files"]
 _CHANGE_NAMES = {CHANGE_ADD: "added", CHANGE_DELETE: "deleted"}
 
@@ -45,9 +47,13 @@ def _excluded(path: str, exclude_dirs: Sequence[str]) -> bool:
 
 
 def file_diffs(
-    store: BaseObjectStore, old_tree: ObjectID, new_tree: ObjectID, exclude_dirs: Sequence[str]
+    store: BaseObjectStore, old_tree: ObjectID, new_tree: ObjectID, exclude_dirs: Sequence[str],
+    meter: Meter | None = None,
 ) -> Iterator[FileDiff]:
-    """Yield a FileDiff per changed file, sorted by path, skipping paths under `exclude_dirs`."""
+    """Yield a FileDiff per changed file, sorted by path, skipping paths under `exclude_dirs`.
+
+    With a `meter`, both sides of every change are charged to it before any is read.
+    """
     changes = []
     for change in tree_changes(store, old_tree, new_tree):
         entry = change.new if change.type == CHANGE_ADD else change.old
@@ -56,6 +62,11 @@ def file_diffs(
         if not _excluded(path, exclude_dirs):
             changes.append((path, change))
     changes.sort(key=lambda pc: pc[0])
+    if meter is not None:
+        for path, change in changes:
+            for side in (change.old, change.new):
+                if side is not None and side.sha is not None:
+                    meter.charge(object_size(store, side.sha), name=path)  # type: ignore[arg-type]
     for path, change in changes:
         old = (change.old.path, change.old.mode, change.old.sha) if change.old else (None, None, None)
         new = (change.new.path, change.new.mode, change.new.sha) if change.new else (None, None, None)

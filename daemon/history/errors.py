@@ -10,7 +10,7 @@ class HistoryError(Exception):
 
     Codes: unknown_version, version_exists, invalid_version_id, invalid_path, invalid_mode, no_output,
     no_dist, not_a_repo, path_not_empty, dest_not_empty, unsafe_path, corrupt_pack, missing_pack,
-    corrupt_repo.
+    corrupt_repo, history_limit (over a budget of daemon/history/budget.py).
     """
 
     def __init__(self, code: str, message: str = "", **detail: Any) -> None:

@@ -25,6 +25,7 @@ from dulwich.pack import (
     write_pack_index,
 )
 
+from daemon.history.budget import Meter, object_size
 from daemon.history.errors import HistoryError
 
 # Deltas pay off on source text; big or binary blobs (images, bundles) rarely delta and the
@@ -40,43 +41,55 @@ Hint = tuple[int, bytes | None]  # (type_num, path) as dulwich's pack code expec
 
 
 def reachable(
-    store: DiskObjectStore, source_roots: Iterable[ObjectID], dist_roots: Iterable[ObjectID] = ()
+    store: DiskObjectStore, source_roots: Iterable[ObjectID], dist_roots: Iterable[ObjectID] = (),
+    meter: Meter | None = None,
 ) -> tuple[dict[ObjectID, Hint], set[ObjectID]]:
     """Every object reachable from the roots with a path hint, plus those reached only from dist roots.
 
-    Raises HistoryError("corrupt_repo") when a reachable object is missing.
+    Blobs are never read here, only sized: each object's size is charged to `meter` (when given) before anything
+    reads it. Raises HistoryError: corrupt_repo when a reachable object is missing, history_limit.
     """
     hints: dict[ObjectID, Hint] = {}
-    source = _walk(store, source_roots, hints)
-    dist_only = _walk(store, dist_roots, hints) - source
+    source = _walk(store, source_roots, hints, meter)
+    dist_only = _walk(store, dist_roots, hints, meter) - source
     return hints, dist_only
 
 
-def _walk(store: DiskObjectStore, roots: Iterable[ObjectID], hints: dict[ObjectID, Hint]) -> set[ObjectID]:
+def _walk(store: DiskObjectStore, roots: Iterable[ObjectID], hints: dict[ObjectID, Hint],
+          meter: Meter | None) -> set[ObjectID]:
     seen: set[ObjectID] = set()
-    todo: deque[tuple[ObjectID, bytes | None]] = deque((r, None) for r in roots)
+    todo: deque[tuple[ObjectID, bytes | None, bool]] = deque((r, None, False) for r in roots)
     while todo:
-        sha, path = todo.popleft()
+        sha, path, is_blob = todo.popleft()
         if sha in seen:
             continue
         seen.add(sha)
+        try:
+            size = object_size(store, sha) if meter is not None or is_blob else 0
+        except KeyError as exc:
+            raise HistoryError("corrupt_repo", f"object {sha.decode()} is referenced but missing") from exc
+        if meter is not None:
+            meter.charge(size, name=os.fsdecode(path) if path else sha.decode())
+        if is_blob:  # named as a blob by its tree: its bytes are not needed to walk on
+            hints.setdefault(sha, (Blob.type_num, path))
+            continue
         try:
             obj = store[sha]
         except KeyError as exc:
             raise HistoryError("corrupt_repo", f"object {sha.decode()} is referenced but missing") from exc
         hints.setdefault(sha, (obj.type_num, path))
         if isinstance(obj, Commit):
-            todo.append((obj.tree, b""))
-            todo.extend((p, None) for p in obj.parents)
+            todo.append((obj.tree, b"", False))
+            todo.extend((p, None, False) for p in obj.parents)
         elif isinstance(obj, Tree):
             for item in obj.items():
                 assert item.sha is not None and item.path is not None and item.mode is not None
                 if item.mode & 0o170000 == 0o160000:
                     continue  # gitlink: points into another repository
                 child = item.path if not path else path + b"/" + item.path
-                todo.append((item.sha, child))
+                todo.append((item.sha, child, item.mode & 0o170000 in (0o100000, 0o120000)))
         elif isinstance(obj, Tag):
-            todo.append((obj.object[1], None))
+            todo.append((obj.object[1], None, False))
     return seen
 
 
@@ -84,8 +97,25 @@ def pack_records(
     store: DiskObjectStore,
     wanted: dict[ObjectID, Hint],
     no_delta: AbstractSet[ObjectID] = frozenset(),
+    meter: Meter | None = None,
 ) -> Iterator[UnpackedObject]:
-    """Records of a self-contained pack of `wanted`: reused deltas, new deltas on small text, whole ones."""
+    """Records of a self-contained pack of `wanted`: reused deltas, new deltas on small text, whole ones.
+
+    With a `meter`, its clock is checked at every object (the sizes were charged when `wanted` was walked)."""
+    if meter is not None:
+        yield from _timed(_records(store, wanted, no_delta), meter)
+    else:
+        yield from _records(store, wanted, no_delta)
+
+
+def _timed(records: Iterator[UnpackedObject], meter: Meter) -> Iterator[UnpackedObject]:
+    for record in records:
+        meter.tick()
+        yield record
+
+
+def _records(store: DiskObjectStore, wanted: dict[ObjectID, Hint],
+             no_delta: AbstractSet[ObjectID]) -> Iterator[UnpackedObject]:
     wanted_set = set(wanted)
     reused = list(find_reusable_deltas(store, wanted_set))
     yield from reused
@@ -152,12 +182,15 @@ def _hex(unpacked: UnpackedObject) -> ObjectID:
     return ObjectID(unpacked.sha().hex().encode("ascii"))
 
 
-def repack(path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID]) -> list[Path]:
-    """Write one pack holding exactly `wanted`; return the files it makes obsolete (old packs, loose)."""
+def repack(path: Path, store: DiskObjectStore, wanted: dict[ObjectID, Hint], no_delta: set[ObjectID],
+           meter: Meter | None = None) -> list[Path]:
+    """Write one pack holding exactly `wanted`; return the files it makes obsolete (old packs, loose).
+
+    Past the `meter`'s seconds the half-written pack is abandoned (HistoryError history_limit); nothing is deleted."""
     pack_dir = Path(store.pack_dir)
     before = {p for p in pack_dir.iterdir() if p.is_file()}
     loose = [f for d in Path(store.path).iterdir() if d.is_dir() and _LOOSE_DIR.match(d.name) for f in d.iterdir()]
-    new = store.add_pack_data(len(wanted), pack_records(store, wanted, no_delta)) if wanted else None
+    new = store.add_pack_data(len(wanted), pack_records(store, wanted, no_delta, meter)) if wanted else None
     keep = set()
     if new is not None:
         stem = os.path.basename(new._basename)
@@ -171,15 +204,22 @@ def export_zip(
     top: ObjectID,
     tags: dict[str, ObjectID],
     meta: dict[str, Any],
+    meter: Meter | None = None,
 ) -> bytes:
-    """Zip of a self-contained pack (objects reachable from top, not from base), its index, a manifest."""
+    """Zip of a self-contained pack (objects reachable from top, not from base), its index, a manifest.
+
+    Each object's size is charged to `meter` (when given) before any is read for the pack.
+    """
     finder = MissingObjectFinder(store, haves=[base] if base else [], wants=[top])
     wanted: dict[ObjectID, Hint] = {}
     for sha, hint in finder:
+        if meter is not None:
+            meter.charge(object_size(store, sha), name=sha.decode())
         wanted[sha] = (hint[0], hint[1]) if hint else (store[sha].type_num, None)
     pack = io.BytesIO()
     entries, checksum = write_pack_data(
-        pack.write, pack_records(store, wanted), num_records=len(wanted), object_format=store.object_format
+        pack.write, pack_records(store, wanted, meter=meter), num_records=len(wanted),
+        object_format=store.object_format
     )
     idx = io.BytesIO()
     write_pack_index(idx, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum)
@@ -213,12 +253,18 @@ def _read_capped(zf: zipfile.ZipFile, entry: str) -> bytes:
     return data
 
 
-def read_zip(name: str, data: bytes) -> tuple[dict[str, Any], bytes]:
-    """Open one exported pack zip; return (manifest, pack bytes). Raises HistoryError("corrupt_pack")."""
+def read_zip(name: str, data: bytes, max_member_bytes: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """Open one exported pack zip; return (manifest, pack bytes). Raises HistoryError: corrupt_pack, and
+    history_limit when a member would inflate past `max_member_bytes` (checked before it is read)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             if len(zf.infolist()) > len(_PACK_CAPS):
                 raise ValueError(f"{len(zf.infolist())} entries, a pack zip holds {len(_PACK_CAPS)}")
+            for member in ("manifest.json", "objects.pack", "objects.idx"):
+                size = zf.getinfo(member).file_size
+                if max_member_bytes is not None and size > max_member_bytes:
+                    raise HistoryError("history_limit", f"pack {name}: {member} inflates to {size} bytes, over the "
+                                                        f"{max_member_bytes} byte cap", pack=name)
             manifest = json.loads(_read_capped(zf, "manifest.json"))
             pack = _read_capped(zf, "objects.pack")
             idx = _read_capped(zf, "objects.idx")

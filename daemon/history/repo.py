@@ -1,13 +1,16 @@
-"""ProjectRepo: one bare git repository per project holding every version, its dist window and packs."""
+"""ProjectRepo: one bare git repository per project holding every version, its dist window and packs.
+
+Long because every operation on a project's repository (snapshots, the dist window, prune, reads, diffs, packs)
+goes through this one class, under the same per-path lock and with its own budget; restore lives in restoring.py.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,16 +21,18 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from daemon.history import diffs, packing, trees
+from daemon.history.budget import OUTPUT, REPOSITORY, SOURCES, Budget, object_size
 from daemon.history.errors import HistoryError
 from daemon.history.locks import RepoLock, lock_for
+from daemon.history.names import MAIN, init_refs
+from daemon.history.names import VERSION_ID as _VERSION_ID
+from daemon.history.restoring import restore_at
 from sandbox.output import file_bytes
 
 IDENTITY = b"previewd <previewd@localhost>"
 TAGS = b"refs/tags/"
 DIST = b"refs/dist/"
-MAIN = b"refs/heads/main"
 DEFAULT_DIFF_EXCLUDES = ("dist", "build", "out", ".next")
-_VERSION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 
 
 def _check_id(version_id: str) -> bytes:
@@ -88,8 +93,7 @@ class ProjectRepo:
 
     @staticmethod
     def _init_refs(path: Path) -> None:
-        with Repo(str(path)) as repo:
-            repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(MAIN))
+        init_refs(path)
 
     @contextmanager
     def _open(self) -> Iterator[Repo]:
@@ -170,12 +174,16 @@ class ProjectRepo:
         parent_version_id: str | None,
         message: str,
         exclude_dirs: Sequence[str] = (),
+        budget: Budget = SOURCES,
     ) -> str:
-        """Commit the workspace sources as `version_id` (child of `parent_version_id`); return the commit sha.
+        """Commit a directory's files as `version_id` (child of `parent_version_id`); return the commit sha.
 
-        Skips `.git*`, `node_modules`, `exclude_dirs` (workspace-relative) and every symlink; tags the
-        commit refs/tags/<version_id> and moves refs/heads/main (HEAD) to it, so plain `git log` shows it.
-        Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path.
+        Builds never call this (their snapshot is `snapshot_files`: a workspace holds what install scripts
+        wrote); it is for trees the daemon itself wrote. Skips `.git*`, `node_modules`, `exclude_dirs`
+        (workspace-relative) and every symlink; each file's apparent size is charged to `budget` before it is
+        read. Tags the commit refs/tags/<version_id> and moves refs/heads/main (HEAD) to it.
+        Raises HistoryError: version_exists, unknown_version (parent), invalid_version_id, invalid_path,
+        history_limit.
         """
         name = Ref(TAGS + _check_id(version_id))
         with self._lock.writing(), self._open() as repo:
@@ -183,7 +191,8 @@ class ProjectRepo:
                 raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
             parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
             batch = trees.Batch(repo.object_store)
-            layout = trees.collect(batch, Path(workspace), exclude_dirs)
+            layout = trees.collect(batch, Path(workspace), exclude_dirs,
+                                   meter=budget.meter(f"snapshot of version {version_id}"))
             tree = trees.write_trees(batch, layout)
             sha = self._commit(batch, tree, parents, message or f"version {version_id}")
             if not repo.refs.add_if_new(name, sha):
@@ -191,13 +200,60 @@ class ProjectRepo:
             repo.refs[Ref(MAIN)] = sha
             return sha.decode()
 
-    def snapshot_dist(self, root: Path, version_id: str, out_dir: str) -> str:
+    def snapshot_files(
+        self,
+        files: dict[str, str | bytes],
+        version_id: str,
+        parent_version_id: str | None,
+        message: str,
+        exclude_dirs: Sequence[str] = (),
+        budget: Budget = SOURCES,
+    ) -> tuple[str, list[str]]:
+        """Commit a file set (what the contract wrote, and the daemon's own files) as `version_id`.
+
+        Never reads the workspace, so nothing an install script wrote there can enter history. Paths that
+        `trees.refused_source` names (reserved or daemon-owned names at any depth) are left out and returned with
+        the commit sha. Raises HistoryError: version_exists, unknown_version, history_limit (over `budget`).
+        """
+        name = Ref(TAGS + _check_id(version_id))
+        meter = budget.meter(f"snapshot of version {version_id}")
+        with self._lock.writing(), self._open() as repo:
+            if name in repo.refs:
+                raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
+            parents = [self._commit_of(repo, parent_version_id)] if parent_version_id else []
+            batch = trees.Batch(repo.object_store)
+            layout, refused = trees.from_files(batch, files, exclude_dirs, meter)
+            tree = trees.write_trees(batch, layout)
+            sha = self._commit(batch, tree, parents, message or f"version {version_id}")
+            if not repo.refs.add_if_new(name, sha):
+                raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
+            repo.refs[Ref(MAIN)] = sha
+            return sha.decode(), refused
+
+    def tag_tree(self, target_version_id: str, version_id: str, message: str) -> str:
+        """Commit the source tree of `target_version_id` again as `version_id` (its child); nothing is read."""
+        name = Ref(TAGS + _check_id(version_id))
+        with self._lock.writing(), self._open() as repo:
+            if name in repo.refs:
+                raise HistoryError("version_exists", f"version {version_id} is already snapshotted")
+            target = self._commit_of(repo, target_version_id)
+            commit = repo.object_store[target]
+            assert isinstance(commit, Commit)
+            batch = trees.Batch(repo.object_store)
+            sha = self._commit(batch, commit.tree, [target], message)
+            if not repo.refs.add_if_new(name, sha):
+                raise HistoryError("version_exists", f"version {version_id} was snapshotted concurrently")
+            repo.refs[Ref(MAIN)] = sha
+            return sha.decode()
+
+    def snapshot_dist(self, root: Path, version_id: str, out_dir: str, budget: Budget = OUTPUT) -> str:
         """Commit the version's sources plus its build output dir (`root`/`out_dir`) as refs/dist/<version_id>.
 
         `root` is a copy no build step can write (the pipeline's staging dir, daemon/build/staging.py), never the
         live workspace. The source part is the version's own snapshot, so the dist tree differs from it only in
-        `out_dir`. Returns the sha. Raises HistoryError: unknown_version, no_output (missing or a symlink),
-        invalid_path.
+        `out_dir`. Returns the sha. Each
+        file's apparent size is charged to `budget` before it is read; big files are streamed, never read whole.
+        Raises HistoryError: unknown_version, no_output (out_dir missing or a symlink), invalid_path, history_limit.
         """
         rel = trees.normalize_rel_dir(out_dir)
         out = Path(root) / rel
@@ -208,7 +264,8 @@ class ProjectRepo:
             source_commit = repo.object_store[source]
             assert isinstance(source_commit, Commit)
             batch = trees.Batch(repo.object_store)
-            out_tree = trees.write_trees(batch, trees.collect(batch, out, ()))
+            meter = budget.meter(f"build output of version {version_id}")
+            out_tree = trees.write_trees(batch, trees.collect(batch, out, (), meter=meter))
             tree = trees.graft(batch, source_commit.tree, rel, out_tree)
             sha = self._commit(batch, tree, [source], f"dist {version_id}: sources + {rel}")
             repo.refs[Ref(DIST + version_id.encode())] = sha
@@ -228,16 +285,20 @@ class ProjectRepo:
                     removed.append(name.decode())
         return removed
 
-    def prune(self) -> int:
-        """Repack what any ref reaches into one pack and delete everything else; return bytes freed."""
+    def prune(self, budget: Budget = REPOSITORY) -> int:
+        """Repack what any ref reaches into one pack and delete everything else; return bytes freed.
+
+        Raises HistoryError("history_limit") before repacking when what is reachable is over `budget`.
+        """
         with self._lock.exclusive():
             before = self.size_bytes()
             with self._open() as repo:
                 refs = repo.refs.as_dict()
                 dist = [sha for name, sha in refs.items() if name.startswith(DIST)]
                 source = [sha for name, sha in refs.items() if not name.startswith(DIST)]
-                wanted, dist_only = packing.reachable(repo.object_store, source, dist)
-                obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only)
+                meter = budget.meter(f"prune of {self.path.parent.name}")
+                wanted, dist_only = packing.reachable(repo.object_store, source, dist, meter)
+                obsolete = packing.repack(self.path, repo.object_store, wanted, dist_only, meter)
                 repo.refs.pack_refs()
             for f in obsolete:
                 f.unlink(missing_ok=True)
@@ -248,19 +309,46 @@ class ProjectRepo:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def files(self, version_id: str) -> dict[str, bytes]:
-        """The source tree of a version as {posix path: content}."""
+    def files(self, version_id: str, budget: Budget = SOURCES,
+              admit: Callable[[str, int], bool] | None = None) -> dict[str, bytes]:
+        """The source tree of a version as {posix path: content}.
+
+        `admit(path, size)`, when given, is asked before each blob is read; a file it refuses is left out unread.
+        Every admitted blob's size is charged to `budget` before it is read: HistoryError("history_limit") past it.
+        """
+        meter = budget.meter(f"sources of version {version_id}")
         with self._lock.shared(), self._open() as repo:
             commit = repo.object_store[self._commit_of(repo, version_id)]
             assert isinstance(commit, Commit)
             store = repo.object_store
-            return {p: store[sha].as_raw_string() for p, _mode, sha in trees.iter_files(store, commit.tree)}
+            listed = []
+            for p, _mode, sha in trees.iter_files(store, commit.tree):
+                size = object_size(store, sha)
+                if admit is not None and not admit(p, size):
+                    meter.charge(0, name=p)
+                    continue
+                meter.charge(size, name=p)
+                listed.append((p, sha))
+            return {p: store[sha].as_raw_string() for p, sha in listed}
 
-    def checkout(self, version_id: str, dest: Path, *, dist: bool = False) -> None:
+    def file_sizes(self, version_id: str, budget: Budget = SOURCES) -> list[tuple[str, int]]:
+        """(path, size) of every file of a version's sources, sorted, sized from object headers (nothing read)."""
+        meter = budget.meter(f"file list of version {version_id}")
+        with self._lock.shared(), self._open() as repo:
+            commit = repo.object_store[self._commit_of(repo, version_id)]
+            assert isinstance(commit, Commit)
+            out = []
+            for p, _mode, sha in trees.iter_files(repo.object_store, commit.tree):
+                meter.charge(0, name=p)  # files and seconds; the bytes are never read
+                out.append((p, object_size(repo.object_store, sha)))
+            return sorted(out)
+
+    def checkout(self, version_id: str, dest: Path, *, dist: bool = False, budget: Budget = REPOSITORY) -> None:
         """Write the version's source tree (dist tree when `dist`) into `dest`, which must be absent or empty.
 
-        Written beside `dest` then renamed in, so `dest` never holds a partial tree.
-        Raises HistoryError: unknown_version, no_dist, dest_not_empty, unsafe_path.
+        Written beside `dest` then renamed in, so `dest` never holds a partial tree; every blob is charged to
+        `budget` before anything is written. Raises HistoryError: unknown_version, no_dist, dest_not_empty,
+        unsafe_path, history_limit.
         """
         dest = Path(dest)
         if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
@@ -268,6 +356,9 @@ class ProjectRepo:
         with _built_beside(dest, "checkout") as tmp, self._lock.shared(), self._open() as repo:
             commit = repo.object_store[self._commit_of(repo, version_id, dist=dist)]
             assert isinstance(commit, Commit)
+            meter = budget.meter(f"checkout of version {version_id}")
+            for p, _mode, sha in trees.iter_files(repo.object_store, commit.tree):
+                meter.charge(object_size(repo.object_store, sha), name=p)
             trees.write_tree_to(repo.object_store, commit.tree, tmp)
 
     def diff(
@@ -276,6 +367,7 @@ class ProjectRepo:
         b: str,
         mode: diffs.DiffMode = "patch",
         exclude_dirs: Sequence[str] = DEFAULT_DIFF_EXCLUDES,
+        budget: Budget = SOURCES,
     ) -> str | dict[str, Any] | list[dict[str, str]]:
         """Diff the source trees of versions `a` (old) and `b` (new), skipping paths under `exclude_dirs`.
 
@@ -283,6 +375,7 @@ class ProjectRepo:
         stat:  {"files": [{"path", "change", "insertions", "deletions", "binary"}], "filesChanged",
                 "insertions", "deletions"}; binary files count 0/0.
         files: [{"path", "change": "added" | "modified" | "deleted"}], sorted by path.
+        Each changed blob is charged to `budget` before it is read: HistoryError("history_limit") past it.
         """
         if mode not in ("patch", "stat", "files"):
             raise HistoryError("invalid_mode", f"diff mode {mode!r} is not one of patch, stat, files")
@@ -293,7 +386,8 @@ class ProjectRepo:
                 commit = store[self._commit_of(repo, v)]
                 assert isinstance(commit, Commit)
                 trees_.append(commit.tree)
-            return diffs.render(diffs.file_diffs(store, trees_[0], trees_[1], exclude_dirs), mode)
+            meter = budget.meter(f"diff of {a} and {b}")
+            return diffs.render(diffs.file_diffs(store, trees_[0], trees_[1], exclude_dirs, meter), mode)
 
     def size_bytes(self) -> int:
         """Apparent size of every file in the repository directory."""
@@ -301,7 +395,7 @@ class ProjectRepo:
 
     # -- packs -------------------------------------------------------------------------------
 
-    def export_pack(self, base_version_id: str | None, top_version_id: str) -> bytes:
+    def export_pack(self, base_version_id: str | None, top_version_id: str, budget: Budget = REPOSITORY) -> bytes:
         """Zip of a git pack with the objects reachable from top's source commit and not from base's.
 
         Members: objects.pack, objects.idx (git v2 index), manifest.json
@@ -318,71 +412,16 @@ class ProjectRepo:
                 "base_commit": base.decode() if base else None,
                 "top_commit": top.decode(),
             }
-            return packing.export_zip(repo.object_store, base, top, tags, meta)
+            return packing.export_zip(repo.object_store, base, top, tags, meta,
+                                      budget.meter(f"pack of version {top_version_id}"))
 
     @classmethod
-    def restore(cls, path: Path, packs: Sequence[tuple[str, bytes]]) -> ProjectRepo:
+    def restore(cls, path: Path, packs: Sequence[tuple[str, bytes]], budget: Budget = REPOSITORY) -> ProjectRepo:
         """Rebuild a repository at the empty (or absent) `path` from (name, zip bytes) packs, oldest first.
 
         Built in a temp dir beside `path` and renamed in only when complete and connected.
-        Raises HistoryError: path_not_empty, corrupt_pack / missing_pack (naming the pack).
+        Every pack is scanned against `budget` (uncompressed bytes, objects, seconds) before it is ingested.
+        Raises HistoryError: path_not_empty, corrupt_pack / missing_pack (naming the pack), history_limit.
         """
-        path = Path(path)
-        if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
-            raise HistoryError("path_not_empty", f"restore target {path} exists and is not empty")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.restore-", dir=path.parent))
-        try:
-            _restore_into(tmp, packs)
-            with lock_for(path).exclusive():
-                if path.exists():
-                    path.rmdir()
-                os.rename(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return cls(path)
-
-
-def _restore_into(tmp: Path, packs: Sequence[tuple[str, bytes]]) -> None:
-    """Ingest packs into a fresh bare repo at tmp, check each builds on what came before, set refs."""
-    Repo.init_bare(str(tmp)).close()
-    ProjectRepo._init_refs(tmp)
-    refs: dict[str, tuple[str, str]] = {}  # ref -> (sha, pack name)
-    last_top: str | None = None
-    with Repo(str(tmp)) as repo:
-        store = repo.object_store
-        for name, data in packs:
-            manifest, pack = packing.read_zip(name, data)
-            base = manifest.get("base_commit")
-            if base and ObjectID(base.encode()) not in store:
-                raise HistoryError(
-                    "missing_pack",
-                    f"pack {name} builds on version {manifest.get('base')} (commit {base}) which no earlier "
-                    "pack holds: a pack before it is missing",
-                    pack=name,
-                )
-            packing.ingest(store, name, pack)
-            for ref, sha in manifest["refs"].items():
-                refs[ref] = (sha, name)
-            last_top = manifest.get("top_commit") or last_top
-        # Every ref must reach a complete history; a gap means a pack went missing.
-        for ref, (sha, name) in refs.items():
-            if not ref.startswith("refs/tags/") or not _VERSION_ID.match(ref[len("refs/tags/") :]):
-                raise HistoryError("corrupt_pack", f"pack {name} names an invalid ref {ref!r}", pack=name)
-            try:
-                packing.reachable(store, [ObjectID(sha.encode())])
-            except HistoryError as exc:
-                raise HistoryError(
-                    "missing_pack",
-                    f"version {ref[10:]} from pack {name} is incomplete: {exc.message}; a pack is missing",
-                    pack=name,
-                ) from exc
-            obj = store[ObjectID(sha.encode())]
-            if not isinstance(obj, Commit):
-                raise HistoryError("corrupt_pack", f"pack {name}: {ref} is not a commit", pack=name)
-            for _p, _m, _s in trees.iter_files(store, obj.tree):
-                pass  # validates every path before anyone checks it out
-            repo.refs[Ref(ref.encode())] = ObjectID(sha.encode())
-        if last_top is not None:
-            repo.refs[Ref(MAIN)] = ObjectID(last_top.encode())
+        restore_at(Path(path), packs, budget)
+        return cls(Path(path))

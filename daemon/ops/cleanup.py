@@ -27,7 +27,7 @@ from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, u
 from daemon.core.errors import Conflict
 from daemon.core.ids import valid_id
 from daemon.deployers.local import deployment_id_for as local_deployment_id
-from daemon.history import ProjectRepo
+from daemon.history import HistoryError, ProjectRepo
 from daemon.ops import retention
 from sandbox.output import file_bytes
 
@@ -307,7 +307,15 @@ def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
                          else None, n=len(stale))
                 continue
             removed = repo.slide_dist_window(keep)
-            freed = repo.prune()
+            try:
+                freed = repo.prune()
+            except HistoryError as exc:
+                if exc.code != "history_limit":
+                    raise
+                # One project over its budget is skipped, said so, and the next one is pruned all the same.
+                log.warning("cleanup: %s/%s skipped: %s", user_id, project_id, exc.message)
+                step.add("repos_skipped_over_budget", f"{user_id}/{project_id}: skipped: {exc.message}")
+                freed = 0
         step.add("dist_refs_removed", f"{user_id}/{project_id}: dropped dist {', '.join(removed)}" if removed
                  else None, n=len(removed))
         step.add("bytes_freed", None, n=freed)

@@ -181,5 +181,5 @@ def source_files(rt: Runtime, v: ProjectVersion) -> list[tuple[str, int]]:
     with contextlib.suppress(Exception):  # a row from before sync.names reserved its id has no repo path
         repo = rt.repo(v.user_id, v.project_id)
         if repo.has_version(v.version_id):
-            return sorted((path, len(data)) for path, data in repo.files(v.version_id).items())
+            return repo.file_sizes(v.version_id)
     return []

@@ -208,3 +208,25 @@ def test_concurrent_cleanup_refused(ops: Seeder) -> None:
     with cleanup._running, pytest.raises(Conflict) as exc:
         cleanup.run_cleanup(ops.rt, dry_run=True, now=NOW)
     assert exc.value.code == "cleanup_running"
+
+
+def test_a_project_over_its_history_budget_is_skipped_and_the_next_is_pruned(ops: Seeder) -> None:
+    from tests.support.crafted_history import plant_version
+
+    for project in ("a", "b"):
+        made = [ops.version("u", project, 10 - i, snapshot=True) for i in range(5)]
+    # u/a's history holds what a workspace snapshot recorded before the fix: a sparse file's 129 MiB of zeros
+    plant_version(ops.rt.layout.project_dir("u", "a") / "repo.git", "legacy", {"index.html": "x"},
+                  {"big.bin": 129 * 2**20})
+    ops.make_live(made[-1])
+    report = _run(ops)
+    step = report.step("slide_dist_windows")
+    assert step is not None and step.counts["repos_skipped_over_budget"] == 1, step.to_json()
+    assert any(a.startswith("u/a: skipped: prune of a: object big.bin is") for a in step.actions), step.actions
+    repo_b = ops.rt.layout.project_dir("u", "b") / "repo.git"
+    refs = subprocess.run(["git", "--git-dir", str(repo_b), "for-each-ref", "--format=%(refname)", "refs/dist/"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(refs) == sorted(f"refs/dist/{v.version_id}" for v in made[-3:])
+    packs = list((repo_b / "objects" / "pack").glob("*.pack"))
+    assert len(packs) == 1 and not any(p.name != "pack" and p.is_dir() and any(p.iterdir())
+                                       for p in (repo_b / "objects").iterdir() if len(p.name) == 2)
