@@ -418,7 +418,7 @@ def build_argv(tc: toolchain.Toolchain, layout: Layout, chosen: Sequence[Package
     argv = [tc.pnpm]
     for f in filters:
         argv += ["--filter", f]
-    return [*argv, "run", "--reporter", "append-only", "build"]
+    return [*argv, "run", *toolchain.RUN_PINS, "--reporter", "append-only", "build"]
 
 
 def _declared_dirs(pkg: Mapping[str, Any]) -> list[str]:

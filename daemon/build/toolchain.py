@@ -127,9 +127,15 @@ def audit_argv(tc: Toolchain, registry: str = "", cache_dir: Path | None = None)
             *network_pins(registry, cache_dir)]
 
 
+# `pnpm run` reads the project's config too: a `packageManager` an install script wrote would make it fetch
+# another pnpm (failing the build, or running that pnpm), and a planted pnpmfile would be loaded. The build step
+# runs the daemon's pnpm on the daemon's terms, whatever the workspace says.
+RUN_PINS = ("--config.manage-package-manager-versions=false", "--config.ignore-pnpmfile=true")
+
+
 def build_argv(tc: Toolchain) -> list[str]:
     """`pnpm build` (the project's own build script)."""
-    return [tc.pnpm, "run", "--reporter", "append-only", "build"]
+    return [tc.pnpm, "run", *RUN_PINS, "--reporter", "append-only", "build"]
 
 
 def workspace_yaml(allow_build_scripts: list[str]) -> str:

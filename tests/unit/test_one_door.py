@@ -29,10 +29,8 @@ PATH_MAKERS = {"Path", "PurePath", "check_dir", "ensure_dir", "sorted", "list", 
 BETWEEN_STEPS = "runs between steps, when no generated process lives (the install, build and checks have not " \
     "started), and reads names or sizes only"
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("daemon.build.pipeline", "_build_files", "snapshot"):
-        "the source snapshot (repo.snapshot -> trees.collect), before the build step: the source-snapshot "
-        "helper's part of issue 23",
-    ("daemon.history.repo", "snapshot", "collect"): "the same source snapshot, seen from inside",
+    ("daemon.history.repo", "snapshot", "collect"):
+        "a directory snapshot for tests and tools; builds commit their file set (repo.snapshot_files) instead",
     ("daemon.build.pipeline", "_build_files", "materialize"): "writes the workspace before any step runs",
     ("daemon.build.pipeline", "_build_files", "find_output"):
         "names only (is the candidate a non-empty dir?); the copy is staging.stage's, which refuses links",

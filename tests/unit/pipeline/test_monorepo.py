@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.build import isolation, monorepo, packagejson, scripts
+from daemon.build import isolation, monorepo, packagejson, scripts, toolchain
 from daemon.build.buildlog import BuildLog
 from daemon.build.failures import BuildFailed
 from daemon.build.submit import parse_build_request
@@ -227,8 +227,8 @@ def test_only_changed_packages_and_their_dependents_are_rebuilt(blog: BuildLog) 
     picked = monorepo.selection(layout, monorepo.fingerprints(layout, {**files, "packages/ui/src/index.js": "n"}),
                                 before)
     assert monorepo.build_argv(tc, layout, picked) == [  # type: ignore[arg-type]
-        "pnpm", "--filter", "{./packages/ui}", "--filter", "{./apps/web}", "run", "--reporter", "append-only",
-        "build"]
+        "pnpm", "--filter", "{./packages/ui}", "--filter", "{./apps/web}", "run", *toolchain.RUN_PINS, "--reporter",
+        "append-only", "build"]
 
 
 def test_kept_dirs_survive_a_rewrite_and_links_there_do_not(tmp_path: Path, blog: BuildLog) -> None:
