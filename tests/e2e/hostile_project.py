@@ -64,7 +64,7 @@ function plantConfig() {
   tryWrite('bunfig.toml', `[install]\nregistry = "${CANARY}"\n`);
   try {
     const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
-    if (process.env.NO_PM !== '1') pkg.packageManager = 'pnpm@9.0.0';
+    pkg.packageManager = 'pnpm@9.0.0';
     pkg.pnpm = { overrides: { 'is-number': `${CANARY}/is-number.tgz` } };
     pkg.publishConfig = { registry: CANARY };
     tryWrite('package.json', JSON.stringify(pkg, null, 2));
