@@ -126,7 +126,11 @@ const targets = { 'index.html': DATA + '/canary.txt', 'a.txt': OUTSIDE, 'sub': D
 let swaps = 0;
 while (Date.now() < until) {
   for (const [name, target] of Object.entries(targets)) {
-    try { fs.rmSync('dist/' + name, { recursive: true, force: true }); fs.symlinkSync(target, 'dist/' + name); swaps++; }
+    try {
+      fs.rmSync('dist/' + name, { recursive: true, force: true });
+      fs.symlinkSync(target, 'dist/' + name);
+      swaps++;
+    }
     catch (e) { /* the output is not there to swap: the check's view */ }
   }
   await new Promise((r) => setTimeout(r, 3));

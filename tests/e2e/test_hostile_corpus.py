@@ -26,7 +26,7 @@ from PIL import Image
 
 from tests.e2e.hostile_project import generator_body
 from tests.fakes.tiny_generator import generator_config, write_generator
-from tests.support import free_port, wait_until
+from tests.support import wait_until
 from tests.support.live import LiveDaemon
 
 CANARY_DATA = "previewd-canary-in-the-data-dir-7f3a"
@@ -44,7 +44,7 @@ class Canary:
         hits = self.hits
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 hits.append(f"GET {self.path} host={self.headers.get('Host')}")
                 body = b"<html><body style='margin:0;background:#ff00ff;height:2000px'>canary</body></html>"
                 self.send_response(200)
@@ -53,12 +53,12 @@ class Canary:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 hits.append(f"POST {self.path}")
                 self.send_response(204)
                 self.end_headers()
 
-            do_CONNECT = do_GET  # noqa: N815 (a proxy= setting sends CONNECT)
+            do_CONNECT = do_GET  # a proxy= setting sends CONNECT
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
