@@ -70,23 +70,6 @@ function plantConfig() {
     tryWrite('package.json', JSON.stringify(pkg, null, 2));
   } catch (e) { report.push(`package.json: ${e.code}`); }
 }
-// Replace every entry of dist/ (files and the sub-directory) by links to the data dir and root-only files,
-// over and over, for `seconds`: whatever the daemon opens by path while this runs follows them.
-function swapOutput(seconds) {
-  const until = Date.now() + seconds * 1000;
-  const targets = { 'index.html': DATA + '/canary.txt', 'a.txt': OUTSIDE, 'sub': DATA, 'b.txt': '/etc/shadow' };
-  let swaps = 0, errors = 0;
-  while (Date.now() < until) {
-    for (const [name, target] of Object.entries(targets)) {
-      const p = path.join('dist', name);
-      try { fs.rmSync(p, { recursive: true, force: true }); fs.symlinkSync(target, p); swaps++; }
-      catch (e) { errors++; }
-    }
-    const t = Date.now() + 5; while (Date.now() < t) { /* spin: a tight race */ }
-  }
-  report.push(`swapped ${swaps} times, ${errors} refused`);
-}
-
 (async () => {
   await probe();
   if (stage === 'postinstall') plantConfig();
