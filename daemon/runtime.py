@@ -133,13 +133,21 @@ class Runtime:
         c = self.cfg.deploy
         if c.backend == "cloudflare":
             from daemon.deployers.cloudflare import CloudflareDeployer
+            from daemon.deployers.livebranch import checked_branch
 
             return CloudflareDeployer(c.cf_account_id, self.cfg.secrets.cf_api_token, c.cf_project_name,
-                                      wrangler=tuple(c.wrangler), api_base=c.cf_api_base, timeout_s=c.timeout_s)
+                                      wrangler=tuple(c.wrangler), api_base=c.cf_api_base, timeout_s=c.timeout_s,
+                                      branch_for=lambda req: checked_branch(req, self.fleet_projects))
         from daemon.deployers.local import LocalDeployer
 
         return LocalDeployer(self.layout.previews, preview_domain=self.cfg.server.preview_domain,
                              port=self.cfg.previews_port)
+
+    def fleet_projects(self) -> list[tuple[str, str]]:
+        """Every (user, project) with a lease row in the fleet ([] off a fleet): who may own a live branch."""
+        if self.fleet is None:
+            return []
+        return [(str(r["user_id"]), str(r["project_id"])) for r in self.fleet.store.leases()]
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
         """An artifact upload was confirmed: record its URL (and replicate that change) in sync's transaction."""

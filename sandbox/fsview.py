@@ -105,7 +105,7 @@ def _drop_argv(uid: int, gid: int) -> list[str]:
 
 
 def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True,
-         drop_to: tuple[int, int] | None = None) -> list[str]:
+         drop_to: tuple[int, int] | None = None, seccomp_fd: int | None = None) -> list[str]:
     """argv run inside bubblewrap with `view`; later mounts win, so the masks come after the writable binds.
 
     Without `network`, bubblewrap also gives the step an empty network namespace: through a user namespace it
@@ -113,6 +113,8 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True,
     Run by root, bubblewrap would hand the step every capability: they are all dropped, and with `drop_to`
     the step runs as that (uid, gid). bubblewrap itself stays root, so the view's sources need no permission
     for the build user (the data dir can stay 0700).
+    With `seccomp_fd` (a pipe from sandbox.seccomp.program_fd(), passed to the child), bubblewrap installs that
+    syscall filter after making its namespaces and mounts, right before it execs argv: it binds the whole step.
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
@@ -131,6 +133,8 @@ def wrap(argv: Sequence[str], cwd: Path, view: FsView, *, network: bool = True,
              "--new-session"]
     if not network:
         args.append("--unshare-net")
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     for ro in view.readonly:
         r = Path(ro).resolve()
         if r.exists():

@@ -16,6 +16,8 @@ import warnings  # noqa: F401  os.execvp imports it lazily, when a dropped uid m
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 _RLIMITS = {
     "FSIZE": resource.RLIMIT_FSIZE,
@@ -46,6 +48,18 @@ def _check(ret: int, what: str) -> None:
 
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what} failed: {os.strerror(errno)}")
+
+
+def _seccomp(libc, program: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Install a classic-BPF filter on this process (no_new_privs must be set): it outlives the exec."""
+    import ctypes
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.addressof(buf))
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "prctl(SECCOMP)")
 
 
 def main() -> None:
@@ -88,6 +102,10 @@ def main() -> None:
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
         # Set after the uid switch, which clears it. Covers the direct child only; the layers cover the rest.
         _check(libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+        if spec.get("seccomp"):
+            # Last: the filter stays on across the exec (a step without bubblewrap, which applies it otherwise).
+            stage = "syscall filter"
+            _seccomp(libc, bytes.fromhex(spec["seccomp"]))
         if os.getppid() != int(spec["supervisor_pid"]):
             raise OSError("supervisor exited before exec")
         stage = f"exec {argv[0]!r}"

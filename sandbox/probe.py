@@ -68,6 +68,35 @@ def _check_netns() -> Availability:
     return Availability(False, f"cannot create a network namespace: {msg or proc.returncode}")
 
 
+def _check_syscall_filter() -> Availability:
+    from sandbox import seccomp
+
+    try:
+        prog = seccomp.program()
+    except ValueError as err:
+        return Availability(False, str(err))
+    r, w = os.pipe()
+    spec = {"status_fd": w, "supervisor_pid": os.getpid(), "seccomp": prog.hex()}
+    try:
+        proc = subprocess.run(launcher_argv(spec, ["/bin/true"]), pass_fds=(w,), env={}, capture_output=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError) as err:
+        os.close(r)
+        os.close(w)
+        return Availability(False, f"probe failed: {err}")
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode(errors="replace")
+    if proc.returncode == 0 and not msg:
+        return Availability(True, seccomp.summary())
+    return Availability(False, f"the kernel refused the filter: {msg or proc.returncode}")
+
+
+def syscall_filter_availability() -> Availability:
+    """Whether the syscall filter (sandbox.seccomp) knows this architecture and the kernel takes it."""
+    return _cached("seccomp", _check_syscall_filter)
+
+
 def netns_availability() -> Availability:
     """Whether network=False can be honoured (a new, empty network namespace)."""
     return _cached("netns", _check_netns)
@@ -120,6 +149,7 @@ def probe() -> dict[str, Any]:
             "user_switch": feat(user_switch_availability()),
             "readonly_root": feat(_readonly_root()),
             "new_session": {"on": True, "why": "setsid before exec; no controlling terminal"},
+            "syscall_filter": feat(syscall_filter_availability()),
             "no_new_privs": {"on": True, "why": "PR_SET_NO_NEW_PRIVS set before exec"},
             "rlimit_backstops": {"on": True, "why": "RLIMIT_FSIZE (output), RLIMIT_CPU, RLIMIT_CORE=0"},
         },

@@ -24,6 +24,8 @@ class Result:
     exit_code: int | None
     reason: str  # one of REASONS
     cpu_seconds: float
+    # The step's own: its cgroup's high-water mark, else the watchdog's sampled maximum (0 for a run over before
+    # the first 0.25 s sample). Never wait4's ru_maxrss, which starts at the spawner's (the daemon's) own.
     peak_memory_bytes: int
     output_bytes: int
     wall_seconds: float

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import result as R
+from sandbox import seccomp
 from sandbox.env import check_env_item
 from sandbox.errors import SandboxError
 from sandbox.fsview import FsView, bwrap_availability, wrap
@@ -23,7 +24,7 @@ from sandbox.limits import Limits
 from sandbox.logsink import LogSink
 from sandbox.output import disk_usage
 from sandbox.ownership import user_ids
-from sandbox.probe import launcher_argv, netns_availability, select_layer
+from sandbox.probe import launcher_argv, netns_availability, select_layer, syscall_filter_availability
 from sandbox.result import Result, fmt_bytes
 
 READ_CHUNK = 64 * 1024
@@ -113,10 +114,12 @@ class _Supervisor:
         self.usage = Usage()
         self.reason: str | None = None
         self.detail = ""
-        self.maxrss = 0  # of the direct child, from wait4: the peak for runs shorter than one sample
 
     def peak(self) -> int:
-        return max(self.usage.peak_memory_bytes, self.maxrss)
+        """The step's own peak: the cgroup's high-water mark, else the sampler's maximum of the tree's memory.
+        Never wait4's ru_maxrss: a child spawned by fork/vfork starts with the spawner's high-water mark, so it
+        reported the daemon's own peak as every step's (issue 24)."""
+        return self.usage.peak_memory_bytes
 
     def output_bytes(self) -> int:
         return self.written + self.sink.captured
@@ -249,6 +252,7 @@ def run(
     disk_roots: Sequence[tuple[Path, Sequence[str]]] = (),
     disk_base: int = 0,
     nice: int = 0,
+    syscall_filter: bool = True,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
@@ -263,6 +267,9 @@ def run(
     the run ends with `disk_limit`. Checked on every sample through the file system's free space (one statfs),
     with a scan of the roots when that could mean a breach, and by periodic scans.
     `nice` lowers the tree's CPU priority (a side job, such as an audit, that must not slow a build beside it).
+    `syscall_filter` keeps the tree off the kernel's rarer doors (sandbox.seccomp: no new namespaces, mounts, bpf,
+    ptrace, ...): bubblewrap installs it when the run has a view, the launcher otherwise; where the kernel cannot
+    take it, the log says so and the run goes on without it.
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -271,12 +278,16 @@ def run(
     sink = LogSink(on_line, limits.log_bytes)
     netns = False
     wrapped = False
+    if syscall_filter and not (fav := syscall_filter_availability()).available:
+        syscall_filter = False
+        if on_line is not None:
+            on_line(f"[sandbox] syscall filter unavailable, step runs without it: {fav.why}")
+    drop_to: tuple[int, int] | None = None
     if view is not None:
         av = bwrap_availability()
         if av.available:
             # bubblewrap starts as the daemon's uid and drops to the build user inside, after its mounts.
-            args = wrap(args, Path(cwd), view, network=network, drop_to=ids)
-            ids = None
+            drop_to, ids = ids, None
             wrapped = True  # bubblewrap also takes the network away when asked
         elif on_line is not None:
             on_line(f"[sandbox] read-only root unavailable, step sees the host filesystem: {av.why}")
@@ -293,7 +304,12 @@ def run(
         lay.cleanup()
         raise SandboxError(f"{layer_name}: could not prepare the sandbox: {err}", stage="prepare") from err
     spawned: _Spawned | None = None
+    filter_fd: int | None = None
     try:
+        if view is not None and wrapped:
+            # bubblewrap needs mount and namespaces itself: it installs the filter after them, before the exec.
+            filter_fd = seccomp.program_fd() if syscall_filter else None
+            args = wrap(args, Path(cwd), view, network=network, drop_to=drop_to, seccomp_fd=filter_fd)
         spec = {
             "status_fd": -1,
             "supervisor_pid": os.getpid(),
@@ -310,13 +326,22 @@ def run(
             "nice": nice,
             "uid": ids[0] if ids else None,
             "gid": ids[1] if ids else None,
+            # Without bubblewrap the launcher installs the filter itself, just before the exec.
+            "seccomp": seccomp.program().hex() if syscall_filter and not wrapped else None,
         }
         child_env = {**env, **plan.env}
-        spawned, early = _spawn(spec, args, Path(cwd), child_env, lay, sink)
+        spawned, early = _spawn(spec, args, Path(cwd), child_env, lay, sink,
+                                () if filter_fd is None else (filter_fd,))
+        if filter_fd is not None:  # bubblewrap holds its own copy (and reads it before anything runs)
+            os.close(filter_fd)
+            filter_fd = None
         if early is not None:
             return early
         return _supervise(sup, spawned, layer_name, cancel)
     finally:
+        if filter_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(filter_fd)
         lay.kill()
         if spawned is not None:
             with contextlib.suppress(ChildProcessError):
@@ -329,7 +354,8 @@ def run(
 
 
 def _spawn(
-    spec: dict[str, object], args: list[str], cwd: Path, env: dict[str, str], lay: Layer, sink: LogSink
+    spec: dict[str, object], args: list[str], cwd: Path, env: dict[str, str], lay: Layer, sink: LogSink,
+    extra_fds: tuple[int, ...] = (),
 ) -> tuple[_Spawned, Result | None]:
     status_r, status_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -343,7 +369,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,
-            pass_fds=(status_w,),
+            pass_fds=(status_w, *extra_fds),
             start_new_session=True,
             close_fds=True,
         )
@@ -424,7 +450,6 @@ def _supervise(sup: _Supervisor, sp: _Spawned, layer_name: str, cancel: threadin
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         sup.layer.add_reaped(ru.ru_utime + ru.ru_stime)
-        sup.maxrss = ru.ru_maxrss * 1024
         sup.layer.kill()  # orphans adopted while the root was dying
         wall = time.monotonic() - sp.start
         end = time.monotonic() + DRAIN_TIMEOUT

@@ -154,6 +154,24 @@ def open_beneath(root: Path, rel: str | Path | Sequence[str], flags: int = os.O_
         os.close(root_fd)
 
 
+def open_beneath_fd(dir_fd: int, rel: str | Sequence[str], flags: int = os.O_RDONLY) -> int:
+    """An fd for rel below the open directory `dir_fd`, no link followed at any depth (openat2 with
+    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, else O_NOFOLLOW per component).
+
+    Raises UnsafePath when a component is a link or not a directory. Never creates anything.
+    """
+    parts = split_rel(rel)
+    if openat2_available():
+        try:
+            return _openat2(dir_fd, "/".join(parts), flags, 0)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
+                raise UnsafePath(f"fd {dir_fd}", "/".join(parts), "a component is a link or not a directory") \
+                    from None
+            raise
+    return _walk_open(dir_fd, parts, flags, 0, Path(f"fd {dir_fd}"), create_dirs=False, dir_mode=0)
+
+
 def _open_one(dir_fd: int, name: str, flags: int, mode: int, root: Path, rel: str) -> int:
     try:
         if flags & os.O_DIRECTORY:

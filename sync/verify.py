@@ -11,7 +11,7 @@ from sync.errors import InvalidRecord
 from sync.kv.base import KV, decode_pointer
 from sync.replica.base import RECORD_FIELDS, parse_time
 
-_TIME_FIELDS = {"created_at", "updated_at", "archived_at"}
+_TIME_FIELDS = {"created_at", "updated_at", "archived_at", "preview_deleted_at"}
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from daemon.api.docs import document_errors
 from daemon.api.guards import rt
 from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
-from daemon.core import nonces
+from daemon.core import diskspace, nonces
 from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
+from sync.names import ID_PATTERN, ID_RULE
 
 log = logging.getLogger("previewd.api")
 
@@ -40,6 +41,9 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, RateLimited):
         with contextlib.suppress(Exception):
             metrics.rate_limited(rt(request), exc.message.removeprefix("rate cap reached: ").split(" (")[0])
+    if isinstance(exc, diskspace.DiskFull):
+        with contextlib.suppress(Exception):
+            metrics.disk_full_refused(rt(request), "reserve" if "reserveBytes" in exc.extra else "write")
     if isinstance(exc, QuotaExceeded):
         with contextlib.suppress(Exception):
             metrics.quota_refused(rt(request), str(exc.extra.get("quota")))
@@ -48,7 +52,7 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        message = str(first.get("message") or exc.detail)
+        message = str(first.get("message") or exc.detail).replace(f"matching regex '{ID_PATTERN}'", ID_RULE)
         field = _field_from(message) or (first.get("key") if first.get("key") not in (None, "data") else None)
         body: dict[str, Any] = {"code": "invalid_field" if field else "invalid_body",
                                 "message": f"{field}: {message}" if field else str(message)}
@@ -60,6 +64,15 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
                                                                                           "http_error")
         return Response({"error": {"code": code, "message": exc.detail}}, status_code=exc.status_code,
                         headers=exc.headers or None)
+    runtime = request.app.state.runtime
+    if diskspace.caused_by_full_disk(exc, runtime.data_dir):
+        # A named condition the caller can wait out (Retry-After), not an internal error; nothing was half-written
+        # because the transaction that hit it rolled back.
+        err = diskspace.disk_full(runtime.data_dir, exc, what=f"{request.method} {request.url.path}")
+        log.warning("disk full: %s (%s: %s)", err.message, type(exc).__name__, exc)
+        with contextlib.suppress(Exception):
+            metrics.disk_full_refused(runtime, "write")
+        return Response(err.body(), status_code=err.status, headers=err.headers)
     log.exception("unhandled error", exc_info=exc)
     return Response({"error": {"code": "internal_error", "message": "internal error; see the daemon log"}},
                     status_code=500)
@@ -95,6 +108,7 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
     nonces.ensure_schema()
     app.state.auth_failures = MemoryWindow()
+    app.state.read_cap_fallback = MemoryWindow()  # signed reads' per-IP cap while state.db cannot be written
     app.state.ui_sign_in_failures = MemoryWindow()  # the dashboard's password guesses, per IP
     server = runtime.cfg.server
     app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)

@@ -9,8 +9,10 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from daemon.api.guards import ops_reader, reader, signed
+from sync.names import ID_PATTERN, ID_RE, ID_RULE, RESERVED_NAMES
 
-IdStr = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="[A-Za-z0-9_-]{1,64}")]
+_RESERVED = ", ".join(sorted(n for n in RESERVED_NAMES if ID_RE.fullmatch(n)))
+IdStr = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description=f"an id: {ID_RULE} ({_RESERVED}, any case)")]
 UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
 Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
 TargetPackage = Annotated[str, msgspec.Meta(max_length=240, description="a pnpm workspace's package to build and "
@@ -40,7 +42,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state (a build in flight, a failed target, nothing to undo, ...)",
     413: "Body larger than max_body_bytes, or an answer over its cap (a diff: ask mode=stat)",
     429: "Past a rate cap, or too many failed authentications (Retry-After says when to retry)",
-    503: "A dependency (generator, store) failed, or too many log streams are open (Retry-After)",
+    503: "A dependency (generator, store) failed, too many log streams are open, or the data dir's disk is full "
+         "(disk_full, naming the filesystem) (Retry-After)",
 }
 
 
@@ -71,7 +74,7 @@ def document_errors(handler: Any) -> None:
         statuses.append(404)
     guards = handler.guards or []
     if signed in guards:
-        statuses += [401, 413, 429]
+        statuses += [401, 413, 429, 503]  # 503 disk_full: the nonce (and any write after it) needs space
     if reader in guards:
         statuses += [401, 403, 413, 429]
     if ops_reader in guards:

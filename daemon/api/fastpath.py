@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from daemon.core import pointers
+from daemon.core.ids import valid_id
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -33,7 +34,7 @@ class PointerFastPath:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             m = _POINTER.fullmatch(scope["path"])
-            if m is not None:
+            if m is not None and valid_id(m.group(1)) and valid_id(m.group(2)):  # else the handler's 400
                 ptr = pointers.read_nowait(self.rt.kv, m.group(1), m.group(2))
                 if ptr is not None:
                     body = _encode(ptr)

@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from daemon.api.streams import StreamSlots
 from daemon.build.queue import BuildQueue
-from daemon.core import nonces, ratelimit, signing
+from daemon.core import diskspace, nonces, ratelimit, signing
 from daemon.core.db import database
 from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
 from daemon.core.ids import valid_version_id
@@ -29,6 +29,7 @@ from daemon.runtime import Runtime
 Conn = ASGIConnection[Any, Any, Any, Any]
 T = TypeVar("T")
 FALSE_WORDS = ("", "0", "false", "no", "off")
+READ_METHODS = ("GET", "HEAD")
 
 
 def rt(conn: Conn) -> Runtime:
@@ -109,6 +110,30 @@ async def _signature(conn: Conn, *, body_only_ok: bool, cap: int | None) -> None
         await asyncio.to_thread(_admit, verified, f"ip:{client_ip(conn)}", cap)
     except Unauthorized as exc:
         _fail(conn, exc)
+    except Exception as exc:
+        if cast("Request[Any, Any, Any]", conn).method not in READ_METHODS \
+                or not diskspace.caused_by_full_disk(exc, rt(conn).data_dir):
+            raise  # a write on a full disk answers 503 disk_full (app's error handler)
+        _admit_in_memory(conn, verified, f"ip:{client_ip(conn)}", cap)
+
+
+def _admit_in_memory(conn: Conn, verified: signing.Verified, bucket: str, cap: int | None) -> None:
+    """A read whose nonce (or cap count) could not be written for want of space. Refusing it would turn a full
+    disk into an outage of every signed read, though the read itself needs no space; so it is admitted, its
+    signature remembered in memory (a replay is still refused by this process until it goes stale) and its cap
+    counted in memory. What is lost is only the replay memory across a restart while the disk is full."""
+    if verified.nonce is not None and verified.expires_at is not None:
+        added = nonces.in_memory.add(verified.nonce, verified.expires_at)
+        if added is False:
+            _fail(conn, Unauthorized("this signature was already used; sign each request afresh (a new timestamp)",
+                                     code="signature_replayed"))
+        if added is None:  # memory holds its cap of signatures already: refuse rather than forget a replay
+            raise diskspace.disk_full(rt(conn).data_dir, what="recording this signature")
+    if cap is not None:
+        window: ratelimit.MemoryWindow = conn.app.state.read_cap_fallback
+        if window.add(bucket, cap) > cap:
+            raise RateLimited(f"rate cap reached: requests per IP ({cap} per hour)",
+                              retry_after=window.retry_after(bucket), limit=cap)
 
 
 async def signed(connection: Conn, handler: BaseRouteHandler) -> None:

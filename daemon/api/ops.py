@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
 from daemon.build import fleet, isolation
+from daemon.core import diskspace
 from daemon.core.ids import check_project_ids
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
@@ -27,9 +28,11 @@ async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
 def health_detail(runtime: Runtime) -> dict[str, Any]:
     """Liveness plus the alerts firing at the last evaluation (evaluated now when never evaluated yet)."""
     st = alerts.state(runtime)
-    firing = alerts.active(runtime) if st.last_evaluated else alerts.evaluate(runtime)
+    # The disk checks run on every read (a statvfs): a disk that filled since the last minute's evaluation shows now.
+    firing = alerts.evaluate_disk(runtime) if st.last_evaluated else alerts.evaluate(runtime)
     out: dict[str, Any] = {"ok": not firing, "alerts": [a.to_json() for a in firing],
-                           "evaluatedAt": st.last_evaluated}
+                           "evaluatedAt": st.last_evaluated, "disk": diskspace.report(runtime.data_dir,
+                                                                   runtime.cfg.limits.disk_reserve_mb * 2**20)}
     # Said on every detailed health read: unconfined builds, or builds refused for want of the isolation layer.
     conf = isolation.confinement(runtime.cfg)
     out["isolation"] = conf.as_dict()

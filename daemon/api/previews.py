@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import errno
+import ipaddress
 import json
-import mimetypes
 import os
 import re
-import stat
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
+
+from daemon.deployers.localfiles import DIR_FLAGS as _DIR_FLAGS
+from daemon.deployers.localfiles import BadPath, content_type_for, is_hashed_asset, segments
+from daemon.deployers.localfiles import Found as _Found
+from daemon.deployers.localfiles import resolve as _resolve
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -19,70 +22,20 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Same rule as the deployer's ids (a DNS label); kept here so this module imports nothing from daemon.
+# Same rule as the deployer's ids (a DNS label).
 _LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-# Vite/Rollup name emitted assets `assets/<name>-<hash>.<ext>`; the hash is base64url-ish.
-_HASHED_RE = re.compile(r"-[A-Za-z0-9_-]{6,}\.[A-Za-z0-9]+$")
 IMMUTABLE = b"public, max-age=31536000, immutable"
 NO_CACHE = b"no-cache"
 CHUNK = 256 * 1024
 _HOST_CACHE_MAX = 4096
+# What a Host may be (RFC 9110 uri-host, as far as a preview daemon needs): DNS names of 1-63 character labels
+# (an optional trailing dot) or a bracketed IPv6 literal, then an optional decimal port. Nothing else is routed.
+_NAME_HOST_RE = re.compile(r"((?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63})\.?(?::([0-9]{1,5}))?")
+_IPV6_HOST_RE = re.compile(r"\[([0-9a-f:.]{2,45})\](?::([0-9]{1,5}))?")
+BAD_HOST = "\x00bad-host"  # never a label: the marker of a malformed Host (400 before any routing)
 _MISS = object()
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: a FIFO planted in a deployment must not hang the event loop on open.
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
-# Open errors that mean "nothing servable here" (ELOOP: a symlink met O_NOFOLLOW; ENXIO: a socket).
-_ABSENT = {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.ENXIO}
-
-_TEXT = "; charset=utf-8"
-_TYPES: dict[str, str] = {
-    ".html": "text/html" + _TEXT,
-    ".htm": "text/html" + _TEXT,
-    ".js": "text/javascript" + _TEXT,
-    ".mjs": "text/javascript" + _TEXT,
-    ".cjs": "text/javascript" + _TEXT,
-    ".css": "text/css" + _TEXT,
-    ".json": "application/json",
-    ".map": "application/json",
-    ".webmanifest": "application/manifest+json",
-    ".svg": "image/svg+xml",
-    ".wasm": "application/wasm",
-    ".txt": "text/plain" + _TEXT,
-    ".xml": "application/xml",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".ico": "image/x-icon",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".ttf": "font/ttf",
-    ".otf": "font/otf",
-    ".pdf": "application/pdf",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".mp3": "audio/mpeg",
-}
-
-
-def content_type_for(name: str) -> str:
-    """The Content-Type for a file name: our table first (stable across hosts), then `mimetypes`."""
-    ext = os.path.splitext(name)[1].lower()
-    known = _TYPES.get(ext)
-    if known:
-        return known
-    guessed = mimetypes.guess_type(name)[0]
-    if not guessed:
-        return "application/octet-stream"
-    return guessed + _TEXT if guessed.startswith("text/") else guessed
-
-
-def is_hashed_asset(rel_path: str) -> bool:
-    """True for Vite-style fingerprinted files (`assets/<name>-<hash>.<ext>`), safe to cache forever."""
-    return rel_path.startswith("assets/") and bool(_HASHED_RE.search(rel_path))
+__all__ = ["content_type_for", "host_label", "is_hashed_asset", "make_preview_asgi", "make_public_asgi"]
 
 
 def host_label(host: str, preview_domain: str) -> str | None:
@@ -93,34 +46,36 @@ def host_label(host: str, preview_domain: str) -> str | None:
 
 def _label_of(raw_host: bytes, suffix: str) -> str | None:
     found = _classify(raw_host, suffix)
-    return found or None
+    return found if found and found != BAD_HOST else None
 
 
 def _classify(raw_host: bytes, suffix: str) -> str | None:
     """The deployment label of a preview host; "" for a host under the preview domain that is no valid label
-    (`a.b.localhost`, `-x.localhost`: answered 404, never passed to the API); None for any other host."""
+    (`a.b.localhost`, `-x.localhost`: answered 404, never passed to the API); BAD_HOST for a Host that is not
+    DNS labels with an optional decimal port, nor a bracketed IPv6 literal (`x.localhost:1:2`, `[x].localhost`:
+    answered 400, never routed); None for any other host."""
     host = raw_host.decode("latin-1").lower()
-    if host.startswith("["):  # an IPv6 literal is never a preview host
-        return None
-    name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
-    name = name.rstrip(".")
+    if len(host) > 261:  # 253 for the name, 1 for a trailing dot, 6 for a port, 1 spare
+        return BAD_HOST
+    ipv6 = _IPV6_HOST_RE.fullmatch(host)
+    if ipv6 is not None:  # an IPv6 literal is never a preview host, but it must be one
+        try:
+            ipaddress.IPv6Address(ipv6.group(1))
+        except ValueError:
+            return BAD_HOST
+        return None if _port_ok(ipv6.group(2)) else BAD_HOST
+    named = _NAME_HOST_RE.fullmatch(host)
+    if named is None or len(named.group(1)) > 253 or not _port_ok(named.group(2)):
+        return BAD_HOST
+    name = named.group(1)
     if not name.endswith(suffix):
         return None
     label = name[: -len(suffix)]
-    if colon and not port.isdigit():
-        return ""
     return label if _LABEL_RE.match(label) else ""
 
 
-class _Found:
-    __slots__ = ("etag", "fd", "rel", "size")
-
-    def __init__(self, fd: int, rel: str, st: os.stat_result) -> None:
-        self.fd = fd
-        self.rel = rel
-        self.size = st.st_size
-        # Deployments never change in place, so size + mtime identifies the bytes well enough.
-        self.etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'.encode("ascii")
+def _port_ok(port: str | None) -> bool:
+    return port is None or int(port) <= 65535
 
 
 class PreviewServer:
@@ -143,6 +98,8 @@ class PreviewServer:
             if label is not None or self.app is None:
                 if kind != "http":
                     await send({"type": "websocket.close", "code": 1008})
+                elif label == BAD_HOST:
+                    await _error(send, 400, "bad_host", "the Host header is not a DNS name with an optional port")
                 elif label:
                     await self._serve(label, scope, send)
                 else:  # under the preview domain (or on the public listener) but no deployment: never the API
@@ -156,12 +113,13 @@ class PreviewServer:
 
     def _label(self, scope: Scope) -> str | None:
         """The one check every request pays: find Host, then a dict lookup for hosts seen before.
-        A label, "" (under the preview domain, no valid label) or None (not a preview host)."""
+        A label, "" (under the preview domain, no valid label), BAD_HOST or None (not a preview host)."""
         host = None
         for key, value in scope["headers"]:
             if key == b"host":
+                if host is not None:  # two Host headers: which one a proxy routed by is anyone's guess
+                    return BAD_HOST
                 host = value
-                break
         if host is None:
             return None
         label = self._hosts.get(host, _MISS)
@@ -177,13 +135,10 @@ class PreviewServer:
         if method != "GET" and method != "HEAD":
             await _error(send, 405, "method_not_allowed", "previews answer GET and HEAD only", allow=True)
             return
-        path: str = scope["path"]
-        if "\x00" in path or "\\" in path:
-            await _error(send, 400, "bad_path", "NUL or backslash in the path")
-            return
-        segs = [s for s in path.split("/") if s]
-        if any(s == ".." or s == "." for s in segs):
-            await _error(send, 400, "bad_path", "dot segments are not allowed")
+        try:
+            segs = segments(scope["path"])
+        except BadPath as exc:
+            await _error(send, 400, "bad_path", str(exc))
             return
         try:
             if self.resolver is not None and "--" in label:
@@ -231,60 +186,6 @@ async def _lifespan_noop(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-def _open_file(dfd: int, segs: list[str]) -> tuple[int, os.stat_result] | None:
-    """Open segs under dfd without following a symlink at any level; None when absent or not servable."""
-    if ".." in segs:  # the request check already refused these; a second guard costs one scan
-        return None
-    opened: list[int] = []
-    try:
-        parent = dfd
-        for seg in segs[:-1]:
-            parent = os.open(seg, _DIR_FLAGS, dir_fd=parent)
-            opened.append(parent)
-        fd = os.open(segs[-1], _FILE_FLAGS, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno in _ABSENT:
-            return None
-        raise
-    finally:
-        for d in opened:
-            os.close(d)
-    st = os.fstat(fd)
-    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-        return fd, st
-    os.close(fd)
-    return None
-
-
-def _resolve(dfd: int, segs: list[str]) -> _Found | None:
-    """Map a request path to a file: the file, a dir's index.html, `<path>.html`, or the SPA's index.html."""
-    candidates: list[list[str]] = []
-    if segs:
-        candidates.append(segs)
-    last = segs[-1] if segs else ""
-    extensionless = not os.path.splitext(last)[1]
-    for cand in candidates:
-        got = _open_file(dfd, cand)
-        if got is None:
-            continue
-        fd, st = got
-        if stat.S_ISREG(st.st_mode):
-            return _Found(fd, "/".join(cand), st)
-        os.close(fd)  # a directory: its own index.html, then the fallbacks below
-        if extensionless:
-            candidates.append([*cand, "index.html"])
-    if extensionless:
-        fallbacks = ([[*segs[:-1], last + ".html"]] if segs else []) + [["index.html"]]
-        for cand in fallbacks:
-            got = _open_file(dfd, cand)
-            if got is not None:
-                fd, st = got
-                if stat.S_ISREG(st.st_mode):
-                    return _Found(fd, "/".join(cand), st)
-                os.close(fd)
-    return None
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:

@@ -19,9 +19,11 @@ log = logging.getLogger("previewd.api")
 
 
 @post("/cf-pages-callback", status_code=200, summary="Cloudflare Pages deployment notification",
-      responses=errors(401))
+      responses=errors(401, 503))
 async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Checks cf-webhook-auth in constant time, then settles the deployment once (replays change nothing)."""
+    """Checks cf-webhook-auth in constant time, then settles the deployment once (replays change nothing). A
+    settlement that cannot be written for space answers 503 disk_full (the app's error handler), so the sender
+    retries it; the deploy-status poll settles it too once there is room."""
     runtime = rt(request)
     if not verify_auth(request.headers.get("cf-webhook-auth"), runtime.cfg.secrets.cf_webhook_secret):
         metrics.webhook_refused(runtime, "auth")

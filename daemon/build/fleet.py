@@ -19,6 +19,7 @@ from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
 from daemon.deployers.cloudflare import branch_alias_url, live_branch
+from daemon.deployers.livebranch import branch_conflict
 from daemon.deployers.local import alias_label, preview_url
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
@@ -62,11 +63,16 @@ def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
             raise Unavailable(f"cannot take the project's lease: {exc}", code="lease_unavailable",
                               retry_after=2) from exc
         if new:
+            # Busy while catching up: the renewer keeps (and renews) the lease instead of releasing an "idle"
+            # project minutes before its first write (issue 24).
+            hold(rt, user_id, project_id)
             try:
                 catch_up(rt, lease)
             except Exception:
                 keeper.release(lease)  # a half caught-up copy must not be written to
                 raise
+            finally:
+                unhold(rt, user_id, project_id)
     return lease
 
 
@@ -185,6 +191,8 @@ def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
     on a fleet of local-deployer droplets `<project>--<user>.<preview_domain>`. Both always serve the live version
     (rollback and undo/redo move it); None otherwise."""
     if rt.deployer.name == "cloudflare":
+        if branch_conflict(user_id, project_id, rt.fleet_projects) is not None:
+            return None  # its branch is another project's: that alias is not this project's address
         return branch_alias_url(live_branch(user_id, project_id), rt.cfg.deploy.cf_project_name)
     if rt.fleet is None or rt.deployer.name != "local":
         return None
@@ -309,7 +317,7 @@ def verify_project(rt: Runtime, user_id: str, project_id: str) -> dict[str, obje
     live = str(lease["live_version_id"]) if lease and lease.get("live_version_id") else None
     if live is not None and by_id.get(live, {}).get("status") != "deployed":
         problems.append(f"live version {live} is {by_id.get(live, {}).get('status', 'missing')} in Postgres")
-    keys = set(rt.remote_objects.list(f"{user_id}/{project_id}/"))
+    keys = set(rt.remote_objects.list(rt.layout.project_prefix(user_id, project_id)))
     packs = {k.rsplit("_to_", 1)[-1].removesuffix(".pack.zip") for k in keys if "/packs/" in k}
     for r in rows:
         if r["status"] != "deployed":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,12 +14,13 @@ from daemon.build import toolchain
 from daemon.core.config import Config
 from sandbox import safepath
 from sandbox.fsview import INSTALL_HINT, Mount, bwrap_availability
+from sandbox.probe import syscall_filter_availability
+from sync import names
 
 # Where build tools keep caches and generated code inside node_modules (Vite's .vite and .vite-temp, `tsc -b`'s
 # tsBuildInfoFile in the Vite template's .tmp, babel/nuxt/storybook's .cache, Astro, Prisma's generated client,
 # Vitest): the only parts of node_modules a step that runs generated code may write; the rest is read-only.
 CODE_CACHE_DIRS = (".vite", ".vite-temp", ".tmp", ".cache", ".astro", ".prisma", ".vitest")
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class UnsafeLayout(Exception):
@@ -51,8 +51,8 @@ class ProjectDirs:
 def project_dirs(data_dir: Path, user_id: str, project_id: str) -> ProjectDirs:
     """Make (or check) a project's directories without following any link; UnsafeLayout when one is in the way."""
     for value in (user_id, project_id):
-        if not isinstance(value, str) or not _ID_RE.match(value):
-            raise UnsafeLayout(f"invalid id {value!r}: expected 1-64 of [A-Za-z0-9_-]")
+        if not names.valid_id(value):
+            raise UnsafeLayout(f"invalid id {value!r}: expected {names.ID_RULE}")
     try:
         project = safepath.ensure_dir(data_dir, ["projects", user_id, project_id])
         work = safepath.ensure_dir(data_dir, ["projects", user_id, project_id, "work"])
@@ -109,6 +109,9 @@ class Confinement:
         out: dict[str, object] = {"confined": self.confined, "builds_allowed": self.allowed, "why": self.why}
         if self.fix:
             out["fix"] = self.fix
+        # Every step gets it, confined or not (the launcher installs it where bubblewrap does not run).
+        sf = syscall_filter_availability()
+        out["syscall_filter"] = {"on": sf.available, "why": sf.why}
         if self.allowed and not self.confined:
             out["WARNING"] = UNCONFINED_WARNING
         return out

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build import artifacts
+from daemon.build import artifacts, staging
 from daemon.core import quotas
 from daemon.core.db import AliasRedeploy, Project, ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
@@ -82,7 +82,7 @@ def follow(rt: Runtime, user_id: str, project_id: str) -> None:
             with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
                 out = Path(tmp) / "out"
                 out.mkdir()
-                artifacts.extract_artifact(zip_path, out)
+                artifacts.extract_artifact(zip_path, out, staging.caps(rt.cfg))
                 dep = rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                        version_id=live, message=f"live alias -> {live}"),
                                          lambda line: log.debug("alias %s/%s: %s", user_id, project_id, line))

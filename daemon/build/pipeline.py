@@ -32,7 +32,9 @@ from daemon.build import (
     monorepo,
     packagejson,
     publish,
+    reclaim,
     scripts,
+    staging,
     toolchain,
 )
 from daemon.build.buildlog import BuildLog
@@ -45,7 +47,7 @@ from daemon.deployers.base import DeployError, DeployRequest
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.history import HistoryError
 from sandbox import safepath
-from sandbox.output import disk_usage, file_bytes
+from sandbox.output import disk_usage
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -83,7 +85,7 @@ def _deps_fingerprint(files: dict[str, str], pnpm_version: str, manifests: Seque
 
 @dataclass
 class Built:
-    """What a build produced: the row's new fields, and where its output lies (workspace, output dir)."""
+    """What a build produced: the row's new fields, and where its output lies (staging root, output dir)."""
 
     fields: dict[str, Any]
     dist: tuple[Path, str]
@@ -202,7 +204,10 @@ class Pipeline:
         if v is None or v.status != "queued":
             return
         with logging_setup.bind(version_id=version_id, project_id=v.project_id):
-            self._run_version(v, version_id)
+            try:
+                self._run_version(v, version_id)
+            finally:
+                staging.discard(self.rt, version_id)  # after the dist commit, or on any failure
 
     def _run_version(self, v: ProjectVersion, version_id: str) -> None:
         rt = self.rt
@@ -262,14 +267,14 @@ class Pipeline:
             free = shutil.disk_usage(self.rt.data_dir).free
             if free >= LOW_DISK_BYTES:
                 return message
-            workspace = self.rt.layout.project_dir(v.user_id, v.project_id) / "work"
-            _, candidates = frameworks.detect(workspace)
-            for rel in set(candidates) - frameworks.SOURCE_DIRS:
-                shutil.rmtree(workspace / rel, ignore_errors=True)
-            shutil.rmtree(self.rt.layout.tmp / f"home-{v.version_id}", ignore_errors=True)
-        except OSError:
+            dirs = isolation.project_dirs(self.rt.data_dir, v.user_id, v.project_id)
+            _, candidates = frameworks.detect(dirs.work)
+            removed = reclaim.free_after_failure(self.rt.data_dir, dirs, set(candidates) - frameworks.SOURCE_DIRS,
+                                                 [self.rt.layout.tmp / f"home-{v.version_id}"], LOW_DISK_BYTES)
+        except (OSError, isolation.UnsafeLayout):
             return message
-        return f"{message} (the data dir's disk is full: {free // 1024} KiB free)"
+        return f"{message} (the data dir's disk is full: {free // 1024} KiB free; removed the build's " \
+               f"{', '.join(removed)})"
 
     def _build(self, v: ProjectVersion, blog: BuildLog, times: StepTimes) -> Built:
         rt = self.rt
@@ -431,38 +436,37 @@ class Pipeline:
             safepath.remove_tree(dirs.cache, ["home"])
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
-        # 6. output: a real directory of the workspace (a link there is refused, never followed)
+        # 6. output: a real directory of the workspace (a link there is refused, never followed). It crosses once,
+        # into a copy no step can see (checks may still run): the zip, the deployer and the dist commit read that.
         framework, out_rel = frameworks.find_output(workspace, mono.target.path if mono.target else "")
         if out_rel is None:
             raise BuildFailed("no_output", "the build produced none of: " + ", ".join(out_candidates))
-        try:
-            out_dir = safepath.check_dir(workspace, out_rel.split("/"))
-        except OSError as exc:
-            raise BuildFailed("no_output", f"output dir {out_rel}/ cannot be used: {exc}") from None
-        out_size = file_bytes(out_dir)
-        if out_size > cfg.limits.output_mb * 2**20:
-            raise BuildFailed("output_limit", f"output {out_size} bytes over {cfg.limits.output_mb} MiB")
-        blog.step(f"output {out_rel}/ ({out_size} bytes, framework {framework or 'unknown'})")
+        staged = staging.stage(rt, v.version_id, workspace, out_rel, blog.step)
+        out_dir, out_size = staging.root(rt, v.version_id) / out_rel, staged.bytes
+        blog.step(f"output {out_rel}/ ({out_size} bytes in {staged.files} files, framework {framework or 'unknown'})")
 
         if cfg.build.checks == "fail":  # every check must pass before the preview goes live
             self._checks_done(v.version_id, times, blog)
 
-        # 7. artifact zip (local object store, replicated by the outbox)
+        # 7. artifact zip (local object store; registered, counted and uploaded only once the deploy succeeded)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
         zip_path = rt.layout.local_object(key)
-        quotas.note_stored(v.version_id, artifacts.zip_output(out_dir, zip_path))
-        artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
+        zip_size = artifacts.zip_output(out_dir, zip_path)
 
         # 8. deploy
         versions.update(rt.outbox, v.version_id, status="deploying", framework=v.framework or framework,
-                        output_size_bytes=out_size, artifact_url=artifact_url,
-                        node_version=tc.node_version, pnpm_version=tc.pnpm_version)
+                        output_size_bytes=out_size, node_version=tc.node_version, pnpm_version=tc.pnpm_version)
         t0 = time.monotonic()
         try:
             dep = rt.deployer.deploy(DeployRequest(out_dir=out_dir, user_id=v.user_id, project_id=v.project_id,
                                                    version_id=v.version_id, message=v.prompt[:200]), blog.step)
-        except DeployError as exc:
-            raise BuildFailed("deploy_failed", exc.message) from exc
+        except BaseException as exc:
+            zip_path.unlink(missing_ok=True)  # a failed build leaves no artifact behind
+            if isinstance(exc, DeployError):
+                raise BuildFailed("deploy_failed", exc.message) from exc
+            raise
+        quotas.note_stored(v.version_id, zip_size)
+        artifact_url = artifacts.register_artifact(rt, v, key, zip_path)
         times.deploy_ms = int((time.monotonic() - t0) * 1000)
         blog.step(f"deployed {dep.deployment_id} at {dep.url} ({dep.state})")
         return Built(fields={
@@ -474,7 +478,8 @@ class Pipeline:
             "install_skipped": times.install_skipped,
             "deploy_duration_ms": times.deploy_ms,
             "target_package": mono.target.path if mono.target else None,
-        }, dist=(workspace, out_rel))
+            "artifact_url": artifact_url,
+        }, dist=(staging.root(rt, v.version_id), out_rel))
 
     # -- isolation (daemon/build/isolation.py holds the policy; these apply it to one build) ----------------
     def _refuse_unconfined(self) -> None:

@@ -15,12 +15,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build.rollback import extract_artifact
+from daemon.build import staging
+from daemon.build.artifacts import extract_artifact
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.core.ids import valid_version_id
 from daemon.deployers.base import DeployRequest
-from daemon.deployers.local import ALIAS_SEP, alias_label, deployment_id_for
+from daemon.deployers.local import ALIAS_SEP, alias_ids, alias_label, deployment_id_for
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -29,15 +30,20 @@ log = logging.getLogger("previewd.previews")
 
 _MISS_TTL_S = 5.0  # a host that named nothing is not looked up again for this long (hosts are client-chosen)
 _MISS_MAX = 4096
+# Files kept in the fetched previews at most (beside the bytes cap): a preview of many empty files costs inodes and
+# directory entries, not bytes. Five previews at Pages' limit of files each.
+CACHE_FILES = 5 * staging.MAX_ENTRIES
 
 
 class PreviewResolver:
     """Label -> the directory label to serve now (fetched when needed), or None (404)."""
 
-    def __init__(self, rt: Runtime, cap_bytes: int) -> None:
+    def __init__(self, rt: Runtime, cap_bytes: int, cap_files: int = CACHE_FILES) -> None:
         self.rt = rt
         self.cap_bytes = cap_bytes
-        self._fetched: OrderedDict[str, int] = OrderedDict()  # label -> bytes, least recently used first
+        self.cap_files = cap_files
+        # label -> (bytes, files and dirs), least recently used first
+        self._fetched: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._misses: dict[str, float] = {}
         self._lock = threading.Lock()
         self._label_locks: dict[str, threading.Lock] = {}
@@ -76,15 +82,22 @@ class PreviewResolver:
         return self._fetch(dep)
 
     def _project_of_alias(self, label: str) -> tuple[str, str] | None:
-        """(user, project) whose alias label this is: local projects first, then the fleet's lease rows."""
-        for p in Project.select(Project.user_id, Project.project_id):
-            if alias_label(p.user_id, p.project_id) == label:
-                return p.user_id, p.project_id
+        """(user, project) whose alias label this is: local projects first, then the fleet's lease rows. A plain
+        or escaped label names its ids; a hashed one must match exactly one known project (a collision is refused,
+        never resolved to whichever came first)."""
+        named = alias_ids(label)
+        if named is not None and Project.get_or_none((Project.user_id == named[0])
+                                                     & (Project.project_id == named[1])) is not None:
+            return named
+        known = {(p.user_id, p.project_id) for p in Project.select(Project.user_id, Project.project_id)}
         if self.rt.fleet is not None:
-            for row in self.rt.fleet.store.leases():
-                if alias_label(row["user_id"], row["project_id"]) == label:
-                    return str(row["user_id"]), str(row["project_id"])
-        return None
+            known |= {(str(r["user_id"]), str(r["project_id"])) for r in self.rt.fleet.store.leases()}
+        if named is not None:
+            return named if named in known else None
+        found = [ids for ids in known if alias_label(*ids) == label]
+        if len(found) > 1:
+            log.error("live alias %s matches %d projects; refusing to serve it", label, len(found))
+        return found[0] if len(found) == 1 else None
 
     def _live_version(self, user_id: str, project_id: str) -> str | None:
         """The live version: this droplet's own when it writes the project (or is alone), else the fleet's."""
@@ -123,14 +136,18 @@ class PreviewResolver:
                     return None
                 out = Path(tmp) / "out"
                 out.mkdir()
-                extract_artifact(zip_path, out)
-                size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+                try:
+                    unpacked = extract_artifact(zip_path, out, staging.caps(self.rt.cfg))
+                except (ValueError, OSError) as exc:
+                    log.warning("preview %s: artifact %s refused: %s", label, key, exc)
+                    return None
                 self.rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                       version_id=vid, message="fetched preview"), lambda _l: None)
             self.fetches += 1
-            log.info("preview %s fetched from the object store (%d bytes)", label, size)
+            log.info("preview %s fetched from the object store (%d bytes, %d files)", label, unpacked.bytes,
+                     unpacked.files)
             with self._lock:
-                self._fetched[label] = size
+                self._fetched[label] = (unpacked.bytes, unpacked.entries)
             self._evict()
             return label
 
@@ -153,12 +170,20 @@ class PreviewResolver:
         return str(rec["user_id"]), str(rec["project_id"]), artifact_of
 
     def _record(self, version_id: str) -> dict[str, object] | None:
+        """The version's record, None when unknown or when the retention deleted its preview (a tombstone here
+        or in the replica: the deciding droplet's row reaches Postgres first, ours may be stale)."""
         # A local row of a project another droplet writes now may be stale (deployed there since): ask Postgres.
         v = ProjectVersion.get_or_none(ProjectVersion.version_id == version_id)
+        if v is not None and v.preview_deleted_at is not None:
+            return None
         if v is not None and v.status == "deployed":
-            return {"user_id": v.user_id, "project_id": v.project_id, "status": v.status,
-                    "rollback_of": v.rollback_of}
-        return self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+            rec: dict[str, object] | None = {"user_id": v.user_id, "project_id": v.project_id, "status": v.status,
+                                             "rollback_of": v.rollback_of}
+            if self.rt.replica is None or not self.rt.replica.deleted_previews([version_id]):
+                return rec
+            return None
+        rec = self.rt.replica.get_version(version_id) if self.rt.replica is not None else None
+        return None if rec is None or rec.get("preview_deleted_at") else rec
 
     def _touch(self, label: str) -> None:
         with self._lock:
@@ -166,11 +191,16 @@ class PreviewResolver:
                 self._fetched.move_to_end(label)
 
     def _evict(self) -> None:
-        """Drop the least recently used fetched previews past the cap (never one this droplet built)."""
+        """Drop the least recently used fetched previews past either cap, bytes or files (never one this droplet
+        built)."""
+        with self._lock:  # the retention's sweep removed some (daemon/ops/retention.py): they hold no bytes now
+            for gone in [lb for lb in self._fetched if not (self.rt.layout.previews / lb).is_dir()]:
+                del self._fetched[gone]
         while True:
             with self._lock:
-                total = sum(self._fetched.values())
-                if total <= self.cap_bytes or len(self._fetched) <= 1:
+                total = sum(b for b, _ in self._fetched.values())
+                files = sum(n for _, n in self._fetched.values())
+                if (total <= self.cap_bytes and files <= self.cap_files) or len(self._fetched) <= 1:
                     return
                 label, _ = self._fetched.popitem(last=False)
             self.evictions += 1

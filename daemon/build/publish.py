@@ -71,8 +71,9 @@ def pointer_moved(rt: Runtime) -> None:
 
 
 def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None = None) -> None:
-    """For a version deployed or uploaded: commit its build output (`dist` = workspace, output dir) under
-    refs/dist, slide the dist window and prune, and store the recovery pack of its new objects."""
+    """For a version deployed or uploaded: commit its build output (`dist` = the staged copy's root, output dir:
+    daemon/build/staging.py, never the live workspace) under refs/dist, slide the dist window and prune, and store
+    the recovery pack of its new objects."""
     repo = rt.repo(v.user_id, v.project_id)
     with repo.writing():
         if dist is not None:

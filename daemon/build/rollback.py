@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import deploywatch, fleet, publish, submit
+from daemon.build import deploywatch, fleet, publish, staging, submit
 from daemon.build.artifacts import artifact_zip as _artifact_zip
 from daemon.build.artifacts import extract_artifact
-from daemon.core import versions
+from daemon.core import diskspace, versions
 from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
 from daemon.core.errors import Conflict, NotFound
 from daemon.core.ids import check_org_id, check_project_ids
@@ -60,12 +60,14 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
             out = Path(tmp) / "out"
             out.mkdir()
-            extract_artifact(zip_path, out)
+            extract_artifact(zip_path, out, staging.caps(rt.cfg))
             dep = rt.deployer.deploy(DeployRequest(out_dir=out, user_id=user_id, project_id=project_id,
                                                    version_id=v.version_id, message=v.prompt), lambda _l: None)
         _tag_like(rt, t, v)
     except (DeployError, ValueError, zipfile.BadZipFile, OSError) as exc:
         msg = exc.message if isinstance(exc, DeployError) else f"artifact unusable: {exc}"
+        if diskspace.is_disk_full(exc):  # the artifact is fine: say what really stopped the redeploy
+            msg = diskspace.disk_full(rt.data_dir, exc, what="the redeploy").message
         v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="deploy_failed",
                             failure_message=msg)
         rt.notify(v.version_id)

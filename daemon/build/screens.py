@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, isolation
+from daemon.build import artifacts, renderbox
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, NotFound
 from daemon.core.layout import Layout
 from daemon.render import RenderReport, check_page
 from daemon.render.visual import VisualError, compare
-from sandbox import fsview, safepath
+from sandbox import safepath
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -52,25 +51,22 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
 
 
 def _confined_check(rt: Runtime, url: str) -> RenderReport:
-    """The browser under the builds' memory and task limits (cgroup layers), a scrubbed env and its own time cap.
+    """The browser under the builds' memory and task limits (cgroup layers), a scrubbed env and its own time cap,
+    in its render box (daemon/build/renderbox.py): no network, its own user, only the preview to load.
 
     Chromium's whole tree joins the cgroups before it execs and is killed with them afterwards.
     """
     lim = rt.cfg.limits
     limits = sandbox.Limits(cpu_seconds=lim.cpu_seconds, memory_bytes=lim.memory_mb * 2**20,
                             wall_seconds=rt.cfg.render.timeout_s + 10, pids=max(lim.pids, 512))
-    # The page is generated code too: the browser gets a view with the data dir and the store hidden but its
-    # own scratch dir (profile and HOME), and keeps only the network (it must reach the preview).
     scratch = safepath.ensure_dir(rt.data_dir, ["tmp", "render"])
-    home = safepath.ensure_dir(scratch, ["home"])
-    wrap = None
-    if isolation.confinement(rt.cfg).confined:
-        view = isolation.scratch_view(rt.data_dir, rt.layout.store_dir, scratch, tmp_bytes=lim.memory_mb * 2**20)
-        wrap = functools.partial(fsview.wrap, cwd=scratch, view=view, network=True)
+    box = renderbox.browser_box(rt.cfg, rt.data_dir, rt.layout.store_dir, scratch, tmp_bytes=lim.memory_mb * 2**20)
+    source = renderbox.origin_source(url, rt.layout.previews, rt.cfg.server.preview_domain, rt.cfg.render.timeout_s)
+    log.debug("render check of %s: %s", url, box.note)
     with sandbox.confined(limits, rt.sandbox_layer) as cgroup_procs:
         return check_page(url, chromium=rt.cfg.render.chromium, timeout_s=rt.cfg.render.timeout_s,
-                          workdir=scratch, join_cgroups=cgroup_procs,
-                          env=sandbox.safe_env({"PATH": "/usr/local/bin:/usr/bin:/bin"}, home=home), wrap=wrap)
+                          workdir=scratch, join_cgroups=cgroup_procs, env=box.env, wrap=box.wrap, source=source,
+                          chromium_sandbox=box.sandbox, private_tmp=box.private_tmp)
 
 
 def screenshot(rt: Runtime, version_id: str, size: str) -> bytes:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.build import fleet
 from daemon.build.buildlog import read_tail
 from daemon.build.monorepo import check_target_field
-from daemon.core import quotas, ratelimit, versions
+from daemon.core import diskspace, quotas, ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, Conflict, NotFound
 from daemon.core.ids import check_org_id, check_project_ids, valid_version_id
@@ -88,6 +88,10 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
     """What runs inside the transaction that creates a version (`versions.create`'s admit and on_created): the
     rate caps (the plan's overrides), the plan's quotas, then the version's meter row. One place for every
     build kind (new, rebuild, rollback)."""
+    # Before anything is written: a build below the reserve would fill the disk the version rows, undo and replay
+    # state need; 503 disk_full with Retry-After, the same answer as a write that already failed for space.
+    diskspace.check_reserve(rt.data_dir, rt.cfg.limits.disk_reserve_mb * 2**20,
+                            what="rollbacks" if kind == "rollback" else "new builds")
     # The plan is read before the transaction (a change applies from the next request), keeping the write lock short.
     name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
 

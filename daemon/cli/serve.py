@@ -18,7 +18,7 @@ from typing import Any, Literal
 from daemon.api.app import create_app
 from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
-from daemon.build import deploywatch, fleet
+from daemon.build import artifacts, deploywatch, fleet, staging
 from daemon.build.pipeline import Pipeline
 from daemon.build.previewfetch import PreviewResolver
 from daemon.build.queue import BuildQueue
@@ -96,6 +96,8 @@ class Daemon:
         orphans.kill_leftovers(self.rt.data_dir)
         fleet.recover(self.rt)
         failed, queued = versions.recover_interrupted(self.rt.outbox)
+        staging.sweep(self.rt)  # staged output and unfinished zips of the builds it interrupted
+        artifacts.drop_unfinished(self.rt, failed)
         resumed = deploywatch.resume(self.rt)
         if resumed:
             log.info("resumed waiting on %d unconfirmed deployments", resumed)

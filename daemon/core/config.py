@@ -128,6 +128,9 @@ class LimitsConfig:
     pids: int = _opt(512, "Most processes and threads in one build step.", lo=8)
     log_mb: int = _opt(8, "Captured log per build, in MiB; past it lines are dropped.", lo=1)
     max_prompt_chars: int = _opt(20_000, "Longest prompt accepted.", lo=1)
+    disk_reserve_mb: int = _opt(256, "Free space kept on the data dir's filesystem: below it new builds, rebuilds and "
+                                     "rollbacks answer 503 disk_full (small writes still go on); 0 = no reserve.",
+                                lo=0)
 
 
 @dataclass
@@ -217,6 +220,9 @@ class RenderConfig:
                                "screenshots.")
     chromium: str = _opt("chromium", "Chromium executable for the render check.")
     timeout_s: float = _opt(30.0, "Longest one render check may take.", lo=1)
+    user: str = _opt("", "User Chromium runs as when the daemon is root (its own: not the build user); empty = "
+                         "`previewd-render`, created as a system user at the first render check (`nobody` if "
+                         "that fails).")
 
 
 @dataclass
@@ -466,6 +472,15 @@ def _cross_check(cfg: Config) -> None:
             raise ConfigError(f"[sandbox] build_user: no such user {cfg.sandbox.build_user!r}") from None
         if os.geteuid() != 0:
             raise ConfigError("[sandbox] build_user: switching to another user needs the daemon to run as root")
+    if cfg.render.user:
+        from sandbox.ownership import user_ids
+
+        try:
+            user_ids(cfg.render.user)
+        except KeyError:
+            raise ConfigError(f"[render] user: no such user {cfg.render.user!r}") from None
+        if os.geteuid() != 0:
+            raise ConfigError("[render] user: switching to another user needs the daemon to run as root")
     if cfg.objects.backend == "s3" and not cfg.objects.bucket:
         raise ConfigError("[objects] bucket: required when backend = \"s3\"")
     if cfg.replica.backend == "postgres" and not cfg.secrets.pg_dsn:

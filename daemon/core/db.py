@@ -98,10 +98,12 @@ class ProjectVersion(BaseModel):
     audit_status = CharField(null=True, max_length=16)  # passed | critical | unavailable | skipped
     deployed_at = DateTimeField(null=True)
     render_status = CharField(null=True, max_length=16)  # ok | blank | errors | unavailable
-    render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blank, detail
+    render_detail = TextField(null=True)  # JSON: httpStatus, jsErrors, failedRequests, blockedRequests, blank, detail
     target_package = CharField(null=True, max_length=240)  # a workspace's built package (its path), or requested
     checks = TextField(null=True)  # JSON: {typecheck, lint}, each status/errors/warnings/durationMs/diagnostics
     timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
+    # The retention cleanup's tombstone: the preview is deleted for good, on every droplet (daemon/ops/retention.py).
+    preview_deleted_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "project_versions"
@@ -230,8 +232,18 @@ class AliasRedeploy(BaseModel):
         indexes = ((("user_id", "project_id"), False), (("month", "user_id"), False))
 
 
+class UiSession(BaseModel):
+    """A live dashboard session (daemon/ui/access.py): the cookie names it, sign-out deletes it."""
+
+    sid = CharField(primary_key=True, max_length=64)
+    exp = FloatField()  # unix seconds
+
+    class Meta:
+        table_name = "ui_sessions"
+
+
 ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment, PlanAssignment,
-                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy]
+                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy, UiSession]
 
 
 BUSY_TIMEOUT_S = 10.0

@@ -7,8 +7,11 @@ import re
 from ulid import ULID
 
 from daemon.core.errors import BadRequest
+from sync.names import ID_RE, ID_RULE, is_reserved
+from sync.names import valid_id as _valid_id
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+__all__ = ["ID_RE", "ID_RULE", "ULID_RE", "check_org_id", "check_project_ids", "new_version_id", "valid_id",
+           "valid_version_id"]
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
@@ -18,8 +21,15 @@ def new_version_id() -> str:
 
 
 def valid_id(value: object) -> bool:
-    """True for a userId/projectId safe as a path component and a KV key part."""
-    return isinstance(value, str) and bool(ID_RE.fullmatch(value))
+    """True for a userId/projectId safe as a path component and a KV key part (sync.names: the one rule and
+    the one table of reserved names, shared with every store)."""
+    return _valid_id(value)
+
+
+def _why(name: str, value: object) -> str:
+    if isinstance(value, str) and ID_RE.fullmatch(value) and is_reserved(value):
+        return f"{name} {value!r} is a reserved name (the daemon uses it itself); choose another"
+    return f"{name} must be {ID_RULE}"
 
 
 def valid_version_id(value: object) -> bool:
@@ -31,11 +41,11 @@ def check_project_ids(user_id: object, project_id: object) -> None:
     """400 naming the field unless both ids are valid path components."""
     for name, value in (("userId", user_id), ("projectId", project_id)):
         if not valid_id(value):
-            raise BadRequest(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field=name)
+            raise BadRequest(_why(name, value), code="invalid_field", field=name)
 
 
 def check_org_id(org_id: object) -> str:
     """An orgId is an id like userId (400 naming orgId otherwise)."""
     if not valid_id(org_id):
-        raise BadRequest("orgId must be 1-64 characters of A-Z a-z 0-9 _ -", code="invalid_field", field="orgId")
+        raise BadRequest(_why("orgId", org_id), code="invalid_field", field="orgId")
     return str(org_id)

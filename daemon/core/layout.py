@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync.names import check_id, key_owner_reserved
+
 SUBDIRS = ("projects", "objects", "previews", "logs", "tmp")
 
 
@@ -28,8 +30,10 @@ class Layout:
         self.store_dir.mkdir(parents=True, exist_ok=True)
 
     # -- per project -------------------------------------------------------------------------------------
+    # Every path or key a user id becomes is built here (tests/unit/daemon/test_reserved_names.py walks the code
+    # for any other), and each builder refuses an id outside sync.names' rule: a reserved name never reaches disk.
     def project_dir(self, user_id: str, project_id: str) -> Path:
-        return self.data_dir / "projects" / user_id / project_id
+        return self.data_dir / "projects" / check_id(user_id, "userId") / check_id(project_id, "projectId")
 
     def workspace(self, user_id: str, project_id: str) -> Path:
         """The project's build workspace (created when missing)."""
@@ -68,22 +72,29 @@ class Layout:
         return self.data_dir / "cache"
 
     def local_object(self, key: str) -> Path:
-        """The file behind an object key in the local store."""
+        """The file behind an object key in the local store (never one of the store's own folders)."""
+        if key_owner_reserved(key):
+            raise ValueError(f"object key {key!r} starts with a reserved name")
         return self.objects / key
 
     # -- object keys -------------------------------------------------------------------------------------
     @staticmethod
+    def project_prefix(user_id: str, project_id: str) -> str:
+        """The key prefix every object of one project starts with."""
+        return f"{check_id(user_id, 'userId')}/{check_id(project_id, 'projectId')}/"
+
+    @staticmethod
     def artifact_key(user_id: str, project_id: str, version_id: str) -> str:
-        return f"{user_id}/{project_id}/snapshots/{version_id}.zip"
+        return f"{Layout.project_prefix(user_id, project_id)}snapshots/{version_id}.zip"
 
     @staticmethod
     def pack_key(user_id: str, project_id: str, base: str | None, top: str) -> str:
-        return f"{user_id}/{project_id}/packs/git_{base or 'root'}_to_{top}.pack.zip"
+        return f"{Layout.project_prefix(user_id, project_id)}packs/git_{base or 'root'}_to_{top}.pack.zip"
 
     @staticmethod
     def packs_prefix(user_id: str, project_id: str) -> str:
-        return f"{user_id}/{project_id}/packs/"
+        return f"{Layout.project_prefix(user_id, project_id)}packs/"
 
     @staticmethod
     def screen_key(user_id: str, project_id: str, version_id: str, size: str) -> str:
-        return f"{user_id}/{project_id}/screens/{version_id}-{size}.png"
+        return f"{Layout.project_prefix(user_id, project_id)}screens/{version_id}-{size}.png"

@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 from daemon.core.config import Config, PlanConfig
 from daemon.core.db import ACTIVE_STATUSES, BuildUsage, PlanAssignment, ProjectVersion, StorageGauge, database, utcnow
 from daemon.core.errors import BadRequest, QuotaExceeded
+from sync.names import STORE_ARCHIVE_DIR, check_id, valid_id
 
 # The clock of every month computation; tests replace it to cross a UTC midnight.
 clock: Callable[[], datetime] = utcnow
@@ -26,7 +27,6 @@ clock: Callable[[], datetime] = utcnow
 QUOTAS = ("builds", "build_cpu_seconds", "storage_bytes", "pages_deployments", "concurrent_projects")
 CLOSING = ("deployed", "failed")  # plus `deploying` once the upload is done (a deployment id is recorded)
 CONCURRENCY_RETRY_S = 30
-ARCHIVE_DIR = "_archive"  # sync.objects.local keeps archived objects under <root>/_archive/<key>
 
 
 class OutboxWriter(Protocol):
@@ -313,7 +313,8 @@ def add_storage(user_id: str, delta: int) -> None:
 def refresh_storage(objects_root: Path, user_id: str) -> int:
     """Measure what the user holds in the local object store (its folder, archived objects too: artifacts,
     packs, screenshots, pinned versions' included) into the gauge; returns the bytes."""
-    n = _tree_bytes(objects_root / user_id) + _tree_bytes(objects_root / ARCHIVE_DIR / user_id)
+    check_id(user_id, "userId")  # never a store's own folder (`_archive`, `_tmp`) counted as a user's
+    n = _tree_bytes(objects_root / user_id) + _tree_bytes(objects_root / STORE_ARCHIVE_DIR / user_id)
     StorageGauge.insert(user_id=user_id, bytes=n, updated_at=utcnow()) \
         .on_conflict(conflict_target=[StorageGauge.user_id], update={StorageGauge.bytes: n,
                                                                      StorageGauge.updated_at: utcnow()}).execute()
@@ -325,8 +326,9 @@ def refresh_all_storage(objects_root: Path) -> dict[str, int]:
     seen: dict[str, int] = {}
     if objects_root.is_dir():
         for d in sorted(objects_root.iterdir()):
-            if d.is_dir() and not d.is_symlink() and d.name not in (ARCHIVE_DIR, "_tmp"):
+            if d.is_dir() and not d.is_symlink() and valid_id(d.name):  # the store's own folders are no user
                 seen[d.name] = refresh_storage(objects_root, d.name)
     for row in StorageGauge.select().where(StorageGauge.user_id.not_in(list(seen) or [""])):
-        seen[row.user_id] = refresh_storage(objects_root, row.user_id)
+        if valid_id(row.user_id):
+            seen[row.user_id] = refresh_storage(objects_root, row.user_id)
     return seen

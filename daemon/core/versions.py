@@ -19,7 +19,7 @@ from daemon.core.ids import check_project_ids, new_version_id, valid_version_id
 from sync.replica.base import RECORD_FIELDS, format_time, parse_time
 
 _BOOLS = ("needs_rebuild", "pinned", "install_skipped")
-_TIMES = ("created_at", "archived_at", "updated_at", "deployed_at")
+_TIMES = ("created_at", "archived_at", "updated_at", "deployed_at", "preview_deleted_at")
 _STACK_CAP = 200
 _JSON_COLUMNS = ("claude_json", "checks", "timings")  # JSON text locally, objects in records and the API
 
@@ -76,9 +76,10 @@ def row_from_record(rec: Mapping[str, Any]) -> dict[str, Any]:
     fields = {k: rec.get(k) for k in RECORD_FIELDS}
     for k in _JSON_COLUMNS:
         fields[k] = json.dumps(rec[k]) if rec.get(k) is not None else None
-    for k in ("created_at", "archived_at", "updated_at"):
+    for k in ("created_at", "archived_at", "updated_at", "preview_deleted_at"):
         t = _time(rec.get(k))
-        fields[k] = t.replace(tzinfo=None) if t is not None else (utcnow() if k != "archived_at" else None)
+        fields[k] = t.replace(tzinfo=None) if t is not None else (utcnow() if k in ("created_at", "updated_at")
+                                                                   else None)
     fields["row_version"] = int(rec.get("row_version") or 1)
     return fields
 

@@ -198,13 +198,30 @@ def export_zip(
     return out.getvalue()
 
 
+# What one entry of a pack zip may unpack to (a zip's declared sizes are only a claim: the bytes are counted).
+_PACK_CAPS = {"manifest.json": 8 * 2**20, "objects.idx": 256 * 2**20, "objects.pack": 2**30}
+
+
+def _read_capped(zf: zipfile.ZipFile, entry: str) -> bytes:
+    cap = _PACK_CAPS[entry]
+    if zf.getinfo(entry).file_size > cap:
+        raise ValueError(f"{entry} declares more than {cap} bytes")
+    with zf.open(entry) as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise ValueError(f"{entry} unpacks past {cap} bytes")
+    return data
+
+
 def read_zip(name: str, data: bytes) -> tuple[dict[str, Any], bytes]:
     """Open one exported pack zip; return (manifest, pack bytes). Raises HistoryError("corrupt_pack")."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            manifest = json.loads(zf.read("manifest.json"))
-            pack = zf.read("objects.pack")
-            idx = zf.read("objects.idx")
+            if len(zf.infolist()) > len(_PACK_CAPS):
+                raise ValueError(f"{len(zf.infolist())} entries, a pack zip holds {len(_PACK_CAPS)}")
+            manifest = json.loads(_read_capped(zf, "manifest.json"))
+            pack = _read_capped(zf, "objects.pack")
+            idx = _read_capped(zf, "objects.idx")
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
         raise HistoryError("corrupt_pack", f"pack {name} is unreadable: {exc}", pack=name) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT:

@@ -191,14 +191,16 @@ class ProjectRepo:
             repo.refs[Ref(MAIN)] = sha
             return sha.decode()
 
-    def snapshot_dist(self, workspace: Path, version_id: str, out_dir: str) -> str:
-        """Commit the version's sources plus its build output dir as refs/dist/<version_id>; return the sha.
+    def snapshot_dist(self, root: Path, version_id: str, out_dir: str) -> str:
+        """Commit the version's sources plus its build output dir (`root`/`out_dir`) as refs/dist/<version_id>.
 
-        The source part is the version's own snapshot, so the dist tree differs from it only in `out_dir`.
-        Raises HistoryError: unknown_version, no_output (out_dir missing or a symlink), invalid_path.
+        `root` is a copy no build step can write (the pipeline's staging dir, daemon/build/staging.py), never the
+        live workspace. The source part is the version's own snapshot, so the dist tree differs from it only in
+        `out_dir`. Returns the sha. Raises HistoryError: unknown_version, no_output (missing or a symlink),
+        invalid_path.
         """
         rel = trees.normalize_rel_dir(out_dir)
-        out = Path(workspace) / rel
+        out = Path(root) / rel
         if out.is_symlink() or not out.is_dir():
             raise HistoryError("no_output", f"build output dir {rel} is missing from the workspace (or a symlink)")
         with self._lock.writing(), self._open() as repo:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from daemon.core import quotas
+from daemon.core import diskspace, quotas
 from daemon.core.db import ProjectVersion, database, utcnow
 from daemon.ops import metrics
 
@@ -94,6 +94,25 @@ def _disk(rt: Runtime, now: datetime) -> Alert | None:
                  round(free, 1), rt.cfg.alerts.disk_free_min_percent)
 
 
+def _disk_full(rt: Runtime, now: datetime) -> Alert | None:
+    """Below the build reserve now, or writes answered 503 disk_full within the window."""
+    free = diskspace.free_bytes(rt.data_dir)
+    reserve = rt.cfg.limits.disk_reserve_mb * 2**20
+    cutoff = time.time() - rt.cfg.alerts.window_minutes * 60
+    recent = sum(1 for t in list(metrics.of(rt).disk_full_times) if t >= cutoff)
+    fs = diskspace.mount_point(rt.data_dir)
+    if 0 <= free < reserve:
+        return Alert("disk_full", f"the filesystem {fs} (the data dir's) has {free // 2**20} MiB free, below the "
+                     f"reserve of {reserve // 2**20} MiB: new builds are refused (503 disk_full)"
+                     + (f"; {recent} request(s) answered disk_full in the last {rt.cfg.alerts.window_minutes} min"
+                        if recent else ""), free, reserve)
+    if recent:
+        return Alert("disk_full", f"{recent} request(s) answered 503 disk_full in the last "
+                     f"{rt.cfg.alerts.window_minutes} min (the filesystem {fs} filled up; "
+                     f"{free // 2**20} MiB free now)", free, reserve)
+    return None
+
+
 def _memory(rt: Runtime, now: datetime) -> Alert | None:
     mem = psutil.virtual_memory()
     if mem.percent < MEMORY_MAX_PERCENT:
@@ -102,7 +121,8 @@ def _memory(rt: Runtime, now: datetime) -> Alert | None:
                  mem.percent, MEMORY_MAX_PERCENT)
 
 
-CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _api_auth, _disk, _memory]
+CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _api_auth, _disk, _disk_full, _memory]
+DISK_CHECKS = [_disk, _disk_full]
 
 
 class AlertState:
@@ -113,10 +133,13 @@ class AlertState:
         self.lock = threading.Lock()
         self.last_evaluated: str | None = None
 
-    def update(self, rt: Runtime, found: list[Alert], now: datetime) -> list[Alert]:
+    def update(self, rt: Runtime, found: list[Alert], now: datetime, only: set[str] | None = None) -> list[Alert]:
+        """Record what fires now; with `only`, just those alerts were evaluated and the others stand."""
         stamp = now.replace(tzinfo=UTC).isoformat()
         with self.lock:
             current = {a.name: a for a in found}
+            if only is not None:
+                current = {**{n: a for n, a in self.active.items() if n not in only}, **current}
             started = [a for name, a in current.items() if name not in self.active]
             cleared = [a for name, a in self.active.items() if name not in current]
             self.active = {name: Alert(a.name, a.message, a.value, a.threshold,
@@ -220,6 +243,18 @@ def evaluate(rt: Runtime, now: datetime | None = None) -> list[Alert]:
         if a is not None:
             found.append(a)
     return state(rt).update(rt, found, now)
+
+
+def evaluate_disk(rt: Runtime, now: datetime | None = None) -> list[Alert]:
+    """Re-run the disk checks only (one statvfs each; health detail calls it so a full disk shows at once) and
+    return every alert firing now."""
+    now = now or utcnow()
+    names = {"disk_pressure", "disk_full"}
+    found = [a for check in DISK_CHECKS if (a := check(rt, now)) is not None]
+    s = state(rt)
+    if s.last_evaluated is None:  # keep "never evaluated" meaning what health detail reads it as
+        return evaluate(rt, now)
+    return s.update(rt, found, now, only=names)
 
 
 def active(rt: Runtime) -> list[Alert]:

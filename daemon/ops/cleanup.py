@@ -25,7 +25,10 @@ from daemon.build.publish import DIST_WINDOW
 from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
+from daemon.core.ids import valid_id
+from daemon.deployers.local import deployment_id_for as local_deployment_id
 from daemon.history import ProjectRepo
+from daemon.ops import retention
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -114,11 +117,16 @@ def _protected(v: ProjectVersion, live: set[str]) -> bool:
 
 
 def artifact_key_of(url: str | None) -> str | None:
-    """The object key an artifact_url names (file:// or s3:// alike), or None."""
+    """The object key an artifact_url names (file:// or s3:// alike), or None (also for a row written before
+    sync.names reserved its user or project id: no store accepts that key, and one such row must not stop a
+    step for everybody else)."""
     if not url:
         return None
     m = ARTIFACT_KEY_RE.search(url)
-    return m.group(1) if m else None
+    if m is None:
+        return None
+    user_id, project_id = m.group(1).split("/", 2)[:2]
+    return m.group(1) if valid_id(user_id) and valid_id(project_id) else None
 
 
 def _in_remote(rt: Runtime, url: str) -> bool:
@@ -153,11 +161,13 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
     step.add("rows", f"delete {v.user_id}/{v.project_id} {v.version_id} ({_age(v)}, {why})")
     ctx.gone.add(v.version_id)
     dep = deployment_id_of(rt, v)
-    key = artifact_key_of(v.artifact_url) or rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+    key = artifact_key_of(v.artifact_url) or (rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+                                              if valid_id(v.user_id) and valid_id(v.project_id) else None)
     # A rollback row reuses its target's zip; the zip stays while any kept row names it. (substr, not LIKE:
-    # ids may hold `_`, a LIKE wildcard.)
-    shared = (ProjectVersion.select().where((ProjectVersion.version_id != v.version_id)
-                                            & (fn.substr(ProjectVersion.artifact_url, -len(key)) == key)).exists())
+    # ids may hold `_`, a LIKE wildcard.) No key: a reserved id's row, whose zip no store can address.
+    shared = key is None or (ProjectVersion.select().where(
+        (ProjectVersion.version_id != v.version_id) & (fn.substr(ProjectVersion.artifact_url, -len(key)) == key))
+        .exists())
     if dep:
         step.add("deployments")
     if not shared:
@@ -166,7 +176,7 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
         return
     if dep:
         rt.deployer.delete(dep)
-    if not shared:
+    if key is not None and not shared:
         rt.local_objects.delete(key)
         if rt.remote_objects is not None:
             rt.remote_objects.delete(key)
@@ -242,27 +252,33 @@ def delete_old_rows(ctx: _Ctx, step: StepReport) -> None:
 
 
 def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
-    """Delete deployments older than `delete_previews_after_days`; never the live or a pinned version's."""
+    """Delete previews older than `delete_previews_after_days` for good, on every droplet (never the live or a
+    pinned version's); rows are found by state, so a part-done one is finished (daemon/ops/retention.py)."""
     rt = ctx.rt
     cutoff = ctx.now - timedelta(days=rt.cfg.retention.delete_previews_after_days)
     live = _live_ids()
-    rows = (ProjectVersion.select()
-            .where(ProjectVersion.preview_url.is_null(False) & (ProjectVersion.created_at <= cutoff))
-            .order_by(ProjectVersion.version_id))
+    rows = ProjectVersion.select().where(retention.pending(cutoff)).order_by(ProjectVersion.version_id)
     for v in rows:
         if v.version_id in ctx.gone:
             continue
-        if _protected(v, live):
+        if v.preview_deleted_at is None and _protected(v, live):
             step.add("kept_protected")
             continue
-        dep = deployment_id_of(rt, v)
-        step.add("previews", f"delete preview {dep or v.preview_url} of {v.version_id} ({_age(v)})")
+        # The local deployment's id follows from the row alone: a row whose URL an older cleanup nulled still
+        # gets its tombstone, and every droplet drops its copy.
+        dep = deployment_id_of(rt, v) or (local_deployment_id(v.project_id, v.version_id)
+                                          if rt.deployer.name == "local" else None)
+        step.add("previews" if v.preview_deleted_at is None else "finished",
+                 f"delete preview {dep or v.preview_url or '-'} of {v.version_id} ({_age(v)})")
         if ctx.dry_run:
             continue
-        if dep:
-            rt.deployer.delete(dep)
-        # preview_url goes too: the row no longer advertises a dead link, and the next run skips it.
-        versions.update(rt.outbox, v.version_id, preview_url=None)
+        try:
+            retention.delete_preview(rt, v, ctx.now, dep)
+        except Exception as exc:  # one row (one tenant) must not stop the others; the next run finishes it
+            step.add("unfinished", f"{v.version_id}: {type(exc).__name__}: {exc}"[:300])
+            log.warning("preview of %s not fully deleted", v.version_id, exc_info=True)
+    if step.counts.get("unfinished"):
+        raise RuntimeError(f"{step.counts['unfinished']} preview(s) not fully deleted; the next run finishes them")
 
 
 def _repos(rt: Runtime) -> Iterator[tuple[str, str, Path]]:
@@ -371,6 +387,9 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
     moved = False
     for user_id, project_id in _projects():
         step.add("projects")
+        if not (valid_id(user_id) and valid_id(project_id)):  # a row from before sync.names: no KV key
+            step.add("invalid_id")
+            continue
         live = versions.live_version(user_id, project_id)
         key = versions.pointer_key(user_id, project_id)
         if rt.outbox.outbox.pending("kv", key):

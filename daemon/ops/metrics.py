@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daemon.build import livealias
+from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.ops import usage
 from sandbox.output import file_bytes
@@ -76,6 +77,13 @@ class Metrics:
                                       ["quota"], registry=r)
         self.disk = Gauge("previewd_disk_used_bytes", "Bytes used under the data dir, by area.", ["area"],
                           registry=r)
+        # The data dir's filesystem, read on every scrape (one statvfs): what the disk_full answers are about.
+        self.disk_free = Gauge("previewd_disk_free_bytes", "Free bytes on the data dir's filesystem.", registry=r)
+        self.disk_reserve = Gauge("previewd_disk_reserve_bytes", "[limits] disk_reserve_mb in bytes: below it new "
+                                  "builds answer 503 disk_full.", registry=r)
+        self.disk_full_total = Counter("previewd_disk_full_refusals", "Requests answered 503 disk_full, by kind "
+                                       "(reserve: a build refused below the reserve; write: a write that failed for "
+                                       "space).", ["kind"], registry=r)
         # A fleet droplet's leases (daemon/build/fleet.py); all zero with [fleet] off.
         self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
         self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
@@ -91,6 +99,7 @@ class Metrics:
         self.refusal_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the webhook-auth alert
         # (time, client IP) of each failed API authentication, read by the API-auth alert; in memory only.
         self.auth_failure_times: deque[tuple[float, str]] = deque(maxlen=REFUSALS_KEPT)
+        self.disk_full_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the disk_full alert
 
     def observe_build(self, v: ProjectVersion) -> None:
         """A build ended (deployed, failed, or deploying while the platform confirms)."""
@@ -133,6 +142,8 @@ class Metrics:
         for plan, figures in usage.by_plan(rt).items():
             for meter, value in figures.items():
                 self.usage.labels(plan=plan, meter=meter).set(value)
+        self.disk_free.set(max(0, diskspace.free_bytes(rt.data_dir)))
+        self.disk_reserve.set(rt.cfg.limits.disk_reserve_mb * 2**20)
         self._refresh_disk(rt)
 
     def _refresh_disk(self, rt: Runtime) -> None:
@@ -230,3 +241,10 @@ def auth_failed(rt: Runtime, reason: str, ip: str) -> None:
     m = of(rt)
     m.auth_failures.labels(reason=reason).inc()
     m.auth_failure_times.append((time.time(), ip))
+
+
+def disk_full_refused(rt: Runtime, kind: str) -> None:
+    """A request was answered 503 disk_full (kind: reserve, write); feeds the disk_full alert."""
+    m = of(rt)
+    m.disk_full_total.labels(kind=kind).inc()
+    m.disk_full_times.append(time.time())

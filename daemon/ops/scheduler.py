@@ -9,7 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.build import deploywatch
 from daemon.core import ratelimit
-from daemon.ops import alerts, cleanup
+from daemon.ops import alerts, cleanup, retention
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -42,6 +42,7 @@ class Scheduler:
                          seconds=min(5.0, rt.cfg.deploy.poll_interval_s), id="poll_deployments")
         cleanup.register(self.aps, rt)
         alerts.register(self.aps, rt)
+        retention.register(self.aps, rt)  # a fleet droplet drops the previews the retention deleted elsewhere
 
     def start(self) -> None:
         self.aps.start()

@@ -9,6 +9,7 @@ from peewee import fn
 
 from daemon.build import toolchain
 from daemon.core.db import ProjectVersion as PV
+from sandbox.probe import syscall_filter_availability
 
 if TYPE_CHECKING:
     from daemon.build.queue import BuildQueue
@@ -30,7 +31,7 @@ def status_report(rt: Runtime, queue: BuildQueue) -> dict[str, Any]:
     return {
         "versions": counts,
         "queue": {"pending": queue.pending(), "running": building},
-        "sandbox": {"layer": rt.sandbox_layer},
+        "sandbox": {"layer": rt.sandbox_layer, "syscallFilter": syscall_filter_availability().available},
         "generator": rt.generator.name,
         "deployer": rt.deployer.name,
         "sync": backlog,

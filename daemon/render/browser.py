@@ -6,12 +6,14 @@ import collections
 import contextlib
 import json
 import os
+import secrets
 import select
 import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,10 +22,10 @@ from typing import Any
 import psutil
 
 # The flags this closed network needs: without the background-networking ones Chromium keeps trying to
-# reach Google's hosts at start; --no-sandbox because the daemon (and CI) run as root.
+# reach Google's hosts at start. --no-sandbox is added only when Chromium's own sandbox cannot work (run as root,
+# or a kernel without user namespaces): see Browser(sandbox=...).
 BASE_FLAGS = (
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -35,6 +37,8 @@ BASE_FLAGS = (
     "--disable-default-apps",
     "--disable-dev-shm-usage",
     "--no-proxy-server",
+    # Defence in depth behind the interception and the network namespace: no WebRTC route outside a proxy.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--hide-scrollbars",
     "--mute-audio",
     "--remote-debugging-pipe",
@@ -58,8 +62,13 @@ class Browser:
     def __init__(self, executable: str = "chromium", extra_flags: tuple[str, ...] = (),
                  workdir: str | os.PathLike[str] | None = None, *, join_cgroups: Sequence[str] = (),
                  env: Mapping[str, str] | None = None,
-                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
+                 wrap: Callable[[list[str]], list[str]] | None = None, sandbox: bool = False,
+                 private_tmp: bool = False) -> None:
         self.join_cgroups = tuple(join_cgroups)
+        # Chromium's own sandbox (namespaces + seccomp for renderers); off means --no-sandbox.
+        self.sandbox = sandbox
+        # The wrap gives the browser a private /tmp: its profile lives there, never on the daemon's disk.
+        self.private_tmp = private_tmp
         # Puts the browser's own command line inside a confinement (the daemon's bubblewrap view).
         self.wrap = wrap
         self.env = dict(env) if env is not None else None
@@ -74,6 +83,9 @@ class Browser:
         self._inbox: collections.deque[Event] = collections.deque()
         self._next_id = 0
         self._stderr_path: Path | None = None
+        # Commands are written by the check's thread and, for paused requests, by the origin's workers.
+        self._wlock = threading.Lock()
+        self._host_profile = False
 
     def __enter__(self) -> Browser:
         self.start()
@@ -87,8 +99,15 @@ class Browser:
         path = shutil.which(self.executable)
         if path is None:
             raise BrowserError("not_found", f"chromium executable not found: {self.executable!r}")
-        self.profile = Path(tempfile.mkdtemp(prefix="previewd-chromium-", dir=self.workdir))
-        self._stderr_path = self.profile.parent / (self.profile.name + ".stderr")
+        if self.private_tmp:
+            self.profile = Path("/tmp") / f"previewd-chromium-{secrets.token_hex(8)}"
+            fd, name = tempfile.mkstemp(prefix="previewd-chromium-", suffix=".stderr", dir=self.workdir)
+            os.close(fd)
+            self._stderr_path = Path(name)
+        else:
+            self.profile = Path(tempfile.mkdtemp(prefix="previewd-chromium-", dir=self.workdir))
+            self._host_profile = True
+            self._stderr_path = self.profile.parent / (self.profile.name + ".stderr")
         to_child_r, self._wfd = os.pipe()
         self._rfd, from_child_w = os.pipe()
         # --remote-debugging-pipe reads commands on fd 3 and writes on fd 4; dash cannot name fds above 9,
@@ -96,7 +115,9 @@ class Browser:
         # Joining the sandbox's cgroups happens in that same shell, before exec, so no browser process is
         # ever outside them.
         join = "".join(f"echo $$ > {shlex.quote(p)} || exit 97; " for p in self.join_cgroups)
-        cmd = [path, *BASE_FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"]
+        sandbox_flags = () if self.sandbox else ("--no-sandbox",)
+        cmd = [path, *BASE_FLAGS, *sandbox_flags, *self.extra_flags, f"--user-data-dir={self.profile}",
+               "about:blank"]
         argv = ["/bin/sh", "-c", join + 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh",
                 *(self.wrap(cmd) if self.wrap is not None else cmd)]
         try:
@@ -113,12 +134,7 @@ class Browser:
     def call(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None,
              deadline: float, on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
         """Send one command and wait for its answer, passing events seen meanwhile to on_event."""
-        self._next_id += 1
-        msg_id = self._next_id
-        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        self._write(json.dumps(msg).encode() + b"\0", method)
+        msg_id = self.send(method, params, session=session)
         while (m := self._next(deadline, method)) is not None:
             if m.get("id") == msg_id:
                 if "error" in m:
@@ -129,6 +145,17 @@ class Browser:
                 on_event(m)
         raise AssertionError("unreachable: _next raises at the deadline while a command waits")
 
+    def send(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None) -> int:
+        """Send one command without waiting (its answer is dropped unless a `call` waits for it); thread-safe."""
+        with self._wlock:
+            self._next_id += 1
+            msg_id = self._next_id
+            msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+            if session:
+                msg["sessionId"] = session
+            self._write(json.dumps(msg).encode() + b"\0", method)
+        return msg_id
+
     def pump(self, until: float, on_event: Callable[[Event], None]) -> None:
         """Deliver events to on_event until the time `until` (no command in flight)."""
         while (m := self._next(until, None)) is not None:
@@ -137,6 +164,8 @@ class Browser:
 
     def _write(self, data: bytes, method: str) -> None:
         try:
+            if self._wfd < 0:
+                raise OSError("closed")
             view = memoryview(data)
             while view:
                 n = os.write(self._wfd, view)
@@ -181,16 +210,24 @@ class Browser:
 
     def close(self) -> None:
         """Kill the whole tree and remove the profile (a graceful Browser.close takes ~2 s and saves nothing)."""
-        for fd in (self._wfd, self._rfd):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._wfd = self._rfd = -1
+        # The tree dies first: a writer blocked on a browser that stopped reading then gets EPIPE and lets go
+        # of the lock. Under the lock no writer can meet the fd number after it is closed (and perhaps reused).
         if self.proc is not None:
             kill_tree(self.proc, self.profile)
             self.proc = None
+        locked = self._wlock.acquire(timeout=10)
+        try:
+            fds, self._wfd, self._rfd = (self._wfd, self._rfd), -1, -1
+        finally:
+            if locked:
+                self._wlock.release()
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if self.profile is not None:
-            shutil.rmtree(self.profile, ignore_errors=True)
+            if self._host_profile:  # a private /tmp went with the sandbox
+                shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None
         if self._stderr_path is not None:
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from PIL import Image
 
 from daemon.render.browser import Browser, BrowserError, Event
+from daemon.render.origin import Gate, HttpSource, OriginSource
 
 RenderStatus = Literal["ok", "blank", "errors", "unavailable"]
 DEFAULT_SIZES: dict[str, tuple[int, int]] = {"desktop": (1280, 800), "mobile": (390, 844)}
@@ -24,6 +25,11 @@ RESIZE_QUIET_S = 0.25   # after a viewport change, for layout and responsive ima
 BLANK_MAX_OTHER_PIXELS = 64
 MAX_ITEMS = 50          # cap on errors and failed requests kept per report
 MAX_ITEM_CHARS = 500
+MAX_SCREENSHOT_BYTES = 32 * 2**20  # a PNG from the browser bigger than this is refused, not stored
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The gate refused it (Chromium adds ".Inspector"): recorded as blocked, not as the page failing.
+_BLOCKED = "net::ERR_BLOCKED_BY_CLIENT"
+_LOCAL_REFUSED = "Not allowed to load local resource: "  # Chromium's own refusal of file: URLs to a web page
 
 
 class RenderInputError(ValueError):
@@ -46,20 +52,28 @@ class RenderReport:
     blank: bool = False
     screenshots: dict[str, bytes] = field(default_factory=dict)
     detail: str = ""
+    # Requests the page made outside its own origin: refused before they left the browser.
+    blocked_requests: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (screenshots reduced to their byte sizes)."""
         return {"status": self.status, "httpStatus": self.http_status, "jsErrors": self.js_errors,
                 "failedRequests": self.failed_requests, "blank": self.blank,
-                "screenshots": {k: len(v) for k, v in self.screenshots.items()}, "detail": self.detail}
+                "screenshots": {k: len(v) for k, v in self.screenshots.items()}, "detail": self.detail,
+                "blockedRequests": self.blocked_requests}
 
 
 def check_page(url: str, *, host_header: str | None = None, chromium: str = "chromium", timeout_s: float = 30,
                sizes: dict[str, tuple[int, int]] | None = None,
                workdir: str | os.PathLike[str] | None = None, join_cgroups: Sequence[str] = (),
                env: Mapping[str, str] | None = None,
-               wrap: Callable[[list[str]], list[str]] | None = None) -> RenderReport:
+               wrap: Callable[[list[str]], list[str]] | None = None, source: OriginSource | None = None,
+               chromium_sandbox: bool = False, private_tmp: bool = False) -> RenderReport:
     """Load `url` in headless Chromium and report status, errors, blankness and one PNG per size.
+
+    The page reaches only its own origin: every request is paused in the browser; those for `url`'s origin are
+    answered by `source` (default: the daemon fetches them from that origin itself), all others are refused and
+    listed in `blocked_requests`. Wrapped in a network namespace, the browser has no other way out.
 
     Chromium is driven over --remote-debugging-pipe rather than Playwright: a dozen protocol calls need no
     Node driver, no new dependency and no debugging port (daemon/RENDER.md says more).
@@ -67,36 +81,52 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     status `unavailable`. The throwaway profile lives under `workdir` (default: the temp dir) and is
     removed with the browser. Raises RenderInputError only for a malformed url, host_header or size.
     `join_cgroups` (cgroup.procs files) confines the browser tree before it execs; `env` replaces the
-    inherited environment; `wrap` puts the browser's command line inside a confinement (a bubblewrap view).
+    inherited environment; `wrap` puts the browser's command line inside a confinement (a bubblewrap view);
+    `chromium_sandbox` keeps Chromium's own sandbox on; `private_tmp` (the wrap gives a private /tmp) keeps the
+    profile there.
     """
     sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
-    target, flags = _target(url, host_header)
+    target, connect_to = _target(url, host_header)
     _check_sizes(sizes)
     deadline = time.monotonic() + timeout_s
     page = _PageState()
+    if source is None:
+        source = HttpSource(target, connect_to=connect_to, timeout_s=timeout_s)
+    browser = Browser(chromium, (), workdir, join_cgroups=join_cgroups, env=env, wrap=wrap,
+                      sandbox=chromium_sandbox, private_tmp=private_tmp)
+    gate = Gate(target, source, browser.send)
     try:
-        with Browser(chromium, flags, workdir, join_cgroups=join_cgroups, env=env, wrap=wrap) as browser:
-            return _run(browser, page, target, sizes, deadline)
+        with browser:
+            report = _run(browser, page, gate, target, sizes, deadline)
     except BrowserError as exc:
-        return RenderReport("unavailable", page.http_status, page.js_errors[:MAX_ITEMS],
-                            page.failed_list()[:MAX_ITEMS], False, {}, f"chromium {exc.reason}: {exc.message}")
+        report = RenderReport("unavailable", page.http_status, page.js_errors[:MAX_ITEMS],
+                              page.failed_list()[:MAX_ITEMS], False, {}, f"chromium {exc.reason}: {exc.message}")
+    finally:
+        gate.close()
+    report.blocked_requests = [*gate.blocked, *page.refused][:MAX_ITEMS]
+    n = len(gate.blocked) + len(page.refused)
+    extra = [f"{n} request(s) outside the preview blocked"] if n else []
+    extra += [f"origin: {note}" for note in gate.notes[:5]]
+    if extra:
+        report.detail = "; ".join([report.detail, *extra]) if report.detail else "; ".join(extra)
+    return report
 
 
-def _target(url: str, host_header: str | None) -> tuple[str, tuple[str, ...]]:
-    """The URL to navigate to and extra flags: a host_header becomes the URL's host, resolved to url's address."""
+def _target(url: str, host_header: str | None) -> tuple[str, str | None]:
+    """The URL to navigate to and, with a host_header (which becomes the URL's host), where its origin is."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RenderInputError("invalid_url", f"not an http(s) URL: {url!r}")
     if host_header is None:
-        return url, ()
+        return url, None
     hh = urlsplit(f"//{host_header}")
     if not hh.hostname or any(c in host_header for c in "/?#@ ,") or (hh.port is None and ":" in host_header):
         raise RenderInputError("invalid_url", f"not a host[:port]: {host_header!r}")
     port = hh.port if hh.port is not None else parts.port
     netloc = hh.hostname + (f":{port}" if port is not None else "")
-    # Chromium refuses to override Host itself, so navigate to the named host and map it to the real address.
-    rule = f"--host-resolver-rules=MAP {hh.hostname} {parts.hostname}"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), (rule,)
+    # The browser navigates to the named host; the daemon answers that origin from the real address.
+    return (urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+            f"{parts.scheme}://{parts.netloc}")
 
 
 def _check_sizes(sizes: dict[str, tuple[int, int]]) -> None:
@@ -116,6 +146,7 @@ class _PageState:
         self.loaded = False
         self.js_errors: list[str] = []
         self.failed: dict[str, str] = {}
+        self.refused: list[str] = []  # file: URLs Chromium itself would not load for the page
         self.inflight: dict[str, str] = {}
         self.urls: dict[str, tuple[str, str]] = {}
         self.last_activity = time.monotonic()
@@ -134,12 +165,16 @@ class _PageState:
             self._error(_exception_text(p.get("exceptionDetails", {})))
         elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             self._error("console.error: " + " ".join(_remote_text(a) for a in p.get("args", [])))
+        elif method == "Log.entryAdded":
+            text = str(p.get("entry", {}).get("text", ""))
+            if text.startswith(_LOCAL_REFUSED):
+                self._refused(text[len(_LOCAL_REFUSED):])
         elif method == "Page.loadEventFired":
             self.loaded = True
         elif method == "Network.requestWillBeSent":
             req = p.get("request", {})
             self.urls[p["requestId"]] = (req.get("method", "GET"), req.get("url", ""))
-            if not req.get("url", "").startswith("data:"):
+            if not req.get("url", "").startswith(("data:", "blob:")):  # in memory: nothing to wait for
                 self.inflight[p["requestId"]] = req.get("url", "")
             self.last_activity = time.monotonic()
         elif method == "Network.responseReceived":
@@ -156,10 +191,17 @@ class _PageState:
             self.inflight.pop(rid, None)
             self.last_activity = time.monotonic()
             # A cancelled request (navigation replaced, image no longer needed) is not the page failing.
-            if (method == "Network.loadingFailed" and not p.get("canceled") and rid not in self.failed
-                    and not _is_favicon(rid, self.urls)):
+            if method == "Network.loadingFailed" and self.urls.get(rid, ("", ""))[1].startswith("file:"):
+                self._refused(self.urls[rid][1])
+            elif (method == "Network.loadingFailed" and not p.get("canceled") and rid not in self.failed
+                    and not str(p.get("errorText", "")).startswith(_BLOCKED) and not _is_favicon(rid, self.urls)):
                 verb, u = self.urls.get(rid, ("GET", "?"))
                 self.failed[rid] = _clip(f"{verb} {u} {p.get('errorText', 'failed')}")
+
+    def _refused(self, url: str) -> None:
+        entry = _clip(f"GET {url} (local file refused by Chromium)")
+        if entry not in self.refused and len(self.refused) < MAX_ITEMS:
+            self.refused.append(entry)
 
     def _error(self, text: str) -> None:
         if len(self.js_errors) < MAX_ITEMS:
@@ -169,15 +211,24 @@ class _PageState:
         return self.loaded and not self.inflight and now - self.last_activity >= quiet
 
 
-def _run(browser: Browser, page: _PageState, url: str, sizes: dict[str, tuple[int, int]],
+def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[str, tuple[int, int]],
          deadline: float) -> RenderReport:
-    def call(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return browser.call(method, params, session=session, deadline=deadline, on_event=page.on_event)
+    def on_event(ev: Event) -> None:
+        if ev.get("method") == "Fetch.requestPaused":
+            gate.paused(ev.get("params", {}))
+        else:
+            page.on_event(ev)
 
+    def call(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return browser.call(method, params, session=session, deadline=deadline, on_event=on_event)
+
+    # On the browser target, before any page exists: every request of every frame, worker and service worker
+    # pauses here (WebSocket and WebRTC do not; the network namespace leaves them nowhere to go).
+    browser.call("Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]}, deadline=deadline)
     target = browser.call("Target.createTarget", {"url": "about:blank"}, deadline=deadline)["targetId"]
     session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True},
                            deadline=deadline)["sessionId"]
-    for domain in ("Page", "Runtime", "Network"):
+    for domain in ("Page", "Runtime", "Network", "Log"):
         call(f"{domain}.enable")
     call("Network.setCacheDisabled", {"cacheDisabled": True})
     first, (w, h) = next(iter(sizes.items()))
@@ -185,7 +236,7 @@ def _run(browser: Browser, page: _PageState, url: str, sizes: dict[str, tuple[in
     try:
         # A server that accepts and never answers keeps Page.navigate waiting: the page failing, not Chromium.
         nav = browser.call("Page.navigate", {"url": url}, session=session, deadline=_settle_cap(deadline),
-                           on_event=page.on_event)
+                           on_event=on_event)
     except BrowserError as exc:
         if exc.reason != "timeout":
             raise
@@ -199,7 +250,7 @@ def _run(browser: Browser, page: _PageState, url: str, sizes: dict[str, tuple[in
         return RenderReport("errors", None, page.js_errors, page.failed_list(), False, {},
                             f"page did not load: {nav['errorText']}")
     cap = _settle_cap(deadline)
-    notes = _settle(browser, page, cap, QUIET_S)
+    notes = _settle(browser, page, on_event, cap, QUIET_S)
     text = call("Runtime.evaluate", {"expression": "document.body ? document.body.innerText.trim().length : 0",
                                      "returnByValue": True}).get("result", {}).get("value", 0)
     shots: dict[str, bytes] = {}
@@ -207,8 +258,12 @@ def _run(browser: Browser, page: _PageState, url: str, sizes: dict[str, tuple[in
         if i:
             _viewport(call, name, w, h)
             # Past the cap a resize still gets its short quiet period for layout.
-            notes += _settle(browser, page, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
-        shots[name] = base64.b64decode(call("Page.captureScreenshot", {"format": "png"})["data"])
+            notes += _settle(browser, page, on_event, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
+        png = _checked_png(call("Page.captureScreenshot", {"format": "png"}).get("data"), w, h)
+        if png is None:
+            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a {w}x{h} PNG of at most "
+                                                 f"{MAX_SCREENSHOT_BYTES} bytes; nothing stored")
+        shots[name] = png
     other = _off_colour_pixels(shots[first])
     blank = other <= BLANK_MAX_OTHER_PIXELS or not text
     why = []
@@ -232,7 +287,8 @@ def _viewport(call: Any, name: str, w: int, h: int) -> None:
          {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": name == "mobile" or w < 600})
 
 
-def _settle(browser: Browser, page: _PageState, cap: float, quiet: float) -> list[str]:
+def _settle(browser: Browser, page: _PageState, on_event: Callable[[Event], None], cap: float,
+            quiet: float) -> list[str]:
     """Wait (until `cap` at most) for the load event and a quiet network; a page that never settles is noted."""
     while True:
         now = time.monotonic()
@@ -245,7 +301,7 @@ def _settle(browser: Browser, page: _PageState, cap: float, quiet: float) -> lis
                     page.failed.setdefault(rid, _clip(f"{page.urls.get(rid, ('GET', u))[0]} {u} (no response)"))
             notes = [] if page.loaded else ["load event did not fire in time"]
             return notes + ([f"{len(page.inflight)} request(s) still open"] if page.inflight else [])
-        browser.pump(min(cap, now + 0.1), page.on_event)
+        browser.pump(min(cap, now + 0.1), on_event)
 
 
 def _settle_cap(deadline: float) -> float:
@@ -256,6 +312,24 @@ def _settle_cap(deadline: float) -> float:
 def _is_favicon(rid: str, urls: dict[str, tuple[str, str]]) -> bool:
     """Chromium asks for /favicon.ico on its own; its absence is not the page failing."""
     return urlsplit(urls.get(rid, ("", ""))[1]).path == "/favicon.ico"
+
+
+def _checked_png(data: object, w: int, h: int) -> bytes | None:
+    """The screenshot as PNG bytes when it is one, of the size asked for and within the cap; else None.
+    What leaves the browser is data the daemon checks, never trusted (the page runs in that browser)."""
+    if not isinstance(data, str) or len(data) > MAX_SCREENSHOT_BYTES * 4 // 3 + 4:
+        return None
+    try:
+        png = base64.b64decode(data, validate=True)
+        if not png.startswith(_PNG_MAGIC) or len(png) > MAX_SCREENSHOT_BYTES:
+            return None
+        with Image.open(io.BytesIO(png)) as img:
+            if img.format != "PNG" or img.size != (w, h):
+                return None
+            img.verify()
+    except (ValueError, OSError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return png
 
 
 def _off_colour_pixels(png: bytes) -> int:

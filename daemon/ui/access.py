@@ -1,11 +1,13 @@
 """Who may use the dashboard: a password whose scrypt hash is in config, or a token `daemonctl ui-token` mints.
 
 Sessions and CSRF are Litestar's own middleware (configured in `daemon.ui.router`); this module holds the
-credential checks and the guard that sends a signed-out visitor to the sign-in page.
+credential checks and the guard that sends a signed-out visitor to the sign-in page. The cookie alone is not
+enough: it names a row of `ui_sessions` (sign-out deletes it) and the password hash it began under.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,6 +18,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
+
+from daemon.core.db import UiSession, database
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 TOKEN_VERSION = "ui1"
@@ -89,15 +93,50 @@ def check_token(secret: str, token: str, *, now: float | None = None) -> bool:
     return hmac.compare_digest(_token_mac(secret, exp).encode(), parts[2].encode())
 
 
-def session_valid(session: dict[str, Any] | None, now: float | None = None) -> bool:
-    """A session our sign-in wrote and that has not expired."""
+def password_mark(password_hash: str) -> str:
+    """What a session remembers of the password it began under: a new `[ui] password_hash` ends every session."""
+    return hashlib.sha256(f"previewd-ui-password\n{password_hash}".encode()).hexdigest()[:32]
+
+
+def open_session(ttl_s: float, password_hash: str, *, now: float | None = None) -> dict[str, Any]:
+    """A new session (its row in `ui_sessions`, expired rows dropped): what sign-in writes into the cookie."""
+    t = now if now is not None else time.time()
+    sid = secrets.token_urlsafe(24)
+    with database.atomic():
+        UiSession.delete().where(UiSession.exp <= t).execute()
+        UiSession.create(sid=sid, exp=t + ttl_s)
+    return {"operator": True, "exp": t + ttl_s, "sid": sid, "pw": password_mark(password_hash)}
+
+
+def end_session(session: dict[str, Any] | None) -> None:
+    """Sign-out: the session's row goes, so a copy of the cookie kept anywhere signs no one in any more."""
+    sid = session.get("sid") if isinstance(session, dict) else None
+    if isinstance(sid, str):
+        UiSession.delete().where(UiSession.sid == sid).execute()
+
+
+def session_valid(session: dict[str, Any] | None, password_hash: str, now: float | None = None) -> bool:
+    """A session our sign-in wrote, not expired, not signed out, begun under the current password."""
     if not session or session.get("operator") is not True:
         return False
-    exp = session.get("exp")
-    return isinstance(exp, int | float) and (now if now is not None else time.time()) < exp
+    exp, sid = session.get("exp"), session.get("sid")
+    t = now if now is not None else time.time()
+    if not (isinstance(exp, int | float) and t < exp and isinstance(sid, str)):
+        return False
+    if not hmac.compare_digest(str(session.get("pw", "")), password_mark(password_hash)):
+        return False
+    row = UiSession.get_or_none(UiSession.sid == sid)
+    return row is not None and t < row.exp
+
+
+async def session_ok(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """`session_valid` for a request's session, against the running config, off the event loop."""
+    session = connection.scope.get("session")
+    password_hash = connection.app.state.runtime.cfg.ui.password_hash
+    return await asyncio.to_thread(session_valid, session, password_hash)  # type: ignore[arg-type]
 
 
 async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard of every page and action but sign-in: a valid session, else SignInRequired (a redirect)."""
-    if not session_valid(connection.scope.get("session")):  # type: ignore[arg-type]
+    if not await session_ok(connection):
         raise SignInRequired(detail="sign in first")

@@ -4,7 +4,6 @@ each confirmed on its own page, each calling the domain function the API's route
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from litestar import Request, get, post
@@ -20,7 +19,7 @@ from daemon.core import ratelimit, versions
 from daemon.core.errors import BadRequest, NotFound
 from daemon.core.ids import check_project_ids
 from daemon.ops import metrics
-from daemon.ui.access import check_password, check_token, session_valid, signed_in
+from daemon.ui.access import check_password, check_token, end_session, open_session, session_ok, signed_in
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 GUARDS = [signed_in]
@@ -47,7 +46,7 @@ def safe_next(value: str | None) -> str:
 
 @get("/sign-in", name="ui-sign-in")
 async def sign_in_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/ui/") -> Template | Redirect:
-    if session_valid(request.scope.get("session")):  # type: ignore[arg-type]
+    if await session_ok(request):
         return Redirect(safe_next(next))
     return Template("sign_in.html", context={"page": "sign-in", "next": safe_next(next), "error": None,
                                              "has_password": bool(rt(request).cfg.ui.password_hash)})
@@ -74,7 +73,8 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Red
     elif password and cfg.ui.password_hash and not over:
         ok = await asyncio.to_thread(check_password, cfg.ui.password_hash, password)
     if ok:
-        request.set_session({"operator": True, "exp": time.time() + cfg.ui.session_hours * 3600})
+        session = await asyncio.to_thread(open_session, cfg.ui.session_hours * 3600, cfg.ui.password_hash)
+        request.set_session(session)
         return Redirect(target, status_code=303)
     if not over:
         metrics.auth_failed(runtime, "ui_sign_in_failed", ip)
@@ -89,6 +89,8 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Red
 
 @post("/sign-out", name="ui-sign-out", status_code=303)
 async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
+    """Ends the session here (its row), not only in this browser (the cookie)."""
+    await asyncio.to_thread(end_session, request.scope.get("session"))  # type: ignore[arg-type]
     request.clear_session()
     return Redirect("/ui/sign-in", status_code=303)
 

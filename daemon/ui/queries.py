@@ -178,8 +178,8 @@ def timeline(user_id: str, project_id: str, before: str | None = None) -> Timeli
 
 def source_files(rt: Runtime, v: ProjectVersion) -> list[tuple[str, int]]:
     """The version's source files and sizes (its contract summary), from its commit; [] when it has none."""
-    repo = rt.repo(v.user_id, v.project_id)
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # a row from before sync.names reserved its id has no repo path
+        repo = rt.repo(v.user_id, v.project_id)
         if repo.has_version(v.version_id):
             return sorted((path, len(data)) for path, data in repo.files(v.version_id).items())
     return []

@@ -6,6 +6,7 @@ import json
 from typing import Any, Protocol
 
 from sync.errors import InvalidKey
+from sync.names import ID_RULE, valid_id
 
 MAX_KEY_BYTES = 512
 MIN_TTL_SECONDS = 60  # Workers KV rejects a smaller expiration_ttl; the local backend follows suit
@@ -60,9 +61,9 @@ def validate_ttl(ttl_seconds: object) -> int | None:
 
 
 def pointer_key(user_id: str, project_id: str) -> str:
-    """The seed's KV key for a project's live pointer: ``userId:projectId``."""
-    if not user_id or not project_id or ":" in user_id or ":" in project_id:
-        raise InvalidKey("user_id and project_id must be non-empty and hold no ':'")
+    """The seed's KV key for a project's live pointer: ``userId:projectId`` (both ids by sync.names' rule)."""
+    if not valid_id(user_id) or not valid_id(project_id):
+        raise InvalidKey(f"user_id and project_id must be ids ({ID_RULE}): {user_id!r}, {project_id!r}")
     return validate_key(f"{user_id}:{project_id}")
 
 

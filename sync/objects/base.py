@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sync.errors import InvalidKey
+from sync.names import key_owner_reserved
 
 MAX_KEY_BYTES = 1024
 
@@ -80,6 +81,16 @@ def validate_key(key: object) -> str:
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidKey(f"object key {key!r} has an empty, '.' or '..' segment")
+    return key
+
+
+def validate_object_key(key: object) -> str:
+    """``validate_key``, and the key's first segment (its owner: every key starts with a user id) is no name
+    reserved by sync.names, the table the id validator uses too: no user's object lands in a store's own folder."""
+    validate_key(key)
+    assert isinstance(key, str)
+    if key_owner_reserved(key):
+        raise InvalidKey(f"object key {key!r} starts with a reserved name (sync.names)")
     return key
 
 

@@ -2,9 +2,10 @@
 
 Layout under ``root``: ``<key>`` for STANDARD objects; any other storage class (``archive``) lives at
 ``_archive/<key>``, a mirror of the same layout; ``_tmp/`` holds in-flight writes (renamed into place, so a
-reader never sees a partial file). Keys whose first segment is ``_archive`` or ``_tmp`` are therefore
-rejected. ``url`` is the ``file://`` URI of the object's current location. ``content_type`` is accepted and
-ignored (a filesystem has nowhere to keep it).
+reader never sees a partial file). Keys whose first segment is ``_archive``, ``_tmp`` or any other name reserved
+by sync.names are therefore rejected (the same table refuses those names as user ids). ``url`` is the
+``file://`` URI of the object's current location. ``content_type`` is accepted and ignored (a filesystem has
+nowhere to keep it).
 """
 
 from __future__ import annotations
@@ -15,18 +16,14 @@ import uuid
 from pathlib import Path
 
 from sync.errors import InvalidKey, NotFound
-from sync.objects.base import normalize_storage_class, validate_key, validate_prefix
-
-ARCHIVE_DIR = "_archive"
-TMP_DIR = "_tmp"
-RESERVED = {ARCHIVE_DIR, TMP_DIR}
+from sync.names import STORE_ARCHIVE_DIR as ARCHIVE_DIR
+from sync.names import STORE_DIRS as RESERVED
+from sync.names import STORE_TMP_DIR as TMP_DIR
+from sync.objects.base import normalize_storage_class, validate_object_key, validate_prefix
 
 
 def _check(key: str) -> str:
-    validate_key(key)
-    if key.split("/", 1)[0] in RESERVED:
-        raise InvalidKey(f"object key {key!r} starts with a segment reserved by the local store")
-    return key
+    return validate_object_key(key)
 
 
 class LocalObjectStore:

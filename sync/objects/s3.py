@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sync.errors import NotFound, RemoteError
-from sync.objects.base import normalize_storage_class, validate_key, validate_prefix
+from sync.objects.base import normalize_storage_class, validate_key, validate_object_key, validate_prefix
 
 MIB = 1024 * 1024
 MAX_OPEN_BYTES = 64 * MIB
@@ -102,7 +102,7 @@ class S3ObjectStore:
         return f"S3ObjectStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
     def _full(self, key: str) -> str:
-        return self.prefix + validate_key(key)
+        return self.prefix + validate_object_key(key)
 
     def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         """Upload ``path``, multipart above the threshold (S3 shows the object only once complete)."""

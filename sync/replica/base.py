@@ -38,6 +38,7 @@ RECORD_FIELDS = (
     "checks",
     "timings",
     "target_package",
+    "preview_deleted_at",
 )
 _TEXT = {
     "prompt",
@@ -55,9 +56,11 @@ _TEXT = {
 }
 _INTS = {"build_duration_ms", "output_size_bytes"}
 _BOOLS = {"needs_rebuild", "pinned"}
-_TIMES = {"created_at", "archived_at", "updated_at"}
+_TIMES = {"created_at", "archived_at", "updated_at", "preview_deleted_at"}
+OPTIONAL_TIMES = ("archived_at", "preview_deleted_at")
 _JSON_OBJECTS = ("claude_json", "checks", "timings")
-ADDED_FIELDS = ("checks", "timings", "target_package")  # newer than some outbox rows: absent means None
+# Newer than some outbox rows: absent means None.
+ADDED_FIELDS = ("checks", "timings", "target_package", "preview_deleted_at")
 _REQUIRED_TEXT = {"version_id", "user_id", "project_id"}
 
 
@@ -95,6 +98,11 @@ class Replica(Protocol):
 
     def all_versions(self) -> list[dict[str, Any]]:
         """Every record (for verification against the local rows)."""
+        ...
+
+    def deleted_previews(self, version_ids: list[str]) -> list[str]:
+        """Which of these versions' previews the retention deleted (``preview_deleted_at`` set): a droplet asks
+        about the previews it holds and drops those."""
         ...
 
     def close(self) -> None:
@@ -160,8 +168,8 @@ def validate_record(record: object) -> dict[str, Any]:
     rv = record["row_version"]
     if isinstance(rv, bool) or not isinstance(rv, int) or rv < 0:
         raise InvalidRecord(f"record {vid!r}: row_version must be a non-negative integer")
-    for field in ("created_at", "updated_at", "archived_at"):
-        if field == "archived_at" and record[field] is None:
+    for field in ("created_at", "updated_at", *OPTIONAL_TIMES):
+        if field in OPTIONAL_TIMES and record[field] is None:
             continue
         try:
             parse_time(record[field], field)

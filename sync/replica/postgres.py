@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from sync.errors import ConfigError, RemoteError
-from sync.replica.base import RECORD_FIELDS, STATUSES, format_time, parse_time, validate_record
+from sync.replica.base import OPTIONAL_TIMES, RECORD_FIELDS, STATUSES, format_time, parse_time, validate_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,6 +105,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # A workspace's built package (a monorepo's target): a restore onto an empty data dir keeps it.
         "0005_target_package",
         ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS target_package text"],
+    ),
+    (
+        # The retention's tombstone: a deleted preview stays deleted on every droplet (daemon/ops/retention.py).
+        "0006_preview_deleted_at",
+        ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS preview_deleted_at timestamptz",
+],
     ),
 ]
 
@@ -290,7 +296,7 @@ class PostgresReplica:
             value = record[field]
             if field in ("claude_json", "checks", "timings") and value is not None:
                 value = Jsonb(value)
-            elif field in ("created_at", "updated_at") or (field == "archived_at" and value is not None):
+            elif field in ("created_at", "updated_at") or (field in OPTIONAL_TIMES and value is not None):
                 value = parse_time(value, field)
             out.append(value)
         return out
@@ -305,7 +311,7 @@ class PostgresReplica:
 
     def _record(self, row: dict[str, Any]) -> dict[str, Any]:
         record = {f: row[f] for f in RECORD_FIELDS}
-        for field in ("created_at", "updated_at", "archived_at"):
+        for field in ("created_at", "updated_at", *OPTIONAL_TIMES):
             record[field] = format_time(record[field])
         record["status"] = str(record["status"])
         return record
@@ -336,6 +342,16 @@ class PostgresReplica:
             columns=columns, **self._names
         )
         return [self._record(r) for r in self._run("pg fetch all", lambda conn: conn.execute(query).fetchall())]
+
+    def deleted_previews(self, version_ids: list[str]) -> list[str]:
+        """Which of these versions carry the retention's tombstone (``preview_deleted_at``), sorted."""
+        ids = sorted({str(v) for v in version_ids})
+        if not ids:
+            return []
+        query = self._sql("SELECT version_id FROM {schema}.{table} WHERE version_id = ANY(%s) "
+                          "AND preview_deleted_at IS NOT NULL ORDER BY version_id")
+        rows = self._run("pg deleted previews", lambda conn: conn.execute(query, (ids,)).fetchall())
+        return [str(r["version_id"]) for r in rows]
 
     def close(self) -> None:
         """Close the connection (the next call reopens it)."""

@@ -25,6 +25,7 @@ TERMINAL = ("deployed", "failed")
 #   slowinstall:S   package.json has a preinstall script sleeping S seconds
 #   slowbuild:S     the build script sleeps S seconds before writing dist/
 #   bigout:MB       the build writes MB MiB of incompressible files into dist/
+#   bigsrc:MB       the same into the workspace's root (not an output dir)
 #   anything else   a tiny dependency-free project whose build copies index.html to dist/
 GENERATOR = textwrap.dedent('''
     import json, sys, time
@@ -46,6 +47,8 @@ GENERATOR = textwrap.dedent('''
         build = "sleep " + arg + " && " + build
     if word == "bigout":
         build += " && head -c " + str(int(arg) * 1048576) + " /dev/urandom > dist/blob.bin"
+    if word == "bigsrc":
+        build += " && head -c " + str(int(arg) * 1048576) + " /dev/urandom > blob.bin"
     scripts["build"] = build
     pkg = {"name": "drill", "version": "0.0.0", "private": True, "scripts": scripts}
     print(json.dumps({"name": "drill", "slug": "drill", "description": "d", "version": "0.1.0", "author": "t",

@@ -11,6 +11,7 @@ from PIL import Image
 from tests.fakes.tiny_generator import generator_config, write_generator
 from tests.support import wait_until
 from tests.support.live import LiveDaemon
+from tests.support.render_attack import Victim, marker_pixels
 
 # Pages chosen by the prompt: a normal page, a page that throws, a blank page.
 PAGES = '''
@@ -24,6 +25,14 @@ else:
     body = f"<h1 style='color:{colour};font-size:64px'>{p}</h1><div style='height:300px;background:{colour}'></div>"
 build = "mkdir -p dist && cp index.html dist/"
 files = {"index.html": "<html><body>" + body + "</body></html>"}
+'''
+
+# The prompt carries the victim's and the API's ports: "attack <victim> <api>".
+ATTACK = '''
+from tests.support.render_attack import attack_files
+_, victim, api = req["prompt"].split()
+files = attack_files(int(victim), int(api))
+build = "mkdir -p dist && cp index.html sw.js dist/"
 '''
 
 
@@ -86,3 +95,29 @@ def test_broken_and_blank_pages_are_marked_not_failed(tmp_path: Path) -> None:
         assert history[0]["renderStatus"] == "errors"
     finally:
         d.stop()
+
+
+def test_render_check_reaches_only_the_preview(tmp_path: Path) -> None:
+    """Issue 23, attack 3: the page's iframes, images, scripts, fetches, workers and service worker aimed at a
+    loopback-only service, the daemon's own /healthz, file:///etc/hostname and the metadata address reach none
+    of them, the render records them as blocked, and nothing of theirs is in the screenshots users download."""
+    with Victim().running() as victim:
+        d = LiveDaemon(tmp_path, generator_config(write_generator(tmp_path, ATTACK))).start()
+        try:
+            vid = _build(d, "attack", f"attack {victim.port} {d.port}")
+            r = _rendered(d, vid)
+            detail = r["renderDetail"]
+            assert r["renderStatus"] != "unavailable", detail
+            assert victim.hits == []
+            blocked = "\n".join(detail["blockedRequests"])
+            for reached_for in (f"http://127.0.0.1:{victim.port}/frame", f"http://127.0.0.1:{victim.port}/pixel.png",
+                                f"http://127.0.0.1:{victim.port}/fetch", f"http://localhost:{victim.port}/",
+                                f"http://127.0.0.1:{d.port}/healthz", "http://169.254.169.254/",
+                                "file:///etc/hostname"):
+                assert reached_for in blocked, (reached_for, blocked)
+            for size in ("desktop", "mobile"):
+                shot = d.get(f"/versions/{vid}/screenshot", params={"size": size})
+                assert shot.status_code == 200
+                assert marker_pixels(shot.content) == 0, size
+        finally:
+            d.stop()

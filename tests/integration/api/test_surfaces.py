@@ -19,8 +19,9 @@ from litestar.testing import TestClient
 from daemon.cli.serve import Daemon
 from tests.support import TEST_SECRET, ApiClient, auth, free_port, signed_headers, write_config
 
-NOT_DEPLOYMENTS = ["a.b.localhost", "-x.localhost", "x-.localhost", ".localhost", "x_y.localhost",
-                   "x.localhost:abc", "ghost.localhost", "GHOST.LOCALHOST:8080"]
+NOT_DEPLOYMENTS = ["a.b.localhost", "-x.localhost", "x-.localhost", "ghost.localhost", "GHOST.LOCALHOST:8080"]
+# Not a Host at all (not DNS labels with an optional decimal port): 400 `bad_host` before any route.
+ODD_HOSTS = [".localhost", "x_y.localhost", "x.localhost:abc", "x.localhost:1:2", "[x].localhost"]
 
 
 def _api_paths(d: Daemon) -> list[tuple[str, str]]:
@@ -48,6 +49,10 @@ def test_a_non_deployment_host_gets_404_for_every_api_path(daemon_factory: Calla
                 assert r.status_code in (404, 405), (host, method, path, r.status_code)
                 assert r.json()["error"]["code"] in ("deployment_not_found", "not_found", "method_not_allowed")
                 assert "previewd" not in r.text and "openapi" not in r.text
+        for host in ODD_HOSTS:
+            for method, path in paths:
+                r = c.request(method, path, headers={"Host": host, **signed_headers(method, path)})
+                assert (r.status_code, r.json()["error"]["code"]) == (400, "bad_host"), (host, method, path)
         # a deployment host serves its files; the bare domain and an IP are the API
         assert c.get("/", headers={"Host": "real.localhost:8080"}).text == "<h1>real</h1>"
         assert c.get("/healthz", headers={"Host": "localhost:8080"}).json() == {"ok": True}

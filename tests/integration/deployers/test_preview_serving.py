@@ -147,7 +147,9 @@ def test_temp_dirs_are_never_served(client: httpx.Client, live: LiveServer, depl
     (live.previews / ".tmp-half-1234").mkdir()
     (live.previews / ".tmp-half-1234" / "index.html").write_bytes(b"half")
     r = client.get("/", headers={"Host": live.host(".tmp-half-1234")})
-    # not a deployment label: neither served nor passed to the API behind
+    # not even a DNS name (an empty first label): neither served nor passed to the API behind
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_host"
+    r = client.get("/", headers={"Host": live.host("tmp-half-1234")})
     assert r.status_code == 404 and r.json()["error"]["code"] == "deployment_not_found"
 
 
@@ -164,9 +166,12 @@ def test_other_hosts_pass_through_to_the_api(client: httpx.Client, live: LiveSer
         r = client.get("/healthz", headers={"Host": host})
         assert r.status_code == 200, host
         assert r.json() == {"inner": True, "path": "/healthz"}
-    for host in ("a.b.localhost", "-x.localhost", "x.localhost:port"):  # under the preview domain: never the API
+    for host in ("a.b.localhost", "-x.localhost"):  # under the preview domain: never the API
         r = client.get("/healthz", headers={"Host": host})
         assert r.status_code == 404 and r.json()["error"]["code"] == "deployment_not_found", host
+    for host in ("x.localhost:port", "x.localhost:1:2", "[x].localhost"):  # no Host at all: never the API either
+        r = client.get("/healthz", headers={"Host": host})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_host", host
     r = client.post("/generate", content=b"{}")
     assert r.json() == {"inner": True, "path": "/generate"}
 

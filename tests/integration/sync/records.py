@@ -38,6 +38,7 @@ def record(n: int, status: str = "queued", row_version: int = 1, **overrides: An
         "checks": None,
         "timings": None,
         "target_package": None,
+        "preview_deleted_at": None,
     }
     rec.update(overrides)
     return rec

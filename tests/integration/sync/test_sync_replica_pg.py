@@ -59,7 +59,7 @@ def test_migrations_are_idempotent_and_recorded_once(pg_schema: str) -> None:
     names = [r[0] for r in pg(f"SELECT name FROM {pg_schema}.schema_migrations ORDER BY name")]
     assert names == ["project_versions/0001_create_project_versions", "project_versions/0002_daemon_columns",
                      "project_versions/0003_checks_and_timings", "project_versions/0004_fleet_leases",
-                     "project_versions/0005_target_package"]
+                     "project_versions/0005_target_package", "project_versions/0006_preview_deleted_at"]
     a.close()
     b.close()
 
@@ -107,6 +107,22 @@ def test_stale_update_never_regresses_a_row(pg_schema: str) -> None:
     rep.upsert_versions([record(1, "failed", 5, failure_reason="deploy_failed")])
     got = rep.get_version(record(1)["version_id"])
     assert got is not None and got["status"] == "failed" and got["failure_reason"] == "deploy_failed"
+
+
+def test_retention_tombstone_roundtrips_and_is_asked_by_id(pg_schema: str) -> None:
+    """Issue 24: the retention's tombstone reaches Postgres with its row, and a droplet asks which of the previews
+    it holds carry one."""
+    rep = PostgresReplica(PG_DSN, schema=pg_schema)
+    rep.upsert_versions([record(1, "deployed", 2), record(2, "deployed", 3, preview_deleted_at="2026-05-01T00:00:00Z"),
+                         record(3, "deployed", 2)])
+    ids = [record(n)["version_id"] for n in (1, 2, 3)]
+    assert rep.deleted_previews([*ids, "never-existed"]) == [ids[1]]
+    assert rep.deleted_previews([]) == []
+    got = rep.get_version(ids[1])
+    assert got is not None and got["preview_deleted_at"] == "2026-05-01T00:00:00+00:00"
+    rep.upsert_versions([record(3, "deployed", 3, preview_deleted_at="2026-05-02T00:00:00Z")])
+    assert rep.deleted_previews(ids) == [ids[1], ids[2]]
+    rep.close()
 
 
 def test_delete_and_fetch_order(pg_schema: str) -> None:

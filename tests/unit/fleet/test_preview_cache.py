@@ -37,10 +37,10 @@ def world(tmp_path: Path) -> SimpleNamespace:
     bucket = LocalObjectStore(tmp_path / "bucket")
     replica = Replica()
     rt = SimpleNamespace(layout=layout, deployer=LocalDeployer(layout.previews), remote_objects=bucket,
-                         replica=replica, fleet=None)
+                         replica=replica, fleet=None, cfg=SimpleNamespace(limits=SimpleNamespace(output_mb=100)))
 
     def version(text: str, *, status: str = "deployed", rollback_of: str | None = None,
-                artifact: bool = True) -> str:
+                artifact: bool = True, empty_files: int = 0) -> str:
         vid = new_version_id()
         replica.rows[vid] = {"version_id": vid, "user_id": "u", "project_id": "p", "status": status,
                              "rollback_of": rollback_of}
@@ -48,6 +48,8 @@ def world(tmp_path: Path) -> SimpleNamespace:
             zpath = tmp_path / f"{vid}.zip"
             with zipfile.ZipFile(zpath, "w") as zf:
                 zf.writestr("index.html", text)
+                for i in range(empty_files):
+                    zf.writestr(f"e/{i}", "")
             bucket.put_file(layout.artifact_key("u", "p", vid), zpath, "application/zip")
         return vid
 
@@ -64,6 +66,25 @@ def test_fetched_previews_are_served_and_the_least_recently_used_leaves_past_the
     assert resolver(labels[2]) == labels[2]
     assert not (world.previews / labels[1]).exists() and (world.previews / labels[0]).is_dir()
     assert resolver.fetches == 3 and resolver.evictions == 1
+
+
+def test_previews_of_many_empty_files_are_evicted_by_their_file_count(world: SimpleNamespace) -> None:
+    """Issue 24: bytes alone never evicted a preview of empty files; the file count does."""
+    resolver = PreviewResolver(world.rt, cap_bytes=1 << 20, cap_files=250)
+    ids = [world.version("<h1>empty</h1>", empty_files=100) for _ in range(3)]
+    labels = [deployment_id_for("p", v) for v in ids]
+    for label in labels:
+        assert resolver(label) == label
+    assert not (world.previews / labels[0]).exists()  # 3 x 101 files > 250: the oldest left, bytes far below
+    assert (world.previews / labels[1]).is_dir() and (world.previews / labels[2]).is_dir()
+    assert resolver.evictions == 1
+
+
+def test_an_artifact_past_the_caps_is_never_unpacked(world: SimpleNamespace) -> None:
+    world.rt.cfg.limits.output_mb = 1
+    big = world.version("x" * (2 * 2**20))
+    assert PreviewResolver(world.rt, cap_bytes=1 << 30)(deployment_id_for("p", big)) is None
+    assert not any(p for p in world.previews.iterdir() if not p.name.startswith("."))
 
 
 def test_a_fast_rollback_is_served_through_its_targets_artifact(world: SimpleNamespace) -> None:

@@ -153,6 +153,43 @@ def test_sign_out_ends_the_session(client: TestClient[Any]) -> None:
     assert client.get("/ui/", follow_redirects=False).status_code == 303
 
 
+def test_a_signed_out_cookie_signs_no_one_in(daemon: Daemon) -> None:
+    """Issue 23: sign-out cleared only the browser's copy; a cookie kept elsewhere stayed good for 12 hours."""
+    with TestClient(daemon.app) as c, TestClient(daemon.app) as thief:
+        sign_in(c, password=PASSWORD)
+        cookie = c.cookies.get("previewd_ui_session")
+        assert cookie
+        thief.cookies.set("previewd_ui_session", cookie, path="/ui")
+        assert thief.get("/ui/", follow_redirects=False).status_code == 200  # the copy works while signed in
+        c.post("/ui/sign-out", data={"_csrf_token": csrf_of(c, "/ui/")})
+        assert thief.get("/ui/", follow_redirects=False).status_code == 303
+        assert thief.get("/ui/projects", follow_redirects=False).status_code == 303
+
+
+def test_a_password_change_ends_every_session(tmp_path: Path) -> None:
+    """Sessions begun with the password and with a token both end when `[ui] password_hash` changes; a restart
+    with the same password keeps them (so it is the change that ends them)."""
+    cookies = []
+    with in_process_daemon(tmp_path, f'[ui]\npassword_hash = "{HASH}"\n') as d:
+        for form in ({"password": PASSWORD}, {"token": mint_token(TEST_SECRET, 600)}):
+            with TestClient(d.app) as c:
+                sign_in(c, **form)
+                cookies.append(c.cookies.get("previewd_ui_session"))
+    assert all(cookies)
+
+    def status_with(password_hash: str) -> list[int]:
+        with in_process_daemon(tmp_path, f'[ui]\npassword_hash = "{password_hash}"\n') as d:
+            codes = []
+            for cookie in cookies:
+                with TestClient(d.app) as c:
+                    c.cookies.set("previewd_ui_session", cookie, path="/ui")
+                    codes.append(c.get("/ui/", follow_redirects=False).status_code)
+            return codes
+
+    assert status_with(HASH) == [200, 200]
+    assert status_with(hash_password("a new password")) == [303, 303]
+
+
 # -- where /ui is not ------------------------------------------------------------------------------------------
 
 def _asgi_get(app: Any, path: str, host: str) -> httpx.Response:
@@ -169,6 +206,42 @@ def test_ui_is_not_served_on_a_preview_host(daemon: Daemon, host: str) -> None:
         r = _asgi_get(daemon.asgi, path, host)
         assert r.status_code == 404 and "sign in" not in r.text.lower(), (host, path)
     assert _asgi_get(daemon.asgi, "/ui/sign-in", "127.0.0.1:8080").status_code == 200  # the API host does serve it
+
+
+def _raw_get(app: Any, path: str, hosts: list[bytes]) -> tuple[int, bytes]:
+    """One GET through the ASGI app with these Host header values, verbatim (httpx would refuse to send them)."""
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", h) for h in hosts], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8080)}
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize("hosts", [[b"x.localhost:1:2"], [b"[x].localhost"], [b"x.localhost:"], [b"x.localhost:99999"],
+                                   [b"x.localhost:+80"], [b"x.local_host"], [b"x..localhost"], [b"x.localhost@evil"],
+                                   [b"x.localhost\n"], [b"[::1]x"], [b"[fe80::1%eth0]"], [b""],
+                                   [b"127.0.0.1:8080", b"x.localhost"]])
+def test_an_odd_host_is_refused_before_any_route(daemon: Daemon, hosts: list[bytes]) -> None:
+    """Issue 23: `x.localhost:1:2` and `[x].localhost` reached /ui/sign-in and /schema. A Host that is not DNS labels
+    (or an IPv6 literal) with an optional decimal port, or two Host headers, is a 400 on every path."""
+    for path in ("/ui/sign-in", "/schema", "/"):
+        status, body = _raw_get(daemon.asgi, path, hosts)
+        assert status == 400 and b"bad_host" in body, (hosts, path, status)
+    assert _raw_get(make_public_asgi(daemon.rt.layout.previews, "localhost"), "/", hosts)[0] == 400
+
+
+@pytest.mark.parametrize("host", [b"127.0.0.1:8080", b"localhost", b"LocalHost:8080", b"[::1]:8080", b"[::1]",
+                                  b"api.example.com.", b"droplet-1.example.com:443"])
+def test_ordinary_api_hosts_still_reach_the_api(daemon: Daemon, host: bytes) -> None:
+    assert _raw_get(daemon.asgi, "/ui/sign-in", [host])[0] == 200, host
 
 
 def test_ui_is_not_served_on_the_public_listener(daemon: Daemon) -> None:
