@@ -49,23 +49,30 @@ def select_layer(preferred: str | None = None) -> str:
     return preferred
 
 
-def _check_netns() -> Availability:
+def _launch_true(extra: dict[str, object]) -> tuple[int, str] | str:
+    """Run /bin/true through the launcher with `extra` in its spec: (exit code, what it reported), or why not."""
     r, w = os.pipe()
-    spec = {"status_fd": w, "supervisor_pid": os.getpid(), "netns": True}
+    spec = {"status_fd": w, "supervisor_pid": os.getpid(), **extra}
     try:
-        proc = subprocess.run(
-            launcher_argv(spec, ["/bin/true"]), pass_fds=(w,), env={}, capture_output=True, timeout=10
-        )
+        proc = subprocess.run(launcher_argv(spec, ["/bin/true"]), pass_fds=(w,), env={}, capture_output=True,
+                              timeout=10)
     except (OSError, subprocess.SubprocessError) as err:
         os.close(r)
         os.close(w)
-        return Availability(False, f"probe failed: {err}")
+        return f"probe failed: {err}"
     os.close(w)
     with os.fdopen(r, "rb") as f:
-        msg = f.read().decode(errors="replace")
-    if proc.returncode == 0 and not msg:
+        return proc.returncode, f.read().decode(errors="replace")
+
+
+def _check_netns() -> Availability:
+    got = _launch_true({"netns": True})
+    if isinstance(got, str):
+        return Availability(False, got)
+    code, msg = got
+    if code == 0 and not msg:
         return Availability(True, "unshare(CLONE_NEWNET) works: network=False steps get only a down loopback")
-    return Availability(False, f"cannot create a network namespace: {msg or proc.returncode}")
+    return Availability(False, f"cannot create a network namespace: {msg or code}")
 
 
 def _check_syscall_filter() -> Availability:
@@ -75,21 +82,13 @@ def _check_syscall_filter() -> Availability:
         prog = seccomp.program()
     except ValueError as err:
         return Availability(False, str(err))
-    r, w = os.pipe()
-    spec = {"status_fd": w, "supervisor_pid": os.getpid(), "seccomp": prog.hex()}
-    try:
-        proc = subprocess.run(launcher_argv(spec, ["/bin/true"]), pass_fds=(w,), env={}, capture_output=True,
-                              timeout=10)
-    except (OSError, subprocess.SubprocessError) as err:
-        os.close(r)
-        os.close(w)
-        return Availability(False, f"probe failed: {err}")
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        msg = f.read().decode(errors="replace")
-    if proc.returncode == 0 and not msg:
+    got = _launch_true({"seccomp": prog.hex()})
+    if isinstance(got, str):
+        return Availability(False, got)
+    code, msg = got
+    if code == 0 and not msg:
         return Availability(True, seccomp.summary())
-    return Availability(False, f"the kernel refused the filter: {msg or proc.returncode}")
+    return Availability(False, f"the kernel refused the filter: {msg or code}")
 
 
 def syscall_filter_availability() -> Availability:
