@@ -24,7 +24,7 @@ TERMINAL = ("deployed", "failed")
 #   flood           prints 50 MB of non-JSON on stdout
 #   slowinstall:S   package.json has a preinstall script sleeping S seconds
 #   slowbuild:S     the build script sleeps S seconds before writing dist/
-#   bigout:MB       the build writes MB MiB of incompressible files into dist/
+#   bigout:MB       the build writes MB MiB of incompressible files into dist/ (1 MiB each: under the per-file cap)
 #   bigsrc:MB       the same into the workspace's root (not an output dir)
 #   anything else   a tiny dependency-free project whose build copies index.html to dist/
 GENERATOR = textwrap.dedent('''
@@ -46,7 +46,7 @@ GENERATOR = textwrap.dedent('''
     if word == "slowbuild":
         build = "sleep " + arg + " && " + build
     if word == "bigout":
-        build += " && head -c " + str(int(arg) * 1048576) + " /dev/urandom > dist/blob.bin"
+        build += " && for i in $(seq " + arg + "); do head -c 1048576 /dev/urandom > dist/blob$i.bin; done"
     if word == "bigsrc":
         build += " && head -c " + str(int(arg) * 1048576) + " /dev/urandom > blob.bin"
     scripts["build"] = build
