@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -16,25 +15,17 @@ from daemon.api import builds, ops, projects, tokens, usage, versions, webhooks
 from daemon.api.docs import document_errors
 from daemon.api.guards import rt
 from daemon.api.streams import StreamSlots
+from daemon.build import requests
 from daemon.build.queue import BuildQueue
 from daemon.core import diskspace, nonces
 from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.ops import metrics
 from daemon.runtime import Runtime
-from sync.names import ID_PATTERN, ID_RULE
 
 log = logging.getLogger("previewd.api")
 
 ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens, usage)
-
-
-def _field_from(message: str) -> str | None:
-    """The field a validation message names ("... at `$.userId`", "missing required field `prompt`", "Missing
-    required query parameter 'userId'")."""
-    m = re.search(r"at `\$\.([A-Za-z_]\w*)", message) or re.search(r"field `([A-Za-z_]\w*)`", message) \
-        or re.search(r"query parameter '([A-Za-z_]\w*)'", message)
-    return m.group(1) if m else None
 
 
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -52,13 +43,8 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        message = str(first.get("message") or exc.detail).replace(f"matching regex '{ID_PATTERN}'", ID_RULE)
-        field = _field_from(message) or (first.get("key") if first.get("key") not in (None, "data") else None)
-        body: dict[str, Any] = {"code": "invalid_field" if field else "invalid_body",
-                                "message": f"{field}: {message}" if field else str(message)}
-        if field:
-            body["field"] = field
-        return Response({"error": body}, status_code=400)
+        bad = requests.invalid(str(first.get("message") or exc.detail), first.get("key"))
+        return Response(bad.body(), status_code=bad.status)
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code,
                                                                                           "http_error")

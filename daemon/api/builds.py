@@ -8,65 +8,26 @@ import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from daemon.api.docs import ACCEPTED, READ_TOKEN, Framework, IdStr, TargetPackage, UlidStr, errors
+from daemon.api.docs import ACCEPTED, READ_TOKEN, errors
 from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
+from daemon.build import requests, submit
 from daemon.build import rollback as rolling_back
-from daemon.build import submit
 from daemon.build.buildlog import BuildLog
+from daemon.build.requests import GenerateBody, NewProjectBody, ProjectRef, RebuildBody
 from daemon.core import versions
 from daemon.core.contract import ContractError
 from daemon.core.db import ProjectVersion
-from daemon.core.errors import BadRequest, Unavailable
+from daemon.core.errors import Unavailable
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.ops import metrics
 from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0
-
-
-class NewProjectBody(msgspec.Struct):
-    userId: IdStr
-    projectId: IdStr
-    prompt: str
-    framework: Framework | None = None
-    targetPackage: TargetPackage | None = None
-    orgId: IdStr | None = None
-
-
-class RebuildBody(msgspec.Struct):
-    userId: IdStr
-    projectId: IdStr
-    prompt: str
-    baseVersionId: UlidStr | None = None
-    targetPackage: TargetPackage | None = None
-    orgId: IdStr | None = None
-
-
-class GenerateBody(msgspec.Struct):
-    prompt: str
-    framework: Framework | None = None
-
-
-class ProjectRef(msgspec.Struct):
-    userId: IdStr
-    projectId: IdStr
-    orgId: IdStr | None = None
-
-
-def _check_prompt(runtime: Runtime, prompt: str) -> None:
-    if not prompt.strip():
-        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
-    if len(prompt) > runtime.cfg.limits.max_prompt_chars:
-        raise BadRequest(f"prompt is longer than {runtime.cfg.limits.max_prompt_chars} characters",
-                         code="invalid_field", field="prompt")
-    if "\x00" in prompt:
-        raise BadRequest("prompt must not contain NUL characters", code="invalid_field", field="prompt")
 
 
 async def _answer_build(request: Request[Any, Any, Any], version_id: str, wait: bool) -> Response[Any]:
@@ -89,9 +50,8 @@ async def build_new(request: Request[Any, Any, Any], data: JSONBody[NewProjectBo
                     wait: FromQuery[bool] = True) -> Response[Any]:
     """Scaffold, build and deploy a new project; waits for the build unless wait=false."""
     runtime = rt(request)
-    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=False,
-                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(submit.submit_new, runtime, queue(request), req)
+    requests.check_prompt_cap(data.prompt, runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(submit.submit_new, runtime, queue(request), data)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -101,9 +61,8 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
                   wait: FromQuery[bool] = True) -> Response[Any]:
     """Refine a project from its base version (default: the latest deployed)."""
     runtime = rt(request)
-    req = submit.parse_build_request(msgspec.to_builtins(data), rebuild=True,
-                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(submit.submit_rebuild, runtime, queue(request), req)
+    requests.check_prompt_cap(data.prompt, runtime.cfg.limits.max_prompt_chars)
+    v = await asyncio.to_thread(submit.submit_rebuild, runtime, queue(request), data)
     return await _answer_build(request, v.version_id, wait)
 
 
@@ -112,10 +71,7 @@ async def rebuild(request: Request[Any, Any, Any], data: JSONBody[RebuildBody],
 async def generate(request: Request[Any, Any, Any], data: JSONBody[GenerateBody]) -> dict[str, Any]:
     """Run the generator only and return the seed's JSON contract."""
     runtime = rt(request)
-    _check_prompt(runtime, data.prompt)
-    if data.framework is not None and data.framework not in submit.FRAMEWORKS:
-        raise BadRequest(f"framework must be one of {', '.join(submit.FRAMEWORKS)}", code="invalid_field",
-                         field="framework")
+    requests.check_prompt_cap(data.prompt, runtime.cfg.limits.max_prompt_chars)
     try:
         result = await asyncio.to_thread(runtime.generator.generate,
                                          GenerationRequest(prompt=data.prompt, framework=data.framework),

@@ -9,14 +9,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from daemon.api.guards import ops_reader, reader, signed
-from sync.names import ID_PATTERN, ID_RE, ID_RULE, RESERVED_NAMES
 
-_RESERVED = ", ".join(sorted(n for n in RESERVED_NAMES if ID_RE.fullmatch(n)))
-IdStr = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description=f"an id: {ID_RULE} ({_RESERVED}, any case)")]
-UlidStr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="a version id (ULID)")]
-Framework = Annotated[str, msgspec.Meta(description="react | nextjs | vue | svelte")]
-TargetPackage = Annotated[str, msgspec.Meta(max_length=240, description="a pnpm workspace's package to build and "
-                                            "preview: its name or its path relative to the workspace root")]
 # Documents the `?token=` a per-user read accepts; the `reader` guard reads and checks it, the handler ignores it.
 READ_TOKEN = Annotated[str | None, QueryParameter(
     description="A read token v1.<userId>.<projectId>.<exp>.<hexmac> (instead of a v2 signature; also accepted "

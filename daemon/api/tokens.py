@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from daemon.api.docs import IdStr
 from daemon.api.guards import rt, signed
+from daemon.build.requests import TokenBody
 from daemon.core import signing
-
-DEFAULT_TTL_S = 900
-
-
-class TokenBody(msgspec.Struct):
-    userId: IdStr
-    projectId: IdStr
-    ttlSeconds: Annotated[int, msgspec.Meta(ge=1, description="lifetime; at most [server] read_token_max_ttl_s")] \
-        = DEFAULT_TTL_S
 
 
 @post("/tokens", guards=[signed], opt={"uncapped": True}, status_code=200,

@@ -6,13 +6,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, get, put
 from litestar.openapi.spec import OpenAPIResponse, Operation
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from daemon.api.docs import errors
 from daemon.api.guards import rt, signed
+from daemon.build.requests import PlanBody
 from daemon.core import quotas
 from daemon.core.errors import BadRequest
 from daemon.core.ids import check_org_id, check_project_ids
@@ -31,10 +31,6 @@ class _ExportOperation(Operation):
         if isinstance(ok, OpenAPIResponse) and ok.content:
             media = next(iter(ok.content.values()))
             ok.content = {CSV: media, JSONL: media}
-
-
-class PlanBody(msgspec.Struct):
-    plan: str
 
 
 @put("/users/{user_id:str}/plan", guards=[signed], status_code=200, summary="Put a user on a plan (signed)",

@@ -3,82 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import fleet
+from daemon.build import fleet, requests
 from daemon.build.buildlog import read_tail
-from daemon.build.monorepo import check_target_field
+from daemon.build.requests import BuildRequest as BuildRequest
+from daemon.build.requests import NewProjectBody, RebuildBody
 from daemon.core import diskspace, quotas, ratelimit, versions
 from daemon.core.db import ProjectVersion
-from daemon.core.errors import BadRequest, Conflict, NotFound
-from daemon.core.ids import check_org_id, check_project_ids, valid_version_id
+from daemon.core.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
     from daemon.build.queue import BuildQueue
     from daemon.runtime import Runtime
 
-FRAMEWORKS = ("react", "nextjs", "vue", "svelte")
 TERMINAL = ("deployed", "failed")
 
 
-@dataclass(frozen=True)
-class BuildRequest:
-    """A validated request for a new project build or a rebuild."""
-
-    user_id: str
-    project_id: str
-    prompt: str
-    framework: str | None = None
-    base_version_id: str | None = None
-    target_package: str | None = None
-    org_id: str | None = None
-
-
-def _field(data: dict[str, Any], name: str, *, required: bool, kind: type = str) -> Any:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"{name} is required", code="missing_field", field=name)
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise BadRequest(f"{name} must be a {kind.__name__}", code="invalid_field", field=name)
-    return value
-
-
-def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> BuildRequest:
-    """Validate a build body; a 400 names the first bad field."""
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_body")
-    user_id = _field(data, "userId", required=True)
-    project_id = _field(data, "projectId", required=True)
-    prompt = _field(data, "prompt", required=True)
-    check_project_ids(user_id, project_id)
-    if not prompt.strip():
-        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
-    if len(prompt) > max_prompt:
-        raise BadRequest(f"prompt is longer than {max_prompt} characters", code="invalid_field", field="prompt")
-    if "\x00" in prompt:
-        raise BadRequest("prompt must not contain NUL characters", code="invalid_field", field="prompt")
-    framework = _field(data, "framework", required=False)
-    if framework is not None and framework not in FRAMEWORKS:
-        raise BadRequest(f"framework must be one of {', '.join(FRAMEWORKS)}", code="invalid_field",
-                         field="framework")
-    target = _field(data, "targetPackage", required=False)
-    if target is not None:
-        try:
-            target = check_target_field(target)
-        except ValueError as exc:
-            raise BadRequest(f"targetPackage {exc}", code="invalid_field", field="targetPackage") from None
-    base = None
-    if rebuild:
-        base = _field(data, "baseVersionId", required=False)
-        if base is not None and not valid_version_id(base):
-            raise BadRequest("baseVersionId must be a version id (ULID)", code="invalid_field", field="baseVersionId")
-    org_id = _field(data, "orgId", required=False)
-    if org_id is not None:
-        check_org_id(org_id)
-    return BuildRequest(user_id, project_id, prompt, framework, base, target, org_id)
+def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> NewProjectBody | RebuildBody:
+    """A build body given as builtins (the dashboard's form): the request struct's own rules; a 400 names the
+    first bad field."""
+    return requests.parse(data, RebuildBody if rebuild else NewProjectBody, max_prompt=max_prompt)
 
 
 Admission = tuple[Callable[[], None], Callable[[ProjectVersion], None]]
@@ -110,7 +55,7 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
     return admit, created
 
 
-def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
+def submit_new(rt: Runtime, queue: BuildQueue, req: NewProjectBody) -> ProjectVersion:
     """Queue the first build of a project: 409 when it exists or is building, 429 past the user's cap."""
     fleet.admit(rt, req.user_id, req.project_id)
     # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
@@ -123,7 +68,7 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVers
     return queued(rt, queue, v)
 
 
-def resolve_base(req: BuildRequest) -> ProjectVersion:
+def resolve_base(req: NewProjectBody | RebuildBody) -> ProjectVersion:
     """The version a rebuild starts from: the given one, else the latest deployed (404 when none)."""
     if req.base_version_id:
         base = ProjectVersion.get_or_none(ProjectVersion.version_id == req.base_version_id)
@@ -146,7 +91,7 @@ def resolve_base(req: BuildRequest) -> ProjectVersion:
     return base
 
 
-def submit_rebuild(rt: Runtime, queue: BuildQueue, req: BuildRequest) -> ProjectVersion:
+def submit_rebuild(rt: Runtime, queue: BuildQueue, req: NewProjectBody | RebuildBody) -> ProjectVersion:
     """Queue a refinement of an existing project from its base version."""
     fleet.admit(rt, req.user_id, req.project_id)
     base = resolve_base(req)

@@ -1,313 +1,334 @@
-"""The daemon's configuration: every key with its default and help, loaded once from TOML + environment.
+"""The daemon's configuration: every key with its type, bounds, help and default, loaded once from TOML + environment.
 
-Long because every key lives here once, with its default, help and check (datasette's settings table): one
-place to read, and the one place the documentation test reads.
+Each section is a msgspec Struct whose class body is the one table of its keys (`name: Annotated[type,
+_opt(help, lo=, hi=)] = default`, a Literal for a choice): msgspec checks every value as it converts a TOML
+table, `section_fields` reads the table back for config.example.toml (the documentation test) and the error
+messages, which name the key. Long because every key lives here once with its help text, and the rules that
+join keys of several sections (`_cross_check`) sit beside them.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import os
 import re
 import secrets
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import msgspec
 
 
 class ConfigError(Exception):
     """A bad config value; the message is one line naming the key and what is wrong."""
 
 
-def _opt(default: Any, help: str, *, choices: tuple[str, ...] = (), lo: float | None = None,
-         hi: float | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def _opt(help: str, *, lo: float | None = None, hi: float | None = None) -> msgspec.Meta:
+    """One key's help and bounds; the key's type (a Literal for a choice) and default sit beside it."""
+    return msgspec.Meta(description=help, ge=lo, le=hi)
 
 
-@dataclass
-class ServerConfig:
-    host: str = _opt("127.0.0.1", "Address the HTTP API and the local previews listen on.")
-    port: int = _opt(8080, "TCP port of the HTTP API and the local previews.", lo=1, hi=65535)
-    preview_domain: str = _opt("localhost", "Local previews are served at http://<deploymentId>.<preview_domain>:<port>/.")
-    public_url: str = _opt("", "Base URL clients use to reach the API (status and log links); empty = http://host:port.")
-    max_body_bytes: int = _opt(1_048_576, "Largest request body accepted, in bytes.", lo=1024)
-    wait_timeout_s: float = _opt(600.0, "How long a build request waits for its build before answering 202.", lo=0)
-    log_level: str = _opt("info", "Log level of the daemon.", choices=("debug", "info", "warning", "error"))
-    forwarded_allow_ips: str = _opt("", "Proxies whose X-Forwarded-For names the client (comma-separated IPs, or *); "
-                                        "empty = the socket's peer is the client, so no caller can pick its own IP.")
-    shutdown_grace_s: float = _opt(300.0, "On SIGTERM, how long a running build may go on before it is failed as "
-                                          "interrupted.", lo=0)
-    preview_host: str = _opt("", "Address of the public previews-only listener (see preview_port); empty = the same as "
-                                 "host.")
-    preview_port: int = _opt(0, "TCP port of a separate public listener that serves previews only, never the API; "
-                                "0 = previews are served on the API's port.", lo=0, hi=65535)
-    accept_body_only_signatures: bool = _opt(True, "Accept the seed's body-only x-sheen-signature (no timestamp) on "
-                                                   "POST /build-preview-for-new-project, /rebuild-preview and "
-                                                   "/generate with a JSON body; false = v2 signatures only.")
-    read_token_max_ttl_s: int = _opt(3600, "Longest a read token may live (its expiry minus now), in seconds.", lo=1)
-    metrics_token_env: str = _opt("", "Name of an environment variable holding a bearer token that /metrics and "
-                                      "health detail also accept (for scrapers); empty = v2 signature only.")
-    sse_max_streams: int = _opt(64, "Most live log streams (SSE) open at once; past it 503 with Retry-After.", lo=1)
-    sse_max_streams_per_ip: int = _opt(4, "Most live log streams open at once from one client IP.", lo=1)
-    max_diff_bytes: int = _opt(4_194_304, "Largest source diff answered, in bytes; past it 413 (mode=stat shows the "
-                                          "counts).", lo=1024)
-    max_log_bytes: int = _opt(2_097_152, "Largest build log answer, in bytes; a longer log answers its last bytes.",
-                              lo=1024)
-    max_screenshot_bytes: int = _opt(8_388_608, "Largest screenshot answered, in bytes (a visual diff: three times "
-                                                "this); past it 413.", lo=1024)
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One TOML table; an unknown key is an error, every value is checked as the table is converted."""
 
 
-@dataclass
-class PathsConfig:
-    data_dir: str = _opt("./data", "Where state.db, queue.db, projects, objects, previews and logs live.")
-    pnpm: str = _opt("", "pnpm executable; empty = the pinned pnpm installed by `make` in .tools/, else PATH.")
-    node: str = _opt("node", "Node.js executable used to record node_version and run builds.")
-    pnpm_store: str = _opt("", "Shared content-addressed pnpm store for every build; empty = <data_dir>/pnpm-store.")
+class ServerConfig(_Section):
+    host: Annotated[str, _opt("Address the HTTP API and the local previews listen on.")] = "127.0.0.1"
+    port: Annotated[int, _opt("TCP port of the HTTP API and the local previews.", lo=1, hi=65535)] = 8080
+    preview_domain: Annotated[str, _opt(
+        "Local previews are served at http://<deploymentId>.<preview_domain>:<port>/.")] = "localhost"
+    public_url: Annotated[str, _opt(
+        "Base URL clients use to reach the API (status and log links); empty = http://host:port.")] = ""
+    max_body_bytes: Annotated[int, _opt("Largest request body accepted, in bytes.", lo=1024)] = 1_048_576
+    wait_timeout_s: Annotated[float, _opt(
+        "How long a build request waits for its build before answering 202.", lo=0)] = 600.0
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], _opt("Log level of the daemon.")] = "info"
+    forwarded_allow_ips: Annotated[str, _opt(
+        "Proxies whose X-Forwarded-For names the client (comma-separated IPs, or *); empty = the socket's peer "
+        "is the client, so no caller can pick its own IP.")] = ""
+    shutdown_grace_s: Annotated[float, _opt(
+        "On SIGTERM, how long a running build may go on before it is failed as interrupted.", lo=0)] = 300.0
+    preview_host: Annotated[str, _opt(
+        "Address of the public previews-only listener (see preview_port); empty = the same as host.")] = ""
+    preview_port: Annotated[int, _opt(
+        "TCP port of a separate public listener that serves previews only, never the API; 0 = previews are "
+        "served on the API's port.", lo=0, hi=65535)] = 0
+    accept_body_only_signatures: Annotated[bool, _opt(
+        "Accept the seed's body-only x-sheen-signature (no timestamp) on POST /build-preview-for-new-project, "
+        "/rebuild-preview and /generate with a JSON body; false = v2 signatures only.")] = True
+    read_token_max_ttl_s: Annotated[int, _opt(
+        "Longest a read token may live (its expiry minus now), in seconds.", lo=1)] = 3600
+    metrics_token_env: Annotated[str, _opt(
+        "Name of an environment variable holding a bearer token that /metrics and health detail also accept (for "
+        "scrapers); empty = v2 signature only.")] = ""
+    sse_max_streams: Annotated[int, _opt(
+        "Most live log streams (SSE) open at once; past it 503 with Retry-After.", lo=1)] = 64
+    sse_max_streams_per_ip: Annotated[int, _opt("Most live log streams open at once from one client IP.", lo=1)] = 4
+    max_diff_bytes: Annotated[int, _opt(
+        "Largest source diff answered, in bytes; past it 413 (mode=stat shows the counts).", lo=1024)] = 4_194_304
+    max_log_bytes: Annotated[int, _opt(
+        "Largest build log answer, in bytes; a longer log answers its last bytes.", lo=1024)] = 2_097_152
+    max_screenshot_bytes: Annotated[int, _opt(
+        "Largest screenshot answered, in bytes (a visual diff: three times this); past it 413.", lo=1024)] = 8_388_608
 
 
-@dataclass
-class GeneratorConfig:
-    backend: str = _opt("template", "Which generator writes projects.", choices=("template", "command", "claude"))
-    command: list[str] = _opt([], "argv of the `command` backend: reads the request JSON on stdin, prints the "
-                                  "contract.")
-    claude_executable: str = _opt("claude", "The Claude Code CLI used by the `claude` backend.")
-    model: str = _opt("", "Model passed to the Claude CLI with --model; empty = the CLI's default.")
-    timeout_s: float = _opt(600.0, "Longest a generator may run.", lo=1)
-    max_files: int = _opt(500, "Most files one generated project may hold.", lo=1)
-    max_file_bytes: int = _opt(1_000_000, "Largest single generated file, in bytes.", lo=1)
-    max_total_bytes: int = _opt(20_000_000, "Largest generated project, all files together, in bytes.", lo=1)
+class PathsConfig(_Section):
+    data_dir: Annotated[str, _opt("Where state.db, queue.db, projects, objects, previews and logs live.")] = "./data"
+    pnpm: Annotated[str, _opt(
+        "pnpm executable; empty = the pinned pnpm installed by `make` in .tools/, else PATH.")] = ""
+    node: Annotated[str, _opt("Node.js executable used to record node_version and run builds.")] = "node"
+    pnpm_store: Annotated[str, _opt(
+        "Shared content-addressed pnpm store for every build; empty = <data_dir>/pnpm-store.")] = ""
 
 
-@dataclass
-class BuildConfig:
-    audit: str = _opt("fail", "`pnpm audit --prod` policy on critical advisories.", choices=("fail", "warn", "off"))
-    audit_registry: str = _opt("", "Registry URL for `pnpm audit` only; empty = https://registry.npmjs.org/ "
-                                   "(pinned on its command line).")
-    audit_cache_minutes: int = _opt(60, "Reuse an audit of the very same lockfile this long (an unreachable "
-                                        "advisory database: at most 10 min); 0 = always audit.", lo=0)
-    registry: str = _opt("", "npm registry for installs; empty = https://registry.npmjs.org/ (pinned on its "
-                             "command line).")
-    allow_build_scripts: list[str] = _opt(
-        ["esbuild", "@tailwindcss/oxide"],
-        "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")
-    node_max_old_space_mb: int = _opt(768, "V8 heap cap for Node in builds, so a leak fails readably before the "
-                                           "OOM kill.", lo=64)
-    checks: str = _opt("record", "Type check (`tsc`) and `eslint --max-warnings=0` after the install, when the project "
-                                 "has them: record = deploy and record the result; fail = a failing check fails "
-                                 "the version (`check_failed`, no preview); off = not run.",
-                       choices=("record", "fail", "off"))
-    keep_logs_lines: int = _opt(40, "How many last log lines a failed build returns in its API answer.", lo=1)
+class GeneratorConfig(_Section):
+    backend: Annotated[Literal["template", "command", "claude"], _opt("Which generator writes projects.")] = "template"
+    command: Annotated[list[str], _opt(
+        "argv of the `command` backend: reads the request JSON on stdin, prints the contract.")] = []
+    claude_executable: Annotated[str, _opt("The Claude Code CLI used by the `claude` backend.")] = "claude"
+    model: Annotated[str, _opt("Model passed to the Claude CLI with --model; empty = the CLI's default.")] = ""
+    timeout_s: Annotated[float, _opt("Longest a generator may run.", lo=1)] = 600.0
+    max_files: Annotated[int, _opt("Most files one generated project may hold.", lo=1)] = 500
+    max_file_bytes: Annotated[int, _opt("Largest single generated file, in bytes.", lo=1)] = 1_000_000
+    max_total_bytes: Annotated[int, _opt("Largest generated project, all files together, in bytes.", lo=1)] = 20_000_000
 
 
-@dataclass
-class DeployConfig:
-    backend: str = _opt("local", "Where previews are deployed.", choices=("local", "cloudflare"))
-    cf_account_id: str = _opt("", "Cloudflare account id (cloudflare backend).")
-    cf_project_name: str = _opt("", "Cloudflare Pages project that receives the previews (cloudflare backend).")
-    wrangler: list[str] = _opt(["wrangler"], "argv prefix that runs Wrangler (cloudflare backend).")
-    cf_api_base: str = _opt("https://api.cloudflare.com/client/v4", "Cloudflare API root.")
-    timeout_s: float = _opt(300.0, "Longest one deployment upload may take.", lo=1)
-    poll_after_s: float = _opt(120.0, "Poll the Pages API for a deployment not confirmed this long after upload.", lo=0)
-    poll_interval_s: float = _opt(20.0, "Seconds between polls of one pending deployment.", lo=1)
-    give_up_after_s: float = _opt(1800.0, "A deployment still unconfirmed this long after upload is failed.", lo=1)
-    allow_functions: bool = _opt(False, "Deploy server code found in the output (`_worker.js`, `_worker.js/`, "
-                                        "`functions/`, `_routes.json`); off: they are removed and the log says so.")
+class BuildConfig(_Section):
+    audit: Annotated[Literal["fail", "warn", "off"], _opt(
+        "`pnpm audit --prod` policy on critical advisories.")] = "fail"
+    audit_registry: Annotated[str, _opt(
+        "Registry URL for `pnpm audit` only; empty = https://registry.npmjs.org/ (pinned on its command line).")] = ""
+    audit_cache_minutes: Annotated[int, _opt(
+        "Reuse an audit of the very same lockfile this long (an unreachable advisory database: at most 10 min); "
+        "0 = always audit.", lo=0)] = 60
+    registry: Annotated[str, _opt(
+        "npm registry for installs; empty = https://registry.npmjs.org/ (pinned on its command line).")] = ""
+    allow_build_scripts: Annotated[list[str], _opt(
+        "Dependencies allowed to run install scripts (pnpm onlyBuiltDependencies); all others are blocked.")] \
+        = msgspec.field(default_factory=lambda: ["esbuild", "@tailwindcss/oxide"])
+    node_max_old_space_mb: Annotated[int, _opt(
+        "V8 heap cap for Node in builds, so a leak fails readably before the OOM kill.", lo=64)] = 768
+    checks: Annotated[Literal["record", "fail", "off"], _opt(
+        "Type check (`tsc`) and `eslint --max-warnings=0` after the install, when the project has them: record = "
+        "deploy and record the result; fail = a failing check fails the version (`check_failed`, no preview); "
+        "off = not run.")] = "record"
+    keep_logs_lines: Annotated[int, _opt(
+        "How many last log lines a failed build returns in its API answer.", lo=1)] = 40
 
 
-@dataclass
-class LimitsConfig:
-    cpu_seconds: float = _opt(300.0, "CPU time for one build step, summed over its whole process tree.", lo=0.1)
-    memory_mb: int = _opt(1024, "Memory for one build step's process tree (no swap), in MiB.", lo=16)
-    output_mb: int = _opt(100, "Bytes a build step may write outside node_modules, plus its log, in MiB.", lo=1)
-    disk_mb: int = _opt(2048, "Disk one project's build steps may fill: workspace with node_modules, its cache and "
-                              "HOME, in MiB (reason disk_limit).", lo=1)
-    wall_seconds: float = _opt(600.0, "Wall-clock cap on one build step.", lo=0.1)
-    pids: int = _opt(512, "Most processes and threads in one build step.", lo=8)
-    log_mb: int = _opt(8, "Captured log per build, in MiB; past it lines are dropped.", lo=1)
-    max_prompt_chars: int = _opt(20_000, "Longest prompt accepted.", lo=1)
-    disk_reserve_mb: int = _opt(256, "Free space kept on the data dir's filesystem: below it new builds, rebuilds and "
-                                     "rollbacks answer 503 disk_full (small writes still go on); 0 = no reserve.",
-                                lo=0)
+class DeployConfig(_Section):
+    backend: Annotated[Literal["local", "cloudflare"], _opt("Where previews are deployed.")] = "local"
+    cf_account_id: Annotated[str, _opt("Cloudflare account id (cloudflare backend).")] = ""
+    cf_project_name: Annotated[str, _opt(
+        "Cloudflare Pages project that receives the previews (cloudflare backend).")] = ""
+    wrangler: Annotated[list[str], _opt(
+        "argv prefix that runs Wrangler (cloudflare backend).")] = msgspec.field(default_factory=lambda: ["wrangler"])
+    cf_api_base: Annotated[str, _opt("Cloudflare API root.")] = "https://api.cloudflare.com/client/v4"
+    timeout_s: Annotated[float, _opt("Longest one deployment upload may take.", lo=1)] = 300.0
+    poll_after_s: Annotated[float, _opt(
+        "Poll the Pages API for a deployment not confirmed this long after upload.", lo=0)] = 120.0
+    poll_interval_s: Annotated[float, _opt("Seconds between polls of one pending deployment.", lo=1)] = 20.0
+    give_up_after_s: Annotated[float, _opt(
+        "A deployment still unconfirmed this long after upload is failed.", lo=1)] = 1800.0
+    allow_functions: Annotated[bool, _opt(
+        "Deploy server code found in the output (`_worker.js`, `_worker.js/`, `functions/`, `_routes.json`); "
+        "off: they are removed and the log says so.")] = False
 
 
-@dataclass
-class RateLimitsConfig:
-    per_ip_per_hour: int = _opt(100, "Validly signed requests per client IP per hour on the signed (mutating and "
-                                     "ops) routes; checked after the signature.", lo=1)
-    failed_auth_per_ip_per_hour: int = _opt(100, "Failed signature or token checks per client IP per hour, counted in "
-                                                 "memory; past it they answer 429 (a valid request is never refused "
-                                                 "by this).", lo=1)
-    new_projects_per_user_per_hour: int = _opt(5, "New project builds per user per hour.", lo=1)
-    rebuilds_per_project_per_hour: int = _opt(20, "Rebuilds (and rollbacks) per project per hour.", lo=1)
+class LimitsConfig(_Section):
+    cpu_seconds: Annotated[float, _opt(
+        "CPU time for one build step, summed over its whole process tree.", lo=0.1)] = 300.0
+    memory_mb: Annotated[int, _opt("Memory for one build step's process tree (no swap), in MiB.", lo=16)] = 1024
+    output_mb: Annotated[int, _opt(
+        "Bytes a build step may write outside node_modules, plus its log, in MiB.", lo=1)] = 100
+    disk_mb: Annotated[int, _opt(
+        "Disk one project's build steps may fill: workspace with node_modules, its cache and HOME, in MiB "
+        "(reason disk_limit).", lo=1)] = 2048
+    wall_seconds: Annotated[float, _opt("Wall-clock cap on one build step.", lo=0.1)] = 600.0
+    pids: Annotated[int, _opt("Most processes and threads in one build step.", lo=8)] = 512
+    log_mb: Annotated[int, _opt("Captured log per build, in MiB; past it lines are dropped.", lo=1)] = 8
+    max_prompt_chars: Annotated[int, _opt("Longest prompt accepted.", lo=1)] = 20_000
+    disk_reserve_mb: Annotated[int, _opt(
+        "Free space kept on the data dir's filesystem: below it new builds, rebuilds and rollbacks answer 503 "
+        "disk_full (small writes still go on); 0 = no reserve.", lo=0)] = 256
 
 
-@dataclass
-class SandboxConfig:
-    layer: str = _opt("auto", "Sandbox layer for builds.", choices=("auto", "cgroup_v2", "cgroup_v1", "watchdog"))
-    build_user: str = _opt("", "User generated code (scripts, `pnpm build`) runs as when the daemon is root; it gets "
-                               "the workspace, never node_modules or the store; empty = `nobody` when root, else "
-                               "the daemon's own user.")
-    build_network: bool = _opt(False, "Allow network during `pnpm build` (`pnpm install` always has it and runs no "
-                                      "scripts).")
-    readonly_root: bool = _opt(True, "Run every build step in its bubblewrap view: host read-only, the data dir "
-                                     "hidden but the project's own workspace and cache, private /tmp, no network "
-                                     "for generated code. Off (or bubblewrap missing) = builds refused.")
-    allow_unconfined: bool = _opt(False, "Run builds without the isolation layer when it is missing or off (a "
-                                         "developer laptop only; `doctor`, /healthz?detail=1 and the log say so).")
+class RateLimitsConfig(_Section):
+    per_ip_per_hour: Annotated[int, _opt(
+        "Validly signed requests per client IP per hour on the signed (mutating and ops) routes; checked after "
+        "the signature.", lo=1)] = 100
+    failed_auth_per_ip_per_hour: Annotated[int, _opt(
+        "Failed signature or token checks per client IP per hour, counted in memory; past it they answer 429 (a "
+        "valid request is never refused by this).", lo=1)] = 100
+    new_projects_per_user_per_hour: Annotated[int, _opt("New project builds per user per hour.", lo=1)] = 5
+    rebuilds_per_project_per_hour: Annotated[int, _opt("Rebuilds (and rollbacks) per project per hour.", lo=1)] = 20
 
 
-@dataclass
-class KVConfig:
-    backend: str = _opt("local", "Where preview pointers live.", choices=("local", "cloudflare"))
-    ttl_days: int = _opt(90, "Pointer time-to-live in days.", lo=1)
-    cf_account_id: str = _opt("", "Cloudflare account id (cloudflare KV).")
-    cf_namespace_id: str = _opt("", "Workers KV namespace id (cloudflare KV).")
-    cf_api_base: str = _opt("https://api.cloudflare.com/client/v4", "Cloudflare API root for KV.")
+class SandboxConfig(_Section):
+    layer: Annotated[Literal["auto", "cgroup_v2", "cgroup_v1", "watchdog"], _opt("Sandbox layer for builds.")] = "auto"
+    build_user: Annotated[str, _opt(
+        "User generated code (scripts, `pnpm build`) runs as when the daemon is root; it gets the workspace, "
+        "never node_modules or the store; empty = `nobody` when root, else the daemon's own user.")] = ""
+    build_network: Annotated[bool, _opt(
+        "Allow network during `pnpm build` (`pnpm install` always has it and runs no scripts).")] = False
+    readonly_root: Annotated[bool, _opt(
+        "Run every build step in its bubblewrap view: host read-only, the data dir hidden but the project's own "
+        "workspace and cache, private /tmp, no network for generated code. Off (or bubblewrap missing) = builds "
+        "refused.")] = True
+    allow_unconfined: Annotated[bool, _opt(
+        "Run builds without the isolation layer when it is missing or off (a developer laptop only; `doctor`, "
+        "/healthz?detail=1 and the log say so).")] = False
 
 
-@dataclass
-class ObjectsConfig:
-    backend: str = _opt("local", "Where artifacts and packs are stored.", choices=("local", "s3"))
-    bucket: str = _opt("", "Bucket name (s3 backend).")
-    endpoint_url: str = _opt("", "S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com; empty = AWS.")
-    region: str = _opt("auto", "S3 region (`auto` for R2).")
-    prefix: str = _opt("", "Key prefix inside the bucket.")
+class KVConfig(_Section):
+    backend: Annotated[Literal["local", "cloudflare"], _opt("Where preview pointers live.")] = "local"
+    ttl_days: Annotated[int, _opt("Pointer time-to-live in days.", lo=1)] = 90
+    cf_account_id: Annotated[str, _opt("Cloudflare account id (cloudflare KV).")] = ""
+    cf_namespace_id: Annotated[str, _opt("Workers KV namespace id (cloudflare KV).")] = ""
+    cf_api_base: Annotated[str, _opt("Cloudflare API root for KV.")] = "https://api.cloudflare.com/client/v4"
 
 
-@dataclass
-class ReplicaConfig:
-    backend: str = _opt("none", "Replicate version rows to Postgres.", choices=("none", "postgres"))
-    table: str = _opt("project_versions", "Postgres table name.")
-    schema: str = _opt("public", "Postgres schema holding the table (created when missing).")
+class ObjectsConfig(_Section):
+    backend: Annotated[Literal["local", "s3"], _opt("Where artifacts and packs are stored.")] = "local"
+    bucket: Annotated[str, _opt("Bucket name (s3 backend).")] = ""
+    endpoint_url: Annotated[str, _opt(
+        "S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com; empty = AWS.")] = ""
+    region: Annotated[str, _opt("S3 region (`auto` for R2).")] = "auto"
+    prefix: Annotated[str, _opt("Key prefix inside the bucket.")] = ""
 
 
-@dataclass
-class SyncConfig:
-    interval_s: float = _opt(2.0, "Seconds between outbox drains (each write also nudges the loop).", lo=0.05)
+class ReplicaConfig(_Section):
+    backend: Annotated[Literal["none", "postgres"], _opt("Replicate version rows to Postgres.")] = "none"
+    table: Annotated[str, _opt("Postgres table name.")] = "project_versions"
+    schema: Annotated[str, _opt("Postgres schema holding the table (created when missing).")] = "public"
 
 
-@dataclass
-class RetentionConfig:
-    keep_versions: int = _opt(200, "Versions kept per project by the nightly cleanup (pinned and live ones always).",
-                              lo=1)
-    archive_after_days: int = _opt(90, "Artifact zips older than this move to cheaper storage.", lo=1)
-    delete_rows_after_days: int = _opt(365, "Version rows older than this are hard-deleted unless pinned.", lo=1)
-    delete_previews_after_days: int = _opt(30, "Previews (deployments) older than this are deleted, never the "
-                                               "live one.", lo=1)
-    nightly_at: str = _opt("03:30", "UTC time (HH:MM) of the nightly cleanup.")
-    pages_quota_month: int = _opt(500, "Pages deployments allowed per month (metrics and the quota alert).", lo=1)
+class SyncConfig(_Section):
+    interval_s: Annotated[float, _opt(
+        "Seconds between outbox drains (each write also nudges the loop).", lo=0.05)] = 2.0
 
 
-@dataclass
-class AlertsConfig:
-    webhook_url: str = _opt("", "POST each alert start and clear here as JSON; empty = log only.")
-    failure_rate: float = _opt(0.2, "Alert when this share of builds failed within the window.", lo=0, hi=1)
-    window_minutes: int = _opt(15, "Window of the build failure-rate alert, in minutes.", lo=1)
-    quota_ratio: float = _opt(0.8, "Alert when Pages deployments this month reach this share of the quota.",
-                              lo=0, hi=1)
-    auth_failures: int = _opt(20, "Alert when this many API requests failed authentication within the window.",
-                              lo=1)
-    disk_free_min_percent: float = _opt(10.0, "Alert when the data dir's disk has less free space than this.",
-                                        lo=0, hi=100)
+class RetentionConfig(_Section):
+    keep_versions: Annotated[int, _opt(
+        "Versions kept per project by the nightly cleanup (pinned and live ones always).", lo=1)] = 200
+    archive_after_days: Annotated[int, _opt("Artifact zips older than this move to cheaper storage.", lo=1)] = 90
+    delete_rows_after_days: Annotated[int, _opt(
+        "Version rows older than this are hard-deleted unless pinned.", lo=1)] = 365
+    delete_previews_after_days: Annotated[int, _opt(
+        "Previews (deployments) older than this are deleted, never the live one.", lo=1)] = 30
+    nightly_at: Annotated[str, _opt("UTC time (HH:MM) of the nightly cleanup.")] = "03:30"
+    pages_quota_month: Annotated[int, _opt(
+        "Pages deployments allowed per month (metrics and the quota alert).", lo=1)] = 500
 
 
-@dataclass
-class RenderConfig:
-    enabled: bool = _opt(True, "Open every deployed preview in headless Chromium: status, JS errors, blank page, "
-                               "screenshots.")
-    chromium: str = _opt("chromium", "Chromium executable for the render check.")
-    timeout_s: float = _opt(30.0, "Longest one render check may take.", lo=1)
-    user: str = _opt("", "User Chromium runs as when the daemon is root (its own: not the build user); empty = "
-                         "`previewd-render`, created as a system user at the first render check (`nobody` if "
-                         "that fails).")
+class AlertsConfig(_Section):
+    webhook_url: Annotated[str, _opt("POST each alert start and clear here as JSON; empty = log only.")] = ""
+    failure_rate: Annotated[float, _opt("Alert when this share of builds failed within the window.", lo=0, hi=1)] = 0.2
+    window_minutes: Annotated[int, _opt("Window of the build failure-rate alert, in minutes.", lo=1)] = 15
+    quota_ratio: Annotated[float, _opt(
+        "Alert when Pages deployments this month reach this share of the quota.", lo=0, hi=1)] = 0.8
+    auth_failures: Annotated[int, _opt(
+        "Alert when this many API requests failed authentication within the window.", lo=1)] = 20
+    disk_free_min_percent: Annotated[float, _opt(
+        "Alert when the data dir's disk has less free space than this.", lo=0, hi=100)] = 10.0
 
 
-@dataclass
-class QuotasConfig:
-    default_plan: str = _opt("", "Plan of users (and orgs) with no assignment; empty = they have no limits. Quotas "
-                                 "are on only when at least one [plans.<name>] table exists.")
-    alert_ratio: float = _opt(0.8, "Post a quota alert (once per user, quota and month) when usage reaches this "
-                                   "share of a plan's limit.", lo=0.01, hi=1)
+class RenderConfig(_Section):
+    enabled: Annotated[bool, _opt(
+        "Open every deployed preview in headless Chromium: status, JS errors, blank page, screenshots.")] = True
+    chromium: Annotated[str, _opt("Chromium executable for the render check.")] = "chromium"
+    timeout_s: Annotated[float, _opt("Longest one render check may take.", lo=1)] = 30.0
+    user: Annotated[str, _opt(
+        "User Chromium runs as when the daemon is root (its own: not the build user); empty = `previewd-render`, "
+        "created as a system user at the first render check (`nobody` if that fails).")] = ""
 
 
-@dataclass
-class PlanConfig:
+class QuotasConfig(_Section):
+    default_plan: Annotated[str, _opt(
+        "Plan of users (and orgs) with no assignment; empty = they have no limits. Quotas are on only when at "
+        "least one [plans.<name>] table exists.")] = ""
+    alert_ratio: Annotated[float, _opt(
+        "Post a quota alert (once per user, quota and month) when usage reaches this share of a plan's limit.",
+        lo=0.01, hi=1)] = 0.8
+
+
+class PlanConfig(_Section):
     """One `[plans.<name>]` table: monthly limits (0 = unlimited) and rate caps overriding [rate_limits]."""
 
-    build_cpu_seconds: float = _opt(0.0, "Build CPU seconds per calendar month (UTC), every sandboxed step of "
-                                         "every build summed; 0 = no limit.", lo=0)
-    builds: int = _opt(0, "Builds (new, rebuild, rollback) admitted per calendar month; 0 = no limit.", lo=0)
-    storage_bytes: int = _opt(0, "Bytes stored for the user (artifact zips, packs, screenshots; pinned versions "
-                                 "count); 0 = no limit.", lo=0)
-    pages_deployments: int = _opt(0, "Cloudflare Pages deployments per calendar month (cloudflare deploy backend "
-                                     "only); 0 = no limit.", lo=0)
-    concurrent_projects: int = _opt(0, "Projects of the user with a build queued or running at once; 0 = no "
-                                       "limit.", lo=0)
-    new_projects_per_user_per_hour: int = _opt(0, "Overrides [rate_limits] new_projects_per_user_per_hour for "
-                                                  "this plan; 0 = the global cap.", lo=0)
-    rebuilds_per_project_per_hour: int = _opt(0, "Overrides [rate_limits] rebuilds_per_project_per_hour for this "
-                                                 "plan; 0 = the global cap.", lo=0)
+    build_cpu_seconds: Annotated[float, _opt(
+        "Build CPU seconds per calendar month (UTC), every sandboxed step of every build summed; 0 = no limit.",
+        lo=0)] = 0.0
+    builds: Annotated[int, _opt("Builds (new, rebuild, rollback) admitted per calendar month; 0 = no limit.", lo=0)] = 0
+    storage_bytes: Annotated[int, _opt(
+        "Bytes stored for the user (artifact zips, packs, screenshots; pinned versions count); 0 = no limit.",
+        lo=0)] = 0
+    pages_deployments: Annotated[int, _opt(
+        "Cloudflare Pages deployments per calendar month (cloudflare deploy backend only); 0 = no limit.", lo=0)] = 0
+    concurrent_projects: Annotated[int, _opt(
+        "Projects of the user with a build queued or running at once; 0 = no limit.", lo=0)] = 0
+    new_projects_per_user_per_hour: Annotated[int, _opt(
+        "Overrides [rate_limits] new_projects_per_user_per_hour for this plan; 0 = the global cap.", lo=0)] = 0
+    rebuilds_per_project_per_hour: Annotated[int, _opt(
+        "Overrides [rate_limits] rebuilds_per_project_per_hour for this plan; 0 = the global cap.", lo=0)] = 0
 
 
 PLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-@dataclass
-class UIConfig:
-    enabled: bool = _opt(True, "Serve the operators' dashboard under /ui on the API listener (never on a preview "
-                               "host or the public previews listener).")
-    password_hash: str = _opt("", "Hash of the dashboard password, made by `previewd hash-password`; empty = sign "
-                                  "in only with a token from `daemonctl ui-token`.")
-    session_hours: float = _opt(12.0, "How long a dashboard sign-in lasts, in hours.", lo=0.01, hi=720)
-    secure_cookies: bool = _opt(False, "Mark the dashboard's session and CSRF cookies Secure (true when the API "
-                                       "is reached over HTTPS).")
+class UIConfig(_Section):
+    enabled: Annotated[bool, _opt(
+        "Serve the operators' dashboard under /ui on the API listener (never on a preview host or the public "
+        "previews listener).")] = True
+    password_hash: Annotated[str, _opt(
+        "Hash of the dashboard password, made by `previewd hash-password`; empty = sign in only with a token "
+        "from `daemonctl ui-token`.")] = ""
+    session_hours: Annotated[float, _opt("How long a dashboard sign-in lasts, in hours.", lo=0.01, hi=720)] = 12.0
+    secure_cookies: Annotated[bool, _opt(
+        "Mark the dashboard's session and CSRF cookies Secure (true when the API is reached over HTTPS).")] = False
 
 
-@dataclass
-class FleetConfig:
-    enabled: bool = _opt(False, "Run as one droplet of a fleet: a fenced per-project lease in Postgres, catch-up from "
-                                "Postgres and S3 on takeover (needs [replica] backend = \"postgres\" and [objects] "
-                                "backend = \"s3\"); off = a single droplet, as before.")
-    droplet_id: str = _opt("", "This droplet's name in the fleet (lease holder); empty = the host name. Must be "
-                               "unique in the fleet.")
-    lease_ttl_s: float = _opt(15.0, "A project lease lasts this long unless renewed (every third of it while held); "
-                                    "a dead droplet's projects move after about this long.", lo=2, hi=3600)
-    release_idle_s: float = _opt(5.0, "A held lease is released once its project has had no build, pending sync or "
-                                      "request this long.", lo=0)
-    preview_cache_mb: int = _opt(512, "Local previews built on other droplets are fetched from the object store on "
-                                      "first request and kept, least recently used first out, up to this size.",
-                                 lo=1)
+class FleetConfig(_Section):
+    enabled: Annotated[bool, _opt(
+        "Run as one droplet of a fleet: a fenced per-project lease in Postgres, catch-up from Postgres and S3 on "
+        "takeover (needs [replica] backend = \"postgres\" and [objects] backend = \"s3\"); off = a single droplet, "
+        "as before.")] = False
+    droplet_id: Annotated[str, _opt(
+        "This droplet's name in the fleet (lease holder); empty = the host name. Must be unique in the fleet.")] = ""
+    lease_ttl_s: Annotated[float, _opt(
+        "A project lease lasts this long unless renewed (every third of it while held); a dead droplet's "
+        "projects move after about this long.", lo=2, hi=3600)] = 15.0
+    release_idle_s: Annotated[float, _opt(
+        "A held lease is released once its project has had no build, pending sync or request this long.", lo=0)] = 5.0
+    preview_cache_mb: Annotated[int, _opt(
+        "Local previews built on other droplets are fetched from the object store on first request and kept, "
+        "least recently used first out, up to this size.", lo=1)] = 512
 
-
-@dataclass
-class Config:
+class Config(msgspec.Struct, kw_only=True):
     """The whole configuration; secrets are never read from the file, only from the environment."""
 
-    server: ServerConfig = field(default_factory=ServerConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    build: BuildConfig = field(default_factory=BuildConfig)
-    deploy: DeployConfig = field(default_factory=DeployConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
-    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
-    kv: KVConfig = field(default_factory=KVConfig)
-    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
-    replica: ReplicaConfig = field(default_factory=ReplicaConfig)
-    sync: SyncConfig = field(default_factory=SyncConfig)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    render: RenderConfig = field(default_factory=RenderConfig)
-    quotas: QuotasConfig = field(default_factory=QuotasConfig)
-    plans: dict[str, PlanConfig] = field(default_factory=dict)
-    ui: UIConfig = field(default_factory=UIConfig)
-    fleet: FleetConfig = field(default_factory=FleetConfig)
-    secrets: Secrets = field(default_factory=lambda: Secrets())
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
+    generator: GeneratorConfig = msgspec.field(default_factory=GeneratorConfig)
+    build: BuildConfig = msgspec.field(default_factory=BuildConfig)
+    deploy: DeployConfig = msgspec.field(default_factory=DeployConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
+    sandbox: SandboxConfig = msgspec.field(default_factory=SandboxConfig)
+    kv: KVConfig = msgspec.field(default_factory=KVConfig)
+    objects: ObjectsConfig = msgspec.field(default_factory=ObjectsConfig)
+    replica: ReplicaConfig = msgspec.field(default_factory=ReplicaConfig)
+    sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    render: RenderConfig = msgspec.field(default_factory=RenderConfig)
+    quotas: QuotasConfig = msgspec.field(default_factory=QuotasConfig)
+    plans: dict[str, PlanConfig] = {}
+    ui: UIConfig = msgspec.field(default_factory=UIConfig)
+    fleet: FleetConfig = msgspec.field(default_factory=FleetConfig)
+    secrets: Secrets = msgspec.field(default_factory=lambda: Secrets())
     source: str = "defaults"
 
     @property
@@ -329,7 +350,7 @@ class Config:
         return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
 
 
-SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in ("secrets", "source", "plans")]
+SECTIONS = [f for f in Config.__struct_fields__ if f not in ("secrets", "source", "plans")]
 
 # Secrets and the environment variables that carry them; none may appear in the TOML file.
 SECRET_ENV = {
@@ -364,84 +385,100 @@ class Secrets:
         return [v for k in (*SECRET_ENV, "metrics_token") if (v := getattr(self, k))]
 
 
-def section_fields(section: str) -> list[dataclasses.Field[Any]]:
+@dataclass(frozen=True)
+class Key:
+    """One documented key, read back from its section's table."""
+
+    name: str
+    default: Any
+    metadata: dict[str, Any]  # help, choices, lo, hi
+
+
+@functools.cache
+def keys_of(cls: type[msgspec.Struct]) -> tuple[Key, ...]:
+    """The keys of a section struct in their order: name, default, help, choices and bounds."""
+    hints = get_type_hints(cls, include_extras=True)
+    out = []
+    for f in msgspec.structs.fields(cls):
+        kind, *extras = get_args(hints[f.name])
+        meta = next(m for m in extras if isinstance(m, msgspec.Meta))
+        default = f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+        out.append(Key(f.name, default, {"help": meta.description, "lo": meta.ge, "hi": meta.le,
+                                         "choices": get_args(kind) if get_origin(kind) is Literal else ()}))
+    return tuple(out)
+
+
+def _section_type(section: str) -> type[msgspec.Struct]:
+    cls: type[msgspec.Struct] = type(getattr(Config(), section))
+    return cls
+
+
+def section_fields(section: str) -> list[Key]:
     """The documented keys of one section."""
-    cls = type(getattr(Config(), section))
-    return list(dataclasses.fields(cls))
+    return list(keys_of(_section_type(section)))
 
 
-def _default(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc,operator]
-
-
-def _check(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
-    where = f"[{section}] {f.name}"
-    default = _default(f)
-    meta = f.metadata
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: must be true or false, got {value!r}")
-    elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: must be an integer, got {value!r}")
-    elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: must be a number, got {value!r}")
-        value = float(value)
-    elif isinstance(default, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: must be a string, got {value!r}")
-    elif isinstance(default, list) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and value < lo:
-        raise ConfigError(f"{where}: must be >= {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{where}: must be <= {hi}, got {value!r}")
-    return value
-
-
-def plan_fields() -> list[dataclasses.Field[Any]]:
+def plan_fields() -> list[Key]:
     """The documented keys of a `[plans.<name>]` table."""
-    return list(dataclasses.fields(PlanConfig))
+    return list(keys_of(PlanConfig))
 
 
-def _apply_plans(cfg: Config, plans: Any) -> None:
+_KIND = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list of strings"}
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _explain(where: str, cls: type[msgspec.Struct], values: dict[str, Any], message: str) -> str:
+    """msgspec's message about one table, as one line naming the key: `[section] key: must be ..., got ...`."""
+    text, _, path = message.partition(" - at `$.")
+    keys = {k.name: k for k in keys_of(cls)}
+    if text.startswith("Object contains unknown field"):
+        return f"[{where}] {text.split('`')[1]}: unknown key (known: {', '.join(keys)})"
+    key = keys[re.split(r"[`\[]", path)[0]]
+    if text.startswith("Invalid enum value"):
+        rule = f"must be one of {', '.join(key.metadata['choices'])}"
+    elif " >= " in text:
+        rule = f"must be >= {key.metadata['lo']}"
+    elif " <= " in text:
+        rule = f"must be <= {key.metadata['hi']}"
+    else:
+        rule = f"must be {_KIND[type(key.default)]}"
+    value = values.get(key.name)
+    if isinstance(key.default, float) and type(value) is int:
+        value = float(value)  # a number key holds a float, whatever the TOML spelled
+    return f"[{where}] {key.name}: {rule}, got {value!r}"
+
+
+def _section(where: str, cls: type[S], values: Any) -> S:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{where}]: must be a table")
+    try:
+        return msgspec.convert(values, cls)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(where, cls, values, str(exc))) from None
+
+
+def _plans(plans: Any) -> dict[str, PlanConfig]:
     if not isinstance(plans, dict):
         raise ConfigError("[plans]: must hold tables, one per plan: [plans.<name>]")
-    known = {f.name: f for f in plan_fields()}
+    out = {}
     for name, values in plans.items():
         if not PLAN_NAME.fullmatch(name):
             raise ConfigError(f"[plans.{name}]: a plan name is 1 to 32 letters, digits, '_' or '-'")
-        if not isinstance(values, dict):
-            raise ConfigError(f"[plans.{name}]: must be a table")
-        plan = PlanConfig()
-        for key, value in values.items():
-            if key not in known:
-                raise ConfigError(f"[plans.{name}] {key}: unknown key (known: {', '.join(known)})")
-            setattr(plan, key, _check(f"plans.{name}", known[key], value))
-        cfg.plans[name] = plan
+        out[name] = _section(f"plans.{name}", PlanConfig, values)
+    return out
 
 
-def _apply(cfg: Config, data: dict[str, Any]) -> None:
+def _parse(data: dict[str, Any]) -> Config:
+    """A Config from a TOML document: each table converted (and so checked) by its section's struct."""
+    given: dict[str, Any] = {}
     for section, values in data.items():
         if section == "plans":
-            _apply_plans(cfg, values)
-            continue
-        if section not in SECTIONS:
+            given["plans"] = _plans(values)
+        elif section not in SECTIONS:
             raise ConfigError(f"[{section}]: unknown section (known: {', '.join(SECTIONS)})")
-        if not isinstance(values, dict):
-            raise ConfigError(f"[{section}]: must be a table")
-        obj = getattr(cfg, section)
-        known = {f.name: f for f in section_fields(section)}
-        for key, value in values.items():
-            if key not in known:
-                raise ConfigError(f"[{section}] {key}: unknown key (known: {', '.join(known)})")
-            setattr(obj, key, _check(section, known[key], value))
+        else:
+            given[section] = _section(section, _section_type(section), values)
+    return Config(**given)
 
 
 def _cross_check(cfg: Config) -> None:
@@ -531,7 +568,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
             raise ConfigError(f"config file {p}: not found") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {p}: not valid TOML ({exc})") from None
-        _apply(cfg, data)
+        cfg = _parse(data)
         cfg.source = str(p)
     for name, var in SECRET_ENV.items():
         setattr(cfg.secrets, name, env.get(var, ""))
@@ -580,7 +617,7 @@ def render_example() -> str:
     for section in SECTIONS:
         lines += ["", f"[{section}]"]
         for f in section_fields(section):
-            default = _default(f)
+            default = f.default
             lines.append(f"# {f.metadata['help']}")
             if f.metadata.get("choices"):
                 lines.append(f"# One of: {', '.join(f.metadata['choices'])}.")
@@ -594,5 +631,5 @@ def render_example() -> str:
     lines += ["", "# Plans: one table per plan, e.g. [plans.free]; none = quotas off. Every key is optional:",
               "# [plans.free]"]
     for f in plan_fields():
-        lines += [f"# {f.metadata['help']}", f"# {f.name} = {_default(f)!r}"]
+        lines += [f"# {f.metadata['help']}", f"# {f.name} = {f.default!r}"]
     return "\n".join(lines) + "\n"

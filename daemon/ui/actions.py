@@ -16,7 +16,7 @@ from daemon.api.versions import set_pinned
 from daemon.build import publish, submit
 from daemon.build import rollback as rolling_back
 from daemon.core import ratelimit, versions
-from daemon.core.errors import BadRequest, NotFound
+from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
 from daemon.ops import metrics
 from daemon.ui.access import check_password, check_token, end_session, open_session, session_ok, signed_in
@@ -147,8 +147,6 @@ async def rebuild(request: Request[Any, Any, Any], version_id: FromPath[str], da
     runtime = rt(request)
     base = await asyncio.to_thread(versions.get, version_id)
     prompt = data.get("prompt", "")
-    if not prompt.strip():
-        raise BadRequest("prompt must not be empty", code="invalid_field", field="prompt")
     req = submit.parse_build_request({"userId": base.user_id, "projectId": base.project_id, "prompt": prompt,
                                       "baseVersionId": version_id}, rebuild=True,
                                      max_prompt=runtime.cfg.limits.max_prompt_chars)
