@@ -68,8 +68,7 @@ def test_each_runtime_has_its_own_registry_and_hooks_install_once() -> None:
 def _log_to(json_lines: bool, secrets: list[str]) -> tuple[io.StringIO, logging.Logger]:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
-    handler.setFormatter(logging_setup.JsonFormatter() if json_lines else logging_setup.TextFormatter())
-    handler.addFilter(logging_setup.ContextFilter(secrets))
+    handler.setFormatter(logging_setup.formatter(json_lines=json_lines, secrets=secrets))
     logger = logging.getLogger(f"test.ops.{json_lines}")
     logger.handlers[:] = [handler]
     logger.propagate = False
