@@ -31,6 +31,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check daemon sandbox sync tests bench
 	$(BIN)/mypy daemon sandbox sync
+	$(BIN)/lint-imports --no-cache
 
 test: setup lint
 	scripts/ensure-postgres.sh

@@ -1,4 +1,8 @@
-"""run(): start one command in a fresh layer, stream its lines, enforce the limits, and leave nothing behind."""
+"""run(): start one command in a fresh layer, stream its lines, enforce the limits, and leave nothing behind.
+
+Long because start, supervision (CPU, memory, output, disk, wall clock) and the classification of how a step
+ended share one process's lifetime and its fds: split apart, each piece would pass the others' state around.
+"""
 
 from __future__ import annotations
 

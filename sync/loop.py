@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+import tenacity
+
 from sync.outbox import DrainStats, Handler, Outbox
 
 log = logging.getLogger(__name__)
@@ -57,18 +59,27 @@ class SyncLoop:
         self._wake.set()
 
     def _run(self) -> None:
-        failures = 0
+        # tenacity keeps the failure streak: waits double from twice the tick up to max_backoff_s, and each wait
+        # is the wake event's, so nudge() and stop() cut it short.
+        drain = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Exception),  # the loop boundary: log, back off, keep going
+            wait=tenacity.wait_exponential(multiplier=2 * self.interval_s, max=self.max_backoff_s),
+            stop=lambda _state: self._stop.is_set(),
+            sleep=self._pause,
+            before_sleep=_log_failure,
+            reraise=True,
+        ).wraps(self.outbox.drain)
         while not self._stop.is_set():
             try:
-                self.last_stats = self.outbox.drain(self.handlers, max_batch=self.max_batch)
-                failures = 0
-                wait = self.interval_s
-            except Exception:  # the loop boundary: log, back off, keep going
-                failures += 1
-                wait = min(self.max_backoff_s, self.interval_s * 2**failures)
-                log.exception("sync loop: drain failed (%d in a row), next try in %.1fs", failures, wait)
-            self._wake.wait(wait)
-            self._wake.clear()
+                self.last_stats = drain(self.handlers, max_batch=self.max_batch)
+            except Exception:  # only when stop() came during a failure streak
+                log.exception("sync loop: drain failed while stopping")
+                return
+            self._pause(self.interval_s)
+
+    def _pause(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     def drain_now(self, destination: str) -> DrainStats | None:
         """Send one destination's backlog on the caller's thread, now (None when it is not configured).
@@ -93,3 +104,9 @@ class SyncLoop:
                 return total
             if stats.total_sent == 0:  # every destination failed this round: wait a little, try again
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _log_failure(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    log.error("sync loop: drain failed (%d in a row), next try in %.1fs", state.attempt_number,
+              state.upcoming_sleep, exc_info=exc)

@@ -1,11 +1,13 @@
-"""Daemon logging: JSON lines (plain text on a terminal) with version, project and request ids; secrets redacted."""
+"""Daemon logging: JSON lines (plain text on a terminal) with version, project and request ids; secrets redacted.
+
+structlog does the work: its context-local variables carry the ids, its ProcessorFormatter turns every stdlib
+record into the line. What stays here is the line's exact shape (ts, level, logger, msg, ids, exc) and redaction.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import itertools
-import json
 import logging
 import sys
 import uuid
@@ -13,10 +15,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
-version_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("version_id", default=None)
-project_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("project_id", default=None)
-request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-_VARS = {"version_id": version_id, "project_id": project_id, "request_id": request_id}
+import structlog
+from structlog.contextvars import bind_contextvars, bound_contextvars, get_contextvars, reset_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+IDS = ("version_id", "project_id", "request_id")
 # Request ids: a random per-process prefix and a counter, unique without a urandom call per request.
 _RID_PREFIX = uuid.uuid4().hex[:8]
 _rid_counter = itertools.count(1)
@@ -25,80 +28,67 @@ _rid_counter = itertools.count(1)
 @contextlib.contextmanager
 def bind(**ids: str | None) -> Iterator[None]:
     """Attach ids (version_id, project_id, request_id) to every log record made inside the block."""
-    tokens = []
-    for name, value in ids.items():
-        if name not in _VARS:
-            raise ValueError(f"unknown log context {name!r}; use {', '.join(_VARS)}")
-        tokens.append((_VARS[name], _VARS[name].set(value)))
-    try:
+    unknown = [name for name in ids if name not in IDS]
+    if unknown:
+        raise ValueError(f"unknown log context {unknown[0]!r}; use {', '.join(IDS)}")
+    with bound_contextvars(**ids):
         yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
 
 
-class ContextFilter(logging.Filter):
-    """Copies the bound ids onto each record and replaces any secret in the message with [redacted]."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        for name, var in _VARS.items():
-            if not hasattr(record, name):
-                setattr(record, name, var.get())
-        if self.secrets:
-            text = record.getMessage()
-            clean = text
-            for s in self.secrets:
-                clean = clean.replace(s, "[redacted]")
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            exc = record.exc_text
-            if exc:
-                for s in self.secrets:
-                    exc = exc.replace(s, "[redacted]")
-                record.exc_text = exc
-            if clean != text:
-                record.msg, record.args = clean, None
-        return True
+def _shape(_logger: WrappedLogger, _method: str, ed: EventDict) -> EventDict:
+    """ts, level, logger, msg, the bound ids when set, exc when any: in that order, nothing else."""
+    record: logging.LogRecord = ed["_record"]
+    out: EventDict = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": ed["level"],
+        "logger": ed["logger"],
+        "msg": ed["event"],
+    }
+    bound = get_contextvars()
+    for name in IDS:
+        if bound.get(name):
+            out[name] = bound[name]
+    if ed.get("exception"):
+        out["exc"] = ed["exception"]
+    return out
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, the bound ids when set, exc when any."""
+def _redactor(secrets: Iterable[str]) -> Processor:
+    """Replaces every secret (4 characters or more) in the message and the traceback with [redacted]."""
+    words = [s for s in secrets if s and len(s) >= 4]
 
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for name in _VARS:
-            value = getattr(record, name, None)
-            if value:
-                out[name] = value
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            out["exc"] = record.exc_text
-        return json.dumps(out, ensure_ascii=False)
+    def redact(_logger: WrappedLogger, _method: str, ed: EventDict) -> EventDict:
+        for key in ("msg", "exc"):
+            if key in ed and words:
+                for s in words:
+                    ed[key] = ed[key].replace(s, "[redacted]")
+        return ed
+
+    return redact
 
 
-class TextFormatter(logging.Formatter):
-    """Readable lines for a terminal, ids appended in brackets."""
+def _text(_logger: WrappedLogger, _method: str, ed: EventDict) -> str:
+    """The message with the ids in brackets at the end of its first line, then the traceback."""
+    first, nl, rest = ed["msg"].partition("\n")
+    ids = " ".join(f"{n}={ed[n]}" for n in IDS if n in ed)
+    line = f"{first} [{ids}]{nl}{rest}" if ids else ed["msg"]
+    return f"{line}\n{ed['exc']}" if "exc" in ed else line
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        ids = " ".join(f"{n}={getattr(record, n)}" for n in _VARS if getattr(record, n, None))
-        if not ids:
-            return line
-        first, nl, rest = line.partition("\n")
-        return f"{first} [{ids}]{nl}{rest}"
+def formatter(*, json_lines: bool, secrets: Iterable[str] = ()) -> logging.Formatter:
+    """A stdlib formatter: one JSON object per line, or readable lines for a terminal (ids in brackets)."""
+    chain: list[Processor] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.format_exc_info,
+        _shape,
+        _redactor(secrets),
+    ]
+    if json_lines:
+        return structlog.stdlib.ProcessorFormatter(
+            processors=[*chain, structlog.processors.JSONRenderer(ensure_ascii=False)])
+    return structlog.stdlib.ProcessorFormatter(processors=[*chain, _text], keep_stack_info=True,
+                                               fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure(level: str = "info", *, secrets: Iterable[str] = (), json_lines: bool | None = None,
@@ -108,8 +98,7 @@ def configure(level: str = "info", *, secrets: Iterable[str] = (), json_lines: b
     if json_lines is None:
         json_lines = not (hasattr(stream, "isatty") and stream.isatty())
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
-    handler.addFilter(ContextFilter(secrets))
+    handler.setFormatter(formatter(json_lines=json_lines, secrets=secrets))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -143,8 +132,8 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), header]}
             await send(message)
 
-        token = request_id.set(rid)  # the ASGI server runs each request in its own task (own context)
+        tokens = bind_contextvars(request_id=rid)  # the ASGI server runs each request in its own task (own context)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            request_id.reset(token)
+            reset_contextvars(**tokens)

@@ -8,6 +8,8 @@ Every import counts: module-level, function-local and `if TYPE_CHECKING:` ones, 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections import deque
 from pathlib import Path
 
@@ -16,21 +18,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("daemon", "sandbox", "sync")
 
-# Arrows run downwards only: a daemon module may import modules of its own rank or lower.
-LAYERS = {
-    "daemon": 0,
-    "daemon.core": 0,
-    "daemon.history": 1,
-    "daemon.generators": 1,
-    "daemon.deployers": 1,
-    "daemon.render": 1,
-    "daemon.runtime": 2,
-    "daemon.build": 3,
-    "daemon.ops": 4,
-    "daemon.api": 5,
-    "daemon.ui": 5,
-    "daemon.cli": 6,
-}
+# Arrows run downwards only: a daemon module may import modules of its own rank or lower. The table is
+# import-linter's layers contract in pyproject.toml (`make lint` runs `lint-imports`, which also follows
+# indirect chains); this walker reads the same table so the suite names every upward arrow by its rank.
+def _layers_from_pyproject() -> dict[str, int]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contract = next(c for c in config["contracts"] if c["id"] == "daemon-layers")
+    (container,) = contract["containers"]
+    ranks = {container: 0}
+    for rank_, layer in enumerate(reversed(contract["layers"])):
+        for name in re.split(r"[:|]", layer):
+            ranks[f"{container}.{name.strip()}"] = rank_
+    return ranks
+
+
+LAYERS = _layers_from_pyproject()
 
 MAX_LINES = 400
 LONG_REASON = "long because"
@@ -207,7 +209,7 @@ def test_leaf_packages_do_not_import_daemon(leaf: str) -> None:
 
 def test_every_daemon_module_has_a_layer() -> None:
     lost = [m for m in sorted(GRAPH) if m.split(".")[0] == "daemon" and rank(m) is None]
-    assert not lost, f"modules in no layer (add them to LAYERS in {Path(__file__).name}): {', '.join(lost)}"
+    assert not lost, f"modules in no layer (add them to the daemon-layers contract, pyproject.toml): {', '.join(lost)}"
 
 
 def test_no_upward_arrows_between_daemon_layers() -> None:
@@ -232,6 +234,14 @@ def test_daemon_modules_are_short_or_say_why() -> None:
             long.append(f"{module}: {n} lines")
     assert not long, (f"modules over {MAX_LINES} lines whose docstring does not say why ({LONG_REASON!r}); "
                       "split them or give the reason:\n  " + "\n  ".join(long))
+
+
+def test_sandbox_and_sync_modules_are_short_or_say_why() -> None:
+    long = [f"{m}: {n} lines" for m, path in sorted(discover(REPO, ("sandbox", "sync")).items())
+            if (n := len(path.read_text().splitlines())) > MAX_LINES
+            and LONG_REASON not in (ast.get_docstring(ast.parse(path.read_text())) or "").lower()]
+    assert not long, f"modules over {MAX_LINES} lines without {LONG_REASON!r} in their docstring:\n  " + \
+        "\n  ".join(long)
 
 
 # -- the walker itself ----------------------------------------------------------------------------------------
@@ -274,3 +284,9 @@ def test_rank_and_layer_of_modules() -> None:
     assert rank("daemon.cli.serve") == 6 and layer_name("daemon.cli.serve") == "daemon.cli"
     assert rank("daemon.runtime") == 2
     assert rank("sandbox.runner") is None
+
+
+def test_the_layer_table_read_from_pyproject() -> None:
+    assert LAYERS == {"daemon": 0, "daemon.core": 0, "daemon.history": 1, "daemon.generators": 1,
+                      "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.build": 3,
+                      "daemon.ops": 4, "daemon.api": 5, "daemon.ui": 5, "daemon.cli": 6}

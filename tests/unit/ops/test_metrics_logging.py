@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -68,8 +69,7 @@ def test_each_runtime_has_its_own_registry_and_hooks_install_once() -> None:
 def _log_to(json_lines: bool, secrets: list[str]) -> tuple[io.StringIO, logging.Logger]:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
-    handler.setFormatter(logging_setup.JsonFormatter() if json_lines else logging_setup.TextFormatter())
-    handler.addFilter(logging_setup.ContextFilter(secrets))
+    handler.setFormatter(logging_setup.formatter(json_lines=json_lines, secrets=secrets))
     logger = logging.getLogger(f"test.ops.{json_lines}")
     logger.handlers[:] = [handler]
     logger.propagate = False
@@ -116,3 +116,22 @@ def test_configure_picks_json_when_not_a_tty_and_bind_rejects_unknown_names() ->
         root.setLevel(saved[1])
     with pytest.raises(ValueError, match="unknown log context"), logging_setup.bind(user="x"):
         pass
+
+
+def test_json_line_shape_is_fixed_and_text_lines_carry_the_traceback_redacted() -> None:
+    buf, logger = _log_to(True, [])
+    with logging_setup.bind(version_id="01ABC", project_id="shop", request_id="r1"):
+        logger.info("é")
+    line = json.loads(buf.getvalue())
+    assert list(line) == ["ts", "level", "logger", "msg", "version_id", "project_id", "request_id"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["ts"]) and line["level"] == "info"
+    assert '"msg": "é"' in buf.getvalue()  # not \u-escaped
+    text, tlogger = _log_to(False, ["s3cr3t-token"])
+    try:
+        raise RuntimeError("boom s3cr3t-token")
+    except RuntimeError:
+        with logging_setup.bind(version_id="01ABC"):
+            tlogger.exception("failed\nsecond line")
+    first, second, *trace = text.getvalue().rstrip().splitlines()
+    assert first.endswith(" ERROR test.ops.False: failed [version_id=01ABC]") and second == "second line"
+    assert trace[0] == "Traceback (most recent call last):" and trace[-1] == "RuntimeError: boom [redacted]"

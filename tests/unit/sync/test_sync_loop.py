@@ -68,6 +68,27 @@ def test_loop_survives_a_broken_drain(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "drain failed" in caplog.text
 
 
+def test_failed_drains_back_off_doubling_from_twice_the_tick_to_the_cap_then_reset(
+        caplog: pytest.LogCaptureFixture) -> None:
+    loop: SyncLoop
+    results = [RuntimeError("down")] * 6 + [None] + [RuntimeError("down")] * 2
+
+    class Flaky:
+        def drain(self, handlers: object, *, max_batch: int) -> None:
+            outcome = results.pop(0)
+            if not results:
+                loop._stop.set()  # the last call: stop() during a failure streak ends the loop
+            if outcome is not None:
+                raise outcome
+
+    loop = SyncLoop(Flaky(), {}, interval_s=1.0, max_backoff_s=10.0)  # type: ignore[arg-type]
+    waits: list[float] = []
+    loop._pause = waits.append  # type: ignore[method-assign]
+    loop._run()
+    assert waits == [2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 1.0, 2.0]  # a success waits one tick and resets the streak
+    assert "drain failed (6 in a row), next try in 10.0s" in caplog.text
+
+
 def test_flush_uploads_now_and_reports(tmp_path: Path) -> None:
     outbox, connect = make(tmp_path)
     store = LocalObjectStore(tmp_path / "objects")
