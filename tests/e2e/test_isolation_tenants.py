@@ -135,7 +135,7 @@ def test_cache_poisoning_is_impossible(live: LiveDaemon) -> None:
     build(live, "carol", "deps", "dep")  # the shared registry metadata cache holds entries
     caches = {name: tree_digest(data / name) for name in ("cache", "audit-cache", "pnpm-store")
               if (data / name).is_dir()}
-    body = build(live, "mallory", "cache", "cache")
+    body = build(live, "mallory", "cachebox", "cache")  # `cache` itself is a reserved id
     assert _lines(page(live, body)) == ["done"]
     for name, before in caches.items():
         assert tree_digest(data / name) == before, name
