@@ -132,12 +132,13 @@ class Runtime:
     def _make_deployer(self) -> Deployer:
         c = self.cfg.deploy
         if c.backend == "cloudflare":
-            from daemon.deployers.cloudflare import CloudflareDeployer
-            from daemon.deployers.livebranch import checked_branch
+            from daemon.deployers.cloudflare.branches import checked_branch
+            from daemon.deployers.cloudflare.deployer import CloudflareDeployer
 
             return CloudflareDeployer(c.cf_account_id, self.cfg.secrets.cf_api_token, c.cf_project_name,
                                       wrangler=tuple(c.wrangler), api_base=c.cf_api_base, timeout_s=c.timeout_s,
-                                      branch_for=lambda req: checked_branch(req, self.fleet_projects))
+                                      branch_for=lambda req: checked_branch(req, self.fleet_projects),
+                                      projects=self.fleet_projects)
         from daemon.deployers.local import LocalDeployer
 
         return LocalDeployer(self.layout.previews, preview_domain=self.cfg.server.preview_domain,

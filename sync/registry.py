@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sync.cloudflare.kv import CloudflareKV
 from sync.errors import ConfigError
-from sync.kv import KV, CloudflareKV, LocalKV
+from sync.kv import KV, LocalKV
 from sync.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 from sync.replica import PostgresReplica, Replica
 

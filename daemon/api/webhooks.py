@@ -12,7 +12,7 @@ from daemon.api.docs import errors
 from daemon.api.guards import rt
 from daemon.build import deploywatch
 from daemon.core.errors import BadRequest, Unauthorized
-from daemon.deployers.webhook import WebhookPayloadError, parse_pages_event, verify_auth
+from daemon.deployers.cloudflare.webhook import WebhookPayloadError, parse_pages_event, verify_auth
 from daemon.ops import metrics
 
 log = logging.getLogger("previewd.api")

@@ -10,10 +10,9 @@ from daemon.build import publish
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError
-from daemon.deployers.pages_api import PagesApiError, RateLimited
-from daemon.deployers.webhook import PagesEvent
 
 if TYPE_CHECKING:
+    from daemon.deployers.cloudflare.webhook import PagesEvent
     from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.deploywatch")
@@ -95,15 +94,14 @@ def poll_due(rt: Runtime) -> dict[str, int]:
         counts["polled"] += 1
         try:
             dep = rt.deployer.status(row.deployment_id)
-        except RateLimited as exc:
-            # Back off every pending poll: the limit is per token, not per deployment.
-            later = utcnow() + timedelta(seconds=max(exc.retry_after_s, interval.total_seconds()))
-            PendingDeployment.update(next_poll_at=later, last_error=exc.message[:500]).execute()
-            counts["errors"] += 1
-            break
-        except (PagesApiError, DeployError) as exc:
-            retryable = getattr(exc, "retryable", True)
-            if not retryable and getattr(exc, "status", None) == 404:
+        except DeployError as exc:
+            if exc.retry_after_s is not None:
+                # Rate limited: back off every pending poll, the limit is per token, not per deployment.
+                later = utcnow() + timedelta(seconds=max(exc.retry_after_s, interval.total_seconds()))
+                PendingDeployment.update(next_poll_at=later, last_error=exc.message[:500]).execute()
+                counts["errors"] += 1
+                break
+            if not exc.retryable and exc.status == 404:
                 settle(rt, row.version_id, "failed", "not found on the platform", via="poll")
                 counts["failed"] += 1
                 continue

@@ -18,9 +18,7 @@ from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
-from daemon.deployers.cloudflare import branch_alias_url, live_branch
-from daemon.deployers.livebranch import branch_conflict
-from daemon.deployers.local import alias_label, preview_url
+from daemon.deployers.previewnames import alias_label, preview_url
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
 from sync.lease import Lease, LeaseHeld
@@ -190,11 +188,9 @@ def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
     """The project's stable address: on Cloudflare its Pages live branch alias (any mode, daemon/build/livealias.py);
     on a fleet of local-deployer droplets `<project>--<user>.<preview_domain>`. Both always serve the live version
     (rollback and undo/redo move it); None otherwise."""
-    if rt.deployer.name == "cloudflare":
-        if branch_conflict(user_id, project_id, rt.fleet_projects) is not None:
-            return None  # its branch is another project's: that alias is not this project's address
-        return branch_alias_url(live_branch(user_id, project_id), rt.cfg.deploy.cf_project_name)
-    if rt.fleet is None or rt.deployer.name != "local":
+    if rt.deployer.supports_alias:
+        return rt.deployer.alias_url(user_id, project_id)
+    if rt.fleet is None or not rt.deployer.serves_previews:
         return None
     return preview_url(alias_label(user_id, project_id), rt.cfg.server.preview_domain, rt.cfg.previews_port)
 

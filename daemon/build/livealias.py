@@ -29,8 +29,8 @@ _FOLLOWING = threading.Lock()  # one redeploy at a time, so two pointer moves ca
 
 
 def enabled(rt: Runtime) -> bool:
-    """True when previews go to Cloudflare Pages (the only deployer with branch aliases)."""
-    return rt.deployer.name == "cloudflare"
+    """True when previews go to Cloudflare Pages (a deployer with branch aliases)."""
+    return rt.deployer.supports_alias
 
 
 def _newest_upload(user_id: str, project_id: str) -> ProjectVersion | None:

@@ -465,7 +465,7 @@ class Pipeline:
         return Built(fields={
             "framework": v.framework or framework,
             "preview_url": dep.url,
-            "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+            "cf_deployment_id": dep.deployment_id if rt.deployer.records_deployment_id else None,
             "deploy_state": dep.state,
             "install_duration_ms": times.install_ms or None,
             "install_skipped": times.install_skipped,

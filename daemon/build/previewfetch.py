@@ -21,7 +21,7 @@ from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.core.ids import valid_version_id
 from daemon.deployers.base import DeployRequest
-from daemon.deployers.local import ALIAS_SEP, alias_ids, alias_label, deployment_id_for
+from daemon.deployers.previewnames import ALIAS_SEP, alias_ids, alias_label, deployment_id_for
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -111,7 +111,7 @@ class PreviewResolver:
 
     # -- fetching a deployment built elsewhere --------------------------------------------------------------
     def _fetch(self, label: str) -> str | None:
-        if self.rt.deployer.name != "local" or self.rt.remote_objects is None:
+        if not self.rt.deployer.serves_previews or self.rt.remote_objects is None:
             return None
         vid = label.rsplit("-", 1)[-1].upper()
         if not valid_version_id(vid):

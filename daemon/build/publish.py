@@ -18,7 +18,6 @@ from daemon.build import artifacts, fleet, livealias, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.history import HistoryError
-from sync.kv import LocalKV
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -63,7 +62,7 @@ def follow_alias(rt: Runtime, user_id: str, project_id: str) -> None:
 def pointer_moved(rt: Runtime) -> None:
     """After a pointer move commits: a local KV is written at once (reads right after must see it);
     a remote one is left to the sync loop, so no request waits on the network."""
-    if isinstance(rt.kv, LocalKV):
+    if rt.kv.answers_locally:
         try:
             rt.sync_loop.drain_now("kv")
         except Exception:

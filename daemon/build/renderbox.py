@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import sandbox
 from daemon.build import isolation
 from daemon.core.config import Config
-from daemon.deployers.local import DEPLOYMENT_ID_RE
+from daemon.deployers.previewnames import DEPLOYMENT_ID_RE
 from daemon.render.origin import DirSource, HttpSource, OriginSource
 from sandbox import fsview, safepath
 from sandbox.fsview import Mount

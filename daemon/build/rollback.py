@@ -76,7 +76,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "preview_url": dep.url, "artifact_url": t.artifact_url, "output_size_bytes": t.output_size_bytes,
         "node_version": t.node_version, "pnpm_version": t.pnpm_version,
         "build_duration_ms": int((time.monotonic() - started) * 1000), "deploy_duration_ms": None,
-        "cf_deployment_id": dep.deployment_id if rt.deployer.name != "local" else None,
+        "cf_deployment_id": dep.deployment_id if rt.deployer.records_deployment_id else None,
         "checks": t.checks,  # the same sources as the target: its checks hold for this version too
         "add_timings": {"deploy": int((time.monotonic() - started) * 1000)},
     }

@@ -47,7 +47,7 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
         else:
             cap = quotas.rate_cap(rt.cfg, plan, "rebuilds_per_project_per_hour")
             ratelimit.hit(f"project-rebuild:{user_id}:{project_id}", cap, "rebuilds per project")
-        quotas.check(rt.cfg, name, plan, user_id, project_id)
+        quotas.check(rt.cfg, name, plan, user_id, project_id, counts_pages=rt.deployer.counts_pages_quota)
 
     def created(v: ProjectVersion) -> None:
         quotas.open_meter(rt.outbox, v, org_id, name)

@@ -9,7 +9,7 @@ from datetime import UTC
 from typing import Any
 
 from daemon.core import versions
-from sync.kv import KV, LocalKV
+from sync.kv import KV
 
 log = logging.getLogger("previewd")
 
@@ -28,7 +28,7 @@ def parse(raw: bytes | None) -> dict[str, Any] | None:
 def read_nowait(kv: KV, user_id: str, project_id: str) -> dict[str, Any] | None:
     """The pointer when a local KV holds it and answers without waiting (the event loop calls this, saving a
     thread hop per read); None means: call `read` in a thread."""
-    if not isinstance(kv, LocalKV):
+    if not kv.answers_locally:
         return None
     try:
         return parse(kv.get_nowait(versions.pointer_key(user_id, project_id)))

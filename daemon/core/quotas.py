@@ -183,9 +183,11 @@ def limits_of(plan: PlanConfig | None) -> dict[str, float]:
     return {q: float(getattr(plan, q)) for q in QUOTAS if getattr(plan, q)}
 
 
-def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: str, project_id: str) -> None:
+def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: str, project_id: str, *,
+          counts_pages: bool = False) -> None:
     """Refuse (429 quota_exceeded) a build that would pass a limit of the plan. Run it inside the admission's
-    IMMEDIATE transaction: admitted-but-unfinished builds are meter rows already, so a burst cannot overshoot."""
+    IMMEDIATE transaction: admitted-but-unfinished builds are meter rows already, so a burst cannot overshoot.
+    ``counts_pages``: the deployer's ``counts_pages_quota`` (each deploy creates a Pages deployment)."""
     limits = limits_of(plan)
     if not limits:
         return
@@ -208,8 +210,8 @@ def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: 
     if "storage_bytes" in limits and u.storage_bytes >= limits["storage_bytes"]:
         # a gauge: it goes down when versions are deleted, not at the month's end
         refuse("storage_bytes", u.storage_bytes, limits["storage_bytes"], "bytes stored", None, 3600)
-    # Only the Pages deployer creates Pages deployments; a build still running may yet create one.
-    if "pages_deployments" in limits and cfg.deploy.backend == "cloudflare" \
+    # Only a deployer that creates Pages deployments counts them; a build still running may yet create one.
+    if "pages_deployments" in limits and counts_pages \
             and u.pages_deployments + u.unfinished + 1 > limits["pages_deployments"]:
         refuse("pages_deployments", u.pages_deployments + u.unfinished, limits["pages_deployments"],
                "Pages deployments this month")

@@ -1,4 +1,4 @@
-"""The Deployer seam: what every deployment backend (local, cloudflare) promises the pipeline."""
+"""The Deployer seam: what every deployment backend (local, cloudflare) promises the pipeline, and what it can do."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ class DeployError(Exception):
     """A deployment could not be made or queried; the version fails with ``deploy_failed``."""
 
     code = "deploy_failed"
+    # What a caller may do next, whatever the backend: ask again later (``retryable``), after at least
+    # ``retry_after_s`` when the platform said so (its rate limit); ``status`` is the platform's HTTP status, if any.
+    retryable = True
+    status: int | None = None
+    retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,10 +55,25 @@ class Deployer(Protocol):
     when it is already gone.
     """
 
-    name: str
+    name: str  # for logs and status reports only: callers ask the capabilities below, never the name
+
+    # Capabilities: what the backend does, so callers need not know which one it is.
+    serves_previews: bool
+    """The daemon serves each deployment itself from its previews folder, under an id that follows from the version
+    alone: cleanup derives it, fleet droplets fetch and sweep their copies."""
+    supports_alias: bool
+    """Each project has a platform branch whose alias always holds its live version (daemon/build/livealias.py)."""
+    counts_pages_quota: bool
+    """Every deploy creates a platform deployment counted against the plan's ``pages_deployments`` quota."""
+    records_deployment_id: bool
+    """A deployment id names a platform object worth storing on the version (``cf_deployment_id``)."""
 
     def deploy(self, req: DeployRequest, log: Callable[[str], None]) -> Deployment: ...
 
     def status(self, deployment_id: str) -> Deployment: ...
 
     def delete(self, deployment_id: str) -> None: ...
+
+    def alias_url(self, user_id: str, project_id: str) -> str | None:
+        """The platform alias that always serves the project's live version (``supports_alias``), else None."""
+        ...

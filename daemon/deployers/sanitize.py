@@ -157,6 +157,10 @@ class SanitizingDeployer:
     def __init__(self, inner: Deployer, scratch: Path, *, allow_functions: bool = False) -> None:
         self.inner = inner
         self.name = inner.name
+        self.serves_previews = inner.serves_previews
+        self.supports_alias = inner.supports_alias
+        self.counts_pages_quota = inner.counts_pages_quota
+        self.records_deployment_id = inner.records_deployment_id
         self.scratch = scratch
         self.allow_functions = allow_functions
 
@@ -178,6 +182,9 @@ class SanitizingDeployer:
 
     def delete(self, deployment_id: str) -> None:
         self.inner.delete(deployment_id)
+
+    def alias_url(self, user_id: str, project_id: str) -> str | None:
+        return self.inner.alias_url(user_id, project_id)
 
     def __getattr__(self, name: str) -> Any:
         # deploy_zip, close, api, ...: the wrapped deployer's own extras.

@@ -26,7 +26,7 @@ from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
 from daemon.core.ids import valid_id
-from daemon.deployers.local import deployment_id_for as local_deployment_id
+from daemon.deployers.previewnames import deployment_id_for as local_deployment_id
 from daemon.history import HistoryError, ProjectRepo
 from daemon.ops import retention
 from sandbox.output import file_bytes
@@ -138,8 +138,8 @@ def deployment_id_of(rt: Runtime, v: ProjectVersion) -> str | None:
     """The deployment a version's preview lives in: Pages records it; the local deployer derives it."""
     if v.cf_deployment_id:
         return str(v.cf_deployment_id)
-    if rt.deployer.name == "local" and v.preview_url:
-        from daemon.deployers.local import deployment_id_for
+    if rt.deployer.serves_previews and v.preview_url:
+        from daemon.deployers.previewnames import deployment_id_for
 
         return deployment_id_for(v.project_id, v.version_id)
     return None
@@ -267,7 +267,7 @@ def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
         # The local deployment's id follows from the row alone: a row whose URL an older cleanup nulled still
         # gets its tombstone, and every droplet drops its copy.
         dep = deployment_id_of(rt, v) or (local_deployment_id(v.project_id, v.version_id)
-                                          if rt.deployer.name == "local" else None)
+                                          if rt.deployer.serves_previews else None)
         step.add("previews" if v.preview_deleted_at is None else "finished",
                  f"delete preview {dep or v.preview_url or '-'} of {v.version_id} ({_age(v)})")
         if ctx.dry_run:

@@ -21,10 +21,18 @@ class KV(Protocol):
     failures raise ``sync.errors.RemoteError`` with ``retryable`` set.
     """
 
-    name: str
+    name: str  # for logs and status reports only: callers ask ``answers_locally``, never the name
+
+    answers_locally: bool
+    """The store lives on this machine: a write is cheap enough to drain at once (reads right after see it) and
+    ``get_nowait`` answers without the network."""
 
     def get(self, key: str) -> bytes | None:
         """Return the value, or None when the key is missing or expired."""
+        ...
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """Like ``get`` for an event loop; BlockingIOError when answering would wait (always, for a remote store)."""
         ...
 
     def put(self, key: str, value: bytes, ttl_seconds: int | None = None) -> None:

@@ -16,6 +16,7 @@ class LocalKV:
     """KV in a SQLite file (WAL); expired rows read as absent and are purged lazily on writes."""
 
     name = "local"
+    answers_locally = True
 
     def __init__(self, db_path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.db_path = Path(db_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.deployers.local import deployment_id_for
+from daemon.deployers.previewnames import deployment_id_for
 from tests.drills.fleet_support import fleet_of
 from tests.support import wait_until
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from daemon.deployers.cloudflare import live_branch
+from daemon.deployers.cloudflare.branches import live_branch
 from tests.fakes.cf_pages_api import FakePagesApi
 from tests.fakes.tiny_generator import ECHO_PAGE, generator_config, write_generator
 from tests.support import wait_until

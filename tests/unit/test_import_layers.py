@@ -290,3 +290,94 @@ def test_the_layer_table_read_from_pyproject() -> None:
     assert LAYERS == {"daemon": 0, "daemon.core": 0, "daemon.history": 1, "daemon.generators": 1,
                       "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.build": 3,
                       "daemon.ops": 4, "daemon.api": 5, "daemon.ui": 5, "daemon.cli": 6}
+
+
+# -- seams hide their backend (issue 25) ----------------------------------------------------------------------
+
+# The concrete backends: the module that defines each, and the class.
+CONCRETE_BACKENDS = {
+    "daemon.deployers.local": "LocalDeployer",
+    "daemon.deployers.cloudflare.deployer": "CloudflareDeployer",
+    "sync.kv.local": "LocalKV",
+    "sync.cloudflare.kv": "CloudflareKV",
+    "sync.objects.local": "LocalObjectStore",
+    "sync.objects.s3": "S3ObjectStore",
+    "sync.replica.postgres": "PostgresReplica",
+    "sync.replica.usage": "PostgresUsage",
+}
+# The composition root picks the backends from the config and builds them; everything else receives them typed by
+# their Protocol and asks their capabilities. There is no single composition root yet: today daemon/runtime.py and
+# daemon/cli/serve.py build the backends, so both count as the root.
+COMPOSITION_ROOT = {"daemon.runtime", "daemon.cli.serve"}
+# Other importers allowed, each with its reason. A backend's own package (its `__init__` re-exports, its
+# siblings) may import it too.
+BACKEND_IMPORT_EXCEPTIONS = {
+    "sync.registry": "the name -> backend table the composition root calls (make_kv, make_object_store, ...)",
+    "sync.lease": "the fleet's lease rows are a Postgres feature with no other backend; it opens its own "
+                  "PostgresReplica connection on the replica's database",
+    "sync.handlers": "usage_handler takes the usage meter, which has one backend (PostgresUsage) and no Protocol",
+}
+
+
+def backend_imports(root: Path = REPO, packages: tuple[str, ...] = ("daemon", "sync")) -> list[tuple[str, str]]:
+    """(importer, what) for every import of a concrete backend's module or class, anywhere in a module's body."""
+    modules = discover(root, packages)
+    classes = set(CONCRETE_BACKENDS.values())
+    found = []
+    for module, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                hits = [a.name for a in node.names if _owner(a.name, modules) in CONCRETE_BACKENDS]
+            elif isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                if node.level:
+                    base = module if is_package else module.rpartition(".")[0]
+                    for _ in range(node.level - 1):
+                        base = base.rpartition(".")[0]
+                    source = f"{base}.{node.module}" if node.module else base
+                hits = [f"{source}.{a.name}" for a in node.names
+                        if a.name in classes or _owner(f"{source}.{a.name}", modules) in CONCRETE_BACKENDS]
+            else:
+                continue
+            found.extend((module, hit) for hit in hits)
+    return found
+
+
+def _own_package(importer: str, what: str) -> bool:
+    backend = next(m for m in CONCRETE_BACKENDS if what == m or what.startswith(m + ".")
+                   or what.rpartition(".")[2] == CONCRETE_BACKENDS[m])
+    package = backend.rpartition(".")[0]
+    return importer == package or importer.startswith(package + ".")
+
+
+def test_concrete_backends_are_imported_only_by_the_composition_root() -> None:
+    bad = [f"{m} imports {what}" for m, what in sorted(backend_imports())
+           if m not in COMPOSITION_ROOT and m not in BACKEND_IMPORT_EXCEPTIONS and not _own_package(m, what)]
+    assert not bad, ("a concrete backend is built only by the composition root (daemon/runtime.py, "
+                     "daemon/cli/serve.py); elsewhere take the Protocol and ask its capabilities:\n  "
+                     + "\n  ".join(bad))
+
+
+def test_the_backend_rule_sees_every_spelling(tmp_path: Path) -> None:
+    _tree(tmp_path, {
+        "daemon/__init__.py": "",
+        "daemon/deployers/__init__.py": "",
+        "daemon/deployers/local.py": "class LocalDeployer: ...\n",
+        "daemon/build/__init__.py": "",
+        "daemon/build/a.py": "from daemon.deployers.local import LocalDeployer\n",
+        "daemon/build/b.py": "def f():\n    import daemon.deployers.local\n",
+        "daemon/build/c.py": "from ..deployers import local\n",
+        "daemon/build/d.py": "from sync.kv import LocalKV\n",
+        "daemon/build/e.py": "from daemon.deployers import base\n",
+        "sync/__init__.py": "",
+        "sync/kv/__init__.py": "",
+    })
+    assert sorted(backend_imports(tmp_path)) == [
+        ("daemon.build.a", "daemon.deployers.local.LocalDeployer"),
+        ("daemon.build.b", "daemon.deployers.local"),
+        ("daemon.build.c", "daemon.deployers.local"),
+        ("daemon.build.d", "sync.kv.LocalKV"),
+    ]
+    assert _own_package("daemon.deployers.sanitize", "daemon.deployers.local")
+    assert not _own_package("daemon.build.a", "daemon.deployers.local.LocalDeployer")

@@ -155,7 +155,7 @@ def test_storage_quota_counts_the_users_objects_pinned_ones_too(quota_api: Calla
 def test_pages_deployments_quota_counts_deployments_and_builds_in_flight(
         quota_api: Callable[[str], ApiClient]) -> None:
     api = quota_api(PLANS + "\n[plans.pages]\npages_deployments = 2\nbuilds = 50\n")
-    api.daemon.rt.cfg.deploy.backend = "cloudflare"  # the quota applies only where builds create Pages deployments
+    api.daemon.rt.deployer.counts_pages_quota = True  # the quota applies only where builds create Pages deployments
     api.put("/users/u1/plan", {"plan": "pages"})
     vid = new(api, "p0").json()["versionId"]
     versions.update(None, vid, status="deploying", cf_deployment_id="dep-1")  # uploaded: the meter closes

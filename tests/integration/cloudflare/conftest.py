@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from daemon.deployers.base import DeployRequest
-from daemon.deployers.cloudflare import CloudflareDeployer
+from daemon.deployers.cloudflare.deployer import CloudflareDeployer
 from tests.integration.cloudflare.cf_support import PROJECT_ID, VERSION_ID, FakePagesApi, LogLines
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from daemon.deployers.base import DeployError
-from daemon.deployers.cloudflare import CloudflareDeployer
-from daemon.deployers.pages_api import (
+from daemon.deployers.cloudflare.deployer import CloudflareDeployer
+from daemon.deployers.cloudflare.pages_api import (
     PagesApi,
     PagesApiRejected,
     PagesApiUnavailable,

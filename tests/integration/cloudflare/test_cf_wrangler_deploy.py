@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.deployers.cloudflare import CloudflareDeployer, live_branch
+from daemon.deployers.cloudflare.branches import live_branch
+from daemon.deployers.cloudflare.deployer import CloudflareDeployer
 from tests.integration.cloudflare.cf_support import (
     PROJECT_ID,
     VERSION_ID,

@@ -17,7 +17,7 @@ from daemon.build import publish
 from daemon.cli.serve import Daemon
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
-from daemon.deployers.local import deployment_id_for
+from daemon.deployers.previewnames import deployment_id_for
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 

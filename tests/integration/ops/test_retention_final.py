@@ -88,7 +88,7 @@ class _Replica:
 def test_resolver_never_fetches_a_tombstoned_preview_back(ops: Seeder, monkeypatch: pytest.MonkeyPatch) -> None:
     """A droplet's resolver (fleet mode) refuses a tombstoned version, whether its own row or the replica's says
     so, instead of fetching the artifact zip from the bucket again."""
-    from daemon.deployers.local import deployment_id_for
+    from daemon.deployers.previewnames import deployment_id_for
     from sync.objects import LocalObjectStore
 
     elsewhere = ops.version("u", "p", 40)

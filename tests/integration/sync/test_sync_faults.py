@@ -15,8 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from sync.cloudflare.kv import CloudflareKV
 from sync.handlers import kv_handler, objects_handler, replica_handler
-from sync.kv import CloudflareKV, encode_pointer, pointer_key
+from sync.kv import encode_pointer, pointer_key
 from sync.loop import SyncLoop
 from sync.objects import S3ObjectStore
 from sync.outbox import Outbox, OutboxItem

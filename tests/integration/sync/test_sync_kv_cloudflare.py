@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from sync.cloudflare.kv import CloudflareKV
 from sync.errors import RemoteError
-from sync.kv import CloudflareKV
 from tests.fakes.cf_kv_server import CloudflareKVServer
 
 

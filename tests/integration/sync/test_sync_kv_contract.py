@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from sync.cloudflare.kv import CloudflareKV
 from sync.errors import InvalidKey
-from sync.kv import KV, CloudflareKV, LocalKV, decode_pointer, encode_pointer, pointer_key
+from sync.kv import KV, LocalKV, decode_pointer, encode_pointer, pointer_key
 from tests.fakes.cf_kv_server import CloudflareKVServer
 from tests.integration.sync.support import ManualClock
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from daemon.deployers.cloudflare import CloudflareDeployer, _failure_message, commit_message, live_branch
-from daemon.deployers.pages_api import DEFAULT_RETRY_AFTER_S, deployment_state, parse_retry_after, redact
+from daemon.deployers.cloudflare.branches import live_branch
+from daemon.deployers.cloudflare.deployer import CloudflareDeployer, _failure_message, commit_message
+from daemon.deployers.cloudflare.pages_api import DEFAULT_RETRY_AFTER_S, deployment_state, parse_retry_after, redact
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from daemon.deployers.webhook import PagesEvent, WebhookPayloadError, parse_pages_event, verify_auth
+from daemon.deployers.cloudflare.webhook import PagesEvent, WebhookPayloadError, parse_pages_event, verify_auth
 
 DEP = "5bd3f1f4-3d0e-4d8c-9d56-1f2a3b4c5d6e"
 OTHER = "0f0e0d0c-0b0a-4909-8807-060504030201"

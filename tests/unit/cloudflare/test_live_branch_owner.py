@@ -11,8 +11,7 @@ import pytest
 from daemon.build import fleet
 from daemon.core import versions
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.deployers.cloudflare import live_branch
-from daemon.deployers.livebranch import branch_conflict, checked_branch
+from daemon.deployers.cloudflare.branches import branch_conflict, checked_branch, live_branch
 from daemon.runtime import Runtime
 from tests.support import make_config
 

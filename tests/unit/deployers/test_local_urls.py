@@ -8,7 +8,8 @@ import pytest
 
 from daemon.api.previews import content_type_for, host_label, is_hashed_asset
 from daemon.deployers.base import DeployError
-from daemon.deployers.local import DEPLOYMENT_ID_RE, LocalDeployer, deployment_id_for, preview_url
+from daemon.deployers.local import LocalDeployer
+from daemon.deployers.previewnames import DEPLOYMENT_ID_RE, deployment_id_for, preview_url
 
 ULID = "01JDQ8Z5V7K3M9QX2R4T6W8Y0A"
 

@@ -82,6 +82,10 @@ class MemoryDeployer:
     """Keeps each deployment's files in memory; `state` decides whether deploys confirm at once."""
 
     name = "memory"
+    serves_previews = False
+    supports_alias = False
+    counts_pages_quota = False
+    records_deployment_id = True
 
     def __init__(self, state: DeployState = "deployed") -> None:
         self.state: DeployState = state
@@ -109,3 +113,6 @@ class MemoryDeployer:
     def delete(self, deployment_id: str) -> None:
         self.sites.pop(deployment_id, None)
         self.deleted.append(deployment_id)
+
+    def alias_url(self, user_id: str, project_id: str) -> str | None:
+        return None

@@ -1,9 +1,7 @@
-"""A small httpx client for the Cloudflare Pages deployments API and its error envelope."""
+"""The Cloudflare Pages deployments API over the room's one HTTP client (sync/cloudflare/http.py), and its errors."""
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -11,19 +9,13 @@ from urllib.parse import quote
 import httpx
 
 from daemon.deployers.base import DeployError, DeployState
+from sync.cloudflare.http import DEFAULT_API_BASE, REDACTED, CloudflareHttp, redact
+from sync.cloudflare.http import parse_retry_after as _parse_retry_after
 
-DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+__all__ = ["DEFAULT_API_BASE", "REDACTED", "redact"]  # re-exported: the deployer and its tests import them here
+
 # Cloudflare answers an exhausted token with a 5-minute block; assume that much when it omits retry-after.
 DEFAULT_RETRY_AFTER_S = 300.0
-REDACTED = "[redacted]"
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Return ``text`` with every non-empty secret replaced by a marker."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 class PagesApiError(DeployError):
@@ -68,19 +60,9 @@ class PagesNotFound(PagesApiRejected):
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
-    """Seconds to wait from a ``retry-after`` header (delta-seconds or HTTP date); a default when absent."""
-    if not value:
-        return DEFAULT_RETRY_AFTER_S
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER_S
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    """Seconds to wait from a ``retry-after`` header (the room's one parser); DEFAULT_RETRY_AFTER_S when absent."""
+    wait = _parse_retry_after(value, now=now)
+    return DEFAULT_RETRY_AFTER_S if wait is None else wait
 
 
 def deployment_state(deployment: Mapping[str, Any]) -> DeployState:
@@ -127,15 +109,11 @@ class PagesApi:
     ) -> None:
         self.account_id = account_id
         self.project_name = project_name
-        self._token = api_token
-        self._base = api_base.rstrip("/")
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout_s)
+        self._api = CloudflareHttp(api_token, api_base=api_base, http=http, timeout_s=timeout_s)
 
     def close(self) -> None:
         """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            self._http.close()
+        self._api.close()
 
     def _deployments_path(self) -> str:
         return (
@@ -147,14 +125,9 @@ class PagesApi:
         """Send one request and unwrap the envelope; raise the PagesApiError subclass matching the failure."""
         what = f"{method} {path}"
         try:
-            resp = self._http.request(
-                method,
-                self._base + path,
-                params=params,
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-            )
+            resp = self._api.send(method, self._api.base + path, params=params, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            raise PagesApiUnavailable(redact(f"Pages API {what}: {type(exc).__name__}: {exc}", self._token)) from None
+            raise PagesApiUnavailable(self._api.redact(f"Pages API {what}: {type(exc).__name__}: {exc}")) from None
         try:
             body = resp.json()
         except ValueError:
@@ -162,7 +135,7 @@ class PagesApi:
         if not isinstance(body, Mapping):
             body = {}
         text, cf_code = _error_text(body.get("errors"))
-        detail = redact(f"Pages API {what} -> HTTP {resp.status_code}" + (f": {text}" if text else ""), self._token)
+        detail = self._api.redact(f"Pages API {what} -> HTTP {resp.status_code}" + (f": {text}" if text else ""))
         if resp.status_code == 429:
             raise RateLimited(detail, retry_after_s=parse_retry_after(resp.headers.get("retry-after")))
         if resp.status_code >= 500:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import queue
@@ -20,7 +19,8 @@ from typing import Any
 import httpx
 
 from daemon.deployers.base import DeployError, Deployment, DeployRequest
-from daemon.deployers.pages_api import (
+from daemon.deployers.cloudflare.branches import ProjectsSource, branch_alias_url, branch_conflict, live_branch
+from daemon.deployers.cloudflare.pages_api import (
     DEFAULT_API_BASE,
     PagesApi,
     PagesApiError,
@@ -30,7 +30,6 @@ from daemon.deployers.pages_api import (
 )
 
 COMMIT_MESSAGE_MAX = 200
-BRANCH_MAX = 28  # Pages truncates branch aliases to 28 characters; keep the whole name meaningful
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # "Take a peek over at" when wrangler saw the final stage, "Visit your deployment at" when it gave up polling.
 _PEEK = re.compile(r"(?:Take a peek over at|Visit your deployment at)\s+(https?://\S+)")
@@ -41,23 +40,6 @@ _BRANCH_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,243}$")
 _PROJECT_OK = re.compile(r"^[a-z0-9][a-z0-9-]{0,57}$")
 _LEVEL = re.compile(r"^(?:✘|▲)\s*\[(?:ERROR|WARNING)\]\s*")
 _FAILURE_TAIL_LINES = 8
-
-
-def live_branch(user_id: str, project_id: str) -> str:
-    """The project's live branch, `<project>-<user slug, cut>-<8 hex of sha256(user, project)>`: at most 28
-    characters (so the alias host is the branch itself), DNS-safe, distinct per user and project even when the
-    slugs are cut or fold case and punctuation together."""
-    digest = hashlib.sha256(f"{user_id}\0{project_id}".encode()).hexdigest()[:8]
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{project_id}-{user_id}".lower()).strip("-")
-    head = slug[: BRANCH_MAX - len(digest) - 1].strip("-")
-    return f"{head}-{digest}" if head else f"p-{digest}"
-
-
-def branch_alias_url(branch: str, pages_project: str) -> str:
-    """The Pages branch alias, `https://<branch>.<pages project>.pages.dev/` (it serves the branch's newest
-    deployment)."""
-    label = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")[:BRANCH_MAX].strip("-")
-    return f"https://{label}.{pages_project}.pages.dev/"
 
 
 def commit_message(prompt: str, version_id: str) -> str:
@@ -113,6 +95,10 @@ class CloudflareDeployer:
     """Deploys to one Cloudflare Pages project; confirmation arrives later (webhook or ``status``)."""
 
     name = "cloudflare"
+    serves_previews = False
+    supports_alias = True  # the project's live branch (live_branch)
+    counts_pages_quota = True
+    records_deployment_id = True
 
     def __init__(
         self,
@@ -123,6 +109,7 @@ class CloudflareDeployer:
         wrangler: Sequence[str] = ("wrangler",),
         api_base: str = DEFAULT_API_BASE,
         branch_for: Callable[[DeployRequest], str] | None = None,
+        projects: ProjectsSource | None = None,
         timeout_s: float = 300,
         http: httpx.Client | None = None,
     ) -> None:
@@ -142,8 +129,15 @@ class CloudflareDeployer:
         self._wrangler = (first, *wrangler[1:])
         self._api_base = api_base.rstrip("/")
         self._branch_for = branch_for
+        self._projects = projects  # the fleet's projects, for the live branch guard (branches.branch_conflict)
         self._timeout_s = timeout_s
         self.api = PagesApi(account_id, api_token, project_name, api_base=api_base, http=http)
+
+    def alias_url(self, user_id: str, project_id: str) -> str | None:
+        """The project's live branch alias; None when that branch is another project's (branch_conflict)."""
+        if branch_conflict(user_id, project_id, self._projects) is not None:
+            return None  # its branch is another project's: that alias is not this project's address
+        return branch_alias_url(live_branch(user_id, project_id), self.project_name)
 
     def close(self) -> None:
         """Release the HTTP client (when this deployer created it)."""

@@ -2,56 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from sync.cloudflare.http import DEFAULT_API_BASE, Backoff, CloudflareHttp, envelope_errors
 from sync.errors import RemoteError
 from sync.kv.base import validate_key, validate_ttl
 
-log = logging.getLogger(__name__)
-
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta or HTTP date), or None."""
-    raw = resp.headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _envelope_errors(resp: httpx.Response) -> str:
-    """The ``errors`` of a Cloudflare envelope as one line, or the status text."""
-    try:
-        body = resp.json()
-        errors = body.get("errors") or []
-        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
-        if text:
-            return text
-    except (ValueError, AttributeError):
-        pass
-    return f"HTTP {resp.status_code} {resp.reason_phrase}".strip()
+DEFAULT_BASE_URL = DEFAULT_API_BASE
 
 
 class CloudflareKV:
     """Workers KV REST client; retries 429, 5xx and transport errors, then raises RemoteError."""
 
     name = "cloudflare"
+    answers_locally = False
 
     def __init__(
         self,
@@ -78,57 +47,30 @@ class CloudflareKV:
             f"{base_url.rstrip('/')}/accounts/{quote(account_id, safe='')}"
             f"/storage/kv/namespaces/{quote(namespace_id, safe='')}"
         )
-        self._token = api_token
-        self._http = http or httpx.Client(timeout=timeout_s)
-        self._owns_http = http is None
-        self._max_retries = max_retries
-        self._backoff_s = backoff_s
-        self._max_wait_s = max_wait_s
-        self._sleep = sleep
+        self._api = CloudflareHttp(api_token, http=http, timeout_s=timeout_s, sleep=sleep)
+        self._backoff = Backoff(retries=max_retries, base_s=backoff_s, max_wait_s=max_wait_s)
 
     def __repr__(self) -> str:  # never show the token
         return f"CloudflareKV({self._prefix!r})"
 
     def _request(self, method: str, url: str, operation: str, **kwargs: Any) -> httpx.Response:
         """Send one request with retries; return the response for any status other than 429/5xx."""
-        headers = {"Authorization": f"Bearer {self._token}"}
-        attempt = 0
-        while True:
-            wait: float | None = None
-            try:
-                resp = self._http.request(method, url, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
-                error = RemoteError(f"{type(exc).__name__}: {exc}", operation=operation, retryable=True)
-            else:
-                if resp.status_code != 429 and resp.status_code < 500:
-                    return resp
-                wait = _retry_after(resp)
-                error = RemoteError(
-                    _envelope_errors(resp),
-                    operation=operation,
-                    retryable=True,
-                    status=resp.status_code,
-                    retry_after=wait,
-                    code="rate_limited" if resp.status_code == 429 else "remote_unavailable",
-                )
-            if attempt >= self._max_retries:
-                raise error
-            attempt += 1
-            delay = wait if wait is not None else self._backoff_s * 2 ** (attempt - 1) * random.uniform(1.0, 1.5)
-            if delay > self._max_wait_s:
-                raise error  # the outbox will come back later; do not hold the sync loop for minutes
-            log.info("kv %s: %s, retry %d in %.2fs", operation, error.message, attempt, delay)
-            self._sleep(delay)
+        return self._api.send_retrying(method, url, operation, self._backoff, **kwargs)
 
     def _fail(self, resp: httpx.Response, operation: str) -> RemoteError:
         """A non-retryable RemoteError for a 4xx answer."""
         hint = "check the api_token, account_id and namespace_id" if resp.status_code in (401, 403) else None
         return RemoteError(
-            _envelope_errors(resp), operation=operation, retryable=False, status=resp.status_code, hint=hint
+            envelope_errors(resp), operation=operation, retryable=False, status=resp.status_code, hint=hint
         )
 
     def _value_url(self, key: str) -> str:
         return f"{self._prefix}/values/{quote(key, safe='')}"
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """Every read goes over the network: an event loop must call ``get`` in a thread."""
+        validate_key(key)
+        raise BlockingIOError("a Workers KV read always waits on the network")
 
     def get(self, key: str) -> bytes | None:
         """Return the raw value, or None on 404."""
@@ -184,5 +126,4 @@ class CloudflareKV:
 
     def close(self) -> None:
         """Close the HTTP client when this object created it."""
-        if self._owns_http:
-            self._http.close()
+        self._api.close()

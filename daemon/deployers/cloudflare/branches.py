@@ -1,4 +1,5 @@
-"""Which project a Pages live branch belongs to: the guard that keeps one project off another's live alias.
+"""Pages live branches: each project's branch name, its alias URL, and the guard that keeps one project off
+another's live alias.
 
 A branch alias is at most 28 characters, so no encoding of two 64-character ids into one can be injective:
 `live_branch` spells a digest (32 bits), and a collision is refused here. A project that already has a Pages
@@ -8,16 +9,35 @@ its deploys fail naming the reason, rather than take over another user's stable 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 
 from daemon.core.db import ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.deployers.cloudflare import live_branch
 
 log = logging.getLogger("previewd.livealias")
 
 ProjectsSource = Callable[[], Iterable[tuple[str, str]]]
+BRANCH_MAX = 28  # Pages truncates branch aliases to 28 characters; keep the whole name meaningful
+
+
+def live_branch(user_id: str, project_id: str) -> str:
+    """The project's live branch, `<project>-<user slug, cut>-<8 hex of sha256(user, project)>`: at most 28
+    characters (so the alias host is the branch itself), DNS-safe, distinct per user and project even when the
+    slugs are cut or fold case and punctuation together."""
+    digest = hashlib.sha256(f"{user_id}\0{project_id}".encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{project_id}-{user_id}".lower()).strip("-")
+    head = slug[: BRANCH_MAX - len(digest) - 1].strip("-")
+    return f"{head}-{digest}" if head else f"p-{digest}"
+
+
+def branch_alias_url(branch: str, pages_project: str) -> str:
+    """The Pages branch alias, `https://<branch>.<pages project>.pages.dev/` (it serves the branch's newest
+    deployment)."""
+    label = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")[:BRANCH_MAX].strip("-")
+    return f"https://{label}.{pages_project}.pages.dev/"
 
 
 def _known_projects(more: ProjectsSource | None) -> set[tuple[str, str]]:
