@@ -172,3 +172,12 @@ def test_a_burst_of_alert_posts_runs_on_a_bounded_pool_and_stops_with_its_owner(
         listener.close()  # the posts waiting fail at once
     alerts.state(rt).stop()  # type: ignore[arg-type]
     assert not alerts.state(rt).alive()  # type: ignore[arg-type]
+
+
+def test_daemonctl_status_lists_the_jobs() -> None:
+    from daemon.cli import daemonctl_ops
+
+    text = daemonctl_ops.render_status({"daemon": "up", "url": "http://x", "queue": {}, "versions": {},
+                                        "jobs": [{"name": "build-worker", "alive": True},
+                                                 {"name": "checks", "alive": False}]})
+    assert "jobs       build-worker up  checks idle" in text
