@@ -348,6 +348,7 @@ class Pipeline:
         ctx.env = self._env(tc, home, dirs.xdg_cache)
         ctx.env["INIT_CWD"] = str(workspace)
         audit_dir = rt.data_dir / "tmp" / f"audit-{v.version_id}"
+        job: audit.AuditJob | None = None
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
             fingerprint = _deps_fingerprint(files, tc.pnpm_version, mono.manifests)
@@ -363,7 +364,6 @@ class Pipeline:
 
             # audit (beside the snapshot and the build, on a copy of the lockfile: it needs the network, the build
             # must not have it), started as soon as the lockfile is known
-            job = None
             if cfg.build.audit != "off":
                 job = self._start_audit(v, ctx, files, audit_dir)
 
@@ -428,6 +428,8 @@ class Pipeline:
             raise
         finally:
             safepath.remove_tree(dirs.cache, ["home"])
+            if job is not None:  # a step that failed before the audit's turn: its thread never outlives the build
+                job.wait()
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
         # 6. output: a real directory of the workspace (a link there is refused, never followed). It crosses once,
