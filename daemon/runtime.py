@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sandbox
 from daemon.core import versions
+from daemon.core.background import Job, Jobs, Owned
 from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
 from daemon.core.db import ProjectVersion, connect, database, raw_connect
@@ -37,6 +39,10 @@ from sync.replica import Replica
 from sync.replica.usage import PostgresUsage
 
 log = logging.getLogger("previewd")
+
+
+def _alive(thread: object) -> bool:
+    return isinstance(thread, threading.Thread) and thread.is_alive()
 
 
 class Runtime:
@@ -108,6 +114,11 @@ class Runtime:
         # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
+        # Every background job, declared once (daemon/core/background.py); the state that used to sit in
+        # module-level maps (metrics, alerts, fleet locks) lives in `owned`, one per runtime.
+        self.jobs = Jobs()
+        self.owned = Owned()
+        self._declare_jobs()
 
     @property
     def data_dir(self) -> Path:
@@ -187,12 +198,39 @@ class Runtime:
             except Exception:
                 log.exception("checks-done hook failed")
 
+    def _declare_jobs(self) -> None:
+        """The runtime's own jobs; stopped (by `close`, or the daemon's stop) in reverse: the after-live pool, the
+        sync loop (its final flush while leases are still held), the lease keeper."""
+        if (keeper := self.fleet) is not None:
+            def stop_keeper(_grace: float) -> None:
+                keeper.stop()
+                keeper.store.close()
+
+            self.jobs.declare(Job("fleet-leases", "own thread", f"every {max(0.2, keeper.ttl_s / 6):g} s (renewal)",
+                                  "stop, join 10 s, release held leases", start=keeper.start, stop=stop_keeper,
+                                  alive=lambda: _alive(getattr(keeper, "_thread", None))))
+        loop = self.sync_loop
+        sync_job: Job
+
+        def stop_sync(_grace: float) -> None:
+            if sync_job.started:  # a daemon that ran flushes what it can; the outbox keeps the rest
+                try:
+                    loop.flush(timeout_s=5)
+                except Exception:
+                    log.warning("final sync flush failed; the outbox keeps the rest", exc_info=True)
+            loop.stop()
+
+        sync_job = self.jobs.declare(Job("sync", "own thread", f"every {self.cfg.sync.interval_s:g} s and on nudge",
+                                         "flush up to 5 s, stop, join 10 s", start=loop.start, stop=stop_sync,
+                                         alive=lambda: _alive(getattr(loop, "_thread", None))))
+        pool = self.after_pool
+        self.jobs.declare(Job("after-live", "bounded pool", "per version gone live (1 thread, in order)",
+                              "shutdown: cancel queued, wait for the running one",
+                              stop=lambda _g: pool.shutdown(wait=True, cancel_futures=True),
+                              alive=lambda: any(t.is_alive() for t in getattr(pool, "_threads", ()))))
+
     def close(self) -> None:
-        self.after_pool.shutdown(wait=True, cancel_futures=True)
-        self.sync_loop.stop()
-        if self.fleet is not None:
-            self.fleet.stop()
-            self.fleet.store.close()
+        self.jobs.stop()
         shutil.rmtree(self.layout.tmp, ignore_errors=True)
         if not database.is_closed():
             database.close()

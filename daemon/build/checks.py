@@ -386,6 +386,9 @@ class Session:
                                                  reason="error")
         self.elapsed_ms = int((time.monotonic() - self.started) * 1000)
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self) -> dict[str, Any]:
         """Block until every check ended; the record `{typecheck: {...}, lint: {...}}`."""
         if self._thread is not None:
@@ -394,19 +397,51 @@ class Session:
 
 
 class Pending:
-    """Checks still running after their version went live (`record`), per project. Their recording runs in a
-    thread of its own, so the worker takes the next build at once; the project's own next build waits for them
-    before it touches the workspace (after its generation, which usually hides the wait)."""
+    """The owner of every checks thread. While its build runs, a build's running `Session` (by version, `begin`
+    to `take`: at most the builds in flight). After its version went live (`record`), the checks' recording, per
+    project: it runs in a thread of its own, so the worker takes the next build at once; the project's own next
+    build waits for it before it touches the workspace (after its generation, which usually hides the wait).
+    Ended recordings are pruned as new ones come, so the map holds the projects with checks still running."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
+        self._sessions: dict[str, Session] = {}
+
+    def begin(self, version_id: str, session: Session) -> None:
+        """The build's checks started."""
+        with self._lock:
+            self._sessions[version_id] = session
+
+    def running(self, version_id: str) -> bool:
+        """The build has checks not yet taken (running, or ended and not recorded)."""
+        with self._lock:
+            return version_id in self._sessions
+
+    def take(self, version_id: str) -> Session | None:
+        """The build's checks, now the caller's to wait for and record (None when none, or taken already)."""
+        with self._lock:
+            return self._sessions.pop(version_id, None)
 
     def add(self, key: tuple[str, str], fn: Callable[[], None]) -> None:
         t = threading.Thread(target=fn, name="previewd-checks-record", daemon=True)
         with self._lock:
+            for k in [k for k, old in self._threads.items() if not old.is_alive()]:
+                del self._threads[k]
             self._threads[key] = t
         t.start()
+
+    def alive(self) -> bool:
+        """A checks thread (a session's or a recording's) still runs."""
+        with self._lock:
+            threads = list(self._threads.values())
+            sessions = list(self._sessions.values())
+        return any(t.is_alive() for t in threads) or any(s.alive() for s in sessions)
+
+    def size(self) -> tuple[int, int]:
+        """(sessions, recordings) held: the registry's bound, for tests."""
+        with self._lock:
+            return len(self._sessions), len(self._threads)
 
     def wait(self, key: tuple[str, str], say: Callable[[str], None]) -> None:
         """Block until the project's previous checks are recorded."""

@@ -6,12 +6,14 @@ With ``[fleet]`` off every function here returns at once: a single droplet behav
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from daemon.build.packs import load_packs
@@ -28,13 +30,54 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("previewd.fleet")
 
-_catchup_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
+class ProjectGuards:
+    """The fleet's per-project state on one droplet: a catch-up lock per project being admitted, and the count of
+    holds (work continuing after a build). Both maps keep only projects in use: a lock goes when its last user
+    leaves, a hold count when it drops to zero."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+        self.holds: dict[tuple[str, str], int] = {}
+
+    @contextlib.contextmanager
+    def catching_up(self, key: tuple[str, str]) -> Iterator[None]:
+        """Hold the project's catch-up lock (one admission per project at a time)."""
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users > 1:
+                    self._locks[key] = (lock, users - 1)
+                else:
+                    del self._locks[key]
+
+    def hold(self, key: tuple[str, str]) -> None:
+        with self._guard:
+            self.holds[key] = self.holds.get(key, 0) + 1
+
+    def unhold(self, key: tuple[str, str]) -> None:
+        with self._guard:
+            left = self.holds.get(key, 0) - 1
+            if left > 0:
+                self.holds[key] = left
+            else:
+                self.holds.pop(key, None)
+
+    def size(self) -> tuple[int, int]:
+        """(catch-up locks, held projects): the bound, for tests."""
+        with self._guard:
+            return len(self._locks), len(self.holds)
 
 
-def _project_lock(user_id: str, project_id: str) -> threading.Lock:
-    with _locks_guard:
-        return _catchup_locks.setdefault((user_id, project_id), threading.Lock())
+def guards(rt: Runtime) -> ProjectGuards:
+    """The droplet's fleet guards (owned by its runtime)."""
+    return rt.owned.get("fleet", ProjectGuards)
 
 
 def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
@@ -49,7 +92,7 @@ def admit(rt: Runtime, user_id: str, project_id: str) -> Lease | None:
     if keeper.draining:
         raise Unavailable(f"droplet {keeper.holder} is draining; send the request to another droplet",
                           code="draining", retry_after=1)
-    with _project_lock(user_id, project_id):
+    with guards(rt).catching_up((user_id, project_id)):
         try:
             lease, new = keeper.claim(user_id, project_id)
         except LeaseHeld as exc:
@@ -219,28 +262,18 @@ def lost_lease(rt: Runtime, user_id: str, project_id: str) -> str | None:
             f"stopped past {keeper.ttl_s:g}s); another droplet now writes it, so this build was interrupted")
 
 
-_holds: dict[tuple[str, str], int] = {}
-_holds_lock = threading.Lock()
-
-
 def hold(rt: Runtime, user_id: str, project_id: str) -> None:
     """Work on the project continues after its build (history, recovery pack): keep the lease until `unhold`."""
     if rt.fleet is None:
         return
-    with _holds_lock:
-        _holds[(user_id, project_id)] = _holds.get((user_id, project_id), 0) + 1
+    guards(rt).hold((user_id, project_id))
 
 
 def unhold(rt: Runtime, user_id: str, project_id: str) -> None:
     """The work `hold` announced is done."""
     if rt.fleet is None:
         return
-    with _holds_lock:
-        left = _holds.get((user_id, project_id), 0) - 1
-        if left > 0:
-            _holds[(user_id, project_id)] = left
-        else:
-            _holds.pop((user_id, project_id), None)
+    guards(rt).unhold((user_id, project_id))
     rt.fleet.touch(user_id, project_id)
 
 
@@ -256,7 +289,7 @@ def lapsed(rt: Runtime, user_id: str, project_id: str) -> str | None:
 def is_idle(rt: Runtime, user_id: str, project_id: str) -> bool:
     """Nothing left to write for the project here: no build queued or running, no history work, nothing waiting
     to sync."""
-    if _holds.get((user_id, project_id)):
+    if guards(rt).holds.get((user_id, project_id)):
         return False
     with database.connection_context():
         if versions.in_flight(user_id, project_id) is not None:

@@ -69,7 +69,6 @@ class StepTimes:
     deploy_ms: int = 0
     install_skipped: bool = False
     generate_ms: int = 0
-    checks: checks.Session | None = None  # the checks of this build, while they may still be running
 
     def breakdown(self) -> dict[str, int]:
         """The version's `timings` (ms per step; checks and render are added when they end)."""
@@ -230,7 +229,7 @@ class Pipeline:
             dist = built.dist
         except BuildFailed as exc:
             message = self._disk_full_note(v, exc.message)
-            self._checks_done(v.version_id, times, blog, judge=False)  # a failed build still records its checks
+            self._checks_done(v.version_id, blog, judge=False)  # a failed build still records its checks
             blog.step(f"failed: {exc.reason}: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason=exc.reason,
                                 failure_message=message[:2000],
@@ -240,7 +239,7 @@ class Pipeline:
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
             with contextlib.suppress(Exception):
-                self._checks_done(version_id, times, blog, judge=False)
+                self._checks_done(version_id, blog, judge=False)
             message = self._disk_full_note(v, f"internal error: {type(exc).__name__}: {exc}")
             blog.step(f"failed: {message}")
             v = versions.update(rt.outbox, version_id, status="failed", failure_reason="build_failed",
@@ -257,8 +256,8 @@ class Pipeline:
             # still running under `record` are recorded by a thread of their own (their lines go to the log file
             # after the fact); the project's next build waits for them before it writes the workspace.
             key = (v.user_id, v.project_id)
-            late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, times, blog.path))) \
-                if times.checks is not None else None
+            late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, blog.path))) \
+                if self.pending_checks.running(version_id) else None
             publish.after_live(rt, v, dist=dist, inline=True, first=late)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
@@ -349,6 +348,7 @@ class Pipeline:
         ctx.env = self._env(tc, home, dirs.xdg_cache)
         ctx.env["INIT_CWD"] = str(workspace)
         audit_dir = rt.data_dir / "tmp" / f"audit-{v.version_id}"
+        job: audit.AuditJob | None = None
         try:
             # 3. install (skipped when the dependency inputs are unchanged and node_modules is intact)
             fingerprint = _deps_fingerprint(files, tc.pnpm_version, mono.manifests)
@@ -364,7 +364,6 @@ class Pipeline:
 
             # audit (beside the snapshot and the build, on a copy of the lockfile: it needs the network, the build
             # must not have it), started as soon as the lockfile is known
-            job = None
             if cfg.build.audit != "off":
                 job = self._start_audit(v, ctx, files, audit_dir)
 
@@ -397,7 +396,8 @@ class Pipeline:
             else:
                 blog.step(plan.split_note or "checks run after the build script")
                 if plan.bundle is not None:  # the type check runs beside the rest of the chain
-                    times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes, out_candidates)
+                    self.pending_checks.begin(v.version_id, self._start_checks(v.version_id, ctx, plan, nm_bytes,
+                                                                               out_candidates))
                     build_argv, build_env = checks.bundle_argv(plan.bundle), checks.bundle_env(ctx.env, workspace)
                     shown = f"build (type check split off): {plan.bundle}"
             if mono.is_workspace:
@@ -409,8 +409,9 @@ class Pipeline:
             times.build_ms = int((time.monotonic() - t0) * 1000)
             if mono.is_workspace and res.reason == "ok":
                 monorepo.mark_built(workspace, mono, prints)
-            if res.reason == "ok" and times.checks is None and (plan.typecheck or plan.lint):
-                times.checks = self._start_checks(v.version_id, ctx, plan, nm_bytes, out_candidates)
+            if res.reason == "ok" and not self.pending_checks.running(v.version_id) and (plan.typecheck or plan.lint):
+                self.pending_checks.begin(v.version_id, self._start_checks(v.version_id, ctx, plan, nm_bytes,
+                                                                           out_candidates))
             if job is not None:
                 job.wait()
                 audit.store(rt.data_dir, cfg, job.lockfile, job.outcome)
@@ -427,6 +428,8 @@ class Pipeline:
             raise
         finally:
             safepath.remove_tree(dirs.cache, ["home"])
+            if job is not None:  # a step that failed before the audit's turn: its thread never outlives the build
+                job.wait()
             safepath.remove_tree(rt.data_dir, ["tmp", audit_dir.name])
 
         # 6. output: a real directory of the workspace (a link there is refused, never followed). It crosses once,
@@ -439,7 +442,7 @@ class Pipeline:
         blog.step(f"output {out_rel}/ ({out_size} bytes in {staged.files} files, framework {framework or 'unknown'})")
 
         if cfg.build.checks == "fail":  # every check must pass before the preview goes live
-            self._checks_done(v.version_id, times, blog)
+            self._checks_done(v.version_id, blog)
 
         # 7. artifact zip (local object store; registered, counted and uploaded only once the deploy succeeded)
         key = rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
@@ -642,10 +645,10 @@ class Pipeline:
 
         return checks.Session(plan, run_code, state, work).start()
 
-    def _checks_done(self, version_id: str, times: StepTimes, blog: BuildLog, *, judge: bool = True) -> None:
+    def _checks_done(self, version_id: str, blog: BuildLog, *, judge: bool = True) -> None:
         """Wait for this build's checks, record them on the version, log them; under `fail` BuildFailed when one
         did not pass. Runs once per build (later calls do nothing)."""
-        session, times.checks = times.checks, None
+        session = self.pending_checks.take(version_id)
         if session is None:
             return
         record = session.wait()
@@ -656,12 +659,12 @@ class Pipeline:
         if judge:
             checks.judge(self.cfg.build.checks, record)
 
-    def _record_late(self, version_id: str, times: StepTimes, log_path: Path) -> None:
+    def _record_late(self, version_id: str, log_path: Path) -> None:
         """Checks that outlived their build (`record`): recorded when they end, their lines appended to the log."""
         late = BuildLog(log_path, redact=self.cfg.secrets.values(), cap_bytes=self.cfg.limits.log_mb * 2**20)
         try:
             with database.connection_context():  # a thread of its own: its connection closes with it
-                self._checks_done(version_id, times, late, judge=False)
+                self._checks_done(version_id, late, judge=False)
         except Exception:
             log.exception("recording the checks of %s failed", version_id)
         finally:

@@ -256,6 +256,9 @@ def render_status(data: dict[str, Any]) -> str:
     if disk:
         lines.append(f"disk       {disk.get('freeBytes', 0) // 2**20} MiB free, {disk.get('usedPercent')}% used "
                      f"({disk.get('dataDir')})")
+    jobs = data.get("jobs") or []
+    if jobs:
+        lines.append("jobs       " + "  ".join(f"{j['name']} {'up' if j.get('alive') else 'idle'}" for j in jobs))
     alerts = data.get("alerts") or []
     if up:
         lines.append("alerts     " + ("none" if not alerts else f"{len(alerts)} FIRING"))

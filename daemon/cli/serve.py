@@ -23,8 +23,9 @@ from daemon.build.pipeline import Pipeline
 from daemon.build.previewfetch import PreviewResolver
 from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
+from daemon.core.background import Job
 from daemon.core.config import Config
-from daemon.ops import metrics
+from daemon.ops import alerts, metrics
 from daemon.ops.scheduler import Scheduler
 from daemon.runtime import Runtime
 from sandbox import orphans
@@ -77,6 +78,7 @@ class Daemon:
         self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
         self.sync = self.rt.sync_loop
         self.scheduler = Scheduler(self.rt)
+        self._declare_jobs()
         metrics.install_metrics(self.rt)
         fleet.install(self.rt)
         self.app = create_app(self.rt, self.queue)
@@ -104,11 +106,7 @@ class Daemon:
         for vid in failed:
             log.warning("version %s was interrupted by a restart; marked failed (interrupted)", vid)
         self.queue.reset(queued)
-        self.queue.start()
-        self.sync.start()
-        if self.rt.fleet is not None:
-            self.rt.fleet.start()
-        self.scheduler.start()
+        self.rt.jobs.start()  # the lease keeper, the sync loop, the build worker, the scheduler
         log.info("previewd ready on %s (sandbox %s, generator %s, deployer %s)", self.cfg.base_url,
                  self.rt.sandbox_layer, self.rt.generator.name, self.rt.deployer.name)
 
@@ -116,22 +114,41 @@ class Daemon:
         """Stop taking work; let a running build finish within the grace period, past it fail it as
         `interrupted`; flush what can be flushed of the outbox."""
         grace = self.cfg.server.shutdown_grace_s if grace_s is None else grace_s
-        self.scheduler.stop()
-        stopper = threading.Thread(target=self.queue.stop, kwargs={"graceful": True}, name="previewd-stop")
-        stopper.start()
-        stopper.join(grace)
-        if stopper.is_alive():
-            log.warning("shutdown grace period (%.0fs) over; interrupting the running build", grace)
-            self.pipeline.cancel.set()
-            stopper.join(60)
-        if not self.pipeline.pending_checks.drain(5):  # checks recorded after their version went live
-            self.pipeline.cancel.set()
-            self.pipeline.pending_checks.drain(30)
-        try:
-            self.sync.flush(timeout_s=5)
-        except Exception:
-            log.warning("final sync flush failed; the outbox keeps the rest", exc_info=True)
+        self.rt.jobs.stop(grace)  # last declared first: scheduler, worker, checks, after-live, sync, leases
         self.close()
+
+    def _declare_jobs(self) -> None:
+        """The daemon's jobs beside the runtime's own (declared after them, so stopped before them)."""
+        jobs, pipeline, queue, scheduler = self.rt.jobs, self.pipeline, self.queue, self.scheduler
+
+        def stop_checks(_grace: float) -> None:
+            if not pipeline.pending_checks.drain(5):  # checks recorded after their version went live
+                pipeline.cancel.set()
+                pipeline.pending_checks.drain(30)
+
+        def stop_worker(grace: float) -> None:
+            stopper = threading.Thread(target=queue.stop, kwargs={"graceful": True}, name="previewd-stop")
+            stopper.start()
+            stopper.join(grace)
+            if stopper.is_alive():
+                log.warning("shutdown grace period (%.0fs) over; interrupting the running build", grace)
+                pipeline.cancel.set()
+                stopper.join(60)
+
+        alert_state = alerts.state(self.rt)
+        jobs.declare(Job("alert-webhooks", "bounded pool", f"per alert firing or resolved ({alerts.WEBHOOK_THREADS} "
+                         "threads)", f"drop unsent posts, wait for those being sent (each times out after "
+                         f"{alerts.WEBHOOK_TIMEOUT_S:g} s)", stop=lambda _g: alert_state.stop(),
+                         alive=alert_state.alive))
+        jobs.declare(Job("checks", "own thread", "per build with type check or lint (one thread each; recorded "
+                         "late under `record`)", "drain 5 s, then cancel and drain 30 s", stop=stop_checks,
+                         alive=pipeline.pending_checks.alive))
+        jobs.declare(Job("build-worker", "build worker", "queue (Huey on SQLite, polled every 20 ms)",
+                         "finish the running build within the grace period, then cancel it (interrupted)",
+                         start=queue.start, stop=stop_worker, alive=queue.alive))
+        jobs.declare(Job("scheduler", "scheduler", ", ".join(scheduler.job_names()),
+                         "shutdown without waiting (jobs are idempotent; the next start runs them again)",
+                         start=scheduler.start, stop=lambda _g: scheduler.stop(), alive=scheduler.alive))
 
     def close(self) -> None:
         """Release what a never-started (or stopped) daemon holds: the runtime and the data-dir lock."""

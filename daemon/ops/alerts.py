@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ log = logging.getLogger("previewd.alerts")
 MIN_BUILDS = 5  # a failure rate over fewer builds is noise
 MEMORY_MAX_PERCENT = 90.0
 WEBHOOK_TIMEOUT_S = 5.0
+WEBHOOK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,27 @@ class AlertState:
         self.active: dict[str, Alert] = {}
         self.lock = threading.Lock()
         self.last_evaluated: str | None = None
+        # Webhook posts: a bounded pool, so a burst of alerts (one per user over quota) never makes a thread each.
+        self._posts: ThreadPoolExecutor | None = None
+
+    def post(self, send: Callable[[], None]) -> None:
+        """Run a webhook post on the alerts' pool (never on the caller's thread)."""
+        with self.lock:
+            if self._posts is None:
+                self._posts = ThreadPoolExecutor(max_workers=WEBHOOK_THREADS, thread_name_prefix="alert-webhook")
+            pool = self._posts
+        pool.submit(send)
+
+    def stop(self) -> None:
+        """Drop the posts not yet sent, wait for those being sent (each times out after WEBHOOK_TIMEOUT_S)."""
+        with self.lock:
+            pool, self._posts = self._posts, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def alive(self) -> bool:
+        pool = self._posts
+        return pool is not None and any(t.is_alive() for t in getattr(pool, "_threads", ()))
 
     def update(self, rt: Runtime, found: list[Alert], now: datetime, only: set[str] | None = None) -> list[Alert]:
         """Record what fires now; with `only`, just those alerts were evaluated and the others stand."""
@@ -171,20 +194,12 @@ def _post(rt: Runtime, body: dict[str, Any]) -> None:
         except httpx.HTTPError as exc:  # the URL may carry a token: name the error type, never the URL
             log.warning("alert webhook unreachable for %s: %s", body["alert"], type(exc).__name__)
 
-    threading.Thread(target=send, name="alert-webhook", daemon=True).start()
-
-
-_STATES: weakref.WeakKeyDictionary[Runtime, AlertState] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
+    state(rt).post(send)
 
 
 def state(rt: Runtime) -> AlertState:
-    """The alert state of one runtime."""
-    with _GUARD:
-        s = _STATES.get(rt)
-        if s is None:
-            s = _STATES[rt] = AlertState()
-        return s
+    """The alert state of one runtime (made on first use, owned by the runtime; one entry per alert name)."""
+    return rt.owned.get("alerts", AlertState)
 
 
 def quota_alerts(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -185,17 +184,9 @@ def pages_deployments_this_month(now: datetime | None = None) -> int:
         + livealias.redeploys_this_month(start.strftime("%Y-%m"))
 
 
-_BY_RUNTIME: weakref.WeakKeyDictionary[Runtime, Metrics] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def of(rt: Runtime) -> Metrics:
-    """The metrics of one runtime (made on first use)."""
-    with _GUARD:
-        m = _BY_RUNTIME.get(rt)
-        if m is None:
-            m = _BY_RUNTIME[rt] = Metrics()
-        return m
+    """The metrics of one runtime (made on first use, owned by the runtime)."""
+    return rt.owned.get("metrics", Metrics)
 
 
 def install_metrics(rt: Runtime) -> Metrics:

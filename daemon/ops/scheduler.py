@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +35,7 @@ class Scheduler:
     def __init__(self, rt: Runtime) -> None:
         # APScheduler logs every run of every job at INFO: seconds-apart polling would drown the log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        self._thread: threading.Thread | None = None
         self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10,
                          id="prune_rate_events")
@@ -44,8 +46,17 @@ class Scheduler:
         alerts.register(self.aps, rt)
         retention.register(self.aps, rt)  # a fleet droplet drops the previews the retention deleted elsewhere
 
+    def job_names(self) -> list[str]:
+        """Each scheduled job with its trigger, for the background-job listing."""
+        return [f"{job.id} ({job.trigger})" for job in self.aps.get_jobs()]
+
+    def alive(self) -> bool:
+        """APScheduler's thread still runs."""
+        return bool(self._thread is not None and self._thread.is_alive())
+
     def start(self) -> None:
         self.aps.start()
+        self._thread = getattr(self.aps, "_thread", None)
 
     def stop(self) -> None:
         if self.aps.running:

@@ -37,4 +37,5 @@ def status_report(rt: Runtime, queue: BuildQueue) -> dict[str, Any]:
         "sync": backlog,
         "toolchain": tc,
         "disk": {"dataDir": str(rt.data_dir), "freeBytes": disk.free, "usedPercent": disk.percent},
+        "jobs": rt.jobs.describe(),  # every background job: where it runs, its trigger, how it stops, alive
     }

@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from daemon.build import fleet
+from daemon.core.background import Owned
 from daemon.core.db import connect
 from daemon.core.errors import Unavailable
 from sync.lease import Lease, LeaseHeld, PgLeases
@@ -34,7 +35,7 @@ def droplet(tmp_path: Path) -> Iterator[SimpleNamespace]:
     store.ensure_schema()
     connect(tmp_path)
     keeper = LeaseKeeper(store, "drop-b", ttl_s=30, release_idle_s=0.0)
-    rt = SimpleNamespace(fleet=keeper, outbox=SimpleNamespace(outbox=_NothingPending()))
+    rt = SimpleNamespace(fleet=keeper, outbox=SimpleNamespace(outbox=_NothingPending()), owned=Owned())
     keeper.is_idle = lambda u, p: fleet.is_idle(rt, u, p)  # type: ignore[arg-type]
     try:
         yield SimpleNamespace(rt=rt, keeper=keeper, store=store)

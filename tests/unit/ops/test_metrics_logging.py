@@ -11,12 +11,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.core import logging_setup
+from daemon.core.background import Owned
 from daemon.core.db import ProjectVersion
 from daemon.ops import metrics
 
 
 class FakeRuntime:
-    """Only an identity: the metrics registry is kept per runtime object."""
+    """Only an identity and its owned state: the metrics registry is kept per runtime object."""
+
+    def __init__(self) -> None:
+        self.owned = Owned()
 
 
 def _samples(m: metrics.Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
