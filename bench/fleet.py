@@ -76,8 +76,8 @@ def lease_overhead(fleet: Fleet, n: int) -> None:
 def _lease_path(fleet: Fleet, n: int) -> tuple[list[float], list[float]]:
     """In this process, on a fleet Runtime over the same Postgres/S3/KV: the lease SQL alone, and every fleet
     call one build makes (`admit` on a held lease, `accepted`, `lapsed` per step, `lost_lease`)."""
-    from daemon.build import fleet as fleet_mod
     from daemon.core import versions
+    from daemon.fleet import droplet as fleet_mod
     from daemon.runtime import Runtime
     from sync.lease import PgLeases
     from tests.support import make_config

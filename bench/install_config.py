@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.build import isolation, netconfig, toolchain  # noqa: E402
-from daemon.build.workspace import materialize  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
+from daemon.project import isolation, netconfig, toolchain  # noqa: E402
+from daemon.project.workspace import materialize  # noqa: E402
 
 STORE = Path("/tmp/previewd-test-pnpm-store")  # the suite's shared store: warm after any template test
 

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.build.artifacts import zip_output  # noqa: E402
+from daemon.publish.artifacts import zip_output  # noqa: E402
 from sandbox import export  # noqa: E402
 
 CAPS = export.Caps(total_bytes=100 * 2**20)

@@ -32,9 +32,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.build import toolchain  # noqa: E402
 from daemon.cli.client import SheenAuth  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
+from daemon.project import toolchain  # noqa: E402
 
 SECRET = "bench-secret"
 PROMPT = "A bakery landing page with a menu, opening hours and a contact form"
@@ -128,7 +128,7 @@ class Daemon:
 
 def queue_latency(samples: int = 30) -> list[float]:
     """enqueue -> the worker calling the build function, on the real Huey consumer, queue idle between samples."""
-    from daemon.build.queue import BuildQueue
+    from daemon.intake.queue import BuildQueue
 
     out: list[float] = []
     done = threading.Event()

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from litestar.testing import TestClient  # noqa: E402
 
-from daemon.build import submit  # noqa: E402
 from daemon.core import quotas, ratelimit, versions  # noqa: E402
 from daemon.core.config import PlanConfig  # noqa: E402
 from daemon.core.db import database, utcnow  # noqa: E402
+from daemon.intake import submit  # noqa: E402
 from tests.support import ApiClient, in_process_daemon  # noqa: E402
 
 CONFIG = """

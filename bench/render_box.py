@@ -1,8 +1,8 @@
 """Benchmark: the render check in its box (issue 23) against the one before it, interleaved in one run.
 
-Before: the code of `--base` (default: the merge base with main), as daemon/build/screens.py ran it: Chromium in
+Before: the code of `--base` (default: the merge base with main), as daemon/publish/screens.py ran it: Chromium in
 the daemon's bubblewrap view with the network on, as root, --no-sandbox, loading the preview over loopback HTTP.
-After: daemon/build/renderbox.py: its own network namespace and user, Chromium's sandbox where the kernel allows
+After: daemon/project/renderbox.py: its own network namespace and user, Chromium's sandbox where the kernel allows
 it, every request paused and answered by the daemon from the deployment's files.
 Prints the median wall time of each and the ratio after/before. Run as root (the box switches users).
 Usage: .venv/bin/python bench/render_box.py [--rounds 3] [--base <commit>]
@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.build import isolation, renderbox  # noqa: E402
+from daemon.project import isolation, renderbox  # noqa: E402
 from daemon.render import check_page  # noqa: E402
 from daemon.render.origin import DirSource  # noqa: E402
 from sandbox import fsview, safepath  # noqa: E402

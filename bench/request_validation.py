@@ -1,6 +1,6 @@
 """Benchmark: validating a request body once (issue 25), each figure against a baseline measured in this run.
 
-1. A build body decoded into its struct with every rule (daemon/build/requests.py) vs decoded into a struct of
+1. A build body decoded into its struct with every rule (daemon/intake/requests.py) vs decoded into a struct of
    the same fields with no rules (the bare msgspec decode): the rules' cost as a ratio.
 2. The old shape, decode then `to_builtins` then a second validation of the dict, vs the same baseline.
 3. Loading config.example.toml (every section converted by its struct) vs `tomllib.loads` of the same text.
@@ -22,8 +22,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from daemon.build import requests  # noqa: E402
 from daemon.core import config  # noqa: E402
+from daemon.intake import requests  # noqa: E402
 
 
 class Bare(msgspec.Struct, rename="camel"):

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import sandbox  # noqa: E402
-from daemon.build import toolchain  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
+from daemon.project import toolchain  # noqa: E402
 from sandbox.fsview import Mount  # noqa: E402
 
 NODE_SCRIPT = r"""

@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.build import toolchain  # noqa: E402
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
+from daemon.project import toolchain  # noqa: E402
 
 PROMPT = "A bakery landing page with a menu, opening hours and a contact form"
 

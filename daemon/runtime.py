@@ -1,6 +1,6 @@
 """The wired daemon: every edge picked from the config once (KV, objects, replica, generator, deployer, sandbox).
 
-Wiring only: state changes live in `daemon.core.versions` and `daemon.build.publish`, paths in `daemon.core.layout`.
+Wiring only: state changes live in `daemon.core.versions` and `daemon.publish.golive`, paths in `daemon.core.layout`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Runtime:
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = EnabledOutbox(outbox, set(handlers))
-        # A fleet droplet (daemon/build/fleet.py): per-project leases in Postgres; its replicated rows and
+        # A fleet droplet (daemon/fleet/droplet.py): per-project leases in Postgres; its replicated rows and
         # pointer moves carry the lease epoch and are refused when stale.
         self.fleet: LeaseKeeper | None = None
         if cfg.fleet.enabled and self.replica is not None:

@@ -15,11 +15,11 @@ from daemon.api import builds, ops, projects, tokens, usage, versions, webhooks
 from daemon.api.docs import document_errors
 from daemon.api.guards import rt
 from daemon.api.streams import StreamSlots
-from daemon.build import requests
-from daemon.build.queue import BuildQueue
 from daemon.core import diskspace, nonces
 from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
+from daemon.intake import requests
+from daemon.intake.queue import BuildQueue
 from daemon.ops import metrics
 from daemon.runtime import Runtime
 

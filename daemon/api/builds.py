@@ -15,16 +15,16 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from daemon.api.docs import ACCEPTED, READ_TOKEN, errors
 from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
-from daemon.build import requests, submit
-from daemon.build import rollback as rolling_back
-from daemon.build.buildlog import BuildLog
-from daemon.build.requests import GenerateBody, NewProjectBody, ProjectRef, RebuildBody
 from daemon.core import versions
 from daemon.core.contract import ContractError
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
 from daemon.generators import GenerationError, GenerationRequest
+from daemon.intake import requests, submit
+from daemon.intake import rollback as rolling_back
+from daemon.intake.requests import GenerateBody, NewProjectBody, ProjectRef, RebuildBody
 from daemon.ops import metrics
+from daemon.project.buildlog import BuildLog
 from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0

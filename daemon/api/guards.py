@@ -17,11 +17,11 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from daemon.api.streams import StreamSlots
-from daemon.build.queue import BuildQueue
 from daemon.core import diskspace, nonces, ratelimit, signing
 from daemon.core.db import database
 from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
 from daemon.core.ids import valid_version_id
+from daemon.intake.queue import BuildQueue
 from daemon.ops import metrics
 from daemon.ops import replication as syncops
 from daemon.runtime import Runtime

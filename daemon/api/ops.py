@@ -10,12 +10,13 @@ from litestar.params import FromQuery
 
 from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
-from daemon.build import fleet, isolation
 from daemon.core import diskspace
 from daemon.core.ids import check_project_ids
+from daemon.fleet import droplet
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
 from daemon.ops import status as status_view
+from daemon.project import isolation
 from daemon.runtime import Runtime
 
 
@@ -81,7 +82,7 @@ async def sync_verify(request: Request[Any, Any, Any], userId: FromQuery[str | N
     if userId is not None or projectId is not None:
         check_project_ids(userId, projectId)
         assert userId is not None and projectId is not None
-        return await asyncio.to_thread(fleet.verify_project, rt(request), userId, projectId)
+        return await asyncio.to_thread(droplet.verify_project, rt(request), userId, projectId)
     return await asyncio.to_thread(syncops.verify, rt(request))
 
 
@@ -96,13 +97,13 @@ async def run_cleanup(request: Request[Any, Any, Any], dryRun: FromQuery[bool] =
 @get("/ops/fleet", guards=[signed], summary="The fleet as this droplet sees it (signed)")
 async def fleet_view(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """This droplet's leases and counters, the droplets seen and every lease ([fleet] off: enabled false)."""
-    return await asyncio.to_thread(fleet.status, rt(request))
+    return await asyncio.to_thread(droplet.status, rt(request))
 
 
 @post("/ops/drain", guards=[signed], status_code=200, summary="Drain this droplet (signed)", responses=errors(409))
 async def drain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """New builds get 503 `draining`; the running build finishes; leases are released as projects go idle."""
-    return await asyncio.to_thread(fleet.drain, rt(request))
+    return await asyncio.to_thread(droplet.drain, rt(request))
 
 
 HANDLERS: list[Any] = [status, healthz, healthz_detail, prometheus, sync_flush, sync_verify, run_cleanup, fleet_view,

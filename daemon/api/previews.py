@@ -85,7 +85,7 @@ class PreviewServer:
     def __init__(self, app: ASGIApp | None, previews_dir: Path, preview_domain: str,
                  resolver: Callable[[str], str | None] | None = None) -> None:
         self.app = app
-        # a fleet droplet's resolver (daemon/build/previewfetch.py): alias hosts, and deployments built elsewhere
+        # a fleet droplet's resolver (daemon/publish/previewfetch.py): alias hosts, and deployments built elsewhere
         self.resolver = resolver
         self.root = os.path.realpath(previews_dir)
         self.suffix = "." + preview_domain.strip(".").lower()

@@ -10,11 +10,11 @@ from litestar.params import FromPath
 
 from daemon.api.docs import errors
 from daemon.api.guards import rt, signed
-from daemon.build import publish
-from daemon.build import restore as restoring
 from daemon.core import pointers, versions
 from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
+from daemon.fleet import restore as restoring
+from daemon.publish import golive
 
 
 @get("/projects/{user_id:str}/{project_id:str}/preview", summary="Current preview pointer")
@@ -46,7 +46,7 @@ async def redo(request: Request[Any, Any, Any], user_id: FromPath[str], project_
 
 async def _walk(request: Request[Any, Any, Any], user_id: str, project_id: str, direction: str) -> dict[str, Any]:
     check_project_ids(user_id, project_id)
-    v = await asyncio.to_thread(publish.walk, rt(request), user_id, project_id, direction)
+    v = await asyncio.to_thread(golive.walk, rt(request), user_id, project_id, direction)
     return {"success": True, "versionId": v.version_id, "previewUrl": v.preview_url,
             **versions.navigation(user_id, project_id)}
 

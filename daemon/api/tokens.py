@@ -10,8 +10,8 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from daemon.api.guards import rt, signed
-from daemon.build.requests import TokenBody
 from daemon.core import signing
+from daemon.intake.requests import TokenBody
 
 
 @post("/tokens", guards=[signed], opt={"uncapped": True}, status_code=200,

@@ -12,10 +12,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from daemon.api.docs import errors
 from daemon.api.guards import rt, signed
-from daemon.build.requests import PlanBody
 from daemon.core import quotas
 from daemon.core.errors import BadRequest
 from daemon.core.ids import check_org_id, check_project_ids
+from daemon.intake.requests import PlanBody
 from daemon.ops import usage
 
 CSV = "text/csv"  # Litestar adds the charset to text/* itself

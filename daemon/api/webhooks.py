@@ -10,10 +10,10 @@ from litestar import Request, post
 
 from daemon.api.docs import errors
 from daemon.api.guards import rt
-from daemon.build import deploywatch
 from daemon.core.errors import BadRequest, Unauthorized
 from daemon.deployers.cloudflare.webhook import WebhookPayloadError, parse_pages_event, verify_auth
 from daemon.ops import metrics
+from daemon.publish import deploywatch
 
 log = logging.getLogger("previewd.api")
 

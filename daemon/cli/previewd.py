@@ -23,7 +23,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """What this machine offers the daemon: toolchain, sandbox layer and isolation, data dir."""
     import sandbox
-    from daemon.build import isolation, toolchain
+    from daemon.project import isolation, toolchain
 
     report: dict[str, object] = {"config": cfg.source, "data_dir": str(cfg.data_dir)}
     try:
@@ -108,9 +108,9 @@ def _harden(cfg) -> None:  # type: ignore[no-untyped-def]
     on isolation."""
     import logging
 
-    from daemon.build import isolation
     from daemon.core import hardening, logging_setup
     from daemon.core.config import hmac_secret_path
+    from daemon.project import isolation
 
     logging_setup.configure(cfg.server.log_level, secrets=cfg.secrets.values())
     log = logging.getLogger("previewd")
@@ -122,7 +122,7 @@ def _harden(cfg) -> None:  # type: ignore[no-untyped-def]
     except (hardening.HardeningError, OSError) as exc:
         print(f"previewd: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    from daemon.build import toolchain
+    from daemon.project import toolchain
 
     try:
         # Resolved (and cached) now, so the first build does not wait for `node --version` and `pnpm --version`.

@@ -18,16 +18,18 @@ from typing import Any, Literal
 from daemon.api.app import create_app
 from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
-from daemon.build import artifacts, deploywatch, fleet, staging
-from daemon.build.pipeline import Pipeline
-from daemon.build.previewfetch import PreviewResolver
-from daemon.build.queue import BuildQueue
 from daemon.core import logging_setup, versions
 from daemon.core.background import Job
 from daemon.core.config import Config
+from daemon.fleet import droplet
+from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts, metrics
 from daemon.ops.scheduler import Scheduler
+from daemon.project import staging
+from daemon.publish import artifacts, deploywatch
+from daemon.publish.previewfetch import PreviewResolver
 from daemon.runtime import Runtime
+from daemon.steps.pipeline import Pipeline
 from sandbox import orphans
 
 log = logging.getLogger("previewd")
@@ -80,7 +82,7 @@ class Daemon:
         self.scheduler = Scheduler(self.rt)
         self._declare_jobs()
         metrics.install_metrics(self.rt)
-        fleet.install(self.rt)
+        droplet.install(self.rt)
         self.app = create_app(self.rt, self.queue)
         previews = self.rt.layout.previews
         # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
@@ -96,7 +98,7 @@ class Daemon:
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
         orphans.kill_leftovers(self.rt.data_dir)
-        fleet.recover(self.rt)
+        droplet.recover(self.rt)
         failed, queued = versions.recover_interrupted(self.rt.outbox)
         staging.sweep(self.rt)  # staged output and unfinished zips of the builds it interrupted
         artifacts.drop_unfinished(self.rt, failed)

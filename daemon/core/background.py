@@ -2,7 +2,7 @@
 runs, what triggers it and how it stops; `previewd serve` starts and stops them through it, `/status` lists them.
 
 Where work runs (`Job.runs_in`):
-- ``build worker``: Huey's one consumer thread (daemon/build/queue.py), builds in queue order.
+- ``build worker``: Huey's one consumer thread (daemon/intake/queue.py), builds in queue order.
 - ``scheduler``: APScheduler's thread pool (daemon/ops/scheduler.py), every periodic job.
 - ``bounded pool``: a fixed-size executor (the after-live pool: one thread, in order).
 - ``own thread``: a loop of its own (the sync loop, the fleet's lease keeper), or a short-lived thread per item

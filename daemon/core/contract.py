@@ -29,7 +29,7 @@ Rules, decided here once:
   ``.pnpmfile.mjs`` and ``pnpm-lock.yaml``. The daemon owns install policy (registry, store, which
   dependency build scripts may run) and resolves the lockfile itself, so generated output may not set them.
   One exception: ``pnpm-workspace.yaml`` at the root declares a workspace; the build keeps only its
-  ``packages`` globs and refuses settings that would undo the policy (``daemon/build/monorepo.py``).
+  ``packages`` globs and refuses settings that would undo the policy (``daemon/project/monorepo.py``).
 * **Entries** are objects with string ``path`` and ``content`` (UTF-8 text); an optional ``type`` must be
   ``"file"``; entries that are links (``type`` link/symlink, or any ``link``/``symlink``/``target`` key)
   are rejected, as is any ``encoding`` other than utf-8.
@@ -65,7 +65,7 @@ _METADATA_TYPES: dict[str, type] = {
 FORBIDDEN_SEGMENTS = frozenset({".git", "node_modules", ".pnpm-store", "pnpm-cache"})
 RESERVED_NAMES = frozenset({".npmrc", "pnpm-workspace.yaml", ".pnpmfile.cjs", ".pnpmfile.mjs", "pnpm-lock.yaml"})
 # The one reserved name a contract may write, at the root only: a workspace's package globs. The build keeps just
-# those and writes the daemon's install policy beside them (daemon/build/monorepo.py).
+# those and writes the daemon's install policy beside them (daemon/project/monorepo.py).
 WORKSPACE_FILE = "pnpm-workspace.yaml"
 _NAME_MAX = 255  # bytes per path segment on Linux filesystems
 _LINK_KEYS = ("link", "symlink", "target", "linkTarget", "symlinkTarget")

@@ -16,7 +16,7 @@ class LiveLogs(dict[str, Any]):
         self._lock = threading.Lock()
         self._watchers: dict[str, list[Callable[[], None]]] = {}
 
-    def __setitem__(self, version_id: str, blog: Any) -> None:  # a daemon.build.buildlog.BuildLog
+    def __setitem__(self, version_id: str, blog: Any) -> None:  # a daemon.project.buildlog.BuildLog
         super().__setitem__(version_id, blog)
         self._wake(version_id)
 

@@ -154,7 +154,7 @@ def usage_of(user_id: str, month: str, *, live: bool = True, storage: bool = Tru
                  f"({', '.join('?' * len(ACTIVE_STATUSES))}))")
         args += (user_id, *ACTIVE_STATUSES)
     # One statement: the month's meters (a covering index), the live alias redeploys (Pages deployments too:
-    # daemon/build/livealias.py), the storage gauge, the projects in flight.
+    # daemon/publish/livealias.py), the storage gauge, the projects in flight.
     row = database.execute_sql(
         "SELECT count(*), coalesce(sum(finished = 0), 0), coalesce(sum(cpu_seconds), 0), "
         "coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0), "

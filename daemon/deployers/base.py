@@ -62,7 +62,7 @@ class Deployer(Protocol):
     """The daemon serves each deployment itself from its previews folder, under an id that follows from the version
     alone: cleanup derives it, fleet droplets fetch and sweep their copies."""
     supports_alias: bool
-    """Each project has a platform branch whose alias always holds its live version (daemon/build/livealias.py)."""
+    """Each project has a platform branch whose alias always holds its live version (daemon/publish/livealias.py)."""
     counts_pages_quota: bool
     """Every deploy creates a platform deployment counted against the plan's ``pages_deployments`` quota."""
     records_deployment_id: bool

@@ -249,7 +249,7 @@ class ProjectRepo:
     def snapshot_dist(self, root: Path, version_id: str, out_dir: str, budget: Budget = OUTPUT) -> str:
         """Commit the version's sources plus its build output dir (`root`/`out_dir`) as refs/dist/<version_id>.
 
-        `root` is a copy no build step can write (the pipeline's staging dir, daemon/build/staging.py), never the
+        `root` is a copy no build step can write (the pipeline's staging dir, daemon/project/staging.py), never the
         live workspace. The source part is the version's own snapshot, so the dist tree differs from it only in
         `out_dir`. Returns the sha. Each
         file's apparent size is charged to `budget` before it is read; big files are streamed, never read whole.

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from daemon.build import publish, toolchain
-from daemon.build.publish import DIST_WINDOW
 from daemon.core import quotas, versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
@@ -29,6 +27,9 @@ from daemon.core.ids import valid_id
 from daemon.deployers.previewnames import deployment_id_for as local_deployment_id
 from daemon.history import HistoryError, ProjectRepo
 from daemon.ops import retention
+from daemon.project import toolchain
+from daemon.publish import golive
+from daemon.publish.golive import DIST_WINDOW
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -433,7 +434,7 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
             versions.set_pointer(rt.outbox, live, ttl_s)
         moved = True
     if moved:
-        publish.pointer_moved(rt)
+        golive.pointer_moved(rt)
 
 
 def refresh_storage(ctx: _Ctx, step: StepReport) -> None:

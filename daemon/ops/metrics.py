@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from daemon.build import livealias
 from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.ops import usage
+from daemon.publish import livealias
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class Metrics:
         self.disk_full_total = Counter("previewd_disk_full_refusals", "Requests answered 503 disk_full, by kind "
                                        "(reserve: a build refused below the reserve; write: a write that failed for "
                                        "space).", ["kind"], registry=r)
-        # A fleet droplet's leases (daemon/build/fleet.py); all zero with [fleet] off.
+        # A fleet droplet's leases (daemon/fleet/droplet.py); all zero with [fleet] off.
         self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
         self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
                                      "since start.", registry=r)

@@ -4,7 +4,7 @@ The version row carries the decision (`preview_deleted_at`, the tombstone), writ
 is removed; then the deployment, and at last the row's preview URL. A run that stops part-way leaves a tombstoned
 row that still names its URL, which the next run finds by its state and finishes. Every droplet serving previews
 from the object store asks the replica about the previews it holds (`sweep`) and drops the tombstoned ones; its
-resolver refuses them (daemon/build/previewfetch.py), so nothing fetches them back from the bucket.
+resolver refuses them (daemon/publish/previewfetch.py), so nothing fetches them back from the bucket.
 
 The artifact zip stays: it is the version's snapshot (fast rollback to it builds a new version with a new
 preview), kept by the seed's own rules: archived after `archive_after_days`, deleted with the row.

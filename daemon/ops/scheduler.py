@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon.build import deploywatch
 from daemon.core import ratelimit
 from daemon.ops import alerts, cleanup, retention
+from daemon.publish import deploywatch
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

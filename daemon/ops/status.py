@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from peewee import fn
 
-from daemon.build import toolchain
 from daemon.core.db import ProjectVersion as PV
+from daemon.project import toolchain
 from sandbox.probe import syscall_filter_availability
 
 if TYPE_CHECKING:
-    from daemon.build.queue import BuildQueue
+    from daemon.intake.queue import BuildQueue
     from daemon.runtime import Runtime
 
 

@@ -13,12 +13,13 @@ from litestar.response import Redirect, Template
 
 from daemon.api.guards import client_ip, queue, rt
 from daemon.api.versions import set_pinned
-from daemon.build import publish, submit
-from daemon.build import rollback as rolling_back
 from daemon.core import ratelimit, versions
 from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
+from daemon.intake import rollback as rolling_back
+from daemon.intake import submit
 from daemon.ops import metrics
+from daemon.publish import golive
 from daemon.ui.access import check_password, check_token, end_session, open_session, session_ok, signed_in
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -157,11 +158,11 @@ async def rebuild(request: Request[Any, Any, Any], version_id: FromPath[str], da
 @post("/projects/{user_id:str}/{project_id:str}/{direction:str}", guards=GUARDS, status_code=303, name="ui-walk")
 async def walk(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str],
                direction: FromPath[str]) -> Redirect:
-    """Undo or redo through `publish.walk`, as `POST /projects/{u}/{p}/undo|redo` does."""
+    """Undo or redo through `golive.walk`, as `POST /projects/{u}/{p}/undo|redo` does."""
     check_project_ids(user_id, project_id)
     if direction not in PROJECT_ACTIONS:
         raise NotFound(f"no action {direction!r}", code="not_found")
-    await asyncio.to_thread(publish.walk, rt(request), user_id, project_id, direction)
+    await asyncio.to_thread(golive.walk, rt(request), user_id, project_id, direction)
     return Redirect(f"/ui/projects/{user_id}/{project_id}", status_code=303)
 
 

@@ -12,10 +12,10 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from daemon.api.builds import log_stream
 from daemon.api.guards import queue, rt
 from daemon.api.versions import read_log
-from daemon.build import diffs, screens
 from daemon.core import versions
 from daemon.core.errors import AppError, BadRequest
 from daemon.core.ids import check_project_ids, valid_version_id
+from daemon.publish import diffs, screens
 from daemon.ui import charts, patchview, queries, thumbs
 from daemon.ui.access import signed_in
 

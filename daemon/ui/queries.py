@@ -16,7 +16,7 @@ from daemon.ops import buildstats, metrics
 from daemon.ops import status as status_view
 
 if TYPE_CHECKING:
-    from daemon.build.queue import BuildQueue
+    from daemon.intake.queue import BuildQueue
     from daemon.runtime import Runtime
 
 PAGE_SIZE = 50

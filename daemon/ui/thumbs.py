@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from daemon.build import screens
+from daemon.publish import screens
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from daemon.build import submit
 from daemon.core import versions
+from daemon.intake import submit
 from tests.fuzz.api_support import CHECKS, Signer, error_shape
 from tests.fuzz.conftest import fuzz_daemon_at
 from tests.support import signed_headers

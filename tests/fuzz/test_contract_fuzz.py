@@ -13,7 +13,6 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from daemon.build.workspace import materialize
 from daemon.core.contract import (
     FORBIDDEN_SEGMENTS,
     RESERVED_NAMES,
@@ -24,6 +23,7 @@ from daemon.core.contract import (
     parse_contract_text,
     validate_contract,
 )
+from daemon.project.workspace import materialize
 
 EXAMPLES = 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -281,15 +281,16 @@ def test_cycle_report_names_a_two_module_cycle() -> None:
 
 def test_rank_and_layer_of_modules() -> None:
     assert rank("daemon") == rank("daemon.core.db") == 0
-    assert rank("daemon.cli.serve") == 6 and layer_name("daemon.cli.serve") == "daemon.cli"
+    assert rank("daemon.cli.serve") == 10 and layer_name("daemon.cli.serve") == "daemon.cli"
     assert rank("daemon.runtime") == 2
     assert rank("sandbox.runner") is None
 
 
 def test_the_layer_table_read_from_pyproject() -> None:
     assert LAYERS == {"daemon": 0, "daemon.core": 0, "daemon.history": 1, "daemon.generators": 1,
-                      "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.build": 3,
-                      "daemon.ops": 4, "daemon.api": 5, "daemon.ui": 5, "daemon.cli": 6}
+                      "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.project": 3,
+                      "daemon.fleet": 4, "daemon.publish": 5, "daemon.steps": 6, "daemon.intake": 7,
+                      "daemon.ops": 8, "daemon.api": 9, "daemon.ui": 9, "daemon.cli": 10}
 
 
 # -- seams hide their backend (issue 25) ----------------------------------------------------------------------
@@ -364,20 +365,20 @@ def test_the_backend_rule_sees_every_spelling(tmp_path: Path) -> None:
         "daemon/__init__.py": "",
         "daemon/deployers/__init__.py": "",
         "daemon/deployers/local.py": "class LocalDeployer: ...\n",
-        "daemon/build/__init__.py": "",
-        "daemon/build/a.py": "from daemon.deployers.local import LocalDeployer\n",
-        "daemon/build/b.py": "def f():\n    import daemon.deployers.local\n",
-        "daemon/build/c.py": "from ..deployers import local\n",
-        "daemon/build/d.py": "from sync.kv import LocalKV\n",
-        "daemon/build/e.py": "from daemon.deployers import base\n",
+        "daemon/steps/__init__.py": "",
+        "daemon/steps/a.py": "from daemon.deployers.local import LocalDeployer\n",
+        "daemon/steps/b.py": "def f():\n    import daemon.deployers.local\n",
+        "daemon/steps/c.py": "from ..deployers import local\n",
+        "daemon/steps/d.py": "from sync.kv import LocalKV\n",
+        "daemon/steps/e.py": "from daemon.deployers import base\n",
         "sync/__init__.py": "",
         "sync/kv/__init__.py": "",
     })
     assert sorted(backend_imports(tmp_path)) == [
-        ("daemon.build.a", "daemon.deployers.local.LocalDeployer"),
-        ("daemon.build.b", "daemon.deployers.local"),
-        ("daemon.build.c", "daemon.deployers.local"),
-        ("daemon.build.d", "sync.kv.LocalKV"),
+        ("daemon.steps.a", "daemon.deployers.local.LocalDeployer"),
+        ("daemon.steps.b", "daemon.deployers.local"),
+        ("daemon.steps.c", "daemon.deployers.local"),
+        ("daemon.steps.d", "sync.kv.LocalKV"),
     ]
     assert _own_package("daemon.deployers.sanitize", "daemon.deployers.local")
-    assert not _own_package("daemon.build.a", "daemon.deployers.local.LocalDeployer")
+    assert not _own_package("daemon.steps.a", "daemon.deployers.local.LocalDeployer")

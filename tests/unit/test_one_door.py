@@ -31,27 +31,27 @@ BETWEEN_STEPS = "runs between steps, when no generated process lives (the instal
 ALLOWED: dict[tuple[str, str, str], str] = {
     ("daemon.history.repo", "snapshot", "collect"):
         "a directory snapshot for tests and tools; builds commit their file set (repo.snapshot_files) instead",
-    ("daemon.build.pipeline", "_build_files", "materialize"): "writes the workspace before any step runs",
-    ("daemon.build.pipeline", "_build_files", "find_output"):
+    ("daemon.steps.pipeline", "_build_files", "materialize"): "writes the workspace before any step runs",
+    ("daemon.steps.pipeline", "_build_files", "find_output"):
         "names only (is the candidate a non-empty dir?); the copy is staging.stage's, which refuses links",
-    ("daemon.build.frameworks", "find_output", "iterdir"): "the same names-only look at the candidates",
-    ("daemon.build.pipeline", "_build_files", "plan"): "checks.plan: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_give_code_parts", "give_to_code"): "ownership: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_reclaim_node_modules", "plan"): "scripts.plan: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_reclaim_node_modules", "reclaim"): "ownership: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_install", "plan"): "scripts.plan: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_install", "install_view"): "the mount plan: " + BETWEEN_STEPS,
-    ("daemon.build.pipeline", "_install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
-    ("daemon.build.scripts", "plan", "_dependency_dirs"): "dependency dir names: " + BETWEEN_STEPS,
-    ("daemon.build.scripts", "_dependency_dirs", "listdir"): "dependency dir names: " + BETWEEN_STEPS,
-    ("daemon.build.reclaim", "_top_level", "listdir"):
+    ("daemon.project.frameworks", "find_output", "iterdir"): "the same names-only look at the candidates",
+    ("daemon.steps.pipeline", "_build_files", "plan"): "checks.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_give_code_parts", "give_to_code"): "ownership: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_reclaim_node_modules", "plan"): "scripts.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_reclaim_node_modules", "reclaim"): "ownership: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_install", "plan"): "scripts.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_install", "install_view"): "the mount plan: " + BETWEEN_STEPS,
+    ("daemon.steps.pipeline", "_install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
+    ("daemon.steps.scripts", "plan", "_dependency_dirs"): "dependency dir names: " + BETWEEN_STEPS,
+    ("daemon.steps.scripts", "_dependency_dirs", "listdir"): "dependency dir names: " + BETWEEN_STEPS,
+    ("daemon.steps.reclaim", "_top_level", "listdir"):
         "names only, to remove them through safepath.remove_tree (never follows a link) after a failed build",
-    ("daemon.build.reclaim", "free_after_failure", "_top_level"): "the same names-only listing",
-    ("daemon.build.netconfig", "purge", "open"):
+    ("daemon.steps.reclaim", "free_after_failure", "_top_level"): "the same names-only listing",
+    ("daemon.project.netconfig", "purge", "open"):
         "the workspace's own dir fd, O_NOFOLLOW; below it the purge walks by fd (openat, O_NOFOLLOW, lstat "
         "by scandir) and only removes: " + BETWEEN_STEPS,
-    ("daemon.build.netconfig", "before_install", "purge"): "the same fd walk",
-    ("daemon.build.pipeline", "_install", "before_install"): "the same fd walk",
+    ("daemon.project.netconfig", "before_install", "purge"): "the same fd walk",
+    ("daemon.steps.pipeline", "_install", "before_install"): "the same fd walk",
 }
 
 

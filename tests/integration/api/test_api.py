@@ -54,7 +54,7 @@ def test_finished_build_answers_seed_shape(api: Any) -> None:
         ProjectVersion.version_id == vid).execute()
     r = api.get(f"/versions/{vid}")
     assert r.status_code == 200 and r.json()["status"] == "deployed"
-    from daemon.build import submit
+    from daemon.intake import submit
 
     status, body = submit.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert status == 200
@@ -65,7 +65,7 @@ def test_failed_build_answer_has_code_message_and_log_tail(api: Any) -> None:
     vid = api.post(NEW, new_body(), params={"wait": "false"}).json()["versionId"]
     api.daemon.rt.layout.log_path(vid).write_text("line 1\nerror TS2307: cannot find module\n")
     versions.update(None, vid, status="failed", failure_reason="build_failed", failure_message="pnpm build exited 2")
-    from daemon.build import submit
+    from daemon.intake import submit
 
     _status, body = submit.build_answer(api.daemon.rt, ProjectVersion.get_by_id(vid))
     assert body["success"] is False and body["versionId"] == vid

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from daemon.build import screens
-from daemon.build.buildlog import BuildLog
 from daemon.cli.serve import Daemon
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
+from daemon.project.buildlog import BuildLog
+from daemon.publish import screens
 from tests.integration.api.conftest import Served, add_version, token_for
 from tests.support import ApiClient, auth
 

@@ -1,4 +1,4 @@
-"""Request bodies are validated once, by their msgspec structs (daemon/build/requests.py): every rule answers the
+"""Request bodies are validated once, by their msgspec structs (daemon/intake/requests.py): every rule answers the
 same 400 it always did, and a body given as builtins (the dashboard) gets the very same answer as over HTTP."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from daemon.build.submit import parse_build_request
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest
+from daemon.intake.submit import parse_build_request
 from sync.names import ID_RULE
 
 NEW = "/build-preview-for-new-project"

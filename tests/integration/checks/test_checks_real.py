@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from daemon.build import toolchain
-from daemon.build.pipeline import Pipeline
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core import versions
 from daemon.core.config import load
 from daemon.core.contract import Contract
 from daemon.core.db import ProjectVersion
 from daemon.generators import GenerationRequest, make_generator
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
+from daemon.project import toolchain
 from daemon.runtime import Runtime
+from daemon.steps.pipeline import Pipeline
 from tests.support import TEST_SECRET
 from tests.unit.pipeline.fakes import FakeGenerator, MemoryDeployer
 from tests.unit.pipeline.test_pipeline import InlineQueue

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.workspace import materialize, read_tree
 from daemon.core.contract import apply_contract
 from daemon.generators import GenerationRequest, make_generator
+from daemon.project.workspace import materialize, read_tree
 
 PNPM = Path(__file__).resolve().parents[3] / ".tools" / "node_modules" / ".bin" / "pnpm"
 

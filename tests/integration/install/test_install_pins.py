@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import toolchain
+from daemon.project import toolchain
 from tests.support import SHARED_STORE, wait_until
 from tests.support.recorder import Recorder
 

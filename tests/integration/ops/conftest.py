@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from daemon.build import publish
 from daemon.cli.serve import Daemon
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.deployers.previewnames import deployment_id_for
+from daemon.publish import golive
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 
@@ -74,7 +74,7 @@ class Seeder:
     def make_live(self, v: ProjectVersion) -> None:
         with database.atomic():
             versions.set_live(self.rt.outbox, v, self.rt.cfg.kv.ttl_days * 86400)
-        publish.pointer_moved(self.rt)
+        golive.pointer_moved(self.rt)
 
     def preview_dir(self, v: ProjectVersion) -> Path:
         return self.rt.data_dir / "previews" / deployment_id_for(v.project_id, v.version_id)

@@ -182,7 +182,7 @@ def test_stored_log_as_events_then_status(ops: Seeder, client: ApiClient) -> Non
 def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -> None:
     import asyncio
 
-    from daemon.build.buildlog import BuildLog
+    from daemon.project.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
     ops.rt.layout.log_path(v.version_id).unlink()
@@ -220,7 +220,7 @@ def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -
 def test_disconnect_leaves_no_listener(ops: Seeder) -> None:
     import asyncio
 
-    from daemon.build.buildlog import BuildLog
+    from daemon.project.buildlog import BuildLog
 
     v = ops.version("u", "p", 0.001, status="building", preview=False, artifact=False)
     blog = BuildLog(ops.rt.layout.log_path(v.version_id))

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from daemon.build.previewfetch import PreviewResolver
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.ops import cleanup
+from daemon.publish.previewfetch import PreviewResolver
 from tests.integration.ops.conftest import NOW, Seeder
 
 

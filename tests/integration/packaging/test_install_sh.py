@@ -11,7 +11,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from daemon.build.toolchain import PINNED_PNPM
+from daemon.project.toolchain import PINNED_PNPM
 from tests.integration.packaging.conftest import REPO, clean_env
 
 INSTALL = REPO / "packaging" / "install.sh"

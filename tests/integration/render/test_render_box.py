@@ -1,5 +1,5 @@
 """The render check's browser in its box (issue 23, attack 3): its own user, its own network namespace, and a page
-that reaches nothing but its own deployment, as daemon/build/screens.py runs it (daemon/build/renderbox.py)."""
+that reaches nothing but its own deployment, as daemon/publish/screens.py runs it (daemon/project/renderbox.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from daemon.build import isolation, renderbox
 from daemon.core.config import Config
+from daemon.project import isolation, renderbox
 from daemon.render import RenderReport, check_page
 from daemon.render.origin import Answer, DirSource, HttpSource
 from sandbox import safepath

@@ -25,7 +25,7 @@ def droplet(root: Path, schema: str) -> Daemon:
 
 
 def build(d: Daemon, user: str, project: str, cpu: float) -> str:
-    from daemon.build import submit
+    from daemon.intake import submit
 
     req = submit.BuildRequest(user, project, "x")
     v = submit.submit_new(d.rt, d.queue, req)

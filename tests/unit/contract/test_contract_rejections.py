@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.build.workspace import materialize
 from daemon.core.contract import ContractError, ContractLimits, apply_contract, parse_contract_text, validate_contract
+from daemon.project.workspace import materialize
 from tests.unit.contract.conftest import VALID_FULL
 
 FULL = VALID_FULL  # the one valid contract the contract tests share

@@ -11,10 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from daemon.build import checks, fleet, queue
-from daemon.build.queue import BuildQueue
 from daemon.core.background import Job, Jobs, Owned
+from daemon.fleet import droplet
+from daemon.intake import queue
+from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts
+from daemon.steps import checks
 from tests.support import wait_until
 
 
@@ -107,22 +109,22 @@ def test_the_checks_registry_owns_running_sessions_and_prunes_ended_recordings()
 def test_fleet_guards_keep_only_projects_in_use_and_are_per_runtime() -> None:
     rt = SimpleNamespace(owned=Owned(), fleet=object())
     other = SimpleNamespace(owned=Owned(), fleet=object())
-    g = fleet.guards(rt)  # type: ignore[arg-type]
-    assert g is fleet.guards(rt) and g is not fleet.guards(other)  # type: ignore[arg-type]
+    g = droplet.guards(rt)  # type: ignore[arg-type]
+    assert g is droplet.guards(rt) and g is not droplet.guards(other)  # type: ignore[arg-type]
     for i in range(50):
         with g.catching_up(("u", f"p{i}")):
             assert g.size() == (1, 0)
-    fleet.hold(rt, "u", "p")  # type: ignore[arg-type]
-    fleet.hold(rt, "u", "p")  # type: ignore[arg-type]
-    assert g.size() == (0, 1) and not fleet.is_idle(rt, "u", "p")  # type: ignore[arg-type]
+    droplet.hold(rt, "u", "p")  # type: ignore[arg-type]
+    droplet.hold(rt, "u", "p")  # type: ignore[arg-type]
+    assert g.size() == (0, 1) and not droplet.is_idle(rt, "u", "p")  # type: ignore[arg-type]
     rt.fleet = SimpleNamespace(touch=lambda u, p: None)
-    fleet.unhold(rt, "u", "p")  # type: ignore[arg-type]
-    fleet.unhold(rt, "u", "p")  # type: ignore[arg-type]
+    droplet.unhold(rt, "u", "p")  # type: ignore[arg-type]
+    droplet.unhold(rt, "u", "p")  # type: ignore[arg-type]
     assert g.size() == (0, 0)
 
 
 def test_one_admission_per_project_at_a_time() -> None:
-    g = fleet.ProjectGuards()
+    g = droplet.ProjectGuards()
     inside, release = threading.Event(), threading.Event()
     order: list[str] = []
 

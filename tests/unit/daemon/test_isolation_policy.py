@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import isolation, packagejson, pipeline, scripts
-from daemon.build.buildlog import BuildLog
 from daemon.core import hardening
 from daemon.generators import _proc
+from daemon.project import isolation, packagejson
+from daemon.project.buildlog import BuildLog
+from daemon.steps import pipeline, scripts
 from sandbox.layers.base import Availability
 from tests.support import make_config
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import isolation, netconfig, toolchain
-from daemon.build.buildlog import BuildLog
+from daemon.project import isolation, netconfig, toolchain
+from daemon.project.buildlog import BuildLog
 
 TC = toolchain.Toolchain(node="/usr/bin/node", pnpm="/x/pnpm", node_version="20", pnpm_version="10.34.9")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.isolation import UnsafeLayout
 from daemon.core import ids
 from daemon.core.errors import BadRequest
 from daemon.core.layout import Layout
+from daemon.project.isolation import UnsafeLayout
 from sync import names
 from sync.errors import InvalidKey
 from sync.kv.base import pointer_key
@@ -65,8 +65,8 @@ def test_schema_pattern_is_the_same_rule() -> None:
 
 def _builders(tmp: Path) -> list[tuple[str, object]]:
     """(name, callable(user_id)) for every place in the daemon and its stores a user id becomes a path or a key."""
-    from daemon.build import isolation
     from daemon.core import quotas
+    from daemon.project import isolation
 
     layout = Layout.of(tmp / "data")
     store = LocalObjectStore(tmp / "data" / "objects")
@@ -125,7 +125,7 @@ def test_s3_store_refuses_reserved_owner() -> None:
 
 ID_NAMES = {"user_id", "project_id", "userId", "projectId"}
 # (module, function): builders that check the id against sync.names themselves (tested above).
-ALLOWED = {("daemon/build/isolation.py", "project_dirs"), ("daemon/core/quotas.py", "refresh_storage")}
+ALLOWED = {("daemon/project/isolation.py", "project_dirs"), ("daemon/core/quotas.py", "refresh_storage")}
 
 
 def _idname(node: ast.AST) -> bool:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import frameworks, toolchain
-from daemon.build.artifacts import zip_output
-from daemon.build.packagejson import sanitize as _sanitize_package_json
 from daemon.core import ids
 from daemon.core import signing as security
 from daemon.core.errors import Unauthorized
+from daemon.project import frameworks, toolchain
+from daemon.project.packagejson import sanitize as _sanitize_package_json
+from daemon.publish.artifacts import zip_output
 
 
 def test_body_only_signature_roundtrip_and_prefix() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.artifacts import extract_artifact
 from daemon.history import HistoryError
 from daemon.history.packing import read_zip
+from daemon.publish.artifacts import extract_artifact
 from sandbox import export
 
 CAPS = export.Caps(total_bytes=10_000, entries=20, file_bytes=4_000)

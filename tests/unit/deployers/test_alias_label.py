@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.build.previewfetch import PreviewResolver
 from daemon.core.db import Project, connect
 from daemon.core.layout import Layout
 from daemon.deployers.local import LocalDeployer
 from daemon.deployers.previewnames import ALIAS_SEP, DEPLOYMENT_ID_RE, alias_ids, alias_label
+from daemon.publish.previewfetch import PreviewResolver
 
 IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=64)
 TRICKY = ["alice", "Alice", "alice_", "_alice", "alice-", "a-lice", "a_lice", "a--lice", "ALICE", "x-alice", "xalice",

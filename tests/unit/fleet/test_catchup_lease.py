@@ -12,10 +12,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from daemon.build import fleet
 from daemon.core.background import Owned
 from daemon.core.db import connect
 from daemon.core.errors import Unavailable
+from daemon.fleet import droplet as fleet
 from sync.lease import Lease, LeaseHeld, PgLeases
 from sync.leasekeeper import LeaseKeeper
 from tests.integration.sync.support import PG_DSN

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from daemon.build.previewfetch import PreviewResolver
 from daemon.core.db import connect
 from daemon.core.ids import new_version_id
 from daemon.core.layout import Layout
 from daemon.deployers.local import LocalDeployer
 from daemon.deployers.previewnames import deployment_id_for
+from daemon.publish.previewfetch import PreviewResolver
 from sync.objects.local import LocalObjectStore
 
 

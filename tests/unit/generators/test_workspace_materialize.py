@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.workspace import WorkspaceError, materialize, read_tree
+from daemon.project.workspace import WorkspaceError, materialize, read_tree
 
 
 def _tree(root: Path) -> dict[str, str]:

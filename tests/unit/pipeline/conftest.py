@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.pipeline import Pipeline
 from daemon.core.config import load
 from daemon.runtime import Runtime
+from daemon.steps.pipeline import Pipeline
 from tests.support import TEST_SECRET
 from tests.unit.pipeline.fakes import FakeGenerator, MemoryDeployer, write_fake_pnpm
 

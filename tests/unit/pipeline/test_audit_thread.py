@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import audit, pipeline, toolchain
-from daemon.build.failures import BuildFailed
-from daemon.build.submit import BuildRequest, submit_new
 from daemon.core.db import ProjectVersion
+from daemon.intake.submit import BuildRequest, submit_new
+from daemon.project import toolchain
+from daemon.project.failures import BuildFailed
+from daemon.steps import audit, pipeline
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.fakes import page_project
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from daemon.build import checks
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.ops import metrics
+from daemon.steps import checks
 from tests.fakes.tiny_generator import contract_json
 from tests.support import wait_until
 from tests.unit.pipeline.conftest import Bench
@@ -309,7 +309,7 @@ def test_late_recording_leaves_no_database_connection_open(bench: Bench) -> None
 
 
 def test_a_fast_rollback_carries_its_targets_checks(bench: Bench) -> None:
-    from daemon.build.rollback import rollback
+    from daemon.intake.rollback import rollback
 
     v1 = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
     _build(bench, page_project("Second"), rebuild=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core.db import ProjectVersion
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from tests.fakes.tiny_generator import contract_json
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.test_pipeline import InlineQueue
@@ -95,7 +95,7 @@ EVIL_LOCK = ("lockfileVersion: '9.0'\npackages:\n  is-number@7.0.0:\n    resolut
 
 def test_a_lockfile_that_resolves_outside_the_registry_is_dropped_before_the_install(
         bench: Bench, tmp_path: Path) -> None:
-    from daemon.build import netconfig
+    from daemon.project import netconfig
 
     assert netconfig.lockfile_reaches(EVIL_LOCK, "https://registry.npmjs.org/") == ["http://127.0.0.1:9/is-number.tgz"]
     mirror = EVIL_LOCK.replace("http://127.0.0.1:9/", "https://mirror.example/")

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.build import isolation, monorepo, packagejson, scripts, toolchain
-from daemon.build.buildlog import BuildLog
-from daemon.build.failures import BuildFailed
-from daemon.build.submit import parse_build_request
-from daemon.build.workspace import WorkspaceError, materialize
 from daemon.core.contract import ContractError, ContractLimits, check_path
 from daemon.core.errors import BadRequest
+from daemon.intake.submit import parse_build_request
+from daemon.project import isolation, monorepo, packagejson, toolchain
+from daemon.project.buildlog import BuildLog
+from daemon.project.failures import BuildFailed
+from daemon.project.workspace import WorkspaceError, materialize
+from daemon.steps import scripts
 
 
 def _pkg(name: str, build: str | None = None, deps: dict[str, str] | None = None, **extra: Any) -> str:

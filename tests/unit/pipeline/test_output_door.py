@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from daemon.build.submit import BuildRequest, submit_new
 from daemon.core import quotas
 from daemon.core.db import ProjectVersion
+from daemon.intake.submit import BuildRequest, submit_new
 from tests.fakes.tiny_generator import contract_json
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.fakes import page_project
@@ -137,7 +137,7 @@ def test_a_failed_deploy_leaves_no_zip_and_no_stored_bytes(bench: Bench) -> None
 
 
 def test_output_past_the_file_count_cap_is_output_limit_naming_where(bench: Bench, monkeypatch: Any) -> None:
-    monkeypatch.setattr("daemon.build.staging.MAX_ENTRIES", 50)
+    monkeypatch.setattr("daemon.project.staging.MAX_ENTRIES", 50)
     v = _build(bench, page_project("Many", build="mkdir -p dist && cp index.html dist/ && "
                                                  "for i in $(seq 1 60); do : > dist/e$i; done"))
     assert (v.status, v.failure_reason) == ("failed", "output_limit"), v.failure_message
@@ -148,8 +148,9 @@ def test_output_past_the_file_count_cap_is_output_limit_naming_where(bench: Benc
 def test_start_up_removes_what_a_killed_build_left_staged_and_zipped(bench: Bench) -> None:
     """SIGKILL between the zip and going live: at start-up (serve.start's recovery) the staged copy and the zip of
     the interrupted version go, and the user's stored bytes are recounted."""
-    from daemon.build import artifacts, staging
     from daemon.core import versions
+    from daemon.project import staging
+    from daemon.publish import artifacts
 
     v = _build(bench, page_project("Kept"))  # a live version whose zip must stay
     q = InlineQueue()

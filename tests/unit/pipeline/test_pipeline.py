@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import zipfile
 
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, Project, ProjectVersion
 from daemon.generators import GenerationError
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.fakes import page_project
 
@@ -107,7 +107,7 @@ def test_deploy_error_is_deploy_failed_and_the_old_version_stays_live(bench: Ben
 
 
 def test_unconfirmed_deploy_waits_then_the_confirmation_publishes(bench: Bench) -> None:
-    from daemon.build import deploywatch
+    from daemon.publish import deploywatch
 
     bench.dep.state = "pending"
     v = _new(bench)

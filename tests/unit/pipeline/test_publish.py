@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import publish, restore, rollback
-from daemon.build.pipeline import Pipeline
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core import versions
 from daemon.core.config import load
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict
+from daemon.fleet import restore
 from daemon.generators import GenerationError
+from daemon.intake import rollback
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
+from daemon.publish import golive
 from daemon.runtime import Runtime
+from daemon.steps.pipeline import Pipeline
 from tests.support import TEST_SECRET
 from tests.unit.pipeline.fakes import FakeGenerator, MemoryDeployer, page_project
 from tests.unit.pipeline.test_pipeline import InlineQueue, _new
@@ -39,14 +41,14 @@ def test_fast_rollback_is_live_packed_and_survives_a_restore_on_an_empty_data_di
 
     rb = rollback.rollback(bench.rt, InlineQueue(), "u1", "p1", v1.version_id)  # type: ignore[arg-type]
     assert rb.status == "deployed" and rb.rollback_of == v1.version_id
-    publish.drain_after(bench.rt)  # the history bookkeeping runs after the answer
+    golive.drain_after(bench.rt)  # the history bookkeeping runs after the answer
     assert versions.live_version("u1", "p1").version_id == rb.version_id  # type: ignore[union-attr]
     assert b'"latestVersionId": "' + rb.version_id.encode() in (bench.rt.kv.get("u1:p1") or b"")
     # the rollback version has its own commit and its own recovery pack (it had neither before publish)
     tops = [k.rsplit("_to_", 1)[1].removesuffix(".pack.zip") for k in bench.rt.local_objects.list("u1/p1/packs/")]
     assert rb.version_id in tops
     # the dist window slid over the rollback as over any deployed version
-    assert len(bench.rt.repo("u1", "p1").dist_versions()) <= publish.DIST_WINDOW
+    assert len(bench.rt.repo("u1", "p1").dist_versions()) <= golive.DIST_WINDOW
 
     # another droplet: an empty data dir that has only the object store's packs
     other = tmp_path / "droplet-b"
@@ -79,17 +81,17 @@ def test_undo_redo_go_live_through_publish(bench: Bench) -> None:
     v2 = versions.live_version("u1", "p1")
     assert v2 is not None and v2.version_id != v1.version_id
 
-    assert publish.walk(bench.rt, "u1", "p1", "undo").version_id == v1.version_id
+    assert golive.walk(bench.rt, "u1", "p1", "undo").version_id == v1.version_id
     assert b'"latestVersionId": "' + v1.version_id.encode() in (bench.rt.kv.get("u1:p1") or b"")
-    assert publish.walk(bench.rt, "u1", "p1", "redo").version_id == v2.version_id
+    assert golive.walk(bench.rt, "u1", "p1", "redo").version_id == v2.version_id
     assert b'"latestVersionId": "' + v2.version_id.encode() in (bench.rt.kv.get("u1:p1") or b"")
     with pytest.raises(Conflict) as exc:
-        publish.walk(bench.rt, "u1", "p1", "redo")
+        golive.walk(bench.rt, "u1", "p1", "redo")
     assert exc.value.code == "nothing_to_redo"
 
 
 def test_render_check_runs_once_per_version(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
-    from daemon.build import screens
+    from daemon.publish import screens
 
     bench.rt.cfg.render.enabled = True  # type: ignore[misc]
     calls: list[str] = []
@@ -101,7 +103,7 @@ def test_render_check_runs_once_per_version(bench: Bench, monkeypatch: pytest.Mo
     monkeypatch.setattr(screens, "check_version", fake_check)
     v = _new(bench)
     assert calls == [v.version_id]
-    publish.check_render(bench.rt, v.version_id, inline=True)  # already checked: not again
+    golive.check_render(bench.rt, v.version_id, inline=True)  # already checked: not again
     assert calls == [v.version_id]
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from daemon.build import restore
-from daemon.build.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
+from daemon.fleet import restore
+from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from tests.fakes.tiny_generator import contract_json
 from tests.support.crafted_history import plant_version
 from tests.unit.pipeline.conftest import Bench

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from daemon.build.publish import make_live
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, database
+from daemon.publish.golive import make_live
 from sync.replica.base import RECORD_FIELDS, validate_record
 from tests.unit.pipeline.conftest import Bench
 

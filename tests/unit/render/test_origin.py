@@ -157,7 +157,7 @@ def test_gate_survives_a_browser_that_is_gone(deployment: Path) -> None:
 
 
 def test_origin_source_is_the_deployment_only_when_the_daemon_holds_it(tmp_path: Path) -> None:
-    from daemon.build.renderbox import origin_source
+    from daemon.project.renderbox import origin_source
     from daemon.render.origin import HttpSource
 
     previews = tmp_path / "previews"

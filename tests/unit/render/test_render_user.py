@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.build import isolation, renderbox
 from daemon.core.config import ConfigError
+from daemon.project import isolation, renderbox
 from tests.support import make_config
 
 

@@ -361,7 +361,7 @@ def test_timeline_thumbnail_is_a_small_jpeg_of_the_screenshot(client: TestClient
 
     from PIL import Image
 
-    from daemon.build import screens
+    from daemon.publish import screens
 
     v = deployed(render_status="ok")
     buf = io.BytesIO()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sandbox
-from daemon.build import toolchain
 from daemon.core.config import Config
+from daemon.project import toolchain
 from sandbox import safepath
 
 # Below the data dir, never mounted into any build step's view (the old place, cache/audit, was writable by builds).

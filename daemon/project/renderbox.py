@@ -20,9 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import sandbox
-from daemon.build import isolation
 from daemon.core.config import Config
 from daemon.deployers.previewnames import DEPLOYMENT_ID_RE
+from daemon.project import isolation
 from daemon.render.origin import DirSource, HttpSource, OriginSource
 from sandbox import fsview, safepath
 from sandbox.fsview import Mount

@@ -13,9 +13,9 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from daemon.build.monorepo import MAX_TARGET_CHARS, check_target_field
 from daemon.core.errors import BadRequest
 from daemon.core.ids import ULID_RE
+from daemon.project.monorepo import MAX_TARGET_CHARS, check_target_field
 from sync.names import ID_PATTERN, ID_RE, ID_RULE, RESERVED_NAMES
 
 FRAMEWORKS = ("react", "nextjs", "vue", "svelte")

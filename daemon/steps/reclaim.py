@@ -10,8 +10,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from daemon.build import isolation
 from daemon.core import diskspace
+from daemon.project import isolation
 from sandbox import safepath
 
 KEPT_IN_WORK = ("node_modules", ".git")  # .git: never the daemon's to remove (see workspace.ALWAYS_KEPT)

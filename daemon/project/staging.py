@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build.failures import BuildFailed
+from daemon.project.failures import BuildFailed
 from sandbox import export, safepath
 
 if TYPE_CHECKING:

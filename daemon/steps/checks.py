@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import sandbox
-from daemon.build import frameworks
-from daemon.build.failures import BuildFailed
+from daemon.project import frameworks
+from daemon.project.failures import BuildFailed
 from sandbox import safepath
 
 KINDS = ("typecheck", "lint")

@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.build.buildlog import BuildLog
-from daemon.build.isolation import CODE_CACHE_DIRS
-from daemon.build.toolchain import DEFAULT_REGISTRY
+from daemon.project.buildlog import BuildLog
+from daemon.project.isolation import CODE_CACHE_DIRS
+from daemon.project.toolchain import DEFAULT_REGISTRY
 from sandbox import safepath
 
 # Read by pnpm (or by another package manager a script could start) as configuration. Compared without case.

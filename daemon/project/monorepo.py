@@ -22,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from daemon.build import frameworks, toolchain
-from daemon.build.buildlog import BuildLog
-from daemon.build.failures import BuildFailed
 from daemon.core.db import ProjectVersion
+from daemon.project import frameworks, toolchain
+from daemon.project.buildlog import BuildLog
+from daemon.project.failures import BuildFailed
 from sandbox import safepath
 
 WORKSPACE_FILE = "pnpm-workspace.yaml"

@@ -68,7 +68,7 @@ def store_object(rt: Runtime, key: str, data: bytes, content_type: str) -> Path:
 
 
 def zip_output(out_dir: Path, dest: Path) -> int:
-    """Zip a staged output dir (daemon/build/staging.py: a copy no build can write, names already checked), regular
+    """Zip a staged output dir (daemon/project/staging.py: a copy no build can write, names already checked), regular
     files only; returns the zip's size. The temp file is removed on every exit."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".zip.tmp")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from daemon.build.buildlog import BuildLog
-from daemon.build.failures import BuildFailed
+from daemon.project.buildlog import BuildLog
+from daemon.project.failures import BuildFailed
 
 # package.json fields that make pnpm switch or fetch tools (another pnpm, a Node runtime) or carry its own settings.
 _STRIPPED_FIELDS = ("packageManager", "devEngines", "pnpm")

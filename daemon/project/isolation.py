@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sandbox
-from daemon.build import toolchain
 from daemon.core.config import Config
+from daemon.project import toolchain
 from sandbox import safepath
 from sandbox.fsview import INSTALL_HINT, Mount, bwrap_availability
 from sandbox.probe import syscall_filter_availability

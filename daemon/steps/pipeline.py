@@ -21,32 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import (
-    artifacts,
-    audit,
-    checks,
-    deploywatch,
-    fleet,
-    frameworks,
-    isolation,
-    monorepo,
-    netconfig,
-    packagejson,
-    publish,
-    reclaim,
-    scripts,
-    sources,
-    staging,
-    toolchain,
-)
-from daemon.build.buildlog import BuildLog
-from daemon.build.failures import BuildFailed
-from daemon.build.workspace import materialize
 from daemon.core import logging_setup, quotas, versions
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion, database
 from daemon.deployers.base import DeployError, DeployRequest
+from daemon.fleet import droplet
 from daemon.generators import GenerationError, GenerationRequest
+from daemon.project import frameworks, isolation, monorepo, netconfig, packagejson, staging, toolchain
+from daemon.project.buildlog import BuildLog
+from daemon.project.failures import BuildFailed
+from daemon.project.workspace import materialize
+from daemon.publish import artifacts, deploywatch, golive
+from daemon.steps import audit, checks, reclaim, scripts, sources
 from sandbox import safepath
 from sandbox.output import disk_usage
 
@@ -175,7 +161,7 @@ class Pipeline:
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
-        if self.project is not None and (lost := fleet.lapsed(self.rt, *self.project)) is not None:
+        if self.project is not None and (lost := droplet.lapsed(self.rt, *self.project)) is not None:
             raise BuildFailed("interrupted", lost)
 
     def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
@@ -219,7 +205,7 @@ class Pipeline:
         dist: tuple[Path, str] | None = None
         self.project = (v.user_id, v.project_id)
         try:
-            if (moved := fleet.build_may_start(rt, v)) is not None:
+            if (moved := droplet.build_may_start(rt, v)) is not None:
                 raise BuildFailed("interrupted", moved)
             v = versions.update(rt.outbox, version_id, status="building")
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
@@ -258,7 +244,7 @@ class Pipeline:
             key = (v.user_id, v.project_id)
             late = (lambda: self.pending_checks.add(key, lambda: self._record_late(version_id, blog.path))) \
                 if self.pending_checks.running(version_id) else None
-            publish.after_live(rt, v, dist=dist, inline=True, first=late)
+            golive.after_live(rt, v, dist=dist, inline=True, first=late)
 
     def _disk_full_note(self, v: ProjectVersion, message: str) -> str:
         """On a full data disk: delete the failed build's output (never used), so the failure can still be written
@@ -477,7 +463,7 @@ class Pipeline:
             "artifact_url": artifact_url,
         }, dist=(staging.root(rt, v.version_id), out_rel))
 
-    # -- isolation (daemon/build/isolation.py holds the policy; these apply it to one build) ----------------
+    # -- isolation (daemon/project/isolation.py holds the policy; these apply it to one build) ----------------
     def _refuse_unconfined(self) -> None:
         conf = isolation.confinement(self.cfg)
         if not conf.allowed:
@@ -695,10 +681,10 @@ class Pipeline:
 
     def _finish(self, v: ProjectVersion, fields: dict[str, Any]) -> ProjectVersion:
         state = fields.pop("deploy_state")
-        if (lost := fleet.lost_lease(self.rt, v.user_id, v.project_id)) is not None:
+        if (lost := droplet.lost_lease(self.rt, v.user_id, v.project_id)) is not None:
             raise BuildFailed("interrupted", lost)  # another droplet writes the project now: never go live
         if state == "deployed":
-            return publish.make_live(self.rt, v.version_id, **fields)
+            return golive.make_live(self.rt, v.version_id, **fields)
         # Confirmation comes later (webhook or polling); the row stays 'deploying' with its deployment id.
         v = versions.update(self.rt.outbox, v.version_id, **fields)
         deploywatch.watch(self.rt, v)

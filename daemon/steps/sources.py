@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from daemon.build.failures import BuildFailed
 from daemon.core.db import ProjectVersion
 from daemon.history import HistoryError, ProjectRepo
 from daemon.history.trees import refused_source
+from daemon.project.failures import BuildFailed
 
 LIMIT_REASON = "history_limit"
 MAX_LOCKFILE = 32 * 2**20  # as the pipeline reads pnpm-lock.yaml after an install

@@ -6,10 +6,10 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import publish
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, ProjectVersion, database, utcnow
 from daemon.deployers.base import DeployError
+from daemon.publish import golive
 
 if TYPE_CHECKING:
     from daemon.deployers.cloudflare.webhook import PagesEvent
@@ -47,13 +47,13 @@ def settle(rt: Runtime, version_id: str, state: str, detail: str = "", via: str 
         if state == "deployed":
             # Live in the same transaction that removed the pending row, so a replayed webhook or a racing
             # poll sees the version settled and changes nothing.
-            publish.make_live(rt, version_id, in_transaction=True)
+            golive.make_live(rt, version_id, in_transaction=True)
         else:
             versions.update(rt.outbox, version_id, status="failed", failure_reason="deploy_failed",
                             failure_message=f"deployment {v.cf_deployment_id} {detail or 'failed'} ({via})")
     if state == "deployed":
-        publish.pointer_moved(rt)
-        publish.check_render(rt, version_id, inline=False)
+        golive.pointer_moved(rt)
+        golive.check_render(rt, version_id, inline=False)
     else:
         rt.sync_nudge()
     log.info("version %s %s by %s", version_id, state, via)

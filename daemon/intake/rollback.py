@@ -9,17 +9,20 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import deploywatch, fleet, publish, staging, submit
-from daemon.build.artifacts import artifact_zip as _artifact_zip
-from daemon.build.artifacts import extract_artifact
 from daemon.core import diskspace, versions
 from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
 from daemon.core.errors import Conflict, NotFound
 from daemon.core.ids import check_org_id, check_project_ids
 from daemon.deployers.base import DeployError, DeployRequest
+from daemon.fleet import droplet
+from daemon.intake import submit
+from daemon.project import staging
+from daemon.publish import deploywatch, golive
+from daemon.publish.artifacts import artifact_zip as _artifact_zip
+from daemon.publish.artifacts import extract_artifact
 
 if TYPE_CHECKING:
-    from daemon.build.queue import BuildQueue
+    from daemon.intake.queue import BuildQueue
     from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.rollback")
@@ -41,7 +44,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
              org_id: str | None = None) -> ProjectVersion:
     """A new version equal to the target: redeploy its artifact (fast), else rebuild its sources (slow)."""
     check_project_ids(user_id, project_id)
-    fleet.admit(rt, user_id, project_id)
+    droplet.admit(rt, user_id, project_id)
     if org_id is not None:
         check_org_id(org_id)
     t = _target(user_id, project_id, target_id)
@@ -54,7 +57,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
                         admit=admit, on_created=created)
     if zip_path is None:
         return submit.queued(rt, queue, v)
-    fleet.accepted(rt)
+    droplet.accepted(rt)
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
@@ -80,20 +83,20 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "checks": t.checks,  # the same sources as the target: its checks hold for this version too
         "add_timings": {"deploy": int((time.monotonic() - started) * 1000)},
     }
-    if (lost := fleet.lost_lease(rt, user_id, project_id)) is not None:
+    if (lost := droplet.lost_lease(rt, user_id, project_id)) is not None:
         v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="interrupted",
                             failure_message=lost)
         rt.notify(v.version_id)
         return v
     if dep.state == "deployed":
-        v = publish.make_live(rt, v.version_id, **fields)
+        v = golive.make_live(rt, v.version_id, **fields)
     else:
         v = versions.update(rt.outbox, v.version_id, **fields)
         deploywatch.watch(rt, v)
     rt.notify(v.version_id)
     # The same bookkeeping as a build's: the version's commit goes into a recovery pack and the dist window
     # slides; the render check runs in its pool, so the answer does not wait for the browser.
-    publish.after_live(rt, v, inline=False)
+    golive.after_live(rt, v, inline=False)
     return v
 
 

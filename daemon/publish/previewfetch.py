@@ -15,13 +15,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build import staging
-from daemon.build.artifacts import extract_artifact
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.core.ids import valid_version_id
 from daemon.deployers.base import DeployRequest
 from daemon.deployers.previewnames import ALIAS_SEP, alias_ids, alias_label, deployment_id_for
+from daemon.project import staging
+from daemon.publish.artifacts import extract_artifact
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

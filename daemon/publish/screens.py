@@ -7,11 +7,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import sandbox
-from daemon.build import artifacts, renderbox
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import BadRequest, NotFound
 from daemon.core.layout import Layout
+from daemon.project import renderbox
+from daemon.publish import artifacts
 from daemon.render import RenderReport, check_page
 from daemon.render.visual import VisualError, compare
 from sandbox import safepath
@@ -52,7 +53,7 @@ def check_version(rt: Runtime, version_id: str) -> RenderReport | None:
 
 def _confined_check(rt: Runtime, url: str) -> RenderReport:
     """The browser under the builds' memory and task limits (cgroup layers), a scrubbed env and its own time cap,
-    in its render box (daemon/build/renderbox.py): no network, its own user, only the preview to load.
+    in its render box (daemon/project/renderbox.py): no network, its own user, only the preview to load.
 
     Chromium's whole tree joins the cgroups before it execs and is killed with them afterwards.
     """

@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
 from daemon.deployers.previewnames import alias_label, preview_url
+from daemon.fleet.packs import load_packs
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.errors import SyncError
 from sync.lease import Lease, LeaseHeld
@@ -228,7 +228,7 @@ def accepted(rt: Runtime) -> None:
 
 
 def live_alias_url(rt: Runtime, user_id: str, project_id: str) -> str | None:
-    """The project's stable address: on Cloudflare its Pages live branch alias (any mode, daemon/build/livealias.py);
+    """The project's stable address: on Cloudflare its Pages live branch alias (any mode, daemon/publish/livealias.py);
     on a fleet of local-deployer droplets `<project>--<user>.<preview_domain>`. Both always serve the live version
     (rollback and undo/redo move it); None otherwise."""
     if rt.deployer.supports_alias:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import fleet
-from daemon.build.packs import load_packs
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict, Unavailable
 from daemon.core.ids import check_project_ids
+from daemon.fleet import droplet
+from daemon.fleet.packs import load_packs
 from daemon.history import HistoryError, ProjectRepo, lock_for
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
     """Rebuild a project's repository from the packs in object storage (and its rows from the replica)."""
     check_project_ids(user_id, project_id)
-    fleet.admit(rt, user_id, project_id)
+    droplet.admit(rt, user_id, project_id)
     path = rt.layout.repo_path(user_id, project_id)
     if rt.fleet is not None and path.exists():
         # a fleet droplet restores (or catches up) on taking the lease: report what it holds now

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.build import artifacts, fleet, livealias, screens
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
+from daemon.fleet import droplet
 from daemon.history import HistoryError
+from daemon.publish import artifacts, livealias, screens
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -45,7 +46,7 @@ def make_live(rt: Runtime, version_id: str, *, in_transaction: bool = False, **f
 
 def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectVersion:
     """Undo or redo: the version on top of that stack goes live again, no rebuild."""
-    fleet.admit(rt, user_id, project_id)
+    droplet.admit(rt, user_id, project_id)
     v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
     pointer_moved(rt)
     follow_alias(rt, user_id, project_id)
@@ -72,7 +73,7 @@ def pointer_moved(rt: Runtime) -> None:
 
 def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None = None) -> None:
     """For a version deployed or uploaded: commit its build output (`dist` = the staged copy's root, output dir:
-    daemon/build/staging.py, never the live workspace) under refs/dist, slide the dist window and prune, and store
+    daemon/project/staging.py, never the live workspace) under refs/dist, slide the dist window and prune, and store
     the recovery pack of its new objects."""
     repo = rt.repo(v.user_id, v.project_id)
     with repo.writing():
@@ -141,7 +142,7 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
     queued on the after-live pool (an API request that made a version live returns first).
     """
     # A fleet droplet keeps the project's lease until its recovery pack is queued for the bucket.
-    fleet.hold(rt, v.user_id, v.project_id)
+    droplet.hold(rt, v.user_id, v.project_id)
 
     def run() -> None:
         if first is not None:
@@ -154,7 +155,7 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
         except Exception:
             log.exception("post-deploy bookkeeping failed for %s", v.version_id)
         finally:
-            fleet.unhold(rt, v.user_id, v.project_id)
+            droplet.unhold(rt, v.user_id, v.project_id)
         if v.status == "deployed" and rt.cfg.render.enabled:
             _render_once(rt, v.version_id)
         if livealias.enabled(rt):

@@ -15,10 +15,11 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.build import artifacts, staging
 from daemon.core import quotas
 from daemon.core.db import AliasRedeploy, Project, ProjectVersion
 from daemon.deployers.base import DeployError, DeployRequest
+from daemon.project import staging
+from daemon.publish import artifacts
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime

@@ -1,0 +1,1 @@
+"""Taking work in: request bodies validated once, build and rollback requests admitted and queued."""
