@@ -75,7 +75,8 @@ def main() -> None:
             except Exception:
                 time.sleep(0.2)
         sent = time.time()
-        r = d.post("/build-preview-for-new-project", {"userId": "alice", "projectId": "trace", "prompt": "A bakery landing page"})
+        r = d.post("/build-preview-for-new-project",
+                   {"userId": "alice", "projectId": "trace", "prompt": "A bakery landing page"})
         body = r.json()
         vid = body.get("versionId")
         if vid:
