@@ -100,3 +100,20 @@ def test_every_service_parameter_is_named_as_the_root_registers_it() -> None:
     assert not wrong, "\n  ".join(wrong)
     # every service but the telemetry (the guards' and error handler's, through Access) is asked for somewhere
     assert asked == set(names.values()) - {"telemetry"}, asked
+
+
+def test_the_root_registers_each_service_once_and_parks_only_access(tmp_path: Path) -> None:
+    """The app injects the very instances the root built (one per daemon, the same for every request); its state
+    holds what the guards read (`access`), not the runtime or the queue a handler could reach around a service."""
+    import asyncio
+
+    from tests.support import in_process_daemon
+
+    with in_process_daemon(tmp_path, "[render]\nenabled = false\n") as d:
+        names = [f.name for f in dataclasses.fields(d.services)]
+        assert set(d.app.dependencies) == set(names)
+        for name in names:
+            provided = d.app.dependencies[name]
+            assert asyncio.run(provided()) is getattr(d.services, name)
+        assert d.app.state.access is d.services.access
+        assert not {"runtime", "queue", "streams"} & set(d.app.state.dict())
