@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from daemon.project import frameworks, isolation, monorepo, toolchain
 from daemon.project.failures import BuildFailed
-from daemon.steps import audit, checking, checks, sandboxed
+from daemon.steps import auditing, checking, checks, sandboxed
 from daemon.steps.context import BuildContext
 from sandbox import safepath
 
@@ -71,7 +71,7 @@ class Verdict:
         return True
 
     def run(self, ctx: BuildContext) -> None:
-        audit.settle(ctx)
+        auditing.settle(ctx)
         res = ctx.bundle
         if res is None or res.reason != "ok":
             raise BuildFailed("build_failed", f"pnpm build exited {res.exit_code if res else None}")

@@ -24,7 +24,7 @@ from daemon.project.failures import BuildFailed
 from daemon.publish import golive
 from daemon.steps import checking, checks, reclaim
 from daemon.steps.artifact import Zip
-from daemon.steps.audit import StartAudit
+from daemon.steps.auditing import StartAudit
 from daemon.steps.bundle import Bundle, Verdict
 from daemon.steps.context import BuildContext, Step, StepTimes, VersionWriter
 from daemon.steps.deploy import Deploy

@@ -13,7 +13,7 @@ from daemon.core.db import ProjectVersion
 from daemon.intake.submit import BuildRequest, submit_new
 from daemon.project import toolchain
 from daemon.project.failures import BuildFailed
-from daemon.steps import audit, sources
+from daemon.steps import audit, auditing, sources
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.fakes import page_project
 
@@ -46,7 +46,7 @@ def test_the_audit_thread_ends_before_a_build_that_failed_mid_way(bench: Bench,
     def failing_snapshot(*_a: object, **_k: object) -> None:
         raise BuildFailed("build_failed", "the snapshot step failed")
 
-    monkeypatch.setattr(audit, "start_job", slow_audit)
+    monkeypatch.setattr(auditing, "start_job", slow_audit)
     monkeypatch.setattr(sources, "snapshot", failing_snapshot)
     bench.gen.queue.append(page_project("Audit"))
     q = InlineQueue()
