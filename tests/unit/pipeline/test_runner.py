@@ -71,7 +71,7 @@ def test_steps_run_in_order_and_those_that_do_not_apply_are_skipped(bench: Bench
 def test_a_failing_step_stops_the_run_and_the_version_fails_once_with_its_reason(
         bench: Bench, writes: list[dict[str, Any]]) -> None:
     ran: list[str] = []
-    v = _build(bench, [FakeStep("a", ran, timing="bundle", sleep=0.02),
+    v = _build(bench, [FakeStep("a", ran, timing="bundle", sleep=0.03),
                        FakeStep("b", ran, fail=BuildFailed("install_failed", "pnpm install exited 1")),
                        FakeStep("c", ran)])
     assert ran == ["a", "b"]
