@@ -9,7 +9,6 @@ import logging
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from daemon.core import versions
 from daemon.core.background import Job, Jobs, Owned
 from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
-from daemon.core.db import ProjectVersion, connect, database, raw_connect
+from daemon.core.db import connect, database, raw_connect
+from daemon.core.events import Events
 from daemon.core.fencing import FencedOutbox
 from daemon.core.layout import Layout
 from daemon.core.livelogs import LiveLogs
@@ -108,9 +108,8 @@ class Runtime:
         self.waiters = Waiters()
         # version id -> its BuildLog while it builds; a dict that wakes log streams waiting for a build to start
         self.live_logs = LiveLogs()
-        self.on_build_done: list[Callable[[ProjectVersion], None]] = []
-        self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
-        self.on_checks_done: list[Callable[[ProjectVersion], None]] = []  # a version's checks were recorded
+        # What happened (a build ended, a deployment settled, checks were recorded), for whoever subscribed.
+        self.events = Events()
         # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
@@ -181,22 +180,6 @@ class Runtime:
 
     def sync_nudge(self) -> None:
         self.sync_loop.nudge()
-
-    def build_done(self, v: ProjectVersion) -> None:
-        """Run the build-done hooks (metrics); a failing hook never fails the build."""
-        for fn in self.on_build_done:
-            try:
-                fn(v)
-            except Exception:
-                log.exception("build-done hook failed")
-
-    def checks_done(self, v: ProjectVersion) -> None:
-        """Run the checks-recorded hooks (metrics); a failing hook never fails the build."""
-        for fn in self.on_checks_done:
-            try:
-                fn(v)
-            except Exception:
-                log.exception("checks-done hook failed")
 
     def _declare_jobs(self) -> None:
         """The runtime's own jobs; stopped (by `close`, or the daemon's stop) in reverse: the after-live pool, the

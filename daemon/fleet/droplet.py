@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from daemon.core import versions
 from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import AppError, Conflict, Unavailable
+from daemon.core.events import BuildDone
 from daemon.deployers.previewnames import alias_label, preview_url
 from daemon.fleet.packs import load_packs
 from daemon.history import HistoryError, ProjectRepo, lock_for
@@ -318,7 +319,8 @@ def install(rt: Runtime) -> None:
     if rt.fleet is None:
         return
     rt.fleet.is_idle = lambda u, p: is_idle(rt, u, p)
-    rt.on_build_done.append(lambda v: rt.fleet.touch(v.user_id, v.project_id) if rt.fleet else None)
+    keeper = rt.fleet
+    rt.events.subscribe(BuildDone, lambda e: keeper.touch(e.version.user_id, e.version.project_id))
 
 
 def drain(rt: Runtime) -> dict[str, object]:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.core.events import BuildDone, ChecksRecorded
 from daemon.ops import usage
 from daemon.publish import livealias
 from sandbox.output import file_bytes
@@ -110,6 +111,14 @@ class Metrics:
             if ms:
                 hist.observe(ms / 1000)
 
+    def build_done(self, event: BuildDone) -> None:
+        """The event bus's BuildDone: observe its version."""
+        self.observe_build(event.version)
+
+    def checks_recorded(self, event: ChecksRecorded) -> None:
+        """The event bus's ChecksRecorded: count its version's failed checks."""
+        self.observe_checks(event.version)
+
     def observe_checks(self, v: ProjectVersion) -> None:
         """A version's checks were recorded: count each kind that did not pass."""
         record = json.loads(v.checks) if isinstance(v.checks, str) and v.checks else {}
@@ -192,10 +201,8 @@ def of(rt: Runtime) -> Metrics:
 def install_metrics(rt: Runtime) -> Metrics:
     """Hook build outcomes into the metrics (call once, after the Runtime is built)."""
     m = of(rt)
-    if m.observe_build not in rt.on_build_done:
-        rt.on_build_done.append(m.observe_build)
-    if m.observe_checks not in rt.on_checks_done:
-        rt.on_checks_done.append(m.observe_checks)
+    rt.events.subscribe(BuildDone, m.build_done)
+    rt.events.subscribe(ChecksRecorded, m.checks_recorded)
     return m
 
 

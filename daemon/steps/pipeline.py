@@ -24,6 +24,7 @@ import sandbox
 from daemon.core import logging_setup, quotas, versions
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion, database
+from daemon.core.events import BuildDone, ChecksRecorded
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.fleet import droplet
 from daemon.generators import GenerationError, GenerationRequest
@@ -234,7 +235,7 @@ class Pipeline:
             self.project = None
             rt.live_logs.pop(version_id, None)
             blog.close()
-            rt.build_done(v)
+            rt.events.publish(BuildDone(v))
             rt.notify(version_id)
             rt.sync_nudge()
         if v.status in ("deployed", "deploying"):
@@ -641,7 +642,7 @@ class Pipeline:
         for line in checks.summary_lines(record):
             blog.step(line)
         v = versions.update(self.rt.outbox, version_id, checks=record, add_timings={"checks": session.elapsed_ms})
-        self.rt.checks_done(v)
+        self.rt.events.publish(ChecksRecorded(v))
         if judge:
             checks.judge(self.cfg.build.checks, record)
 
