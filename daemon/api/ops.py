@@ -12,7 +12,7 @@ from daemon.api.docs import errors
 from daemon.api.guards import ops_reader, queue, rt, signed
 from daemon.core import diskspace
 from daemon.core.ids import check_project_ids
-from daemon.fleet import droplet
+from daemon.fleet import verify
 from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
 from daemon.ops import status as status_view
@@ -47,7 +47,7 @@ def health_detail(runtime: Runtime) -> dict[str, Any]:
      summary="Liveness; ?detail=1 (metrics bearer token or v2 signature) adds the alerts firing")
 async def healthz(request: Request[Any, Any, Any], detail: FromQuery[bool] = False) -> Any:
     runtime = rt(request)
-    if runtime.fleet is not None and runtime.fleet.draining:
+    if runtime.fleet.draining:
         # a proxy's health check takes a draining droplet out of the API pool (packaging/haproxy.cfg)
         return Response({"ok": False, "draining": True}, status_code=503)
     if detail:
@@ -82,7 +82,9 @@ async def sync_verify(request: Request[Any, Any, Any], userId: FromQuery[str | N
     if userId is not None or projectId is not None:
         check_project_ids(userId, projectId)
         assert userId is not None and projectId is not None
-        return await asyncio.to_thread(droplet.verify_project, rt(request), userId, projectId)
+        r = rt(request)
+        return await asyncio.to_thread(verify.verify_project, r.fleet, r.replica, r.remote_objects, r.kv, r.layout,
+                                       userId, projectId)
     return await asyncio.to_thread(syncops.verify, rt(request))
 
 
@@ -97,13 +99,13 @@ async def run_cleanup(request: Request[Any, Any, Any], dryRun: FromQuery[bool] =
 @get("/ops/fleet", guards=[signed], summary="The fleet as this droplet sees it (signed)")
 async def fleet_view(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """This droplet's leases and counters, the droplets seen and every lease ([fleet] off: enabled false)."""
-    return await asyncio.to_thread(droplet.status, rt(request))
+    return await asyncio.to_thread(rt(request).fleet.status)
 
 
 @post("/ops/drain", guards=[signed], status_code=200, summary="Drain this droplet (signed)", responses=errors(409))
 async def drain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """New builds get 503 `draining`; the running build finishes; leases are released as projects go idle."""
-    return await asyncio.to_thread(droplet.drain, rt(request))
+    return await asyncio.to_thread(rt(request).fleet.drain)
 
 
 HANDLERS: list[Any] = [status, healthz, healthz_detail, prometheus, sync_flush, sync_verify, run_cleanup, fleet_view,

@@ -13,7 +13,7 @@ from daemon.api.guards import rt, signed
 from daemon.core import pointers, versions
 from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
-from daemon.fleet import restore as restoring
+from daemon.intake import restore as restoring
 from daemon.publish import golive
 
 

@@ -17,7 +17,6 @@ from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import AppError, PayloadTooLarge
 from daemon.core.ids import valid_version_id
-from daemon.fleet import droplet
 from daemon.ops import replication as syncops
 from daemon.publish import diffs, screens
 from daemon.runtime import Runtime
@@ -32,7 +31,7 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
     items = await asyncio.to_thread(versions.history_json, userId, projectId, limit)
     if not items:
         items = (await asyncio.to_thread(syncops.remote_history, rt(request), userId, projectId))[:limit]
-    alias = droplet.live_alias_url(rt(request), userId, projectId)
+    alias = rt(request).fleet.live_alias_url(userId, projectId)
     return {"versions": items, **({"liveUrl": alias} if alias else {})}
 
 
@@ -135,7 +134,7 @@ def set_pinned(runtime: Runtime, version_id: str, pinned: bool) -> ProjectVersio
     v = versions.get(version_id)
     if bool(v.pinned) == pinned:
         return v
-    droplet.admit(runtime, v.user_id, v.project_id)
+    runtime.fleet.admit(v.user_id, v.project_id)
     return versions.update(runtime.outbox, version_id, pinned=pinned)
 
 

@@ -21,7 +21,6 @@ from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup, versions
 from daemon.core.background import Job
 from daemon.core.config import Config
-from daemon.fleet import droplet
 from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts, metrics
 from daemon.ops.scheduler import Scheduler
@@ -82,11 +81,11 @@ class Daemon:
         self.scheduler = Scheduler(self.rt)
         self._declare_jobs()
         metrics.install_metrics(self.rt)
-        droplet.install(self.rt)
         self.app = create_app(self.rt, self.queue)
         previews = self.rt.layout.previews
         # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
-        resolver = PreviewResolver(self.rt, cfg.fleet.preview_cache_mb * 2**20) if self.rt.fleet else None
+        resolver = PreviewResolver(self.rt, cfg.fleet.preview_cache_mb * 2**20) \
+            if self.rt.fleet.previews_from_any_droplet else None
         self.asgi = logging_setup.RequestIdMiddleware(
             make_preview_asgi(PointerFastPath(self.app, self.rt), previews,  # type: ignore[arg-type]
                               cfg.server.preview_domain, resolver))
@@ -98,7 +97,7 @@ class Daemon:
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
         orphans.kill_leftovers(self.rt.data_dir)
-        droplet.recover(self.rt)
+        self.rt.fleet.recover()
         failed, queued = versions.recover_interrupted(self.rt.outbox)
         staging.sweep(self.rt)  # staged output and unfinished zips of the builds it interrupted
         artifacts.drop_unfinished(self.rt, failed)

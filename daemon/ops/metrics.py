@@ -84,7 +84,7 @@ class Metrics:
         self.disk_full_total = Counter("previewd_disk_full_refusals", "Requests answered 503 disk_full, by kind "
                                        "(reserve: a build refused below the reserve; write: a write that failed for "
                                        "space).", ["kind"], registry=r)
-        # A fleet droplet's leases (daemon/fleet/droplet.py); all zero with [fleet] off.
+        # A fleet droplet's leases (daemon/fleet/leased.py); all zero with [fleet] off.
         self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
         self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
                                      "since start.", registry=r)
@@ -139,12 +139,12 @@ class Metrics:
                 self.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
                 self.sync_dead.labels(destination=dest).set(b.get("dead", 0))
                 self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
-        if rt.fleet is not None:
-            self.fleet_leases.set(len(rt.fleet.held()))
-            self.fleet_takeovers.set(rt.fleet.takeovers)
-            self.fleet_lost.set(rt.fleet.lost)
-            self.fleet_refusals.set(rt.fleet.refusals)
-            self.fleet_catchup.set(rt.fleet.catchups[-1] if rt.fleet.catchups else 0.0)
+        fleet = rt.fleet.figures()
+        self.fleet_leases.set(fleet.leases_held)
+        self.fleet_takeovers.set(fleet.takeovers)
+        self.fleet_lost.set(fleet.leases_lost)
+        self.fleet_refusals.set(fleet.fencing_refusals)
+        self.fleet_catchup.set(fleet.last_catch_up_s)
         self.pages_month.set(pages_deployments_this_month(now))
         self.pages_quota.set(rt.cfg.retention.pages_quota_month)
         for plan, figures in usage.by_plan(rt).items():

@@ -26,7 +26,6 @@ from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion, database
 from daemon.core.events import BuildDone, ChecksRecorded
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.fleet import droplet
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.project import frameworks, isolation, monorepo, netconfig, packagejson, staging, toolchain
 from daemon.project.buildlog import BuildLog
@@ -162,7 +161,7 @@ class Pipeline:
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
-        if self.project is not None and (lost := droplet.lapsed(self.rt, *self.project)) is not None:
+        if self.project is not None and (lost := self.rt.fleet.lapsed(*self.project)) is not None:
             raise BuildFailed("interrupted", lost)
 
     def _run(self, step: str, argv: list[str], cwd: Path, env: dict[str, str], blog: BuildLog, *,
@@ -206,7 +205,7 @@ class Pipeline:
         dist: tuple[Path, str] | None = None
         self.project = (v.user_id, v.project_id)
         try:
-            if (moved := droplet.build_may_start(rt, v)) is not None:
+            if (moved := rt.fleet.build_may_start(v)) is not None:
                 raise BuildFailed("interrupted", moved)
             v = versions.update(rt.outbox, version_id, status="building")
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
@@ -682,7 +681,7 @@ class Pipeline:
 
     def _finish(self, v: ProjectVersion, fields: dict[str, Any]) -> ProjectVersion:
         state = fields.pop("deploy_state")
-        if (lost := droplet.lost_lease(self.rt, v.user_id, v.project_id)) is not None:
+        if (lost := self.rt.fleet.lost_lease(v.user_id, v.project_id)) is not None:
             raise BuildFailed("interrupted", lost)  # another droplet writes the project now: never go live
         if state == "deployed":
             return golive.make_live(self.rt, v.version_id, **fields)
