@@ -126,7 +126,7 @@ def test_recover_with_nothing_interrupted_takes_nothing(fleet: Fleet) -> None:
     assert fleet.projects() == []
 
 
-def test_a_build_done_event_notes_activity_on_a_leased_project(tmp_path: Path) -> None:
+def test_a_build_done_event_notes_activity_on_a_leased_project() -> None:
     keeper = SimpleNamespace(touched=[], is_idle=None)
     keeper.touch = lambda u, p: keeper.touched.append((u, p))  # type: ignore[attr-defined]
     events = Events()
