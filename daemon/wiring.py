@@ -19,7 +19,6 @@ from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup
 from daemon.core.config import Config
-from daemon.fleet import droplet
 from daemon.intake.queue import BuildQueue
 from daemon.ops import metrics
 from daemon.ops.scheduler import Scheduler
@@ -110,12 +109,12 @@ def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
     queue = BuildQueue(rt.data_dir / "queue.db", pipeline.run, immediate=immediate)
     scheduler = Scheduler(rt)
     metrics.install_metrics(rt)
-    droplet.install(rt)
     services = Services.build(rt, queue)
     app = build_app(cfg, services)
     previews = rt.layout.previews
     # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
-    resolver = PreviewResolver(rt, cfg.fleet.preview_cache_mb * 2**20) if rt.fleet else None
+    resolver = PreviewResolver(rt, cfg.fleet.preview_cache_mb * 2**20) \
+        if rt.fleet.previews_from_any_droplet else None
     asgi = logging_setup.RequestIdMiddleware(
         make_preview_asgi(PointerFastPath(app, services.publisher), previews,  # type: ignore[arg-type]
                           cfg.server.preview_domain, resolver))

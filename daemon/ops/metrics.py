@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.core.events import BuildDone, ChecksRecorded
 from daemon.ops import usage
 from daemon.publish import livealias
 from sandbox.output import file_bytes
@@ -83,7 +84,7 @@ class Metrics:
         self.disk_full_total = Counter("previewd_disk_full_refusals", "Requests answered 503 disk_full, by kind "
                                        "(reserve: a build refused below the reserve; write: a write that failed for "
                                        "space).", ["kind"], registry=r)
-        # A fleet droplet's leases (daemon/fleet/droplet.py); all zero with [fleet] off.
+        # A fleet droplet's leases (daemon/fleet/leased.py); all zero with [fleet] off.
         self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
         self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
                                      "since start.", registry=r)
@@ -110,6 +111,14 @@ class Metrics:
             if ms:
                 hist.observe(ms / 1000)
 
+    def build_done(self, event: BuildDone) -> None:
+        """The event bus's BuildDone: observe its version."""
+        self.observe_build(event.version)
+
+    def checks_recorded(self, event: ChecksRecorded) -> None:
+        """The event bus's ChecksRecorded: count its version's failed checks."""
+        self.observe_checks(event.version)
+
     def observe_checks(self, v: ProjectVersion) -> None:
         """A version's checks were recorded: count each kind that did not pass."""
         record = json.loads(v.checks) if isinstance(v.checks, str) and v.checks else {}
@@ -130,12 +139,12 @@ class Metrics:
                 self.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
                 self.sync_dead.labels(destination=dest).set(b.get("dead", 0))
                 self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
-        if rt.fleet is not None:
-            self.fleet_leases.set(len(rt.fleet.held()))
-            self.fleet_takeovers.set(rt.fleet.takeovers)
-            self.fleet_lost.set(rt.fleet.lost)
-            self.fleet_refusals.set(rt.fleet.refusals)
-            self.fleet_catchup.set(rt.fleet.catchups[-1] if rt.fleet.catchups else 0.0)
+        fleet = rt.fleet.figures()
+        self.fleet_leases.set(fleet.leases_held)
+        self.fleet_takeovers.set(fleet.takeovers)
+        self.fleet_lost.set(fleet.leases_lost)
+        self.fleet_refusals.set(fleet.fencing_refusals)
+        self.fleet_catchup.set(fleet.last_catch_up_s)
         self.pages_month.set(pages_deployments_this_month(now))
         self.pages_quota.set(rt.cfg.retention.pages_quota_month)
         for plan, figures in usage.by_plan(rt).items():
@@ -192,10 +201,8 @@ def of(rt: Runtime) -> Metrics:
 def install_metrics(rt: Runtime) -> Metrics:
     """Hook build outcomes into the metrics (call once, after the Runtime is built)."""
     m = of(rt)
-    if m.observe_build not in rt.on_build_done:
-        rt.on_build_done.append(m.observe_build)
-    if m.observe_checks not in rt.on_checks_done:
-        rt.on_checks_done.append(m.observe_checks)
+    rt.events.subscribe(BuildDone, m.build_done)
+    rt.events.subscribe(ChecksRecorded, m.checks_recorded)
     return m
 
 

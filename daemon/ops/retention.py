@@ -99,7 +99,7 @@ def sweep_interval_s(sync_interval_s: float) -> float:
 
 def register(aps: object, rt: Runtime) -> None:
     """Run `sweep` on a fleet droplet serving local previews (every `sweep_interval_s`)."""
-    if rt.fleet is None or rt.replica is None or not rt.deployer.serves_previews:
+    if not rt.fleet.previews_from_any_droplet or rt.replica is None or not rt.deployer.serves_previews:
         return
 
     def job() -> None:

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.core import logging_setup
 from daemon.core.background import Owned
 from daemon.core.db import ProjectVersion
+from daemon.core.events import BuildDone, ChecksRecorded, Events
 from daemon.ops import metrics
 
 
@@ -21,6 +22,7 @@ class FakeRuntime:
 
     def __init__(self) -> None:
         self.owned = Owned()
+        self.events = Events()
 
 
 def _samples(m: metrics.Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -52,11 +54,9 @@ def test_build_outcomes_and_durations_parse_back() -> None:
 
 def test_each_runtime_has_its_own_registry_and_hooks_install_once() -> None:
     a, b = FakeRuntime(), FakeRuntime()
-    a.on_build_done = []  # type: ignore[attr-defined]
-    a.on_checks_done = []  # type: ignore[attr-defined]
     metrics.install_metrics(a)  # type: ignore[arg-type]
     metrics.install_metrics(a)  # type: ignore[arg-type]
-    assert len(a.on_build_done) == 1 and len(a.on_checks_done) == 1  # type: ignore[attr-defined]
+    assert len(a.events.handlers(BuildDone)) == 1 and len(a.events.handlers(ChecksRecorded)) == 1
     metrics.webhook_received(a, "deployment.success")  # type: ignore[arg-type]
     metrics.webhook_retried(a, "deployment.success")  # type: ignore[arg-type]
     metrics.webhook_refused(a, "auth")  # type: ignore[arg-type]
