@@ -48,6 +48,7 @@ _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "su
 _VERBS = (r"add|remove|delete|drop|hide|make|change|set|use|put|move|rename|call|switch|replace|include|show|"
           r"swap|update|turn|give|get rid|take|we(?:'re| are)|it(?:'s| is)|also|please")
 _SPLIT_RE = re.compile(rf"(?<=[.!?])\s+|\s*;\s*|\s+then\s+|,?\s+and\s+(?={_VERBS}\b)|,\s+(?=(?:{_VERBS})\b)", re.I)
+_FIRST_SPLIT_RE = re.compile(rf"{_SPLIT_RE.pattern}|,\s*(?:with\s+)?|\s+with\s+", re.I)
 _QUOTE_RE = re.compile(r"[\"“”]([^\"“”\n]{1,200})[\"“”]|(?<![A-Za-z])'([^'\n]{1,200})'(?![A-Za-z])")
 
 _TEXT_FIELDS = {
@@ -129,8 +130,12 @@ class Parsed:
     ignored: tuple[str, ...]
 
 
-def parse(prompt: str) -> Parsed:
-    """Split ``prompt`` into clauses and turn each into edits (first rule that claims a clause wins)."""
+def parse(prompt: str, *, first: bool = False) -> Parsed:
+    """Split ``prompt`` into clauses and turn each into edits (first rule that claims a clause wins).
+
+    ``first``: a first prompt, which lists settings ("a cafe, dark theme, with the headline '...'"), so
+    commas and "with" split clauses too.
+    """
     quotes: list[str] = []
 
     def hold(m: re.Match[str]) -> str:
@@ -140,7 +145,7 @@ def parse(prompt: str) -> Parsed:
     text = _QUOTE_RE.sub(hold, " ".join(prompt.split()))
     edits: list[Edit] = []
     ignored: list[str] = []
-    for raw in _SPLIT_RE.split(text):
+    for raw in (_FIRST_SPLIT_RE if first else _SPLIT_RE).split(text):
         clause = raw.strip().strip(".!?,").strip()
         if not clause:
             continue
@@ -159,9 +164,10 @@ def _unhold(text: str, quotes: list[str]) -> str:
 def _value(raw: str, quotes: list[str]) -> str:
     """The text a setter gives: its quoted part when quoted, else the words as typed (end punctuation cut)."""
     held = re.search(r"\x00(\d+)\x00", raw)
-    value = quotes[int(held.group(1))] if held else raw
-    value = " ".join(value.split()).strip(" .!,;:")
-    return value[:1].upper() + value[1:] if not held else value
+    if held:
+        return " ".join(quotes[int(held.group(1))].split())
+    value = " ".join(raw.split()).strip(" .!,;:")
+    return value[:1].upper() + value[1:]
 
 
 def _clause_edits(clause: str, quotes: list[str]) -> list[Edit]:
@@ -216,6 +222,7 @@ def _text_field(clause: str, quotes: list[str]) -> list[Edit]:
             rf"^{_SETTER}(?:{words})(?:\s+text)?\s+{_SAY}\s+(?P<v>.+)$",
             rf"^(?:please\s+)?use\s+(?P<v>.+?)\s+as\s+(?:the\s+)?(?:{words})$",
             rf"^(?:the\s+)?(?:{words})\s*(?::|=|-)\s*(?P<v>.+)$",
+            rf"^(?:the\s+|a\s+)?(?:{words})\s+(?:saying\s+|that\s+says\s+|reading\s+)?(?P<v>\x00\d+\x00)$",
         )
         for pattern in patterns:
             m = re.match(pattern, clause, re.I)

@@ -116,7 +116,7 @@ def initial_model(prompt: str, log: Callable[[str], None] | None = None) -> page
     text = " ".join(prompt.split())
     kind = page_kinds.kind_for(text)
     model = page_model.new_model(project_title(text), kind, page_edits.sections_in(text))
-    edits = [e for e in page_edits.parse(text).edits if e.op in _FIRST_PROMPT_OPS]
+    edits = [e for e in page_edits.parse(text, first=True).edits if e.op in _FIRST_PROMPT_OPS]
     for edit in edits:
         (log or _quiet)(f"generator: edit {edit.describe()}")
     return page_edits.apply(model, edits)

@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (embedded TypeScript/TSX sources keep their natural line lengths)
+
 """The static scaffold of the template generator's app: Vite 6 + React 19 + TypeScript 5.7 + Tailwind v4.
 
 Versions are pinned exactly (checked to install from npm and build on Node 20 with pnpm 10), so the
