@@ -20,7 +20,8 @@ YOGA = "A yoga studio with a class schedule"
 @dataclass(frozen=True)
 class Case:
     """A refinement of the page ``base`` built: what in the model changes (see ``model_changes``), a check of
-    the new model, and texts the rendered page must show (and no longer show) afterwards."""
+    the new model, and texts the rendered page must show afterwards (``shows``), showed before and no longer
+    shows (``hides``), or must never show (``absent``)."""
 
     prompt: str
     changes: frozenset[str]
@@ -28,7 +29,7 @@ class Case:
     shows: tuple[str, ...] = ()
     hides: tuple[str, ...] = ()
     base: str = BAKERY
-    tags: tuple[str, ...] = field(default=())
+    absent: tuple[str, ...] = field(default=())  # never on the page, before or after (e.g. a software plan's "SSO")
 
 
 def _kinds(m: Model) -> list[str]:
@@ -44,9 +45,9 @@ def _items(m: Model, kind: str) -> list[tuple[str, str]]:
 
 
 def c(prompt: str, changes: set[str], check: Callable[[Model], bool], *, shows: tuple[str, ...] = (),
-      hides: tuple[str, ...] = (), base: str = BAKERY) -> Case:
+      hides: tuple[str, ...] = (), base: str = BAKERY, absent: tuple[str, ...] = ()) -> Case:
     """One row of the table."""
-    return Case(prompt, frozenset(changes), check, shows, hides, base)
+    return Case(prompt, frozenset(changes), check, shows, hides, base, absent)
 
 
 CASES: list[Case] = [
@@ -80,7 +81,7 @@ CASES: list[Case] = [
     c("Add a pricing section", {"+pricing"},
       lambda m: (_kinds(m) == ["menu", "pricing", "hours", "contact"]
                  and ("Loaf of the day", "$7") in _items(m, "pricing")),
-      shows=("Prices", "Loaf of the day"), hides=("SSO",)),
+      shows=("Prices", "Loaf of the day"), absent=("SSO",)),
     c("Add a testimonials section", {"+testimonials"}, lambda m: "testimonials" in _kinds(m),
       shows=("What people say",)),
     c("Add an FAQ", {"+faq"}, lambda m: "gluten-free" in str(_section(m, "faq")),
@@ -151,7 +152,7 @@ CASES: list[Case] = [
     c("Add stats", {"+stats"}, lambda m: "stats" in _kinds(m), base=SAAS, shows=("By the numbers",)),
     c("Add prices and a team section", {"+pricing", "+team"},
       lambda m: ("Drop-in", "$18") in _items(m, "pricing") and "team" in _kinds(m), base=YOGA,
-      shows=("Drop-in",), hides=("SSO",)),
+      shows=("Drop-in",), absent=("SSO",)),
     c("Move the class schedule below the contact section", {"order"},
       lambda m: _kinds(m) == ["contact", "schedule"], base=YOGA),
     c("Make it purple and use a serif font", {"accent", "font"},

@@ -1,0 +1,130 @@
+"""The template's pages as the real app renders them: every prompt of the table through App.tsx, and a real build.
+
+One pnpm install serves both: Vite builds a server-side entry of the
+generated app, and one Node process renders the before and after model of every row of
+tests/support/template_prompts.py with react-dom/server. Then the quick try's rebuild is built for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.core.contract import apply_contract
+from daemon.generators import GenerationRequest, make_generator
+from daemon.generators.template_app import CONTENT_PATH, parse_content_ts
+from daemon.project.workspace import materialize, read_tree
+from tests.support.template_prompts import BAKERY, CASES, Case
+
+pytestmark = pytest.mark.pnpm
+
+PNPM = Path(__file__).resolve().parents[3] / ".tools" / "node_modules" / ".bin" / "pnpm"
+ENTRY = """\
+import { renderToStaticMarkup } from 'react-dom/server'
+import App from './App'
+import type { SiteContent } from './site'
+
+export function render(content: SiteContent): string {
+  return renderToStaticMarkup(<App content={content} />)
+}
+"""
+RENDER_ALL = """\
+import { readFileSync } from 'node:fs'
+import { render } from './dist-ssr/entry-server.js'
+const models = JSON.parse(readFileSync(0, 'utf8'))
+process.stdout.write(JSON.stringify(models.map((m) => render(m))))
+"""
+
+
+def _pnpm(cwd: Path, *args: str) -> str:
+    proc = subprocess.run([str(PNPM), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "1"}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"pnpm {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _generate(prompt: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    result = make_generator("template").generate(GenerationRequest(prompt, base_files=base), lambda _l: None)
+    return apply_contract(base or {}, result.contract)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The bakery's generated project, installed once."""
+    assert PNPM.exists(), f"pnpm is expected at {PNPM}"
+    ws = tmp_path_factory.mktemp("bakery")
+    materialize(ws, _generate(BAKERY))
+    # A store of its own, like test_gen_template_pnpm's: the shared one may be pruned by a concurrent test.
+    _pnpm(ws, "install", "--no-frozen-lockfile", "--store-dir", str(tmp_path_factory.mktemp("store")))
+    yield ws
+
+
+def _render_all(ws: Path, models: list[dict[str, object]]) -> list[str]:
+    (ws / "src" / "entry-server.tsx").write_text(ENTRY)
+    (ws / "render-all.mjs").write_text(RENDER_ALL)
+    _pnpm(ws, "exec", "vite", "build", "--ssr", "src/entry-server.tsx", "--outDir", "dist-ssr")
+    proc = subprocess.run(["node", "render-all.mjs"], cwd=ws, input=json.dumps(models), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pages: list[str] = json.loads(proc.stdout)
+    return pages
+
+
+def _section_ids(html: str) -> list[str]:
+    return re.findall(r'<section id="([a-z]+)"', html)
+
+
+def test_every_prompt_of_the_table_shows_on_the_rendered_page(installed: Path) -> None:
+    pairs: list[tuple[Case, dict[str, object], dict[str, object]]] = []
+    bases: dict[str, dict[str, str]] = {}
+    for case in CASES:
+        base = bases.setdefault(case.base, _generate(case.base))
+        before, after = (parse_content_ts(f[CONTENT_PATH]) for f in (base, _generate(case.prompt, base)))
+        assert before is not None and after is not None
+        pairs.append((case, before, after))
+    pages = _render_all(installed, [m for _, before, after in pairs for m in (before, after)])
+    for i, (case, _before, after) in enumerate(pairs):
+        html_before, html_after = pages[2 * i], pages[2 * i + 1]
+        where = f"{case.prompt!r}"
+        for text in case.shows:
+            assert text in html_after, f"{where}: {text!r} not on the page"
+        for text in case.hides:
+            assert text in html_before and text not in html_after, f"{where}: {text!r} still on the page"
+        for text in case.absent:
+            assert text not in html_after, f"{where}: {text!r} does not fit this page"
+        # The page lays the sections out in the model's order, and prints the headline, never the prompt.
+        assert _section_ids(html_after) == [s["id"] for s in after["sections"]], where  # type: ignore[index, union-attr]
+        assert case.prompt not in html_after, where
+        if not case.changes:
+            assert html_after == html_before, where
+        else:
+            assert html_after != html_before, where
+
+
+def test_mobile_navigation_and_favicon_are_on_the_page(installed: Path) -> None:
+    (page,) = _render_all(installed, [parse_content_ts(_generate(BAKERY)[CONTENT_PATH]) or {}])
+    assert 'aria-controls="mobile-nav"' in page and 'aria-expanded="false"' in page and "md:hidden" in page
+    assert '<nav aria-label="Sections" class="hidden gap-6 text-sm md:flex">' in page
+
+
+def test_the_quick_try_rebuild_builds_and_shows_the_new_headline(installed: Path) -> None:
+    """The README's quick try: a bakery, then "Make the headline say ..." built with vite, no install."""
+    ws = installed
+    _pnpm(ws, "build")
+    assert "Baked from scratch" in "".join(p.read_text() for p in (ws / "dist" / "assets").glob("*.js"))
+    assert (ws / "dist" / "favicon.svg").is_file()
+    assert 'href="/favicon.svg"' in (ws / "dist" / "index.html").read_text()
+    base = read_tree(ws, ["node_modules", "dist", "dist-ssr"])
+    after = _generate("Make the headline say Fresh bread every morning", base)
+    assert {p for p in after if after[p] != base.get(p)} == {CONTENT_PATH}
+    materialize(ws, after)
+    _pnpm(ws, "build")
+    js = "".join(p.read_text() for p in (ws / "dist" / "assets").glob("*.js"))
+    assert "Fresh bread every morning" in js and "Baked from scratch" not in js
+    assert "Make the headline" not in js  # the prompt is not printed anywhere (the first template had a footer)
