@@ -17,7 +17,14 @@ from daemon.render.browser import Browser, BrowserError, Event
 from daemon.render.origin import Gate, HttpSource, OriginSource
 
 RenderStatus = Literal["ok", "blank", "errors", "unavailable"]
+# Viewport sizes: the width the page is laid out at and the screen the layout sees (100vh); the screenshot
+# then covers the whole page at that width, from the top down to MAX_PAGE_HEIGHT.
 DEFAULT_SIZES: dict[str, tuple[int, int]] = {"desktop": (1280, 800), "mobile": (390, 844)}
+# A full-page screenshot stops here: 8000 px is ten desktop screens, enough for any landing page, and keeps
+# one PNG and its diff within a few tens of MB of memory (the visual diff refuses sides over 8192).
+MAX_PAGE_HEIGHT = 8000
+_PAGE_HEIGHT_JS = ("Math.max(document.documentElement ? document.documentElement.scrollHeight : 0, "
+                   "document.body ? document.body.scrollHeight : 0)")
 QUIET_S = 0.5           # network idle this long counts as settled
 RESIZE_QUIET_S = 0.25   # after a viewport change, for layout and responsive images
 # At most this many pixels off the dominant colour counts as blank. Not a share: a page holding only an
@@ -54,13 +61,15 @@ class RenderReport:
     detail: str = ""
     # Requests the page made outside its own origin: refused before they left the browser.
     blocked_requests: list[str] = field(default_factory=list)
+    # Per screenshot: the page's own height in CSS px at that width (the screenshot stops at MAX_PAGE_HEIGHT).
+    page_heights: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (screenshots reduced to their byte sizes)."""
         return {"status": self.status, "httpStatus": self.http_status, "jsErrors": self.js_errors,
                 "failedRequests": self.failed_requests, "blank": self.blank,
                 "screenshots": {k: len(v) for k, v in self.screenshots.items()}, "detail": self.detail,
-                "blockedRequests": self.blocked_requests}
+                "blockedRequests": self.blocked_requests, "pageHeights": self.page_heights}
 
 
 def check_page(url: str, *, host_header: str | None = None, chromium: str = "chromium", timeout_s: float = 30,
@@ -69,7 +78,10 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
                env: Mapping[str, str] | None = None,
                wrap: Callable[[list[str]], list[str]] | None = None, source: OriginSource | None = None,
                chromium_sandbox: bool = False, private_tmp: bool = False) -> RenderReport:
-    """Load `url` in headless Chromium and report status, errors, blankness and one PNG per size.
+    """Load `url` in headless Chromium and report status, errors, blankness and one full-page PNG per size.
+
+    Each size is a viewport (width, height); its screenshot is the whole page at that width, at least the
+    viewport's height and at most MAX_PAGE_HEIGHT px tall.
 
     The page reaches only its own origin: every request is paused in the browser; those for `url`'s origin are
     answered by `source` (default: the daemon fetches them from that origin itself), all others are refused and
@@ -254,14 +266,22 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
     text = call("Runtime.evaluate", {"expression": "document.body ? document.body.innerText.trim().length : 0",
                                      "returnByValue": True}).get("result", {}).get("value", 0)
     shots: dict[str, bytes] = {}
+    heights: dict[str, int] = {}
     for i, (name, (w, h)) in enumerate(sizes.items()):
         if i:
             _viewport(call, name, w, h)
             # Past the cap a resize still gets its short quiet period for layout.
             notes += _settle(browser, page, on_event, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
-        png = _checked_png(call("Page.captureScreenshot", {"format": "png"}).get("data"), w, h)
+        heights[name] = _page_height(call)
+        full = min(max(h, heights[name]), MAX_PAGE_HEIGHT)
+        if heights[name] > MAX_PAGE_HEIGHT:
+            notes.append(f"{name} page is {heights[name]} px tall; its screenshot stops at {MAX_PAGE_HEIGHT} px")
+        # captureBeyondViewport renders below the fold without resizing the viewport, so 100vh stays a screen.
+        shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                               "clip": {"x": 0, "y": 0, "width": w, "height": full, "scale": 1}})
+        png = _checked_png(shot.get("data"), w, full)
         if png is None:
-            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a {w}x{h} PNG of at most "
+            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a {w}x{full} PNG of at most "
                                                  f"{MAX_SCREENSHOT_BYTES} bytes; nothing stored")
         shots[name] = png
     other = _off_colour_pixels(shots[first])
@@ -279,7 +299,14 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
     counts = f"{len(page.js_errors)} js error(s), {len(failed)} failed request(s)"
     detail = "; ".join([*dict.fromkeys(notes), *why, counts])
     return RenderReport(status, page.http_status, page.js_errors[:MAX_ITEMS], failed[:MAX_ITEMS], blank, shots,
-                        detail)
+                        detail, page_heights=heights)
+
+
+def _page_height(call: Any) -> int:
+    """The document's height in CSS px (what the page says; only ever used capped)."""
+    value = call("Runtime.evaluate", {"expression": _PAGE_HEIGHT_JS, "returnByValue": True}).get("result", {})
+    height = value.get("value")
+    return int(height) if isinstance(height, int | float) and height > 0 else 0
 
 
 def _viewport(call: Any, name: str, w: int, h: int) -> None:
