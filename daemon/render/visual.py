@@ -75,8 +75,8 @@ class VisualDiff:
         out[:, :w] = a
         out[:, w:2 * w] = _rgb8(self._b)
         # float32 is plenty for a faded picture and halves the memory of a whole page's pass.
-        y = a.astype(np.float32) @ np.array(_LUMA, dtype=np.float32)
-        grey = np.clip(255.0 + (y - 255.0) * FADE, 0, 255).astype(np.uint8)
+        luma = a.astype(np.float32) @ np.array(_LUMA, dtype=np.float32)
+        grey = np.clip(255.0 + (luma - 255.0) * FADE, 0, 255).astype(np.uint8)
         diff = out[:, 2 * w:]
         diff[...] = grey[:, :, None]
         diff[self._aa] = AA_COLOUR
@@ -85,8 +85,8 @@ class VisualDiff:
         draw = ImageDraw.Draw(img)
         for x, y, bw, bh in self.regions:
             for panel in (w, 2 * w):
-                draw.rectangle((panel + max(x - 3, 0), max(y - 3, 0), panel + min(x + bw + 2, w - 1),
-                                min(y + bh + 2, h - 1)), outline=BOX_COLOUR, width=3)
+                box = (panel + max(x - 3, 0), max(y - 3, 0), panel + min(x + bw + 2, w - 1), min(y + bh + 2, h - 1))
+                draw.rectangle(box, outline=BOX_COLOUR, width=3)
         buf = io.BytesIO()
         # A whole page side by side is ~3840x8000: the fastest zlib level costs ~10% in size, a third in time.
         img.save(buf, "PNG", optimize=False, compress_level=1 if h * w > 4_000_000 else 6)
@@ -130,7 +130,7 @@ def changed_regions(changed: NDArray[np.bool_]) -> list[tuple[int, int, int, int
     gh, gw = -(-h // CELL), -(-w // CELL)
     padded = np.zeros((gh * CELL, gw * CELL), dtype=bool)
     padded[:h, :w] = changed
-    cells = padded.reshape(gh, CELL, gw, CELL).any(axis=(1, 3))
+    cells: NDArray[np.bool_] = np.asarray(padded.reshape(gh, CELL, gw, CELL).any(axis=(1, 3)), dtype=bool)
     near = cells.copy()
     for dy in range(-GAP, GAP + 1):
         for dx in range(-GAP, GAP + 1):
@@ -156,7 +156,7 @@ def changed_regions(changed: NDArray[np.bool_]) -> list[tuple[int, int, int, int
                         label[ny, nx] = n
                         todo.append((ny, nx))
         part = changed[y0 * CELL:(y1 + 1) * CELL, x0 * CELL:(x1 + 1) * CELL]
-        rows, cols = np.nonzero(part.any(axis=1))[0], np.nonzero(part.any(axis=0))[0]
+        rows, cols = np.nonzero(np.asarray(part.any(axis=1)))[0], np.nonzero(np.asarray(part.any(axis=0)))[0]
         top, left = y0 * CELL + int(rows[0]), x0 * CELL + int(cols[0])
         boxes.append((left, top, int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1))
     boxes = sorted(boxes, key=lambda b: -b[2] * b[3])[:MAX_REGIONS]
