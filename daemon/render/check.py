@@ -23,8 +23,7 @@ DEFAULT_SIZES: dict[str, tuple[int, int]] = {"desktop": (1280, 800), "mobile": (
 # A full-page screenshot stops here: 8000 px is ten desktop screens, enough for any landing page, and keeps
 # one PNG and its diff within a few tens of MB of memory (the visual diff refuses sides over 8192).
 MAX_PAGE_HEIGHT = 8000
-_PAGE_HEIGHT_JS = ("Math.max(document.documentElement ? document.documentElement.scrollHeight : 0, "
-                   "document.body ? document.body.scrollHeight : 0)")
+
 QUIET_S = 0.5           # network idle this long counts as settled
 RESIZE_QUIET_S = 0.25   # after a viewport change, for layout and responsive images
 # At most this many pixels off the dominant colour counts as blank. Not a share: a page holding only an
@@ -272,17 +271,16 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
             _viewport(call, name, w, h)
             # Past the cap a resize still gets its short quiet period for layout.
             notes += _settle(browser, page, on_event, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
-        heights[name] = _page_height(call)
-        full = min(max(h, heights[name]), MAX_PAGE_HEIGHT)
+        clip, heights[name] = _full_page_clip(call, w, h)
         if heights[name] > MAX_PAGE_HEIGHT:
             notes.append(f"{name} page is {heights[name]} px tall; its screenshot stops at {MAX_PAGE_HEIGHT} px")
         # captureBeyondViewport renders below the fold without resizing the viewport, so 100vh stays a screen.
-        shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                               "clip": {"x": 0, "y": 0, "width": w, "height": full, "scale": 1}})
-        png = _checked_png(shot.get("data"), w, full)
+        shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        png = _checked_png(shot.get("data"), w, h)
         if png is None:
-            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a {w}x{full} PNG of at most "
-                                                 f"{MAX_SCREENSHOT_BYTES} bytes; nothing stored")
+            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a PNG {w} px wide and {h} to "
+                                                 f"{MAX_PAGE_HEIGHT} px tall of at most {MAX_SCREENSHOT_BYTES} bytes; "
+                                                 "nothing stored")
         shots[name] = png
     other = _off_colour_pixels(shots[first])
     blank = other <= BLANK_MAX_OTHER_PIXELS or not text
@@ -302,11 +300,22 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
                         detail, page_heights=heights)
 
 
-def _page_height(call: Any) -> int:
-    """The document's height in CSS px (what the page says; only ever used capped)."""
-    value = call("Runtime.evaluate", {"expression": _PAGE_HEIGHT_JS, "returnByValue": True}).get("result", {})
-    height = value.get("value")
-    return int(height) if isinstance(height, int | float) and height > 0 else 0
+def _full_page_clip(call: Any, w: int, h: int) -> tuple[dict[str, float], int]:
+    """The clip that covers the whole page at viewport width ``w``, and the page's height in screenshot px.
+
+    A page without a mobile viewport tag is laid out wider than a phone (980 CSS px) and shown scaled
+    down, as a phone shows it: the clip spans the layout's width and is scaled to ``w`` pixels. The height
+    is at least the viewport's and at most MAX_PAGE_HEIGHT pixels.
+    """
+    metrics = call("Page.getLayoutMetrics")
+    layout = metrics.get("cssLayoutViewport") or {}
+    content = metrics.get("cssContentSize") or {}
+    css_w = float(layout.get("clientWidth") or w)
+    css_h = float(content.get("height") or 0)
+    scale = w / css_w if css_w > 0 else 1.0
+    page_px = int(css_h * scale)
+    full_px = min(max(h, page_px), MAX_PAGE_HEIGHT)
+    return {"x": 0, "y": 0, "width": css_w, "height": full_px / scale, "scale": scale}, page_px
 
 
 def _viewport(call: Any, name: str, w: int, h: int) -> None:
@@ -342,7 +351,8 @@ def _is_favicon(rid: str, urls: dict[str, tuple[str, str]]) -> bool:
 
 
 def _checked_png(data: object, w: int, h: int) -> bytes | None:
-    """The screenshot as PNG bytes when it is one, of the size asked for and within the cap; else None.
+    """The screenshot as PNG bytes when it is one, ``w`` wide and from ``h`` (the viewport) to MAX_PAGE_HEIGHT
+    tall, within the byte cap; else None.
     What leaves the browser is data the daemon checks, never trusted (the page runs in that browser)."""
     if not isinstance(data, str) or len(data) > MAX_SCREENSHOT_BYTES * 4 // 3 + 4:
         return None
@@ -351,7 +361,8 @@ def _checked_png(data: object, w: int, h: int) -> bytes | None:
         if not png.startswith(_PNG_MAGIC) or len(png) > MAX_SCREENSHOT_BYTES:
             return None
         with Image.open(io.BytesIO(png)) as img:
-            if img.format != "PNG" or img.size != (w, h):
+            # One pixel of slack: a scaled clip may round either way.
+            if img.format != "PNG" or img.width != w or not h - 1 <= img.height <= MAX_PAGE_HEIGHT + 1:
                 return None
             img.verify()
     except (ValueError, OSError, SyntaxError, Image.DecompressionBombError):
