@@ -76,11 +76,12 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
                workdir: str | os.PathLike[str] | None = None, join_cgroups: Sequence[str] = (),
                env: Mapping[str, str] | None = None,
                wrap: Callable[[list[str]], list[str]] | None = None, source: OriginSource | None = None,
-               chromium_sandbox: bool = False, private_tmp: bool = False) -> RenderReport:
+               chromium_sandbox: bool = False, private_tmp: bool = False, full_page: bool = True) -> RenderReport:
     """Load `url` in headless Chromium and report status, errors, blankness and one full-page PNG per size.
 
     Each size is a viewport (width, height); its screenshot is the whole page at that width, at least the
-    viewport's height and at most MAX_PAGE_HEIGHT px tall.
+    viewport's height and at most MAX_PAGE_HEIGHT px tall (`full_page=False`: the first screen only, which
+    bench/visual_diff.py compares against).
 
     The page reaches only its own origin: every request is paused in the browser; those for `url`'s origin are
     answered by `source` (default: the daemon fetches them from that origin itself), all others are refused and
@@ -108,7 +109,7 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     gate = Gate(target, source, browser.send)
     try:
         with browser:
-            report = _run(browser, page, gate, target, sizes, deadline)
+            report = _run(browser, page, gate, target, sizes, deadline, full_page)
     except BrowserError as exc:
         report = RenderReport("unavailable", page.http_status, page.js_errors[:MAX_ITEMS],
                               page.failed_list()[:MAX_ITEMS], False, {}, f"chromium {exc.reason}: {exc.message}")
@@ -223,7 +224,7 @@ class _PageState:
 
 
 def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[str, tuple[int, int]],
-         deadline: float) -> RenderReport:
+         deadline: float, full_page: bool = True) -> RenderReport:
     def on_event(ev: Event) -> None:
         if ev.get("method") == "Fetch.requestPaused":
             gate.paused(ev.get("params", {}))
@@ -271,8 +272,8 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
             _viewport(call, name, w, h)
             # Past the cap a resize still gets its short quiet period for layout.
             notes += _settle(browser, page, on_event, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
-        clip, heights[name] = _full_page_clip(call, w, h)
-        if heights[name] > MAX_PAGE_HEIGHT:
+        clip, heights[name] = _full_page_clip(call, w, h, MAX_PAGE_HEIGHT if full_page else h)
+        if full_page and heights[name] > MAX_PAGE_HEIGHT:
             notes.append(f"{name} page is {heights[name]} px tall; its screenshot stops at {MAX_PAGE_HEIGHT} px")
         # captureBeyondViewport renders below the fold without resizing the viewport, so 100vh stays a screen.
         shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
@@ -300,7 +301,7 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
                         detail, page_heights=heights)
 
 
-def _full_page_clip(call: Any, w: int, h: int) -> tuple[dict[str, float], int]:
+def _full_page_clip(call: Any, w: int, h: int, cap: int = MAX_PAGE_HEIGHT) -> tuple[dict[str, float], int]:
     """The clip that covers the whole page at viewport width ``w``, and the page's height in screenshot px.
 
     A page without a mobile viewport tag is laid out wider than a phone (980 CSS px) and shown scaled
@@ -314,7 +315,7 @@ def _full_page_clip(call: Any, w: int, h: int) -> tuple[dict[str, float], int]:
     css_h = float(content.get("height") or 0)
     scale = w / css_w if css_w > 0 else 1.0
     page_px = int(css_h * scale)
-    full_px = min(max(h, page_px), MAX_PAGE_HEIGHT)
+    full_px = min(max(h, page_px), cap)
     return {"x": 0, "y": 0, "width": css_w, "height": full_px / scale, "scale": scale}, page_px
 
 
