@@ -9,7 +9,7 @@ button, a moved card and edited text), times compare() (best of --rounds), rende
 check_page of a small page served on loopback by headless Chromium (skipped with --no-render-check).
 
 Then the cost per version of what the daemon does for each one, full page against first screen in the same
-run: check_page with its desktop (1280) and mobile (390) screenshots of a landing page ~4,300 px tall, then the
+run: check_page with its desktop (1280) and mobile (390) screenshots of a landing page (sizes printed), then the
 visual diff against the previous version (compare at both widths and the desktop diff PNG). The second
 version adds a section at the bottom, which only the full page sees. Medians of --version-rounds.
 """
@@ -124,7 +124,7 @@ def bench_render_check() -> None:
 def landing_page(version: int) -> str:
     """A template-like landing page: a 100vh hero, eight content sections, a footer; version 2 adds pricing."""
     cards = "".join(f"<div class=card><h3>Item {i}</h3><p>Fresh every morning, made by hand.</p></div>"
-                    for i in range(6))
+                    for i in range(3))
     sections = "".join(f"<section><h2>Section {n}</h2><p>A closer look at what we do.</p>"
                        f"<div class=grid>{cards}</div></section>" for n in range(8))
     extra = ("<section style='background:#eef4ff'><h2>Pricing</h2><div class=grid>"

@@ -187,6 +187,8 @@ def _pad(img: NDArray[np.uint8], h: int, w: int) -> NDArray[np.uint8]:
 def _on_white(img: NDArray[np.uint8]) -> F64:
     """RGB blended over white by alpha, as pixelmatch does before measuring."""
     rgb = img[..., :3].astype(np.float64)
+    if bool((img[..., 3] == 255).all()):  # screenshots are opaque: nothing to blend
+        return rgb
     alpha = img[..., 3:4].astype(np.float64) / 255.0
     return np.where(alpha < 1.0, 255.0 + (rgb - 255.0) * alpha, rgb)
 
