@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.generators import page_kinds, page_model
-from daemon.generators.page_kinds import HEADINGS, SECTION_ORDER
+from daemon.generators.page_kinds import SECTION_ORDER
 from daemon.generators.page_model import Model
 
 # Words that name each section in a prompt (longest first where one contains another).
@@ -119,7 +119,8 @@ class Edit:
 
     def describe(self) -> str:
         """A short human line for the build log."""
-        return f"{self.op} {self.field} {self.value!r}".replace("  ", " ").strip()
+        parts = [self.op, self.field, "" if self.value is None else repr(self.value)]
+        return " ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -496,4 +497,4 @@ def sections_in(prompt: str) -> list[str]:
     return [s for s in SECTION_ORDER if s in named]
 
 
-__all__ = ["HEADINGS", "Edit", "Parsed", "apply", "parse", "sections_in"]
+__all__ = ["Edit", "Parsed", "apply", "parse", "sections_in"]
