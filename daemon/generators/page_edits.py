@@ -89,11 +89,14 @@ _FONT_RE = re.compile(r"\b(serif|sans(?:-?serif)?|mono(?:space)?|elegant|classic
 _REMOVE_RE = re.compile(r"\b(?:remove|delete|drop|hide|without|get\s+rid\s+of|take\s+(?:out|away|off)|"
                         r"(?:do\s+not|don't|doesn't|no\s+longer)\s+(?:need|want|show)|no(?:\s+more)?|lose|cut)\b", re.I)
 _MOVE_RE = re.compile(r"^(?:please\s+)?(?:move|put|place|show|display|bring)\s+(?:the\s+|our\s+)?(?P<what>.+?)\s+"
-                      r"(?P<where>(?:to\s+the\s+|at\s+the\s+|on\s+)?(?:top|bottom|end|start|beginning|first|last)"
+                      r"(?P<where>(?:one\s+)?(?:up|down|higher|lower)(?:\s+one)?|"
+                      r"(?:to\s+the\s+|at\s+the\s+|on\s+)?(?:top|bottom|end|start|beginning|first|last)"
                       r"(?:\s+of\s+the\s+page)?|(?:above|below|before|after|under|over)\s+(?:the\s+)?.+)$", re.I)
 _SWAP_RE = re.compile(r"^(?:please\s+)?swap\s+(?:the\s+)?(?P<a>.+?)\s+(?:and|with)\s+(?:the\s+)?(?P<b>.+)$", re.I)
 _REPLACE_RE = re.compile(r"^(?:please\s+)?replace\s+(?:the\s+)?(?P<a>.+?)\s+with\s+(?:a\s+|an\s+|the\s+)?(?P<b>.+)$",
                          re.I)
+_HEADING_TEXT_RE = re.compile(r"^(?:please\s+)?(?:rename|retitle|change|reword)\s+(?:the\s+)?\x00(?P<old>\d+)\x00"
+                              r"(?:\s+(?:heading|section|title))?\s+(?:to|into|as)\s+(?P<v>.+)$", re.I)
 _SECTION_HEADING_RE = re.compile(
     r"^(?:please\s+)?(?:rename|retitle|call|title|change|set)\s+(?:the\s+)?(?P<what>.+?)\s+"
     r"(?:section|heading|section\s+heading|section\s+title|title)\s+(?:to\s+|as\s+)?(?P<v>.+)$", re.I)
@@ -208,6 +211,9 @@ def _sections_named(text: str) -> list[str]:
 
 
 def _section_heading(clause: str, quotes: list[str]) -> list[Edit]:
+    m = _HEADING_TEXT_RE.match(clause)
+    if m:  # 'rename "What people say" to Kind words': a heading named by its text
+        return [Edit("heading_text", quotes[int(m.group("old"))], _value(m.group("v"), quotes))]
     m = _SECTION_HEADING_RE.match(clause)
     if not m:
         return []
@@ -264,7 +270,7 @@ def _hours(clause: str, quotes: list[str]) -> list[Edit]:
     if not re.search(r"\b(?:open|opening|hours|closed|close)\b", text, re.I):
         return []
     rows: list[list[str]] = []
-    for part in re.split(r",\s*|\s+and\s+(?=" + _DAY + r")", text, flags=re.I):
+    for part in re.split(r",\s*|\s+and\s+(?=" + _DAY + r"|week|every|daily)", text, flags=re.I):
         span = _TIME_RANGE_RE.search(part)
         if not span:
             continue
@@ -297,7 +303,7 @@ def _day_name(word: str) -> str:
 def _time_range(m: re.Match[str]) -> str:
     a, b = _clock(m.group("a")), _clock(m.group("b"))
     # "7 to 3" means 7:00 to 15:00: a closing hour before the opening one is in the afternoon.
-    if b is not None and a is not None and b <= a and b < 12 and not re.search(r"am|a\.m", m.group("b"), re.I):
+    if b is not None and a is not None and b <= a and b < 12 * 60 and not re.search(r"am|a\.m", m.group("b"), re.I):
         b += 12 * 60
     return f"{_hhmm(a)} - {_hhmm(b)}" if a is not None and b is not None else m.group(0)
 
@@ -341,6 +347,10 @@ def _move(clause: str, quotes: list[str]) -> list[Edit]:
     where = m.group("where").lower()
     if what is None:
         return []
+    if re.match(r"(?:one\s+)?(?:up|higher)\b", where):
+        return [Edit("move_section", what, "up")]
+    if re.match(r"(?:one\s+)?(?:down|lower)\b", where):
+        return [Edit("move_section", what, "down")]
     if re.search(r"\b(?:top|start|beginning|first)\b", where):
         return [Edit("move_section", what, "top")]
     if re.search(r"\b(?:bottom|end|last)\b", where):
@@ -430,6 +440,10 @@ def apply(model: Model, edits: tuple[Edit, ...] | list[Edit]) -> Model:
             section = _find(out, e.field)
             if section is not None:
                 section["heading"] = e.value
+        elif e.op == "heading_text":
+            for section in out["sections"]:
+                if section["heading"].lower() == str(e.field).lower():
+                    section["heading"] = e.value
         elif e.op == "add_item":
             name, price = e.value
             section = _ensure(out, e.field, kind)
@@ -473,6 +487,8 @@ def _move_section(model: Model, kind_name: str, where: str, kind: page_kinds.Kin
         at = 0
     elif where == "bottom":
         at = len(sections)
+    elif where in ("up", "down"):
+        at = max(0, min(len(sections), model["sections"].index(section) + (-1 if where == "up" else 1)))
     else:
         rel, _, other = where.partition(":")
         idx = next((i for i, s in enumerate(sections) if s["kind"] == other), None)
