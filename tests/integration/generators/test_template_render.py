@@ -7,12 +7,17 @@ tests/support/template_prompts.py with react-dom/server. Then the quick try's re
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +25,7 @@ from daemon.core.contract import apply_contract
 from daemon.generators import GenerationRequest, make_generator
 from daemon.generators.template_app import CONTENT_PATH, parse_content_ts
 from daemon.project.workspace import materialize, read_tree
+from daemon.render.browser import Browser
 from tests.support.template_prompts import BAKERY, CASES, Case
 
 pytestmark = pytest.mark.pnpm
@@ -81,7 +87,7 @@ def _section_ids(html: str) -> list[str]:
 
 
 def test_every_prompt_of_the_table_shows_on_the_rendered_page(installed: Path) -> None:
-    pairs: list[tuple[Case, dict[str, object], dict[str, object]]] = []
+    pairs: list[tuple[Case, dict[str, Any], dict[str, Any]]] = []
     bases: dict[str, dict[str, str]] = {}
     for case in CASES:
         base = bases.setdefault(case.base, _generate(case.base))
@@ -99,7 +105,7 @@ def test_every_prompt_of_the_table_shows_on_the_rendered_page(installed: Path) -
         for text in case.absent:
             assert text not in html_after, f"{where}: {text!r} does not fit this page"
         # The page lays the sections out in the model's order, and prints the headline, never the prompt.
-        assert _section_ids(html_after) == [s["id"] for s in after["sections"]], where  # type: ignore[index, union-attr]
+        assert _section_ids(html_after) == [s["id"] for s in after["sections"]], where
         assert case.prompt not in html_after, where
         if not case.changes:
             assert html_after == html_before, where
@@ -128,3 +134,54 @@ def test_the_quick_try_rebuild_builds_and_shows_the_new_headline(installed: Path
     js = "".join(p.read_text() for p in (ws / "dist" / "assets").glob("*.js"))
     assert "Fresh bread every morning" in js and "Baked from scratch" not in js
     assert "Make the headline" not in js  # the prompt is not printed anywhere (the first template had a footer)
+
+
+def _evaluate(browser: Browser, session: str, expression: str) -> Any:
+    result = browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                               "awaitPromise": True}, session=session, deadline=time.monotonic() + 30)
+    return result.get("result", {}).get("value")
+
+
+def test_navigation_works_at_390_and_1280_px_in_chromium(installed: Path, tmp_path: Path) -> None:
+    """The built bakery in real Chromium: on a phone the links sit behind a Menu button that opens them; on a
+    desktop they are in the header and the button is hidden; the favicon loads."""
+    ws = installed
+    materialize(ws, _generate(BAKERY))
+    _pnpm(ws, "build")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ws / "dist"))
+    handler.log_message = lambda *_a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    visible = "(s) => [...document.querySelectorAll(s)].filter((e) => e.offsetParent !== null).length"
+    try:
+        with Browser("chromium", workdir=tmp_path) as browser:
+            deadline = time.monotonic() + 60
+            target = browser.call("Target.createTarget", {"url": "about:blank"}, deadline=deadline)["targetId"]
+            session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                   deadline=deadline)["sessionId"]
+            for width, height, mobile in ((390, 844, True), (1280, 800, False)):
+                browser.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
+                                                                    "deviceScaleFactor": 1, "mobile": mobile},
+                             session=session, deadline=deadline)
+                browser.call("Page.navigate", {"url": url}, session=session, deadline=deadline)
+                ready = "new Promise((r) => { const t = () => document.querySelector('h1') ? r(true) : " \
+                        "setTimeout(t, 50); t() })"
+                assert _evaluate(browser, session, ready) is True
+                links = _evaluate(browser, session, f"({visible})('header nav:not(#mobile-nav) a')")
+                button = _evaluate(browser, session, f"({visible})('button[aria-controls=mobile-nav]')")
+                if mobile:
+                    assert (links, button) == (0, 1)
+                    _evaluate(browser, session, "document.querySelector('button[aria-controls=mobile-nav]').click()")
+                    time.sleep(0.3)
+                    opened = _evaluate(browser, session, f"({visible})('#mobile-nav a')")
+                    assert opened == 3  # menu, opening hours, contact
+                    assert _evaluate(browser, session, "document.documentElement.scrollWidth") <= 390
+                else:
+                    assert (links, button) == (3, 0)
+                icon = _evaluate(browser, session, "fetch(document.querySelector('link[rel=icon]').href)"
+                                                   ".then((r) => r.status + ' ' + r.headers.get('content-type'))")
+                assert icon == "200 image/svg+xml"
+    finally:
+        server.shutdown()
+        server.server_close()
