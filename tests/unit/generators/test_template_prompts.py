@@ -13,6 +13,8 @@ import pytest
 from daemon.core.contract import apply_contract
 from daemon.generators import GenerationRequest, TemplateGenerator
 from daemon.generators.page_edits import parse
+from daemon.generators.page_kinds import GENERIC, KINDS, SECTION_ORDER, Kind
+from daemon.generators.page_model import make_section, new_model
 from daemon.generators.template import initial_model
 from daemon.generators.template_app import CONTENT_PATH, FAVICON_PATH, parse_content_ts
 from tests.support.template_prompts import BAKERY, CASES, Case, model_changes
@@ -123,3 +125,18 @@ def test_parse_reports_what_it_did_not_understand() -> None:
     parsed = parse("Add a gallery. Make it feel more premium.")
     assert [(e.op, e.field) for e in parsed.edits] == [("add_section", "gallery")]
     assert parsed.ignored == ("Make it feel more premium",)
+
+
+@pytest.mark.parametrize("kind", [k for k in (*KINDS, GENERIC) if k.key != "software"], ids=lambda k: k.key)
+def test_every_section_of_a_trade_reads_like_that_trade(kind: Kind) -> None:
+    """No bakery gets a software pricing table: only the software kind talks plans, SSO or SLAs."""
+    name = "Test Co"
+    for section in SECTION_ORDER:
+        text = json.dumps(make_section(section, kind, name))
+        for word in ("SSO", "SLA", "/mo\"", "free trial", "integrations", "encrypted"):
+            if kind.key == "fitness" and word == "/mo\"":
+                continue  # a gym's unlimited membership is monthly
+            assert word not in text, (kind.key, section, word)
+    assert set(kind.sections) <= set(SECTION_ORDER) and set(kind.items) <= set(SECTION_ORDER)
+    everything = [make_section(s, kind, name) for s in SECTION_ORDER] + [new_model(name, kind, [])]
+    assert "{name}" not in json.dumps(everything)  # every placeholder filled
