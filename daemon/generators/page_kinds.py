@@ -42,6 +42,7 @@ class Kind:
     items: dict[str, tuple[Item, ...]] = field(default_factory=dict)
     intros: dict[str, str] = field(default_factory=dict)
     headings: dict[str, str] = field(default_factory=dict)
+    cta_to: str = "contact"  # the section the hero's button leads to ("See today's bakes": the menu)
 
 
 KINDS: tuple[Kind, ...] = (
@@ -73,6 +74,7 @@ KINDS: tuple[Kind, ...] = (
         },
         {"about": "We bake in small batches through the night, so everything on the shelf is fresh that day.",
          "menu": "Baked fresh every morning; ask what just came out of the oven."},
+        cta_to="menu",
     ),
     Kind(
         "cafe", ("cafe", "café", "coffee", "coffee shop", "espresso", "tea room", "tearoom", "roastery"),
@@ -88,6 +90,7 @@ KINDS: tuple[Kind, ...] = (
                      ("Banana bread", "$4", "Toasted, with salted butter.")),
             "hours": (("Monday to Friday", "7:00 - 17:00", ""), ("Saturday and Sunday", "8:00 - 16:00", "")),
         },
+        cta_to="menu",
     ),
     Kind(
         "restaurant", ("restaurant", "bistro", "diner", "pizzeria", "pizza", "sushi", "trattoria", "taqueria",
@@ -228,6 +231,7 @@ KINDS: tuple[Kind, ...] = (
                          ("Gift wrapping", "", "Free, and done with care.")),
         },
         headings={"features": "Why shop with us"},
+        cta_to="hours",
     ),
     Kind(
         "event", ("wedding", "conference", "festival", "event", "meetup", "party", "summit", "workshop"),

@@ -64,6 +64,7 @@ def new_model(name: str, kind: Kind, sections: list[str]) -> Model:
         "subheadline": kind.subheadline.format(name=name),
         "tagline": kind.tagline,
         "cta": kind.cta,
+        "ctaTarget": kind.cta_to,
         "accent": kind.accent,
         "dark": False,
         "font": "sans",

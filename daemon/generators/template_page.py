@@ -54,6 +54,7 @@ export interface SiteContent {
   subheadline: string
   tagline: string
   cta: string
+  ctaTarget: string
   accent: Accent
   dark: boolean
   font: Font
@@ -204,7 +205,7 @@ function Details({ contact }: { contact: ContactInfo }) {
   )
 }
 
-function Contact({ palette, cta, contact }: { palette: Palette; cta: string; contact: ContactInfo }) {
+function Contact({ palette, contact }: { palette: Palette; contact: ContactInfo }) {
   const [sent, setSent] = useState(false)
   const onSubmit = (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault()
@@ -229,7 +230,7 @@ function Contact({ palette, cta, contact }: { palette: Palette; cta: string; con
             <textarea name="message" rows={4} className="rounded-lg border border-slate-300 px-4 py-2 text-slate-900" />
           </label>
           <button type="submit" className={`rounded-lg px-5 py-3 font-semibold text-white ${palette.button}`}>
-            {cta}
+            Send message
           </button>
         </form>
       )}
@@ -254,7 +255,7 @@ function SectionBody({ section, look, content }: { section: Section; look: Look;
     case 'faq':
       return <Faq items={section.items} />
     case 'contact':
-      return <Contact palette={look.palette} cta={content.cta} contact={content.contact} />
+      return <Contact palette={look.palette} contact={content.contact} />
     default:
       return <Cards items={section.items} look={look} />
   }
@@ -300,7 +301,8 @@ function Nav({ content, look }: { content: SiteContent; look: Look }) {
 
 export default function App({ content }: { content: SiteContent }) {
   const look: Look = { palette: palettes[content.accent], dark: content.dark }
-  const target = content.sections.some((s) => s.kind === 'contact') ? '#contact' : `#${content.sections[0]?.id ?? 'top'}`
+  const goal = content.sections.find((s) => s.kind === content.ctaTarget) ?? content.sections.find((s) => s.kind === 'contact')
+  const target = `#${(goal ?? content.sections[0])?.id ?? 'top'}`
   return (
     <div className={`min-h-screen ${fonts[content.font]} ${look.dark ? 'bg-slate-950 text-slate-100' : 'bg-white text-slate-900'}`}>
       <Nav content={content} look={look} />
@@ -321,8 +323,8 @@ export default function App({ content }: { content: SiteContent }) {
           </section>
         ))}
       </main>
-      <footer className={`mt-16 border-t px-5 py-10 text-sm ${look.dark ? 'border-slate-800' : 'border-slate-200'}`}>
-        <div className="mx-auto flex max-w-6xl flex-col gap-4 sm:flex-row sm:justify-between">
+      <footer className={`mt-16 border-t py-10 text-sm ${look.dark ? 'border-slate-800' : 'border-slate-200'}`}>
+        <div className="mx-auto flex max-w-6xl flex-col gap-4 px-5 sm:flex-row sm:justify-between">
           <p className="font-semibold">&copy; {content.title}</p>
           <Details contact={content.contact} />
         </div>
