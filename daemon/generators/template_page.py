@@ -64,6 +64,7 @@ export interface SiteContent {
 
 export interface Palette {
   text: string
+  textDark: string
   button: string
   soft: string
   border: string
@@ -73,14 +74,14 @@ export interface Palette {
 export const fonts: Record<Font, string> = { sans: 'font-sans', serif: 'font-serif', mono: 'font-mono' }
 
 export const palettes: Record<Accent, Palette> = {
-  blue: { text: 'text-blue-600', button: 'bg-blue-600 hover:bg-blue-700', soft: 'bg-blue-50', border: 'border-blue-300', badge: 'bg-blue-600' },
-  emerald: { text: 'text-emerald-600', button: 'bg-emerald-600 hover:bg-emerald-700', soft: 'bg-emerald-50', border: 'border-emerald-300', badge: 'bg-emerald-600' },
-  violet: { text: 'text-violet-600', button: 'bg-violet-600 hover:bg-violet-700', soft: 'bg-violet-50', border: 'border-violet-300', badge: 'bg-violet-600' },
-  rose: { text: 'text-rose-600', button: 'bg-rose-600 hover:bg-rose-700', soft: 'bg-rose-50', border: 'border-rose-300', badge: 'bg-rose-600' },
-  amber: { text: 'text-amber-700', button: 'bg-amber-700 hover:bg-amber-800', soft: 'bg-amber-50', border: 'border-amber-300', badge: 'bg-amber-700' },
-  teal: { text: 'text-teal-700', button: 'bg-teal-700 hover:bg-teal-800', soft: 'bg-teal-50', border: 'border-teal-300', badge: 'bg-teal-700' },
-  indigo: { text: 'text-indigo-600', button: 'bg-indigo-600 hover:bg-indigo-700', soft: 'bg-indigo-50', border: 'border-indigo-300', badge: 'bg-indigo-600' },
-  orange: { text: 'text-orange-700', button: 'bg-orange-700 hover:bg-orange-800', soft: 'bg-orange-50', border: 'border-orange-300', badge: 'bg-orange-700' },
+  blue: { text: 'text-blue-600', button: 'bg-blue-600 hover:bg-blue-700', soft: 'bg-blue-50', border: 'border-blue-300', textDark: 'text-blue-400', badge: 'bg-blue-600' },
+  emerald: { text: 'text-emerald-600', button: 'bg-emerald-600 hover:bg-emerald-700', soft: 'bg-emerald-50', border: 'border-emerald-300', textDark: 'text-emerald-400', badge: 'bg-emerald-600' },
+  violet: { text: 'text-violet-600', button: 'bg-violet-600 hover:bg-violet-700', soft: 'bg-violet-50', border: 'border-violet-300', textDark: 'text-violet-400', badge: 'bg-violet-600' },
+  rose: { text: 'text-rose-600', button: 'bg-rose-600 hover:bg-rose-700', soft: 'bg-rose-50', border: 'border-rose-300', textDark: 'text-rose-400', badge: 'bg-rose-600' },
+  amber: { text: 'text-amber-700', button: 'bg-amber-700 hover:bg-amber-800', soft: 'bg-amber-50', border: 'border-amber-300', textDark: 'text-amber-400', badge: 'bg-amber-700' },
+  teal: { text: 'text-teal-700', button: 'bg-teal-700 hover:bg-teal-800', soft: 'bg-teal-50', border: 'border-teal-300', textDark: 'text-teal-400', badge: 'bg-teal-700' },
+  indigo: { text: 'text-indigo-600', button: 'bg-indigo-600 hover:bg-indigo-700', soft: 'bg-indigo-50', border: 'border-indigo-300', textDark: 'text-indigo-400', badge: 'bg-indigo-600' },
+  orange: { text: 'text-orange-700', button: 'bg-orange-700 hover:bg-orange-800', soft: 'bg-orange-50', border: 'border-orange-300', textDark: 'text-orange-400', badge: 'bg-orange-700' },
 }
 """
 
@@ -88,7 +89,8 @@ APP_TSX = """\
 import { useState, type FormEvent } from 'react'
 import { fonts, palettes, type Contact as ContactInfo, type Item, type Palette, type Section, type SiteContent } from './site'
 
-type Look = { palette: Palette; dark: boolean }
+// accent: the accent's text colour for this background (a lighter shade on dark, for contrast)
+type Look = { palette: Palette; dark: boolean; accent: string }
 
 function Cards({ items, look }: { items: Item[]; look: Look }) {
   return (
@@ -100,7 +102,7 @@ function Cards({ items, look }: { items: Item[]; look: Look }) {
         >
           <div className="flex items-baseline justify-between gap-4">
             <h3 className="text-lg font-semibold">{item.title}</h3>
-            {item.meta && <p className={`shrink-0 text-sm font-semibold ${look.palette.text}`}>{item.meta}</p>}
+            {item.meta && <p className={`shrink-0 text-sm font-semibold ${look.accent}`}>{item.meta}</p>}
           </div>
           {item.text && <p className="mt-2 text-sm opacity-80">{item.text}</p>}
         </article>
@@ -118,7 +120,7 @@ function Pricing({ items, look }: { items: Item[]; look: Look }) {
           className={`rounded-2xl border p-8 ${i === 1 ? look.palette.border + ' border-2' : look.dark ? 'border-slate-800' : 'border-slate-200'}`}
         >
           <h3 className="text-lg font-semibold">{item.title}</h3>
-          <p className={`mt-4 text-3xl font-bold ${look.palette.text}`}>{item.meta}</p>
+          <p className={`mt-4 text-3xl font-bold ${look.accent}`}>{item.meta}</p>
           {item.text && <p className="mt-4 text-sm opacity-80">{item.text}</p>}
         </article>
       ))}
@@ -141,13 +143,13 @@ function Quotes({ items, palette }: { items: Item[]; palette: Palette }) {
   )
 }
 
-function Stats({ items, palette }: { items: Item[]; palette: Palette }) {
+function Stats({ items, look }: { items: Item[]; look: Look }) {
   return (
     <dl className="mt-10 grid gap-6 sm:grid-cols-3">
       {items.map((item) => (
         <div key={item.title} className="text-center">
           <dt className="text-sm opacity-70">{item.title}</dt>
-          <dd className={`mt-2 text-4xl font-bold ${palette.text}`}>{item.meta}</dd>
+          <dd className={`mt-2 text-4xl font-bold ${look.accent}`}>{item.meta}</dd>
           <dd className="mt-1 text-sm opacity-80">{item.text}</dd>
         </div>
       ))}
@@ -162,7 +164,7 @@ function Table({ items, look }: { items: Item[]; look: Look }) {
         <div key={item.title + item.meta} className="flex flex-wrap items-baseline justify-between gap-x-6 gap-y-1 px-5 py-4">
           <dt className="font-semibold">{item.title}</dt>
           <dd className="flex gap-3">
-            <span className={`font-semibold ${look.palette.text}`}>{item.meta}</span>
+            <span className={`font-semibold ${look.accent}`}>{item.meta}</span>
             {item.text && <span className="opacity-80">{item.text}</span>}
           </dd>
         </div>
@@ -205,7 +207,7 @@ function Details({ contact }: { contact: ContactInfo }) {
   )
 }
 
-function Contact({ palette, contact }: { palette: Palette; contact: ContactInfo }) {
+function Contact({ look, contact }: { look: Look; contact: ContactInfo }) {
   const [sent, setSent] = useState(false)
   const onSubmit = (event: FormEvent<HTMLFormElement>) => {
     event.preventDefault()
@@ -214,22 +216,22 @@ function Contact({ palette, contact }: { palette: Palette; contact: ContactInfo 
   return (
     <div className="mt-8 grid gap-10 md:grid-cols-2">
       {sent ? (
-        <p className={`text-lg font-semibold ${palette.text}`}>Thanks! We will be in touch shortly.</p>
+        <p className={`text-lg font-semibold ${look.accent}`}>Thanks! We will be in touch shortly.</p>
       ) : (
         <form onSubmit={onSubmit} className="grid max-w-xl gap-4">
           <label className="grid gap-1 text-sm font-medium">
             Name
-            <input required name="name" autoComplete="name" className="rounded-lg border border-slate-300 px-4 py-2 text-slate-900" />
+            <input required name="name" autoComplete="name" className="rounded-lg border border-slate-300 bg-white px-4 py-2 text-slate-900" />
           </label>
           <label className="grid gap-1 text-sm font-medium">
             Email
-            <input required type="email" name="email" autoComplete="email" className="rounded-lg border border-slate-300 px-4 py-2 text-slate-900" />
+            <input required type="email" name="email" autoComplete="email" className="rounded-lg border border-slate-300 bg-white px-4 py-2 text-slate-900" />
           </label>
           <label className="grid gap-1 text-sm font-medium">
             Message
-            <textarea name="message" rows={4} className="rounded-lg border border-slate-300 px-4 py-2 text-slate-900" />
+            <textarea name="message" rows={4} className="rounded-lg border border-slate-300 bg-white px-4 py-2 text-slate-900" />
           </label>
-          <button type="submit" className={`rounded-lg px-5 py-3 font-semibold text-white ${palette.button}`}>
+          <button type="submit" className={`rounded-lg px-5 py-3 font-semibold text-white ${look.palette.button}`}>
             Send message
           </button>
         </form>
@@ -248,14 +250,14 @@ function SectionBody({ section, look, content }: { section: Section; look: Look;
     case 'testimonials':
       return <Quotes items={section.items} palette={look.palette} />
     case 'stats':
-      return <Stats items={section.items} palette={look.palette} />
+      return <Stats items={section.items} look={look} />
     case 'hours':
     case 'schedule':
       return <Table items={section.items} look={look} />
     case 'faq':
       return <Faq items={section.items} />
     case 'contact':
-      return <Contact palette={look.palette} contact={content.contact} />
+      return <Contact look={look} contact={content.contact} />
     default:
       return <Cards items={section.items} look={look} />
   }
@@ -300,7 +302,8 @@ function Nav({ content, look }: { content: SiteContent; look: Look }) {
 }
 
 export default function App({ content }: { content: SiteContent }) {
-  const look: Look = { palette: palettes[content.accent], dark: content.dark }
+  const palette = palettes[content.accent]
+  const look: Look = { palette, dark: content.dark, accent: content.dark ? palette.textDark : palette.text }
   const goal = content.sections.find((s) => s.kind === content.ctaTarget) ?? content.sections.find((s) => s.kind === 'contact')
   const target = `#${(goal ?? content.sections[0])?.id ?? 'top'}`
   return (
@@ -308,7 +311,7 @@ export default function App({ content }: { content: SiteContent }) {
       <Nav content={content} look={look} />
       <main id="top">
         <section className="mx-auto max-w-6xl px-5 py-16 text-center sm:py-24">
-          <p className={`text-sm font-semibold uppercase tracking-widest ${look.palette.text}`}>{content.tagline}</p>
+          <p className={`text-sm font-semibold uppercase tracking-widest ${look.accent}`}>{content.tagline}</p>
           <h1 className="mx-auto mt-4 max-w-3xl text-4xl font-bold tracking-tight sm:text-6xl">{content.headline}</h1>
           <p className="mx-auto mt-6 max-w-2xl text-lg opacity-80">{content.subheadline}</p>
           <a href={target} className={`mt-10 inline-block rounded-lg px-6 py-3 font-semibold text-white ${look.palette.button}`}>
