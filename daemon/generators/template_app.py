@@ -20,11 +20,14 @@ from daemon.generators.template_page import APP_TSX, SITE_TS
 
 CONTENT_PATH = "src/content.ts"
 FAVICON_PATH = "public/favicon.svg"
+_CONTENT_TAIL = "import type { SiteContent } from './site'\n\nexport const content: SiteContent = "
 CONTENT_HEADER = (
-    "// Page content written by previewd's template generator; a refinement rewrites only this file.\n"
-    "import type { SiteContent } from './site'\n\n"
-    "export const content: SiteContent = "
+    "// The page model, written by previewd's template generator; a refinement reads it back and edits it.\n"
+    + _CONTENT_TAIL
 )
+# The first template's header: its projects are still read (and upgraded on their next refinement).
+LEGACY_HEADER = "// Page content written by previewd's template generator; a refinement rewrites only this file.\n" \
+    + _CONTENT_TAIL
 
 DEPENDENCIES = {"react": "19.1.10", "react-dom": "19.1.10"}
 DEV_DEPENDENCIES = {
@@ -100,10 +103,11 @@ def content_ts(content: dict[str, Any]) -> str:
 
 def parse_content_ts(text: str) -> dict[str, Any] | None:
     """The content object back from ``src/content.ts``, or None when the file is not the template's."""
-    if not text.startswith(CONTENT_HEADER):
+    header = next((h for h in (CONTENT_HEADER, LEGACY_HEADER) if text.startswith(h)), None)
+    if header is None:
         return None
     try:
-        data = json.loads(text[len(CONTENT_HEADER):])
+        data = json.loads(text[len(header):])
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

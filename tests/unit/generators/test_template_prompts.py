@@ -16,7 +16,7 @@ from daemon.generators.page_edits import parse
 from daemon.generators.page_kinds import GENERIC, KINDS, SECTION_ORDER, Kind
 from daemon.generators.page_model import make_section, new_model
 from daemon.generators.template import initial_model
-from daemon.generators.template_app import CONTENT_PATH, FAVICON_PATH, parse_content_ts
+from daemon.generators.template_app import CONTENT_HEADER, CONTENT_PATH, FAVICON_PATH, LEGACY_HEADER, parse_content_ts
 from tests.support.template_prompts import BAKERY, CASES, Case, model_changes
 
 
@@ -109,7 +109,7 @@ def test_a_page_from_the_first_template_is_upgraded_on_refine() -> None:
            "cta": "Book now", "accent": "amber", "dark": False, "updates": ["Make it nice"],
            "sections": [{"id": "menu", "kind": "menu", "heading": "Menu", "intro": "x",
                          "items": [{"title": "Bread", "meta": "$5", "text": "Good"}]}]}
-    files[CONTENT_PATH] = files[CONTENT_PATH].split("= ", 1)[0] + "= " + json.dumps(old) + "\n"
+    files[CONTENT_PATH] = LEGACY_HEADER + json.dumps(old, indent=2) + "\n"
     files["src/App.tsx"] = "old app"
     after, delta, lines = _refine(files, "Make the headline say Fresh bread every morning")
     model = parse_content_ts(after[CONTENT_PATH])
@@ -118,6 +118,7 @@ def test_a_page_from_the_first_template_is_upgraded_on_refine() -> None:
     assert [s["items"][0]["title"] for s in model["sections"]] == ["Bread"]
     assert "updates" not in model and "A bakery landing page" not in after[CONTENT_PATH]
     assert "src/App.tsx" in delta and after["src/App.tsx"] != "old app"
+    assert after[CONTENT_PATH].startswith(CONTENT_HEADER)
     assert any("upgrading" in line for line in lines)
 
 
