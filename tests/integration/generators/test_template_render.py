@@ -82,6 +82,10 @@ def _render_all(ws: Path, models: list[dict[str, object]]) -> list[str]:
     return pages
 
 
+def _sections_html(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<section id="([a-z]+)"[^>]*>(.*?)</section>', html))
+
+
 def _section_ids(html: str) -> list[str]:
     return re.findall(r'<section id="([a-z]+)"', html)
 
@@ -95,7 +99,7 @@ def test_every_prompt_of_the_table_shows_on_the_rendered_page(installed: Path) -
         assert before is not None and after is not None
         pairs.append((case, before, after))
     pages = _render_all(installed, [m for _, before, after in pairs for m in (before, after)])
-    for i, (case, _before, after) in enumerate(pairs):
+    for i, (case, before, after) in enumerate(pairs):
         html_before, html_after = pages[2 * i], pages[2 * i + 1]
         where = f"{case.prompt!r}"
         for text in case.shows:
@@ -111,6 +115,15 @@ def test_every_prompt_of_the_table_shows_on_the_rendered_page(installed: Path) -
             assert html_after == html_before, where
         else:
             assert html_after != html_before, where
+        # Nothing else changed: every section the prompt did not touch renders exactly as before (unless the
+        # change is page-wide: theme, colour, font, or the name that sections mention).
+        if not case.changes & {"accent", "dark", "font", "title"}:
+            touched = {c.lstrip("+-") for c in case.changes} | ({"contact"} if any(
+                c.startswith("contact.") for c in case.changes) else set())
+            old, new = _sections_html(html_before), _sections_html(html_after)
+            assert list(old) == [s["id"] for s in before["sections"]], where  # the comparison has its sections
+            for sid in set(old) & set(new) - touched:
+                assert old[sid] == new[sid], f"{where}: section {sid} changed"
 
 
 def test_mobile_navigation_and_favicon_are_on_the_page(installed: Path) -> None:
