@@ -1,11 +1,17 @@
 """Benchmark: daemon.visual.compare against the pure-Python `pixelmatch` port on two 1280x800 screenshots, same run.
 
 Usage: .venv/bin/python bench/visual_diff.py [--rounds 5] [--reference-rounds 1] [--no-render-check]
+       [--version-rounds 3]
 
 Draws two page-like 1280x800 screenshots with Pillow (header, text, boxes; the second with a recoloured
 button, a moved card and edited text), times compare() (best of --rounds), render_png(), and the reference
 `pixelmatch` on the same pixels, checks both count the same pixels, and prints the ratio. Then times one
 check_page of a small page served on loopback by headless Chromium (skipped with --no-render-check).
+
+Then the cost per version of what the daemon does for each one, full page against first screen in the same
+run: check_page with its desktop (1280) and mobile (390) screenshots of a landing page (sizes printed), then the
+visual diff against the previous version (compare at both widths and the desktop diff PNG). The second
+version adds a section at the bottom, which only the full page sees. Medians of --version-rounds.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import io
+import statistics
 import sys
 import tempfile
 import threading
@@ -114,15 +121,83 @@ def bench_render_check() -> None:
             server.server_close()
 
 
+def landing_page(version: int) -> str:
+    """A template-like landing page: a 100vh hero, eight content sections, a footer; version 2 adds pricing."""
+    cards = "".join(f"<div class=card><h3>Item {i}</h3><p>Fresh every morning, made by hand.</p></div>"
+                    for i in range(3))
+    sections = "".join(f"<section><h2>Section {n}</h2><p>A closer look at what we do.</p>"
+                       f"<div class=grid>{cards}</div></section>" for n in range(8))
+    extra = ("<section style='background:#eef4ff'><h2>Pricing</h2><div class=grid>"
+             + "".join(f"<div class=card><h3>Plan {i}</h3><p>${9 * (i + 1)}</p></div>" for i in range(3))
+             + "</div></section>") if version == 2 else ""
+    return ("<!doctype html><html><head><meta name=viewport content='width=device-width'><style>"
+            "body{margin:0;font-family:sans-serif}header{height:100vh;background:#fde7c0;display:grid;"
+            "place-items:center;font-size:48px}section{padding:48px 24px}.grid{display:grid;gap:16px;"
+            "grid-template-columns:repeat(auto-fill,minmax(260px,1fr))}.card{border:1px solid #ddd;"
+            "border-radius:12px;padding:16px}footer{background:#222;color:#fff;padding:48px}</style></head>"
+            f"<body><header>Baked from scratch</header>{sections}{extra}<footer>Bakery</footer></body></html>")
+
+
+def bench_per_version(rounds: int) -> None:
+    """Screenshot + diff cost of one version, full page and first screen, and their ratio (same run)."""
+    with tempfile.TemporaryDirectory() as site:
+        for v in (1, 2):
+            Path(site, f"v{v}.html").write_text(landing_page(v))
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a: object, **k: object) -> None:
+                super().__init__(*a, directory=site, **k)  # type: ignore[arg-type]
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            check_page(f"{base}/v1.html")  # warm the disk cache for Chromium's first start
+            results: dict[bool, dict[str, list[float]]] = {True: {}, False: {}}
+            seen: dict[bool, str] = {}
+            for _ in range(rounds):
+                for full in (False, True):  # interleaved, so load on the machine hits both alike
+                    times = results[full]
+                    old = check_page(f"{base}/v1.html", full_page=full).screenshots  # the previous version
+                    t_shot = time.perf_counter()
+                    new = check_page(f"{base}/v2.html", full_page=full).screenshots
+                    t_diff = time.perf_counter()
+                    d = compare(old["desktop"], new["desktop"])
+                    m = compare(old["mobile"], new["mobile"])
+                    png = d.render_png()
+                    t_end = time.perf_counter()
+                    times.setdefault("screens", []).append(t_diff - t_shot)
+                    times.setdefault("diff", []).append(t_end - t_diff)
+                    times.setdefault("total", []).append(t_end - t_shot)
+                    size = Image.open(io.BytesIO(new["desktop"])).size
+                    seen[full] = (f"desktop {size[0]}x{size[1]}, changed {d.changed_ratio:.2%} desktop / "
+                                  f"{m.changed_ratio:.2%} mobile, {len(d.regions)} region(s), "
+                                  f"diff PNG {len(png) // 1024} KiB")
+        finally:
+            server.shutdown()
+            server.server_close()
+    med = {full: {k: statistics.median(v) for k, v in r.items()} for full, r in results.items()}
+    for full, label in ((False, "first screen"), (True, "full page")):
+        print(f"per version, {label:12} screenshots {med[full]['screens'] * 1000:7.0f} ms  diff "
+              f"{med[full]['diff'] * 1000:6.0f} ms  total {med[full]['total'] * 1000:7.0f} ms  ({seen[full]})")
+    print(f"ratio full page / first screen: screenshots {med[True]['screens'] / med[False]['screens']:.2f}x, "
+          f"diff {med[True]['diff'] / med[False]['diff']:.2f}x, total {med[True]['total'] / med[False]['total']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reference-rounds", type=int, default=1)
     ap.add_argument("--no-render-check", action="store_true")
+    ap.add_argument("--version-rounds", type=int, default=3)
     args = ap.parse_args()
     bench_diff(args.rounds, args.reference_rounds)
     if not args.no_render_check:
         bench_render_check()
+        bench_per_version(args.version_rounds)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,23 @@
 #       chromium   - the render check (headless, DevTools pipe)
 #       bubblewrap - the isolation layer every build step runs in
 #       haproxy    - the fleet's example proxy config (packaging/haproxy-fleet.cfg), run by its test
-#   scripts/install-system-deps.sh --run      only what `make run` needs to build a preview: bubblewrap.
-#       Installs it when this shell is root (or has sudo); otherwise prints the exact command and fails,
-#       because without it the daemon refuses every build (sandbox_unavailable).
+#   scripts/install-system-deps.sh --run      what `make run` uses: bubblewrap, and chromium when it can.
+#       Installs them when this shell is root (or has sudo). Without root, a missing bubblewrap is an error that
+#       prints the exact command (the daemon refuses every build without it: sandbox_unavailable); a missing
+#       chromium is a note with the command, and the daemon runs without screenshots (render status unavailable).
 set -euo pipefail
 wanted=(chromium bubblewrap haproxy)
-[ "${1:-}" = "--run" ] && wanted=(bubblewrap)
+if [ "${1:-}" = "--run" ]; then
+  wanted=(bubblewrap)
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+      wanted+=(chromium)
+    else
+      echo "note: Chromium is not installed, so previews get no screenshots and no visual diff (render status" >&2
+      echo "      'unavailable'); builds and previews work without it. To add it:  sudo apt-get install -y chromium" >&2
+    fi
+  fi
+fi
 missing=()
 for pkg in "${wanted[@]}"; do
   case $pkg in

@@ -71,8 +71,9 @@ class ServerConfig(_Section):
         "Largest source diff answered, in bytes; past it 413 (mode=stat shows the counts).", lo=1024)] = 4_194_304
     max_log_bytes: Annotated[int, _opt(
         "Largest build log answer, in bytes; a longer log answers its last bytes.", lo=1024)] = 2_097_152
+    # As much as the render check stores (check.MAX_SCREENSHOT_BYTES): a full page of photos, 1280x8000, can pass 8 MB.
     max_screenshot_bytes: Annotated[int, _opt(
-        "Largest screenshot answered, in bytes (a visual diff: three times this); past it 413.", lo=1024)] = 8_388_608
+        "Largest screenshot answered, in bytes (a visual diff: three times this); past it 413.", lo=1024)] = 33_554_432
 
 
 class PathsConfig(_Section):

@@ -17,7 +17,13 @@ from daemon.render.browser import Browser, BrowserError, Event
 from daemon.render.origin import Gate, HttpSource, OriginSource
 
 RenderStatus = Literal["ok", "blank", "errors", "unavailable"]
+# Viewport sizes: the width the page is laid out at and the screen the layout sees (100vh); the screenshot
+# then covers the whole page at that width, from the top down to MAX_PAGE_HEIGHT.
 DEFAULT_SIZES: dict[str, tuple[int, int]] = {"desktop": (1280, 800), "mobile": (390, 844)}
+# A full-page screenshot stops here: 8000 px is ten desktop screens, enough for any landing page, and keeps
+# one PNG and its diff within a few tens of MB of memory (the visual diff refuses sides over 8192).
+MAX_PAGE_HEIGHT = 8000
+
 QUIET_S = 0.5           # network idle this long counts as settled
 RESIZE_QUIET_S = 0.25   # after a viewport change, for layout and responsive images
 # At most this many pixels off the dominant colour counts as blank. Not a share: a page holding only an
@@ -54,13 +60,15 @@ class RenderReport:
     detail: str = ""
     # Requests the page made outside its own origin: refused before they left the browser.
     blocked_requests: list[str] = field(default_factory=list)
+    # Per screenshot: the page's own height in CSS px at that width (the screenshot stops at MAX_PAGE_HEIGHT).
+    page_heights: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (screenshots reduced to their byte sizes)."""
         return {"status": self.status, "httpStatus": self.http_status, "jsErrors": self.js_errors,
                 "failedRequests": self.failed_requests, "blank": self.blank,
                 "screenshots": {k: len(v) for k, v in self.screenshots.items()}, "detail": self.detail,
-                "blockedRequests": self.blocked_requests}
+                "blockedRequests": self.blocked_requests, "pageHeights": self.page_heights}
 
 
 def check_page(url: str, *, host_header: str | None = None, chromium: str = "chromium", timeout_s: float = 30,
@@ -68,8 +76,12 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
                workdir: str | os.PathLike[str] | None = None, join_cgroups: Sequence[str] = (),
                env: Mapping[str, str] | None = None,
                wrap: Callable[[list[str]], list[str]] | None = None, source: OriginSource | None = None,
-               chromium_sandbox: bool = False, private_tmp: bool = False) -> RenderReport:
-    """Load `url` in headless Chromium and report status, errors, blankness and one PNG per size.
+               chromium_sandbox: bool = False, private_tmp: bool = False, full_page: bool = True) -> RenderReport:
+    """Load `url` in headless Chromium and report status, errors, blankness and one full-page PNG per size.
+
+    Each size is a viewport (width, height); its screenshot is the whole page at that width, at least the
+    viewport's height and at most MAX_PAGE_HEIGHT px tall (`full_page=False`: the first screen only, which
+    bench/visual_diff.py compares against).
 
     The page reaches only its own origin: every request is paused in the browser; those for `url`'s origin are
     answered by `source` (default: the daemon fetches them from that origin itself), all others are refused and
@@ -97,7 +109,7 @@ def check_page(url: str, *, host_header: str | None = None, chromium: str = "chr
     gate = Gate(target, source, browser.send)
     try:
         with browser:
-            report = _run(browser, page, gate, target, sizes, deadline)
+            report = _run(browser, page, gate, target, sizes, deadline, full_page)
     except BrowserError as exc:
         report = RenderReport("unavailable", page.http_status, page.js_errors[:MAX_ITEMS],
                               page.failed_list()[:MAX_ITEMS], False, {}, f"chromium {exc.reason}: {exc.message}")
@@ -212,7 +224,7 @@ class _PageState:
 
 
 def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[str, tuple[int, int]],
-         deadline: float) -> RenderReport:
+         deadline: float, full_page: bool = True) -> RenderReport:
     def on_event(ev: Event) -> None:
         if ev.get("method") == "Fetch.requestPaused":
             gate.paused(ev.get("params", {}))
@@ -254,15 +266,22 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
     text = call("Runtime.evaluate", {"expression": "document.body ? document.body.innerText.trim().length : 0",
                                      "returnByValue": True}).get("result", {}).get("value", 0)
     shots: dict[str, bytes] = {}
+    heights: dict[str, int] = {}
     for i, (name, (w, h)) in enumerate(sizes.items()):
         if i:
             _viewport(call, name, w, h)
             # Past the cap a resize still gets its short quiet period for layout.
             notes += _settle(browser, page, on_event, max(cap, time.monotonic() + RESIZE_QUIET_S), RESIZE_QUIET_S)
-        png = _checked_png(call("Page.captureScreenshot", {"format": "png"}).get("data"), w, h)
+        clip, heights[name] = _full_page_clip(call, w, h, MAX_PAGE_HEIGHT if full_page else h)
+        if full_page and heights[name] > MAX_PAGE_HEIGHT:
+            notes.append(f"{name} page is {heights[name]} px tall; its screenshot stops at {MAX_PAGE_HEIGHT} px")
+        # captureBeyondViewport renders below the fold without resizing the viewport, so 100vh stays a screen.
+        shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        png = _checked_png(shot.get("data"), w, h)
         if png is None:
-            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a {w}x{h} PNG of at most "
-                                                 f"{MAX_SCREENSHOT_BYTES} bytes; nothing stored")
+            raise BrowserError("bad_screenshot", f"the {name} screenshot is not a PNG {w} px wide and {h} to "
+                                                 f"{MAX_PAGE_HEIGHT} px tall of at most {MAX_SCREENSHOT_BYTES} bytes; "
+                                                 "nothing stored")
         shots[name] = png
     other = _off_colour_pixels(shots[first])
     blank = other <= BLANK_MAX_OTHER_PIXELS or not text
@@ -279,7 +298,25 @@ def _run(browser: Browser, page: _PageState, gate: Gate, url: str, sizes: dict[s
     counts = f"{len(page.js_errors)} js error(s), {len(failed)} failed request(s)"
     detail = "; ".join([*dict.fromkeys(notes), *why, counts])
     return RenderReport(status, page.http_status, page.js_errors[:MAX_ITEMS], failed[:MAX_ITEMS], blank, shots,
-                        detail)
+                        detail, page_heights=heights)
+
+
+def _full_page_clip(call: Any, w: int, h: int, cap: int = MAX_PAGE_HEIGHT) -> tuple[dict[str, float], int]:
+    """The clip that covers the whole page at viewport width ``w``, and the page's height in screenshot px.
+
+    A page without a mobile viewport tag is laid out wider than a phone (980 CSS px) and shown scaled
+    down, as a phone shows it: the clip spans the layout's width and is scaled to ``w`` pixels. The height
+    is at least the viewport's and at most MAX_PAGE_HEIGHT pixels.
+    """
+    metrics = call("Page.getLayoutMetrics")
+    layout = metrics.get("cssLayoutViewport") or {}
+    content = metrics.get("cssContentSize") or {}
+    css_w = float(layout.get("clientWidth") or w)
+    css_h = float(content.get("height") or 0)
+    scale = w / css_w if css_w > 0 else 1.0
+    page_px = int(css_h * scale)
+    full_px = min(max(h, page_px), cap)
+    return {"x": 0, "y": 0, "width": css_w, "height": full_px / scale, "scale": scale}, page_px
 
 
 def _viewport(call: Any, name: str, w: int, h: int) -> None:
@@ -315,7 +352,8 @@ def _is_favicon(rid: str, urls: dict[str, tuple[str, str]]) -> bool:
 
 
 def _checked_png(data: object, w: int, h: int) -> bytes | None:
-    """The screenshot as PNG bytes when it is one, of the size asked for and within the cap; else None.
+    """The screenshot as PNG bytes when it is one, ``w`` wide and from ``h`` (the viewport) to MAX_PAGE_HEIGHT
+    tall, within the byte cap; else None.
     What leaves the browser is data the daemon checks, never trusted (the page runs in that browser)."""
     if not isinstance(data, str) or len(data) > MAX_SCREENSHOT_BYTES * 4 // 3 + 4:
         return None
@@ -324,7 +362,8 @@ def _checked_png(data: object, w: int, h: int) -> bytes | None:
         if not png.startswith(_PNG_MAGIC) or len(png) > MAX_SCREENSHOT_BYTES:
             return None
         with Image.open(io.BytesIO(png)) as img:
-            if img.format != "PNG" or img.size != (w, h):
+            # One pixel of slack: a scaled clip may round either way.
+            if img.format != "PNG" or img.width != w or not h - 1 <= img.height <= MAX_PAGE_HEIGHT + 1:
                 return None
             img.verify()
     except (ValueError, OSError, SyntaxError, Image.DecompressionBombError):

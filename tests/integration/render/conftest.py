@@ -31,6 +31,18 @@ HANGING_IMAGE = b"""<!doctype html><html><head><title>hang</title></head><body><
 RED = b"""<!doctype html><html><body style="margin:0;background:#fff"><h1>Colour</h1>
 <div style="width:300px;height:200px;background:#d03030"></div></body></html>"""
 
+
+def long_page(extra: bool = False, height: int = 2600) -> bytes:
+    """A page taller than a screen: a 100vh hero, then sections; ``extra`` adds one more, far below the fold."""
+    more = b'<section style="height:300px;background:#2f7ad0">A new pricing section</section>' if extra else b""
+    return (b'<!doctype html><html><head><meta name="viewport" content="width=device-width">'
+            b"<style>body{margin:0;font-family:sans-serif}section{margin:0}</style></head><body>"
+            b'<section style="height:100vh;background:#f0c040">Hero, one screen tall</section>'
+            b'<section style="height:%dpx;background:#ffffff">Plain content</section>'
+            b'<section style="height:200px;background:#30a060">Footer block</section>%s</body></html>'
+            % (height - 200, more))
+
+
 PREVIEW_HOST = "app1.preview.test"
 
 
@@ -49,7 +61,9 @@ def _handler(site: Site, release: threading.Event) -> type[BaseHTTPRequestHandle
     pages = {"/": (NORMAL, "text/html"), "/app.js": (APP_JS, "text/javascript"),
              "/noop.js": (b"void 0;", "text/javascript"), "/blank": (BLANK, "text/html"),
              "/throws": (THROWS, "text/html"), "/missing-script": (MISSING_SCRIPT, "text/html"),
-             "/hanging-image": (HANGING_IMAGE, "text/html"), "/red": (RED, "text/html")}
+             "/hanging-image": (HANGING_IMAGE, "text/html"), "/red": (RED, "text/html"),
+             "/long": (long_page(), "text/html"), "/long-more": (long_page(extra=True), "text/html"),
+             "/very-long": (long_page(height=20_000), "text/html")}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

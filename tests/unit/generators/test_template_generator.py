@@ -53,11 +53,14 @@ def test_page_reflects_the_prompt() -> None:
     files = _new_project()
     content = parse_content_ts(files[CONTENT_PATH])
     assert content is not None
-    assert content["title"] == "Salon Booking"
-    assert content["hero"].startswith("A salon booking app with pricing")
+    assert content["title"] == "Salon Booking" and content["kind"] == "salon"
+    # The prompt itself is never printed into the page: the hero is worded for the business's kind.
+    assert "salon booking app" not in json.dumps(content).lower()
     assert [s["kind"] for s in content["sections"]] == ["testimonials", "pricing", "faq", "contact"]
     assert content["accent"] == "rose" and content["dark"] is True
     assert "<title>Salon Booking</title>" in files["index.html"]
+    assert '<link rel="icon" type="image/svg+xml" href="/favicon.svg" />' in files["index.html"]
+    assert files["public/favicon.svg"].startswith("<svg") and ">S</text>" in files["public/favicon.svg"]
     assert '@import "tailwindcss";' in files["src/index.css"]
     assert "vite/client" in files["src/vite-env.d.ts"]
 
@@ -65,7 +68,8 @@ def test_page_reflects_the_prompt() -> None:
 def test_default_sections_when_no_keyword() -> None:
     content = parse_content_ts(_new_project("a site about origami")[CONTENT_PATH])
     assert content is not None
-    assert [s["kind"] for s in content["sections"]] == ["features", "testimonials", "contact"]
+    assert content["title"] == "Origami"
+    assert [s["kind"] for s in content["sections"]] == ["about", "features", "testimonials", "contact"]
 
 
 def test_same_prompt_same_output_and_different_prompts_differ() -> None:
@@ -96,7 +100,7 @@ def test_refinement_is_a_minimal_delta() -> None:
     assert content is not None
     assert "team" in [s["kind"] for s in content["sections"]]
     assert content["accent"] == "emerald"
-    assert content["updates"] == ["Add a team section and make it green"]
+    assert "updates" not in content and "Add a team" not in after[CONTENT_PATH]
     assert any("delta" in line for line in lines)
 
 
@@ -113,7 +117,7 @@ def test_refinement_touches_package_json_only_for_a_dependency() -> None:
     base = _new_project()
     result, _ = _generate("Please add the package zod@3.23.8 and add the dependency date-fns.", base)
     contract = result.contract  # type: ignore[attr-defined]
-    assert set(contract.files) == {CONTENT_PATH, "package.json"}
+    assert set(contract.files) == {"package.json"}  # the page itself is unchanged
     pkg = json.loads(contract.files["package.json"])
     assert pkg["dependencies"] == {**DEPENDENCIES, "date-fns": "latest", "zod": "3.23.8"}
     assert pkg["devDependencies"] == DEV_DEPENDENCIES

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pixelmatch import pixelmatch
 
-from daemon.render.visual import VisualError, compare
+from daemon.render.visual import BOX_COLOUR, CELL, GAP, VisualError, changed_regions, compare
 
 
 def _png(img: Image.Image) -> bytes:
@@ -41,7 +41,7 @@ def test_identical_images_have_no_change() -> None:
     a = _text("Hello, world")
     d = compare(a, a)
     assert (d.changed_pixels, d.changed_ratio, d.size) == (0, 0.0, (160, 48))
-    assert d.as_dict() == {"changedPixels": 0, "changedRatio": 0.0, "size": [160, 48]}
+    assert d.as_dict() == {"changedPixels": 0, "changedRatio": 0.0, "size": [160, 48], "regions": []}
 
 
 def test_moved_box_changes_the_uncovered_and_newly_covered_strips() -> None:
@@ -162,3 +162,58 @@ def test_threshold_out_of_range_is_a_clear_error() -> None:
     with pytest.raises(VisualError) as err:
         compare(_png(_canvas()), _png(_canvas()), threshold=1.5)
     assert err.value.code == "invalid_threshold"
+
+
+def _page(w: int, h: int, blocks: list[tuple[int, int, int, int, tuple[int, int, int]]]) -> bytes:
+    """A white page of w x h with filled rectangles (x, y, width, height, colour)."""
+    img = _canvas(w, h)
+    draw = ImageDraw.Draw(img)
+    for x, y, bw, bh, colour in blocks:
+        draw.rectangle((x, y, x + bw - 1, y + bh - 1), fill=colour)
+    return _png(img)
+
+
+HEADER = (0, 0, 1280, 80, (20, 30, 60))
+
+
+def test_a_section_added_far_below_the_fold_is_found_and_boxed() -> None:
+    """Whole pages: B has a new section at y=3250 and is 200 px taller; the region names where."""
+    a = _page(1280, 3200, [HEADER, (100, 2900, 600, 60, (200, 80, 40))])
+    b = _page(1280, 3400, [HEADER, (100, 2900, 600, 60, (200, 80, 40)), (100, 3250, 600, 120, (40, 120, 200))])
+    d = compare(a, b)
+    assert d.size == (1280, 3400)
+    # The share is of the whole page: the new block (over A's padded white tail) and nothing above it.
+    assert d.changed_pixels == 600 * 120
+    assert d.changed_ratio == pytest.approx(600 * 120 / (1280 * 3400))
+    assert d.regions == [(100, 3250, 600, 120)]
+    assert d.as_dict()["regions"] == [{"x": 100, "y": 3250, "width": 600, "height": 120}]
+    px = np.asarray(Image.open(io.BytesIO(d.render_png())))
+    assert px.shape == (3400, 3 * 1280, 3)
+    box = np.all(px == BOX_COLOUR, axis=2)
+    for panel in (1280, 2560):  # on B and on the diff, just outside the changed block
+        assert box[3247:3250, panel + 400].all() and box[3370:3373, panel + 400].all()
+        assert box[3300, panel + 97:panel + 100].all()
+    assert not box[:, :1280].any()  # A stays as it was
+    assert not box[:3240].any()
+
+
+def test_regions_split_where_changes_are_far_apart_and_merge_when_close() -> None:
+    changed = np.zeros((1000, 400), dtype=bool)
+    changed[10:20, 10:30] = True
+    changed[10:20, 10 + 30 + CELL:60 + CELL] = True    # within GAP cells: the same region
+    changed[700:710, 300:320] = True                  # far below: its own region
+    regions = changed_regions(changed)
+    assert regions == [(10, 10, 50 + CELL, 10), (300, 700, 20, 10)]
+    assert GAP * CELL > CELL  # the merge above relies on a gap of more than one cell
+    assert changed_regions(np.zeros((50, 50), dtype=bool)) == []
+
+
+def test_many_scattered_changes_keep_the_largest_regions() -> None:
+    changed = np.zeros((8000, 1280), dtype=bool)
+    for i in range(80):
+        y = 40 + i * 96
+        changed[y:y + 1 + i % 5, 20:22] = True
+    regions = changed_regions(changed)
+    assert len(regions) == 50
+    assert regions == sorted(regions, key=lambda r: (r[1], r[0]))
+    assert min(r[3] for r in regions) == 2 and sum(r[3] == 2 for r in regions) == 2  # the smallest went first
