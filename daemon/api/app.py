@@ -13,14 +13,14 @@ from litestar.openapi import OpenAPIConfig
 
 from daemon.api import builds, ops, projects, tokens, usage, versions, webhooks
 from daemon.api.docs import document_errors
-from daemon.api.guards import rt
+from daemon.api.guards import ops_jobs
 from daemon.api.streams import StreamSlots
 from daemon.core import diskspace, nonces
 from daemon.core.errors import AppError, QuotaExceeded, RateLimited
 from daemon.core.ratelimit import MemoryWindow
 from daemon.intake import requests
 from daemon.intake.queue import BuildQueue
-from daemon.ops import metrics
+from daemon.ops.jobs import OpsJobs
 from daemon.runtime import Runtime
 
 log = logging.getLogger("previewd.api")
@@ -31,13 +31,13 @@ ROUTE_MODULES = (builds, versions, projects, ops, webhooks, tokens, usage)
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, RateLimited):
         with contextlib.suppress(Exception):
-            metrics.rate_limited(rt(request), exc.message.removeprefix("rate cap reached: ").split(" (")[0])
+            ops_jobs(request).metrics.rate_limited(exc.message.removeprefix("rate cap reached: ").split(" (")[0])
     if isinstance(exc, diskspace.DiskFull):
         with contextlib.suppress(Exception):
-            metrics.disk_full_refused(rt(request), "reserve" if "reserveBytes" in exc.extra else "write")
+            ops_jobs(request).metrics.disk_full_refused("reserve" if "reserveBytes" in exc.extra else "write")
     if isinstance(exc, QuotaExceeded):
         with contextlib.suppress(Exception):
-            metrics.quota_refused(rt(request), str(exc.extra.get("quota")))
+            ops_jobs(request).metrics.quota_refused(str(exc.extra.get("quota")))
     if isinstance(exc, AppError):
         return Response(exc.body(), status_code=exc.status, headers=exc.headers)
     if isinstance(exc, ValidationException):
@@ -57,7 +57,7 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         err = diskspace.disk_full(runtime.data_dir, exc, what=f"{request.method} {request.url.path}")
         log.warning("disk full: %s (%s: %s)", err.message, type(exc).__name__, exc)
         with contextlib.suppress(Exception):
-            metrics.disk_full_refused(runtime, "write")
+            ops_jobs(request).metrics.disk_full_refused("write")
         return Response(err.body(), status_code=err.status, headers=err.headers)
     log.exception("unhandled error", exc_info=exc)
     return Response({"error": {"code": "internal_error", "message": "internal error; see the daemon log"}},
@@ -70,8 +70,8 @@ def _templates() -> Any:
     return template_config()
 
 
-def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
-    """The Litestar application around a built runtime and queue: every route module's handlers."""
+def create_app(runtime: Runtime, queue: BuildQueue, ops: OpsJobs) -> Litestar:
+    """The Litestar application around a built runtime, queue and operations jobs: every route module's handlers."""
     handlers: list[Any] = [h for module in ROUTE_MODULES for h in module.HANDLERS]
     for handler in handlers:
         document_errors(handler)
@@ -91,6 +91,7 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     )
     app.state.runtime = runtime
     app.state.queue = queue
+    app.state.ops = ops
     # Auth and stream bookkeeping live with the app: in memory, per daemon; replays are refused across restarts.
     nonces.ensure_schema()
     app.state.auth_failures = MemoryWindow()
@@ -98,5 +99,5 @@ def create_app(runtime: Runtime, queue: BuildQueue) -> Litestar:
     app.state.ui_sign_in_failures = MemoryWindow()  # the dashboard's password guesses, per IP
     server = runtime.cfg.server
     app.state.streams = slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
-    metrics.of(runtime).sse_open.set_function(lambda: slots.open)
+    ops.metrics.sse_open.set_function(lambda: slots.open)
     return app

@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from daemon.api.docs import ACCEPTED, READ_TOKEN, errors
-from daemon.api.guards import client_ip, queue, reader, rt, scoped, signed, streams
+from daemon.api.guards import client_ip, ops_jobs, queue, reader, rt, scoped, signed, streams
 from daemon.api.streams import StreamSlot
 from daemon.core import versions
 from daemon.core.contract import ContractError
@@ -23,7 +23,6 @@ from daemon.generators import GenerationError, GenerationRequest
 from daemon.intake import requests, submit
 from daemon.intake import rollback as rolling_back
 from daemon.intake.requests import GenerateBody, NewProjectBody, ProjectRef, RebuildBody
-from daemon.ops import metrics
 from daemon.project.buildlog import BuildLog
 from daemon.runtime import Runtime
 
@@ -202,7 +201,7 @@ def log_stream(request: Request[Any, Any, Any], version_id: str) -> ServerSentEv
     try:
         slot = streams(request).acquire(client_ip(request))
     except Unavailable as exc:
-        metrics.of(runtime).sse_refused.labels(cap=exc.extra.get("cap", "total")).inc()
+        ops_jobs(request).metrics.sse_refused.labels(cap=exc.extra.get("cap", "total")).inc()
         raise
     last = request.headers.get("last-event-id", "")
     skip = int(last) if last.isdigit() else 0

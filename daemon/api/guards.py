@@ -22,8 +22,8 @@ from daemon.core.db import database
 from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
 from daemon.core.ids import valid_version_id
 from daemon.intake.queue import BuildQueue
-from daemon.ops import metrics
 from daemon.ops import replication as syncops
+from daemon.ops.jobs import OpsJobs
 from daemon.runtime import Runtime
 
 Conn = ASGIConnection[Any, Any, Any, Any]
@@ -44,6 +44,12 @@ def queue(conn: Conn) -> BuildQueue:
     return q
 
 
+def ops_jobs(conn: Conn) -> OpsJobs:
+    """The operations jobs the app was built around (metrics, alerts, cleanup, status)."""
+    jobs: OpsJobs = conn.app.state.ops
+    return jobs
+
+
 def streams(conn: Conn) -> StreamSlots:
     """The app's log-stream caps."""
     slots: StreamSlots = conn.app.state.streams
@@ -59,7 +65,7 @@ def _fail(conn: Conn, exc: AppError) -> NoReturn:
     """Count a failed authentication in memory (metric, alert, per-IP window) and refuse the request."""
     runtime = rt(conn)
     ip = client_ip(conn)
-    metrics.auth_failed(runtime, exc.code, ip)
+    ops_jobs(conn).metrics.auth_failed(exc.code, ip)
     cap = runtime.cfg.rate_limits.failed_auth_per_ip_per_hour
     window: ratelimit.MemoryWindow = conn.app.state.auth_failures
     if window.add(ip, cap) > cap:
@@ -215,7 +221,7 @@ def _owner(runtime: Runtime, version_id: str) -> tuple[str, str] | None:
                                (version_id,)).fetchone()
     if row is not None:
         return str(row[0]), str(row[1])
-    remote = syncops.remote_version(runtime, version_id)
+    remote = syncops.remote_version(runtime.replica, version_id)
     return (str(remote["userId"]), str(remote["projectId"])) if remote else None
 
 

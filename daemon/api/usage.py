@@ -65,7 +65,7 @@ READ = {"uncapped": True}
 async def user_usage(request: Request[Any, Any, Any], userId: FromQuery[str], month: FromQuery[str | None] = None,
                      orgId: FromQuery[str | None] = None) -> dict[str, Any]:
     """`month` is YYYY-MM (UTC; default this month); `orgId` shows the org's plan when it has one."""
-    return await asyncio.to_thread(usage.report, rt(request), userId, month, orgId)
+    return await asyncio.to_thread(usage.report, rt(request).cfg, userId, month, orgId)
 
 
 def _format(request: Request[Any, Any, Any], fmt: str | None) -> str:
@@ -83,7 +83,7 @@ async def export(request: Request[Any, Any, Any], month: FromQuery[str | None] =
                  format: FromQuery[str | None] = None) -> Response[str]:
     """`format=csv|jsonl`, else the Accept header (JSON lines for application/jsonl, x-ndjson or json)."""
     fmt = _format(request, format)
-    rows = await asyncio.to_thread(usage.export_rows, rt(request), month)
+    rows = await asyncio.to_thread(usage.export_rows, rt(request).cfg, month)
     if fmt == "csv":
         return Response(usage.to_csv(rows), media_type=CSV)
     return Response(usage.to_jsonl(rows), media_type=JSONL)

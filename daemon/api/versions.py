@@ -31,7 +31,7 @@ async def list_versions(request: Request[Any, Any, Any], userId: FromQuery[str],
     check_scope(request, userId, projectId)
     items = await asyncio.to_thread(versions.history_json, userId, projectId, limit)
     if not items:
-        items = (await asyncio.to_thread(syncops.remote_history, rt(request), userId, projectId))[:limit]
+        items = (await asyncio.to_thread(syncops.remote_history, rt(request).replica, userId, projectId))[:limit]
     alias = droplet.live_alias_url(rt(request), userId, projectId)
     return {"versions": items, **({"liveUrl": alias} if alias else {})}
 
@@ -44,7 +44,7 @@ async def get_version(request: Request[Any, Any, Any], version_id: FromPath[str]
     except AppError as exc:
         remote = None
         if exc.status == 404 and valid_version_id(version_id):
-            remote = await asyncio.to_thread(syncops.remote_version, rt(request), version_id)
+            remote = await asyncio.to_thread(syncops.remote_version, rt(request).replica, version_id)
         if remote is None:
             raise
         check_scope(request, remote["userId"], remote["projectId"])

@@ -9,10 +9,9 @@ from typing import Any
 from litestar import Request, post
 
 from daemon.api.docs import errors
-from daemon.api.guards import rt
+from daemon.api.guards import ops_jobs, rt
 from daemon.core.errors import BadRequest, Unauthorized
 from daemon.deployers.cloudflare.webhook import WebhookPayloadError, parse_pages_event, verify_auth
-from daemon.ops import metrics
 from daemon.publish import deploywatch
 
 log = logging.getLogger("previewd.api")
@@ -26,7 +25,7 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     retries it; the deploy-status poll settles it too once there is room."""
     runtime = rt(request)
     if not verify_auth(request.headers.get("cf-webhook-auth"), runtime.cfg.secrets.cf_webhook_secret):
-        metrics.webhook_refused(runtime, "auth")
+        ops_jobs(request).metrics.webhook_refused("auth")
         log.warning("pages webhook refused: bad or missing cf-webhook-auth from %s",
                     request.client.host if request.client else "?")
         raise Unauthorized("missing or wrong cf-webhook-auth", code="webhook_auth")
@@ -34,14 +33,14 @@ async def cf_pages_callback(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         event = parse_pages_event(body)
     except WebhookPayloadError as exc:
-        metrics.webhook_refused(runtime, "malformed")
+        ops_jobs(request).metrics.webhook_refused("malformed")
         raise BadRequest(str(exc), code="bad_webhook_payload") from exc
-    metrics.webhook_received(runtime, event.state if event is not None else "ignored")
+    ops_jobs(request).metrics.webhook_received(event.state if event is not None else "ignored")
     if event is None:
         return {"ok": True, "matched": False}
     result = await asyncio.to_thread(deploywatch.handle_event, runtime, event)
     if result.get("matched") and result.get("changed") is False:
-        metrics.webhook_retried(runtime, event.state)
+        ops_jobs(request).metrics.webhook_retried(event.state)
     return result
 
 

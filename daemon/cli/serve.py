@@ -23,8 +23,14 @@ from daemon.core.background import Job
 from daemon.core.config import Config
 from daemon.fleet import droplet
 from daemon.intake.queue import BuildQueue
-from daemon.ops import alerts, metrics
+from daemon.ops import alerts
+from daemon.ops.alerts import Alerts
+from daemon.ops.cleanup import Cleanup
+from daemon.ops.jobs import OpsJobs
+from daemon.ops.metrics import Metrics, StateGauges
+from daemon.ops.retention import RetentionSweep
 from daemon.ops.scheduler import Scheduler
+from daemon.ops.status import Status
 from daemon.project import staging
 from daemon.publish import artifacts, deploywatch
 from daemon.publish.previewfetch import PreviewResolver
@@ -79,11 +85,11 @@ class Daemon:
         self.pipeline = Pipeline(self.rt)
         self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
         self.sync = self.rt.sync_loop
-        self.scheduler = Scheduler(self.rt)
+        self.ops = build_ops_jobs(self.rt, self.queue)
+        self.scheduler = self.ops.scheduler
         self._declare_jobs()
-        metrics.install_metrics(self.rt)
         droplet.install(self.rt)
-        self.app = create_app(self.rt, self.queue)
+        self.app = create_app(self.rt, self.queue, self.ops)
         previews = self.rt.layout.previews
         # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
         resolver = PreviewResolver(self.rt, cfg.fleet.preview_cache_mb * 2**20) if self.rt.fleet else None
@@ -137,7 +143,7 @@ class Daemon:
                 pipeline.cancel.set()
                 stopper.join(60)
 
-        alert_state = alerts.state(self.rt)
+        alert_state = self.ops.alerts
         jobs.declare(Job("alert-webhooks", "bounded pool", f"per alert firing or resolved ({alerts.WEBHOOK_THREADS} "
                          "threads)", f"drop unsent posts, wait for those being sent (each times out after "
                          f"{alerts.WEBHOOK_TIMEOUT_S:g} s)", stop=lambda _g: alert_state.stop(),
@@ -156,6 +162,24 @@ class Daemon:
         """Release what a never-started (or stopped) daemon holds: the runtime and the data-dir lock."""
         self.rt.close()
         self.lock.release()
+
+
+def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
+    """The operations jobs from the runtime's edges, each given only what it uses (daemon/ops imports no runtime);
+    the build hooks feed the metrics."""
+    cfg, layout, backlog = rt.cfg, rt.layout, rt.sync_loop.outbox
+    m = Metrics()
+    m.install(rt.on_build_done, rt.on_checks_done)
+    cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
+                      remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
+    alerts = Alerts(cfg, layout.data_dir, m)
+    sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
+    scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
+                          cleanup=cleanup, alerts=alerts, sweep=sweep)
+    status = Status(cfg, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
+                    deployer=rt.deployer)
+    return OpsJobs(metrics=m, gauges=StateGauges(m, cfg, layout, backlog, rt.fleet, queue), alerts=alerts,
+                   cleanup=cleanup, sweep=sweep, status=status, scheduler=scheduler)
 
 
 class _Server:

@@ -11,14 +11,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from daemon.api.guards import client_ip, queue, rt
+from daemon.api.guards import client_ip, ops_jobs, queue, rt
 from daemon.api.versions import set_pinned
 from daemon.core import ratelimit, versions
 from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
 from daemon.intake import rollback as rolling_back
 from daemon.intake import submit
-from daemon.ops import metrics
 from daemon.publish import golive
 from daemon.ui.access import check_password, check_token, end_session, open_session, session_ok, signed_in
 
@@ -78,7 +77,7 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Red
         request.set_session(session)
         return Redirect(target, status_code=303)
     if not over:
-        metrics.auth_failed(runtime, "ui_sign_in_failed", ip)
+        ops_jobs(request).metrics.auth_failed("ui_sign_in_failed", ip)
         over = window.add(ip, cap) > cap
     error = ("too many failed sign-ins from your address; wait an hour, or use a token from `daemonctl ui-token`"
              if over else "that password or token is not right" if (password or token)

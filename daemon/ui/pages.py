@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
 from daemon.api.builds import log_stream
-from daemon.api.guards import queue, rt
+from daemon.api.guards import ops_jobs, rt
 from daemon.api.versions import read_log
 from daemon.core import versions
 from daemon.core.errors import AppError, BadRequest
@@ -26,7 +26,7 @@ SIZES = screens.SIZES
 @get("/", guards=GUARDS, name="ui-overview")
 async def overview(request: Request[Any, Any, Any], window: FromQuery[str] = "24h") -> Template:
     """Builds per hour and failure reasons, timings, queue, sync, quota, disk and alerts."""
-    data = await asyncio.to_thread(queries.overview, rt(request), queue(request), window)
+    data = await asyncio.to_thread(queries.overview, rt(request), ops_jobs(request), window)
     stats = data["stats"]
     label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
     title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"

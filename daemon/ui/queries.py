@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 from daemon.api.ops import health_detail
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
-from daemon.ops import buildstats, metrics
-from daemon.ops import status as status_view
+from daemon.ops import buildstats
 
 if TYPE_CHECKING:
-    from daemon.intake.queue import BuildQueue
+    from daemon.ops.jobs import OpsJobs
     from daemon.runtime import Runtime
 
 PAGE_SIZE = 50
@@ -24,32 +23,31 @@ TIMELINE_SIZE = 50
 # The 7-day figures read every finished build of the week (10,000 rows cost ~12 ms, more under load): kept until a
 # build finishes (the builds counter moves) or WEEK_CACHE_S pass (the window slides; a rollback or cleanup lands).
 WEEK_CACHE_S = 60.0
-_week: weakref.WeakKeyDictionary[Runtime, tuple[float, float, buildstats.WindowStats]] = \
+_week: weakref.WeakKeyDictionary[OpsJobs, tuple[float, float, buildstats.WindowStats]] = \
     weakref.WeakKeyDictionary()
 _week_lock = threading.Lock()
 
 
-def _window(rt: Runtime, hours: int, builds_done: float) -> buildstats.WindowStats:
+def _window(ops: OpsJobs, hours: int, builds_done: float) -> buildstats.WindowStats:
     """The window's figures: the last 24 h computed afresh, the 7 days from the short cache above."""
     if hours <= 48:
         return buildstats.window_stats(hours)
     now = time.monotonic()
     with _week_lock:
-        hit = _week.get(rt)
+        hit = _week.get(ops)
     if hit is not None and hit[0] == builds_done and now - hit[1] < WEEK_CACHE_S:
         return hit[2]
     stats = buildstats.window_stats(hours)
     with _week_lock:
-        _week[rt] = (builds_done, now, stats)
+        _week[ops] = (builds_done, now, stats)
     return stats
 
 
-def overview(rt: Runtime, queue: BuildQueue, window: str) -> dict[str, Any]:
+def overview(rt: Runtime, ops: OpsJobs, window: str) -> dict[str, Any]:
     """The overview's figures: the /metrics gauges (refreshed by the same code), the status report, the alerts
     firing, and the window's build analytics."""
-    m = metrics.of(rt)
-    m.refresh(rt, queue)
-    gauges = m.gauges()
+    ops.gauges.refresh()
+    gauges = ops.metrics.gauges()
 
     def one(name: str) -> float:
         samples = gauges.get(name) or [({}, 0.0)]
@@ -62,7 +60,7 @@ def overview(rt: Runtime, queue: BuildQueue, window: str) -> dict[str, Any]:
     since_start = by("previewd_builds_total", "status")
     return {
         "window": window if window in buildstats.WINDOWS else "24h",
-        "stats": _window(rt, hours, sum(since_start.values())),
+        "stats": _window(ops, hours, sum(since_start.values())),
         "queue_depth": int(one("previewd_queue_depth")),
         "running": int(one("previewd_builds_running")),
         "sync_backlog": by("previewd_sync_backlog", "destination"),
@@ -72,8 +70,8 @@ def overview(rt: Runtime, queue: BuildQueue, window: str) -> dict[str, Any]:
         "pages_quota": int(one("previewd_pages_deployments_quota")),
         "disk": by("previewd_disk_used_bytes", "area"),
         "since_start": since_start,
-        "status": status_view.status_report(rt, queue),
-        "health": health_detail(rt),
+        "status": ops.status.report(),
+        "health": health_detail(rt, ops.alerts),
     }
 
 
