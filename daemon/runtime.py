@@ -115,7 +115,8 @@ class Runtime:
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
         # Every background job, declared once (daemon/core/background.py); the state that used to sit in
-        # module-level maps (metrics, alerts, fleet locks) lives in `owned`, one per runtime.
+        # module-level maps (the fleet's locks) lives in `owned`, one per runtime; metrics and alerts are owned by
+        # the operations jobs (daemon/ops/jobs.py), built beside the runtime by the composition root.
         self.jobs = Jobs()
         self.owned = Owned()
         self._declare_jobs()

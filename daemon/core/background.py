@@ -11,8 +11,9 @@ Where work runs (`Job.runs_in`):
 Call-scoped threads are not jobs: a build's audit and checks threads, a generator's pipe readers, Wrangler's
 output reader and the render origin's pool live inside one call and are joined (or shut down) by it.
 
-Also `Owned`: the per-daemon state (metrics, alerts, fleet locks) that used to sit in module-level maps; one per
-runtime, with a fixed number of slots.
+Also `Owned`: the per-daemon state (the fleet's locks) that used to sit in module-level maps; one per runtime, with
+a fixed number of slots. The metrics and the alert state are owned by the daemon's operations jobs instead
+(daemon/ops/jobs.py, built once by daemon/cli/serve.py `build_ops_jobs`).
 """
 
 from __future__ import annotations
