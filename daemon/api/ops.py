@@ -28,11 +28,10 @@ async def status(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 def health_detail(runtime: Runtime, alerts: Alerts) -> dict[str, Any]:
     """Liveness plus the alerts firing at the last evaluation (evaluated now when never evaluated yet)."""
-    st = alerts
     # The disk checks run on every read (a statvfs): a disk that filled since the last minute's evaluation shows now.
-    firing = alerts.evaluate_disk() if st.last_evaluated else alerts.evaluate()
+    firing = alerts.evaluate_disk() if alerts.last_evaluated else alerts.evaluate()
     out: dict[str, Any] = {"ok": not firing, "alerts": [a.to_json() for a in firing],
-                           "evaluatedAt": st.last_evaluated, "disk": diskspace.report(runtime.data_dir,
+                           "evaluatedAt": alerts.last_evaluated, "disk": diskspace.report(runtime.data_dir,
                                                                    runtime.cfg.limits.disk_reserve_mb * 2**20)}
     # Said on every detailed health read: unconfined builds, or builds refused for want of the isolation layer.
     conf = isolation.confinement(runtime.cfg)

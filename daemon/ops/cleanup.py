@@ -111,7 +111,31 @@ class Cleanup:
 
     def run(self, *, dry_run: bool, now: datetime | None = None) -> CleanupReport:
         """Run every step in order; a failing step is reported and the rest still run. 409 when one is running."""
-        return run_cleanup(self, dry_run=dry_run, now=now)
+        if now is None:
+            now = utcnow()
+        elif now.tzinfo is not None:
+            now = now.astimezone(UTC).replace(tzinfo=None)
+        if not _running.acquire(blocking=False):
+            raise Conflict("a cleanup is already running", code="cleanup_running")
+        try:
+            report = CleanupReport(dry_run=dry_run, now=now)
+            ctx = _Ctx(self, dry_run, now)
+            for name, fn in STEPS:
+                step = StepReport(name)
+                report.steps.append(step)
+                t0 = time.monotonic()
+                try:
+                    fn(ctx, step)
+                except Exception as exc:  # one broken step must not cost the others their run
+                    step.error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.exception("cleanup step %s failed", name)
+                step.seconds = time.monotonic() - t0
+            log.info("cleanup %s: %s", "dry run" if dry_run else "done",
+                     "; ".join(f"{s.name} {s.counts or '-'}" + (f" FAILED {s.error}" if s.error else "")
+                               for s in report.steps))
+            return report
+        finally:
+            _running.release()
 
     def nightly(self) -> None:
         """The scheduled run at [retention] nightly_at (UTC): never takes the scheduler down; tomorrow tries
@@ -495,33 +519,3 @@ STEPS: list[tuple[str, Step]] = [
     ("check_kv", check_kv),
     ("refresh_storage", refresh_storage),  # last: recounts the storage gauges after every deletion above
 ]
-
-
-def run_cleanup(cleanup: Cleanup, *, dry_run: bool, now: datetime | None = None) -> CleanupReport:
-    """Run every step in order; a failing step is reported and the rest still run. 409 when one is running."""
-    if now is None:
-        now = utcnow()
-    elif now.tzinfo is not None:
-        now = now.astimezone(UTC).replace(tzinfo=None)
-    if not _running.acquire(blocking=False):
-        raise Conflict("a cleanup is already running", code="cleanup_running")
-    try:
-        report = CleanupReport(dry_run=dry_run, now=now)
-        ctx = _Ctx(cleanup, dry_run, now)
-        for name, fn in STEPS:
-            step = StepReport(name)
-            report.steps.append(step)
-            t0 = time.monotonic()
-            try:
-                fn(ctx, step)
-            except Exception as exc:  # one broken step must not cost the others their run
-                step.error = f"{type(exc).__name__}: {exc}"[:500]
-                log.exception("cleanup step %s failed", name)
-            step.seconds = time.monotonic() - t0
-        log.info("cleanup %s: %s", "dry run" if dry_run else "done",
-                 "; ".join(f"{s.name} {s.counts or '-'}" + (f" FAILED {s.error}" if s.error else "")
-                           for s in report.steps))
-        return report
-    finally:
-        _running.release()
-
