@@ -176,7 +176,7 @@ def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
     sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
     scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
                           cleanup=cleanup, alerts=alerts, sweep=sweep)
-    status = Status(cfg, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
+    status = Status(cfg.paths, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
                     deployer=rt.deployer)
     return OpsJobs(metrics=m, gauges=StateGauges(m, cfg, layout, backlog, rt.fleet, queue), alerts=alerts,
                    cleanup=cleanup, sweep=sweep, status=status, scheduler=scheduler)

@@ -13,7 +13,7 @@ from sandbox.probe import syscall_filter_availability
 
 if TYPE_CHECKING:
     from daemon.core.background import Jobs
-    from daemon.core.config import Config
+    from daemon.core.config import PathsConfig
     from daemon.core.layout import Layout
     from daemon.deployers.base import Deployer
     from daemon.generators import Generator
@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 class Status:
     """The status report of one daemon, from the things it names (each given by the composition root)."""
 
-    def __init__(self, cfg: Config, layout: Layout, outbox: Outbox, queue: BuildQueue, jobs: Jobs, *,
+    def __init__(self, paths: PathsConfig, layout: Layout, outbox: Outbox, queue: BuildQueue, jobs: Jobs, *,
                  sandbox_layer: str, generator: Generator, deployer: Deployer) -> None:
-        """`outbox`: sync's outbox (its backlog); `jobs`: every background job of the daemon."""
-        self.cfg = cfg
+        """`paths`: [paths] (the toolchain it names); `outbox`: sync's outbox (its backlog); `jobs`: every
+        background job of the daemon."""
+        self.paths = paths
         self.layout = layout
         self.outbox = outbox
         self.queue = queue
@@ -44,7 +45,7 @@ class Status:
         backlog = self.outbox.backlog()
         tc: dict[str, Any]
         try:
-            t = toolchain.resolve(self.cfg.paths.node, self.cfg.paths.pnpm)
+            t = toolchain.resolve(self.paths.node, self.paths.pnpm)
             tc = {"node": t.node_version, "pnpm": t.pnpm_version}
         except RuntimeError as exc:
             tc = {"error": str(exc)}
