@@ -10,15 +10,12 @@ documented route in the OpenAPI schema.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from daemon.core import pointers
 from daemon.core.ids import valid_id
-
-if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+from daemon.services.publisher import Publisher
 
 _POINTER = re.compile(r"/projects/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/preview")
 _encode = msgspec.json.Encoder().encode
@@ -27,15 +24,15 @@ _encode = msgspec.json.Encoder().encode
 class PointerFastPath:
     """Wraps the API app; serves pointer reads a local KV can answer at once, passes everything else through."""
 
-    def __init__(self, app: Any, rt: Runtime) -> None:
+    def __init__(self, app: Any, publisher: Publisher) -> None:
         self.app = app
-        self.rt = rt
+        self.publisher = publisher
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             m = _POINTER.fullmatch(scope["path"])
             if m is not None and valid_id(m.group(1)) and valid_id(m.group(2)):  # else the handler's 400
-                ptr = pointers.read_nowait(self.rt.kv, m.group(1), m.group(2))
+                ptr = self.publisher.pointer_nowait(m.group(1), m.group(2))
                 if ptr is not None:
                     body = _encode(ptr)
                     await send({"type": "http.response.start", "status": 200,

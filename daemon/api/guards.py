@@ -1,4 +1,4 @@
-"""Who may call what: the `signed`, `reader` and `ops_reader` guards, read-token scopes, and the request accessors.
+"""Who may call what: the `signed`, `reader` and `ops_reader` guards, read-token scopes, and the caller's address.
 
 Order inside every guard: the signature (or token) is checked first, in memory; only a request that passed it
 costs a database write (its nonce, and for the signed routes a count against the per-IP cap). A failure is
@@ -16,15 +16,10 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from daemon.api.streams import StreamSlots
 from daemon.core import diskspace, nonces, ratelimit, signing
 from daemon.core.db import database
 from daemon.core.errors import AppError, Forbidden, PayloadTooLarge, RateLimited, Unauthorized
-from daemon.core.ids import valid_version_id
-from daemon.intake.queue import BuildQueue
-from daemon.ops import replication as syncops
-from daemon.ops.jobs import OpsJobs
-from daemon.runtime import Runtime
+from daemon.services.access import Access, client_ip
 
 Conn = ASGIConnection[Any, Any, Any, Any]
 T = TypeVar("T")
@@ -32,50 +27,27 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 READ_METHODS = ("GET", "HEAD")
 
 
-def rt(conn: Conn) -> Runtime:
-    """The runtime the app was built around."""
-    runtime: Runtime = conn.app.state.runtime
-    return runtime
-
-
-def queue(conn: Conn) -> BuildQueue:
-    """The build queue the app was built around."""
-    q: BuildQueue = conn.app.state.queue
-    return q
-
-
-def ops_jobs(conn: Conn) -> OpsJobs:
-    """The operations jobs the app was built around (metrics, alerts, cleanup, status)."""
-    jobs: OpsJobs = conn.app.state.ops
-    return jobs
-
-
-def streams(conn: Conn) -> StreamSlots:
-    """The app's log-stream caps."""
-    slots: StreamSlots = conn.app.state.streams
-    return slots
-
-
-def client_ip(conn: Conn) -> str:
-    """The caller's address as the server sees it (uvicorn applies X-Forwarded-For from trusted proxies only)."""
-    return conn.client.host if conn.client else "unknown"
+def access(conn: Conn) -> Access:
+    """The app's authentication state (guards take no dependencies, so the composition root parks it in app.state)."""
+    found: Access = conn.app.state.access
+    return found
 
 
 def _fail(conn: Conn, exc: AppError) -> NoReturn:
     """Count a failed authentication in memory (metric, alert, per-IP window) and refuse the request."""
-    runtime = rt(conn)
+    gate = access(conn)
     ip = client_ip(conn)
-    ops_jobs(conn).metrics.auth_failed(exc.code, ip)
-    cap = runtime.cfg.rate_limits.failed_auth_per_ip_per_hour
-    window: ratelimit.MemoryWindow = conn.app.state.auth_failures
+    gate.telemetry.auth_failed(exc.code, ip)
+    cap = gate.cfg.rate_limits.failed_auth_per_ip_per_hour
+    window = gate.auth_failures
     if window.add(ip, cap) > cap:
         raise RateLimited(f"rate cap reached: failed authentication per IP ({cap} per hour); check the secret and "
                           "the clock", retry_after=window.retry_after(ip), limit=cap) from exc
     raise exc
 
 
-async def _body(request: Request[Any, Any, Any], runtime: Runtime) -> bytes:
-    limit = runtime.cfg.server.max_body_bytes
+async def _body(request: Request[Any, Any, Any], gate: Access) -> bytes:
+    limit = gate.cfg.server.max_body_bytes
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"body larger than {limit} bytes")
@@ -89,7 +61,7 @@ def _verify(conn: Conn, body: bytes, *, body_only_ok: bool) -> signing.Verified:
     scope = conn.scope
     target = signing.target_of(scope.get("raw_path") or scope["path"].encode("utf-8"), scope.get("query_string", b""))
     method = cast("Request[Any, Any, Any]", conn).method
-    return signing.verify_request(rt(conn).cfg.secrets.hmac_secret, method, target, body,
+    return signing.verify_request(access(conn).cfg.secrets.hmac_secret, method, target, body,
                                   conn.headers.get("x-sheen-signature"), conn.headers.get("x-sheen-timestamp"),
                                   body_only_ok=body_only_ok)
 
@@ -107,7 +79,7 @@ def _admit(verified: signing.Verified, bucket: str, cap: int | None) -> None:
 
 async def _signature(conn: Conn, *, body_only_ok: bool, cap: int | None) -> None:
     request: Request[Any, Any, Any] = conn  # type: ignore[assignment]
-    body = await _body(request, rt(conn))
+    body = await _body(request, access(conn))
     try:
         verified = _verify(conn, body, body_only_ok=body_only_ok)
     except Unauthorized as exc:
@@ -118,7 +90,7 @@ async def _signature(conn: Conn, *, body_only_ok: bool, cap: int | None) -> None
         _fail(conn, exc)
     except Exception as exc:
         if cast("Request[Any, Any, Any]", conn).method not in READ_METHODS \
-                or not diskspace.caused_by_full_disk(exc, rt(conn).data_dir):
+                or not diskspace.caused_by_full_disk(exc, access(conn).data_dir):
             raise  # a write on a full disk answers 503 disk_full (app's error handler)
         _admit_in_memory(conn, verified, f"ip:{client_ip(conn)}", cap)
 
@@ -134,9 +106,9 @@ def _admit_in_memory(conn: Conn, verified: signing.Verified, bucket: str, cap: i
             _fail(conn, Unauthorized("this signature was already used; sign each request afresh (a new timestamp)",
                                      code="signature_replayed"))
         if added is None:  # memory holds its cap of signatures already: refuse rather than forget a replay
-            raise diskspace.disk_full(rt(conn).data_dir, what="recording this signature")
+            raise diskspace.disk_full(access(conn).data_dir, what="recording this signature")
     if cap is not None:
-        window: ratelimit.MemoryWindow = conn.app.state.read_cap_fallback
+        window = access(conn).read_cap_fallback
         if window.add(bucket, cap) > cap:
             raise RateLimited(f"rate cap reached: requests per IP ({cap} per hour)",
                               retry_after=window.retry_after(bucket), limit=cap)
@@ -145,11 +117,11 @@ def _admit_in_memory(conn: Conn, verified: signing.Verified, bucket: str, cap: i
 async def signed(connection: Conn, handler: BaseRouteHandler) -> None:
     """Mutating and ops routes: a v2 signature (the seed's body-only form where the route opts in and the config
     allows it), then the per-IP cap unless the route opts out (`opt={"uncapped": True}`)."""
-    runtime = rt(connection)
+    cfg = access(connection).cfg
     method = cast("Request[Any, Any, Any]", connection).method
     body_only_ok = (bool(handler.opt.get("body_only_signature")) and method == "POST"
-                    and runtime.cfg.server.accept_body_only_signatures)
-    cap = None if handler.opt.get("uncapped") else runtime.cfg.rate_limits.per_ip_per_hour
+                    and cfg.server.accept_body_only_signatures)
+    cap = None if handler.opt.get("uncapped") else cfg.rate_limits.per_ip_per_hour
     await _signature(connection, body_only_ok=body_only_ok, cap=cap)
 
 
@@ -170,10 +142,10 @@ async def reader(connection: Conn, _: BaseRouteHandler) -> None:
     if not token:
         _fail(connection, Unauthorized("this route needs a v2 signature or a read token (?token= or "
                                        "Authorization: Bearer)", code="auth_missing"))
-    runtime = rt(connection)
+    cfg = access(connection).cfg
     try:
-        connection.state.read_scope = signing.verify_token(runtime.cfg.secrets.hmac_secret, token,
-                                                           max_ttl_s=runtime.cfg.server.read_token_max_ttl_s)
+        connection.state.read_scope = signing.verify_token(cfg.secrets.hmac_secret, token,
+                                                           max_ttl_s=cfg.server.read_token_max_ttl_s)
     except Unauthorized as exc:
         _fail(connection, exc)
 
@@ -184,7 +156,7 @@ async def ops_reader(connection: Conn, handler: BaseRouteHandler) -> None:
     if handler.opt.get("detail_param") and \
             str(connection.query_params.get("detail", "")).strip().lower() in FALSE_WORDS:
         return
-    expected = rt(connection).cfg.secrets.metrics_token
+    expected = access(connection).cfg.secrets.metrics_token
     bearer = _bearer(connection)
     if bearer is not None and expected and hmac.compare_digest(bearer.encode(), expected.encode()):
         return
@@ -213,28 +185,16 @@ def check_scope(conn: Conn, user_id: str, project_id: str) -> None:
                               code="token_scope"))
 
 
-def _owner(runtime: Runtime, version_id: str) -> tuple[str, str] | None:
-    if not valid_version_id(version_id):
-        return None
-    # Two columns by primary key, without building a model: this runs on every token-authorised read.
-    row = database.execute_sql("SELECT user_id, project_id FROM project_versions WHERE version_id = ?",
-                               (version_id,)).fetchone()
-    if row is not None:
-        return str(row[0]), str(row[1])
-    remote = syncops.remote_version(runtime.replica, version_id)
-    return (str(remote["userId"]), str(remote["projectId"])) if remote else None
-
-
 async def scoped(conn: Conn, version_ids: Sequence[str], fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn in a worker thread; for a token-authorised request first check, in that same thread (one hop, not
     two), that each version belongs to the token's project (403 otherwise; an unknown version is left to fn)."""
     scope = read_scope(conn)
-    runtime = rt(conn)
+    gate = access(conn)
 
     def work() -> T:
         if scope is not None:
             for version_id in version_ids:
-                owner = _owner(runtime, version_id)
+                owner = gate.owner_of(version_id)
                 if owner is not None:
                     check_scope(conn, *owner)
         return fn(*args, **kwargs)

@@ -15,27 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.api.app import create_app
-from daemon.api.fastpath import PointerFastPath
-from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup, versions
 from daemon.core.background import Job
 from daemon.core.config import Config
 from daemon.fleet import droplet
-from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts
-from daemon.ops.alerts import Alerts
-from daemon.ops.cleanup import Cleanup
-from daemon.ops.jobs import OpsJobs
-from daemon.ops.metrics import Metrics, StateGauges
-from daemon.ops.retention import RetentionSweep
-from daemon.ops.scheduler import Scheduler
-from daemon.ops.status import Status
 from daemon.project import staging
 from daemon.publish import artifacts, deploywatch
-from daemon.publish.previewfetch import PreviewResolver
-from daemon.runtime import Runtime
-from daemon.steps.pipeline import Pipeline
+from daemon.wiring import wire
 from sandbox import orphans
 
 log = logging.getLogger("previewd")
@@ -73,7 +60,8 @@ class DataDirLock:
 
 
 class Daemon:
-    """Builds the runtime and its loops; `start`/`stop` bracket the ASGI server's life."""
+    """The daemon the composition root (`daemon.wiring`) built, on a locked data dir; `start`/`stop` bracket the
+    ASGI server's life."""
 
     def __init__(self, cfg: Config, *, immediate: bool = False, **edges: Any) -> None:
         """``immediate``: builds run inline when queued (Huey's immediate mode, for tests); no worker needed.
@@ -81,24 +69,13 @@ class Daemon:
         self.cfg = cfg
         self.lock = DataDirLock(cfg.data_dir)
         self.lock.acquire()
-        self.rt = Runtime(cfg, **edges)
-        self.pipeline = Pipeline(self.rt)
-        self.queue = BuildQueue(self.rt.data_dir / "queue.db", self.pipeline.run, immediate=immediate)
-        self.sync = self.rt.sync_loop
-        self.ops = build_ops_jobs(self.rt, self.queue)
-        self.scheduler = self.ops.scheduler
-        self._declare_jobs()
-        droplet.install(self.rt)
-        self.app = create_app(self.rt, self.queue, self.ops)
-        previews = self.rt.layout.previews
-        # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
-        resolver = PreviewResolver(self.rt, cfg.fleet.preview_cache_mb * 2**20) if self.rt.fleet else None
-        self.asgi = logging_setup.RequestIdMiddleware(
-            make_preview_asgi(PointerFastPath(self.app, self.rt), previews,  # type: ignore[arg-type]
-                              cfg.server.preview_domain, resolver))
+        wired = wire(cfg, immediate=immediate, **edges)
+        self.rt, self.pipeline, self.queue, self.scheduler = wired.runtime, wired.pipeline, wired.queue, wired.scheduler
+        self.ops, self.services, self.app, self.asgi = wired.ops, wired.services, wired.app, wired.asgi
         # The public listener's app: previews only, so a wildcard proxy in front of it never reaches the API.
-        self.public_asgi = logging_setup.RequestIdMiddleware(
-            make_public_asgi(previews, cfg.server.preview_domain, resolver)) if cfg.server.preview_port else None
+        self.public_asgi = wired.public_asgi
+        self.sync = self.rt.sync_loop
+        self._declare_jobs()
         self.started_at = time.time()
 
     def start(self) -> None:
@@ -162,24 +139,6 @@ class Daemon:
         """Release what a never-started (or stopped) daemon holds: the runtime and the data-dir lock."""
         self.rt.close()
         self.lock.release()
-
-
-def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
-    """The operations jobs from the runtime's edges, each given only what it uses (daemon/ops imports no runtime);
-    the build hooks feed the metrics."""
-    cfg, layout, backlog = rt.cfg, rt.layout, rt.sync_loop.outbox
-    m = Metrics()
-    m.install(rt.on_build_done, rt.on_checks_done)
-    cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
-                      remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
-    alerts = Alerts(cfg, layout.data_dir, m)
-    sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
-    scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
-                          cleanup=cleanup, alerts=alerts, sweep=sweep)
-    status = Status(cfg.paths, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
-                    deployer=rt.deployer)
-    return OpsJobs(metrics=m, gauges=StateGauges(m, cfg, layout, backlog, rt.fleet, queue), alerts=alerts,
-                   cleanup=cleanup, sweep=sweep, status=status, scheduler=scheduler)
 
 
 class _Server:

@@ -13,7 +13,7 @@ output reader and the render origin's pool live inside one call and are joined (
 
 Also `Owned`: the per-daemon state (the fleet's locks) that used to sit in module-level maps; one per runtime, with
 a fixed number of slots. The metrics and the alert state are owned by the daemon's operations jobs instead
-(daemon/ops/jobs.py, built once by daemon/cli/serve.py `build_ops_jobs`).
+(daemon/ops/jobs.py, built once by daemon/wiring.py `build_ops_jobs`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The operations jobs of one daemon, built once by the composition root (daemon/cli/serve.py `build_ops_jobs`)
-from the runtime's edges; API handlers and dashboard pages read them from the app, the scheduler runs them."""
+"""The operations jobs of one daemon, built once by the composition root (daemon/wiring.py `build_ops_jobs`)
+from the runtime's edges; the services (daemon/services/) hand them to handlers and pages, the scheduler runs them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from daemon.ops.status import Status
 
 
-@dataclass(eq=False)  # compared (and weakly cached, daemon/ui/queries.py) by identity: one per daemon
+@dataclass(eq=False)  # compared by identity: one per daemon
 class OpsJobs:
     """Each operations object, holding only the collaborators it uses."""
 

@@ -1,5 +1,5 @@
 """Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, cleanup, alerts,
-the retention sweep. The jobs are built by the composition root (daemon/cli/serve.py) and handed in; this module
+the retention sweep. The jobs are built by the composition root (daemon/wiring.py) and handed in; this module
 says when each one runs."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`pnpm audit` of a build's lockfile: run on a daemon-made copy (never in the workspace), cached out of build reach,
-and judged by the configured policy."""
+and judged by the configured policy (daemon/steps/auditing.py runs it in a build)."""
 
 from __future__ import annotations
 

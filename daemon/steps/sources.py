@@ -4,6 +4,7 @@ The source snapshot is the version's file set (contract applied to its base, san
 lockfile the daemon read with a cap), never a walk of the workspace: install scripts ran there, and what they
 wrote (a 500 MiB sparse file, a planted `.npmrc`) is neither read by the daemon nor recorded. Both directions go
 through `trees.refused_source`, so reserved names from an older, polluted snapshot are dropped, never written back.
+The Snapshot step commits it once the install settled the lockfile.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable, Sequence
 from daemon.core.db import ProjectVersion
 from daemon.history import HistoryError, ProjectRepo
 from daemon.history.trees import refused_source
+from daemon.project import frameworks, monorepo
 from daemon.project.failures import BuildFailed
+from daemon.steps.context import BuildContext
 
 LIMIT_REASON = "history_limit"
 MAX_LOCKFILE = 32 * 2**20  # as the pipeline reads pnpm-lock.yaml after an install
@@ -69,3 +72,24 @@ def snapshot(repo: ProjectRepo, files: dict[str, str], v: ProjectVersion, exclud
             + ", ".join(refused[:10]))
     say(f"snapshot {sha[:12]}")
     return sha
+
+
+class Snapshot:
+    """The version's commit (sources + lockfile, parent = its base); also where the build's output may appear."""
+
+    name = "snapshot"
+    timing = None
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return True
+
+    def run(self, ctx: BuildContext) -> None:
+        v, workspace, mono = ctx.v, ctx.box.dirs.work, ctx.layout
+        _, out_candidates = frameworks.detect(workspace)
+        excluded = {c.split("/")[0] for c in out_candidates} - frameworks.SOURCE_DIRS
+        if mono.target is not None:
+            out_candidates = monorepo.target_outputs(workspace, mono.target)
+            excluded = {k for k in ctx.kept if not k.endswith("/node_modules")}
+        ctx.out_candidates = out_candidates
+        # (the file set the contract wrote, never a walk of what install scripts left in the workspace)
+        snapshot(ctx.rt.repo(v.user_id, v.project_id), ctx.files, v, tuple(sorted(excluded)), ctx.log.step)

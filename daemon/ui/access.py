@@ -20,6 +20,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 
 from daemon.core.db import UiSession, database
+from daemon.services.access import Access
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 TOKEN_VERSION = "ui1"
@@ -132,7 +133,8 @@ def session_valid(session: dict[str, Any] | None, password_hash: str, now: float
 async def session_ok(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """`session_valid` for a request's session, against the running config, off the event loop."""
     session = connection.scope.get("session")
-    password_hash = connection.app.state.runtime.cfg.ui.password_hash
+    gate: Access = connection.app.state.access
+    password_hash = gate.cfg.ui.password_hash
     return await asyncio.to_thread(session_valid, session, password_hash)  # type: ignore[arg-type]
 
 

@@ -1,5 +1,5 @@
 """Sign-in and sign-out, and the operator's actions (rollback, undo, redo, pin, unpin, rebuild from a version):
-each confirmed on its own page, each calling the domain function the API's route calls (no second path)."""
+each confirmed on its own page, each calling the service the API's route calls (no second path)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Request, get, post
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from daemon.api.guards import client_ip, ops_jobs, queue, rt
-from daemon.api.versions import set_pinned
-from daemon.core import ratelimit, versions
+from daemon.core import versions
 from daemon.core.errors import NotFound
 from daemon.core.ids import check_project_ids
-from daemon.intake import rollback as rolling_back
-from daemon.intake import submit
-from daemon.publish import golive
+from daemon.services.access import Access, client_ip
+from daemon.services.builds import Builds
+from daemon.services.publisher import Publisher
 from daemon.ui.access import check_password, check_token, end_session, open_session, session_ok, signed_in
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -45,25 +44,25 @@ def safe_next(value: str | None) -> str:
 
 
 @get("/sign-in", name="ui-sign-in")
-async def sign_in_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/ui/") -> Template | Redirect:
+async def sign_in_page(request: Request[Any, Any, Any], access: NamedDependency[Access],
+                       next: FromQuery[str] = "/ui/") -> Template | Redirect:
     if await session_ok(request):
         return Redirect(safe_next(next))
     return Template("sign_in.html", context={"page": "sign-in", "next": safe_next(next), "error": None,
-                                             "has_password": bool(rt(request).cfg.ui.password_hash)})
+                                             "has_password": bool(access.cfg.ui.password_hash)})
 
 
 @post("/sign-in", name="ui-sign-in-post", status_code=303)
-async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Redirect:
+async def sign_in(request: Request[Any, Any, Any], access: NamedDependency[Access], data: Form) -> Template | Redirect:
     """A password checked against `[ui] password_hash`, or a `daemonctl ui-token`. Failures are counted per IP
     ([rate_limits] failed_auth_per_ip_per_hour, the API's cap, in a window of the dashboard's own) and in the
     API's auth-failure metric."""
-    runtime = rt(request)
-    cfg = runtime.cfg
+    cfg = access.cfg
     password, token = data.get("password", ""), data.get("token", "").strip()
     target = safe_next(data.get("next"))
     ip = client_ip(request)
     cap = cfg.rate_limits.failed_auth_per_ip_per_hour
-    window: ratelimit.MemoryWindow = request.app.state.ui_sign_in_failures
+    window = access.ui_sign_in_failures
     # Past the cap a password is not even checked (guessing stops); a token (an HMAC, not guessable) still is,
     # so an operator on a shared address can always get in with `daemonctl ui-token`.
     over = window.count(ip) >= cap
@@ -77,7 +76,7 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Template | Red
         request.set_session(session)
         return Redirect(target, status_code=303)
     if not over:
-        ops_jobs(request).metrics.auth_failed("ui_sign_in_failed", ip)
+        access.telemetry.auth_failed("ui_sign_in_failed", ip)
         over = window.add(ip, cap) > cap
     error = ("too many failed sign-ins from your address; wait an hour, or use a token from `daemonctl ui-token`"
              if over else "that password or token is not right" if (password or token)
@@ -121,47 +120,39 @@ async def confirm_project(user_id: FromPath[str], project_id: FromPath[str], act
 
 
 @post("/versions/{version_id:str}/rollback", guards=GUARDS, status_code=303, name="ui-rollback")
-async def rollback(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
-    """The API's rollback (`POST /rollback/{id}`): same function, same rate cap, same new version."""
-    target = await asyncio.to_thread(versions.get, version_id)
-    v = await asyncio.to_thread(rolling_back.rollback, rt(request), queue(request), target.user_id,
-                                target.project_id, version_id)
+async def rollback(publisher: NamedDependency[Publisher], version_id: FromPath[str]) -> Redirect:
+    """The API's rollback (`POST /rollback/{id}`): same service, same rate cap, same new version."""
+    v = await asyncio.to_thread(publisher.rollback_to, version_id)
     return Redirect(f"/ui/versions/{v.version_id}", status_code=303)
 
 
 @post("/versions/{version_id:str}/pin", guards=GUARDS, status_code=303, name="ui-pin")
-async def pin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
-    v = await asyncio.to_thread(set_pinned, rt(request), version_id, True)
+async def pin(publisher: NamedDependency[Publisher], version_id: FromPath[str]) -> Redirect:
+    v = await asyncio.to_thread(publisher.set_pinned, version_id, True)
     return Redirect(f"/ui/projects/{v.user_id}/{v.project_id}", status_code=303)
 
 
 @post("/versions/{version_id:str}/unpin", guards=GUARDS, status_code=303, name="ui-unpin")
-async def unpin(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Redirect:
-    v = await asyncio.to_thread(set_pinned, rt(request), version_id, False)
+async def unpin(publisher: NamedDependency[Publisher], version_id: FromPath[str]) -> Redirect:
+    v = await asyncio.to_thread(publisher.set_pinned, version_id, False)
     return Redirect(f"/ui/projects/{v.user_id}/{v.project_id}", status_code=303)
 
 
 @post("/versions/{version_id:str}/rebuild", guards=GUARDS, status_code=303, name="ui-rebuild")
-async def rebuild(request: Request[Any, Any, Any], version_id: FromPath[str], data: Form) -> Redirect:
+async def rebuild(builds: NamedDependency[Builds], version_id: FromPath[str], data: Form) -> Redirect:
     """The API's `/rebuild-preview` with this version as the base: same parsing, caps and queue."""
-    runtime = rt(request)
-    base = await asyncio.to_thread(versions.get, version_id)
-    prompt = data.get("prompt", "")
-    req = submit.parse_build_request({"userId": base.user_id, "projectId": base.project_id, "prompt": prompt,
-                                      "baseVersionId": version_id}, rebuild=True,
-                                     max_prompt=runtime.cfg.limits.max_prompt_chars)
-    v = await asyncio.to_thread(submit.submit_rebuild, runtime, queue(request), req)
+    v = await asyncio.to_thread(builds.rebuild_from, version_id, data.get("prompt", ""))
     return Redirect(f"/ui/versions/{v.version_id}", status_code=303)
 
 
 @post("/projects/{user_id:str}/{project_id:str}/{direction:str}", guards=GUARDS, status_code=303, name="ui-walk")
-async def walk(request: Request[Any, Any, Any], user_id: FromPath[str], project_id: FromPath[str],
+async def walk(publisher: NamedDependency[Publisher], user_id: FromPath[str], project_id: FromPath[str],
                direction: FromPath[str]) -> Redirect:
-    """Undo or redo through `golive.walk`, as `POST /projects/{u}/{p}/undo|redo` does."""
+    """Undo or redo through `Publisher.walk`, as `POST /projects/{u}/{p}/undo|redo` does."""
     check_project_ids(user_id, project_id)
     if direction not in PROJECT_ACTIONS:
         raise NotFound(f"no action {direction!r}", code="not_found")
-    await asyncio.to_thread(golive.walk, rt(request), user_id, project_id, direction)
+    await asyncio.to_thread(publisher.walk, user_id, project_id, direction)
     return Redirect(f"/ui/projects/{user_id}/{project_id}", status_code=303)
 
 

@@ -6,16 +6,18 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
-from daemon.api.builds import log_stream
-from daemon.api.guards import ops_jobs, rt
-from daemon.api.versions import read_log
 from daemon.core import versions
 from daemon.core.errors import AppError, BadRequest
 from daemon.core.ids import check_project_ids, valid_version_id
-from daemon.publish import diffs, screens
+from daemon.publish import screens
+from daemon.services.access import client_ip
+from daemon.services.buildlogs import BuildLogs
+from daemon.services.history import HistoryView
+from daemon.services.operations import Operations
 from daemon.ui import charts, patchview, queries, thumbs
 from daemon.ui.access import signed_in
 
@@ -24,9 +26,9 @@ SIZES = screens.SIZES
 
 
 @get("/", guards=GUARDS, name="ui-overview")
-async def overview(request: Request[Any, Any, Any], window: FromQuery[str] = "24h") -> Template:
+async def overview(operations: NamedDependency[Operations], window: FromQuery[str] = "24h") -> Template:
     """Builds per hour and failure reasons, timings, queue, sync, quota, disk and alerts."""
-    data = await asyncio.to_thread(queries.overview, rt(request), ops_jobs(request), window)
+    data = await asyncio.to_thread(queries.overview, operations, window)
     stats = data["stats"]
     label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
     title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"
@@ -62,14 +64,14 @@ async def project(user_id: FromPath[str], project_id: FromPath[str], before: Fro
 
 
 @get("/versions/{version_id:str}", guards=GUARDS, name="ui-version")
-async def version(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Template:
+async def version(logs: NamedDependency[BuildLogs], history: NamedDependency[HistoryView],
+                  version_id: FromPath[str]) -> Template:
     """One version: its log (live while it builds), contract summary, audit, toolchain, artifact and preview."""
-    runtime = rt(request)
 
     def load() -> dict[str, Any]:
         v = versions.get(version_id)
-        log, size = read_log(runtime.layout.log_path(version_id), runtime.cfg.server.max_log_bytes)
-        files = queries.source_files(runtime, v)
+        log, size = logs.read(version_id)
+        files = history.source_files(v)
         return {"v": v, "j": versions.version_json(v), "log": log.decode("utf-8", "replace"), "log_size": size,
                 "files": files, "files_bytes": sum(n for _, n in files),
                 "live": versions.navigation(v.user_id, v.project_id)["liveVersionId"]}
@@ -81,24 +83,24 @@ async def version(request: Request[Any, Any, Any], version_id: FromPath[str]) ->
 
 @get("/versions/{version_id:str}/log-stream", guards=GUARDS, name="ui-log-stream",
      media_type="text/event-stream")
-async def version_log_stream(request: Request[Any, Any, Any], version_id: FromPath[str]) -> ServerSentEvent:
-    """The API's log stream (same code, same caps) for the signed-in operator's EventSource."""
+async def version_log_stream(request: Request[Any, Any, Any], logs: NamedDependency[BuildLogs],
+                             version_id: FromPath[str]) -> ServerSentEvent:
+    """The API's log stream (same service, same caps) for the signed-in operator's EventSource."""
     await asyncio.to_thread(versions.get, version_id)
-    return log_stream(request, version_id)
+    return ServerSentEvent(logs.stream(version_id, client_ip(request), request.headers.get("last-event-id", "")))
 
 
 @get("/diff/{a_id:str}/{b_id:str}", guards=GUARDS, name="ui-diff")
-async def diff(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromPath[str]) -> Template:
+async def diff(history: NamedDependency[HistoryView], a_id: FromPath[str], b_id: FromPath[str]) -> Template:
     """Source patch side by side with per-file counts, and the visual diff per screen size."""
-    runtime = rt(request)
 
     def load() -> dict[str, Any]:
         a, b = versions.get(a_id), versions.get(b_id)
         ctx: dict[str, Any] = {"a": a, "b": b, "stat": None, "files": [], "patch_error": None, "visual": {}}
         try:
-            ctx["stat"] = diffs.diff(runtime, a_id, b_id, "stat")
-            patch = diffs.diff(runtime, a_id, b_id, "patch")
-            if len(patch.encode("utf-8", "replace")) > runtime.cfg.server.max_diff_bytes:
+            ctx["stat"] = history.diff(a_id, b_id, "stat")
+            patch = history.diff(a_id, b_id, "patch")
+            if len(patch.encode("utf-8", "replace")) > history.max_diff_bytes:
                 ctx["patch_error"] = "the patch is larger than [server] max_diff_bytes; the counts above are whole"
             else:
                 ctx["files"] = patchview.side_by_side(patch)
@@ -106,7 +108,7 @@ async def diff(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromP
             ctx["patch_error"] = exc.message
         for size in SIZES:
             try:
-                ctx["visual"][size] = screens.visual_diff(runtime, a_id, b_id, stats_only=True, size=size)
+                ctx["visual"][size] = history.visual_diff(a_id, b_id, stats_only=True, size=size)
             except AppError as exc:
                 ctx["visual"][size] = {"error": exc.message}
         return ctx
@@ -125,26 +127,27 @@ async def compare(a: FromQuery[str], b: FromQuery[str]) -> Redirect:
 
 
 @get("/shot/{version_id:str}/{size:str}", guards=GUARDS, name="ui-shot", media_type="image/png")
-async def shot(request: Request[Any, Any, Any], version_id: FromPath[str], size: FromPath[str]) -> Response[bytes]:
+async def shot(history: NamedDependency[HistoryView], version_id: FromPath[str],
+               size: FromPath[str]) -> Response[bytes]:
     """A version's stored screenshot (the API's reader)."""
-    png = await asyncio.to_thread(screens.screenshot, rt(request), version_id, size)
+    png = await asyncio.to_thread(history.screenshot, version_id, size)
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 
 @get("/thumb/{version_id:str}", guards=GUARDS, name="ui-thumb", media_type="image/jpeg")
-async def thumb(request: Request[Any, Any, Any], version_id: FromPath[str]) -> Response[bytes]:
+async def thumb(history: NamedDependency[HistoryView], version_id: FromPath[str]) -> Response[bytes]:
     """The timeline's small picture of a version (a few KB instead of the whole screenshot)."""
-    jpeg = await asyncio.to_thread(thumbs.thumbnail, rt(request), version_id)
+    jpeg = await asyncio.to_thread(thumbs.thumbnail, history, version_id)
     return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "private, max-age=86400"})
 
 
 @get("/diff/{a_id:str}/{b_id:str}/overlay/{size:str}", guards=GUARDS, name="ui-overlay", media_type="image/png")
-async def overlay(request: Request[Any, Any, Any], a_id: FromPath[str], b_id: FromPath[str],
+async def overlay(history: NamedDependency[HistoryView], a_id: FromPath[str], b_id: FromPath[str],
                   size: FromPath[str]) -> Response[bytes]:
     """The visual diff image (A | B | changes), the page shows its third panel as the overlay."""
     if size not in SIZES:
         raise BadRequest(f"size must be one of {', '.join(SIZES)}", code="invalid_field", field="size")
-    png = await asyncio.to_thread(screens.visual_diff, rt(request), a_id, b_id, stats_only=False, size=size)
+    png = await asyncio.to_thread(history.visual_diff, a_id, b_id, stats_only=False, size=size)
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from daemon.api.ops import health_detail
 from daemon.core import versions
 from daemon.core.db import Project, ProjectVersion, database
 from daemon.ops import buildstats
-
-if TYPE_CHECKING:
-    from daemon.ops.jobs import OpsJobs
-    from daemon.runtime import Runtime
+from daemon.services.operations import Operations
 
 PAGE_SIZE = 50
 TIMELINE_SIZE = 50
 # The 7-day figures read every finished build of the week (10,000 rows cost ~12 ms, more under load): kept until a
 # build finishes (the builds counter moves) or WEEK_CACHE_S pass (the window slides; a rollback or cleanup lands).
 WEEK_CACHE_S = 60.0
-_week: weakref.WeakKeyDictionary[OpsJobs, tuple[float, float, buildstats.WindowStats]] = \
+_week: weakref.WeakKeyDictionary[Operations, tuple[float, float, buildstats.WindowStats]] = \
     weakref.WeakKeyDictionary()
 _week_lock = threading.Lock()
 
 
-def _window(ops: OpsJobs, hours: int, builds_done: float) -> buildstats.WindowStats:
+def _window(ops: Operations, hours: int, builds_done: float) -> buildstats.WindowStats:
     """The window's figures: the last 24 h computed afresh, the 7 days from the short cache above."""
     if hours <= 48:
         return buildstats.window_stats(hours)
@@ -43,11 +38,10 @@ def _window(ops: OpsJobs, hours: int, builds_done: float) -> buildstats.WindowSt
     return stats
 
 
-def overview(rt: Runtime, ops: OpsJobs, window: str) -> dict[str, Any]:
+def overview(ops: Operations, window: str) -> dict[str, Any]:
     """The overview's figures: the /metrics gauges (refreshed by the same code), the status report, the alerts
     firing, and the window's build analytics."""
-    ops.gauges.refresh()
-    gauges = ops.metrics.gauges()
+    gauges = ops.gauges()
 
     def one(name: str) -> float:
         samples = gauges.get(name) or [({}, 0.0)]
@@ -70,8 +64,8 @@ def overview(rt: Runtime, ops: OpsJobs, window: str) -> dict[str, Any]:
         "pages_quota": int(one("previewd_pages_deployments_quota")),
         "disk": by("previewd_disk_used_bytes", "area"),
         "since_start": since_start,
-        "status": ops.status.report(),
-        "health": health_detail(rt, ops.alerts),
+        "status": ops.status(),
+        "health": ops.health_detail(),
     }
 
 
@@ -172,12 +166,3 @@ def timeline(user_id: str, project_id: str, before: str | None = None) -> Timeli
     items = t.items
     t.lanes, t.lane_count, t.forks = branch_lanes(items)
     return t
-
-
-def source_files(rt: Runtime, v: ProjectVersion) -> list[tuple[str, int]]:
-    """The version's source files and sizes (its contract summary), from its commit; [] when it has none."""
-    with contextlib.suppress(Exception):  # a row from before sync.names reserved its id has no repo path
-        repo = rt.repo(v.user_id, v.project_id)
-        if repo.has_version(v.version_id):
-            return repo.file_sizes(v.version_id)
-    return []

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from daemon.publish import screens
-
-if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+from daemon.services.history import HistoryView
 
 WIDTH, HEIGHT = 320, 200  # twice the 160x100 box, for dense screens
 
 
 @functools.lru_cache(maxsize=512)  # screenshots never change once taken; 512 thumbnails are about 10 MB
-def thumbnail(rt: Runtime, version_id: str) -> bytes:
+def thumbnail(history: HistoryView, version_id: str) -> bytes:
     """A JPEG of the screenshot's first screenful (1280x800 -> 320x200); NotFound when there is no screenshot."""
-    png = screens.screenshot(rt, version_id, "desktop")
+    png = history.screenshot(version_id, "desktop")
     with Image.open(io.BytesIO(png)) as img:
         img.draft("RGB", (WIDTH * 2, HEIGHT * 2))
         top = img.convert("RGB").crop((0, 0, img.width, min(img.height, img.width * HEIGHT // WIDTH)))

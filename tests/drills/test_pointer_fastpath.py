@@ -78,7 +78,7 @@ def test_busy_kv_falls_through(daemon: Daemon) -> None:
         seen.append(scope["path"])
         await inner(scope, receive, send)
 
-    app = PointerFastPath(spy, daemon.rt)
+    app = PointerFastPath(spy, daemon.services.publisher)
     lock = daemon.rt.kv._read_lock  # type: ignore[attr-defined]
     with lock:
         status, _, body = _call(app, "/projects/u/p/preview")

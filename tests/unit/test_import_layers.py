@@ -281,7 +281,7 @@ def test_cycle_report_names_a_two_module_cycle() -> None:
 
 def test_rank_and_layer_of_modules() -> None:
     assert rank("daemon") == rank("daemon.core.db") == 0
-    assert rank("daemon.cli.serve") == 10 and layer_name("daemon.cli.serve") == "daemon.cli"
+    assert rank("daemon.cli.serve") == 12 and layer_name("daemon.cli.serve") == "daemon.cli"
     assert rank("daemon.runtime") == 2
     assert rank("sandbox.runner") is None
 
@@ -290,7 +290,8 @@ def test_the_layer_table_read_from_pyproject() -> None:
     assert LAYERS == {"daemon": 0, "daemon.core": 0, "daemon.history": 1, "daemon.generators": 1,
                       "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.project": 3,
                       "daemon.fleet": 4, "daemon.publish": 5, "daemon.steps": 6, "daemon.intake": 7,
-                      "daemon.ops": 8, "daemon.api": 9, "daemon.ui": 9, "daemon.cli": 10}
+                      "daemon.ops": 8, "daemon.services": 9, "daemon.api": 10, "daemon.ui": 10,
+                      "daemon.wiring": 11, "daemon.cli": 12}
 
 
 # -- seams hide their backend (issue 25) ----------------------------------------------------------------------
@@ -307,9 +308,10 @@ CONCRETE_BACKENDS = {
     "sync.replica.usage": "PostgresUsage",
 }
 # The composition root picks the backends from the config and builds them; everything else receives them typed by
-# their Protocol and asks their capabilities. There is no single composition root yet: today daemon/runtime.py and
-# daemon/cli/serve.py build the backends, so both count as the root.
-COMPOSITION_ROOT = {"daemon.runtime", "daemon.cli.serve"}
+# their Protocol and asks their capabilities. daemon/wiring.py is the root; the edges themselves are still built by
+# daemon/runtime.py (the holder of the edges, which the root constructs), and daemon/cli/serve.py runs what the root
+# built.
+COMPOSITION_ROOT = {"daemon.wiring", "daemon.runtime", "daemon.cli.serve"}
 # Other importers allowed, each with its reason. A backend's own package (its `__init__` re-exports, its
 # siblings) may import it too.
 BACKEND_IMPORT_EXCEPTIONS = {
@@ -355,8 +357,8 @@ def _own_package(importer: str, what: str) -> bool:
 def test_concrete_backends_are_imported_only_by_the_composition_root() -> None:
     bad = [f"{m} imports {what}" for m, what in sorted(backend_imports())
            if m not in COMPOSITION_ROOT and m not in BACKEND_IMPORT_EXCEPTIONS and not _own_package(m, what)]
-    assert not bad, ("a concrete backend is built only by the composition root (daemon/runtime.py, "
-                     "daemon/cli/serve.py); elsewhere take the Protocol and ask its capabilities:\n  "
+    assert not bad, ("a concrete backend is built only by the composition root (daemon/wiring.py and the runtime "
+                     "it builds); elsewhere take the Protocol and ask its capabilities:\n  "
                      + "\n  ".join(bad))
 
 
@@ -387,7 +389,7 @@ def test_the_backend_rule_sees_every_spelling(tmp_path: Path) -> None:
 # -- jobs take their collaborators, not the runtime (issue 25) ------------------------------------------------
 
 # The runtime holds every edge: a module that imports it can reach anything, so its signature says nothing about
-# what it uses. Operations jobs are built by the composition root (daemon/cli/serve.py `build_ops_jobs`) with the
+# what it uses. Operations jobs are built by the composition root (daemon/wiring.py `build_ops_jobs`) with the
 # collaborators they use; none of them imports the runtime, not even for a type.
 LOCATOR = "daemon.runtime"
 NO_LOCATOR = ("daemon.ops",)
@@ -404,7 +406,7 @@ def locator_imports(root: Path = REPO) -> list[str]:
 def test_ops_modules_do_not_import_the_runtime() -> None:
     bad = locator_imports()
     assert not bad, ("an operations job takes the collaborators it uses, built by the composition root "
-                     "(daemon/cli/serve.py build_ops_jobs), never the runtime:\n  " + "\n  ".join(bad))
+                     "(daemon/wiring.py build_ops_jobs), never the runtime:\n  " + "\n  ".join(bad))
 
 
 def test_the_runtime_rule_sees_every_spelling(tmp_path: Path) -> None:

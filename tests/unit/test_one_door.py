@@ -31,17 +31,16 @@ BETWEEN_STEPS = "runs between steps, when no generated process lives (the instal
 ALLOWED: dict[tuple[str, str, str], str] = {
     ("daemon.history.repo", "snapshot", "collect"):
         "a directory snapshot for tests and tools; builds commit their file set (repo.snapshot_files) instead",
-    ("daemon.steps.pipeline", "_build_files", "materialize"): "writes the workspace before any step runs",
-    ("daemon.steps.pipeline", "_build_files", "find_output"):
+    ("daemon.steps.write", "write_workspace", "materialize"): "writes the workspace before any step runs",
+    ("daemon.steps.export", "export", "find_output"):
         "names only (is the candidate a non-empty dir?); the copy is staging.stage's, which refuses links",
     ("daemon.project.frameworks", "find_output", "iterdir"): "the same names-only look at the candidates",
-    ("daemon.steps.pipeline", "_build_files", "plan"): "checks.plan: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_give_code_parts", "give_to_code"): "ownership: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_reclaim_node_modules", "plan"): "scripts.plan: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_reclaim_node_modules", "reclaim"): "ownership: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_install", "plan"): "scripts.plan: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_install", "install_view"): "the mount plan: " + BETWEEN_STEPS,
-    ("daemon.steps.pipeline", "_install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
+    ("daemon.steps.bundle", "bundle", "plan"): "checks.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "give_code_parts", "give_to_code"): "ownership: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "reclaim_node_modules", "plan"): "scripts.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "reclaim_node_modules", "reclaim"): "ownership: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "install", "plan"): "scripts.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
     ("daemon.steps.scripts", "plan", "_dependency_dirs"): "dependency dir names: " + BETWEEN_STEPS,
     ("daemon.steps.scripts", "_dependency_dirs", "listdir"): "dependency dir names: " + BETWEEN_STEPS,
     ("daemon.steps.reclaim", "_top_level", "listdir"):
@@ -51,7 +50,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "the workspace's own dir fd, O_NOFOLLOW; below it the purge walks by fd (openat, O_NOFOLLOW, lstat "
         "by scandir) and only removes: " + BETWEEN_STEPS,
     ("daemon.project.netconfig", "before_install", "purge"): "the same fd walk",
-    ("daemon.steps.pipeline", "_install", "before_install"): "the same fd walk",
+    ("daemon.steps.install", "install", "before_install"): "the same fd walk",
 }
 
 

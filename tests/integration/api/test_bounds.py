@@ -113,11 +113,11 @@ def test_sse_cap_per_ip(daemon_factory: Callable[..., Daemon]) -> None:
             third = c.get(url)
             assert third.status_code == 503 and int(third.headers["retry-after"]) >= 1
             assert third.json()["error"]["code"] == "too_many_streams"
-            assert d.app.state.streams.open == 2
+            assert d.services.logs.slots.open == 2
         deadline = time.monotonic() + 10  # closed streams give their places back
-        while d.app.state.streams.open and time.monotonic() < deadline:
+        while d.services.logs.slots.open and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert d.app.state.streams.open == 0
+        assert d.services.logs.slots.open == 0
         with c.stream("GET", url) as again:
             assert again.status_code == 200
 

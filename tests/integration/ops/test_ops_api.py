@@ -13,17 +13,16 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.api import builds
-from daemon.api.app import create_app
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.wiring import build_app
 from tests.integration.ops.conftest import Seeder
 from tests.support import ApiClient
 
 
 @pytest.fixture
 def client(ops: Seeder) -> Iterator[ApiClient]:
-    app = create_app(ops.rt, ops.d.queue, ops.d.ops)
+    app = build_app(ops.d.cfg, ops.d.services)
     with TestClient(app) as tc:
         yield ApiClient(tc)
 
@@ -191,7 +190,7 @@ def test_live_stream_no_gap_no_repeat_and_disconnect_unsubscribes(ops: Seeder) -
 
     async def read() -> list[str]:
         got: list[str] = []
-        gen = builds._log_events(ops.rt, v.version_id, 0)
+        gen = ops.d.services.logs.events(v.version_id, 0)
         def write() -> None:
             for i in range(200):
                 blog.line(f"late {i}")
@@ -226,7 +225,7 @@ def test_disconnect_leaves_no_listener(ops: Seeder) -> None:
     blog.line("first")
 
     async def read_one() -> None:
-        gen = builds._log_events(ops.rt, v.version_id, 0)
+        gen = ops.d.services.logs.events(v.version_id, 0)
         async for _ in gen:
             assert len(blog._listeners) == 1
             await gen.aclose()

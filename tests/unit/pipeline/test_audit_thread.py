@@ -13,7 +13,7 @@ from daemon.core.db import ProjectVersion
 from daemon.intake.submit import BuildRequest, submit_new
 from daemon.project import toolchain
 from daemon.project.failures import BuildFailed
-from daemon.steps import audit, pipeline
+from daemon.steps import audit, auditing, sources
 from tests.unit.pipeline.conftest import Bench
 from tests.unit.pipeline.fakes import page_project
 
@@ -31,8 +31,7 @@ def test_the_audit_thread_ends_before_a_build_that_failed_mid_way(bench: Bench,
     bench.rt.cfg.build.audit = "warn"
     seen: dict[str, threading.Thread] = {}
 
-    def slow_audit(self: pipeline.Pipeline, v: ProjectVersion, ctx: object, files: object,
-                   scratch: Path) -> audit.AuditJob:
+    def slow_audit(ctx: object, scratch: Path) -> audit.AuditJob:
         job = audit.AuditJob("lock")
 
         def work() -> None:
@@ -47,8 +46,8 @@ def test_the_audit_thread_ends_before_a_build_that_failed_mid_way(bench: Bench,
     def failing_snapshot(*_a: object, **_k: object) -> None:
         raise BuildFailed("build_failed", "the snapshot step failed")
 
-    monkeypatch.setattr(pipeline.Pipeline, "_start_audit", slow_audit)
-    monkeypatch.setattr(pipeline.sources, "snapshot", failing_snapshot)
+    monkeypatch.setattr(auditing, "start_job", slow_audit)
+    monkeypatch.setattr(sources, "snapshot", failing_snapshot)
     bench.gen.queue.append(page_project("Audit"))
     q = InlineQueue()
     v = submit_new(bench.rt, q, BuildRequest("u1", "p1", "x"))  # type: ignore[arg-type]

@@ -299,13 +299,20 @@ def test_late_recording_leaves_no_database_connection_open(bench: Bench) -> None
                 n += str(fd.readlink()) == ours
         return n
 
+    def after_live_settled() -> None:
+        # The after-live pool runs one job at a time, in order: once a no-op submitted now has run, every build's
+        # after-live work before it has ended (on a loaded machine that can take longer than any fixed wait).
+        bench.rt.after_pool.submit(lambda: None).result(timeout=300)
+
     contract = _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_OK})
     _build(bench, contract)
+    after_live_settled()
     before = open_dbs()
     for _ in range(3):
         _build(bench, contract, rebuild=True)
-    # The after-live work of the last build (a pool thread) may still hold its connection for a moment: a leak
-    # is a connection that never closes, so wait for them to settle rather than sample once.
+    after_live_settled()
+    # A thread that has just finished may still be closing its connection: a leak is a connection that never
+    # closes, so wait for them to settle rather than sample once.
     wait_until(lambda: open_dbs() <= before, 20, interval=0.1, what="the late threads' connections closing")
 
 

@@ -1,0 +1,56 @@
+"""The version's file set: the generator's contract applied to the base (first build, rebuild, delta), or, for a
+rollback, its target's recorded sources and lockfile."""
+
+from __future__ import annotations
+
+from daemon.core.contract import ContractError, apply_contract
+from daemon.generators import GenerationError, GenerationRequest
+from daemon.project.failures import BuildFailed
+from daemon.steps.context import BuildContext
+
+
+class Generate:
+    """Ask the generator, apply its contract to the base's sources."""
+
+    name = "generate"
+    timing = "generate"
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return True
+
+    def run(self, ctx: BuildContext) -> None:
+        rt, v = ctx.rt, ctx.v
+        ctx.log.step(f"generating with {rt.generator.name}")
+        try:
+            gen = rt.generator.generate(
+                GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=ctx.base_files), ctx.log.step)
+        except GenerationError as exc:
+            raise BuildFailed("generation_failed", exc.message) from exc
+        except ContractError as exc:
+            raise BuildFailed("invalid_output", str(exc)) from exc
+        ctx.check_lease()  # generation can take minutes: a droplet that lost the project records nothing of it
+        if gen.raw is not None:
+            ctx.record(claude_json=gen.raw)
+        try:
+            files = apply_contract(ctx.base_files or {}, gen.contract)
+        except ContractError as exc:
+            raise BuildFailed("invalid_output", str(exc)) from exc
+        ctx.log.step(f"contract: {len(files)} files ({'delta' if gen.contract.is_delta else 'full'})")
+        md = gen.contract.meta.get("metadata")
+        hint = md.get("targetPackage") if isinstance(md, dict) else None
+        ctx.files, ctx.target_hint = dict(files), hint if isinstance(hint, str) else None
+
+
+class Restore:
+    """A rollback rebuilds its target's recorded sources and lockfile (its base) instead of generating."""
+
+    name = "restore"
+    timing = None
+
+    def applies(self, ctx: BuildContext) -> bool:
+        return True
+
+    def run(self, ctx: BuildContext) -> None:
+        if ctx.base_files is None:
+            raise BuildFailed("generation_failed", "rollback target has no source snapshot")
+        ctx.files = dict(ctx.base_files)
