@@ -77,7 +77,6 @@ def _lease_path(fleet: Fleet, n: int) -> tuple[list[float], list[float]]:
     """In this process, on a fleet Runtime over the same Postgres/S3/KV: the lease SQL alone, and every fleet
     call one build makes (`admit` on a held lease, `accepted`, `lapsed` per step, `lost_lease`)."""
     from daemon.core import versions
-    from daemon.fleet import droplet as fleet_mod
     from daemon.runtime import Runtime
     from sync.lease import PgLeases
     from tests.support import make_config
@@ -97,18 +96,18 @@ def _lease_path(fleet: Fleet, n: int) -> tuple[list[float], list[float]]:
     rt = Runtime(cfg)
     path: list[float] = []
     try:
-        fleet_mod.admit(rt, "u", "path")  # the first take (and catch-up) is not per build
+        rt.fleet.admit("u", "path")  # the first take (and catch-up) is not per build
         for i in range(n):
             t0 = time.perf_counter()
-            fleet_mod.admit(rt, "u", "path")
+            rt.fleet.admit("u", "path")
             t1 = time.perf_counter()
             # the row insert happens without a fleet too: not counted
             v = versions.create(rt.outbox, user_id="u", project_id="path", prompt=f"p{i}", kind="rebuild")
             t2 = time.perf_counter()
-            fleet_mod.accepted(rt)
+            rt.fleet.accepted()
             for _ in range(4):
-                assert fleet_mod.lapsed(rt, "u", "path") is None
-            assert fleet_mod.lost_lease(rt, "u", "path") is None
+                assert rt.fleet.lapsed("u", "path") is None
+            assert rt.fleet.lost_lease("u", "path") is None
             path.append((t1 - t0) + (time.perf_counter() - t2))
             versions.update(rt.outbox, v.version_id, status="failed", failure_reason="interrupted")
             rt.sync_loop.drain_now("replica")

@@ -9,7 +9,6 @@ import logging
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,13 +17,18 @@ from daemon.core import versions
 from daemon.core.background import Job, Jobs, Owned
 from daemon.core.config import Config, ensure_hmac_secret
 from daemon.core.contract import ContractLimits
-from daemon.core.db import ProjectVersion, connect, database, raw_connect
+from daemon.core.db import connect, database, raw_connect
+from daemon.core.events import Events
 from daemon.core.fencing import FencedOutbox
 from daemon.core.layout import Layout
 from daemon.core.livelogs import LiveLogs
 from daemon.core.waiters import Waiters
 from daemon.deployers.base import Deployer
 from daemon.deployers.sanitize import SanitizingDeployer
+from daemon.fleet.catchup import Stores
+from daemon.fleet.leased import LeasedFleet
+from daemon.fleet.seam import Fleet
+from daemon.fleet.single import SingleDroplet
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
 from sync.handlers import fenced_kv_handler, kv_handler, objects_handler, replica_handler, usage_handler
@@ -80,17 +84,16 @@ class Runtime:
         if self.remote_objects is not None:
             handlers["objects"] = objects_handler(self.remote_objects)
         self.outbox = EnabledOutbox(outbox, set(handlers))
-        # A fleet droplet (daemon/fleet/droplet.py): per-project leases in Postgres; its replicated rows and
-        # pointer moves carry the lease epoch and are refused when stale.
-        self.fleet: LeaseKeeper | None = None
+        # A fleet droplet (daemon/fleet/leased.py): per-project leases in Postgres; its replicated rows and pointer
+        # moves carry the lease epoch and are refused when stale.
+        keeper: LeaseKeeper | None = None
         if cfg.fleet.enabled and self.replica is not None:
             leases = PgLeases(cfg.secrets.pg_dsn, table=cfg.replica.table, schema=cfg.replica.schema)
-            keeper = LeaseKeeper(leases, cfg.droplet_id, cfg.fleet.lease_ttl_s,
-                                 release_idle_s=cfg.fleet.release_idle_s)
-            self.fleet = keeper
+            keeper = held = LeaseKeeper(leases, cfg.droplet_id, cfg.fleet.lease_ttl_s,
+                                        release_idle_s=cfg.fleet.release_idle_s)
 
             def refused(what: object) -> None:
-                keeper.refusals += len(what) if isinstance(what, list) else 1
+                held.refusals += len(what) if isinstance(what, list) else 1
 
             handlers["replica"] = replica_handler(self.replica, on_refused=refused)
             handlers["kv"] = fenced_kv_handler(self.kv, leases, on_refused=refused)
@@ -104,19 +107,19 @@ class Runtime:
         # Every deployer publishes a sanitised copy of the output, never the workspace (daemon/deployers/sanitize.py).
         self.deployer: Deployer = SanitizingDeployer(deployer or self._make_deployer(), self.layout.tmp / "deploy",
                                                      allow_functions=cfg.deploy.allow_functions)
+        # What happened (a build ended, a deployment settled, checks were recorded), for whoever subscribed.
+        self.events = Events()
+        self.fleet: Fleet = self._pick_fleet(keeper)
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
         self.waiters = Waiters()
         # version id -> its BuildLog while it builds; a dict that wakes log streams waiting for a build to start
         self.live_logs = LiveLogs()
-        self.on_build_done: list[Callable[[ProjectVersion], None]] = []
-        self.on_deploy_settled: list[Callable[[str, str, str], None]] = []
-        self.on_checks_done: list[Callable[[ProjectVersion], None]] = []  # a version's checks were recorded
         # Work after a version went live outside the build worker (a rollback's history bookkeeping, render checks
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
         # Every background job, declared once (daemon/core/background.py); the state that used to sit in
-        # module-level maps (the fleet's locks) lives in `owned`, one per runtime; metrics and alerts are owned by
-        # the operations jobs (daemon/ops/jobs.py), built beside the runtime by the composition root.
+        # module-level maps has an owner: `owned` here, the fleet's guards in the fleet, the metrics and alerts in
+        # the operations jobs (daemon/ops/jobs.py) that the composition root builds beside the runtime.
         self.jobs = Jobs()
         self.owned = Owned()
         self._declare_jobs()
@@ -156,11 +159,18 @@ class Runtime:
         return LocalDeployer(self.layout.previews, preview_domain=self.cfg.server.preview_domain,
                              port=self.cfg.previews_port)
 
+    def _pick_fleet(self, keeper: LeaseKeeper | None) -> Fleet:
+        """The droplet alone, or one of a fleet over `keeper`'s leases: the one place that asks which."""
+        if keeper is None or self.replica is None:
+            return SingleDroplet(self.deployer)
+        stores = Stores(self.layout, self.replica, self.outbox, self.sync_loop, self.local_objects,
+                        self.remote_objects)
+        return LeasedFleet(keeper, stores, self.deployer, self.events, preview_domain=self.cfg.server.preview_domain,
+                           previews_port=self.cfg.previews_port)
+
     def fleet_projects(self) -> list[tuple[str, str]]:
         """Every (user, project) with a lease row in the fleet ([] off a fleet): who may own a live branch."""
-        if self.fleet is None:
-            return []
-        return [(str(r["user_id"]), str(r["project_id"])) for r in self.fleet.store.leases()]
+        return self.fleet.projects()
 
     def _on_synced(self, conn: sqlite3.Connection, destination: str, items: list[OutboxItem]) -> None:
         """An artifact upload was confirmed: record its URL (and replicate that change) in sync's transaction."""
@@ -183,33 +193,11 @@ class Runtime:
     def sync_nudge(self) -> None:
         self.sync_loop.nudge()
 
-    def build_done(self, v: ProjectVersion) -> None:
-        """Run the build-done hooks (metrics); a failing hook never fails the build."""
-        for fn in self.on_build_done:
-            try:
-                fn(v)
-            except Exception:
-                log.exception("build-done hook failed")
-
-    def checks_done(self, v: ProjectVersion) -> None:
-        """Run the checks-recorded hooks (metrics); a failing hook never fails the build."""
-        for fn in self.on_checks_done:
-            try:
-                fn(v)
-            except Exception:
-                log.exception("checks-done hook failed")
-
     def _declare_jobs(self) -> None:
         """The runtime's own jobs; stopped (by `close`, or the daemon's stop) in reverse: the after-live pool, the
         sync loop (its final flush while leases are still held), the lease keeper."""
-        if (keeper := self.fleet) is not None:
-            def stop_keeper(_grace: float) -> None:
-                keeper.stop()
-                keeper.store.close()
-
-            self.jobs.declare(Job("fleet-leases", "own thread", f"every {max(0.2, keeper.ttl_s / 6):g} s (renewal)",
-                                  "stop, join 10 s, release held leases", start=keeper.start, stop=stop_keeper,
-                                  alive=lambda: _alive(getattr(keeper, "_thread", None))))
+        for job in self.fleet.jobs():
+            self.jobs.declare(job)
         loop = self.sync_loop
         sync_job: Job
 

@@ -20,7 +20,6 @@ from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup
 from daemon.core.config import Config
-from daemon.fleet import droplet
 from daemon.intake.queue import BuildQueue
 from daemon.ops.alerts import Alerts
 from daemon.ops.cleanup import Cleanup
@@ -100,7 +99,7 @@ def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
     and the scheduler that runs them; the build hooks feed the metrics."""
     cfg, layout, backlog = rt.cfg, rt.layout, rt.sync_loop.outbox
     m = Metrics()
-    m.install(rt.on_build_done, rt.on_checks_done)
+    m.install(rt.events)
     cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
                       remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
     alerts = Alerts(cfg, layout.data_dir, m)
@@ -135,12 +134,12 @@ def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
     pipeline = Pipeline(rt)
     queue = BuildQueue(rt.data_dir / "queue.db", pipeline.run, immediate=immediate)
     ops = build_ops_jobs(rt, queue)
-    droplet.install(rt)
     services = Services.build(rt, queue, ops)
     app = build_app(cfg, services)
     previews = rt.layout.previews
     # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
-    resolver = PreviewResolver(rt, cfg.fleet.preview_cache_mb * 2**20) if rt.fleet else None
+    resolver = PreviewResolver(rt, cfg.fleet.preview_cache_mb * 2**20) \
+        if rt.fleet.previews_from_any_droplet else None
     asgi = logging_setup.RequestIdMiddleware(
         make_preview_asgi(PointerFastPath(app, services.publisher), previews,  # type: ignore[arg-type]
                           cfg.server.preview_domain, resolver))

@@ -18,7 +18,6 @@ from typing import Any, Literal
 from daemon.core import logging_setup, versions
 from daemon.core.background import Job
 from daemon.core.config import Config
-from daemon.fleet import droplet
 from daemon.ops import alerts
 from daemon.project import staging
 from daemon.publish import artifacts, deploywatch
@@ -81,7 +80,7 @@ class Daemon:
     def start(self) -> None:
         """Recover what a dead process left, then start the worker, the sync loop and the scheduler."""
         orphans.kill_leftovers(self.rt.data_dir)
-        droplet.recover(self.rt)
+        self.rt.fleet.recover()
         failed, queued = versions.recover_interrupted(self.rt.outbox)
         staging.sweep(self.rt)  # staged output and unfinished zips of the builds it interrupted
         artifacts.drop_unfinished(self.rt, failed)

@@ -137,7 +137,7 @@ class LocalDeployer:
         shutil.rmtree(trash, ignore_errors=True)
 
     def alias_url(self, user_id: str, project_id: str) -> str | None:
-        """None: no platform alias here (a fleet's `<project>--<user>` host is daemon/fleet/droplet.py's)."""
+        """None: no platform alias here (a fleet's `<project>--<user>` host is daemon/fleet/leased.py's)."""
         return None
 
     def sweep_partial(self) -> list[str]:

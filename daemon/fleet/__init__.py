@@ -1,1 +1,2 @@
-"""One droplet of a fleet: leases and catch-up before a project write, restore from packs."""
+"""The droplets a daemon runs with: the Fleet seam, one droplet alone or one of a fleet (leases, catch-up, drain),
+recovery packs, and one project checked across the shared stores."""

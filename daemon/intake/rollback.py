@@ -14,7 +14,6 @@ from daemon.core.db import ACTIVE_STATUSES, ProjectVersion
 from daemon.core.errors import Conflict, NotFound
 from daemon.core.ids import check_org_id, check_project_ids
 from daemon.deployers.base import DeployError, DeployRequest
-from daemon.fleet import droplet
 from daemon.intake import submit
 from daemon.project import staging
 from daemon.publish import deploywatch, golive
@@ -44,7 +43,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
              org_id: str | None = None) -> ProjectVersion:
     """A new version equal to the target: redeploy its artifact (fast), else rebuild its sources (slow)."""
     check_project_ids(user_id, project_id)
-    droplet.admit(rt, user_id, project_id)
+    rt.fleet.admit(user_id, project_id)
     if org_id is not None:
         check_org_id(org_id)
     t = _target(user_id, project_id, target_id)
@@ -57,7 +56,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
                         admit=admit, on_created=created)
     if zip_path is None:
         return submit.queued(rt, queue, v)
-    droplet.accepted(rt)
+    rt.fleet.accepted()
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
@@ -83,7 +82,7 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
         "checks": t.checks,  # the same sources as the target: its checks hold for this version too
         "add_timings": {"deploy": int((time.monotonic() - started) * 1000)},
     }
-    if (lost := droplet.lost_lease(rt, user_id, project_id)) is not None:
+    if (lost := rt.fleet.lost_lease(user_id, project_id)) is not None:
         v = versions.update(rt.outbox, v.version_id, status="failed", failure_reason="interrupted",
                             failure_message=lost)
         rt.notify(v.version_id)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from daemon.core import diskspace, quotas, ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict, NotFound
-from daemon.fleet import droplet
 from daemon.intake import requests
 from daemon.intake.requests import BuildRequest as BuildRequest
 from daemon.intake.requests import NewProjectBody, RebuildBody
@@ -58,7 +57,7 @@ def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: NewProjectBody) -> ProjectVersion:
     """Queue the first build of a project: 409 when it exists or is building, 429 past the user's cap."""
-    droplet.admit(rt, req.user_id, req.project_id)
+    rt.fleet.admit(req.user_id, req.project_id)
     # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
     if versions.live_version(req.user_id, req.project_id) is not None:
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
@@ -94,7 +93,7 @@ def resolve_base(req: NewProjectBody | RebuildBody) -> ProjectVersion:
 
 def submit_rebuild(rt: Runtime, queue: BuildQueue, req: NewProjectBody | RebuildBody) -> ProjectVersion:
     """Queue a refinement of an existing project from its base version."""
-    droplet.admit(rt, req.user_id, req.project_id)
+    rt.fleet.admit(req.user_id, req.project_id)
     base = resolve_base(req)
     busy = versions.in_flight(req.user_id, req.project_id)
     if busy is not None:
@@ -109,8 +108,8 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: NewProjectBody | Rebuild
 
 
 def queued(rt: Runtime, queue: BuildQueue, v: ProjectVersion) -> ProjectVersion:
-    """Hand an accepted version to the worker: on a fleet its row reaches Postgres first (droplet.accepted)."""
-    droplet.accepted(rt)
+    """Hand an accepted version to the worker: on a fleet its row reaches Postgres first (fleet.accepted)."""
+    rt.fleet.accepted()
     queue.enqueue(v.version_id)
     rt.sync_nudge()
     return v
@@ -121,7 +120,7 @@ def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
     if v.status == "deployed":
         out = {"success": True, "previewUrl": v.preview_url, "versionId": v.version_id,
                "buildTime": v.build_duration_ms}
-        if (alias := droplet.live_alias_url(rt, v.user_id, v.project_id)) is not None:
+        if (alias := rt.fleet.live_alias_url(v.user_id, v.project_id)) is not None:
             out["liveUrl"] = alias  # a fleet's stable address of the project (README "Fleet")
         return 200, out
     if v.status == "failed":
@@ -131,6 +130,6 @@ def build_answer(rt: Runtime, v: ProjectVersion) -> tuple[int, dict[str, Any]]:
     out = {"success": True, "versionId": v.version_id, "status": v.status,
            "statusUrl": f"{rt.cfg.base_url}/versions/{v.version_id}",
            "logUrl": f"{rt.cfg.base_url}/versions/{v.version_id}/log"}
-    if v.status == "deploying" and (alias := droplet.live_alias_url(rt, v.user_id, v.project_id)) is not None:
+    if v.status == "deploying" and (alias := rt.fleet.live_alias_url(v.user_id, v.project_id)) is not None:
         out["liveUrl"] = alias  # uploaded to the live branch (Cloudflare), live once Pages confirms it
     return 202, out

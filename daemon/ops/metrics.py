@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.core.events import BuildDone, ChecksRecorded, Events
 from daemon.ops import usage
 from daemon.publish import livealias
 from sandbox.output import file_bytes
@@ -27,8 +27,8 @@ from sandbox.output import file_bytes
 if TYPE_CHECKING:
     from daemon.core.config import Config
     from daemon.core.layout import Layout
+    from daemon.fleet.seam import Fleet
     from daemon.intake.queue import BuildQueue
-    from sync.leasekeeper import LeaseKeeper
     from sync.outbox import Outbox
 
 log = logging.getLogger("previewd.metrics")
@@ -93,7 +93,7 @@ class Metrics:
         self.disk_full_total = Counter("previewd_disk_full_refusals", "Requests answered 503 disk_full, by kind "
                                        "(reserve: a build refused below the reserve; write: a write that failed for "
                                        "space).", ["kind"], registry=r)
-        # A fleet droplet's leases (daemon/fleet/droplet.py); all zero with [fleet] off.
+        # A fleet droplet's leases (daemon/fleet/leased.py); all zero with [fleet] off.
         self.fleet_leases = Gauge("previewd_fleet_leases_held", "Project leases this droplet holds now.", registry=r)
         self.fleet_takeovers = Gauge("previewd_fleet_takeovers", "Projects this droplet took from another droplet "
                                      "since start.", registry=r)
@@ -118,6 +118,14 @@ class Metrics:
             if ms:
                 hist.observe(ms / 1000)
 
+    def build_done(self, event: BuildDone) -> None:
+        """The event bus's BuildDone: observe its version."""
+        self.observe_build(event.version)
+
+    def checks_recorded(self, event: ChecksRecorded) -> None:
+        """The event bus's ChecksRecorded: count its version's failed checks."""
+        self.observe_checks(event.version)
+
     def observe_checks(self, v: ProjectVersion) -> None:
         """A version's checks were recorded: count each kind that did not pass."""
         record = json.loads(v.checks) if isinstance(v.checks, str) and v.checks else {}
@@ -125,13 +133,10 @@ class Metrics:
             if isinstance(record, dict) and (record.get(kind) or {}).get("status") in ("fail", "error"):
                 self.check_failures.labels(kind=kind).inc()
 
-    def install(self, on_build_done: list[Callable[[ProjectVersion], None]],
-                on_checks_done: list[Callable[[ProjectVersion], None]]) -> None:
-        """Hook build outcomes and recorded checks into the metrics (once per hook list)."""
-        if self.observe_build not in on_build_done:
-            on_build_done.append(self.observe_build)
-        if self.observe_checks not in on_checks_done:
-            on_checks_done.append(self.observe_checks)
+    def install(self, events: Events) -> None:
+        """Hook build outcomes and recorded checks into the metrics (the same handlers subscribe once)."""
+        events.subscribe(BuildDone, self.build_done)
+        events.subscribe(ChecksRecorded, self.checks_recorded)
 
     def webhook_received(self, kind: str) -> None:
         """A deployment webhook was accepted (kind: the event, e.g. deployment.success)."""
@@ -191,13 +196,12 @@ def pages_deployments_this_month(now: datetime | None = None) -> int:
         + livealias.redeploys_this_month(start.strftime("%Y-%m"))
 
 
-
 class StateGauges:
     """The gauges read from state on each scrape (/metrics, the dashboard's overview), from what they read."""
 
-    def __init__(self, metrics: Metrics, cfg: Config, layout: Layout, outbox: Outbox, fleet: LeaseKeeper | None,
+    def __init__(self, metrics: Metrics, cfg: Config, layout: Layout, outbox: Outbox, fleet: Fleet,
                  queue: BuildQueue | None = None) -> None:
-        """`outbox`: sync's outbox (its backlog per destination); `fleet`: the lease keeper off a fleet, None."""
+        """`outbox`: sync's outbox (its backlog per destination); `fleet`: its figures (all zero alone)."""
         self.metrics = metrics
         self.cfg = cfg
         self.layout = layout
@@ -224,13 +228,12 @@ class StateGauges:
             m.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
             m.sync_dead.labels(destination=dest).set(b.get("dead", 0))
             m.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
-        fleet = self.fleet
-        if fleet is not None:
-            m.fleet_leases.set(len(fleet.held()))
-            m.fleet_takeovers.set(fleet.takeovers)
-            m.fleet_lost.set(fleet.lost)
-            m.fleet_refusals.set(fleet.refusals)
-            m.fleet_catchup.set(fleet.catchups[-1] if fleet.catchups else 0.0)
+        fleet = self.fleet.figures()
+        m.fleet_leases.set(fleet.leases_held)
+        m.fleet_takeovers.set(fleet.takeovers)
+        m.fleet_lost.set(fleet.leases_lost)
+        m.fleet_refusals.set(fleet.fencing_refusals)
+        m.fleet_catchup.set(fleet.last_catch_up_s)
         m.pages_month.set(pages_deployments_this_month(now))
         m.pages_quota.set(self.cfg.retention.pages_quota_month)
         for plan, figures in usage.by_plan().items():

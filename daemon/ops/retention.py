@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from daemon.core.versions import OutboxWriter
     from daemon.deployers.base import Deployer
-    from sync.leasekeeper import LeaseKeeper
+    from daemon.fleet.seam import Fleet
     from sync.replica.base import Replica
 
 log = logging.getLogger("previewd.retention")
@@ -83,9 +83,10 @@ def sweep_interval_s(sync_interval_s: float) -> float:
 class RetentionSweep:
     """The sweep of one droplet: drops the previews it holds whose version the retention deleted (anywhere)."""
 
-    def __init__(self, previews: Path, deployer: Deployer, replica: Replica | None, fleet: LeaseKeeper | None, *,
+    def __init__(self, previews: Path, deployer: Deployer, replica: Replica | None, fleet: Fleet, *,
                  sync_interval_s: float) -> None:
-        """`previews`: the previews dir; `replica`/`fleet`: None off Postgres / off a fleet."""
+        """`previews`: the previews dir; `replica`: None off Postgres; `fleet`: whether previews come from any
+        droplet (a fleet's) or this one only."""
         self.previews = previews
         self.deployer = deployer
         self.replica = replica
@@ -95,7 +96,7 @@ class RetentionSweep:
     @property
     def scheduled(self) -> bool:
         """Whether the scheduler runs it: on a fleet droplet serving local previews."""
-        return not (self.fleet is None or self.replica is None or not self.deployer.serves_previews)
+        return self.fleet.previews_from_any_droplet and self.replica is not None and self.deployer.serves_previews
 
     def sweep(self) -> list[str]:
         """Drop every preview this droplet holds whose version is tombstoned, here or in the replica (the fleet's

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.core import versions
 from daemon.core.db import PendingDeployment, ProjectVersion, database, utcnow
+from daemon.core.events import DeploySettled
 from daemon.deployers.base import DeployError
 from daemon.publish import golive
 
@@ -58,8 +59,7 @@ def settle(rt: Runtime, version_id: str, state: str, detail: str = "", via: str 
         rt.sync_nudge()
     log.info("version %s %s by %s", version_id, state, via)
     rt.notify(version_id)
-    for fn in rt.on_deploy_settled:
-        fn(version_id, state, via)
+    rt.events.publish(DeploySettled(version_id, state, via))
     return True
 
 

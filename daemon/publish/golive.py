@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from daemon.fleet import droplet
 from daemon.history import HistoryError
 from daemon.publish import artifacts, livealias, screens
 
@@ -48,7 +47,7 @@ def make_live(rt: Runtime, version_id: str, *, in_transaction: bool = False, **f
 
 def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectVersion:
     """Undo or redo: the version on top of that stack goes live again, no rebuild."""
-    droplet.admit(rt, user_id, project_id)
+    rt.fleet.admit(user_id, project_id)
     v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
     pointer_moved(rt.kv, rt.sync_loop)
     follow_alias(rt, user_id, project_id)
@@ -144,7 +143,7 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
     queued on the after-live pool (an API request that made a version live returns first).
     """
     # A fleet droplet keeps the project's lease until its recovery pack is queued for the bucket.
-    droplet.hold(rt, v.user_id, v.project_id)
+    rt.fleet.hold(v.user_id, v.project_id)
 
     def run() -> None:
         if first is not None:
@@ -157,7 +156,7 @@ def after_live(rt: Runtime, v: ProjectVersion, *, dist: tuple[Path, str] | None 
         except Exception:
             log.exception("post-deploy bookkeeping failed for %s", v.version_id)
         finally:
-            droplet.unhold(rt, v.user_id, v.project_id)
+            rt.fleet.unhold(v.user_id, v.project_id)
         if v.status == "deployed" and rt.cfg.render.enabled:
             _render_once(rt, v.version_id)
         if livealias.enabled(rt):

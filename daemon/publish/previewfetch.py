@@ -90,8 +90,7 @@ class PreviewResolver:
                                                      & (Project.project_id == named[1])) is not None:
             return named
         known = {(p.user_id, p.project_id) for p in Project.select(Project.user_id, Project.project_id)}
-        if self.rt.fleet is not None:
-            known |= {(str(r["user_id"]), str(r["project_id"])) for r in self.rt.fleet.store.leases()}
+        known |= set(self.rt.fleet.projects())
         if named is not None:
             return named if named in known else None
         found = [ids for ids in known if alias_label(*ids) == label]
@@ -101,11 +100,8 @@ class PreviewResolver:
 
     def _live_version(self, user_id: str, project_id: str) -> str | None:
         """The live version: this droplet's own when it writes the project (or is alone), else the fleet's."""
-        keeper = self.rt.fleet
-        if keeper is not None and keeper.holds(user_id, project_id) is None:
-            cur = keeper.store.current(user_id, project_id)
-            if cur and cur.get("live_version_id"):
-                return str(cur["live_version_id"])
+        if (elsewhere := self.rt.fleet.live_elsewhere(user_id, project_id)) is not None:
+            return elsewhere
         v = versions.live_version(user_id, project_id)
         return v.version_id if v is not None else None
 

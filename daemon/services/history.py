@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.core import versions
 from daemon.core.db import ProjectVersion
-from daemon.fleet import droplet
 from daemon.ops import replication as syncops
 from daemon.publish import diffs, screens
 
@@ -38,7 +37,7 @@ class HistoryView:
         items = versions.history_json(user_id, project_id, limit)
         if not items:
             items = syncops.remote_history(self._rt.replica, user_id, project_id)[:limit]
-        alias = droplet.live_alias_url(self._rt, user_id, project_id)
+        alias = self._rt.fleet.live_alias_url(user_id, project_id)
         return {"versions": items, **({"liveUrl": alias} if alias else {})}
 
     def remote_version(self, version_id: str) -> dict[str, Any] | None:

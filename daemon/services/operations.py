@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from daemon.core import diskspace
-from daemon.fleet import droplet
-from daemon.fleet import restore as restoring
+from daemon.fleet import verify
+from daemon.intake import restore as restoring
 from daemon.ops import replication as syncops
 from daemon.project import isolation
 
@@ -29,7 +29,7 @@ class Operations:
     @property
     def draining(self) -> bool:
         """A fleet droplet told to drain: its liveness answers 503 so a proxy takes it out of the API pool."""
-        return self._rt.fleet is not None and self._rt.fleet.draining
+        return self._rt.fleet.draining
 
     def status(self) -> dict[str, Any]:
         """Queue, versions by status, sandbox layer, sync backlog, disk (`daemonctl status`)."""
@@ -72,7 +72,8 @@ class Operations:
 
     def verify_project(self, user_id: str, project_id: str) -> dict[str, object]:
         """One project across Postgres, the bucket and KV, whichever droplet asks."""
-        return droplet.verify_project(self._rt, user_id, project_id)
+        r = self._rt
+        return verify.verify_project(r.fleet, r.replica, r.remote_objects, r.kv, r.layout, user_id, project_id)
 
     def cleanup(self, *, dry_run: bool) -> dict[str, Any]:
         """The nightly retention cleanup on demand (409 when one runs); `dry_run` changes nothing."""
@@ -80,11 +81,11 @@ class Operations:
 
     def fleet_status(self) -> dict[str, object]:
         """This droplet's leases and counters, the droplets seen and every lease ([fleet] off: enabled false)."""
-        return droplet.status(self._rt)
+        return self._rt.fleet.status()
 
     def drain(self) -> dict[str, object]:
         """Stop taking builds (503 `draining`); leases are released as their projects go idle (409 off a fleet)."""
-        return droplet.drain(self._rt)
+        return self._rt.fleet.drain()
 
     def restore(self, user_id: str, project_id: str) -> dict[str, Any]:
         """Rebuild a project's history from the packs in object storage (and its rows from the replica)."""

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.core import pointers, versions
 from daemon.core.db import ProjectVersion
-from daemon.fleet import droplet
 from daemon.intake import rollback as rolling_back
 from daemon.publish import golive
 
@@ -49,5 +48,5 @@ class Publisher:
         v = versions.get(version_id)
         if bool(v.pinned) == pinned:
             return v
-        droplet.admit(self._rt, v.user_id, v.project_id)
+        self._rt.fleet.admit(v.user_id, v.project_id)
         return versions.update(self._rt.outbox, version_id, pinned=pinned)

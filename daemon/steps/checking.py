@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import sandbox
 from daemon.core import quotas
 from daemon.core.db import database
+from daemon.core.events import ChecksRecorded
 from daemon.project import frameworks, isolation
 from daemon.project.buildlog import BuildLog
 from daemon.steps import checks, sandboxed
@@ -67,7 +68,7 @@ def done(rt: Runtime, pending: checks.Pending, writer: VersionWriter, blog: Buil
     for line in checks.summary_lines(record):
         blog.step(line)
     v = writer.record(checks=record, add_timings={"checks": session.elapsed_ms})
-    rt.checks_done(v)
+    rt.events.publish(ChecksRecorded(v))
     if judge:
         checks.judge(rt.cfg.build.checks, record)
 

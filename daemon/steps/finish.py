@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from daemon.fleet import droplet
 from daemon.project.failures import BuildFailed
 from daemon.publish import deploywatch, golive
 from daemon.steps.context import BuildContext
@@ -26,7 +25,7 @@ class Finish:
                   "add_timings": ctx.times.breakdown(), **ctx.fields,
                   "deploy_duration_ms": ctx.times.ms.get("deploy", 0)}
         state = fields.pop("deploy_state")
-        if (lost := droplet.lost_lease(rt, v.user_id, v.project_id)) is not None:
+        if (lost := rt.fleet.lost_lease(v.user_id, v.project_id)) is not None:
             raise BuildFailed("interrupted", lost)  # another droplet writes the project now: never go live
         if state == "deployed":
             ctx.v = golive.make_live(rt, v.version_id, **fields)

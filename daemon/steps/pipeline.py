@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from daemon.core import logging_setup
 from daemon.core.db import ProjectVersion
-from daemon.fleet import droplet
+from daemon.core.events import BuildDone
 from daemon.project import staging
 from daemon.project.buildlog import BuildLog
 from daemon.project.failures import BuildFailed
@@ -88,7 +88,7 @@ class Pipeline:
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
-        if self.project is not None and (lost := droplet.lapsed(self.rt, *self.project)) is not None:
+        if self.project is not None and (lost := self.rt.fleet.lapsed(*self.project)) is not None:
             raise BuildFailed("interrupted", lost)
 
     def run(self, version_id: str) -> None:
@@ -111,7 +111,7 @@ class Pipeline:
                            check_lease=self._check_lease, cancel=self.cancel, pending_checks=self.pending_checks)
         self.project = (v.user_id, v.project_id)
         try:
-            if (moved := droplet.build_may_start(rt, v)) is not None:
+            if (moved := rt.fleet.build_may_start(v)) is not None:
                 raise BuildFailed("interrupted", moved)
             v = ctx.record(status="building")
             blog.step(f"build {version_id} for {v.user_id}/{v.project_id} ({v.kind})")
@@ -129,7 +129,7 @@ class Pipeline:
             self.project = None
             rt.live_logs.pop(version_id, None)
             blog.close()
-            rt.build_done(ctx.v)
+            rt.events.publish(BuildDone(ctx.v))
             rt.notify(version_id)
             rt.sync_nudge()
         v = ctx.v

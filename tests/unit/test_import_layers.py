@@ -282,14 +282,14 @@ def test_cycle_report_names_a_two_module_cycle() -> None:
 def test_rank_and_layer_of_modules() -> None:
     assert rank("daemon") == rank("daemon.core.db") == 0
     assert rank("daemon.cli.serve") == 12 and layer_name("daemon.cli.serve") == "daemon.cli"
-    assert rank("daemon.runtime") == 2
+    assert rank("daemon.runtime") == 3 and rank("daemon.fleet.seam") == 2
     assert rank("sandbox.runner") is None
 
 
 def test_the_layer_table_read_from_pyproject() -> None:
     assert LAYERS == {"daemon": 0, "daemon.core": 0, "daemon.history": 1, "daemon.generators": 1,
-                      "daemon.deployers": 1, "daemon.render": 1, "daemon.runtime": 2, "daemon.project": 3,
-                      "daemon.fleet": 4, "daemon.publish": 5, "daemon.steps": 6, "daemon.intake": 7,
+                      "daemon.deployers": 1, "daemon.render": 1, "daemon.fleet": 2, "daemon.runtime": 3,
+                      "daemon.project": 4, "daemon.publish": 5, "daemon.steps": 6, "daemon.intake": 7,
                       "daemon.ops": 8, "daemon.services": 9, "daemon.api": 10, "daemon.ui": 10,
                       "daemon.wiring": 11, "daemon.cli": 12}
 

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, utcnow
+from daemon.core.events import BuildDone
 from daemon.wiring import build_app
 from tests.integration.ops.conftest import Seeder
 from tests.support import ApiClient
@@ -49,10 +50,10 @@ def test_metrics_parse_back(ops: Seeder, client: ApiClient) -> None:
     done = ops.version("u", "p", 0.001)
     versions.update(ops.rt.outbox, done.version_id, build_duration_ms=30_000, install_duration_ms=9_000,
                     deploy_duration_ms=500)
-    ops.rt.build_done(ProjectVersion.get_by_id(done.version_id))
+    ops.rt.events.publish(BuildDone(ProjectVersion.get_by_id(done.version_id)))
     bad = ops.version("u", "p", 0.002, status="failed")
     versions.update(ops.rt.outbox, bad.version_id, failure_reason="build_failed")
-    ops.rt.build_done(ProjectVersion.get_by_id(bad.version_id))
+    ops.rt.events.publish(BuildDone(ProjectVersion.get_by_id(bad.version_id)))
     for i in range(3):  # Pages deployments this month
         ProjectVersion.create(version_id=f"01J0000000000000000000000{i}", user_id="u", project_id="cf", prompt="x",
                               status="deployed", cf_deployment_id=f"dep-{i}", created_at=now - timedelta(minutes=i))

@@ -123,7 +123,7 @@ def test_sweep_drops_the_copies_the_replica_says_are_deleted(ops: Seeder, monkey
     replica = _Replica({gone.version_id: {"preview_deleted_at": "2026-05-01"}})
     from daemon.ops.retention import RetentionSweep
 
-    sweep = RetentionSweep(ops.rt.layout.previews, ops.rt.deployer, replica, None,  # type: ignore[arg-type]
+    sweep = RetentionSweep(ops.rt.layout.previews, ops.rt.deployer, replica, ops.rt.fleet,  # type: ignore[arg-type]
                            sync_interval_s=ops.rt.cfg.sync.interval_s)
     dropped = sweep.sweep()
     assert dropped == [ops.preview_dir(gone).name]

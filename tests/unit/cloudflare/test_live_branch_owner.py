@@ -11,7 +11,6 @@ import pytest
 from daemon.core import versions
 from daemon.deployers.base import DeployError, DeployRequest
 from daemon.deployers.cloudflare.branches import branch_conflict, checked_branch, live_branch
-from daemon.fleet import droplet
 from daemon.runtime import Runtime
 from tests.support import make_config
 
@@ -49,12 +48,12 @@ def test_a_newcomer_is_refused_the_owners_branch_and_alias(rt: Runtime, tmp_path
     with pytest.raises(DeployError, match="another project's"):
         rt.deployer.deploy(DeployRequest(out_dir=out, user_id=NEWCOMER, project_id=PROJECT, version_id="01J",
                                          message="m"), lambda _line: None)
-    assert droplet.live_alias_url(rt, NEWCOMER, PROJECT) is None
+    assert rt.fleet.live_alias_url(NEWCOMER, PROJECT) is None
     assert checked_branch(DeployRequest(out_dir=out, user_id=OWNER, project_id=PROJECT, version_id="01J",
                                         message="m")) == live_branch(OWNER, PROJECT)
-    assert droplet.live_alias_url(rt, OWNER, PROJECT) == f"https://{live_branch(OWNER, PROJECT)}.pp.pages.dev/"
+    assert rt.fleet.live_alias_url(OWNER, PROJECT) == f"https://{live_branch(OWNER, PROJECT)}.pp.pages.dev/"
     # a project with no colliding neighbour is untouched
-    assert branch_conflict("alice", "site") is None and droplet.live_alias_url(rt, "alice", "site")
+    assert branch_conflict("alice", "site") is None and rt.fleet.live_alias_url("alice", "site")
 
 
 def test_a_fleet_neighbour_known_only_by_its_lease_row_counts(rt: Runtime) -> None:

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from daemon.core.background import Job, Jobs, Owned
-from daemon.fleet import droplet
+from daemon.core.events import Events
+from daemon.fleet.guards import ProjectGuards
+from daemon.fleet.leased import LeasedFleet
 from daemon.intake import queue
 from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts
@@ -107,25 +109,30 @@ def test_the_checks_registry_owns_running_sessions_and_prunes_ended_recordings()
     assert pending.drain(5) and not pending.alive()
 
 
-def test_fleet_guards_keep_only_projects_in_use_and_are_per_runtime() -> None:
-    rt = SimpleNamespace(owned=Owned(), fleet=object())
-    other = SimpleNamespace(owned=Owned(), fleet=object())
-    g = droplet.guards(rt)  # type: ignore[arg-type]
-    assert g is droplet.guards(rt) and g is not droplet.guards(other)  # type: ignore[arg-type]
+def _leased_fleet() -> LeasedFleet:
+    """A fleet droplet as far as its guards ask: a keeper that notes activity, no stores, no deployer."""
+    keeper = SimpleNamespace(touch=lambda u, p: None, is_idle=None)
+    return LeasedFleet(keeper, SimpleNamespace(), SimpleNamespace(), Events(),  # type: ignore[arg-type]
+                       preview_domain="localhost", previews_port=0)
+
+
+def test_fleet_guards_keep_only_projects_in_use_and_are_per_fleet() -> None:
+    fleet, other = _leased_fleet(), _leased_fleet()
+    g = fleet.guards
+    assert g is fleet.guards and g is not other.guards
     for i in range(50):
         with g.catching_up(("u", f"p{i}")):
             assert g.size() == (1, 0)
-    droplet.hold(rt, "u", "p")  # type: ignore[arg-type]
-    droplet.hold(rt, "u", "p")  # type: ignore[arg-type]
-    assert g.size() == (0, 1) and not droplet.is_idle(rt, "u", "p")  # type: ignore[arg-type]
-    rt.fleet = SimpleNamespace(touch=lambda u, p: None)
-    droplet.unhold(rt, "u", "p")  # type: ignore[arg-type]
-    droplet.unhold(rt, "u", "p")  # type: ignore[arg-type]
+    fleet.hold("u", "p")
+    fleet.hold("u", "p")
+    assert g.size() == (0, 1) and not fleet.is_idle("u", "p")
+    fleet.unhold("u", "p")
+    fleet.unhold("u", "p")
     assert g.size() == (0, 0)
 
 
 def test_one_admission_per_project_at_a_time() -> None:
-    g = droplet.ProjectGuards()
+    g = ProjectGuards()
     inside, release = threading.Event(), threading.Event()
     order: list[str] = []
 

@@ -13,6 +13,7 @@ from daemon.core.db import Project, connect
 from daemon.core.layout import Layout
 from daemon.deployers.local import LocalDeployer
 from daemon.deployers.previewnames import ALIAS_SEP, DEPLOYMENT_ID_RE, alias_ids, alias_label
+from daemon.fleet.single import SingleDroplet
 from daemon.publish.previewfetch import PreviewResolver
 
 IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=64)
@@ -59,8 +60,9 @@ def test_the_resolver_finds_each_users_own_project(tmp_path: Path) -> None:
     users = ["alice", "Alice", "alice_", "b" * 64]
     for user in users:
         Project.create(user_id=user, project_id="site")
-    rt = SimpleNamespace(layout=layout, deployer=LocalDeployer(layout.previews), remote_objects=None, replica=None,
-                         fleet=None)
+    deployer = LocalDeployer(layout.previews)
+    rt = SimpleNamespace(layout=layout, deployer=deployer, remote_objects=None, replica=None,
+                         fleet=SingleDroplet(deployer))
     resolver = PreviewResolver(rt, cap_bytes=1 << 20)  # type: ignore[arg-type]
     for user in users:
         assert resolver._project_of_alias(alias_label(user, "site")) == (user, "site")

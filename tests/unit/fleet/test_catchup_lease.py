@@ -12,10 +12,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from daemon.core.background import Owned
 from daemon.core.db import connect
 from daemon.core.errors import Unavailable
-from daemon.fleet import droplet as fleet
+from daemon.core.events import Events
+from daemon.fleet.leased import LeasedFleet
 from sync.lease import Lease, LeaseHeld, PgLeases
 from sync.leasekeeper import LeaseKeeper
 from tests.integration.sync.support import PG_DSN
@@ -35,10 +35,12 @@ def droplet(tmp_path: Path) -> Iterator[SimpleNamespace]:
     store.ensure_schema()
     connect(tmp_path)
     keeper = LeaseKeeper(store, "drop-b", ttl_s=30, release_idle_s=0.0)
-    rt = SimpleNamespace(fleet=keeper, outbox=SimpleNamespace(outbox=_NothingPending()), owned=Owned())
-    keeper.is_idle = lambda u, p: fleet.is_idle(rt, u, p)  # type: ignore[arg-type]
+    stores = SimpleNamespace(outbox=SimpleNamespace(outbox=_NothingPending()))
+    fleet = LeasedFleet(keeper, stores, SimpleNamespace(), Events(),  # type: ignore[arg-type]
+                        preview_domain="localhost", previews_port=0)
+    assert keeper.is_idle == fleet.is_idle  # the fleet gave the keeper its idle check
     try:
-        yield SimpleNamespace(rt=rt, keeper=keeper, store=store)
+        yield SimpleNamespace(fleet=fleet, keeper=keeper, store=store)
     finally:
         store.close()
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
@@ -49,7 +51,7 @@ def test_the_renewer_keeps_the_lease_through_a_long_catch_up(droplet: SimpleName
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
 
-    def slow_catch_up(rt: object, lease: Lease) -> dict[str, int]:
+    def slow_catch_up(lease: Lease) -> dict[str, int]:
         # Renewer passes while the catch-up is still reading Postgres and S3 (56 s in the issue).
         for _ in range(3):
             droplet.keeper.tick()
@@ -61,8 +63,8 @@ def test_the_renewer_keeps_the_lease_through_a_long_catch_up(droplet: SimpleName
             seen.append((droplet.keeper.holds("u", "p") is not None, other))
         return {}
 
-    monkeypatch.setattr(fleet, "catch_up", slow_catch_up)
-    lease = fleet.admit(droplet.rt, "u", "p")  # type: ignore[arg-type]
+    monkeypatch.setattr(droplet.fleet, "catch_up", slow_catch_up)
+    lease = droplet.fleet.admit("u", "p")
     assert lease is not None and lease.holder == "drop-b"
     assert seen == [(True, "held by drop-b")] * 3, seen
     assert droplet.keeper.holds("u", "p") is not None
@@ -71,13 +73,13 @@ def test_the_renewer_keeps_the_lease_through_a_long_catch_up(droplet: SimpleName
 
 
 def test_a_failed_catch_up_releases_the_lease(droplet: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing_catch_up(rt: object, lease: Lease) -> dict[str, int]:
+    def failing_catch_up(lease: Lease) -> dict[str, int]:
         droplet.keeper.tick()
         raise Unavailable("cannot read the project's rows from Postgres: down", code="catch_up_failed")
 
-    monkeypatch.setattr(fleet, "catch_up", failing_catch_up)
+    monkeypatch.setattr(droplet.fleet, "catch_up", failing_catch_up)
     with pytest.raises(Unavailable):
-        fleet.admit(droplet.rt, "u", "p")  # type: ignore[arg-type]
+        droplet.fleet.admit("u", "p")
     assert droplet.keeper.holds("u", "p") is None
     assert droplet.store.acquire("u", "p", "drop-c", 30).holder == "drop-c"  # released at once, not left to expire
-    assert fleet.is_idle(droplet.rt, "u", "p")  # type: ignore[arg-type]  # no hold left behind
+    assert droplet.fleet.is_idle("u", "p")  # no hold left behind

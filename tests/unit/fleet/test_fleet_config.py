@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.core.config import ConfigError, load
+from daemon.fleet.single import SingleDroplet
 from daemon.runtime import Runtime
 from sync.outbox import EnabledOutbox
 from tests.support import make_config
@@ -52,6 +53,7 @@ def test_a_complete_fleet_config_loads(tmp_path: Path) -> None:
 def test_fleet_off_wires_nothing_of_it(tmp_path: Path) -> None:
     rt = Runtime(make_config(tmp_path, sandbox={"allow_unconfined": True}))
     try:
-        assert rt.fleet is None and type(rt.outbox) is EnabledOutbox
+        assert isinstance(rt.fleet, SingleDroplet) and type(rt.outbox) is EnabledOutbox
+        assert rt.fleet.jobs() == [] and [j["name"] for j in rt.jobs.describe()] == ["sync", "after-live"]
     finally:
         rt.close()

@@ -15,6 +15,7 @@ from daemon.core.ids import new_version_id
 from daemon.core.layout import Layout
 from daemon.deployers.local import LocalDeployer
 from daemon.deployers.previewnames import deployment_id_for
+from daemon.fleet.single import SingleDroplet
 from daemon.publish.previewfetch import PreviewResolver
 from sync.objects.local import LocalObjectStore
 
@@ -37,8 +38,9 @@ def world(tmp_path: Path) -> SimpleNamespace:
     connect(data)
     bucket = LocalObjectStore(tmp_path / "bucket")
     replica = Replica()
-    rt = SimpleNamespace(layout=layout, deployer=LocalDeployer(layout.previews), remote_objects=bucket,
-                         replica=replica, fleet=None, cfg=SimpleNamespace(limits=SimpleNamespace(output_mb=100)))
+    deployer = LocalDeployer(layout.previews)
+    rt = SimpleNamespace(layout=layout, deployer=deployer, remote_objects=bucket, replica=replica,
+                         fleet=SingleDroplet(deployer), cfg=SimpleNamespace(limits=SimpleNamespace(output_mb=100)))
 
     def version(text: str, *, status: str = "deployed", rollback_of: str | None = None,
                 artifact: bool = True, empty_files: int = 0) -> str:

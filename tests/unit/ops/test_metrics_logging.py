@@ -6,13 +6,13 @@ import io
 import json
 import logging
 import re
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.core import logging_setup
 from daemon.core.db import ProjectVersion
+from daemon.core.events import BuildDone, ChecksRecorded, Events
 from daemon.ops import metrics
 
 
@@ -45,11 +45,10 @@ def test_build_outcomes_and_durations_parse_back() -> None:
 
 def test_each_daemon_has_its_own_registry_and_hooks_install_once() -> None:
     a, b = metrics.Metrics(), metrics.Metrics()
-    on_build_done: list[Any] = []
-    on_checks_done: list[Any] = []
-    a.install(on_build_done, on_checks_done)
-    a.install(on_build_done, on_checks_done)
-    assert len(on_build_done) == 1 and len(on_checks_done) == 1
+    events = Events()
+    a.install(events)
+    a.install(events)
+    assert len(events.handlers(BuildDone)) == 1 and len(events.handlers(ChecksRecorded)) == 1
     a.webhook_received("deployment.success")
     a.webhook_retried("deployment.success")
     a.webhook_refused("auth")

@@ -89,7 +89,7 @@ def test_no_tsconfig_or_eslint_config_is_skipped(bench: Bench) -> None:
 
 def test_type_error_under_record_deploys_with_the_diagnostics(bench: Bench) -> None:
     m = metrics.Metrics()
-    m.install(bench.rt.on_build_done, bench.rt.on_checks_done)
+    m.install(bench.rt.events)
     v = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
     assert v.status == "deployed", v.failure_message
     assert list(bench.dep.sites.values()) == [{"index.html": b"<h1>Checked</h1>"}]

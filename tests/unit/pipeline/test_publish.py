@@ -12,9 +12,8 @@ from daemon.core import versions
 from daemon.core.config import load
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict
-from daemon.fleet import restore
 from daemon.generators import GenerationError
-from daemon.intake import rollback
+from daemon.intake import restore, rollback
 from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from daemon.publish import golive
 from daemon.runtime import Runtime

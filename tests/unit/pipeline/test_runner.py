@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from daemon.core.db import ProjectVersion
-from daemon.fleet import droplet
 from daemon.intake.submit import BuildRequest, submit_new
 from daemon.project.failures import BuildFailed
 from daemon.steps import pipeline
@@ -93,7 +92,7 @@ def test_an_unexpected_error_fails_the_version_as_build_failed(bench: Bench) -> 
 
 def test_the_lease_is_checked_between_steps(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
-    monkeypatch.setattr(droplet, "lapsed", lambda rt, user, project: "lease lost" if ran else None)
+    monkeypatch.setattr(bench.rt.fleet, "lapsed", lambda user, project: "lease lost" if ran else None)
     v = _build(bench, [FakeStep("a", ran), FakeStep("b", ran)])
     assert ran == ["a"]  # the lease lapsed while `a` ran: `b` never starts
     assert (v.status, v.failure_reason, v.failure_message) == ("failed", "interrupted", "lease lost")

@@ -13,7 +13,7 @@ import pytest
 
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
-from daemon.fleet import restore
+from daemon.intake import restore
 from daemon.intake.submit import BuildRequest, submit_new, submit_rebuild
 from tests.fakes.tiny_generator import contract_json
 from tests.support.crafted_history import plant_version

@@ -8,7 +8,6 @@ from daemon.core import versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict, Unavailable
 from daemon.core.ids import check_project_ids
-from daemon.fleet import droplet
 from daemon.fleet.packs import load_packs
 from daemon.history import HistoryError, ProjectRepo, lock_for
 
@@ -19,13 +18,13 @@ if TYPE_CHECKING:
 def restore(rt: Runtime, user_id: Any, project_id: Any) -> dict[str, Any]:
     """Rebuild a project's repository from the packs in object storage (and its rows from the replica)."""
     check_project_ids(user_id, project_id)
-    droplet.admit(rt, user_id, project_id)
+    rt.fleet.admit(user_id, project_id)
     path = rt.layout.repo_path(user_id, project_id)
-    if rt.fleet is not None and path.exists():
+    if rt.fleet.catches_up and path.exists():
         # a fleet droplet restores (or catches up) on taking the lease: report what it holds now
         return {"userId": user_id, "projectId": project_id, "versions": len(ProjectRepo(path).versions()),
                 "caughtUp": True}
-    packs = load_packs(rt, user_id, project_id)
+    packs = load_packs(rt.layout, rt.local_objects, rt.remote_objects, user_id, project_id)
     rows = _restore_rows(rt, user_id, project_id)
     with lock_for(path).writing():
         if path.exists():

@@ -1,0 +1,135 @@
+"""Catching up: a droplet that takes a project's lease from another droplet (or after a restart) makes its local
+copy current from the shared stores before writing to it: rows from Postgres, history from the packs in the
+bucket, the live version and undo/redo stacks from the lease row."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+from daemon.core import versions
+from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core.errors import AppError, Unavailable
+from daemon.core.layout import Layout
+from daemon.fleet.packs import load_packs
+from daemon.history import HistoryError, ProjectRepo, lock_for
+from sync.lease import Lease
+from sync.loop import SyncLoop
+from sync.objects import ObjectStore
+from sync.outbox import EnabledOutbox
+from sync.replica import Replica
+
+log = logging.getLogger("previewd.fleet")
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What a fleet droplet reads and writes besides its leases: its data dir, the fleet's Postgres rows, the
+    outbox its row changes go through (fenced by the lease epoch), the sync loop that pushes them, and the object
+    stores holding the recovery packs."""
+
+    layout: Layout
+    replica: Replica
+    outbox: EnabledOutbox
+    sync_loop: SyncLoop
+    local_objects: ObjectStore
+    remote_objects: ObjectStore | None
+
+
+def catch_up(stores: Stores, lease: Lease) -> dict[str, int]:
+    """Make the local copy of a newly leased project current: rows from Postgres, history from the packs in
+    S3 (restored when absent or older), its live version and undo/redo stacks from the lease row; versions an
+    earlier holder left unfinished are failed as `interrupted`."""
+    started = time.monotonic()
+    u, p = lease.user_id, lease.project_id
+    try:
+        remote = stores.replica.fetch_versions(u, p)
+    except Exception as exc:
+        raise Unavailable(f"cannot read the project's rows from Postgres: {exc}", code="catch_up_failed",
+                          retry_after=2) from exc
+    changed = _merge_rows(remote, takeover=lease.takeover)
+    restored = _catch_up_history(stores, u, p, remote)
+    orphans = 0
+    if lease.takeover:
+        for rec in remote:
+            if rec["status"] in ACTIVE_STATUSES:
+                versions.update(stores.outbox, rec["version_id"], status="failed", failure_reason="interrupted",
+                                failure_message=f"droplet {lease.previous} lost the lease of this project while "
+                                                f"this version was {rec['status']}; droplet {lease.holder} took "
+                                                "over")
+                orphans += 1
+    _set_head(lease)
+    log.info("caught up %s/%s at epoch %d in %.0f ms: %d rows changed, history %s, %d orphans interrupted",
+             u, p, lease.epoch, (time.monotonic() - started) * 1000, changed, "restored" if restored else "current",
+             orphans)
+    stores.sync_loop.nudge()
+    return {"rows": changed, "restored": int(restored), "orphans": orphans}
+
+
+def _merge_rows(remote: list[dict[str, object]], *, takeover: bool) -> int:
+    """Copy rows the local database lacks or has older; on a takeover Postgres wins over any local row."""
+    changed = 0
+    with database.atomic("IMMEDIATE"):
+        for rec in remote:
+            row = versions.row_from_record(rec)
+            local = ProjectVersion.get_or_none(ProjectVersion.version_id == rec["version_id"])
+            if local is None:
+                ProjectVersion.create(**row)
+                changed += 1
+            elif int(local.row_version) < int(row["row_version"]) or (
+                    takeover and int(local.row_version) != int(row["row_version"])):
+                ProjectVersion.update(**{k: v for k, v in row.items() if k != "version_id"}).where(
+                    ProjectVersion.version_id == rec["version_id"]).execute()
+                changed += 1
+    return changed
+
+
+def _catch_up_history(stores: Stores, user_id: str, project_id: str, remote: list[dict[str, object]]) -> bool:
+    """Restore the git history from the packs when the local repository is absent or lacks a deployed version."""
+    path = stores.layout.repo_path(user_id, project_id)
+    wanted = [str(r["version_id"]) for r in remote if r["status"] == "deployed"]
+    if not wanted:
+        return False
+    if path.exists():
+        repo = ProjectRepo.open_or_init(path)
+        if all(repo.has_version(v) for v in wanted):
+            return False
+    try:
+        packs = load_packs(stores.layout, stores.local_objects, stores.remote_objects, user_id, project_id)
+    except AppError as exc:
+        if exc.code == "no_packs":
+            return False
+        raise
+    stale = path.with_name(f".{path.name}.stale-{os.getpid()}-{int(time.time() * 1000)}")
+    with lock_for(path).writing():
+        if path.exists():
+            os.rename(path, stale)
+        try:
+            ProjectRepo.restore(path, packs)
+        except HistoryError as exc:
+            if stale.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                os.rename(stale, path)
+            raise Unavailable(exc.message or exc.code, code=exc.code) from exc
+    shutil.rmtree(stale, ignore_errors=True)
+    return True
+
+
+def _set_head(lease: Lease) -> None:
+    """The project's live version and undo/redo stacks as the fleet last recorded them (when known here)."""
+    if not lease.live_version_id:
+        return
+    live = ProjectVersion.get_or_none(ProjectVersion.version_id == lease.live_version_id)
+    if live is None or live.status != "deployed":
+        return
+    with database.atomic("IMMEDIATE"):
+        proj, _ = Project.get_or_create(user_id=lease.user_id, project_id=lease.project_id)
+        proj.live_version_id = lease.live_version_id
+        proj.undo_stack = json.dumps(list(lease.undo))
+        proj.redo_stack = json.dumps(list(lease.redo))
+        proj.updated_at = utcnow()
+        proj.save()
