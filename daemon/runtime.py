@@ -118,7 +118,8 @@ class Runtime:
         # of a second or two of Chromium each): one at a time, in order, after the answer.
         self.after_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previewd-after")
         # Every background job, declared once (daemon/core/background.py); the state that used to sit in
-        # module-level maps (metrics, alerts) lives in `owned`, one per runtime.
+        # module-level maps has an owner: `owned` here, the fleet's guards in the fleet, the metrics and alerts in
+        # the operations jobs (daemon/ops/jobs.py) that the composition root builds beside the runtime.
         self.jobs = Jobs()
         self.owned = Owned()
         self._declare_jobs()

@@ -1,5 +1,6 @@
 """The composition root: from the config, build once the runtime's edges, the build pipeline and its queue, the
-scheduler, the typed services, and the HTTP app (the API and the dashboard) behind its ASGI wrappers.
+operations jobs and their scheduler, the typed services, and the HTTP app (the API and the dashboard) behind its
+ASGI wrappers.
 
 `previewd serve` (`daemon.cli.serve`) calls `wire` and runs what it returns; nothing below the CLI imports this
 module. Handlers and pages receive the services by name through Litestar's `Provide`; only the guards and the
@@ -20,8 +21,14 @@ from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup
 from daemon.core.config import Config
 from daemon.intake.queue import BuildQueue
-from daemon.ops import metrics
+from daemon.ops.alerts import Alerts
+from daemon.ops.cleanup import Cleanup
+from daemon.ops.jobs import OpsJobs
+from daemon.ops.metrics import Metrics, StateGauges
+from daemon.ops.retention import RetentionSweep
 from daemon.ops.scheduler import Scheduler
+from daemon.ops.status import Status
+from daemon.publish import deploywatch
 from daemon.publish.previewfetch import PreviewResolver
 from daemon.runtime import Runtime
 from daemon.services.access import Access
@@ -52,15 +59,15 @@ class Services:
     callbacks: PagesCallbacks
 
     @classmethod
-    def build(cls, rt: Runtime, queue: BuildQueue) -> Services:
-        """Every service around one runtime and its build queue."""
-        telemetry = Telemetry(rt)
+    def build(cls, rt: Runtime, queue: BuildQueue, ops: OpsJobs) -> Services:
+        """Every service around one runtime, its build queue and its operations jobs."""
+        telemetry = Telemetry(ops.metrics)
         server = rt.cfg.server
         slots = StreamSlots(server.sse_max_streams, server.sse_max_streams_per_ip)
         telemetry.streams_open(lambda: slots.open)
         return cls(access=Access(rt, telemetry), telemetry=telemetry, builds=Builds(rt, queue),
                    logs=BuildLogs(rt, slots, telemetry), publisher=Publisher(rt, queue), history=HistoryView(rt),
-                   operations=Operations(rt, queue), plans=Plans(rt), callbacks=PagesCallbacks(rt, telemetry))
+                   operations=Operations(rt, ops), plans=Plans(rt), callbacks=PagesCallbacks(rt, telemetry))
 
     def dependencies(self) -> dict[str, Provide]:
         """One `Provide` per service, registered once at the app: the same instance for every request."""
@@ -87,6 +94,24 @@ def build_app(cfg: Config, services: Services) -> Litestar:
     return create_app(cfg, services.access, services.dependencies(), extra=extra, template_config=templates)
 
 
+def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
+    """The operations jobs from the runtime's edges, each given only what it uses (daemon/ops imports no runtime),
+    and the scheduler that runs them; the build hooks feed the metrics."""
+    cfg, layout, backlog = rt.cfg, rt.layout, rt.sync_loop.outbox
+    m = Metrics()
+    m.install(rt.events)
+    cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
+                      remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
+    alerts = Alerts(cfg, layout.data_dir, m)
+    sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
+    scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
+                          cleanup=cleanup, alerts=alerts, sweep=sweep)
+    status = Status(cfg.paths, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
+                    deployer=rt.deployer)
+    return OpsJobs(metrics=m, gauges=StateGauges(m, cfg, layout, backlog, rt.fleet, queue), alerts=alerts,
+                   cleanup=cleanup, sweep=sweep, status=status, scheduler=scheduler)
+
+
 @dataclass(frozen=True)
 class Wired:
     """Everything `wire` built; the caller starts the jobs (`runtime.jobs`) and serves `asgi` (and `public_asgi`)."""
@@ -95,6 +120,7 @@ class Wired:
     pipeline: Pipeline
     queue: BuildQueue
     scheduler: Scheduler
+    ops: OpsJobs  # the operations jobs (metrics, alerts, cleanup, sweep, status); `scheduler` runs them
     services: Services
     app: Litestar
     asgi: logging_setup.RequestIdMiddleware  # the API listener: previews by Host, the pointer fast path, the app
@@ -107,9 +133,8 @@ def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
     rt = Runtime(cfg, **edges)
     pipeline = Pipeline(rt)
     queue = BuildQueue(rt.data_dir / "queue.db", pipeline.run, immediate=immediate)
-    scheduler = Scheduler(rt)
-    metrics.install_metrics(rt)
-    services = Services.build(rt, queue)
+    ops = build_ops_jobs(rt, queue)
+    services = Services.build(rt, queue, ops)
     app = build_app(cfg, services)
     previews = rt.layout.previews
     # A fleet droplet serves previews it never built (fetched from the bucket) and live alias hosts.
@@ -120,4 +145,4 @@ def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
                           cfg.server.preview_domain, resolver))
     public_asgi = logging_setup.RequestIdMiddleware(
         make_public_asgi(previews, cfg.server.preview_domain, resolver)) if cfg.server.preview_port else None
-    return Wired(rt, pipeline, queue, scheduler, services, app, asgi, public_asgi)
+    return Wired(rt, pipeline, queue, ops.scheduler, ops, services, app, asgi, public_asgi)

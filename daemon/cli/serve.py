@@ -70,7 +70,7 @@ class Daemon:
         self.lock.acquire()
         wired = wire(cfg, immediate=immediate, **edges)
         self.rt, self.pipeline, self.queue, self.scheduler = wired.runtime, wired.pipeline, wired.queue, wired.scheduler
-        self.services, self.app, self.asgi = wired.services, wired.app, wired.asgi
+        self.ops, self.services, self.app, self.asgi = wired.ops, wired.services, wired.app, wired.asgi
         # The public listener's app: previews only, so a wildcard proxy in front of it never reaches the API.
         self.public_asgi = wired.public_asgi
         self.sync = self.rt.sync_loop
@@ -119,7 +119,7 @@ class Daemon:
                 pipeline.cancel.set()
                 stopper.join(60)
 
-        alert_state = alerts.state(self.rt)
+        alert_state = self.ops.alerts
         jobs.declare(Job("alert-webhooks", "bounded pool", f"per alert firing or resolved ({alerts.WEBHOOK_THREADS} "
                          "threads)", f"drop unsent posts, wait for those being sent (each times out after "
                          f"{alerts.WEBHOOK_TIMEOUT_S:g} s)", stop=lambda _g: alert_state.stop(),

@@ -11,8 +11,9 @@ Where work runs (`Job.runs_in`):
 Call-scoped threads are not jobs: a build's audit and checks threads, a generator's pipe readers, Wrangler's
 output reader and the render origin's pool live inside one call and are joined (or shut down) by it.
 
-Also `Owned`: the per-daemon state (metrics, alerts) that used to sit in module-level maps; one per runtime, with
-a fixed number of slots. (The fleet's per-project guards belong to its `LeasedFleet`.)
+Also `Owned`: per-daemon state with an owner (the runtime) and a bound (a fixed number of slots), for state that
+would otherwise sit in a module-level map. The fleet's per-project guards belong to its `LeasedFleet`; the metrics
+and the alert state to the daemon's operations jobs (daemon/ops/jobs.py, built by daemon/wiring.py).
 """
 
 from __future__ import annotations

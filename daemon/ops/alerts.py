@@ -1,4 +1,8 @@
-"""The seed's alerts: evaluated each minute, kept in memory, logged once on start and on clear, optionally POSTed."""
+"""The seed's alerts: evaluated each minute, kept in memory, logged once on start and on clear, optionally POSTed.
+
+One `Alerts` per daemon, built by the composition root with what its checks read (the config, the data dir, the
+daemon's `Metrics`); it holds the firing state and the webhook posts' bounded pool.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,10 +22,10 @@ import psutil
 
 from daemon.core import diskspace, quotas
 from daemon.core.db import ProjectVersion, database, utcnow
-from daemon.ops import metrics
+from daemon.ops.metrics import Metrics, pages_deployments_this_month
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.core.config import Config
 
 log = logging.getLogger("previewd.alerts")
 
@@ -44,8 +49,8 @@ class Alert:
         return asdict(self)
 
 
-def _failure_rate(rt: Runtime, now: datetime) -> Alert | None:
-    c = rt.cfg.alerts
+def _failure_rate(a: Alerts, now: datetime) -> Alert | None:
+    c = a.cfg.alerts
     since = now - timedelta(minutes=c.window_minutes)
     statuses = [str(v.status) for v in ProjectVersion.select(ProjectVersion.status)
                 .where(ProjectVersion.status.in_(("deployed", "failed")) & (ProjectVersion.updated_at >= since))]
@@ -57,65 +62,65 @@ def _failure_rate(rt: Runtime, now: datetime) -> Alert | None:
                  round(failed / total, 3), c.failure_rate)
 
 
-def _pages_quota(rt: Runtime, now: datetime) -> Alert | None:
-    quota = rt.cfg.retention.pages_quota_month
-    used = metrics.pages_deployments_this_month(now)
-    if used < rt.cfg.alerts.quota_ratio * quota:
+def _pages_quota(a: Alerts, now: datetime) -> Alert | None:
+    quota = a.cfg.retention.pages_quota_month
+    used = pages_deployments_this_month(now)
+    if used < a.cfg.alerts.quota_ratio * quota:
         return None
     return Alert("pages_quota", f"{used} of {quota} Pages deployments used this month", used,
-                 rt.cfg.alerts.quota_ratio * quota)
+                 a.cfg.alerts.quota_ratio * quota)
 
 
-def _webhook_auth(rt: Runtime, now: datetime) -> Alert | None:
-    window = rt.cfg.alerts.window_minutes * 60
+def _webhook_auth(a: Alerts, now: datetime) -> Alert | None:
+    window = a.cfg.alerts.window_minutes * 60
     cutoff = time.time() - window
-    recent = sum(1 for t in list(metrics.of(rt).refusal_times) if t >= cutoff)
+    recent = sum(1 for t in list(a.metrics.refusal_times) if t >= cutoff)
     if not recent:
         return None
     return Alert("webhook_auth_failures", f"{recent} webhook(s) failed authentication in the last "
-                 f"{rt.cfg.alerts.window_minutes} min (check the webhook secret)", recent, 1)
+                 f"{a.cfg.alerts.window_minutes} min (check the webhook secret)", recent, 1)
 
 
-def _api_auth(rt: Runtime, now: datetime) -> Alert | None:
-    cutoff = time.time() - rt.cfg.alerts.window_minutes * 60
-    recent = [ip for t, ip in list(metrics.of(rt).auth_failure_times) if t >= cutoff]
-    if len(recent) < rt.cfg.alerts.auth_failures:
+def _api_auth(a: Alerts, now: datetime) -> Alert | None:
+    cutoff = time.time() - a.cfg.alerts.window_minutes * 60
+    recent = [ip for t, ip in list(a.metrics.auth_failure_times) if t >= cutoff]
+    if len(recent) < a.cfg.alerts.auth_failures:
         return None
     top, n = Counter(recent).most_common(1)[0]
     return Alert("api_auth_failures", f"{len(recent)} API request(s) failed authentication in the last "
-                 f"{rt.cfg.alerts.window_minutes} min, {n} of them from {top} (a probe, or a client with the "
-                 "wrong secret or clock)", len(recent), rt.cfg.alerts.auth_failures)
+                 f"{a.cfg.alerts.window_minutes} min, {n} of them from {top} (a probe, or a client with the "
+                 "wrong secret or clock)", len(recent), a.cfg.alerts.auth_failures)
 
 
-def _disk(rt: Runtime, now: datetime) -> Alert | None:
-    usage = psutil.disk_usage(str(rt.data_dir))
+def _disk(a: Alerts, now: datetime) -> Alert | None:
+    usage = psutil.disk_usage(str(a.data_dir))
     free = 100.0 - usage.percent
-    if free >= rt.cfg.alerts.disk_free_min_percent:
+    if free >= a.cfg.alerts.disk_free_min_percent:
         return None
     return Alert("disk_pressure", f"{free:.1f}% free on the data dir's disk ({usage.free // 2**20} MiB)",
-                 round(free, 1), rt.cfg.alerts.disk_free_min_percent)
+                 round(free, 1), a.cfg.alerts.disk_free_min_percent)
 
 
-def _disk_full(rt: Runtime, now: datetime) -> Alert | None:
+def _disk_full(a: Alerts, now: datetime) -> Alert | None:
     """Below the build reserve now, or writes answered 503 disk_full within the window."""
-    free = diskspace.free_bytes(rt.data_dir)
-    reserve = rt.cfg.limits.disk_reserve_mb * 2**20
-    cutoff = time.time() - rt.cfg.alerts.window_minutes * 60
-    recent = sum(1 for t in list(metrics.of(rt).disk_full_times) if t >= cutoff)
-    fs = diskspace.mount_point(rt.data_dir)
+    free = diskspace.free_bytes(a.data_dir)
+    reserve = a.cfg.limits.disk_reserve_mb * 2**20
+    cutoff = time.time() - a.cfg.alerts.window_minutes * 60
+    recent = sum(1 for t in list(a.metrics.disk_full_times) if t >= cutoff)
+    fs = diskspace.mount_point(a.data_dir)
     if 0 <= free < reserve:
         return Alert("disk_full", f"the filesystem {fs} (the data dir's) has {free // 2**20} MiB free, below the "
                      f"reserve of {reserve // 2**20} MiB: new builds are refused (503 disk_full)"
-                     + (f"; {recent} request(s) answered disk_full in the last {rt.cfg.alerts.window_minutes} min"
+                     + (f"; {recent} request(s) answered disk_full in the last {a.cfg.alerts.window_minutes} min"
                         if recent else ""), free, reserve)
     if recent:
         return Alert("disk_full", f"{recent} request(s) answered 503 disk_full in the last "
-                     f"{rt.cfg.alerts.window_minutes} min (the filesystem {fs} filled up; "
+                     f"{a.cfg.alerts.window_minutes} min (the filesystem {fs} filled up; "
                      f"{free // 2**20} MiB free now)", free, reserve)
     return None
 
 
-def _memory(rt: Runtime, now: datetime) -> Alert | None:
+def _memory(a: Alerts, now: datetime) -> Alert | None:
     mem = psutil.virtual_memory()
     if mem.percent < MEMORY_MAX_PERCENT:
         return None
@@ -127,17 +132,22 @@ CHECKS = [_failure_rate, _pages_quota, _webhook_auth, _api_auth, _disk, _disk_fu
 DISK_CHECKS = [_disk, _disk_full]
 
 
-class AlertState:
-    """The alerts firing now; transitions are logged and posted once."""
+class Alerts:
+    """The alerts firing now in one daemon; transitions are logged and posted once."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: Config, data_dir: Path, metrics: Metrics) -> None:
+        """`metrics`: the daemon's registry, whose refusal times the auth and disk_full checks read."""
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.metrics = metrics
         self.active: dict[str, Alert] = {}
         self.lock = threading.Lock()
         self.last_evaluated: str | None = None
         # Webhook posts: a bounded pool, so a burst of alerts (one per user over quota) never makes a thread each.
         self._posts: ThreadPoolExecutor | None = None
 
-    def post(self, send: Callable[[], None]) -> None:
+    # -- the webhook posts (a background job: "alert-webhooks") ------------------------------------------
+    def _submit(self, send: Callable[[], None]) -> None:
         """Run a webhook post on the alerts' pool (never on the caller's thread)."""
         with self.lock:
             if self._posts is None:
@@ -153,10 +163,28 @@ class AlertState:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def alive(self) -> bool:
+        """A webhook post is being sent."""
         pool = self._posts
         return pool is not None and any(t.is_alive() for t in getattr(pool, "_threads", ()))
 
-    def update(self, rt: Runtime, found: list[Alert], now: datetime, only: set[str] | None = None) -> list[Alert]:
+    def post(self, body: dict[str, Any]) -> None:
+        """Send to the alert webhook on the pool: never blocks a request or the scheduler."""
+        url = self.cfg.alerts.webhook_url
+        if not url:
+            return
+
+        def send() -> None:
+            try:
+                r = httpx.post(url, json=body, timeout=WEBHOOK_TIMEOUT_S, trust_env=False)
+                if r.status_code >= 400:
+                    log.warning("alert webhook answered %d for %s", r.status_code, body["alert"])
+            except httpx.HTTPError as exc:  # the URL may carry a token: name the error type, never the URL
+                log.warning("alert webhook unreachable for %s: %s", body["alert"], type(exc).__name__)
+
+        self._submit(send)
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def update(self, found: list[Alert], now: datetime, only: set[str] | None = None) -> list[Alert]:
         """Record what fires now; with `only`, just those alerts were evaluated and the others stand."""
         stamp = now.replace(tzinfo=UTC).isoformat()
         with self.lock:
@@ -172,121 +200,89 @@ class AlertState:
             firing = sorted(self.active.values(), key=lambda a: a.name)
         for a in started:
             log.warning("ALERT %s: %s", a.name, a.message)
-            _post(rt, {"alert": a.name, "state": "firing", "message": a.message, "value": a.value,
+            self.post({"alert": a.name, "state": "firing", "message": a.message, "value": a.value,
                        "threshold": a.threshold, "at": stamp})
         for a in cleared:
             log.info("alert cleared: %s", a.name)
-            _post(rt, {"alert": a.name, "state": "resolved", "message": a.message, "at": stamp})
+            self.post({"alert": a.name, "state": "resolved", "message": a.message, "at": stamp})
         return firing
 
-
-def _post(rt: Runtime, body: dict[str, Any]) -> None:
-    """Send to the alert webhook on its own thread: never blocks a request or the scheduler."""
-    url = rt.cfg.alerts.webhook_url
-    if not url:
-        return
-
-    def send() -> None:
-        try:
-            r = httpx.post(url, json=body, timeout=WEBHOOK_TIMEOUT_S, trust_env=False)
-            if r.status_code >= 400:
-                log.warning("alert webhook answered %d for %s", r.status_code, body["alert"])
-        except httpx.HTTPError as exc:  # the URL may carry a token: name the error type, never the URL
-            log.warning("alert webhook unreachable for %s: %s", body["alert"], type(exc).__name__)
-
-    state(rt).post(send)
-
-
-def state(rt: Runtime) -> AlertState:
-    """The alert state of one runtime (made on first use, owned by the runtime; one entry per alert name)."""
-    return rt.owned.get("alerts", AlertState)
-
-
-def quota_alerts(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Post one alert per user, quota and month when usage reaches [quotas] alert_ratio of the plan's limit
-    (remembered in state.db, so a restart does not post it again); returns the bodies posted."""
-    if not quotas.enabled(rt.cfg):
-        return []
-    now = now or quotas.clock()
-    month = quotas.month_of(now)
-    ratio = rt.cfg.quotas.alert_ratio
-    users = dict(database.execute_sql(
-        "SELECT user_id, (SELECT org_id FROM build_usage b2 WHERE b2.user_id = b.user_id AND b2.month = ? "
-        "ORDER BY created_at DESC LIMIT 1) FROM build_usage b WHERE month = ? GROUP BY user_id "
-        "UNION SELECT user_id, NULL FROM storage_gauges WHERE bytes > 0 AND user_id NOT IN "
-        "(SELECT user_id FROM build_usage WHERE month = ?)", (month, month, month)).fetchall())
-    posted: list[dict[str, Any]] = []
-    for user_id, org_id in sorted(users.items()):
-        name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
-        limits = {q: v for q, v in quotas.limits_of(plan).items() if q != "concurrent_projects"}
-        if not limits:
-            continue
-        u = quotas.usage_of(user_id, month)
-        for quota, limit in limits.items():
-            used = u.figure(quota)
-            if used < ratio * limit:
+    def quota_alerts(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Post one alert per user, quota and month when usage reaches [quotas] alert_ratio of the plan's limit
+        (remembered in state.db, so a restart does not post it again); returns the bodies posted."""
+        cfg = self.cfg
+        if not quotas.enabled(cfg):
+            return []
+        now = now or quotas.clock()
+        month = quotas.month_of(now)
+        ratio = cfg.quotas.alert_ratio
+        users = dict(database.execute_sql(
+            "SELECT user_id, (SELECT org_id FROM build_usage b2 WHERE b2.user_id = b.user_id AND b2.month = ? "
+            "ORDER BY created_at DESC LIMIT 1) FROM build_usage b WHERE month = ? GROUP BY user_id "
+            "UNION SELECT user_id, NULL FROM storage_gauges WHERE bytes > 0 AND user_id NOT IN "
+            "(SELECT user_id FROM build_usage WHERE month = ?)", (month, month, month)).fetchall())
+        posted: list[dict[str, Any]] = []
+        for user_id, org_id in sorted(users.items()):
+            name, plan = quotas.plan_for(cfg, user_id, org_id)
+            limits = {q: v for q, v in quotas.limits_of(plan).items() if q != "concurrent_projects"}
+            if not limits:
                 continue
-            key = f"{month}:{user_id}:{quota}"
-            if not database.execute_sql("INSERT OR IGNORE INTO quota_alerts_sent (key, at) VALUES (?, ?)",
-                                        (key, str(utcnow()))).rowcount:
-                continue  # posted already this month
-            fig, lim = quotas.shown(quota, used), quotas.shown(quota, limit)
-            body = {"alert": "quota_usage", "state": "firing", "userId": user_id, "plan": name, "quota": quota,
-                    "used": fig, "limit": lim, "month": month, "ratio": round(used / limit, 4),
-                    "message": f"user {user_id} used {fig} of {lim} {quota} on plan {name} in {month}",
-                    "at": now.replace(tzinfo=UTC).isoformat()}
-            log.warning("ALERT quota_usage: %s", body["message"])
-            _post(rt, body)
-            posted.append(body)
-    return posted
+            u = quotas.usage_of(user_id, month)
+            for quota, limit in limits.items():
+                used = u.figure(quota)
+                if used < ratio * limit:
+                    continue
+                key = f"{month}:{user_id}:{quota}"
+                if not database.execute_sql("INSERT OR IGNORE INTO quota_alerts_sent (key, at) VALUES (?, ?)",
+                                            (key, str(utcnow()))).rowcount:
+                    continue  # posted already this month
+                fig, lim = quotas.shown(quota, used), quotas.shown(quota, limit)
+                body = {"alert": "quota_usage", "state": "firing", "userId": user_id, "plan": name, "quota": quota,
+                        "used": fig, "limit": lim, "month": month, "ratio": round(used / limit, 4),
+                        "message": f"user {user_id} used {fig} of {lim} {quota} on plan {name} in {month}",
+                        "at": now.replace(tzinfo=UTC).isoformat()}
+                log.warning("ALERT quota_usage: %s", body["message"])
+                self.post(body)
+                posted.append(body)
+        return posted
 
-
-def evaluate(rt: Runtime, now: datetime | None = None) -> list[Alert]:
-    """Run every check, record transitions, return what fires now. A check that errors is logged and skipped."""
-    try:
-        quota_alerts(rt)
-    except Exception:
-        log.exception("quota alert check failed")
-    now = now or utcnow()
-    found: list[Alert] = []
-    for check in CHECKS:
+    def evaluate(self, now: datetime | None = None) -> list[Alert]:
+        """Run every check, record transitions, return what fires now. A check that errors is logged and
+        skipped."""
         try:
-            a = check(rt, now)
+            self.quota_alerts()
         except Exception:
-            log.exception("alert check %s failed", check.__name__)
-            continue
-        if a is not None:
-            found.append(a)
-    return state(rt).update(rt, found, now)
+            log.exception("quota alert check failed")
+        now = now or utcnow()
+        found: list[Alert] = []
+        for check in CHECKS:
+            try:
+                a = check(self, now)
+            except Exception:
+                log.exception("alert check %s failed", check.__name__)
+                continue
+            if a is not None:
+                found.append(a)
+        return self.update(found, now)
 
+    def evaluate_disk(self, now: datetime | None = None) -> list[Alert]:
+        """Re-run the disk checks only (one statvfs each; health detail calls it so a full disk shows at once) and
+        return every alert firing now."""
+        now = now or utcnow()
+        names = {"disk_pressure", "disk_full"}
+        found = [a for check in DISK_CHECKS if (a := check(self, now)) is not None]
+        if self.last_evaluated is None:  # keep "never evaluated" meaning what health detail reads it as
+            return self.evaluate(now)
+        return self.update(found, now, only=names)
 
-def evaluate_disk(rt: Runtime, now: datetime | None = None) -> list[Alert]:
-    """Re-run the disk checks only (one statvfs each; health detail calls it so a full disk shows at once) and
-    return every alert firing now."""
-    now = now or utcnow()
-    names = {"disk_pressure", "disk_full"}
-    found = [a for check in DISK_CHECKS if (a := check(rt, now)) is not None]
-    s = state(rt)
-    if s.last_evaluated is None:  # keep "never evaluated" meaning what health detail reads it as
-        return evaluate(rt, now)
-    return s.update(rt, found, now, only=names)
+    def firing(self) -> list[Alert]:
+        """What fired at the last evaluation (no new evaluation)."""
+        with self.lock:
+            return sorted(self.active.values(), key=lambda a: a.name)
 
-
-def active(rt: Runtime) -> list[Alert]:
-    """What fired at the last evaluation (no new evaluation)."""
-    s = state(rt)
-    with s.lock:
-        return sorted(s.active.values(), key=lambda a: a.name)
-
-
-def register(aps: Any, rt: Runtime) -> None:
-    """Evaluate every minute (and once right at start)."""
-
-    def job() -> None:
+    def run(self) -> None:
+        """The scheduled run (every minute, and once right at start): `evaluate`, a failure logged."""
         try:
-            evaluate(rt)
+            self.evaluate()
         except Exception:
             log.exception("alert evaluation failed")
-
-    aps.add_job(job, "interval", minutes=1, id="alerts", replace_existing=True,
-                next_run_time=datetime.now(UTC))

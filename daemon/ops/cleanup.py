@@ -1,5 +1,8 @@
 """Nightly cleanup and retention: each step of the seed's policy as one function reporting counts, dry run included.
 
+`Cleanup` holds what the steps use (the config, the layout, the outbox, the KV, the deployer, the object stores,
+the sync loop), each given by the composition root; each step reads them from its run's context.
+
 Long because each rule of the seed's retention policy is one step function here, read top to bottom as the policy.
 """
 
@@ -33,7 +36,13 @@ from daemon.publish.golive import DIST_WINDOW
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.core.config import Config
+    from daemon.core.layout import Layout
+    from daemon.deployers.base import Deployer
+    from sync.kv.base import KV
+    from sync.loop import SyncLoop
+    from sync.objects.base import ObjectStore
+    from sync.outbox import EnabledOutbox
 
 log = logging.getLogger("previewd.cleanup")
 
@@ -84,9 +93,62 @@ class CleanupReport:
                 "steps": [s.to_json() for s in self.steps]}
 
 
+class Cleanup:
+    """The nightly cleanup of one daemon, over the collaborators its steps use."""
+
+    def __init__(self, cfg: Config, layout: Layout, outbox: EnabledOutbox, kv: KV, deployer: Deployer, *,
+                 local_objects: ObjectStore, remote_objects: ObjectStore | None, sync_loop: SyncLoop) -> None:
+        """`outbox`: the outbox rows are replicated through; `remote_objects`: the bucket, None without one;
+        `sync_loop`: pushes a repaired KV pointer out (daemon/publish/golive.py `pointer_moved`)."""
+        self.cfg = cfg
+        self.layout = layout
+        self.outbox = outbox
+        self.kv = kv
+        self.deployer = deployer
+        self.local_objects = local_objects
+        self.remote_objects = remote_objects
+        self.sync_loop = sync_loop
+
+    def run(self, *, dry_run: bool, now: datetime | None = None) -> CleanupReport:
+        """Run every step in order; a failing step is reported and the rest still run. 409 when one is running."""
+        if now is None:
+            now = utcnow()
+        elif now.tzinfo is not None:
+            now = now.astimezone(UTC).replace(tzinfo=None)
+        if not _running.acquire(blocking=False):
+            raise Conflict("a cleanup is already running", code="cleanup_running")
+        try:
+            report = CleanupReport(dry_run=dry_run, now=now)
+            ctx = _Ctx(self, dry_run, now)
+            for name, fn in STEPS:
+                step = StepReport(name)
+                report.steps.append(step)
+                t0 = time.monotonic()
+                try:
+                    fn(ctx, step)
+                except Exception as exc:  # one broken step must not cost the others their run
+                    step.error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.exception("cleanup step %s failed", name)
+                step.seconds = time.monotonic() - t0
+            log.info("cleanup %s: %s", "dry run" if dry_run else "done",
+                     "; ".join(f"{s.name} {s.counts or '-'}" + (f" FAILED {s.error}" if s.error else "")
+                               for s in report.steps))
+            return report
+        finally:
+            _running.release()
+
+    def nightly(self) -> None:
+        """The scheduled run at [retention] nightly_at (UTC): never takes the scheduler down; tomorrow tries
+        again."""
+        try:
+            self.run(dry_run=False)
+        except Exception:
+            log.exception("nightly cleanup failed")
+
+
 @dataclass
 class _Ctx:
-    rt: Runtime
+    cleanup: Cleanup
     dry_run: bool
     now: datetime
     gone: set[str] = field(default_factory=set)  # rows deleted (or, dry, that would be) by an earlier step
@@ -130,16 +192,16 @@ def artifact_key_of(url: str | None) -> str | None:
     return m.group(1) if valid_id(user_id) and valid_id(project_id) else None
 
 
-def _in_remote(rt: Runtime, url: str) -> bool:
+def _in_remote(layout: Layout, url: str) -> bool:
     """Whether an artifact_url names the remote store (anything not under the local store's folder)."""
-    return not url.startswith(rt.layout.objects.resolve().as_uri() + "/")
+    return not url.startswith(layout.objects.resolve().as_uri() + "/")
 
 
-def deployment_id_of(rt: Runtime, v: ProjectVersion) -> str | None:
+def deployment_id_of(deployer: Deployer, v: ProjectVersion) -> str | None:
     """The deployment a version's preview lives in: Pages records it; the local deployer derives it."""
     if v.cf_deployment_id:
         return str(v.cf_deployment_id)
-    if rt.deployer.serves_previews and v.preview_url:
+    if deployer.serves_previews and v.preview_url:
         from daemon.deployers.previewnames import deployment_id_for
 
         return deployment_id_for(v.project_id, v.version_id)
@@ -158,11 +220,11 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
     the tag frees almost nothing), the recovery packs already in object storage name it as a base, and diffs
     and restores of the versions that remain keep working.
     """
-    rt = ctx.rt
+    c = ctx.cleanup
     step.add("rows", f"delete {v.user_id}/{v.project_id} {v.version_id} ({_age(v)}, {why})")
     ctx.gone.add(v.version_id)
-    dep = deployment_id_of(rt, v)
-    key = artifact_key_of(v.artifact_url) or (rt.layout.artifact_key(v.user_id, v.project_id, v.version_id)
+    dep = deployment_id_of(c.deployer, v)
+    key = artifact_key_of(v.artifact_url) or (c.layout.artifact_key(v.user_id, v.project_id, v.version_id)
                                               if valid_id(v.user_id) and valid_id(v.project_id) else None)
     # A rollback row reuses its target's zip; the zip stays while any kept row names it. (substr, not LIKE:
     # ids may hold `_`, a LIKE wildcard.) No key: a reserved id's row, whose zip no store can address.
@@ -176,15 +238,15 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
     if ctx.dry_run:
         return
     if dep:
-        rt.deployer.delete(dep)
+        c.deployer.delete(dep)
     if key is not None and not shared:
-        rt.local_objects.delete(key)
-        if rt.remote_objects is not None:
-            rt.remote_objects.delete(key)
-    rt.layout.log_path(v.version_id).unlink(missing_ok=True)
+        c.local_objects.delete(key)
+        if c.remote_objects is not None:
+            c.remote_objects.delete(key)
+    c.layout.log_path(v.version_id).unlink(missing_ok=True)
     with database.atomic("IMMEDIATE"):
         ProjectVersion.delete().where(ProjectVersion.version_id == v.version_id).execute()
-        rt.outbox.add(database.connection(), "replica", v.version_id, {"delete": v.version_id})
+        c.outbox.add(database.connection(), "replica", v.version_id, {"delete": v.version_id})
         versions.forget(v)
 
 
@@ -192,7 +254,7 @@ def _purge(ctx: _Ctx, v: ProjectVersion, step: StepReport, why: str) -> None:
 
 def keep_latest(ctx: _Ctx, step: StepReport) -> None:
     """Delete versions past the newest `keep_versions` of each project (never pinned, live or in flight)."""
-    keep = ctx.rt.cfg.retention.keep_versions
+    keep = ctx.cleanup.cfg.retention.keep_versions
     live = _live_ids()
     for user_id, project_id in _projects():
         step.add("projects")
@@ -208,8 +270,8 @@ def keep_latest(ctx: _Ctx, step: StepReport) -> None:
 
 def archive_artifacts(ctx: _Ctx, step: StepReport) -> None:
     """Move artifact zips older than `archive_after_days` to the archive class, updating artifact_url."""
-    rt = ctx.rt
-    cutoff = ctx.now - timedelta(days=rt.cfg.retention.archive_after_days)
+    c = ctx.cleanup
+    cutoff = ctx.now - timedelta(days=c.cfg.retention.archive_after_days)
     rows = (ProjectVersion.select()
             .where(ProjectVersion.artifact_url.is_null(False) & ProjectVersion.archived_at.is_null()
                    & (ProjectVersion.created_at <= cutoff))
@@ -221,8 +283,8 @@ def archive_artifacts(ctx: _Ctx, step: StepReport) -> None:
         if key is None:
             step.add("unrecognised_url")
             continue
-        remote = _in_remote(rt, str(v.artifact_url))
-        store = rt.remote_objects if remote else rt.local_objects
+        remote = _in_remote(c.layout, str(v.artifact_url))
+        store = c.remote_objects if remote else c.local_objects
         if store is None:
             step.add("no_store")
             continue
@@ -233,14 +295,14 @@ def archive_artifacts(ctx: _Ctx, step: StepReport) -> None:
         if ctx.dry_run:
             continue
         store.set_storage_class(key, "archive")
-        if remote and rt.local_objects.exists(key):  # the local backup copy follows, out of the hot folder
-            rt.local_objects.set_storage_class(key, "archive")
-        versions.update(rt.outbox, v.version_id, artifact_url=store.url(key), archived_at=ctx.now)
+        if remote and c.local_objects.exists(key):  # the local backup copy follows, out of the hot folder
+            c.local_objects.set_storage_class(key, "archive")
+        versions.update(c.outbox, v.version_id, artifact_url=store.url(key), archived_at=ctx.now)
 
 
 def delete_old_rows(ctx: _Ctx, step: StepReport) -> None:
     """Hard-delete rows older than `delete_rows_after_days` unless pinned (or live, or in flight)."""
-    cutoff = ctx.now - timedelta(days=ctx.rt.cfg.retention.delete_rows_after_days)
+    cutoff = ctx.now - timedelta(days=ctx.cleanup.cfg.retention.delete_rows_after_days)
     live = _live_ids()
     rows = (ProjectVersion.select().where(ProjectVersion.created_at <= cutoff).order_by(ProjectVersion.version_id))
     for v in rows:
@@ -255,8 +317,8 @@ def delete_old_rows(ctx: _Ctx, step: StepReport) -> None:
 def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
     """Delete previews older than `delete_previews_after_days` for good, on every droplet (never the live or a
     pinned version's); rows are found by state, so a part-done one is finished (daemon/ops/retention.py)."""
-    rt = ctx.rt
-    cutoff = ctx.now - timedelta(days=rt.cfg.retention.delete_previews_after_days)
+    c = ctx.cleanup
+    cutoff = ctx.now - timedelta(days=c.cfg.retention.delete_previews_after_days)
     live = _live_ids()
     rows = ProjectVersion.select().where(retention.pending(cutoff)).order_by(ProjectVersion.version_id)
     for v in rows:
@@ -267,14 +329,14 @@ def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
             continue
         # The local deployment's id follows from the row alone: a row whose URL an older cleanup nulled still
         # gets its tombstone, and every droplet drops its copy.
-        dep = deployment_id_of(rt, v) or (local_deployment_id(v.project_id, v.version_id)
-                                          if rt.deployer.serves_previews else None)
+        dep = deployment_id_of(c.deployer, v) or (local_deployment_id(v.project_id, v.version_id)
+                                          if c.deployer.serves_previews else None)
         step.add("previews" if v.preview_deleted_at is None else "finished",
                  f"delete preview {dep or v.preview_url or '-'} of {v.version_id} ({_age(v)})")
         if ctx.dry_run:
             continue
         try:
-            retention.delete_preview(rt, v, ctx.now, dep)
+            retention.delete_preview(c.outbox, c.deployer, v, ctx.now, dep)
         except Exception as exc:  # one row (one tenant) must not stop the others; the next run finishes it
             step.add("unfinished", f"{v.version_id}: {type(exc).__name__}: {exc}"[:300])
             log.warning("preview of %s not fully deleted", v.version_id, exc_info=True)
@@ -282,8 +344,8 @@ def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
         raise RuntimeError(f"{step.counts['unfinished']} preview(s) not fully deleted; the next run finishes them")
 
 
-def _repos(rt: Runtime) -> Iterator[tuple[str, str, Path]]:
-    root = rt.layout.data_dir / "projects"
+def _repos(layout: Layout) -> Iterator[tuple[str, str, Path]]:
+    root = layout.data_dir / "projects"
     for user_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         for proj_dir in sorted(p for p in user_dir.iterdir() if p.is_dir()):
             path = proj_dir / "repo.git"
@@ -293,8 +355,8 @@ def _repos(rt: Runtime) -> Iterator[tuple[str, str, Path]]:
 
 def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
     """Keep dist refs of the newest deployed versions only, then prune what nothing reaches, in every repo."""
-    rt = ctx.rt
-    for user_id, project_id, path in _repos(rt):
+    c = ctx.cleanup
+    for user_id, project_id, path in _repos(c.layout):
         step.add("repos")
         keep = [x.version_id for x in ProjectVersion.select(ProjectVersion.version_id)
                 .where((ProjectVersion.user_id == user_id) & (ProjectVersion.project_id == project_id)
@@ -324,34 +386,34 @@ def slide_dist_windows(ctx: _Ctx, step: StepReport) -> None:
 
 def prune_pnpm_store(ctx: _Ctx, step: StepReport) -> None:
     """`pnpm store prune --store-dir` on the shared store; skipped while a build may be installing from it."""
-    rt = ctx.rt
-    before = file_bytes(rt.layout.store_dir)
+    c = ctx.cleanup
+    before = file_bytes(c.layout.store_dir)
     step.add("store_bytes_before", None, n=before)
     busy = ProjectVersion.select().where(ProjectVersion.status.in_(("building",))).exists()
     if busy:
         step.add("skipped_busy", "a build is running; the store is pruned next time")
         return
-    tc = toolchain.for_config(rt.cfg)
-    argv = [tc.pnpm, "store", "prune", "--store-dir", str(rt.layout.store_dir)]
+    tc = toolchain.for_config(c.cfg)
+    argv = [tc.pnpm, "store", "prune", "--store-dir", str(c.layout.store_dir)]
     if ctx.dry_run:
         step.add("would_run", " ".join(argv))
         return
-    with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as home:
+    with tempfile.TemporaryDirectory(dir=c.layout.tmp) as home:
         env = {"PATH": tc.path_env, "HOME": home, "XDG_CACHE_HOME": home, "npm_config_update_notifier": "false",
-               "npm_config_store_dir": str(rt.layout.store_dir)}
+               "npm_config_store_dir": str(c.layout.store_dir)}
         res = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=PNPM_PRUNE_TIMEOUT_S,
                              stdin=subprocess.DEVNULL, check=False)
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"pnpm store prune exited {res.returncode}: {' | '.join(tail)}")
-    after = file_bytes(rt.layout.store_dir)
+    after = file_bytes(c.layout.store_dir)
     step.add("ran", " ".join(argv))
     step.add("bytes_freed", None, n=max(0, before - after))
 
 
 def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
     """Every artifact_url must exist (HEAD); re-upload from the other copy, or mark the rows needs_rebuild."""
-    rt = ctx.rt
+    c = ctx.cleanup
     by_key: dict[str, list[ProjectVersion]] = {}
     for v in ProjectVersion.select().where(ProjectVersion.artifact_url.is_null(False)).order_by(
             ProjectVersion.version_id):
@@ -364,19 +426,19 @@ def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
         by_key.setdefault(key, []).append(v)
     for key, rows in by_key.items():
         step.add("checked")
-        remote = _in_remote(rt, str(rows[0].artifact_url))
-        store = rt.remote_objects if remote else rt.local_objects
+        remote = _in_remote(c.layout, str(rows[0].artifact_url))
+        store = c.remote_objects if remote else c.local_objects
         if store is None:
             step.add("no_store", f"{key}: its store is not configured here")
             continue
         if store.exists(key):
             continue
         step.add("missing")
-        source = rt.local_objects if remote else rt.remote_objects
+        source = c.local_objects if remote else c.remote_objects
         if source is not None and source.exists(key):
             step.add("reuploaded", f"{key}: copy back from the {source.name} store")
             if not ctx.dry_run:
-                with tempfile.TemporaryDirectory(dir=rt.layout.tmp) as tmp:
+                with tempfile.TemporaryDirectory(dir=c.layout.tmp) as tmp:
                     copy = Path(tmp) / "artifact.zip"
                     source.get_file(key, copy)
                     store.put_file(key, copy, "application/zip")
@@ -386,13 +448,13 @@ def check_artifacts(ctx: _Ctx, step: StepReport) -> None:
                 continue
             step.add("marked_needs_rebuild", f"{v.version_id}: {key} lost everywhere; needs_rebuild")
             if not ctx.dry_run:
-                versions.update(rt.outbox, v.version_id, needs_rebuild=True)
+                versions.update(c.outbox, v.version_id, needs_rebuild=True)
 
 
 def check_kv(ctx: _Ctx, step: StepReport) -> None:
     """The KV pointer of every project must name its live version; rewrite it where it does not."""
-    rt = ctx.rt
-    ttl_s = rt.cfg.kv.ttl_days * 86400
+    c = ctx.cleanup
+    ttl_s = c.cfg.kv.ttl_days * 86400
     moved = False
     for user_id, project_id in _projects():
         step.add("projects")
@@ -401,10 +463,10 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
             continue
         live = versions.live_version(user_id, project_id)
         key = versions.pointer_key(user_id, project_id)
-        if rt.outbox.outbox.pending("kv", key):
+        if c.outbox.outbox.pending("kv", key):
             step.add("pending_sync")  # the outbox already carries the fix
             continue
-        raw = rt.kv.get(key)
+        raw = c.kv.get(key)
         current: dict[str, Any] | None = None
         if raw:
             try:
@@ -431,17 +493,17 @@ def check_kv(ctx: _Ctx, step: StepReport) -> None:
         if ctx.dry_run:
             continue
         with database.atomic("IMMEDIATE"):
-            versions.set_pointer(rt.outbox, live, ttl_s)
+            versions.set_pointer(c.outbox, live, ttl_s)
         moved = True
     if moved:
-        golive.pointer_moved(rt)
+        golive.pointer_moved(c.kv, c.sync_loop)
 
 
 def refresh_storage(ctx: _Ctx, step: StepReport) -> None:
     """Bring every user's storage gauge (the storage quota) up to date with the object store."""
     if ctx.dry_run:
         return
-    for user_id, n in quotas.refresh_all_storage(ctx.rt.layout.objects).items():
+    for user_id, n in quotas.refresh_all_storage(ctx.cleanup.layout.objects).items():
         step.add("users", f"{user_id}: {n} bytes stored")
 
 
@@ -457,45 +519,3 @@ STEPS: list[tuple[str, Step]] = [
     ("check_kv", check_kv),
     ("refresh_storage", refresh_storage),  # last: recounts the storage gauges after every deletion above
 ]
-
-
-def run_cleanup(rt: Runtime, *, dry_run: bool, now: datetime | None = None) -> CleanupReport:
-    """Run every step in order; a failing step is reported and the rest still run. 409 when one is running."""
-    if now is None:
-        now = utcnow()
-    elif now.tzinfo is not None:
-        now = now.astimezone(UTC).replace(tzinfo=None)
-    if not _running.acquire(blocking=False):
-        raise Conflict("a cleanup is already running", code="cleanup_running")
-    try:
-        report = CleanupReport(dry_run=dry_run, now=now)
-        ctx = _Ctx(rt, dry_run, now)
-        for name, fn in STEPS:
-            step = StepReport(name)
-            report.steps.append(step)
-            t0 = time.monotonic()
-            try:
-                fn(ctx, step)
-            except Exception as exc:  # one broken step must not cost the others their run
-                step.error = f"{type(exc).__name__}: {exc}"[:500]
-                log.exception("cleanup step %s failed", name)
-            step.seconds = time.monotonic() - t0
-        log.info("cleanup %s: %s", "dry run" if dry_run else "done",
-                 "; ".join(f"{s.name} {s.counts or '-'}" + (f" FAILED {s.error}" if s.error else "")
-                           for s in report.steps))
-        return report
-    finally:
-        _running.release()
-
-
-def register(aps: Any, rt: Runtime) -> None:
-    """Add the nightly cleanup to an APScheduler scheduler at [retention] nightly_at (UTC)."""
-    hh, mm = rt.cfg.retention.nightly_at.split(":")
-
-    def nightly() -> None:
-        try:
-            run_cleanup(rt, dry_run=False)
-        except Exception:  # never take the scheduler down; tomorrow tries again
-            log.exception("nightly cleanup failed")
-
-    aps.add_job(nightly, "cron", hour=int(hh), minute=int(mm), id="nightly_cleanup", replace_existing=True)

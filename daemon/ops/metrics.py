@@ -1,4 +1,8 @@
-"""Prometheus metrics on a registry of the daemon's own: build timings and outcomes, queue, sync, webhooks, disk."""
+"""Prometheus metrics on a registry of the daemon's own: build timings and outcomes, queue, sync, webhooks, disk.
+
+`Metrics` is the registry and what the daemon records into it (no collaborators: handlers and hooks count);
+`StateGauges` recomputes, on each scrape, the gauges read from state, from the collaborators it is built with.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,24 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daemon.core import diskspace
 from daemon.core.db import ProjectVersion, utcnow
-from daemon.core.events import BuildDone, ChecksRecorded
+from daemon.core.events import BuildDone, ChecksRecorded, Events
 from daemon.ops import usage
 from daemon.publish import livealias
 from sandbox.output import file_bytes
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.core.config import Config
+    from daemon.core.layout import Layout
+    from daemon.fleet.seam import Fleet
+    from daemon.intake.queue import BuildQueue
+    from sync.outbox import Outbox
 
 log = logging.getLogger("previewd.metrics")
 
@@ -94,8 +103,6 @@ class Metrics:
                                     "lease epoch (replica rows and KV pointer moves) since start.", registry=r)
         self.fleet_catchup = Gauge("previewd_fleet_catch_up_seconds", "How long the last catch-up after taking a "
                                    "project's lease took.", registry=r)
-        self._disk_at = 0.0
-        self._disk_lock = threading.Lock()
         self.refusal_times: deque[float] = deque(maxlen=REFUSALS_KEPT)  # read by the webhook-auth alert
         # (time, client IP) of each failed API authentication, read by the API-auth alert; in memory only.
         self.auth_failure_times: deque[tuple[float, str]] = deque(maxlen=REFUSALS_KEPT)
@@ -126,46 +133,42 @@ class Metrics:
             if isinstance(record, dict) and (record.get(kind) or {}).get("status") in ("fail", "error"):
                 self.check_failures.labels(kind=kind).inc()
 
-    def refresh(self, rt: Runtime, queue: Any = None, *, now: datetime | None = None) -> None:
-        """Recompute the gauges read from state (queue, sync, quota; disk at most every DISK_CACHE_S)."""
-        if queue is not None:
-            try:
-                self.queue_depth.set(queue.pending())
-            except Exception:
-                log.warning("queue depth unavailable", exc_info=True)
-        self.running.set(ProjectVersion.select().where(ProjectVersion.status.in_(("building", "deploying"))).count())
-        if rt.sync_loop is not None:
-            for dest, b in rt.sync_loop.outbox.backlog().items():
-                self.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
-                self.sync_dead.labels(destination=dest).set(b.get("dead", 0))
-                self.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
-        fleet = rt.fleet.figures()
-        self.fleet_leases.set(fleet.leases_held)
-        self.fleet_takeovers.set(fleet.takeovers)
-        self.fleet_lost.set(fleet.leases_lost)
-        self.fleet_refusals.set(fleet.fencing_refusals)
-        self.fleet_catchup.set(fleet.last_catch_up_s)
-        self.pages_month.set(pages_deployments_this_month(now))
-        self.pages_quota.set(rt.cfg.retention.pages_quota_month)
-        for plan, figures in usage.by_plan(rt).items():
-            for meter, value in figures.items():
-                self.usage.labels(plan=plan, meter=meter).set(value)
-        self.disk_free.set(max(0, diskspace.free_bytes(rt.data_dir)))
-        self.disk_reserve.set(rt.cfg.limits.disk_reserve_mb * 2**20)
-        self._refresh_disk(rt)
+    def install(self, events: Events) -> None:
+        """Hook build outcomes and recorded checks into the metrics (the same handlers subscribe once)."""
+        events.subscribe(BuildDone, self.build_done)
+        events.subscribe(ChecksRecorded, self.checks_recorded)
 
-    def _refresh_disk(self, rt: Runtime) -> None:
-        # Walking the trees is slow on a full droplet: at most once a minute, and one walker at a time.
-        if time.monotonic() - self._disk_at < DISK_CACHE_S or not self._disk_lock.acquire(blocking=False):
-            return
-        try:
-            for area, path in (("projects", rt.data_dir / "projects"), ("objects", rt.data_dir / "objects"),
-                               ("previews", rt.data_dir / "previews"), ("logs", rt.data_dir / "logs"),
-                               ("pnpm_store", rt.layout.store_dir)):
-                self.disk.labels(area=area).set(file_bytes(path))
-            self._disk_at = time.monotonic()
-        finally:
-            self._disk_lock.release()
+    def webhook_received(self, kind: str) -> None:
+        """A deployment webhook was accepted (kind: the event, e.g. deployment.success)."""
+        self.webhooks.labels(kind=kind).inc()
+
+    def webhook_retried(self, kind: str) -> None:
+        """The sender delivered a webhook we had already seen."""
+        self.webhook_retries.labels(kind=kind).inc()
+
+    def webhook_refused(self, reason: str) -> None:
+        """A webhook was refused (reason: auth, bad_body, ...); auth refusals feed the webhook-auth alert."""
+        self.webhook_refusals.labels(reason=reason).inc()
+        if reason == "auth":
+            self.refusal_times.append(time.time())
+
+    def rate_limited(self, cap: str) -> None:
+        """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
+        self.rate_limited_total.labels(cap=cap).inc()
+
+    def quota_refused(self, quota: str) -> None:
+        """A build was refused by a plan's quota (quota: builds, build_cpu_seconds, ...)."""
+        self.quota_refusals.labels(quota=quota).inc()
+
+    def auth_failed(self, reason: str, ip: str) -> None:
+        """An API request failed authentication (reason: the error code); feeds the API-auth alert."""
+        self.auth_failures.labels(reason=reason).inc()
+        self.auth_failure_times.append((time.time(), ip))
+
+    def disk_full_refused(self, kind: str) -> None:
+        """A request was answered 503 disk_full (kind: reserve, write); feeds the disk_full alert."""
+        self.disk_full_total.labels(kind=kind).inc()
+        self.disk_full_times.append(time.time())
 
     def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         """The current samples of every gauge and counter, by metric name (what `render` exposes), for pages
@@ -193,56 +196,62 @@ def pages_deployments_this_month(now: datetime | None = None) -> int:
         + livealias.redeploys_this_month(start.strftime("%Y-%m"))
 
 
-def of(rt: Runtime) -> Metrics:
-    """The metrics of one runtime (made on first use, owned by the runtime)."""
-    return rt.owned.get("metrics", Metrics)
+class StateGauges:
+    """The gauges read from state on each scrape (/metrics, the dashboard's overview), from what they read."""
 
+    def __init__(self, metrics: Metrics, cfg: Config, layout: Layout, outbox: Outbox, fleet: Fleet,
+                 queue: BuildQueue | None = None) -> None:
+        """`outbox`: sync's outbox (its backlog per destination); `fleet`: its figures (all zero alone)."""
+        self.metrics = metrics
+        self.cfg = cfg
+        self.layout = layout
+        self.outbox = outbox
+        self.fleet = fleet
+        self.queue = queue
+        self._disk_at = 0.0
+        self._disk_lock = threading.Lock()
 
-def install_metrics(rt: Runtime) -> Metrics:
-    """Hook build outcomes into the metrics (call once, after the Runtime is built)."""
-    m = of(rt)
-    rt.events.subscribe(BuildDone, m.build_done)
-    rt.events.subscribe(ChecksRecorded, m.checks_recorded)
-    return m
+    @property
+    def data_dir(self) -> Path:
+        return self.layout.data_dir
 
+    def refresh(self, *, now: datetime | None = None) -> None:
+        """Recompute the gauges read from state (queue, sync, quota; disk at most every DISK_CACHE_S)."""
+        m = self.metrics
+        if self.queue is not None:
+            try:
+                m.queue_depth.set(self.queue.pending())
+            except Exception:
+                log.warning("queue depth unavailable", exc_info=True)
+        m.running.set(ProjectVersion.select().where(ProjectVersion.status.in_(("building", "deploying"))).count())
+        for dest, b in self.outbox.backlog().items():
+            m.sync_backlog.labels(destination=dest).set(b.get("pending", 0))
+            m.sync_dead.labels(destination=dest).set(b.get("dead", 0))
+            m.sync_lag.labels(destination=dest).set(b.get("oldest_age_s", 0.0))
+        fleet = self.fleet.figures()
+        m.fleet_leases.set(fleet.leases_held)
+        m.fleet_takeovers.set(fleet.takeovers)
+        m.fleet_lost.set(fleet.leases_lost)
+        m.fleet_refusals.set(fleet.fencing_refusals)
+        m.fleet_catchup.set(fleet.last_catch_up_s)
+        m.pages_month.set(pages_deployments_this_month(now))
+        m.pages_quota.set(self.cfg.retention.pages_quota_month)
+        for plan, figures in usage.by_plan().items():
+            for meter, value in figures.items():
+                m.usage.labels(plan=plan, meter=meter).set(value)
+        m.disk_free.set(max(0, diskspace.free_bytes(self.data_dir)))
+        m.disk_reserve.set(self.cfg.limits.disk_reserve_mb * 2**20)
+        self._refresh_disk()
 
-def webhook_received(rt: Runtime, kind: str) -> None:
-    """A deployment webhook was accepted (kind: the event, e.g. deployment.success)."""
-    of(rt).webhooks.labels(kind=kind).inc()
-
-
-def webhook_retried(rt: Runtime, kind: str) -> None:
-    """The sender delivered a webhook we had already seen."""
-    of(rt).webhook_retries.labels(kind=kind).inc()
-
-
-def webhook_refused(rt: Runtime, reason: str) -> None:
-    """A webhook was refused (reason: auth, bad_body, ...); auth refusals feed the webhook-auth alert."""
-    m = of(rt)
-    m.webhook_refusals.labels(reason=reason).inc()
-    if reason == "auth":
-        m.refusal_times.append(time.time())
-
-
-def rate_limited(rt: Runtime, cap: str) -> None:
-    """A request was refused by a rate cap (cap: ip, new_project, rebuild)."""
-    of(rt).rate_limited_total.labels(cap=cap).inc()
-
-
-def quota_refused(rt: Runtime, quota: str) -> None:
-    """A build was refused by a plan's quota (quota: builds, build_cpu_seconds, ...)."""
-    of(rt).quota_refusals.labels(quota=quota).inc()
-
-
-def auth_failed(rt: Runtime, reason: str, ip: str) -> None:
-    """An API request failed authentication (reason: the error code); feeds the API-auth alert."""
-    m = of(rt)
-    m.auth_failures.labels(reason=reason).inc()
-    m.auth_failure_times.append((time.time(), ip))
-
-
-def disk_full_refused(rt: Runtime, kind: str) -> None:
-    """A request was answered 503 disk_full (kind: reserve, write); feeds the disk_full alert."""
-    m = of(rt)
-    m.disk_full_total.labels(kind=kind).inc()
-    m.disk_full_times.append(time.time())
+    def _refresh_disk(self) -> None:
+        # Walking the trees is slow on a full droplet: at most once a minute, and one walker at a time.
+        if time.monotonic() - self._disk_at < DISK_CACHE_S or not self._disk_lock.acquire(blocking=False):
+            return
+        try:
+            d = self.data_dir
+            for area, path in (("projects", d / "projects"), ("objects", d / "objects"), ("previews", d / "previews"),
+                               ("logs", d / "logs"), ("pnpm_store", self.layout.store_dir)):
+                self.metrics.disk.labels(area=area).set(file_bytes(path))
+            self._disk_at = time.monotonic()
+        finally:
+            self._disk_lock.release()

@@ -22,9 +22,14 @@ from daemon.core.db import ProjectVersion
 from daemon.core.ids import valid_version_id
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from peewee import Expression
 
-    from daemon.runtime import Runtime
+    from daemon.core.versions import OutboxWriter
+    from daemon.deployers.base import Deployer
+    from daemon.fleet.seam import Fleet
+    from sync.replica.base import Replica
 
 log = logging.getLogger("previewd.retention")
 
@@ -40,24 +45,25 @@ def pending(cutoff: datetime) -> Expression:
             & (pv.preview_deleted_at.is_null() | pv.preview_url.is_null(False)))
 
 
-def delete_preview(rt: Runtime, v: ProjectVersion, now: datetime, deployment_id: str | None) -> None:
+def delete_preview(outbox: OutboxWriter, deployer: Deployer, v: ProjectVersion, now: datetime,
+                   deployment_id: str | None) -> None:
     """Tombstone the row (replicated with it, so every droplet learns it), remove the deployment, then the URL
     (the mark that this droplet's part is done)."""
     if v.preview_deleted_at is None:
-        v = versions.update(rt.outbox, v.version_id, preview_deleted_at=now)
+        v = versions.update(outbox, v.version_id, preview_deleted_at=now)
     if deployment_id:
-        rt.deployer.delete(deployment_id)
+        deployer.delete(deployment_id)
     if v.preview_url is not None:
-        versions.update(rt.outbox, v.version_id, preview_url=None)
+        versions.update(outbox, v.version_id, preview_url=None)
 
 
 # -- every droplet: drop what the fleet deleted -------------------------------------------------------------
 
-def _held(rt: Runtime) -> dict[str, str]:
+def _held(previews: Path) -> dict[str, str]:
     """version id -> deployment label of each preview this droplet holds in its previews dir."""
     held: dict[str, str] = {}
     try:
-        entries = list(os.scandir(rt.layout.previews))
+        entries = list(os.scandir(previews))
     except FileNotFoundError:
         return held
     for entry in entries:
@@ -69,44 +75,54 @@ def _held(rt: Runtime) -> dict[str, str]:
     return held
 
 
-def sweep(rt: Runtime) -> list[str]:
-    """Drop every preview this droplet holds whose version is tombstoned, here or in the replica (the fleet's
-    other droplets deleted it); returns the labels dropped."""
-    held = _held(rt)
-    if not held:
-        return []
-    ids = sorted(held)
-    dead: set[str] = set()
-    for i in range(0, len(ids), _ASK_BATCH):
-        chunk = ids[i:i + _ASK_BATCH]
-        dead |= {str(r.version_id) for r in ProjectVersion.select(ProjectVersion.version_id).where(
-            ProjectVersion.version_id.in_(chunk) & ProjectVersion.preview_deleted_at.is_null(False))}
-        if rt.replica is not None:
-            dead |= set(rt.replica.deleted_previews(chunk))
-    dropped: list[str] = []
-    for vid in sorted(dead):
-        label = held[vid]
-        rt.deployer.delete(label)
-        dropped.append(label)
-        log.info("preview %s dropped: its version %s was deleted by the retention", label, vid)
-    return dropped
-
-
 def sweep_interval_s(sync_interval_s: float) -> float:
     """Seconds between sweeps: SWEEP_TICKS sync ticks, at least 1 s, at most 60 s."""
     return max(1.0, min(60.0, SWEEP_TICKS * sync_interval_s))
 
 
-def register(aps: object, rt: Runtime) -> None:
-    """Run `sweep` on a fleet droplet serving local previews (every `sweep_interval_s`)."""
-    if not rt.fleet.previews_from_any_droplet or rt.replica is None or not rt.deployer.serves_previews:
-        return
+class RetentionSweep:
+    """The sweep of one droplet: drops the previews it holds whose version the retention deleted (anywhere)."""
 
-    def job() -> None:
+    def __init__(self, previews: Path, deployer: Deployer, replica: Replica | None, fleet: Fleet, *,
+                 sync_interval_s: float) -> None:
+        """`previews`: the previews dir; `replica`: None off Postgres; `fleet`: whether previews come from any
+        droplet (a fleet's) or this one only."""
+        self.previews = previews
+        self.deployer = deployer
+        self.replica = replica
+        self.fleet = fleet
+        self.interval_s = sweep_interval_s(sync_interval_s)
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the scheduler runs it: on a fleet droplet serving local previews."""
+        return self.fleet.previews_from_any_droplet and self.replica is not None and self.deployer.serves_previews
+
+    def sweep(self) -> list[str]:
+        """Drop every preview this droplet holds whose version is tombstoned, here or in the replica (the fleet's
+        other droplets deleted it); returns the labels dropped."""
+        held = _held(self.previews)
+        if not held:
+            return []
+        ids = sorted(held)
+        dead: set[str] = set()
+        for i in range(0, len(ids), _ASK_BATCH):
+            chunk = ids[i:i + _ASK_BATCH]
+            dead |= {str(r.version_id) for r in ProjectVersion.select(ProjectVersion.version_id).where(
+                ProjectVersion.version_id.in_(chunk) & ProjectVersion.preview_deleted_at.is_null(False))}
+            if self.replica is not None:
+                dead |= set(self.replica.deleted_previews(chunk))
+        dropped: list[str] = []
+        for vid in sorted(dead):
+            label = held[vid]
+            self.deployer.delete(label)
+            dropped.append(label)
+            log.info("preview %s dropped: its version %s was deleted by the retention", label, vid)
+        return dropped
+
+    def run(self) -> None:
+        """The scheduled run: `sweep`, a failure logged (Postgres away: the next run asks again)."""
         try:
-            sweep(rt)
-        except Exception:  # Postgres away: the next run asks again
+            self.sweep()
+        except Exception:
             log.warning("retention sweep failed", exc_info=True)
-
-    aps.add_job(job, "interval", seconds=sweep_interval_s(rt.cfg.sync.interval_s),  # type: ignore[attr-defined]
-                id="retention_sweep", replace_existing=True)

@@ -1,27 +1,31 @@
-"""Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, cleanup."""
+"""Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, cleanup, alerts,
+the retention sweep. The jobs are built by the composition root (daemon/wiring.py) and handed in; this module
+says when each one runs."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.core import ratelimit
-from daemon.ops import alerts, cleanup, retention
-from daemon.publish import deploywatch
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.ops.alerts import Alerts
+    from daemon.ops.cleanup import Cleanup
+    from daemon.ops.retention import RetentionSweep
 
 log = logging.getLogger("previewd.scheduler")
 
 
-def _guarded(name: str, fn: object) -> object:
+def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
         try:
-            fn()  # type: ignore[operator]
+            fn()
         except Exception:  # a job never takes the scheduler down; the next run tries again
             log.exception("scheduled job %s failed", name)
 
@@ -32,19 +36,25 @@ def _guarded(name: str, fn: object) -> object:
 class Scheduler:
     """Owns the APScheduler instance and registers the daemon's jobs."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, *, poll_deployments: Callable[[], object], poll_interval_s: float, cleanup: Cleanup,
+                 alerts: Alerts, sweep: RetentionSweep) -> None:
+        """`poll_deployments`: the deployment-status fallback (one run); `poll_interval_s`: [deploy]
+        poll_interval_s; the rest are the daemon's jobs, each run by its own method."""
         # APScheduler logs every run of every job at INFO: seconds-apart polling would drown the log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._thread: threading.Thread | None = None
-        self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-        self.aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10,
-                         id="prune_rate_events")
+        self.aps = aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        aps.add_job(_guarded("prune_rate_events", ratelimit.prune), "interval", minutes=10, id="prune_rate_events")
         # The deployment-status fallback: cheap when nothing is pending (one indexed SELECT).
-        self.aps.add_job(_guarded("poll_deployments", lambda: deploywatch.poll_due(rt)), "interval",
-                         seconds=min(5.0, rt.cfg.deploy.poll_interval_s), id="poll_deployments")
-        cleanup.register(self.aps, rt)
-        alerts.register(self.aps, rt)
-        retention.register(self.aps, rt)  # a fleet droplet drops the previews the retention deleted elsewhere
+        aps.add_job(_guarded("poll_deployments", poll_deployments), "interval", seconds=min(5.0, poll_interval_s),
+                    id="poll_deployments")
+        hh, mm = cleanup.cfg.retention.nightly_at.split(":")
+        aps.add_job(cleanup.nightly, "cron", hour=int(hh), minute=int(mm), id="nightly_cleanup",
+                    replace_existing=True)
+        aps.add_job(alerts.run, "interval", minutes=1, id="alerts", replace_existing=True,
+                    next_run_time=datetime.now(UTC))  # and once right at start
+        if sweep.scheduled:  # a fleet droplet drops the previews the retention deleted elsewhere
+            aps.add_job(sweep.run, "interval", seconds=sweep.interval_s, id="retention_sweep", replace_existing=True)
 
     def job_names(self) -> list[str]:
         """Each scheduled job with its trigger, for the background-job listing."""

@@ -12,7 +12,7 @@ from daemon.core.db import StorageGauge, database
 from daemon.core.ids import check_org_id, check_project_ids
 
 if TYPE_CHECKING:
-    from daemon.runtime import Runtime
+    from daemon.core.config import Config
 
 # The export's columns, in order: one row per user per month with every meter.
 EXPORT_FIELDS = ("month", "user_id", "org_id", "plan", "builds", "builds_unfinished", "build_cpu_seconds",
@@ -24,13 +24,13 @@ _QUOTA_JSON = {"builds": "builds", "build_cpu_seconds": "buildCpuSeconds", "stor
                "pages_deployments": "pagesDeployments", "concurrent_projects": "concurrentProjects"}
 
 
-def report(rt: Runtime, user_id: Any, month: Any = None, org_id: Any = None) -> dict[str, Any]:
+def report(cfg: Config, user_id: Any, month: Any = None, org_id: Any = None) -> dict[str, Any]:
     """A user's usage in a month (default: this one, UTC) against the limits of the plan that applies now."""
     check_project_ids(user_id, "x")
     month = quotas.check_month(month) if month else quotas.current_month()
     if org_id is not None:
         check_org_id(org_id)
-    name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
+    name, plan = quotas.plan_for(cfg, user_id, org_id)
     u = quotas.usage_of(user_id, month)
     limits = quotas.limits_of(plan)
     resets = quotas.iso(quotas.month_reset(month))
@@ -41,14 +41,14 @@ def report(rt: Runtime, user_id: Any, month: Any = None, org_id: Any = None) -> 
         rows.append({"quota": q, "used": quotas.shown(q, used), "limit": quotas.shown(q, limit),
                      "ratio": round(used / limit, 4) if limit else None,
                      "resetsAt": None if q in ("storage_bytes", "concurrent_projects") else resets})
-    return {"userId": user_id, "orgId": org_id, "month": month, "plan": name, "quotasEnabled": quotas.enabled(rt.cfg),
+    return {"userId": user_id, "orgId": org_id, "month": month, "plan": name, "quotasEnabled": quotas.enabled(cfg),
             "usage": {key: round(getattr(u, attr), 3) if attr == "build_cpu_seconds" else getattr(u, attr)
                       for attr, key in _JSON.items()},
             "limits": {_QUOTA_JSON[q]: quotas.shown(q, limits.get(q)) for q in quotas.QUOTAS},
             "quotas": rows, "resetsAt": resets}
 
 
-def export_rows(rt: Runtime, month: Any = None) -> list[dict[str, Any]]:
+def export_rows(cfg: Config, month: Any = None) -> list[dict[str, Any]]:
     """One row per user with usage in the month: every meter summed; storage is the gauge now (current month)."""
     month = quotas.check_month(month) if month else quotas.current_month()
     cur = database.execute_sql(
@@ -65,7 +65,7 @@ def export_rows(rt: Runtime, month: Any = None) -> list[dict[str, Any]]:
     if month == quotas.current_month():  # a gauge is a figure of now: only this month's export carries it
         for g in StorageGauge.select().where(StorageGauge.bytes > 0):
             row = rows.setdefault(g.user_id, {"month": month, "user_id": g.user_id, "org_id": None,
-                                              "plan": quotas.plan_for(rt.cfg, g.user_id)[0], "builds": 0,
+                                              "plan": quotas.plan_for(cfg, g.user_id)[0], "builds": 0,
                                               "builds_unfinished": 0, "build_cpu_seconds": 0.0,
                                               "artifact_bytes": 0, "pages_deployments": 0})
             row["storage_bytes"] = int(g.bytes)
@@ -87,7 +87,7 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps({k: r.get(k) for k in EXPORT_FIELDS}) + "\n" for r in rows)
 
 
-def by_plan(rt: Runtime, month: str | None = None) -> dict[str, dict[str, float]]:
+def by_plan(month: str | None = None) -> dict[str, dict[str, float]]:
     """This month's meters summed per plan (the plan recorded at admission; "none" without one)."""
     month = month or quotas.current_month()
     out: dict[str, dict[str, float]] = {}

@@ -53,7 +53,7 @@ def settle(rt: Runtime, version_id: str, state: str, detail: str = "", via: str 
             versions.update(rt.outbox, version_id, status="failed", failure_reason="deploy_failed",
                             failure_message=f"deployment {v.cf_deployment_id} {detail or 'failed'} ({via})")
     if state == "deployed":
-        golive.pointer_moved(rt)
+        golive.pointer_moved(rt.kv, rt.sync_loop)
         golive.check_render(rt, version_id, inline=False)
     else:
         rt.sync_nudge()

@@ -21,6 +21,8 @@ from daemon.publish import artifacts, livealias, screens
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
+    from sync.kv.base import KV
+    from sync.loop import SyncLoop
 
 log = logging.getLogger("previewd.publish")
 
@@ -39,7 +41,7 @@ def make_live(rt: Runtime, version_id: str, *, in_transaction: bool = False, **f
     """
     v = versions.go_live(rt.outbox, version_id, _ttl_s(rt), **fields)
     if not in_transaction:
-        pointer_moved(rt)
+        pointer_moved(rt.kv, rt.sync_loop)
     return v
 
 
@@ -47,7 +49,7 @@ def walk(rt: Runtime, user_id: str, project_id: str, direction: str) -> ProjectV
     """Undo or redo: the version on top of that stack goes live again, no rebuild."""
     rt.fleet.admit(user_id, project_id)
     v = versions.walk(rt.outbox, user_id, project_id, direction, _ttl_s(rt))
-    pointer_moved(rt)
+    pointer_moved(rt.kv, rt.sync_loop)
     follow_alias(rt, user_id, project_id)
     return v
 
@@ -59,15 +61,15 @@ def follow_alias(rt: Runtime, user_id: str, project_id: str) -> None:
         _later(rt, lambda: livealias.follow(rt, user_id, project_id))
 
 
-def pointer_moved(rt: Runtime) -> None:
+def pointer_moved(kv: KV, sync_loop: SyncLoop) -> None:
     """After a pointer move commits: a local KV is written at once (reads right after must see it);
     a remote one is left to the sync loop, so no request waits on the network."""
-    if rt.kv.answers_locally:
+    if kv.answers_locally:
         try:
-            rt.sync_loop.drain_now("kv")
+            sync_loop.drain_now("kv")
         except Exception:
             log.warning("local KV write failed; the sync loop retries it", exc_info=True)
-    rt.sync_nudge()
+    sync_loop.nudge()
 
 
 def record_history(rt: Runtime, v: ProjectVersion, dist: tuple[Path, str] | None = None) -> None:

@@ -53,7 +53,7 @@ class Access:
                                    (version_id,)).fetchone()
         if row is not None:
             return str(row[0]), str(row[1])
-        remote = syncops.remote_version(self._rt, version_id)
+        remote = syncops.remote_version(self._rt.replica, version_id)
         return (str(remote["userId"]), str(remote["projectId"])) if remote else None
 
     def mint_read_token(self, user_id: str, project_id: str, ttl_s: int) -> dict[str, Any]:

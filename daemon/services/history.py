@@ -36,13 +36,13 @@ class HistoryView:
         replica; `liveUrl` when the project has a stable live address."""
         items = versions.history_json(user_id, project_id, limit)
         if not items:
-            items = syncops.remote_history(self._rt, user_id, project_id)[:limit]
+            items = syncops.remote_history(self._rt.replica, user_id, project_id)[:limit]
         alias = self._rt.fleet.live_alias_url(user_id, project_id)
         return {"versions": items, **({"liveUrl": alias} if alias else {})}
 
     def remote_version(self, version_id: str) -> dict[str, Any] | None:
         """One version from the Postgres replica (a version another droplet built), or None."""
-        return syncops.remote_version(self._rt, version_id)
+        return syncops.remote_version(self._rt.replica, version_id)
 
     def diff(self, a_id: str, b_id: str, mode: str) -> Any:
         """Two versions' sources compared: patch (text), stat (per-file counts) or files (changed paths)."""

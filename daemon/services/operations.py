@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING, Any
 from daemon.core import diskspace
 from daemon.fleet import verify
 from daemon.intake import restore as restoring
-from daemon.ops import alerts, cleanup, metrics
 from daemon.ops import replication as syncops
-from daemon.ops import status as status_view
 from daemon.project import isolation
 
 if TYPE_CHECKING:
-    from daemon.intake.queue import BuildQueue
+    from daemon.ops.jobs import OpsJobs
     from daemon.runtime import Runtime
 
 Gauges = dict[str, list[tuple[dict[str, str], float]]]
@@ -23,9 +21,10 @@ class Operations:
     """What `/status`, `/healthz`, `/metrics`, `/ops/*` and the dashboard's overview read and do. Methods block
     (database, network, disk): call them off the event loop, but `draining`."""
 
-    def __init__(self, rt: Runtime, queue: BuildQueue) -> None:
+    def __init__(self, rt: Runtime, ops: OpsJobs) -> None:
+        """`ops`: the daemon's operations jobs (status, alerts, metrics, cleanup); `rt` for the fleet's levers."""
         self._rt = rt
-        self._queue = queue
+        self._ops = ops
 
     @property
     def draining(self) -> bool:
@@ -34,17 +33,16 @@ class Operations:
 
     def status(self) -> dict[str, Any]:
         """Queue, versions by status, sandbox layer, sync backlog, disk (`daemonctl status`)."""
-        return status_view.status_report(self._rt, self._queue)
+        return self._ops.status.report()
 
     def health_detail(self) -> dict[str, Any]:
         """Liveness plus the alerts firing at the last evaluation (evaluated now when never evaluated yet)."""
-        runtime = self._rt
-        st = alerts.state(runtime)
+        runtime, alerts = self._rt, self._ops.alerts
         # The disk checks run on every read (a statvfs): a disk that filled since the last minute's evaluation shows
         # now.
-        firing = alerts.evaluate_disk(runtime) if st.last_evaluated else alerts.evaluate(runtime)
+        firing = alerts.evaluate_disk() if alerts.last_evaluated else alerts.evaluate()
         out: dict[str, Any] = {"ok": not firing, "alerts": [a.to_json() for a in firing],
-                               "evaluatedAt": st.last_evaluated,
+                               "evaluatedAt": alerts.last_evaluated,
                                "disk": diskspace.report(runtime.data_dir, runtime.cfg.limits.disk_reserve_mb * 2**20)}
         # Said on every detailed health read: unconfined builds, or builds refused for want of the isolation layer.
         conf = isolation.confinement(runtime.cfg)
@@ -56,23 +54,21 @@ class Operations:
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition, its gauges read from state now."""
-        m = metrics.of(self._rt)
-        m.refresh(self._rt, self._queue)
-        return m.render()
+        self._ops.gauges.refresh()
+        return self._ops.metrics.render()
 
     def gauges(self) -> Gauges:
         """Every gauge and counter of `/metrics`, read from state now, by metric name (for the overview page)."""
-        m = metrics.of(self._rt)
-        m.refresh(self._rt, self._queue)
-        return m.gauges()
+        self._ops.gauges.refresh()
+        return self._ops.metrics.gauges()
 
     def sync_flush(self) -> dict[str, Any]:
         """Drain the sync outbox now, ignoring back-off."""
-        return syncops.flush(self._rt)
+        return syncops.flush(self._rt.sync_loop)
 
     def sync_verify(self) -> dict[str, Any]:
         """Every difference between the local rows, the Postgres rows and the KV pointers."""
-        return syncops.verify(self._rt)
+        return syncops.verify(self._rt.replica, self._rt.kv)
 
     def verify_project(self, user_id: str, project_id: str) -> dict[str, object]:
         """One project across Postgres, the bucket and KV, whichever droplet asks."""
@@ -81,7 +77,7 @@ class Operations:
 
     def cleanup(self, *, dry_run: bool) -> dict[str, Any]:
         """The nightly retention cleanup on demand (409 when one runs); `dry_run` changes nothing."""
-        return cleanup.run_cleanup(self._rt, dry_run=dry_run).to_json()
+        return self._ops.cleanup.run(dry_run=dry_run).to_json()
 
     def fleet_status(self) -> dict[str, object]:
         """This droplet's leases and counters, the droplets seen and every lease ([fleet] off: enabled false)."""

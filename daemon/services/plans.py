@@ -25,8 +25,8 @@ class Plans:
 
     def report(self, user_id: Any, month: Any = None, org_id: Any = None) -> dict[str, Any]:
         """A user's usage in a month (YYYY-MM, UTC; default this month) against its plan (the org's with org_id)."""
-        return usage.report(self._rt, user_id, month, org_id)
+        return usage.report(self._rt.cfg, user_id, month, org_id)
 
     def export_rows(self, month: Any = None) -> list[dict[str, Any]]:
         """The billing export: one row per user for the month."""
-        return usage.export_rows(self._rt, month)
+        return usage.export_rows(self._rt.cfg, month)

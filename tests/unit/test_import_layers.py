@@ -384,3 +384,46 @@ def test_the_backend_rule_sees_every_spelling(tmp_path: Path) -> None:
     ]
     assert _own_package("daemon.deployers.sanitize", "daemon.deployers.local")
     assert not _own_package("daemon.steps.a", "daemon.deployers.local.LocalDeployer")
+
+
+# -- jobs take their collaborators, not the runtime (issue 25) ------------------------------------------------
+
+# The runtime holds every edge: a module that imports it can reach anything, so its signature says nothing about
+# what it uses. Operations jobs are built by the composition root (daemon/wiring.py `build_ops_jobs`) with the
+# collaborators they use; none of them imports the runtime, not even for a type.
+LOCATOR = "daemon.runtime"
+NO_LOCATOR = ("daemon.ops",)
+
+
+def locator_imports(root: Path = REPO) -> list[str]:
+    """'<module> imports daemon.runtime' for every module under NO_LOCATOR that imports it, in any form."""
+    modules = discover(root, ("daemon",))
+    return sorted(f"{m} imports {LOCATOR}" for m, path in modules.items()
+                  if any(m == p or m.startswith(p + ".") for p in NO_LOCATOR)
+                  and LOCATOR in imports_of(m, path, modules))
+
+
+def test_ops_modules_do_not_import_the_runtime() -> None:
+    bad = locator_imports()
+    assert not bad, ("an operations job takes the collaborators it uses, built by the composition root "
+                     "(daemon/wiring.py build_ops_jobs), never the runtime:\n  " + "\n  ".join(bad))
+
+
+def test_the_runtime_rule_sees_every_spelling(tmp_path: Path) -> None:
+    _tree(tmp_path, {
+        "daemon/__init__.py": "",
+        "daemon/runtime.py": "class Runtime: ...\n",
+        "daemon/core/__init__.py": "",
+        "daemon/core/layout.py": "class Layout: ...\n",
+        "daemon/ops/__init__.py": "",
+        "daemon/ops/a.py": "from typing import TYPE_CHECKING\n"
+                           "if TYPE_CHECKING:\n    from daemon.runtime import Runtime\n",
+        "daemon/ops/b.py": "def f():\n    import daemon.runtime\n",
+        "daemon/ops/c.py": "from .. import runtime\n",
+        "daemon/ops/deep/__init__.py": "",
+        "daemon/ops/deep/d.py": "from ...runtime import Runtime\n",
+        "daemon/ops/clean.py": "from daemon.core.layout import Layout\n",
+        "daemon/api/__init__.py": "",
+        "daemon/api/e.py": "from daemon.runtime import Runtime\n",  # not under the rule
+    })
+    assert locator_imports(tmp_path) == [f"daemon.ops.{m} imports daemon.runtime" for m in ("a", "b", "c", "deep.d")]

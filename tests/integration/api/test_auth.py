@@ -15,7 +15,6 @@ from daemon.cli.serve import Daemon
 from daemon.core import nonces
 from daemon.core.db import RateEvent, database
 from daemon.core.signing import mint_token
-from daemon.ops import alerts, metrics
 from tests.integration.api.conftest import add_version, token_for
 from tests.support import TEST_SECRET, ApiClient, body_only_headers, signed_headers
 
@@ -270,9 +269,9 @@ def test_200_bad_signature_requests_leave_a_valid_caller_unaffected(api: ApiClie
         assert r.status_code == 202, r.text
     assert api.post(NEW, json.loads(new_body(projectId="p9")), params={"wait": "false"}).status_code == 429
     # the refusals are visible: their own metric and alert
-    fams = metrics.of(d.rt).render().decode()
+    fams = d.ops.metrics.render().decode()
     total = sum(float(line.rsplit(" ", 1)[1]) for line in fams.splitlines()
                 if line.startswith("previewd_auth_failures_total{"))
     assert total == 200
     d.cfg.alerts.disk_free_min_percent = 0
-    assert "api_auth_failures" in {a.name for a in alerts.evaluate(d.rt)}
+    assert "api_auth_failures" in {a.name for a in d.ops.alerts.evaluate()}

@@ -17,7 +17,6 @@ from litestar.testing import TestClient
 from daemon.cli.serve import Daemon
 from daemon.core import diskspace, nonces
 from daemon.core.db import ProjectVersion
-from daemon.ops import alerts, metrics
 from tests.integration.api.conftest import add_version
 from tests.support import signed_headers
 
@@ -104,8 +103,8 @@ def test_pages_callback_on_full_disk_answers_disk_full(on_small_disk: tuple[Daem
     assert err["code"] == "disk_full" and err["filesystem"] == str(small_data), err
     assert int(r.headers["retry-after"]) > 0
     assert ProjectVersion.get_by_id(vid).status == "deploying"  # nothing half-settled: the sender retries
-    assert "disk_full" in {a.name for a in alerts.evaluate(d.rt)}  # the operator hears of it
-    assert metrics.of(d.rt).disk_full_total.labels(kind="write")._value.get() == 1
+    assert "disk_full" in {a.name for a in d.ops.alerts.evaluate()}  # the operator hears of it
+    assert d.ops.metrics.disk_full_total.labels(kind="write")._value.get() == 1
     filler.unlink()
     r = _hook(client, "dep-1")  # the sender's retry, once there is space
     assert r.status_code == 200 and r.json()["changed"] is True, r.text

@@ -25,7 +25,6 @@ from litestar.testing import TestClient
 from daemon.cli.serve import Daemon
 from daemon.core import quotas, versions
 from daemon.core.db import BuildUsage, ProjectVersion
-from daemon.ops import alerts, metrics
 from tests.integration.api.conftest import Served
 from tests.support import ApiClient, auth, in_process_daemon
 
@@ -143,9 +142,8 @@ def test_storage_quota_counts_the_users_objects_pinned_ones_too(quota_api: Calla
     archived = rt.layout.objects / "_archive" / "u1" / "p0" / "snapshots" / "old.zip"  # archived objects count
     archived.parent.mkdir(parents=True)
     archived.write_bytes(b"a" * 400)
-    from daemon.ops import cleanup  # the nightly job brings the gauge up to date
 
-    report = cleanup.run_cleanup(rt, dry_run=False)
+    report = api.daemon.ops.cleanup.run(dry_run=False)
     assert report.step("refresh_storage").counts == {"users": 1}  # type: ignore[union-attr]
     err = refused(new(api, "p2"))
     assert (err["quota"], err["used"], err["limit"], err["resetsAt"]) == ("storage_bytes", 1000, 1000, None)
@@ -350,22 +348,20 @@ def test_an_alert_at_80_percent_is_posted_once_per_user_quota_and_month(
         monkeypatch: pytest.MonkeyPatch) -> None:
     url, bodies = hook
     api = quota_api(PLANS.replace("builds = 3", "builds = 5") + f'\n[alerts]\nwebhook_url = "{url}"\n')
-    rt = api.daemon.rt
     for i in range(3):
         new(api, f"p{i}")
-    assert alerts.quota_alerts(rt) == []  # 3 of 5 = 60%
+    assert api.daemon.ops.alerts.quota_alerts() == []  # 3 of 5 = 60%
     new(api, "p3")
-    posted = alerts.quota_alerts(rt)  # 4 of 5 = 80%
+    posted = api.daemon.ops.alerts.quota_alerts()  # 4 of 5 = 80%
     assert [(b["userId"], b["quota"], b["used"], b["limit"]) for b in posted] == [("u1", "builds", 4, 5)]
     new(api, "p4")
-    assert alerts.quota_alerts(rt) == []  # once per month, even at 100%
+    assert api.daemon.ops.alerts.quota_alerts() == []  # once per month, even at 100%
     from tests.support import wait_until
 
     wait_until(lambda: len(bodies) == 1, 10, what="the alert webhook receiving the alert")
     assert bodies[0]["alert"] == "quota_usage" and bodies[0]["state"] == "firing"
     monkeypatch.setattr(quotas, "clock", lambda: datetime(2099, 1, 1))
-    assert alerts.quota_alerts(rt) == []  # a new month with nothing used yet
-    assert metrics.of(rt) is not None
+    assert api.daemon.ops.alerts.quota_alerts() == []  # a new month with nothing used yet
 
 
 # -- the burst --------------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class Seeder:
     def make_live(self, v: ProjectVersion) -> None:
         with database.atomic():
             versions.set_live(self.rt.outbox, v, self.rt.cfg.kv.ttl_days * 86400)
-        golive.pointer_moved(self.rt)
+        golive.pointer_moved(self.rt.kv, self.rt.sync_loop)
 
     def preview_dir(self, v: ProjectVersion) -> Path:
         return self.rt.data_dir / "previews" / deployment_id_for(v.project_id, v.version_id)

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 from daemon.cli.serve import Daemon
-from daemon.ops import status as status_view
 from tests.support import make_config
 
 JOBS = {"sync": "own thread", "after-live": "bounded pool", "alert-webhooks": "bounded pool",
@@ -27,7 +26,7 @@ def test_a_stopped_daemon_leaves_no_job_thread_alive(tmp_path: Path) -> None:
         assert {j.name: j.runs_in for j in d.rt.jobs} == JOBS
         alive = set(d.rt.jobs.alive())
         assert {"sync", "build-worker", "scheduler"} <= alive
-        report = status_view.status_report(d.rt, d.queue)
+        report = d.ops.status.report()
         listed = {j["name"]: j for j in report["jobs"]}
         assert set(listed) == set(JOBS) and listed["build-worker"]["alive"]
         assert all(j["trigger"] and j["stops"] for j in report["jobs"])

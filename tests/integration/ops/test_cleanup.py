@@ -18,7 +18,7 @@ from tests.integration.ops.conftest import NOW, Seeder, db_dump, tree_digest
 
 
 def _run(ops: Seeder, dry: bool = False) -> cleanup.CleanupReport:
-    report = cleanup.run_cleanup(ops.rt, dry_run=dry, now=NOW)
+    report = ops.d.ops.cleanup.run(dry_run=dry, now=NOW)
     assert report.ok, report.to_json()
     return report
 
@@ -122,7 +122,7 @@ def test_dry_run_changes_nothing(ops: Seeder) -> None:
     data = ops.rt.data_dir
     before = (db_dump(data), tree_digest(data / "objects"), tree_digest(data / "previews"),
               tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.layout.store_dir))
-    report = cleanup.run_cleanup(ops.rt, dry_run=True, now=NOW)
+    report = ops.d.ops.cleanup.run(dry_run=True, now=NOW)
     assert report.ok, report.to_json()
     after = (db_dump(data), tree_digest(data / "objects"), tree_digest(data / "previews"),
              tree_digest(data / "projects"), ops.rt.kv.get("u:q"), tree_digest(ops.rt.layout.store_dir))
@@ -148,7 +148,7 @@ def test_a_failing_step_is_reported_and_the_rest_still_run(ops: Seeder, monkeypa
 
     steps = [(n, broken if n == "archive_artifacts" else f) for n, f in cleanup.STEPS]
     monkeypatch.setattr(cleanup, "STEPS", steps)
-    report = cleanup.run_cleanup(ops.rt, dry_run=False, now=NOW)
+    report = ops.d.ops.cleanup.run(dry_run=False, now=NOW)
     assert not report.ok
     failed = [s for s in report.steps if s.error]
     assert [s.name for s in failed] == ["archive_artifacts"] and "disk on fire" in (failed[0].error or "")
@@ -206,7 +206,7 @@ def test_concurrent_cleanup_refused(ops: Seeder) -> None:
     from daemon.core.errors import Conflict
 
     with cleanup._running, pytest.raises(Conflict) as exc:
-        cleanup.run_cleanup(ops.rt, dry_run=True, now=NOW)
+        ops.d.ops.cleanup.run(dry_run=True, now=NOW)
     assert exc.value.code == "cleanup_running"
 
 

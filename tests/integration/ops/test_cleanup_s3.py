@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from daemon.cli.serve import Daemon
-from daemon.ops import cleanup
 from sync.objects import S3ObjectStore
 from tests.integration.ops.conftest import NOW, Seeder
 from tests.integration.sync.support import s3_admin
@@ -34,7 +33,7 @@ def test_archive_sets_storage_class_and_missing_object_is_reuploaded(ops: Seeder
     recent = ops.version("u", "p", 10, remote_artifact=True)
     ops.make_live(ops.version("u", "p", 1))
     s3.delete(ops.artifact(recent))
-    report = cleanup.run_cleanup(ops.rt, dry_run=False, now=NOW)
+    report = ops.d.ops.cleanup.run(dry_run=False, now=NOW)
     assert report.ok, report.to_json()
     assert s3.storage_class(ops.artifact(old)) == "STANDARD_IA"
     assert s3.storage_class(ops.artifact(recent)) == "STANDARD"

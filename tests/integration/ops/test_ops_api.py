@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.core import versions
 from daemon.core.db import ProjectVersion, utcnow
 from daemon.core.events import BuildDone
-from daemon.ops import alerts, metrics
 from daemon.wiring import build_app
 from tests.integration.ops.conftest import Seeder
 from tests.support import ApiClient
@@ -24,7 +23,6 @@ from tests.support import ApiClient
 
 @pytest.fixture
 def client(ops: Seeder) -> Iterator[ApiClient]:
-    metrics.install_metrics(ops.rt)
     app = build_app(ops.d.cfg, ops.d.services)
     with TestClient(app) as tc:
         yield ApiClient(tc)
@@ -64,8 +62,8 @@ def test_metrics_parse_back(ops: Seeder, client: ApiClient) -> None:
         conn.execute("INSERT INTO sync_outbox (destination, key, payload, created_at) VALUES ('replica', 'k', '{}', "
                      "strftime('%s','now') - 30)")
         conn.commit()
-    metrics.webhook_received(ops.rt, "deployment.success")
-    metrics.rate_limited(ops.rt, "ip")
+    ops.d.ops.metrics.webhook_received("deployment.success")
+    ops.d.ops.metrics.rate_limited("ip")
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     fams = _families(r.text)
@@ -117,17 +115,17 @@ def test_failure_rate_alert_fires_once_posts_and_clears(ops: Seeder, client: Api
             made.append(ProjectVersion.create(version_id=f"01J000000000000000000000F{i}", user_id="u", project_id="p",
                                               prompt="x", status="failed" if i < 2 else "deployed",
                                               created_at=now, updated_at=now))
-        firing = alerts.evaluate(ops.rt)
+        firing = ops.d.ops.alerts.evaluate()
         names = [a.name for a in firing if a.name != "memory_pressure"]
         assert names == ["build_failure_rate"]
         assert _Sink.event.wait(10)
         assert _Sink.received[0]["alert"] == "build_failure_rate" and _Sink.received[0]["state"] == "firing"
-        alerts.evaluate(ops.rt)  # still firing: no second post
+        ops.d.ops.alerts.evaluate()  # still firing: no second post
         detail = client.get("/healthz/detail").json()
         assert detail["ok"] is False and "build_failure_rate" in [a["name"] for a in detail["alerts"]]
         ProjectVersion.update(updated_at=now - timedelta(hours=1)).execute()  # the window moves on
         _Sink.event.clear()
-        assert "build_failure_rate" not in [a.name for a in alerts.evaluate(ops.rt)]
+        assert "build_failure_rate" not in [a.name for a in ops.d.ops.alerts.evaluate()]
         assert _Sink.event.wait(10)
         assert [(x["alert"], x["state"]) for x in _Sink.received] == [("build_failure_rate", "firing"),
                                                                      ("build_failure_rate", "resolved")]
@@ -143,14 +141,14 @@ def test_quota_and_webhook_auth_alerts(ops: Seeder) -> None:
     for i in range(4):  # 4 of 5 = 80%
         ProjectVersion.create(version_id=f"01J000000000000000000000Q{i}", user_id="u", project_id="p", prompt="x",
                               status="deployed", cf_deployment_id=f"d{i}", created_at=now)
-    metrics.webhook_refused(ops.rt, "auth")
-    names = {a.name for a in alerts.evaluate(ops.rt)}
+    ops.d.ops.metrics.webhook_refused("auth")
+    names = {a.name for a in ops.d.ops.alerts.evaluate()}
     assert {"pages_quota", "webhook_auth_failures"} <= names
 
 
 def test_disk_alert_threshold(ops: Seeder) -> None:
     ops.rt.cfg.alerts.disk_free_min_percent = 100  # every disk has less than 100% free
-    assert "disk_pressure" in {a.name for a in alerts.evaluate(ops.rt)}
+    assert "disk_pressure" in {a.name for a in ops.d.ops.alerts.evaluate()}
 
 
 def test_cleanup_route_dry_run(ops: Seeder, client: ApiClient) -> None:

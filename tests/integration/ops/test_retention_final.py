@@ -15,7 +15,7 @@ from tests.integration.ops.conftest import NOW, Seeder
 
 
 def _run(ops: Seeder) -> cleanup.CleanupReport:
-    report = cleanup.run_cleanup(ops.rt, dry_run=False, now=NOW)
+    report = ops.d.ops.cleanup.run(dry_run=False, now=NOW)
     assert report.ok, report.to_json()
     return report
 
@@ -61,7 +61,7 @@ def test_a_run_that_stops_part_way_is_finished_by_the_next(ops: Seeder, monkeypa
         real(dep)
 
     monkeypatch.setattr(ops.rt.deployer, "delete", flaky)
-    failed = cleanup.run_cleanup(ops.rt, dry_run=False, now=NOW)
+    failed = ops.d.ops.cleanup.run(dry_run=False, now=NOW)
     step = failed.step("delete_old_previews")
     assert step is not None and step.error and step.counts.get("unfinished") == 1, step.to_json()
     row = ops.row(old)
@@ -120,10 +120,12 @@ def test_sweep_drops_the_copies_the_replica_says_are_deleted(ops: Seeder, monkey
     stays = ops.version("u", "p", 20)
     ops.make_live(stays)
     ProjectVersion.delete().where(ProjectVersion.version_id == gone.version_id).execute()  # another droplet's
-    monkeypatch.setattr(ops.rt, "replica", _Replica({gone.version_id: {"preview_deleted_at": "2026-05-01"}}))
-    from daemon.ops import retention
+    replica = _Replica({gone.version_id: {"preview_deleted_at": "2026-05-01"}})
+    from daemon.ops.retention import RetentionSweep
 
-    dropped = retention.sweep(ops.rt)
+    sweep = RetentionSweep(ops.rt.layout.previews, ops.rt.deployer, replica, ops.rt.fleet,  # type: ignore[arg-type]
+                           sync_interval_s=ops.rt.cfg.sync.interval_s)
+    dropped = sweep.sweep()
     assert dropped == [ops.preview_dir(gone).name]
     assert not ops.preview_dir(gone).exists() and ops.preview_dir(stays).is_dir()
 

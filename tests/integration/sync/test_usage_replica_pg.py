@@ -40,7 +40,7 @@ def test_meters_and_plans_reach_postgres_once_and_sum_across_droplets(tmp_path: 
     try:
         quotas.assign(a.rt.cfg, a.rt.outbox, "user", "u1", "pro")
         ids = [build(a, "u1", f"p{i}", 1.5) for i in range(3)]
-        assert replication.flush(a.rt)["errors"] == {}
+        assert replication.flush(a.rt.sync_loop)["errors"] == {}
         store = PostgresUsage(PG_DSN, schema=pg_schema)
         assert store.plan_of("user:u1") == "pro"
         totals = {r["user_id"]: r for r in store.month_totals(month)}
@@ -55,7 +55,7 @@ def test_meters_and_plans_reach_postgres_once_and_sum_across_droplets(tmp_path: 
     try:
         build(b, "u1", "other", 2.0)
         build(b, "u2", "q", 0.5)
-        assert replication.flush(b.rt)["errors"] == {}
+        assert replication.flush(b.rt.sync_loop)["errors"] == {}
         totals = {r["user_id"]: r for r in store.month_totals(month)}
         assert (totals["u1"]["builds"], totals["u1"]["cpu_seconds"]) == (4, 6.5)
         assert (totals["u2"]["builds"], totals["u2"]["cpu_seconds"]) == (1, 0.5)

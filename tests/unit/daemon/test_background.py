@@ -18,6 +18,7 @@ from daemon.fleet.leased import LeasedFleet
 from daemon.intake import queue
 from daemon.intake.queue import BuildQueue
 from daemon.ops import alerts
+from daemon.ops.metrics import Metrics
 from daemon.steps import checks
 from tests.support import wait_until
 
@@ -170,17 +171,18 @@ def test_a_burst_of_alert_posts_runs_on_a_bounded_pool_and_stops_with_its_owner(
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    rt = SimpleNamespace(cfg=SimpleNamespace(alerts=SimpleNamespace(webhook_url=url)), owned=Owned())
+    cfg = SimpleNamespace(alerts=SimpleNamespace(webhook_url=url))
+    owner = alerts.Alerts(cfg, Path("."), Metrics())  # type: ignore[arg-type]
     before = len(_alert_threads())
     try:
         for i in range(20):
-            alerts._post(rt, {"alert": f"a{i}"})  # type: ignore[arg-type]
+            owner.post({"alert": f"a{i}"})
         wait_until(lambda: len(_alert_threads()) > before, 10, what="a webhook post running")
         assert len(_alert_threads()) - before <= alerts.WEBHOOK_THREADS
     finally:
         listener.close()  # the posts waiting fail at once
-    alerts.state(rt).stop()  # type: ignore[arg-type]
-    assert not alerts.state(rt).alive()  # type: ignore[arg-type]
+    owner.stop()
+    assert not owner.alive()
 
 
 def test_daemonctl_status_lists_the_jobs() -> None:

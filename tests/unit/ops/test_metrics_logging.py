@@ -11,18 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.core import logging_setup
-from daemon.core.background import Owned
 from daemon.core.db import ProjectVersion
 from daemon.core.events import BuildDone, ChecksRecorded, Events
 from daemon.ops import metrics
-
-
-class FakeRuntime:
-    """Only an identity and its owned state: the metrics registry is kept per runtime object."""
-
-    def __init__(self) -> None:
-        self.owned = Owned()
-        self.events = Events()
 
 
 def _samples(m: metrics.Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -52,22 +43,23 @@ def test_build_outcomes_and_durations_parse_back() -> None:
     assert s[("previewd_deploy_duration_seconds_sum", ())] == 0.8
 
 
-def test_each_runtime_has_its_own_registry_and_hooks_install_once() -> None:
-    a, b = FakeRuntime(), FakeRuntime()
-    metrics.install_metrics(a)  # type: ignore[arg-type]
-    metrics.install_metrics(a)  # type: ignore[arg-type]
-    assert len(a.events.handlers(BuildDone)) == 1 and len(a.events.handlers(ChecksRecorded)) == 1
-    metrics.webhook_received(a, "deployment.success")  # type: ignore[arg-type]
-    metrics.webhook_retried(a, "deployment.success")  # type: ignore[arg-type]
-    metrics.webhook_refused(a, "auth")  # type: ignore[arg-type]
-    metrics.rate_limited(a, "ip")  # type: ignore[arg-type]
-    sa, sb = _samples(metrics.of(a)), _samples(metrics.of(b))  # type: ignore[arg-type]
+def test_each_daemon_has_its_own_registry_and_hooks_install_once() -> None:
+    a, b = metrics.Metrics(), metrics.Metrics()
+    events = Events()
+    a.install(events)
+    a.install(events)
+    assert len(events.handlers(BuildDone)) == 1 and len(events.handlers(ChecksRecorded)) == 1
+    a.webhook_received("deployment.success")
+    a.webhook_retried("deployment.success")
+    a.webhook_refused("auth")
+    a.rate_limited("ip")
+    sa, sb = _samples(a), _samples(b)
     assert sa[("previewd_webhooks_received_total", (("kind", "deployment.success"),))] == 1
     assert sa[("previewd_webhooks_retried_total", (("kind", "deployment.success"),))] == 1
     assert sa[("previewd_webhooks_refused_total", (("reason", "auth"),))] == 1
     assert sa[("previewd_rate_limited_requests_total", (("cap", "ip"),))] == 1
     assert not any(name.startswith("previewd_webhooks") for name, _ in sb)
-    assert len(metrics.of(a).refusal_times) == 1  # type: ignore[arg-type]
+    assert len(a.refusal_times) == 1
 
 
 def _log_to(json_lines: bool, secrets: list[str]) -> tuple[io.StringIO, logging.Logger]:

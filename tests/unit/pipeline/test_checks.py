@@ -88,7 +88,8 @@ def test_no_tsconfig_or_eslint_config_is_skipped(bench: Bench) -> None:
 
 
 def test_type_error_under_record_deploys_with_the_diagnostics(bench: Bench) -> None:
-    m = metrics.install_metrics(bench.rt)
+    m = metrics.Metrics()
+    m.install(bench.rt.events)
     v = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
     assert v.status == "deployed", v.failure_message
     assert list(bench.dep.sites.values()) == [{"index.html": b"<h1>Checked</h1>"}]
