@@ -312,7 +312,7 @@ def run_all(layers: list[str], out: Path) -> dict[str, Any]:
                 t0 = time.monotonic()
                 row = scenario(layer, base)
                 row["scenario_seconds"] = round(time.monotonic() - t0, 2)
-            except Exception as err:  # noqa: BLE001 - recorded, so the host-side test names what broke
+            except Exception as err:  # recorded, so the host-side test names what broke
                 row = {"scenario": name, "layer": layer, "error": f"{type(err).__name__}: {err}"}
             row["requested_layer"] = layer
             report["runs"].append(row)

@@ -18,7 +18,9 @@ def test_guest_mounts_only_cgroup2_and_auto_picks_the_v2_layer(v2_guest: GuestRe
     assert where["auto_layer"] == "cgroup_v2", where
     # The supervisor moved itself into the unit's `daemon` leaf, as under the packaged service.
     assert where["self_cgroup"] == "0::/system.slice/previewd.service/daemon", where
-    assert v2_guest.boot is not None and v2_guest.boot.exit_code == 0, v2_guest.boot.log()[-2000:]
+    boot = v2_guest.boot
+    assert boot is not None
+    assert boot.exit_code == 0, boot.log()[-2000:]
 
 
 def test_memory_hog_is_oom_killed_by_memory_max(v2_guest: GuestReport) -> None:
