@@ -4,7 +4,7 @@ Each scenario runs one program under `sandbox.run(layer=...)` and returns a flat
 layer ran it, how long the tree lived past the moment it broke its limit (`kill_seconds`, to run() returning with
 no process left), how far past the limit it got, and what the layer read from the kernel (memory.events,
 pids.events, cgroup.kill writes, spied on `sandbox.layers.cgfs`). Usage, in the guest or on the host:
-    python -m tests.guest.scenarios OUT.json LAYER [LAYER...]
+    python -m tests.guest.scenarios OUT.json LAYER [LAYER...] [-LAYER/SCENARIO...]   (a '-' item skips that run)
 """
 
 from __future__ import annotations
@@ -302,11 +302,14 @@ def leftover_cgroups() -> list[str]:
     return sorted(str(p) for p in base.iterdir() if p.is_dir())
 
 
-def run_all(layers: list[str], out: Path) -> dict[str, Any]:
-    """Every scenario on every layer; the JSON is rewritten after each one, so a crash keeps what ran."""
+def run_all(layers: list[str], out: Path, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Every scenario on every layer but `skip` ("layer/scenario"); the JSON is rewritten after each one, so a
+    crash keeps what ran."""
     report: dict[str, Any] = {"where": where(), "runs": [], "leftover_cgroups": None}
     for layer in layers:
         for name, scenario in SCENARIOS.items():
+            if f"{layer}/{name}" in skip:
+                continue
             base = Path(tempfile.mkdtemp(prefix=f"{name}-"))
             try:
                 t0 = time.monotonic()
@@ -325,4 +328,6 @@ def run_all(layers: list[str], out: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_all(sys.argv[2:], Path(sys.argv[1]))
+    args = sys.argv[2:]
+    run_all([a for a in args if not a.startswith("-")], Path(sys.argv[1]),
+            frozenset(a[1:] for a in args if a.startswith("-")))
