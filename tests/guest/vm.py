@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,11 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 guestio $R@IO@ || echo
 echo "guest: userspace at $(cut -d' ' -f1 /proc/uptime) s"
 cut -d' ' -f1 /proc/uptime > $R@IO@/boot_uptime
 if grep -q 'previewd.init=systemd' /proc/cmdline; then
-    exec switch_root $R /lib/systemd/systemd
+    # Units and files the run brings (io/root mirrors /), then systemd as PID 1 on the overlay.
+    [ -d $R@IO@/root ] && cp -a $R@IO@/root/. $R/
+    # A host that is itself a container marks it in its root; systemd would then ignore /proc/cmdline.
+    rm -f $R/.dockerenv $R/run/.containerenv
+    exec switch_root $R /lib/systemd/systemd $(tr ' ' '\n' < /proc/cmdline | grep '^systemd\.unit=')
 fi
 chroot $R /bin/sh @IO@/run.sh > $R@IO@/run.log 2>&1
 echo $? > $R@IO@/exit_code
@@ -173,7 +178,7 @@ def build_initramfs(dest: Path, kernel: Kernel) -> Path:
         cpio.add(d, 0o040755)
     cpio.add("bin/busybox", 0o100755, busybox.read_bytes())
     for applet in ("sh", "mount", "umount", "insmod", "mkdir", "cut", "cat", "grep", "echo", "chroot", "sync",
-                   "poweroff", "switch_root", "sleep"):
+                   "poweroff", "switch_root", "sleep", "cp", "rm", "tr"):
         cpio.add(f"bin/{applet}", 0o120777, b"busybox")
     names = []
     for ko in module_order(kernel.modules):
@@ -265,16 +270,25 @@ class Launcher:
                         self._accel = "kvm"
                         self.accel_why = f"KVM: probe guest booted in {probe.wall_seconds:.1f} s"
                     else:
-                        self.accel_why = "TCG: the KVM probe guest did not run its script"
+                        last = [ln for ln in probe.console.splitlines() if ln.strip()][-1:] or ["no output"]
+                        self.accel_why = f"TCG: the KVM probe guest did not run its script ({last[0].strip()[:200]})"
         return self._accel
 
-    def boot(self, script: str, timeout: float, *, extra_cmdline: str = "") -> Boot:
-        """Boot one guest that runs `script` (sh) as root in the shared root, then powers off."""
-        return self._boot(script, self.accel(), timeout, extra_cmdline)
+    def boot(self, script: str, timeout: float, *, extra_cmdline: str = "",
+             prepare: Callable[[Path], None] | None = None) -> Boot:
+        """Boot one guest that runs `script` (sh) as root in the shared root, then powers off.
 
-    def _boot(self, script: str, accel: str, timeout: float, extra_cmdline: str = "") -> Boot:
+        `prepare(io_dir)` may add files first: `io_dir/root` is copied over the guest's / in systemd mode.
+        """
+        return self._boot(script, self.accel(), timeout, extra_cmdline, prepare)
+
+    def _boot(self, script: str, accel: str, timeout: float, extra_cmdline: str = "",
+              prepare: Callable[[Path], None] | None = None) -> Boot:
         io_dir = Path(tempfile.mkdtemp(prefix=f"io-{accel}-", dir=self.workdir))
+        io_dir.chmod(0o755)
         (io_dir / "run.sh").write_text(script + "\n")
+        if prepare is not None:
+            prepare(io_dir)
         argv = qemu_argv(self.kernel, self.initrd, io_dir, accel, memory_mb=self.memory_mb, cpus=self.cpus,
                          extra_cmdline=extra_cmdline)
         console_path = io_dir.parent / f"{io_dir.name}.console"
