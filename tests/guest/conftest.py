@@ -44,3 +44,27 @@ def v2_guest(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Conf
         reporter.write_line(f"\n[guest] {launcher.accel_why}; userspace after {boot.boot_seconds} s of guest "
                             f"uptime, whole run {boot.wall_seconds:.1f} s")
     yield GuestReport(boot, report, launcher.accel_why)
+
+
+@dataclass
+class ServiceReport:
+    """Facts the systemd guest's driver wrote (`key value` lines) and the service's journal."""
+
+    facts: dict[str, str]
+    journal: str
+    accel_why: str
+    boot_seconds: float | None
+    wall_seconds: float
+
+
+@pytest.fixture(scope="session")
+def service_guest(tmp_path_factory: pytest.TempPathFactory) -> ServiceReport:
+    """Build and stage the package, boot systemd as PID 1, run the unit as it ships; the driver's facts."""
+    from tests.guest.service import boot_service, stage_package
+
+    work = tmp_path_factory.mktemp("service")
+    launcher = Launcher(work)
+    boot, facts = boot_service(launcher, stage_package(work / "stage"), timeout=1500)
+    journal = boot.io_dir / "journal.txt"
+    return ServiceReport(facts, journal.read_text() if journal.exists() else "", launcher.accel_why,
+                         boot.boot_seconds, boot.wall_seconds)
