@@ -8,6 +8,7 @@ status fd (close-on-exec) and the launcher exits 127; a successful exec closes t
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import sys
@@ -85,8 +86,16 @@ def main() -> None:
         stage = "setrlimit"
         for name, value in spec.get("rlimits", {}).items():
             res = _RLIMITS[name]
+            want_hard = value
+            if name == "CPU":
+                # The process's clock already holds this launcher's own start-up (seconds under emulation), and
+                # at the hard limit the kernel sends SIGKILL, not SIGXCPU: give the step its full budget and a
+                # second between the two, so a step stopped by this backstop is named cpu_limit.
+                used = resource.getrusage(resource.RUSAGE_SELF)
+                value += math.ceil(used.ru_utime + used.ru_stime)
+                want_hard = value + 1
             _soft, hard = resource.getrlimit(res)
-            new_hard = value if hard == resource.RLIM_INFINITY or value < hard else hard
+            new_hard = want_hard if hard == resource.RLIM_INFINITY or want_hard < hard else hard
             resource.setrlimit(res, (min(value, new_hard), new_hard))
         libc = _libc()
         if spec.get("netns"):

@@ -4,12 +4,14 @@
 #       chromium   - the render check (headless, DevTools pipe)
 #       bubblewrap - the isolation layer every build step runs in
 #       haproxy    - the fleet's example proxy config (packaging/haproxy-fleet.cfg), run by its test
+#       qemu-system-x86, linux-image-amd64, busybox-static - the cgroup v2 guest tests/guest boots (Debian's
+#                    kernel with the 9p modules, a busybox initramfs)
 #   scripts/install-system-deps.sh --run      what `make run` uses: bubblewrap, and chromium when it can.
 #       Installs them when this shell is root (or has sudo). Without root, a missing bubblewrap is an error that
 #       prints the exact command (the daemon refuses every build without it: sandbox_unavailable); a missing
 #       chromium is a note with the command, and the daemon runs without screenshots (render status unavailable).
 set -euo pipefail
-wanted=(chromium bubblewrap haproxy)
+wanted=(chromium bubblewrap haproxy qemu-system-x86 linux-image-amd64 busybox-static)
 if [ "${1:-}" = "--run" ]; then
   wanted=(bubblewrap)
   if ! command -v chromium >/dev/null 2>&1; then
@@ -27,6 +29,10 @@ for pkg in "${wanted[@]}"; do
     chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
     bubblewrap) command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap) ;;
     haproxy) command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy) ;;
+    qemu-system-x86) command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86) ;;
+    linux-image-amd64) ls /boot/vmlinuz-* >/dev/null 2>&1 && ls -d /lib/modules/*/kernel/fs/9p >/dev/null 2>&1 \
+                         || missing+=(linux-image-amd64) ;;
+    busybox-static) dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static) ;;
   esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,7 +52,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
-  $SUDO apt-get install -y -q "${missing[@]}"
+  plain=() guest=()
+  for pkg in "${missing[@]}"; do
+    case $pkg in qemu-system-x86|linux-image-amd64|busybox-static) guest+=("$pkg") ;; *) plain+=("$pkg") ;; esac
+  done
+  [ ${#plain[@]} -eq 0 ] || $SUDO apt-get install -y -q "${plain[@]}"
+  # The guest needs no firmware, UEFI or network-boot ROMs: recommends would add hundreds of MB.
+  [ ${#guest[@]} -eq 0 ] || $SUDO apt-get install -y -q --no-install-recommends "${guest[@]}"
 fi
 # Installed is not enough: Ubuntu 24.04's AppArmor blocks the unprivileged user namespaces bubblewrap uses.
 if printf '%s\n' "${wanted[@]}" | grep -qx bubblewrap \

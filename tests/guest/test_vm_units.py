@@ -1,0 +1,24 @@
+"""The guest's pieces that need no boot: module order from modules.dep, and an initramfs the kernel can unpack."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+from tests.guest.vm import _modname, build_initramfs, find_kernel, module_order
+
+
+def test_modules_come_after_their_dependencies() -> None:
+    names = [_modname(p.name) for p in module_order(find_kernel().modules)]
+    for dep, user in (("9pnet", "9pnet_virtio"), ("netfs", "9p"), ("virtio", "virtio_pci"), ("9pnet", "9p")):
+        assert names.index(dep) < names.index(user), names
+    assert len(names) == len(set(names))
+
+
+def test_initramfs_lists_init_busybox_and_the_modules(tmp_path: Path) -> None:
+    kernel = find_kernel()
+    image = build_initramfs(tmp_path / "initrd.gz", kernel)
+    listing = subprocess.run(["/bin/busybox", "cpio", "-t"], input=gzip.decompress(image.read_bytes()),
+                             capture_output=True, check=True).stdout.decode().split()
+    assert {"init", "bin/busybox", "bin/sh", "mod/9p.ko", "mod/overlay.ko", "modules.order"} <= set(listing)
