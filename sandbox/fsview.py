@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox import userns
 from sandbox.layers.base import Availability
 
 INSTALL_HINT = ("install it with `apt-get install bubblewrap` (or `scripts/install-system-deps.sh`, which `make run` "
@@ -63,9 +64,9 @@ def bwrap_availability() -> Availability:
     except (OSError, subprocess.SubprocessError) as exc:
         return Availability(False, f"bwrap at {bwrap} could not run: {exc}")
     if out.returncode != 0:
-        return Availability(False, f"bwrap at {bwrap} cannot create its namespaces here: {out.stderr.strip()[:200]} "
-                                   "(on Ubuntu 24.04 AppArmor blocks unprivileged user namespaces: run the daemon "
-                                   "as root, or `sysctl kernel.apparmor_restrict_unprivileged_userns=0`)")
+        said = f"bwrap at {bwrap} cannot create its namespaces here: {out.stderr.strip()[:200]}"
+        blocked = userns.explain(bwrap=bwrap)
+        return Availability(False, f"{said} ({blocked[0]})" if blocked else said)
     return Availability(True, f"bwrap at {bwrap}: read-only root, private /tmp, pid and network namespaces, only "
                               "the step's own directories writable")
 

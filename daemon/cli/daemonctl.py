@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 import httpx
 
 from daemon.cli import daemonctl_ops as ctl_ops
+from daemon.cli import versionlist
 from daemon.cli.client import Client
 from daemon.cli.options import global_options
 from daemon.core.config import ConfigError, load
@@ -27,23 +27,6 @@ def _print(resp: httpx.Response) -> int:
     except ValueError:
         return 0
     return 1 if isinstance(data, dict) and data.get("success") is False else 0
-
-
-def _checks_cell(checks: Any) -> str:
-    """`tsc:pass lint:skip` from a version's checks record."""
-    if not isinstance(checks, dict):
-        return ""
-    short = {"typecheck": "tsc", "lint": "lint"}
-    return " ".join(f"{short[k]}:{str((checks.get(k) or {}).get('status', '?'))[:4]}" for k in short)
-
-
-def _versions_table(items: list[dict[str, Any]]) -> str:
-    rows = [f"{'VERSION':26}  {'STATUS':9}  {'CREATED':24}  {'REASON':14}  {'CHECKS':19}  PROMPT"]
-    for v in items:
-        prompt = (v.get("prompt") or "").replace("\n", " ")
-        rows.append(f"{v['versionId']:26}  {v['status']:9}  {v.get('createdAt') or '':24}  "
-                    f"{v.get('failureReason') or '':14}  {_checks_cell(v.get('checks')):19}  {prompt[:60]}")
-    return "\n".join(rows)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,10 +53,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--base", help="base version id (default: latest deployed)")
     r.add_argument("--target", help="a workspace's package to preview (default: the base version's)")
     r.add_argument("--no-wait", action="store_true")
-    v = command("versions", "list a project's versions, newest first")
+    v = command("versions", "a project's versions, newest first: the live one marked, each preview URL")
     v.add_argument("user_id")
     v.add_argument("project_id")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true", help="the API's answer plus liveVersionId and each version's live")
     s = command("show", "show one version")
     s.add_argument("version_id")
     lg = command("log", "print a version's build log")
@@ -167,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             return _print(c.post("/rebuild-preview", payload, {"wait": "false"} if args.no_wait else None))
         if args.cmd == "versions":
             resp = c.get("/versions", {"userId": args.user_id, "projectId": args.project_id})
-            if resp.status_code != 200 or args.json:
+            if resp.status_code != 200:
                 return _print(resp)
-            print(_versions_table(resp.json()["versions"]))
+            answer = resp.json()
+            answer = versionlist.annotate(answer, versionlist.live_version_id(c, args.user_id, args.project_id,
+                                                                              answer))
+            print(json.dumps(answer, indent=2) if args.json else versionlist.table(args.user_id, args.project_id,
+                                                                                   answer))
             return 0
         if args.cmd == "show":
             return _print(c.get(f"/versions/{args.version_id}"))

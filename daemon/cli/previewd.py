@@ -38,6 +38,14 @@ def doctor_report(cfg) -> dict:  # type: ignore[no-untyped-def,type-arg]
                               f"the daemon's uid {os.geteuid()}"}
     if not conf.allowed:
         iso["ERROR"] = f"builds will be refused (sandbox_unavailable): {conf.why}; fix: {conf.fix}"
+    if not conf.confined:
+        from dataclasses import asdict
+
+        from sandbox import userns
+
+        blocked = userns.restrictions(bwrap=shutil.which("bwrap") or "/usr/bin/bwrap")
+        if blocked:
+            iso["user_namespaces_restricted_by"] = [asdict(r) for r in blocked]
     report["isolation"] = iso
     chromium = shutil.which(cfg.render.chromium)
     report["render"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 import sandbox
 from daemon.core.config import Config
 from daemon.project import toolchain
-from sandbox import safepath
+from sandbox import safepath, userns
 from sandbox.fsview import INSTALL_HINT, Mount, bwrap_availability
 from sandbox.probe import syscall_filter_availability
 from sync import names
@@ -133,7 +134,12 @@ def confinement(cfg: Config) -> Confinement:
         fix = "set [sandbox] readonly_root = true"
     else:
         missing = av.why
-        fix = INSTALL_HINT
+        # Installed but refused its namespaces: name the sysctl that refused them (an unprivileged daemon).
+        bwrap = shutil.which("bwrap")
+        blocked = userns.explain(bwrap=bwrap) if bwrap else None
+        fix = blocked[1] if blocked else INSTALL_HINT
+        if blocked and blocked[0] not in missing:
+            missing = f"{missing} ({blocked[0]})"
     fix += "; or, on a developer laptop only, set [sandbox] allow_unconfined = true"
     if cfg.sandbox.allow_unconfined:
         return Confinement(False, True, f"{missing} (allowed by [sandbox] allow_unconfined = true)", fix)

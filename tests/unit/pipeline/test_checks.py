@@ -235,7 +235,7 @@ def test_split_chain(tmp_path: Path, script: str, split: bool) -> None:
 
 
 def test_checks_show_in_history_the_replica_record_and_daemonctl(bench: Bench) -> None:
-    from daemon.cli.daemonctl import _versions_table
+    from daemon.cli.versionlist import table
     from sync.replica.base import validate_record
 
     v = _build(bench, _project(f"tsc --noEmit && {COPY}", {"tsconfig.json": TSCONFIG}, {"tsc": TSC_TYPE_ERROR}))
@@ -246,7 +246,7 @@ def test_checks_show_in_history_the_replica_record_and_daemonctl(bench: Bench) -
     assert isinstance(rec["timings"], dict)
     row = versions.row_from_record(rec)
     assert json.loads(row["checks"]) == rec["checks"]
-    assert "tsc:fail lint:skip" in _versions_table([item])
+    assert "tsc:fail lint:skip" in table("u1", "p1", {"versions": [item]})
 
 
 def test_under_record_the_worker_does_not_wait_for_the_checks_but_the_projects_next_build_does(
