@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from litestar.response import ServerSentEventMessage
 
-from daemon.core import versions
+from daemon.core import logtext, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
 from daemon.project.buildlog import BuildLog
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0
+CAUSE_TAIL_BYTES = 16 * 1024  # a failure's first error line is near the end: tsc and vite print a few KB at most
 
 
 def read_log(path: Path, cap: int) -> tuple[bytes, int]:
@@ -68,6 +69,13 @@ class BuildLogs:
         """The version's log, or its last [server] max_log_bytes, and the whole size (404 for an unknown version)."""
         versions.get(version_id)
         return read_log(self._rt.layout.log_path(version_id), self._rt.cfg.server.max_log_bytes)
+
+    def cause(self, v: ProjectVersion) -> str:
+        """One line saying why a failed version failed (its message, or its log's first error line); "" for others."""
+        if v.status != "failed":
+            return ""
+        tail, _ = read_log(self._rt.layout.log_path(v.version_id), CAUSE_TAIL_BYTES)
+        return logtext.cause(v.failure_reason, v.failure_message, tail.decode("utf-8", "replace"))
 
     def stream(self, version_id: str, ip: str, last_event_id: str = "") -> AsyncGenerator[ServerSentEventMessage, None]:
         """The log stream of a version the caller may read, under the stream caps (503 past them, before the stream
