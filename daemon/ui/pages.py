@@ -79,8 +79,8 @@ async def version(logs: NamedDependency[BuildLogs], history: NamedDependency[His
         data, size = logs.read(version_id)
         log = logview.log_view(data, size)
         files = history.source_files(v)
-        cause = logtext.cause(v.failure_reason, v.failure_message, data[-CAUSE_TAIL_BYTES:].decode("utf-8", "replace")) \
-            if v.status == "failed" else ""
+        tail = data[-CAUSE_TAIL_BYTES:].decode("utf-8", "replace")  # the timeline's cause reads the same tail
+        cause = logtext.cause(v.failure_reason, v.failure_message, tail) if v.status == "failed" else ""
         return {"v": v, "j": versions.version_json(v), "log": log, "log_size": size, "cause": cause,
                 "rollback_note": logview.rollback_note(v), "files": files, "files_bytes": sum(n for _, n in files),
                 "live": versions.navigation(v.user_id, v.project_id)["liveVersionId"]}
