@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0
-CAUSE_TAIL_BYTES = 16 * 1024  # a failure's first error line is near the end: tsc and vite print a few KB at most
+CAUSE_TAIL_BYTES = 8 * 1024  # a failure's error lines are at the end: tsc and vite print a few KB at most
 
 
 def read_log(path: Path, cap: int) -> tuple[bytes, int]:
