@@ -17,7 +17,7 @@ _ANSI = re.compile(r"[\x1b\x90-\x9f](?:(?<=\x1b)(?:[\]PX^_]" + _STRING + r"|\[" 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 
 # What may precede an error word at the start of a line: timestamps, [tags], and the marks tools print.
-_LEAD = r"^\s*(?:\[[^\]]*\]:?\s*|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?\s*|\d\d:\d\d:\d\d(?:[.,]\d+)?\s*|[✘✖×x!>│|]\s+)*"
+_LEAD = r"^\s*(?:\[[^\]]*\]:?\s*|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?\s*|\d\d:\d\d:\d\d(?:[.,]\d+)?\s*|[✘✖×x!│|]\s+)*"
 # A small heuristic, tested line by line in tests/unit/daemon/test_logtext.py: tsc's "error TS2304", node's and pnpm's
 # ERR_ codes, "failed:" (vite's "Build failed:", the daemon's own last line), and an error word opening the line
 # ("error during build:", "Error: Cannot find module", "TypeError:", esbuild's "✘ [ERROR]"). Not "0 errors",
@@ -48,6 +48,8 @@ def is_error(line: str) -> bool:
     """Whether a (stripped) log line looks like an error report."""
     # Most lines hold none of the words: the substring tests spare them the regex (the timeline reads 50 tails).
     if "rror" not in line and "RROR" not in line and "ERR_" not in line and "failed:" not in line:
+        return False
+    if line.startswith("> "):  # pnpm's echo of the script it runs: its words are a command, not an outcome
         return False
     return _ERROR.search(line) is not None
 

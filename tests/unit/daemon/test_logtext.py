@@ -67,6 +67,7 @@ def test_error_lines(line: str) -> None:
     "[previewd 2026-12-07 14:03:23.123Z] install: pnpm install --frozen-lockfile",
     "onerror handlers installed",
     "> site@0.0.0 build /work/site",
+    "> tsc --noEmit || echo 'error TS: see above'",  # pnpm echoes the script: a command, not its outcome
 ])
 def test_ordinary_lines_are_not_errors(line: str) -> None:
     assert not is_error(line)
