@@ -98,6 +98,17 @@ def test_timeline_rows_of_failed_builds_carry_their_cause(client: TestClient[Any
     assert tool.version_id in page
 
 
+def test_causes_are_read_once_per_failed_row(daemon: Daemon) -> None:
+    v = failed(daemon, TSC_FAIL)
+    logs = daemon.services.logs
+    assert logs.cause(v).startswith("src/App.tsx(3,7): error TS2322")
+    daemon.rt.layout.log_path(v.version_id).unlink()  # the log is not read again for the same row
+    assert logs.cause(v).startswith("src/App.tsx(3,7): error TS2322")
+    moved = versions.update(None, v.version_id, failure_reason="interrupted", failure_message="lease lost")
+    assert logs.cause(moved) == "lease lost"  # a rewritten row is worked out anew
+    assert logs.cause(versions.update(None, v.version_id, status="deployed")) == ""
+
+
 def test_rollback_redeploy_says_what_it_did(client: TestClient[Any], daemon: Daemon) -> None:
     target = versions.go_live(None, versions.create(None, user_id="alice", project_id="site", prompt="first",
                                                     kind="new").version_id, 60)
