@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from litestar.response import ServerSentEventMessage
 
-from daemon.core import versions
+from daemon.core import logtext, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
 from daemon.project.buildlog import BuildLog
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 KEEPALIVE_S = 15.0
+CAUSE_CACHE = 4096
+CAUSE_TAIL_BYTES = 8 * 1024  # a failure's error lines are at the end: tsc and vite print a few KB at most
 
 
 def read_log(path: Path, cap: int) -> tuple[bytes, int]:
@@ -63,11 +65,27 @@ class BuildLogs:
         self._rt = rt
         self.slots = slots  # the open streams, capped in total and per IP
         self._telemetry = telemetry
+        # A failed version's row and log are final: its cause is worked out once (a timeline shows up to 50 of them).
+        self._causes: dict[str, str] = {}
 
     def read(self, version_id: str) -> tuple[bytes, int]:
         """The version's log, or its last [server] max_log_bytes, and the whole size (404 for an unknown version)."""
         versions.get(version_id)
         return read_log(self._rt.layout.log_path(version_id), self._rt.cfg.server.max_log_bytes)
+
+    def cause(self, v: ProjectVersion) -> str:
+        """One line saying why a failed version failed (its message, or its log's first error line); "" for others."""
+        if v.status != "failed":
+            return ""
+        key = f"{v.version_id} {v.failure_reason} {v.failure_message}"  # a row rewritten later is worked out anew
+        if (known := self._causes.get(key)) is not None:
+            return known
+        tail, _ = read_log(self._rt.layout.log_path(v.version_id), CAUSE_TAIL_BYTES)
+        found = logtext.cause(v.failure_reason, v.failure_message, tail.decode("utf-8", "replace"))
+        if len(self._causes) >= CAUSE_CACHE:
+            self._causes.clear()  # a bound, not an LRU: refilling costs one read per failed row shown
+        self._causes[key] = found
+        return found
 
     def stream(self, version_id: str, ip: str, last_event_id: str = "") -> AsyncGenerator[ServerSentEventMessage, None]:
         """The log stream of a version the caller may read, under the stream caps (503 past them, before the stream

@@ -10,15 +10,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
-from daemon.core import versions
+from daemon.core import logtext, versions
 from daemon.core.errors import AppError, BadRequest
 from daemon.core.ids import check_project_ids, valid_version_id
 from daemon.publish import screens
 from daemon.services.access import client_ip
-from daemon.services.buildlogs import BuildLogs
+from daemon.services.buildlogs import CAUSE_TAIL_BYTES, BuildLogs
 from daemon.services.history import HistoryView
 from daemon.services.operations import Operations
-from daemon.ui import charts, patchview, queries, thumbs
+from daemon.ui import charts, logview, patchview, queries, thumbs
 from daemon.ui.access import signed_in
 
 GUARDS = [signed_in]
@@ -54,13 +54,19 @@ async def projects(q: FromQuery[str] = "", page: Annotated[int, QueryParameter(g
 
 
 @get("/projects/{user_id:str}/{project_id:str}", guards=GUARDS, name="ui-project")
-async def project(user_id: FromPath[str], project_id: FromPath[str], before: FromQuery[str] = "") -> Template:
-    """The timeline of a project's versions, newest first, with its branch lanes and actions."""
+async def project(logs: NamedDependency[BuildLogs], user_id: FromPath[str], project_id: FromPath[str],
+                  before: FromQuery[str] = "") -> Template:
+    """The timeline of a project's versions, newest first, with its branch lanes, actions and each failure's cause."""
     check_project_ids(user_id, project_id)
     if before and not valid_version_id(before):
         raise BadRequest("before must be a version id", code="invalid_field", field="before")
-    t = await asyncio.to_thread(queries.timeline, user_id, project_id, before or None)
-    return Template("project.html", context={"page": "projects", "t": t, "before": before})
+
+    def load() -> tuple[queries.Timeline, dict[str, str]]:
+        t = queries.timeline(user_id, project_id, before or None)
+        return t, {v.version_id: logs.cause(v) for v in t.items if v.status == "failed"}
+
+    t, causes = await asyncio.to_thread(load)
+    return Template("project.html", context={"page": "projects", "t": t, "before": before, "causes": causes})
 
 
 @get("/versions/{version_id:str}", guards=GUARDS, name="ui-version")
@@ -70,10 +76,13 @@ async def version(logs: NamedDependency[BuildLogs], history: NamedDependency[His
 
     def load() -> dict[str, Any]:
         v = versions.get(version_id)
-        log, size = logs.read(version_id)
+        data, size = logs.read(version_id)
+        log = logview.log_view(data, size)
         files = history.source_files(v)
-        return {"v": v, "j": versions.version_json(v), "log": log.decode("utf-8", "replace"), "log_size": size,
-                "files": files, "files_bytes": sum(n for _, n in files),
+        tail = data[-CAUSE_TAIL_BYTES:].decode("utf-8", "replace")  # the timeline's cause reads the same tail
+        cause = logtext.cause(v.failure_reason, v.failure_message, tail) if v.status == "failed" else ""
+        return {"v": v, "j": versions.version_json(v), "log": log, "log_size": size, "cause": cause,
+                "rollback_note": logview.rollback_note(v), "files": files, "files_bytes": sum(n for _, n in files),
                 "live": versions.navigation(v.user_id, v.project_id)["liveVersionId"]}
 
     ctx = await asyncio.to_thread(load)
@@ -85,9 +94,11 @@ async def version(logs: NamedDependency[BuildLogs], history: NamedDependency[His
      media_type="text/event-stream")
 async def version_log_stream(request: Request[Any, Any, Any], logs: NamedDependency[BuildLogs],
                              version_id: FromPath[str]) -> ServerSentEvent:
-    """The API's log stream (same service, same caps) for the signed-in operator's EventSource."""
+    """The API's log stream (same service, same caps) for the signed-in operator's EventSource, its lines without
+    terminal escape sequences."""
     await asyncio.to_thread(versions.get, version_id)
-    return ServerSentEvent(logs.stream(version_id, client_ip(request), request.headers.get("last-event-id", "")))
+    return ServerSentEvent(logview.readable(logs.stream(version_id, client_ip(request),
+                                                        request.headers.get("last-event-id", ""))))
 
 
 @get("/diff/{a_id:str}/{b_id:str}", guards=GUARDS, name="ui-diff")

@@ -26,12 +26,17 @@ ARTIFACTS = REPO / "test-artifacts" / "ui"
 PASSWORD = "dashboard test password"
 WIDTHS = {"desktop": {"width": 1280, "height": 800}, "mobile": {"width": 390, "height": 844}}
 
-# Blue or red pages by prompt; "slow" builds print a line every 0.4 s so the log can be watched arriving.
+# Blue or red pages by prompt; "slow" builds print a line every 0.4 s so the log can be watched arriving; "broken"
+# builds fail with a coloured error.
 PAGES = '''
 p = req["prompt"]
 colour = "#c00" if "red" in p else "#00c"
 slow = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick-$i; sleep 0.4; done && " if "slow" in p else ""
 build = slow + "mkdir -p dist && cp index.html dist/"
+if "broken" in p:  # a long coloured log with a tsc-like error near its end, then a failing exit
+    build = ("i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo step-$i; done; "
+             "echo '\033[36mvite\033[39m building'; echo 'src/App.tsx(3,7): \033[91merror\033[0m TS2304: "
+             "Cannot find name foo'; echo after-the-error; exit 2")
 files = {"index.html": "<html><body><h1 style='color:" + colour + "'>" + p + "</h1>"
          "<div style='height:300px;background:" + colour + "'></div></body></html>"}
 '''
@@ -249,6 +254,31 @@ def test_log_page_shows_lines_arriving_during_a_build(browser: Browser, site: Si
     assert "tick-10" in log.inner_text()
     assert "finished: deployed" in page.locator("#following").inner_text()
     shoot(page, "version-live-log", "desktop")
+    ctx.close()
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_failed_build_log_opens_at_its_end_with_the_error_marked(browser: Browser, site: Site, size: str) -> None:
+    vid = _build(site.d, f"broken-{size}", "broken blue page", wait="false")
+    assert site.d.wait_status(vid, ("deployed", "failed"))["status"] == "failed"
+    ctx = signed_in(browser, site.d, size)
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto(f"/ui/versions/{vid}")
+    page.wait_for_load_state("networkidle")
+    log = page.locator("#log")
+    text = log.text_content() or ""
+    assert "step-120" in text and "\x1b" not in text and "[36m" not in text and "vite building" in text
+    assert page.locator("mark#first-error").inner_text().endswith("error TS2304: Cannot find name foo")
+    # opened at its end: the last line is in the box, the first is scrolled away
+    assert log.evaluate("el => el.scrollHeight > el.clientHeight && "
+                        "el.scrollTop + el.clientHeight >= el.scrollHeight - 2")
+    assert "error TS2304: Cannot find name foo" in page.locator("#cause").inner_text()
+    assert page.evaluate(LOW_CONTRAST_JS) == []
+    shoot(page, "version-failed", size)
+    page.goto(f"/ui/projects/u/broken-{size}")
+    assert "error TS2304: Cannot find name foo" in page.locator(f"#v-{vid} .cause").inner_text()
+    assert watch.problems == [], watch.problems
     ctx.close()
 
 

@@ -1,4 +1,4 @@
-// previewd dashboard: times in the viewer's timezone, the live build log, the visual-diff slider and modes.
+// previewd dashboard: times in the viewer's timezone, the live build log (opened at its end), the visual-diff slider and modes.
 // Everything works without it; it only adds.
 (function () {
   "use strict";
@@ -62,6 +62,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    // A stored log opens at its end, where a failed build says why (its first error line is marked above it).
+    document.querySelectorAll("pre[data-end]").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
     document.querySelectorAll("pre[data-stream]").forEach(followLog);
     document.querySelectorAll("[data-visual]").forEach(visual);
   });
