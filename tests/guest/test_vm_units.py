@@ -6,7 +6,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
-from tests.guest.vm import _modname, build_initramfs, find_kernel, module_order
+from tests.guest.vm import _modname, build_initramfs, find_kernel, hidden_paths, module_order
 
 
 def test_modules_come_after_their_dependencies() -> None:
@@ -22,3 +22,11 @@ def test_initramfs_lists_init_busybox_and_the_modules(tmp_path: Path) -> None:
     listing = subprocess.run(["/bin/busybox", "cpio", "-t"], input=gzip.decompress(image.read_bytes()),
                              capture_output=True, check=True).stdout.decode().split()
     assert {"init", "bin/busybox", "bin/sh", "mod/9p.ko", "mod/overlay.ko", "modules.order"} <= set(listing)
+
+
+def test_a_checkout_under_the_guests_own_tmpfs_is_shown_again() -> None:
+    # CI clones into /tmp, which the guest mounts a fresh tmpfs over: the checkout must be bound back.
+    assert hidden_paths(Path("/tmp/ci")) == "/tmp/ci"
+    assert hidden_paths(Path("/run/user/0/x")) == "/run/user/0/x"
+    assert hidden_paths(Path("/work/main")) == ""
+    assert hidden_paths(Path("/tmpx/ci")) == ""

@@ -26,6 +26,7 @@ CMDLINE = ("console=ttyS0 panic=-1 loglevel=4 random.trust_cpu=on "
            "systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all")
 KVM_PROBE_SECONDS = 10.0
 IO_MOUNT = "/guest-io"
+REPO = Path(__file__).resolve().parents[2]
 
 INIT = r"""#!/bin/sh
 export PATH=/bin
@@ -48,6 +49,8 @@ mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 mount -t tmpfs -o mode=755 tmpfs $R/run
+# A checkout under /tmp or /run (CI clones into /tmp) is hidden by those tmpfs mounts: show it again, read-only.
+for d in @HIDDEN@; do mkdir -p $R$d && mount -o bind /lower$d $R$d || echo "guest: cannot show $d"; done
 mkdir -p $R/run/lock $R@IO@
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 guestio $R@IO@ || echo "guest: no io share"
 echo "guest: userspace at $(cut -d' ' -f1 /proc/uptime) s"
@@ -186,9 +189,17 @@ def build_initramfs(dest: Path, kernel: Kernel) -> Path:
         names.append(name)
         cpio.add(f"mod/{name}.ko", 0o100644, _decompress(ko))
     cpio.add("modules.order", 0o100644, ("\n".join(names) + "\n").encode())
-    cpio.add("init", 0o100755, INIT.replace("@IO@", IO_MOUNT).encode())
+    cpio.add("init", 0o100755, INIT.replace("@IO@", IO_MOUNT).replace("@HIDDEN@", hidden_paths()).encode())
     dest.write_bytes(gzip.compress(cpio.finish(), compresslevel=1))
     return dest
+
+
+def hidden_paths(repo: Path = REPO) -> str:
+    """The checkout's path when the guest's own tmpfs mounts (/tmp, /run, /dev/shm) would hide it, else nothing."""
+    for top in ("/tmp", "/run", "/dev/shm"):
+        if repo == Path(top) or Path(top) in repo.parents:
+            return str(repo)
+    return ""
 
 
 def _is_static(path: Path) -> bool:
