@@ -37,6 +37,21 @@ from daemon.render.visual import compare  # noqa: E402
 W, H = 1280, 800
 
 
+
+def _serve(site: str) -> http.server.ThreadingHTTPServer:
+    """A quiet static server for `site` on a free loopback port, in a daemon thread."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **k: object) -> None:
+            super().__init__(*a, directory=site, **k)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
 def screenshot(variant: int) -> bytes:
     """A page-like PNG; variant 1 recolours the button, moves a card and edits a line of text."""
     img = Image.new("RGB", (W, H), (248, 248, 252))
@@ -100,15 +115,7 @@ def bench_render_check() -> None:
             "<!doctype html><html><body><h1>Small page</h1><p>Some text.</p>"
             "<div style='width:200px;height:100px;background:#36c'></div></body></html>")
 
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a: object, **k: object) -> None:
-                super().__init__(*a, directory=site, **k)  # type: ignore[arg-type]
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = _serve(site)
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/"
             for label in ("first", "second"):
@@ -144,15 +151,7 @@ def bench_per_version(rounds: int) -> None:
         for v in (1, 2):
             Path(site, f"v{v}.html").write_text(landing_page(v))
 
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a: object, **k: object) -> None:
-                super().__init__(*a, directory=site, **k)  # type: ignore[arg-type]
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = _serve(site)
         base = f"http://127.0.0.1:{server.server_address[1]}"
         try:
             check_page(f"{base}/v1.html")  # warm the disk cache for Chromium's first start
