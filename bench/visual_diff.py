@@ -37,7 +37,6 @@ from daemon.render.visual import compare  # noqa: E402
 W, H = 1280, 800
 
 
-
 def _serve(site: str) -> http.server.ThreadingHTTPServer:
     """A quiet static server for `site` on a free loopback port, in a daemon thread."""
 
