@@ -20,6 +20,7 @@ from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup
 from daemon.core.config import Config
+from daemon.intake import repair
 from daemon.intake.queue import BuildQueue
 from daemon.ops.alerts import Alerts
 from daemon.ops.cleanup import Cleanup
@@ -133,6 +134,8 @@ def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
     rt = Runtime(cfg, **edges)
     pipeline = Pipeline(rt)
     queue = BuildQueue(rt.data_dir / "queue.db", pipeline.run, immediate=immediate)
+    pipeline.on_outcome = lambda version_id: repair.on_outcome(rt, version_id)  # the repair loop ([repair])
+    pipeline.enqueue = queue.enqueue
     ops = build_ops_jobs(rt, queue)
     services = Services.build(rt, queue, ops)
     app = build_app(cfg, services)

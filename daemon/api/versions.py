@@ -8,14 +8,16 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from daemon.api.docs import READ_TOKEN, errors
+from daemon.api.docs import ACCEPTED, READ_TOKEN, errors
 from daemon.api.guards import check_scope, reader, scoped, signed
 from daemon.core import versions
 from daemon.core.errors import AppError, PayloadTooLarge
 from daemon.core.ids import valid_version_id
+from daemon.intake.requests import RepairBody
 from daemon.services.buildlogs import BuildLogs
+from daemon.services.builds import Builds
 from daemon.services.history import HistoryView
 from daemon.services.publisher import Publisher
 
@@ -114,4 +116,16 @@ async def unpin(publisher: NamedDependency[Publisher], version_id: FromPath[str]
     return versions.version_json(v)
 
 
-HANDLERS: list[Any] = [list_versions, get_version, get_log, diff_versions, get_screenshot, pin, unpin]
+@post("/versions/{version_id:str}/repair", guards=[signed], status_code=200,
+      summary="Run one repair attempt of a failed version", responses={**ACCEPTED, **errors(404, 409, 429)})
+async def repair_version(builds: NamedDependency[Builds], version_id: FromPath[str], data: JSONBody[RepairBody],
+                         wait: FromQuery[bool] = True) -> Response[Any]:
+    """The generator gets the version's ready repair request (`repairRequest`); the attempt is a new version
+    (parent = this one, `repairOf`, `repairAttempt`), answered like a build."""
+    v = await asyncio.to_thread(builds.repair, version_id, data.userId, data.projectId)
+    status, body = await builds.answer(v.version_id, wait)
+    return Response(body, status_code=status)
+
+
+HANDLERS: list[Any] = [list_versions, get_version, get_log, diff_versions, get_screenshot, pin, unpin,
+                       repair_version]

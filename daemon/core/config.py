@@ -247,6 +247,20 @@ class RenderConfig(_Section):
         "created as a system user at the first render check (`nobody` if that fails).")] = ""
 
 
+class RepairConfig(_Section):
+    mode: Annotated[Literal["off", "suggest", "auto"], _opt(
+        "What happens when a version fails (build error, `check_failed`, a blank or erroring render): off = "
+        "nothing; suggest = the failed version carries a ready repair request, `POST /versions/{id}/repair` runs "
+        "one attempt; auto = the generator repairs it from its own diagnostics, up to max_attempts.")] = "off"
+    max_attempts: Annotated[int, _opt(
+        "Most repair attempts one failure gets in `auto` (each attempt is a version).", lo=1, hi=10)] = 2
+    max_errors: Annotated[int, _opt(
+        "How many errors (with their source lines) a repair request carries.", lo=1, hi=50)] = 5
+    log_lines: Annotated[int, _opt(
+        "How many last lines of the failed build's log (ANSI stripped) a repair request carries.", lo=0,
+        hi=200)] = 30
+
+
 class QuotasConfig(_Section):
     default_plan: Annotated[str, _opt(
         "Plan of users (and orgs) with no assignment; empty = they have no limits. Quotas are on only when at "
@@ -274,6 +288,11 @@ class PlanConfig(_Section):
         "Overrides [rate_limits] new_projects_per_user_per_hour for this plan; 0 = the global cap.", lo=0)] = 0
     rebuilds_per_project_per_hour: Annotated[int, _opt(
         "Overrides [rate_limits] rebuilds_per_project_per_hour for this plan; 0 = the global cap.", lo=0)] = 0
+    repair_attempts: Annotated[int, _opt(
+        "Repair attempts (versions the repair loop builds) per calendar month; 0 = no limit.", lo=0)] = 0
+    repair_tokens: Annotated[int, _opt(
+        "Generator tokens (input + output, as the Claude CLI reports them) repair attempts may use per calendar "
+        "month; 0 = no limit.", lo=0)] = 0
 
 
 PLAN_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -325,6 +344,7 @@ class Config(msgspec.Struct, kw_only=True):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     render: RenderConfig = msgspec.field(default_factory=RenderConfig)
+    repair: RepairConfig = msgspec.field(default_factory=RepairConfig)
     quotas: QuotasConfig = msgspec.field(default_factory=QuotasConfig)
     plans: dict[str, PlanConfig] = {}
     ui: UIConfig = msgspec.field(default_factory=UIConfig)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from peewee import (
+    SQL,
     AutoField,
     BigIntegerField,
     BooleanField,
@@ -90,7 +91,7 @@ class ProjectVersion(BaseModel):
     rollback_of = CharField(null=True, max_length=26)
     archived_at = DateTimeField(null=True)
     updated_at = DateTimeField(default=utcnow)
-    kind = CharField(max_length=16, default="new")  # new | rebuild | rollback
+    kind = CharField(max_length=16, default="new")  # new | rebuild | rollback | repair
     row_version = BigIntegerField(default=1)
     install_duration_ms = IntegerField(null=True)
     deploy_duration_ms = IntegerField(null=True)
@@ -104,6 +105,13 @@ class ProjectVersion(BaseModel):
     timings = TextField(null=True)  # JSON: milliseconds per step (generate, install, checks, bundle, deploy, render)
     # The retention cleanup's tombstone: the preview is deleted for good, on every droplet (daemon/ops/retention.py).
     preview_deleted_at = DateTimeField(null=True)
+    # The repair loop (daemon/intake/repair.py): an attempt's root failure and its number (its parent is the
+    # version it repairs); `repair` is the loop's state on the root failure (or a request's opt-out), and
+    # `repair_request` the diagnostics a failed version hands the generator (what an attempt of it sends).
+    repair_of = CharField(null=True, max_length=26)
+    repair_attempt = IntegerField(null=True)
+    repair = TextField(null=True)  # JSON: optOut | mode, status running|done, attempts, outcome, stopReason, ...
+    repair_request = TextField(null=True)  # JSON: reason, message, errors (with source lines), logTail, instruction
 
     class Meta:
         table_name = "project_versions"
@@ -185,6 +193,8 @@ class BuildUsage(BaseModel):
     finished = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
     row_version = BigIntegerField(default=1)
+    # The generator's tokens (input + output) when its backend reports them; a SQL default, as raw inserts omit it.
+    tokens = BigIntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "build_usage"

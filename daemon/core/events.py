@@ -43,8 +43,15 @@ class ChecksRecorded:
     version: ProjectVersion
 
 
-Event = BuildDone | DeploySettled | ChecksRecorded
-E = TypeVar("E", BuildDone, DeploySettled, ChecksRecorded)
+@dataclass(frozen=True)
+class RepairEnded:
+    """A repair loop ended (daemon/intake/repair.py): `version` is its root failure, its `repair` the outcome."""
+
+    version: ProjectVersion
+
+
+Event = BuildDone | DeploySettled | ChecksRecorded | RepairEnded
+E = TypeVar("E", BuildDone, DeploySettled, ChecksRecorded, RepairEnded)
 
 
 class Events:

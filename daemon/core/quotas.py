@@ -169,6 +169,13 @@ def usage_of(user_id: str, month: str, *, live: bool = True, storage: bool = Tru
     return u
 
 
+def repair_usage(user_id: str, month: str) -> tuple[int, int]:
+    """A user's repair attempts (meters of kind `repair`) and the generator tokens they used, in `month`."""
+    row = database.execute_sql("SELECT count(*), coalesce(sum(tokens), 0) FROM build_usage WHERE user_id = ? AND "
+                               "month = ? AND kind = 'repair'", (user_id, month)).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def shown(quota: str, value: float | None) -> float | int | None:
     """A figure as answers show it: CPU seconds with a fraction (3 places), every other one a whole count."""
     if value is None:
@@ -228,7 +235,7 @@ def meter_record(row: BuildUsage) -> dict[str, Any]:
             "project_id": row.project_id, "month": row.month, "plan": row.plan, "kind": row.kind,
             "cpu_seconds": float(row.cpu_seconds), "stored_bytes": int(row.stored_bytes),
             "pages_deployment": bool(row.pages_deployment), "finished": bool(row.finished),
-            "created_at": iso(row.created_at), "row_version": int(row.row_version)}
+            "created_at": iso(row.created_at), "row_version": int(row.row_version), "tokens": int(row.tokens or 0)}
 
 
 def _replicate(outbox: OutboxWriter | None, row: BuildUsage) -> None:
@@ -242,7 +249,7 @@ def open_meter(outbox: OutboxWriter | None, v: ProjectVersion, org_id: str | Non
     now = utcnow()
     rec = {"version_id": v.version_id, "user_id": v.user_id, "org_id": org_id, "project_id": v.project_id,
            "month": month_of(clock()), "plan": plan, "kind": v.kind, "cpu_seconds": 0.0, "stored_bytes": 0,
-           "pages_deployment": False, "finished": False, "created_at": iso(now), "row_version": 1}
+           "pages_deployment": False, "finished": False, "created_at": iso(now), "row_version": 1, "tokens": 0}
     database.execute_sql(
         "INSERT INTO build_usage (version_id, user_id, org_id, project_id, month, plan, kind, cpu_seconds, "
         "stored_bytes, pages_deployment, finished, created_at, row_version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, "
@@ -256,6 +263,13 @@ def add_cpu(version_id: str, seconds: float) -> None:
     SIGKILL later loses at most the step that was running)."""
     if seconds > 0:
         BuildUsage.update(cpu_seconds=BuildUsage.cpu_seconds + float(seconds)) \
+            .where((BuildUsage.version_id == version_id) & (BuildUsage.finished == False)).execute()  # noqa: E712
+
+
+def add_tokens(version_id: str, tokens: int) -> None:
+    """The generator reported the tokens it used for this build (the repair budget counts them)."""
+    if tokens > 0:
+        BuildUsage.update(tokens=BuildUsage.tokens + int(tokens)) \
             .where((BuildUsage.version_id == version_id) & (BuildUsage.finished == False)).execute()  # noqa: E712
 
 

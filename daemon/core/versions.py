@@ -21,7 +21,8 @@ from sync.replica.base import RECORD_FIELDS, format_time, parse_time
 _BOOLS = ("needs_rebuild", "pinned", "install_skipped")
 _TIMES = ("created_at", "archived_at", "updated_at", "deployed_at", "preview_deleted_at")
 _STACK_CAP = 200
-_JSON_COLUMNS = ("claude_json", "checks", "timings")  # JSON text locally, objects in records and the API
+# JSON text locally, objects in records and the API.
+_JSON_COLUMNS = ("claude_json", "checks", "timings", "repair", "repair_request")
 
 
 class OutboxWriter(Protocol):
@@ -96,7 +97,8 @@ _JSON_KEYS = (
     ("needs_rebuild", "needsRebuild"), ("pinned", "pinned"), ("cf_deployment_id", "cfDeploymentId"),
     ("node_version", "nodeVersion"), ("pnpm_version", "pnpmVersion"), ("render_status", "renderStatus"),
     ("render_detail", "renderDetail"), ("target_package", "targetPackage"), ("checks", "checks"),
-    ("timings", "timings"), ("created_at", "createdAt"),
+    ("timings", "timings"), ("repair_of", "repairOf"), ("repair_attempt", "repairAttempt"), ("repair", "repair"),
+    ("repair_request", "repairRequest"), ("created_at", "createdAt"),
     ("updated_at", "updatedAt"),
 )
 
@@ -119,7 +121,7 @@ def version_json(src: ProjectVersion | Mapping[str, Any]) -> dict[str, Any]:
             val = bool(val)
         elif col in _TIMES:
             val = _iso_ms(val)
-        elif col in ("render_detail", "checks", "timings"):
+        elif col in ("render_detail", "checks", "timings", "repair", "repair_request"):
             val = (json.loads(val) if val else None) if not isinstance(val, dict) else val
         out[key] = val
     if not isinstance(src, ProjectVersion):

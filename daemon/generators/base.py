@@ -11,11 +11,17 @@ from daemon.core.contract import Contract
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One prompt to turn into project files; ``base_files`` holds the current sources on a rebuild."""
+    """One prompt to turn into project files; ``base_files`` holds the current sources on a rebuild.
+
+    ``repair`` (a repair attempt, daemon/intake/repair.py): the failed version's diagnostics, compact and capped
+    (``reason``, ``message``, ``errors`` with their source lines, ``logTail``, ``instruction``); ``base_files``
+    are then the failed version's files and the answer should be a small delta fixing them.
+    """
 
     prompt: str
     framework: str | None = None
     base_files: Mapping[str, str] | None = None  # None = new project
+    repair: Mapping[str, Any] | None = None
 
     @property
     def is_rebuild(self) -> bool:
@@ -27,7 +33,10 @@ class GenerationRequest:
         files = None
         if self.base_files is not None:
             files = [{"path": p, "content": c} for p, c in sorted(self.base_files.items())]
-        return {"prompt": self.prompt, "framework": self.framework, "files": files}
+        out: dict[str, Any] = {"prompt": self.prompt, "framework": self.framework, "files": files}
+        if self.repair is not None:
+            out["repair"] = dict(self.repair)
+        return out
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class GenerationResult:
 
     contract: Contract
     raw: dict[str, Any] | None = None
+    tokens: int = 0  # input + output tokens when the backend reports them (metered: the repair budget)
 
 
 class GenerationError(Exception):

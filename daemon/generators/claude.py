@@ -83,8 +83,8 @@ class ClaudeGenerator:
 
     def generate(self, req: GenerationRequest, log: Callable[[str], None]) -> GenerationResult:
         """Run the CLI once, check its verdict, then parse and validate the contract from ``result``."""
-        log(f"generator: claude{' model ' + self.model if self.model else ''} "
-            f"({'rebuild' if req.is_rebuild else 'new project'})")
+        what = "repair" if req.repair is not None else "rebuild" if req.is_rebuild else "new project"
+        log(f"generator: claude{' model ' + self.model if self.model else ''} ({what})")
         prompt = build_prompt(req, log)
         with tempfile.TemporaryDirectory(prefix="previewd-claude-") as cwd:  # an empty, throwaway cwd
             out = run_tool(
@@ -109,20 +109,66 @@ class ClaudeGenerator:
         data = parse_contract_text(result, self.limits)
         contract = validate_contract(data, allow_delta=req.is_rebuild, limits=self.limits)
         cost = raw.get("total_cost_usd")
+        tokens = usage_tokens(raw)
         log(f"generator: {'delta' if contract.is_delta else 'full contract'} with {len(contract.files)} files"
-            f"{f', cost ${cost}' if isinstance(cost, int | float) else ''}")
-        return GenerationResult(contract=contract, raw=raw)
+            f"{f', cost ${cost}' if isinstance(cost, int | float) else ''}, {tokens} tokens")
+        return GenerationResult(contract=contract, raw=raw, tokens=tokens)
+
+
+def usage_tokens(raw: Mapping[str, Any]) -> int:
+    """Input + output tokens of a CLI result (``usage``; cache reads and writes count as input), 0 when absent."""
+    usage = raw.get("usage")
+    if not isinstance(usage, dict):
+        return 0
+    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    return sum(int(v) for k in keys if isinstance(v := usage.get(k), int) and not isinstance(v, bool) and v > 0)
+
+
+REPAIR_PROMPT = """\
+This is a REPAIR of the project below: its last build failed. Fix the cause with the smallest change that
+makes it build and render: change as few files and lines as possible, keep everything else exactly as it is,
+and do not add features. Answer with a delta ({"delta": true, "files": [...], "deleted": [...]}).
+
+Failure: {reason}: {message}
+"""
+
+
+def repair_text(repair: Mapping[str, Any]) -> str:
+    """The repair part of the prompt (README "Repair"): the failure, the first errors with their source lines,
+    the log's last lines; only what the request carries (no path of the droplet, no secret: the log is redacted
+    and the errors name project paths)."""
+    text = REPAIR_PROMPT.replace("{reason}", str(repair.get("reason") or "build_failed")) \
+        .replace("{message}", str(repair.get("message") or "")[:500])
+    errors = repair.get("errors") or []
+    if errors:
+        text += "\nErrors:\n"
+        for e in errors:
+            text += f"- {e.get('location') or e.get('file') or '?'}: {e.get('message', '')}\n"
+            for ln in e.get("source") or []:
+                text += f"    {ln}\n"
+    render = repair.get("render")
+    if isinstance(render, dict):
+        text += f"\nThe page rendered {render.get('status')}: " + "; ".join(
+            str(x) for x in (render.get("jsErrors") or [])[:5]) + "\n"
+    tail = repair.get("logTail") or []
+    if tail:
+        text += "\nLast lines of the build log:\n" + "\n".join(str(x) for x in tail) + "\n"
+    return text
 
 
 def build_prompt(req: GenerationRequest, log: Callable[[str], None] | None = None) -> str:
-    """The user prompt: the request, the framework hint, and on a rebuild the current files as context."""
+    """The user prompt: the request, the framework hint, and on a rebuild the current files as context (a repair
+    puts its diagnostics before them)."""
     parts = [f"Request: {req.prompt.strip()}"]
     if req.framework:
         parts.append(f"Framework hint: {req.framework}")
     if req.base_files is None:
         parts.append("This is a NEW project: answer with the full JSON contract.")
         return "\n\n".join(parts)
-    parts.append("This is a REBUILD of the project below: answer with a delta (or a full contract).")
+    if req.repair is not None:
+        parts.append(repair_text(req.repair))
+    else:
+        parts.append("This is a REBUILD of the project below: answer with a delta (or a full contract).")
     used = 0
     omitted: list[str] = []
     for path, content in sorted(req.base_files.items()):

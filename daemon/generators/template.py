@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from daemon.core.contract import ContractLimits, validate_contract
-from daemon.generators import page_edits, page_kinds, page_model
+from daemon.generators import page_edits, page_kinds, page_model, template_repair
 from daemon.generators import template_app as app
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
 from daemon.generators.page_model import project_title
@@ -40,7 +40,11 @@ class TemplateGenerator:
         """Build the contract for ``req`` and validate it like any other generator's output."""
         if req.framework and req.framework.lower() not in ("react", "vite", "react-vite"):
             log(f"generator: template builds React + Vite only; framework hint {req.framework!r} ignored")
-        if req.base_files is not None:
+        if req.repair is not None and req.base_files is not None:
+            fixed = template_repair.repair_files(req.repair, req.base_files, log)
+            data = {"delta": True, "files": [{"path": p, "content": c} for p, c in sorted(fixed.items())],
+                    "deleted": []}
+        elif req.base_files is not None:
             data = self.refine(req.prompt, req.base_files, log)
         else:
             data = self.create(req.prompt, log)

@@ -73,6 +73,7 @@ class NewProjectBody(_BuildBody):
     framework: Framework | None = None
     target_package: TargetPackage | None = None
     org_id: IdStr | None = None
+    repair: Annotated[bool, msgspec.Meta(description="false: this build is never repaired ([repair] mode)")] = True
     base_version_id: ClassVar[None] = None  # a new project has no base
 
     def __post_init__(self) -> None:
@@ -87,6 +88,7 @@ class RebuildBody(_BuildBody):
     base_version_id: UlidStr | None = None
     target_package: TargetPackage | None = None
     org_id: IdStr | None = None
+    repair: Annotated[bool, msgspec.Meta(description="false: this build is never repaired ([repair] mode)")] = True
     framework: ClassVar[None] = None
 
     def __post_init__(self) -> None:
@@ -124,6 +126,14 @@ class TokenBody(msgspec.Struct):
     projectId: IdStr
     ttlSeconds: Annotated[int, msgspec.Meta(ge=1, description="lifetime; at most [server] read_token_max_ttl_s")] \
         = DEFAULT_TTL_S
+
+
+class RepairBody(msgspec.Struct):
+    """POST /versions/{versionId}/repair: the project the failed version must belong to."""
+
+    userId: IdStr
+    projectId: IdStr
+    orgId: IdStr | None = None
 
 
 class PlanBody(msgspec.Struct):

@@ -64,8 +64,13 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: NewProjectBody) -> ProjectVe
     admit, created = admission(rt, req.user_id, req.project_id, "new", req.org_id)
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
                         framework=req.framework, target_package=req.target_package, admit=admit,
-                        on_created=created)
+                        on_created=created, **_opt_out(req))
     return queued(rt, queue, v)
+
+
+def _opt_out(req: NewProjectBody | RebuildBody) -> dict[str, Any]:
+    """The version's `repair` column for a request that said `"repair": false` (the loop leaves it alone)."""
+    return {} if req.repair else {"repair": '{"optOut": true}'}
 
 
 def resolve_base(req: NewProjectBody | RebuildBody) -> ProjectVersion:
@@ -103,7 +108,7 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: NewProjectBody | Rebuild
     v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
                         kind="rebuild", framework=req.framework or base.framework,
                         parent_version_id=base.version_id, target_package=req.target_package, admit=admit,
-                        on_created=created)
+                        on_created=created, **_opt_out(req))
     return queued(rt, queue, v)
 
 

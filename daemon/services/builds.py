@@ -10,7 +10,7 @@ from daemon.core.contract import ContractError
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Unavailable
 from daemon.generators import GenerationError, GenerationRequest
-from daemon.intake import requests, submit
+from daemon.intake import repair, requests, submit
 from daemon.intake.requests import NewProjectBody, RebuildBody
 
 if TYPE_CHECKING:
@@ -62,8 +62,30 @@ class Builds:
         """The build's answer (status, body): with `wait`, once it is deployed or failed or after [server]
         wait_timeout_s (then the 202 form)."""
         rt = self._rt
+
+        def settled() -> bool:  # ended, and so has its repair loop (README "Repair")
+            v = versions.get(version_id)
+            return v.status in submit.TERMINAL and not repair.pending(v)
+
         if wait and rt.cfg.server.wait_timeout_s > 0:
-            await rt.waiters.wait(version_id, rt.cfg.server.wait_timeout_s,
-                                  lambda: versions.get(version_id).status in submit.TERMINAL)
-        v = await asyncio.to_thread(versions.get, version_id)
-        return submit.build_answer(rt, v)
+            await rt.waiters.wait(version_id, rt.cfg.server.wait_timeout_s, settled)
+        return await asyncio.to_thread(self._answer, version_id)
+
+    def _answer(self, version_id: str) -> tuple[int, dict[str, Any]]:
+        """The build's answer; a failure its repair loop fixed answers with the repaired version, and either way
+        says what the loop did (`repair`)."""
+        v = versions.get(version_id)
+        loop = repair.answer(v)
+        fixed = loop.get("repairedVersionId") if loop else None
+        if fixed:
+            status, body = submit.build_answer(self._rt, versions.get(fixed))
+            body["repairOf"] = v.version_id
+        else:
+            status, body = submit.build_answer(self._rt, v)
+        if loop is not None:
+            body["repair"] = loop
+        return status, body
+
+    def repair(self, version_id: str, user_id: str, project_id: str) -> ProjectVersion:
+        """Queue one repair attempt of a failed version from its ready request (409 when it has none)."""
+        return repair.repair_now(self._rt, self._queue, version_id, user_id, project_id)

@@ -3,10 +3,27 @@ rollback, its target's recorded sources and lockfile."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from daemon.core import quotas
 from daemon.core.contract import ContractError, apply_contract
+from daemon.core.db import ProjectVersion
 from daemon.generators import GenerationError, GenerationRequest
 from daemon.project.failures import BuildFailed
 from daemon.steps.context import BuildContext
+
+
+def repair_request(ctx: BuildContext) -> dict[str, Any] | None:
+    """A repair attempt's request: the diagnostics its parent (the failed version it repairs) recorded."""
+    v = ctx.v
+    if v.kind != "repair" or not v.parent_version_id:
+        return None
+    parent = ProjectVersion.get_or_none(ProjectVersion.version_id == v.parent_version_id)
+    if parent is None or not parent.repair_request:
+        raise BuildFailed("generation_failed", f"repair of {v.parent_version_id}: it holds no repair request")
+    data = json.loads(parent.repair_request)
+    return data if isinstance(data, dict) else None
 
 
 class Generate:
@@ -20,15 +37,18 @@ class Generate:
 
     def run(self, ctx: BuildContext) -> None:
         rt, v = ctx.rt, ctx.v
-        ctx.log.step(f"generating with {rt.generator.name}")
+        repair = repair_request(ctx)
+        ctx.log.step(f"generating with {rt.generator.name}"
+                     + (f" (repair attempt {v.repair_attempt} of {v.parent_version_id})" if repair else ""))
         try:
-            gen = rt.generator.generate(
-                GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=ctx.base_files), ctx.log.step)
+            gen = rt.generator.generate(GenerationRequest(prompt=v.prompt, framework=v.framework,
+                                                          base_files=ctx.base_files, repair=repair), ctx.log.step)
         except GenerationError as exc:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
             raise BuildFailed("invalid_output", str(exc)) from exc
         ctx.check_lease()  # generation can take minutes: a droplet that lost the project records nothing of it
+        quotas.add_tokens(v.version_id, gen.tokens)
         if gen.raw is not None:
             ctx.record(claude_json=gen.raw)
         try:

@@ -85,6 +85,10 @@ class Pipeline:
         # The project of the build running now (one worker): a fleet droplet checks its lease before each step.
         self.project: tuple[str, str] | None = None
         self.pending_checks = checks.Pending()
+        # The repair loop (daemon/intake/repair.py, set by the composition root): told each build's outcome, it
+        # returns an attempt to queue; `enqueue` queues it. None: no loop (pipeline tests).
+        self.on_outcome: Callable[[str], str | None] | None = None
+        self.enqueue: Callable[[str], None] | None = None
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
@@ -102,8 +106,16 @@ class Pipeline:
             finally:
                 staging.discard(self.rt, version_id)  # after the dist commit, or on any failure
 
+    def _outcome(self, version_id: str) -> str | None:
+        return self.on_outcome(version_id) if self.on_outcome is not None else None
+
+    def _queue(self, version_id: str | None) -> None:
+        if version_id is not None and self.enqueue is not None:
+            self.enqueue(version_id)
+
     def _run_version(self, v: ProjectVersion, version_id: str) -> None:
         rt = self.rt
+        nxt: str | None = None
         blog = BuildLog(rt.layout.log_path(version_id), redact=self.cfg.secrets.values(),
                         cap_bytes=self.cfg.limits.log_mb * 2**20)
         rt.live_logs[version_id] = blog
@@ -118,6 +130,7 @@ class Pipeline:
             run_steps(ctx, self.steps(v.kind))
         except BuildFailed as exc:
             self._failed(ctx, exc)
+            nxt = self._outcome(version_id)  # before the waiters hear of it: a build answer waits for the loop
         except Exception as exc:  # the worker must survive anything; the version must not stay 'building'
             log.exception("build %s crashed", version_id)
             with contextlib.suppress(Exception):
@@ -142,6 +155,8 @@ class Pipeline:
                 key, lambda: checking.record_late(rt, self.pending_checks, version_id, blog.path))) \
                 if self.pending_checks.running(version_id) else None
             golive.after_live(rt, v, dist=ctx.dist, inline=True, first=late)
+            nxt = self._outcome(version_id)  # after the render check (inline): a repair attempt passed, or a blank page
+        self._queue(nxt)
 
     def _failed(self, ctx: BuildContext, exc: BuildFailed) -> None:
         """A step's BuildFailed: the version fails once, with its reason, its message and the times so far."""

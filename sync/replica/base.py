@@ -39,6 +39,10 @@ RECORD_FIELDS = (
     "timings",
     "target_package",
     "preview_deleted_at",
+    "repair_of",
+    "repair_attempt",
+    "repair",
+    "repair_request",
 )
 _TEXT = {
     "prompt",
@@ -53,14 +57,16 @@ _TEXT = {
     "failure_reason",
     "rollback_of",
     "target_package",
+    "repair_of",
 }
-_INTS = {"build_duration_ms", "output_size_bytes"}
+_INTS = {"build_duration_ms", "output_size_bytes", "repair_attempt"}
 _BOOLS = {"needs_rebuild", "pinned"}
 _TIMES = {"created_at", "archived_at", "updated_at", "preview_deleted_at"}
 OPTIONAL_TIMES = ("archived_at", "preview_deleted_at")
-_JSON_OBJECTS = ("claude_json", "checks", "timings")
+_JSON_OBJECTS = ("claude_json", "checks", "timings", "repair", "repair_request")
 # Newer than some outbox rows: absent means None.
-ADDED_FIELDS = ("checks", "timings", "target_package", "preview_deleted_at")
+ADDED_FIELDS = ("checks", "timings", "target_package", "preview_deleted_at", "repair_of", "repair_attempt", "repair",
+                "repair_request")
 _REQUIRED_TEXT = {"version_id", "user_id", "project_id"}
 
 

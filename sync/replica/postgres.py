@@ -112,6 +112,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS preview_deleted_at timestamptz",
 ],
     ),
+    (
+        # The repair loop (daemon/intake/repair.py): an attempt's root failure and number, the loop's outcome on
+        # the root, the diagnostics a failed version hands the generator. Named 0005 by agreement (0006 was
+        # taken in parallel); migrations apply in list order and are recorded by name.
+        "0005_repair",
+        [
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_of text",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_attempt integer",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair jsonb",
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_request jsonb",
+        ],
+    ),
 ]
 
 
@@ -294,7 +306,7 @@ class PostgresReplica:
         out: list[Any] = []
         for field in RECORD_FIELDS:
             value = record[field]
-            if field in ("claude_json", "checks", "timings") and value is not None:
+            if field in ("claude_json", "checks", "timings", "repair", "repair_request") and value is not None:
                 value = Jsonb(value)
             elif field in ("created_at", "updated_at") or (field in OPTIONAL_TIMES and value is not None):
                 value = parse_time(value, field)

@@ -18,7 +18,7 @@ from sync.replica.postgres import PostgresReplica
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 METER_FIELDS = ("version_id", "user_id", "org_id", "project_id", "month", "plan", "kind", "cpu_seconds",
-                "stored_bytes", "pages_deployment", "finished", "created_at", "row_version")
+                "stored_bytes", "pages_deployment", "finished", "created_at", "row_version", "tokens")
 ASSIGNMENT_FIELDS = ("subject", "kind", "id", "plan", "updated_at", "row_version")
 
 SCHEMA = [
@@ -29,6 +29,8 @@ SCHEMA = [
         stored_bytes bigint NOT NULL DEFAULT 0, pages_deployment boolean NOT NULL DEFAULT false,
         finished boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL, row_version bigint NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS {meters_idx} ON {schema}.{meters} (user_id, month)",
+    # The generator's tokens per build (the repair budget; README "Repair"): added to an older table too.
+    "ALTER TABLE {schema}.{meters} ADD COLUMN IF NOT EXISTS tokens bigint NOT NULL DEFAULT 0",
     """CREATE TABLE IF NOT EXISTS {schema}.{plans} (
         subject text PRIMARY KEY, kind text NOT NULL, id text NOT NULL, plan text NOT NULL,
         updated_at timestamptz NOT NULL, row_version bigint NOT NULL)""",
@@ -40,6 +42,8 @@ def validate(table: str, record: Any) -> dict[str, Any]:
     fields = {"build_usage": METER_FIELDS, "plan_assignments": ASSIGNMENT_FIELDS}.get(table)
     if fields is None:
         raise InvalidRecord(f"unknown usage table {table!r}")
+    if isinstance(record, dict) and table == "build_usage":
+        record.setdefault("tokens", 0)  # an outbox row written before the meter counted tokens
     if not isinstance(record, dict) or set(record) != set(fields):
         raise InvalidRecord(f"a {table} record needs exactly the fields {list(fields)}")
     key = record["version_id" if table == "build_usage" else "subject"]
