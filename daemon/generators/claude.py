@@ -10,6 +10,7 @@ from typing import Any
 from daemon.core.contract import ContractLimits, parse_contract_text, validate_contract
 from daemon.generators._proc import run_tool
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
+from daemon.generators.repairtext import repair_text
 
 MAX_TURNS = 3
 # The answer is text; no tool may touch the disk, run commands or reach the network on the daemon's host.
@@ -122,38 +123,6 @@ def usage_tokens(raw: Mapping[str, Any]) -> int:
         return 0
     keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     return sum(int(v) for k in keys if isinstance(v := usage.get(k), int) and not isinstance(v, bool) and v > 0)
-
-
-REPAIR_PROMPT = """\
-This is a REPAIR of the project below: its last build failed. Fix the cause with the smallest change that
-makes it build and render: change as few files and lines as possible, keep everything else exactly as it is,
-and do not add features. Answer with a delta ({"delta": true, "files": [...], "deleted": [...]}).
-
-Failure: {reason}: {message}
-"""
-
-
-def repair_text(repair: Mapping[str, Any]) -> str:
-    """The repair part of the prompt (README "Repair"): the failure, the first errors with their source lines,
-    the log's last lines; only what the request carries (no path of the droplet, no secret: the log is redacted
-    and the errors name project paths)."""
-    text = REPAIR_PROMPT.replace("{reason}", str(repair.get("reason") or "build_failed")) \
-        .replace("{message}", str(repair.get("message") or "")[:500])
-    errors = repair.get("errors") or []
-    if errors:
-        text += "\nErrors:\n"
-        for e in errors:
-            text += f"- {e.get('location') or e.get('file') or '?'}: {e.get('message', '')}\n"
-            for ln in e.get("source") or []:
-                text += f"    {ln}\n"
-    render = repair.get("render")
-    if isinstance(render, dict):
-        text += f"\nThe page rendered {render.get('status')}: " + "; ".join(
-            str(x) for x in (render.get("jsErrors") or [])[:5]) + "\n"
-    tail = repair.get("logTail") or []
-    if tail:
-        text += "\nLast lines of the build log:\n" + "\n".join(str(x) for x in tail) + "\n"
-    return text
 
 
 def build_prompt(req: GenerationRequest, log: Callable[[str], None] | None = None) -> str:

@@ -94,7 +94,7 @@ def build_request(rt: Runtime, v: ProjectVersion) -> dict[str, Any]:
     cfg = rt.cfg.repair
     # The tools' own lines only: the daemon's ("[previewd <time>] ...") name the droplet's paths and repeat the
     # failure; a droplet path a tool printed is shown relative to the project.
-    work = rt.data_dir / "projects" / v.user_id / v.project_id / "work"
+    work = rt.layout.workspace(v.user_id, v.project_id)
     here = ((f"{work}/", ""), (str(work), "."), (str(rt.layout.store_dir), "<store>"), (str(rt.data_dir), "<data>"))
     tail = []
     for raw in read_tail(rt.layout.log_path(v.version_id), 400):

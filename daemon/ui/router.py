@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 
 from daemon.core.config import Config
 from daemon.core.errors import AppError
-from daemon.ui import actions, pages
+from daemon.ui import actions, pages, repairview
 from daemon.ui.access import SignInRequired
 
 HERE = Path(__file__).parent
@@ -123,7 +123,7 @@ def ui_router(cfg: Config) -> Router:
 
     return Router(
         path="/ui",
-        route_handlers=[*pages.HANDLERS, *actions.HANDLERS, static],
+        route_handlers=[*pages.HANDLERS, *actions.HANDLERS, *repairview.HANDLERS, static],
         middleware=[sessions, DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers={SignInRequired: _sign_in_redirect, AppError: _error_page},
         after_request=_headers,  # type: ignore[arg-type]

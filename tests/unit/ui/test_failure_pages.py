@@ -156,3 +156,36 @@ def test_live_stream_endpoint_strips_a_finished_log(client: TestClient[Any], dae
     body = client.get(f"/ui/versions/{v.version_id}/log-stream").text
     assert "data: vite v5.4.2 building for production..." in body and ESC not in body
     assert "event: status" in body
+
+
+def test_try_to_fix_shows_what_will_be_sent_and_the_api_queues_one_attempt(tmp_path: Path) -> None:
+    # README "Repair", suggest mode: the failed version's request, shown before it is sent; the signed API route
+    # queues one attempt (a version of its own, parent = the failure) and answers 202 without waiting.
+    import json
+
+    from tests.support import signed_headers
+
+    with in_process_daemon(tmp_path, f'[ui]\npassword_hash = "{hash_password(PASSWORD)}"\n'
+                                     '[repair]\nmode = "suggest"\n') as d, TestClient(d.app) as c:
+        v = failed(d, TSC_FAIL)
+        req = {"reason": "build_failed", "message": "pnpm build exited 2", "logTail": [],
+               "errors": [{"location": "src/App.tsx:3:7", "message": "error TS2322: Type 'string'",
+                           "source": ["   3> const n: number = 'x'"]}]}
+        versions.update(None, v.version_id, repair_request=json.dumps(req))
+        m = re.search(r'name="_csrf_token" value="([^"]+)"', c.get("/ui/sign-in").text)
+        assert m
+        c.post("/ui/sign-in", data={"password": PASSWORD, "_csrf_token": m.group(1)}, follow_redirects=False)
+        assert f'href="/ui/versions/{v.version_id}/repair" id="try-to-fix"' in c.get(f"/ui/versions/{v.version_id}").text
+        page = c.get(f"/ui/versions/{v.version_id}/repair").text
+        assert "This is a REPAIR" in page and "src/App.tsx:3:7" in page and "const n: number = &#39;x&#39;" in page
+        body = json.dumps({"userId": "alice", "projectId": "site"}).encode()
+        path = f"/versions/{v.version_id}/repair?wait=false"
+        r = c.post(path, content=body, headers={**signed_headers("POST", path, body), "content-type": "application/json"})
+        assert r.status_code == 202, r.text
+        attempt = versions.get(r.json()["versionId"])
+        assert (attempt.kind, attempt.parent_version_id, attempt.repair_of, attempt.repair_attempt) == \
+            ("repair", v.version_id, v.version_id, 1)
+        wrong = json.dumps({"userId": "bob", "projectId": "site"}).encode()
+        r = c.post(path, content=wrong, headers={**signed_headers("POST", path, wrong),
+                                                 "content-type": "application/json"})
+        assert r.status_code in (404, 409)
