@@ -20,6 +20,7 @@ from daemon.api.fastpath import PointerFastPath
 from daemon.api.previews import make_preview_asgi, make_public_asgi
 from daemon.core import logging_setup
 from daemon.core.config import Config
+from daemon.core.events import RepairEnded
 from daemon.intake import repair
 from daemon.intake.queue import BuildQueue
 from daemon.ops.alerts import Alerts
@@ -104,6 +105,8 @@ def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
     cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
                       remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
     alerts = Alerts(cfg, layout.data_dir, m)
+    # The end of a repair loop goes to the alert webhook too (README "Repair": the answer and the webhook say why).
+    rt.events.subscribe(RepairEnded, lambda e: alerts.post(repair.webhook_body(e.version)))
     sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
     scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
                           cleanup=cleanup, alerts=alerts, sweep=sweep)

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from daemon.core.contract import ContractLimits, parse_contract_text, validate_contract
+from daemon.core.contract import ContractError, ContractLimits, parse_contract_text, validate_contract
 from daemon.generators._proc import run_tool
 from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
 from daemon.generators.repairtext import repair_text
@@ -101,16 +101,20 @@ class ClaudeGenerator:
         if raw is None:
             detail = out.stderr_tail or out.stdout[-500:].decode("utf-8", "replace") or "nothing"
             raise GenerationError(f"claude (exit {out.returncode}) printed no JSON result: {detail}")
-        subtype = raw.get("subtype")
-        if raw.get("is_error") is True or subtype != "success":
-            raise GenerationError(f"claude reported {subtype or 'an error'}: {_error_detail(raw)}")
-        result = raw.get("result")
-        if not isinstance(result, str):
-            raise GenerationError("claude reported success without a text result")
-        data = parse_contract_text(result, self.limits)
-        contract = validate_contract(data, allow_delta=req.is_rebuild, limits=self.limits)
-        cost = raw.get("total_cost_usd")
         tokens = usage_tokens(raw)
+        try:
+            subtype = raw.get("subtype")
+            if raw.get("is_error") is True or subtype != "success":
+                raise GenerationError(f"claude reported {subtype or 'an error'}: {_error_detail(raw)}")
+            result = raw.get("result")
+            if not isinstance(result, str):
+                raise GenerationError("claude reported success without a text result")
+            data = parse_contract_text(result, self.limits)
+            contract = validate_contract(data, allow_delta=req.is_rebuild, limits=self.limits)
+        except (GenerationError, ContractError) as exc:
+            setattr(exc, "tokens", tokens)  # noqa: B010  # spent all the same: the meter counts them
+            raise
+        cost = raw.get("total_cost_usd")
         log(f"generator: {'delta' if contract.is_delta else 'full contract'} with {len(contract.files)} files"
             f"{f', cost ${cost}' if isinstance(cost, int | float) else ''}, {tokens} tokens")
         return GenerationResult(contract=contract, raw=raw, tokens=tokens)

@@ -327,3 +327,11 @@ def answer(v: ProjectVersion) -> dict[str, Any] | None:
     return {"status": state.get("status"), "attempts": state.get("attempts", 0), "outcome": state.get("outcome"),
             "stopReason": state.get("stopReason"), "detail": state.get("detail"),
             "lastVersionId": state.get("lastVersionId"), "repairedVersionId": state.get("repairedVersionId")}
+
+
+def webhook_body(v: ProjectVersion) -> dict[str, Any]:
+    """What `[alerts] webhook_url` receives when a loop ends (`alert: repair_ended`): the root failure and the
+    loop's `repair` object (attempts, outcome, stop reason)."""
+    return {"alert": "repair_ended", "state": "ended", "versionId": v.version_id, "userId": v.user_id,
+            "projectId": v.project_id, "failureReason": v.failure_reason or None,
+            "renderStatus": v.render_status, "repair": answer(v)}

@@ -44,8 +44,10 @@ class Generate:
             gen = rt.generator.generate(GenerationRequest(prompt=v.prompt, framework=v.framework,
                                                           base_files=ctx.base_files, repair=repair), ctx.log.step)
         except GenerationError as exc:
+            quotas.add_tokens(v.version_id, getattr(exc, "tokens", 0))  # a refused answer's tokens were spent too
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
+            quotas.add_tokens(v.version_id, getattr(exc, "tokens", 0))
             raise BuildFailed("invalid_output", str(exc)) from exc
         ctx.check_lease()  # generation can take minutes: a droplet that lost the project records nothing of it
         quotas.add_tokens(v.version_id, gen.tokens)

@@ -192,6 +192,7 @@ def test_e_a_hostile_path_in_a_repair_is_refused(loop: Loop, tmp_path: Path) -> 
     state = _state(root)
     assert (state["outcome"], state["stopReason"]) == ("failed", "invalid_output")
     assert not list(tmp_path.rglob("escape.ts"))
+    assert quotas.repair_usage("u1", quotas.current_month()) == (1, sum(TOKENS))  # the refused answer is paid for
 
 
 def test_the_budget_stops_the_loop(tmp_path: Path) -> None:

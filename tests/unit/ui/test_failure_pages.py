@@ -175,12 +175,14 @@ def test_try_to_fix_shows_what_will_be_sent_and_the_api_queues_one_attempt(tmp_p
         m = re.search(r'name="_csrf_token" value="([^"]+)"', c.get("/ui/sign-in").text)
         assert m
         c.post("/ui/sign-in", data={"password": PASSWORD, "_csrf_token": m.group(1)}, follow_redirects=False)
-        assert f'href="/ui/versions/{v.version_id}/repair" id="try-to-fix"' in c.get(f"/ui/versions/{v.version_id}").text
+        link = f'href="/ui/versions/{v.version_id}/repair" id="try-to-fix"'
+        assert link in c.get(f"/ui/versions/{v.version_id}").text
         page = c.get(f"/ui/versions/{v.version_id}/repair").text
         assert "This is a REPAIR" in page and "src/App.tsx:3:7" in page and "const n: number = &#39;x&#39;" in page
         body = json.dumps({"userId": "alice", "projectId": "site"}).encode()
         path = f"/versions/{v.version_id}/repair?wait=false"
-        r = c.post(path, content=body, headers={**signed_headers("POST", path, body), "content-type": "application/json"})
+        r = c.post(path, content=body, headers={**signed_headers("POST", path, body),
+                                                "content-type": "application/json"})
         assert r.status_code == 202, r.text
         attempt = versions.get(r.json()["versionId"])
         assert (attempt.kind, attempt.parent_version_id, attempt.repair_of, attempt.repair_attempt) == \
