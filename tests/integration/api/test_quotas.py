@@ -298,7 +298,8 @@ def test_export_is_csv_with_one_row_per_user_and_json_lines(quota_api: Callable[
     assert by_user["u2"]["plan"] == "pro" and by_user["u1"]["plan"] == "free"
     assert (by_user["u2"]["builds"], by_user["u2"]["build_cpu_seconds"]) == ("3", "4.5")
     assert set(rows[0]) == {"month", "user_id", "org_id", "plan", "builds", "builds_unfinished",
-                            "build_cpu_seconds", "artifact_bytes", "pages_deployments", "storage_bytes"}
+                            "build_cpu_seconds", "artifact_bytes", "pages_deployments", "storage_bytes",
+                            "generator_tokens", "repair_attempts", "repair_tokens"}  # README "Repair"
     lines = api.get("/usage/export", params={"format": "jsonl"}).text.splitlines()
     assert [json.loads(line)["builds"] for line in lines] == [2, 3, 1]
     negotiated = api.get("/usage/export", headers={"accept": "application/jsonl"})
