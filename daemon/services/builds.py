@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from daemon.core import versions
@@ -68,7 +69,13 @@ class Builds:
             return v.status in submit.TERMINAL and not repair.pending(v)
 
         if wait and rt.cfg.server.wait_timeout_s > 0:
-            await rt.waiters.wait(version_id, rt.cfg.server.wait_timeout_s, settled)
+            # A waiter wakes at the version's first notification; a failure its repair loop takes on notifies
+            # again when the loop ends, so the wait goes on until then (or the timeout).
+            deadline = time.monotonic() + rt.cfg.server.wait_timeout_s
+            while (left := deadline - time.monotonic()) > 0:
+                await rt.waiters.wait(version_id, left, settled)
+                if settled():
+                    break
         return await asyncio.to_thread(self._answer, version_id)
 
     def _answer(self, version_id: str) -> tuple[int, dict[str, Any]]:
