@@ -18,6 +18,7 @@ import pytest
 from daemon.core import quotas, versions
 from daemon.core.config import load
 from daemon.core.db import BuildUsage, ProjectVersion
+from daemon.core.errors import Conflict
 from daemon.generators import ClaudeGenerator
 from daemon.intake import repair
 from daemon.intake.submit import BuildRequest, submit_new
@@ -69,14 +70,22 @@ def delta(files: dict[str, str], deleted: tuple[str, ...] = ()) -> dict[str, Any
 
 
 class Loop:
-    """A runtime whose generator is the fake Claude CLI answering from a script, and the loop's queue run inline."""
+    """One runtime for the module whose generator is the fake Claude CLI answering from a script (one per test),
+    and the loop's queue run inline; each test builds as a user of its own (budgets and caps are per user)."""
 
-    def __init__(self, rt: Runtime, script: Path) -> None:
-        self.rt, self.script = rt, script
+    def __init__(self, rt: Runtime, gen: ClaudeGenerator, tmp: Path) -> None:
+        self.rt, self.gen, self.tmp = rt, gen, tmp
         self.pipeline = Pipeline(rt)
         self.pipeline.on_outcome = lambda vid: repair.on_outcome(rt, vid)
         self.queued: list[str] = []
         self.pipeline.enqueue = self.queued.append
+        self.user = "u0"
+        self.script = tmp / "script.json"
+
+    def start(self, user: str) -> None:
+        self.user, self.script = user, self.tmp / f"{user}.json"
+        self.gen.env = {"PATH": "/usr/bin:/bin", "FAKE_CLAUDE_SCRIPT": str(self.script),
+                        "FAKE_CLAUDE_TOKENS": f"{TOKENS[0]},{TOKENS[1]}"}
 
     def answers(self, *results: dict[str, Any]) -> None:
         self.script.write_text(json.dumps(list(results)))
@@ -85,41 +94,50 @@ class Loop:
         path = Path(f"{self.script}.prompts")
         return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
-    def build(self, first: dict[str, Any], *repairs: dict[str, Any], project: str = "p1",
-              opt_out: bool = False) -> ProjectVersion:
+    def build(self, first: dict[str, Any], *repairs: dict[str, Any], opt_out: bool = False) -> ProjectVersion:
         """A new project answered with `first`, repairs answered with `repairs`; runs every queued build."""
         self.answers(first, *repairs)
-        v = submit_new(self.rt, self, BuildRequest("u1", project, "a counter", repair=not opt_out))  # type: ignore
+        v = submit_new(self.rt, self, BuildRequest(self.user, "p1", "a counter", repair=not opt_out))  # type: ignore
+        self.run_queued()
+        return ProjectVersion.get_by_id(v.version_id)
+
+    def run_queued(self) -> None:
         while self.queued:
             self.pipeline.run(self.queued.pop(0))
-        return ProjectVersion.get_by_id(v.version_id)
 
     def enqueue(self, version_id: str) -> None:  # the BuildQueue seam submit_new uses
         self.queued.append(version_id)
 
-    def attempts(self, root: ProjectVersion) -> list[ProjectVersion]:
+    def used(self) -> tuple[int, int]:
+        return quotas.repair_usage(self.user, quotas.current_month())
+
+    @staticmethod
+    def attempts(root: ProjectVersion) -> list[ProjectVersion]:
         return list(ProjectVersion.select().where(ProjectVersion.repair_of == root.version_id)
                     .order_by(ProjectVersion.repair_attempt))
 
 
-def _runtime(tmp_path: Path, extra: str = "") -> tuple[Runtime, Path]:
-    pnpm = write_fake_pnpm(tmp_path)
-    path = tmp_path / "previewd.toml"
-    path.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\npnpm = "{pnpm}"\n[build]\naudit = "off"\n'
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    tmp = tmp_path_factory.mktemp("repair")
+    pnpm = write_fake_pnpm(tmp)
+    path = tmp / "previewd.toml"
+    path.write_text(f'[paths]\ndata_dir = "{tmp / "data"}"\npnpm = "{pnpm}"\n[build]\naudit = "off"\n'
                     '[render]\nenabled = false\n[sandbox]\nreadonly_root = false\nallow_unconfined = true\n'
-                    f'[repair]\nmode = "auto"\nmax_attempts = 2\n{extra}')
+                    '[repair]\nmode = "auto"\nmax_attempts = 2\n[quotas]\ndefault_plan = "free"\n'
+                    '[plans.free]\nrepair_attempts = 3\n[plans.tight]\nrepair_attempts = 1\n')
     cfg = load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
-    script = tmp_path / "script.json"
-    env = {"PATH": "/usr/bin:/bin", "FAKE_CLAUDE_SCRIPT": str(script), "FAKE_CLAUDE_TOKENS": f"{TOKENS[0]},{TOKENS[1]}"}
-    gen = ClaudeGenerator(executable=str(FAKE_CLAUDE), env=env)
-    return Runtime(cfg, generator=gen, deployer=MemoryDeployer()), script
+    gen = ClaudeGenerator(executable=str(FAKE_CLAUDE), env={})
+    rt = Runtime(cfg, generator=gen, deployer=MemoryDeployer())
+    yield Loop(rt, gen, tmp)
+    rt.close()
 
 
 @pytest.fixture
-def loop(tmp_path: Path) -> Iterator[Loop]:
-    rt, script = _runtime(tmp_path, '[quotas]\ndefault_plan = "free"\n[plans.free]\nrepair_attempts = 3\n')
-    yield Loop(rt, script)
-    rt.close()
+def loop(shared: Loop, request: pytest.FixtureRequest) -> Iterator[Loop]:
+    shared.start(f"u{abs(hash(request.node.name)) % 10**8}")
+    yield shared
+    shared.rt.cfg.repair.mode = "auto"
 
 
 def _state(v: ProjectVersion) -> dict[str, Any]:
@@ -134,7 +152,7 @@ def test_a_type_error_fixed_on_the_first_attempt(loop: Loop) -> None:
     [attempt] = loop.attempts(root)
     assert attempt.status == "deployed" and attempt.kind == "repair" and attempt.repair_attempt == 1
     assert attempt.parent_version_id == root.version_id and state["repairedVersionId"] == attempt.version_id
-    assert versions.live_version("u1", "p1").version_id == attempt.version_id
+    assert versions.live_version(loop.user, "p1").version_id == attempt.version_id
     # the request: the failed version's diagnostics, its source line, the instruction; one call sent it
     req = json.loads(root.repair_request)
     [err] = req["errors"]
@@ -144,7 +162,7 @@ def test_a_type_error_fixed_on_the_first_attempt(loop: Loop) -> None:
     assert "REPAIR" in prompt and "src/main.ts:2:14" in prompt and "smallest change" in prompt
     assert str(loop.rt.data_dir) not in prompt and TEST_SECRET not in prompt
     # metered: one repair attempt, the tokens the CLI reported
-    assert quotas.repair_usage("u1", quotas.current_month()) == (1, sum(TOKENS))
+    assert loop.used() == (1, sum(TOKENS))
 
 
 def test_b_fixed_on_the_second_attempt(loop: Loop) -> None:
@@ -167,9 +185,10 @@ def test_c_never_fixed_stops_at_the_cap_and_charges_exactly(loop: Loop) -> None:
     assert (state["outcome"], state["stopReason"], state["attempts"]) == ("failed", "max_attempts", 2)
     assert [a.status for a in loop.attempts(root)] == ["failed", "failed"]
     assert len(loop.prompts()) == 3  # the first build and two attempts, no more
-    assert quotas.repair_usage("u1", quotas.current_month()) == (2, 2 * sum(TOKENS))
-    assert BuildUsage.select().where(BuildUsage.kind == "repair", BuildUsage.finished == True).count() == 2  # noqa: E712
-    assert versions.live_version("u1", "p1") is None  # the pointer never moved to a failure
+    assert loop.used() == (2, 2 * sum(TOKENS))
+    assert BuildUsage.select().where(BuildUsage.user_id == loop.user, BuildUsage.kind == "repair",
+                                     BuildUsage.finished == True).count() == 2  # noqa: E712
+    assert versions.live_version(loop.user, "p1") is None  # the pointer never moved to a failure
 
 
 def test_d_worse_is_no_progress(loop: Loop) -> None:
@@ -185,28 +204,24 @@ def test_the_same_diagnostics_is_no_progress(loop: Loop) -> None:
     assert (state["stopReason"], state["attempts"]) == ("no_progress", 1)
 
 
-def test_e_a_hostile_path_in_a_repair_is_refused(loop: Loop, tmp_path: Path) -> None:
+def test_e_a_hostile_path_in_a_repair_is_refused(loop: Loop) -> None:
     root = loop.build(project(TYPE_ERROR), delta({"../../escape.ts": GOOD_MAIN}))
     [attempt] = loop.attempts(root)
     assert attempt.status == "failed" and attempt.failure_reason == "invalid_output"
     state = _state(root)
     assert (state["outcome"], state["stopReason"]) == ("failed", "invalid_output")
-    assert not list(tmp_path.rglob("escape.ts"))
-    assert quotas.repair_usage("u1", quotas.current_month()) == (1, sum(TOKENS))  # the refused answer is paid for
+    assert not list(loop.tmp.rglob("escape.ts"))
+    assert loop.used() == (1, sum(TOKENS))  # the refused answer is paid for
 
 
-def test_the_budget_stops_the_loop(tmp_path: Path) -> None:
-    rt, script = _runtime(tmp_path, '[quotas]\ndefault_plan = "tight"\n[plans.tight]\nrepair_attempts = 1\n')
-    try:
-        lp = Loop(rt, script)
-        moved = delta({"src/main.ts": "// a\n" + TYPE_ERROR})
-        root = lp.build(project(TYPE_ERROR), moved, delta({"src/main.ts": GOOD_MAIN}))
-        state = _state(root)
-        assert (state["outcome"], state["stopReason"], state["attempts"]) == ("failed", "budget", 1)
-        assert "repair attempts this month: 1 of 1" in state["detail"]
-        assert quotas.repair_usage("u1", quotas.current_month()) == (1, sum(TOKENS))
-    finally:
-        rt.close()
+def test_the_budget_stops_the_loop(loop: Loop) -> None:
+    quotas.assign(loop.rt.cfg, None, "user", loop.user, "tight")
+    moved = delta({"src/main.ts": "// a\n" + TYPE_ERROR})
+    root = loop.build(project(TYPE_ERROR), moved, delta({"src/main.ts": GOOD_MAIN}))
+    state = _state(root)
+    assert (state["outcome"], state["stopReason"], state["attempts"]) == ("failed", "budget", 1)
+    assert "repair attempts this month: 1 of 1 on plan tight" in state["detail"]
+    assert loop.used() == (1, sum(TOKENS))
 
 
 def test_a_request_may_opt_out(loop: Loop) -> None:
@@ -215,20 +230,14 @@ def test_a_request_may_opt_out(loop: Loop) -> None:
     assert len(loop.prompts()) == 1
 
 
-def test_suggest_carries_the_request_and_one_attempt_runs_on_demand(tmp_path: Path) -> None:
-    rt, script = _runtime(tmp_path, "")
-    rt.cfg.repair.mode = "suggest"
-    try:
-        lp = Loop(rt, script)
-        root = lp.build(project(TYPE_ERROR), delta({"src/main.ts": GOOD_MAIN}))
-        assert _state(root)["status"] == "suggested" and not lp.attempts(root)
-        assert json.loads(root.repair_request)["errors"][0]["location"] == "src/main.ts:2:14"
-        attempt = repair.repair_now(rt, lp, root.version_id, "u1", "p1")  # type: ignore[arg-type]
-        while lp.queued:
-            lp.pipeline.run(lp.queued.pop(0))
-        attempt = ProjectVersion.get_by_id(attempt.version_id)
-        assert attempt.status == "deployed" and attempt.repair_of == root.version_id and attempt.repair_attempt == 1
-        with pytest.raises(Exception, match="no repair request"):
-            repair.repair_now(rt, lp, attempt.version_id, "u1", "p1")  # type: ignore[arg-type]
-    finally:
-        rt.close()
+def test_suggest_carries_the_request_and_one_attempt_runs_on_demand(loop: Loop) -> None:
+    loop.rt.cfg.repair.mode = "suggest"
+    root = loop.build(project(TYPE_ERROR), delta({"src/main.ts": GOOD_MAIN}))
+    assert _state(root)["status"] == "suggested" and not loop.attempts(root)
+    assert json.loads(root.repair_request)["errors"][0]["location"] == "src/main.ts:2:14"
+    attempt = repair.repair_now(loop.rt, loop, root.version_id, loop.user, "p1")  # type: ignore[arg-type]
+    loop.run_queued()
+    attempt = ProjectVersion.get_by_id(attempt.version_id)
+    assert attempt.status == "deployed" and attempt.repair_of == root.version_id and attempt.repair_attempt == 1
+    with pytest.raises(Conflict, match="no repair request"):
+        repair.repair_now(loop.rt, loop, attempt.version_id, loop.user, "p1")  # type: ignore[arg-type]
