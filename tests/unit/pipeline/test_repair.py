@@ -241,3 +241,24 @@ def test_suggest_carries_the_request_and_one_attempt_runs_on_demand(loop: Loop) 
     assert attempt.status == "deployed" and attempt.repair_of == root.version_id and attempt.repair_attempt == 1
     with pytest.raises(Conflict, match="no repair request"):
         repair.repair_now(loop.rt, loop, attempt.version_id, loop.user, "p1")  # type: ignore[arg-type]
+
+
+def test_the_request_takes_check_diagnostics_and_a_clean_log_tail(loop: Loop) -> None:
+    # a check_failed version (no build needed): its check's diagnostics are the errors; the log's tool lines come
+    # without ANSI, the daemon's own lines are left out and a droplet path is shown relative to the project
+    rt = loop.rt
+    v = versions.create(None, user_id=loop.user, project_id="checked", prompt="p", kind="new")
+    work = rt.layout.workspace(loop.user, "checked")
+    rt.layout.log_path(v.version_id).write_text(
+        "".join(f"line {i}\n" for i in range(60)) + "[previewd 2026-12-07 15:00:00.000Z] $ pnpm install --store-dir "
+        f"{rt.data_dir}/pnpm-store\n\x1b[31m{work}/src/a.ts\x1b[0m: something odd\n")
+    diag = [{"location": f"src/a.ts:{n}:1", "file": "src/a.ts", "line": n, "column": 1, "message": f"bad {n}",
+             "severity": "error"} for n in range(1, 9)]
+    checks = {"typecheck": {"status": "fail", "errors": 8, "diagnostics": diag}, "lint": {"status": "pass"}}
+    v = versions.update(None, v.version_id, status="failed", failure_reason="check_failed",
+                        failure_message='[build] checks = "fail": typecheck', checks=checks)
+    req = repair.build_request(rt, v)
+    assert [e["location"] for e in req["errors"]] == [f"src/a.ts:{n}:1" for n in range(1, 6)]  # max_errors
+    assert len(req["logTail"]) == 30 and req["logTail"][-2:] == ["line 59", "src/a.ts: something odd"]  # log_lines
+    assert not any("[previewd" in x or "\x1b" in x or str(rt.data_dir) in x for x in req["logTail"])
+    assert repair.fingerprint(req) == req["fingerprint"]
