@@ -161,8 +161,10 @@ def test_a_type_error_fixed_on_the_first_attempt(loop: Loop) -> None:
     [_first, prompt] = loop.prompts()
     assert "REPAIR" in prompt and "src/main.ts:2:14" in prompt and "smallest change" in prompt
     assert str(loop.rt.data_dir) not in prompt and TEST_SECRET not in prompt
-    # metered: one repair attempt, the tokens the CLI reported
+    # metered: one repair attempt, the tokens the CLI reported; the webhook's post says how the loop ended
     assert loop.used() == (1, sum(TOKENS))
+    hook = repair.webhook_body(ProjectVersion.get_by_id(root.version_id))
+    assert hook["alert"] == "repair_ended" and hook["repair"]["stopReason"] == "passed"
 
 
 def test_b_fixed_on_the_second_attempt(loop: Loop) -> None:
