@@ -342,4 +342,7 @@ def recover_interrupted(outbox: OutboxWriter | None) -> tuple[list[str], list[st
 def history_json(user_id: Any, project_id: Any, limit: int = 200) -> list[dict[str, Any]]:
     """History panel: a project's versions, newest first, as the API shows them (400 for bad ids)."""
     check_project_ids(user_id, project_id)
-    return [version_json(v) for v in history(user_id, project_id, limit=limit)]
+    out = [version_json(v) for v in history(user_id, project_id, limit=limit)]
+    for item in out:  # up to ~15 KB each: `GET /versions/{id}` shows it, the list says whether there is one
+        item["repairRequest"] = None if item["repairRequest"] is None else {"ready": True}
+    return out
