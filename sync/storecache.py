@@ -1,0 +1,380 @@
+"""The fleet's shared pnpm store cache: a content-addressed snapshot of pnpm's store in the object store, published
+by the daemon from packages pnpm verified, and imported by a droplet only after every byte is checked again.
+
+pnpm's store (v10) is two folders of immutable files: ``files/<hh>/<sha512 hex rest>[-exec]`` (each file named by
+the sha512 of its bytes) and ``index/<hh>/<hex[2:64]>-<name>@<version>.json`` (one per package, named after the
+sha512 integrity of the package's tarball, which the lockfile and the registry's metadata carry, and listing the
+package's files with their integrity). Both are content-addressed, so the bucket copy is synced incrementally: an
+object that exists is never written again. Keys below the cache's own prefix:
+
+    files/<sha512 hex>            one file's bytes (mode not kept: the index says it)
+    index/<sha512 hex>.json       a package's index, as pnpm wrote it
+    hot/<droplet>.json            what this droplet's builds installed: {"name@version": {integrity, uses, bytes}}
+
+The rules (README "Warm start"): a package is imported only when the registry's integrity for its name@version
+(`trusted`) equals the integrity its index is filed under, the index names that package, and every file's bytes
+hash to the integrity the index gives them; anything else is refused whole and counted. Publishing reads only the
+daemon's store (written by `pnpm install` alone, hidden or read-only to every step that runs generated code) and
+re-hashes every file before upload, so a file changed behind pnpm's back is never shared.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sync.errors import NotFound, SyncError
+from sync.objects.base import ObjectStore
+
+STORE_VERSION = "v10"  # pnpm 10's store layout
+MAX_INDEX_BYTES = 4 * 2**20  # a package index is a few KiB; a huge one is refused unread
+MAX_FILE_BYTES = 256 * 2**20
+# What a package id may be before it becomes a path in the store or an entry of a package.json the daemon writes.
+NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]{0,100}/)?[a-z0-9][a-z0-9._~-]{0,213}$")
+VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.+-]{1,100})?$")
+# pnpm-lock.yaml v9: a package key line, then (on a following line) its resolution with an integrity.
+_LOCK_KEY = re.compile(r"^  '?((?:@[^@/\s']+/)?[^@\s']+)@([^\s:'()]+)'?:\s*$")
+_LOCK_INTEGRITY = re.compile(r"^    resolution: \{integrity: (sha512-[A-Za-z0-9+/=]+)\}\s*$")
+
+
+@dataclass(frozen=True)
+class Package:
+    """One registry package at one version, with the sha512 integrity of its tarball."""
+
+    name: str
+    version: str
+    integrity: str
+
+    @property
+    def pkg_id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def integrity_hex(integrity: str) -> str:
+    """The hex digest of a ``sha512-<base64>`` integrity; ValueError for any other form."""
+    if not integrity.startswith("sha512-"):
+        raise ValueError(f"not a sha512 integrity: {integrity[:40]!r}")
+    try:
+        raw = base64.b64decode(integrity[7:], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("integrity is not base64") from None
+    if len(raw) != 64:
+        raise ValueError("a sha512 integrity holds 64 bytes")
+    return raw.hex()
+
+
+def valid_package(name: str, version: str) -> bool:
+    """A registry name and an exact version: nothing that could become another path or a range."""
+    return bool(NAME_RE.fullmatch(name) and VERSION_RE.fullmatch(version))
+
+
+def lockfile_packages(text: str) -> list[Package]:
+    """The registry packages of a pnpm-lock.yaml (v9) with a sha512 integrity; tarball, git and directory
+    resolutions (no integrity line) are left out."""
+    out: list[Package] = []
+    current: tuple[str, str] | None = None
+    section = False
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith(" "):
+            section = line.rstrip() == "packages:"
+            current = None
+            continue
+        if not section:
+            continue
+        if m := _LOCK_KEY.match(line):
+            current = (m.group(1), m.group(2))
+        elif current and (m := _LOCK_INTEGRITY.match(line)):
+            if valid_package(*current):
+                out.append(Package(current[0], current[1], m.group(1)))
+            current = None
+    return out
+
+
+class StoreLayout:
+    """Paths in a local pnpm store (the dir given as ``--store-dir``)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.root = store_dir / STORE_VERSION
+
+    def index_path(self, pkg: Package) -> Path:
+        hx = integrity_hex(pkg.integrity)
+        safe = re.sub(r'[\\/:*?"<>|]', "+", pkg.pkg_id)  # as pnpm names it
+        return self.root / "index" / hx[:2] / f"{hx[2:64]}-{safe}.json"
+
+    def file_path(self, hex_digest: str, executable: bool) -> Path:
+        return self.root / "files" / hex_digest[:2] / (hex_digest[2:] + ("-exec" if executable else ""))
+
+
+def _sha512_file(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[str, int]:
+    h = hashlib.sha512()
+    n = 0
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        while chunk := f.read(1 << 20):
+            n += len(chunk)
+            if n > limit:
+                raise ValueError(f"{path.name} is larger than {limit} bytes")
+            h.update(chunk)
+    return h.hexdigest(), n
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    hex: str
+    size: int
+    executable: bool
+
+
+def parse_index(data: bytes, pkg: Package) -> list[FileEntry]:
+    """The files of a package index, checked against the package it must describe; ValueError naming the flaw."""
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or doc.get("name") != pkg.name or doc.get("version") != pkg.version:
+        raise ValueError(f"the index does not describe {pkg.pkg_id}")
+    files = doc.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ValueError("the index lists no files")
+    out = []
+    for rel, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("integrity"), str):
+            raise ValueError(f"file {rel!r}: no integrity")
+        size, mode = entry.get("size"), entry.get("mode")
+        if not isinstance(size, int) or not isinstance(mode, int) or size < 0 or size > MAX_FILE_BYTES:
+            raise ValueError(f"file {rel!r}: bad size or mode")
+        out.append(FileEntry(str(rel), integrity_hex(entry["integrity"]), size, bool(mode & 0o111)))
+    return out
+
+
+@dataclass
+class Report:
+    """What one publish or import did: package ids by outcome, bytes moved, and why each refusal."""
+
+    done: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+    over_budget: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"done": len(self.done), "present": len(self.present), "refused": dict(self.refused),
+                "bytes": self.bytes, "overBudget": self.over_budget}
+
+
+@dataclass(frozen=True)
+class HotPackage:
+    package: Package
+    uses: int
+    bytes: int
+
+
+class StoreCache:
+    """The shared store cache in one object store (give it a store whose keys no user key can reach: the runtime
+    puts it under the bucket's ``_store-cache/`` prefix, a name no user id may start with)."""
+
+    def __init__(self, objects: ObjectStore, store_dir: Path, scratch: Path, droplet: str) -> None:
+        self.objects = objects
+        self.local = StoreLayout(store_dir)
+        self.scratch = scratch
+        self.droplet = droplet
+        self._known: set[str] | None = None  # keys seen in the bucket (immutable: once there, always there)
+        self._hot: dict[str, dict[str, Any]] = {}
+
+    # -- publish ---------------------------------------------------------------------------------------------
+    def _exists(self, key: str) -> bool:
+        if self._known is None:
+            self._known = set(self.objects.list("files/")) | set(self.objects.list("index/"))
+        if key in self._known:
+            return True
+        if self.objects.exists(key):
+            self._known.add(key)
+            return True
+        return False
+
+    def _put(self, key: str, path: Path) -> None:
+        self.objects.put_file(key, path)
+        if self._known is not None:
+            self._known.add(key)
+
+    def publish(self, packages: Iterable[Package]) -> Report:
+        """Upload what the bucket lacks of these packages from this droplet's store, each file re-hashed first;
+        then record them in this droplet's hot list. A package whose store copy does not verify is refused."""
+        rep = Report()
+        for pkg in packages:
+            try:
+                size = self._publish_one(pkg, rep)
+            except (OSError, ValueError) as exc:
+                rep.refused[pkg.pkg_id] = str(exc)[:300]
+                continue
+            hot = self._hot.setdefault(pkg.pkg_id, {"integrity": pkg.integrity, "uses": 0, "bytes": size})
+            hot["uses"] += 1
+        if rep.done or rep.present:
+            self._write_hot()
+        return rep
+
+    def _publish_one(self, pkg: Package, rep: Report) -> int:
+        hx = integrity_hex(pkg.integrity)
+        index_file = self.local.index_path(pkg)
+        data = _read_regular(index_file, MAX_INDEX_BYTES)
+        entries = parse_index(data, pkg)
+        total = sum(e.size for e in entries)
+        if self._exists(f"index/{hx}.json"):
+            rep.present.append(pkg.pkg_id)
+            return total
+        for e in entries:
+            key = f"files/{e.hex}"
+            local = self.local.file_path(e.hex, e.executable)
+            got, n = _sha512_file(local)
+            if got != e.hex or n != e.size:
+                raise ValueError(f"store file of {e.path!r} does not match its integrity: not shared")
+            if not self._exists(key):
+                self._put(key, local)
+                rep.bytes += n
+        with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".json") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            self._put(f"index/{hx}.json", Path(tmp.name))  # last: an index in the bucket means its files are too
+        rep.done.append(pkg.pkg_id)
+        return total
+
+    def _write_hot(self) -> None:
+        with tempfile.NamedTemporaryFile("w", dir=self.scratch, suffix=".json") as tmp:
+            json.dump(self._hot, tmp)
+            tmp.flush()
+            self.objects.put_file(f"hot/{self.droplet}.json", Path(tmp.name), "application/json")
+
+    # -- warm ------------------------------------------------------------------------------------------------
+    def hot_set(self, budget_bytes: int) -> tuple[list[HotPackage], int]:
+        """The fleet's hot packages, most used first, as many as fit in ``budget_bytes``; and how many did not."""
+        merged: dict[tuple[str, str], HotPackage] = {}
+        for key in self.objects.list("hot/"):
+            try:
+                doc = json.loads(self.objects.open_bytes(key)[:16 * 2**20])
+            except (SyncError, ValueError):
+                continue  # one droplet's unreadable list costs only its own entries
+            if not isinstance(doc, dict):
+                continue
+            for pkg_id, e in doc.items():
+                name, _, version = str(pkg_id).rpartition("@")
+                if not (isinstance(e, dict) and valid_package(name, version) and isinstance(e.get("integrity"), str)):
+                    continue
+                uses, size = e.get("uses"), e.get("bytes")
+                if not isinstance(uses, int) or not isinstance(size, int):
+                    continue
+                k = (pkg_id, e["integrity"])
+                prev = merged.get(k)
+                merged[k] = HotPackage(Package(name, version, e["integrity"]), uses + (prev.uses if prev else 0),
+                                       max(0, size))
+        ranked = sorted(merged.values(), key=lambda h: (-h.uses, h.package.pkg_id))
+        out, used, left = [], 0, 0
+        for h in ranked:
+            if used + h.bytes > budget_bytes:
+                left += 1
+                continue
+            out.append(h)
+            used += h.bytes
+        return out, left
+
+    def import_packages(self, packages: Iterable[Package], trusted: Mapping[str, str], *,
+                        budget_bytes: int | None = None) -> Report:
+        """Bring packages into this droplet's store from the bucket. ``trusted`` maps name@version to the
+        integrity the registry's metadata gives it; a package is imported only when it matches, its index
+        describes it and every file's bytes hash to their integrity (checked before anything is written)."""
+        rep = Report()
+        for pkg in packages:
+            if trusted.get(pkg.pkg_id) != pkg.integrity:
+                rep.refused[pkg.pkg_id] = "integrity differs from the registry's metadata"
+                continue
+            try:
+                if self.local.index_path(pkg).exists():
+                    rep.present.append(pkg.pkg_id)
+                    continue
+                if budget_bytes is not None and rep.bytes >= budget_bytes:
+                    rep.over_budget += 1
+                    continue
+                rep.bytes += self._import_one(pkg)
+                rep.done.append(pkg.pkg_id)
+            except (OSError, ValueError, SyncError) as exc:
+                rep.refused[pkg.pkg_id] = str(exc)[:300]
+        return rep
+
+    def _import_one(self, pkg: Package) -> int:
+        hx = integrity_hex(pkg.integrity)
+        with tempfile.TemporaryDirectory(dir=self.scratch) as td:
+            tmp = Path(td)
+            self.objects.get_file(f"index/{hx}.json", tmp / "index.json")
+            data = _read_regular(tmp / "index.json", MAX_INDEX_BYTES)
+            entries = parse_index(data, pkg)
+            fetched: list[tuple[FileEntry, Path]] = []
+            for i, e in enumerate(entries):
+                final = self.local.file_path(e.hex, e.executable)
+                if final.exists():
+                    continue
+                dest = tmp / f"f{i}"
+                try:
+                    self.objects.get_file(f"files/{e.hex}", dest)
+                except NotFound:
+                    raise ValueError(f"file {e.path!r} is missing from the cache") from None
+                got, n = _sha512_file(dest)
+                if got != e.hex or n != e.size:
+                    raise ValueError(f"file {e.path!r}: its bytes do not match the integrity in the index (poisoned "
+                                     "or damaged object)")
+                fetched.append((e, dest))
+            moved = 0
+            for e, dest in fetched:  # every file verified: now, and only now, into the store
+                final = self.local.file_path(e.hex, e.executable)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(dest, 0o755 if e.executable else 0o644)
+                os.replace(dest, final)
+                moved += e.size
+            # pnpm re-hashes a file whose mtime is newer than its checkedAt: stamp the import time.
+            doc = json.loads(data)
+            now = int(time.time() * 1000) + 1000
+            for entry in doc["files"].values():
+                entry["checkedAt"] = now
+            index = self.local.index_path(pkg)
+            index.parent.mkdir(parents=True, exist_ok=True)
+            part = tmp / "index.part"
+            part.write_text(json.dumps(doc, separators=(",", ":")))
+            os.replace(part, index)  # last: pnpm takes a package as present once its index is
+        return moved
+
+
+def store_bytes(store_dir: Path) -> int:
+    """Bytes of the files under a store (hard-linked files counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirs, names in os.walk(store_dir):
+        for n in names:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, n))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total

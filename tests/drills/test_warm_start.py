@@ -1,0 +1,72 @@
+"""Warm start (issue 29): a droplet joining the fleet imports the fleet's hot packages from the shared store cache in
+the bucket (moto) before it takes builds, refuses poisoned objects, and its first build downloads nothing from the
+registry for the hot set (pnpm's own reporter line says so). Real pnpm, real registry, real S3 protocol."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from tests.drills.fleet_support import fleet_of
+from tests.support import wait_until
+
+HOT = "is-number@7.0.0,picocolors@1.1.1"
+POISONED = "ms@2.1.3"  # in the hot set, but one of its files in the bucket is replaced
+CACHE = "_store-cache/"
+
+
+def _index_names(store: Path) -> set[str]:
+    return {p.name.split("-", 1)[1] for p in (store / "v10" / "index").glob("*/*.json")}
+
+
+def test_new_droplet_warms_from_the_bucket_and_refuses_poison(tmp_path: Path, moto_endpoint: str) -> None:
+    with fleet_of(tmp_path, moto_endpoint) as fleet:
+        a = fleet.droplet("warm-a")
+        first = a.build("u1", "p1", f"deps:{HOT},{POISONED} on a")
+        assert first["success"] is True, first
+        admin, bucket = fleet.admin, fleet.bucket
+
+        def hot() -> dict[str, dict[str, object]]:
+            try:
+                body = admin.get_object(Bucket=bucket, Key=CACHE + "hot/warm-a.json")["Body"].read()
+            except admin.exceptions.NoSuchKey:
+                return {}
+            return json.loads(body)  # type: ignore[no-any-return]
+
+        wait_until(lambda: len(hot()) == 3, 60, what="warm-a publishing its three packages")
+        a.stop()  # the new droplet must not lean on a's store: only the bucket
+
+        # Poison 1: one file of a hot package replaced by other bytes (the object's name is its sha512).
+        ms_hex = base64.b64decode(str(hot()[POISONED]["integrity"])[7:]).hex()
+        index = json.loads(admin.get_object(Bucket=bucket, Key=f"{CACHE}index/{ms_hex}.json")["Body"].read())
+        victim = next(iter(index["files"].values()))["integrity"]
+        admin.put_object(Bucket=bucket, Key=f"{CACHE}files/{base64.b64decode(victim[7:]).hex()}",
+                         Body=b"module.exports = () => 'owned'\n")
+        # Poison 2: a hot entry and index for a real package under an integrity the registry does not give it.
+        fake = "sha512-" + base64.b64encode(hashlib.sha512(b"evil tarball").digest()).decode()
+        admin.put_object(Bucket=bucket, Key=CACHE + "hot/evil.json", Body=json.dumps(
+            {"is-odd@3.0.1": {"integrity": fake, "uses": 1000, "bytes": 10}}).encode())
+        admin.put_object(Bucket=bucket, Key=f"{CACHE}index/{hashlib.sha512(b'evil tarball').hexdigest()}.json",
+                         Body=json.dumps({"name": "is-odd", "version": "3.0.1", "files": {"index.js": {
+                             "integrity": victim, "mode": 420, "size": 10, "checkedAt": 0}}}).encode())
+
+        # A brand-new droplet with a store of its own (the other test daemons share one to stay warm).
+        b = fleet.droplet("warm-b", f'[paths]\npnpm_store = "{tmp_path / "store-b"}"\n')
+        # started: /healthz answered 200, so the warm-up is over
+        status = b.get("/ops/fleet").json()["warmStart"]
+        assert status["state"] == "warm", status
+        assert status["hot"] == 4 and status["done"] == 2 and status["refused"] == 2, status
+        held = _index_names(tmp_path / "store-b")
+        assert {"is-number@7.0.0.json", "picocolors@1.1.1.json"} <= held, held
+        assert not {n for n in held if n.startswith(("ms@", "is-odd@"))}, held  # refused whole, never half-imported
+        health = b.get("/healthz", params={"detail": "1"})
+        assert health.json()["warmStart"]["refused"] == 2, health.text
+
+        second = b.build("u2", "p2", f"deps:{HOT} on b")
+        assert second["success"] is True, second
+        log = (b.data_dir / "logs" / f"{second['versionId']}.log").read_text()
+        progress = re.findall(r"Progress: resolved (\d+), reused (\d+), downloaded (\d+), added (\d+), done", log)
+        assert progress and progress[-1] == ("2", "2", "0", "2"), log[-2000:]  # no tarball from the registry
