@@ -68,16 +68,17 @@ class WarmStart:
         try:
             room = max(0, self.budget_bytes - store_bytes(self.cache.local.root))
             hot, left = self.cache.hot_set(room)
-            packages = [h.package for h in hot]
+            # A restarted droplet already holds most of them: only the missing ones are asked of the registry.
+            packages = [h.package for h in hot if not self.cache.local.index_path(h.package).exists()]
             trusted = self.resolve(packages) if packages and self.resolve else {}
             rep = self.cache.import_packages(packages, trusted, budget_bytes=room)
             rep.over_budget += left
-            self.report = {"hot": len(packages), **{k: v for k, v in rep.as_dict().items() if k != "refused"},
+            self.report = {"hot": len(hot), "missing": len(packages), **{k: v for k, v in rep.as_dict().items() if k != "refused"},
                            "refused": len(rep.refused)}
             for pkg_id, why in list(rep.refused.items())[:20]:
                 log.warning("warm start: %s refused: %s", pkg_id, why)
-            log.info("warm start: %d hot packages, %d imported, %d present, %d refused, %d over budget",
-                     len(packages), len(rep.done), len(rep.present), len(rep.refused), rep.over_budget)
+            log.info("warm start: %d hot packages, %d missing here, %d imported, %d refused, %d over budget",
+                     len(hot), len(packages), len(rep.done), len(rep.refused), rep.over_budget)
             self.state = "warm"
         except Exception as exc:  # a cold store still builds: admit builds, say why
             log.warning("warm start failed (builds are taken with a cold store): %s", exc, exc_info=True)

@@ -58,12 +58,13 @@ cf_namespace_id = "{self.kv.namespace_id}"
 cf_api_base = "{self.kv.base_url}"
 '''
 
-    def droplet(self, name: str, extra: str = "") -> Drill:
+    def droplet(self, name: str, extra: str = "", *, start_timeout_s: float = 30.0) -> Drill:
         """A started droplet named ``name`` on ``tmp/name`` (``extra``: more config, TOML)."""
         root = self.tmp / name
         root.mkdir(parents=True, exist_ok=True)
         d = Drill(root, drill_config(root, self.config(name) + extra, sync_interval_s=0.1))
         d.env = self.env
+        d.start_timeout_s = start_timeout_s
         self.droplets.append(d)
         return d.start()
 

@@ -8,39 +8,61 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
-from tests.drills.fleet_support import fleet_of
-from tests.support import wait_until
+from daemon.fleet.warmstart import WarmStart
+from daemon.project import toolchain
+from sync.objects.s3 import S3ObjectStore
+from sync.storecache import StoreCache
+from tests.drills.fleet_support import Fleet, fleet_of
+from tests.support import SHARED_STORE, wait_until
 
 HOT = "is-number@7.0.0,picocolors@1.1.1"
 POISONED = "ms@2.1.3"  # in the hot set, but one of its files in the bucket is replaced
-CACHE = "_store-cache/"
+CACHE = "_store-cache/"  # the runtime's prefix for the store cache in the bucket
 
 
 def _index_names(store: Path) -> set[str]:
     return {p.name.split("-", 1)[1] for p in (store / "v10" / "index").glob("*/*.json")}
 
 
+def _publish_from_a_real_install(tmp: Path, fleet: Fleet, packages: str) -> dict[str, dict[str, object]]:
+    """What a droplet's install publishes (WarmStart.publish_now, as the install step hands it the lockfile):
+    a real `pnpm install` into the suite's shared store, published to the bucket from that store."""
+    work = tmp / "pub"
+    work.mkdir()
+    (work / "package.json").write_text(json.dumps(
+        {"name": "pub", "private": True, "dependencies": dict(p.rsplit("@", 1) for p in packages.split(","))}))
+    tc = toolchain.resolve()
+    argv = toolchain.install_argv(tc, SHARED_STORE, "", tmp / "pub-cache")
+    subprocess.run(argv, cwd=work, env={"PATH": tc.path_env, "HOME": str(tmp)}, check=True, capture_output=True,
+                   timeout=300)
+    objects = S3ObjectStore(fleet.bucket, endpoint_url=fleet.moto, region="us-east-1", access_key="testing",
+                            secret_key="testing", prefix=CACHE)
+    warm = WarmStart(StoreCache(objects, SHARED_STORE, tmp, "warm-a"), resolve=None, budget_bytes=2**40,
+                     timeout_s=0)
+    warm.publish_now((work / "pnpm-lock.yaml").read_text())
+    assert (warm.published, warm.publish_refused) == (3, 0)
+    return _hot_of(fleet, "warm-a")  # type: ignore[return-value]
+
+
+def _hot_of(fleet: Fleet, droplet: str) -> dict[str, object]:
+    try:
+        body = fleet.admin.get_object(Bucket=fleet.bucket, Key=f"{CACHE}hot/{droplet}.json")["Body"].read()
+    except fleet.admin.exceptions.NoSuchKey:
+        return {}
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
 def test_new_droplet_warms_from_the_bucket_and_refuses_poison(tmp_path: Path, moto_endpoint: str) -> None:
     with fleet_of(tmp_path, moto_endpoint) as fleet:
-        a = fleet.droplet("warm-a")
-        first = a.build("u1", "p1", f"deps:{HOT},{POISONED} on a")
-        assert first["success"] is True, first
+        hot = _publish_from_a_real_install(tmp_path, fleet, f"{HOT},{POISONED}")
+        assert len(hot) == 3, hot
         admin, bucket = fleet.admin, fleet.bucket
 
-        def hot() -> dict[str, dict[str, object]]:
-            try:
-                body = admin.get_object(Bucket=bucket, Key=CACHE + "hot/warm-a.json")["Body"].read()
-            except admin.exceptions.NoSuchKey:
-                return {}
-            return json.loads(body)  # type: ignore[no-any-return]
-
-        wait_until(lambda: len(hot()) == 3, 60, what="warm-a publishing its three packages")
-        a.stop()  # the new droplet must not lean on a's store: only the bucket
-
         # Poison 1: one file of a hot package replaced by other bytes (the object's name is its sha512).
-        ms_hex = base64.b64decode(str(hot()[POISONED]["integrity"])[7:]).hex()
+        ms_hex = base64.b64decode(str(hot[POISONED]["integrity"])[7:]).hex()
         index = json.loads(admin.get_object(Bucket=bucket, Key=f"{CACHE}index/{ms_hex}.json")["Body"].read())
         victim = next(iter(index["files"].values()))["integrity"]
         admin.put_object(Bucket=bucket, Key=f"{CACHE}files/{base64.b64decode(victim[7:]).hex()}",
@@ -54,7 +76,8 @@ def test_new_droplet_warms_from_the_bucket_and_refuses_poison(tmp_path: Path, mo
                              "integrity": victim, "mode": 420, "size": 10, "checkedAt": 0}}}).encode())
 
         # A brand-new droplet with a store of its own (the other test daemons share one to stay warm).
-        b = fleet.droplet("warm-b", f'[paths]\npnpm_store = "{tmp_path / "store-b"}"\n')
+        b = fleet.droplet("warm-b", f'[paths]\npnpm_store = "{tmp_path / "store-b"}"\n',
+                          start_timeout_s=120)
         # started: /healthz answered 200, so the warm-up is over
         status = b.get("/ops/fleet").json()["warmStart"]
         assert status["state"] == "warm", status
@@ -70,3 +93,6 @@ def test_new_droplet_warms_from_the_bucket_and_refuses_poison(tmp_path: Path, mo
         log = (b.data_dir / "logs" / f"{second['versionId']}.log").read_text()
         progress = re.findall(r"Progress: resolved (\d+), reused (\d+), downloaded (\d+), added (\d+), done", log)
         assert progress and progress[-1] == ("2", "2", "0", "2"), log[-2000:]  # no tarball from the registry
+        # b's own install handed its lockfile to the publisher: b's hot list names what it installed
+        wait_until(lambda: _hot_of(fleet, "warm-b").keys() == {"is-number@7.0.0", "picocolors@1.1.1"}, 30,
+                   what="warm-b publishing its install")
