@@ -14,11 +14,13 @@ from pathlib import Path
 from daemon.core.config import Config
 from daemon.core.layout import Layout
 from daemon.project import toolchain
+from sandbox import safepath
 from sync.storecache import Package, lockfile_packages, valid_package
 
 log = logging.getLogger("previewd.warmstart")
 RESOLVE_TIMEOUT_S = 300
 PRUNE_TIMEOUT_S = 600
+MAX_LOCKFILE = 64 * 2**20
 
 
 class PnpmStoreTools:
@@ -58,7 +60,8 @@ class PnpmStoreTools:
             if res.returncode != 0:
                 tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
                 raise RuntimeError(f"pnpm could not resolve the hot set (exit {res.returncode}): {' | '.join(tail)}")
-            text = (work / "pnpm-lock.yaml").read_text(errors="replace")
+            # pnpm alone wrote this dir, but the one door reads every lockfile the same way
+            text = safepath.read_regular(work, ["pnpm-lock.yaml"], MAX_LOCKFILE).decode("utf-8", "replace")
         return {p.pkg_id: p.integrity for p in lockfile_packages(text)}
 
     def prune(self) -> None:
