@@ -73,8 +73,8 @@ class WarmStart:
             trusted = self.resolve(packages) if packages and self.resolve else {}
             rep = self.cache.import_packages(packages, trusted, budget_bytes=room)
             rep.over_budget += left
-            self.report = {"hot": len(hot), "missing": len(packages), **{k: v for k, v in rep.as_dict().items() if k != "refused"},
-                           "refused": len(rep.refused)}
+            counts = {k: v for k, v in rep.as_dict().items() if k != "refused"}
+            self.report = {"hot": len(hot), "missing": len(packages), **counts, "refused": len(rep.refused)}
             for pkg_id, why in list(rep.refused.items())[:20]:
                 log.warning("warm start: %s refused: %s", pkg_id, why)
             log.info("warm start: %d hot packages, %d missing here, %d imported, %d refused, %d over budget",

@@ -78,7 +78,8 @@ def two(tmp_path: Path) -> tuple[StoreCache, StoreCache, Package, Package]:
 
 def test_the_lockfile_gives_registry_packages_with_their_integrity() -> None:
     got = lockfile_packages(LOCK.replace("INTEGRITY_A", _integrity(b"a")).replace("INTEGRITY_B", _integrity(b"b")))
-    assert got == [Package("@scope/left", "1.0.0", _integrity(b"a")), Package("right", "2.0.0-beta.1", _integrity(b"b"))]
+    assert got == [Package("@scope/left", "1.0.0", _integrity(b"a")),
+                   Package("right", "2.0.0-beta.1", _integrity(b"b"))]
 
 
 def test_published_packages_are_imported_byte_for_byte_by_another_droplet(two: tuple) -> None:
