@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.drills.fleet_support import Fleet
 from tests.drills.support import Drill
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 
 def droplet(fleet: Fleet, name: str, app: str, *, warm_start: bool) -> Drill:
@@ -87,7 +87,12 @@ def main() -> None:
             try:
                 hot = droplet(fleet, "hot", args.app, warm_start=True)  # the fleet's warm droplet
                 cold.append(timed_build(hot, "first", args.app))  # its first build is a cold one too
-                time.sleep(3)  # its publish (off the build's path) reaches the bucket
+                t = time.perf_counter()
+                wait_until(lambda: hot.get("/ops/fleet").json()["warmStart"]["publishPending"] == 0, 1800,
+                           interval=1, what="the warm droplet publishing its packages")  # off the build's path
+                published = hot.get("/ops/fleet").json()["warmStart"]["published"]
+                print(f"  published {published} packages to the bucket in {time.perf_counter() - t:.1f} s "
+                      "(after the build's answer)", flush=True)
                 for i in range(args.rounds):
                     if i:
                         c = droplet(fleet, f"cold{i}", args.app, warm_start=False)

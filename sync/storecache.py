@@ -29,8 +29,10 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from sync.objects.base import ObjectStore
 STORE_VERSION = "v10"  # pnpm 10's store layout
 MAX_INDEX_BYTES = 4 * 2**20  # a package index is a few KiB; a huge one is refused unread
 MAX_FILE_BYTES = 256 * 2**20
+PARALLEL = 8  # object requests in flight: a package tree is thousands of small files, each one round trip
 # What a package id may be before it becomes a path in the store or an entry of a package.json the daemon writes.
 NAME_RE = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]{0,100}/)?[a-z0-9][a-z0-9._~-]{0,213}$")
 VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.+-]{1,100})?$")
@@ -178,12 +181,14 @@ class Report:
 
     done: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # in the lockfile, not installed here (another platform's)
     refused: dict[str, str] = field(default_factory=dict)
     bytes: int = 0
     over_budget: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"done": len(self.done), "present": len(self.present), "refused": dict(self.refused),
+        return {"done": len(self.done), "present": len(self.present), "skipped": len(self.skipped),
+                "refused": dict(self.refused),
                 "bytes": self.bytes, "overBudget": self.over_budget}
 
 
@@ -208,14 +213,11 @@ class StoreCache:
 
     # -- publish ---------------------------------------------------------------------------------------------
     def _exists(self, key: str) -> bool:
+        # Listed once, then kept: objects are immutable, and one another droplet uploads meanwhile costs only a
+        # second upload of the same bytes (no HEAD per file).
         if self._known is None:
             self._known = set(self.objects.list("files/")) | set(self.objects.list("index/"))
-        if key in self._known:
-            return True
-        if self.objects.exists(key):
-            self._known.add(key)
-            return True
-        return False
+        return key in self._known
 
     def _put(self, key: str, path: Path) -> None:
         self.objects.put_file(key, path)
@@ -226,36 +228,43 @@ class StoreCache:
         """Upload what the bucket lacks of these packages from this droplet's store, each file re-hashed first;
         then record them in this droplet's hot list. A package whose store copy does not verify is refused."""
         rep = Report()
-        for pkg in packages:
-            try:
-                size = self._publish_one(pkg, rep)
-            except (OSError, ValueError) as exc:
-                rep.refused[pkg.pkg_id] = str(exc)[:300]
-                continue
-            hot = self._hot.setdefault(pkg.pkg_id, {"integrity": pkg.integrity, "uses": 0, "bytes": size})
-            hot["uses"] += 1
+        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="store-cache") as pool:
+            for pkg in packages:
+                try:
+                    size = self._publish_one(pkg, rep, pool)
+                except (OSError, ValueError, SyncError) as exc:
+                    rep.refused[pkg.pkg_id] = str(exc)[:300]
+                    continue
+                if size is None:
+                    continue
+                hot = self._hot.setdefault(pkg.pkg_id, {"integrity": pkg.integrity, "uses": 0, "bytes": size})
+                hot["uses"] += 1
         if rep.done or rep.present:
             self._write_hot()
         return rep
 
-    def _publish_one(self, pkg: Package, rep: Report) -> int:
+    def _publish_one(self, pkg: Package, rep: Report, pool: ThreadPoolExecutor) -> int | None:
         hx = integrity_hex(pkg.integrity)
-        index_file = self.local.index_path(pkg)
-        data = _read_regular(index_file, MAX_INDEX_BYTES)
+        try:
+            data = _read_regular(self.local.index_path(pkg), MAX_INDEX_BYTES)
+        except FileNotFoundError:
+            rep.skipped.append(pkg.pkg_id)  # an optional package for another platform: never installed here
+            return None
         entries = parse_index(data, pkg)
         total = sum(e.size for e in entries)
         if self._exists(f"index/{hx}.json"):
             rep.present.append(pkg.pkg_id)
             return total
+        todo: dict[str, Path] = {}
         for e in entries:
-            key = f"files/{e.hex}"
             local = self.local.file_path(e.hex, e.executable)
             got, n = _sha512_file(local)
             if got != e.hex or n != e.size:
                 raise ValueError(f"store file of {e.path!r} does not match its integrity: not shared")
-            if not self._exists(key):
-                self._put(key, local)
-                rep.bytes += n
+            if not self._exists(f"files/{e.hex}"):
+                todo[f"files/{e.hex}"] = local
+        list(pool.map(lambda kv: self._put(*kv), todo.items()))
+        rep.bytes += sum(e.size for e in entries if f"files/{e.hex}" in todo)
         with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".json") as tmp:
             tmp.write(data)
             tmp.flush()
@@ -307,21 +316,34 @@ class StoreCache:
         integrity the registry's metadata gives it; a package is imported only when it matches, its index
         describes it and every file's bytes hash to their integrity (checked before anything is written)."""
         rep = Report()
-        for pkg in packages:
+        lock = threading.Lock()
+
+        def one(pkg: Package) -> None:
             if trusted.get(pkg.pkg_id) != pkg.integrity:
-                rep.refused[pkg.pkg_id] = "integrity differs from the registry's metadata"
-                continue
+                with lock:
+                    rep.refused[pkg.pkg_id] = "integrity differs from the registry's metadata"
+                return
             try:
                 if self.local.index_path(pkg).exists():
-                    rep.present.append(pkg.pkg_id)
-                    continue
-                if budget_bytes is not None and rep.bytes >= budget_bytes:
-                    rep.over_budget += 1
-                    continue
-                rep.bytes += self._import_one(pkg)
-                rep.done.append(pkg.pkg_id)
+                    with lock:
+                        rep.present.append(pkg.pkg_id)
+                    return
+                with lock:
+                    if budget_bytes is not None and rep.bytes >= budget_bytes:
+                        rep.over_budget += 1
+                        return
+                moved = self._import_one(pkg)
+                with lock:
+                    rep.bytes += moved
+                    rep.done.append(pkg.pkg_id)
             except (OSError, ValueError, SyncError) as exc:
-                rep.refused[pkg.pkg_id] = str(exc)[:300]
+                with lock:
+                    rep.refused[pkg.pkg_id] = str(exc)[:300]
+
+        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="store-cache") as pool:
+            list(pool.map(one, packages))
+        rep.done.sort()
+        rep.present.sort()
         return rep
 
     def _import_one(self, pkg: Package) -> int:

@@ -41,6 +41,7 @@ class WarmStart:
         self.report: dict[str, Any] = {}
         self.published = 0
         self.publish_refused = 0
+        self._publishing = False
         self._lockfiles: queue.Queue[str | None] = queue.Queue(maxsize=256)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -55,7 +56,8 @@ class WarmStart:
     def status(self) -> dict[str, Any]:
         """For `/healthz?detail=1` and `daemonctl fleet`."""
         out: dict[str, Any] = {"state": "timed_out" if self.state == "warming" and not self.warming else self.state,
-                               "published": self.published, "publishRefused": self.publish_refused}
+                               "published": self.published, "publishRefused": self.publish_refused,
+                               "publishPending": self._lockfiles.qsize() + int(self._publishing)}
         if self.finished_at is not None and self.started_at is not None:
             out["seconds"] = round(self.finished_at - self.started_at, 2)
         out.update(self.report)
@@ -91,6 +93,7 @@ class WarmStart:
     def installed(self, lockfile: str) -> None:
         """An install of this droplet wrote this lockfile (the daemon read it right after pnpm, before any
         generated code ran): publish its packages from the store, later, on this job's thread."""
+        self._publishing = True  # counted as pending from now: the job may not have taken it yet
         with contextlib.suppress(queue.Full):  # full: the next install names the hot packages again
             self._lockfiles.put_nowait(lockfile)
 
@@ -107,9 +110,11 @@ class WarmStart:
     def _run(self) -> None:
         self.warm()
         while not self._stop.is_set():
+            self._publishing = False
             item = self._lockfiles.get()
             if item is None:
                 return
+            self._publishing = True
             try:
                 self.publish_now(item)
             except Exception:  # the loop never dies: the next lockfile tries again
