@@ -66,6 +66,25 @@ def timed_build(d: Drill, project: str, app: str) -> tuple[float, float]:
     return took, install_ms / 1000
 
 
+
+def _med(xs: list[tuple[float, float]], k: int) -> float:
+    return statistics.median(x[k] for x in xs)
+
+
+def report(app: str, rounds: int, cold: list[tuple[float, float]], warm: list[tuple[float, float]],
+           new: list[tuple[float, float]], warmups: list[float], imported: int) -> None:
+    """The figures, printed before the bucket's thousands of objects are cleaned up."""
+    base = _med(warm, 0)
+    print(f"app: {app}, rounds: {rounds} (medians; request -> deployed, install step in brackets)")
+    print(f"  warm droplet, new project     {base:6.2f} s  [{_med(warm, 1):5.2f} s]  1.00x (baseline)")
+    print(f"  brand-new droplet after warm  {_med(new, 0):6.2f} s  [{_med(new, 1):5.2f} s]  "
+          f"{_med(new, 0) / base:.2f}x  (goal <= 1.10x)")
+    print(f"  cold store (no warm start)    {_med(cold, 0):6.2f} s  [{_med(cold, 1):5.2f} s]  "
+          f"{_med(cold, 0) / base:.2f}x")
+    print(f"  warm-up before taking builds  {statistics.median(warmups):6.2f} s ({imported} packages imported, "
+          "verified, and the metadata of each asked of the registry)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -106,22 +125,11 @@ def main() -> None:
                     new.append(timed_build(n, f"new{i}", args.app))
                     n.stop()
                     warm.append(timed_build(hot, f"warm{i}", args.app))
+                report(args.app, args.rounds, cold, warm, new, warmups, imported)
             finally:
                 fleet.close()
     finally:
         moto.stop()
-
-    def med(xs: list[tuple[float, float]], k: int) -> float:
-        return statistics.median(x[k] for x in xs)
-
-    base = med(warm, 0)
-    print(f"app: {args.app}, rounds: {args.rounds} (medians; request -> deployed, install step in brackets)")
-    print(f"  warm droplet, new project     {base:6.2f} s  [{med(warm, 1):5.2f} s]  1.00x (baseline)")
-    print(f"  brand-new droplet after warm  {med(new, 0):6.2f} s  [{med(new, 1):5.2f} s]  {med(new, 0) / base:.2f}x"
-          "  (goal <= 1.10x)")
-    print(f"  cold store (no warm start)    {med(cold, 0):6.2f} s  [{med(cold, 1):5.2f} s]  {med(cold, 0) / base:.2f}x")
-    print(f"  warm-up before taking builds  {statistics.median(warmups):6.2f} s ({imported} packages imported, "
-          "verified, and the metadata of each asked of the registry)")
 
 
 if __name__ == "__main__":
