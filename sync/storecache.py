@@ -7,8 +7,8 @@ sha512 integrity of the package's tarball, which the lockfile and the registry's
 package's files with their integrity). Both are content-addressed, so the bucket copy is synced incrementally: an
 object that exists is never written again. Keys below the cache's own prefix:
 
-    files/<sha512 hex>            one file's bytes (mode not kept: the index says it)
-    index/<sha512 hex>.json       a package's index, as pnpm wrote it
+    packages/<sha512 hex>.tar     one package: its index as pnpm wrote it (``index.json``) and each of its files,
+                                  named by the sha512 of its bytes (one request per package, not per file)
     hot/<droplet>.json            what this droplet's builds installed: {"name@version": {integrity, uses, bytes}}
 
 The rules (README "Warm start"): a package is imported only when the registry's integrity for its name@version
@@ -24,10 +24,13 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
+import shutil
 import stat
+import tarfile
 import tempfile
 import threading
 import time
@@ -208,68 +211,84 @@ class StoreCache:
         self.local = StoreLayout(store_dir)
         self.scratch = scratch
         self.droplet = droplet
-        self._known: set[str] | None = None  # keys seen in the bucket (immutable: once there, always there)
+        self._known: set[str] | None = None  # bundles seen in the bucket (immutable: once there, always there)
         self._hot: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def bundle_key(pkg: Package) -> str:
+        return f"packages/{integrity_hex(pkg.integrity)}.tar"
 
     # -- publish ---------------------------------------------------------------------------------------------
     def _exists(self, key: str) -> bool:
-        # Listed once, then kept: objects are immutable, and one another droplet uploads meanwhile costs only a
-        # second upload of the same bytes (no HEAD per file).
+        # Listed once, then kept: bundles are immutable, and one another droplet uploads meanwhile costs only a
+        # second upload of the same bytes (no HEAD per package).
         if self._known is None:
-            self._known = set(self.objects.list("files/")) | set(self.objects.list("index/"))
+            self._known = set(self.objects.list("packages/"))
         return key in self._known
-
-    def _put(self, key: str, path: Path) -> None:
-        self.objects.put_file(key, path)
-        if self._known is not None:
-            self._known.add(key)
 
     def publish(self, packages: Iterable[Package]) -> Report:
         """Upload what the bucket lacks of these packages from this droplet's store, each file re-hashed first;
         then record them in this droplet's hot list. A package whose store copy does not verify is refused."""
         rep = Report()
-        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="store-cache") as pool:
-            for pkg in packages:
-                try:
-                    size = self._publish_one(pkg, rep, pool)
-                except (OSError, ValueError, SyncError) as exc:
+        lock = threading.Lock()
+
+        def one(pkg: Package) -> None:
+            try:
+                size = self._publish_one(pkg, rep, lock)
+            except (OSError, ValueError, SyncError) as exc:
+                with lock:
                     rep.refused[pkg.pkg_id] = str(exc)[:300]
-                    continue
-                if size is None:
-                    continue
-                hot = self._hot.setdefault(pkg.pkg_id, {"integrity": pkg.integrity, "uses": 0, "bytes": size})
-                hot["uses"] += 1
+                return
+            if size is not None:
+                with lock:
+                    hot = self._hot.setdefault(pkg.pkg_id, {"integrity": pkg.integrity, "uses": 0, "bytes": size})
+                    hot["uses"] += 1
+
+        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="store-cache") as pool:
+            list(pool.map(one, packages))
+        rep.done.sort()
         if rep.done or rep.present:
             self._write_hot()
         return rep
 
-    def _publish_one(self, pkg: Package, rep: Report, pool: ThreadPoolExecutor) -> int | None:
-        hx = integrity_hex(pkg.integrity)
+    def _publish_one(self, pkg: Package, rep: Report, lock: threading.Lock) -> int | None:
         try:
             data = _read_regular(self.local.index_path(pkg), MAX_INDEX_BYTES)
         except FileNotFoundError:
-            rep.skipped.append(pkg.pkg_id)  # an optional package for another platform: never installed here
+            with lock:
+                rep.skipped.append(pkg.pkg_id)  # an optional package for another platform: never installed here
             return None
         entries = parse_index(data, pkg)
         total = sum(e.size for e in entries)
-        if self._exists(f"index/{hx}.json"):
-            rep.present.append(pkg.pkg_id)
+        key = self.bundle_key(pkg)
+        with lock:
+            known = self._exists(key)
+        if known:
+            with lock:
+                rep.present.append(pkg.pkg_id)
             return total
-        todo: dict[str, Path] = {}
-        for e in entries:
-            local = self.local.file_path(e.hex, e.executable)
-            got, n = _sha512_file(local)
-            if got != e.hex or n != e.size:
-                raise ValueError(f"store file of {e.path!r} does not match its integrity: not shared")
-            if not self._exists(f"files/{e.hex}"):
-                todo[f"files/{e.hex}"] = local
-        list(pool.map(lambda kv: self._put(*kv), todo.items()))
-        rep.bytes += sum(e.size for e in entries if f"files/{e.hex}" in todo)
-        with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".json") as tmp:
-            tmp.write(data)
+        # One bundle per package (its index and its files, each named by its sha512): one request, not one per file.
+        with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".tar") as tmp:
+            with tarfile.open(fileobj=tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                info = tarfile.TarInfo("index.json")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                for hx in sorted({e.hex for e in entries}):
+                    e = next(x for x in entries if x.hex == hx)
+                    local = self.local.file_path(e.hex, e.executable)
+                    blob = _read_regular(local, MAX_FILE_BYTES)
+                    if hashlib.sha512(blob).hexdigest() != e.hex or len(blob) != e.size:
+                        raise ValueError(f"store file of {e.path!r} does not match its integrity: not shared")
+                    info = tarfile.TarInfo(hx)
+                    info.size = len(blob)
+                    tar.addfile(info, io.BytesIO(blob))
             tmp.flush()
-            self._put(f"index/{hx}.json", Path(tmp.name))  # last: an index in the bucket means its files are too
-        rep.done.append(pkg.pkg_id)
+            self.objects.put_file(key, Path(tmp.name))
+        with lock:
+            if self._known is not None:
+                self._known.add(key)
+            rep.done.append(pkg.pkg_id)
+            rep.bytes += total
         return total
 
     def _write_hot(self) -> None:
@@ -310,82 +329,139 @@ class StoreCache:
             used += h.bytes
         return out, left
 
-    def import_packages(self, packages: Iterable[Package], trusted: Mapping[str, str], *,
-                        budget_bytes: int | None = None) -> Report:
-        """Bring packages into this droplet's store from the bucket. ``trusted`` maps name@version to the
-        integrity the registry's metadata gives it; a package is imported only when it matches, its index
-        describes it and every file's bytes hash to their integrity (checked before anything is written)."""
-        rep = Report()
+    def stage(self, packages: Iterable[Package], into: Path) -> tuple[dict[str, Staged], dict[str, str]]:
+        """Download and verify these packages' bundles into ``into`` (nothing enters the store yet): each file's
+        bytes must hash to the integrity the package's index gives it. The staged packages, and why others were
+        refused."""
+        staged: dict[str, Staged] = {}
+        refused: dict[str, str] = {}
         lock = threading.Lock()
 
         def one(pkg: Package) -> None:
-            if trusted.get(pkg.pkg_id) != pkg.integrity:
-                with lock:
-                    rep.refused[pkg.pkg_id] = "integrity differs from the registry's metadata"
-                return
             try:
-                if self.local.index_path(pkg).exists():
-                    with lock:
-                        rep.present.append(pkg.pkg_id)
-                    return
+                st = self._stage_one(pkg, into)
+            except (OSError, ValueError, SyncError, tarfile.TarError) as exc:
                 with lock:
-                    if budget_bytes is not None and rep.bytes >= budget_bytes:
-                        rep.over_budget += 1
-                        return
-                moved = self._import_one(pkg)
-                with lock:
-                    rep.bytes += moved
-                    rep.done.append(pkg.pkg_id)
-            except (OSError, ValueError, SyncError) as exc:
-                with lock:
-                    rep.refused[pkg.pkg_id] = str(exc)[:300]
+                    refused[pkg.pkg_id] = str(exc)[:300]
+                return
+            with lock:
+                staged[pkg.pkg_id] = st
 
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="store-cache") as pool:
-            list(pool.map(one, packages))
-        rep.done.sort()
-        rep.present.sort()
+            list(pool.map(one, [p for p in packages if not self.local.index_path(p).exists()]))
+        return staged, refused
+
+    def _stage_one(self, pkg: Package, into: Path) -> Staged:
+        hx = integrity_hex(pkg.integrity)
+        d = into / hx
+        d.mkdir()
+        bundle = d / "bundle.tar"
+        try:
+            self.objects.get_file(self.bundle_key(pkg), bundle)
+        except NotFound:
+            raise ValueError("not in the cache") from None
+        index: bytes | None = None
+        blobs: dict[str, int] = {}
+        with tarfile.open(bundle, mode="r:") as tar:
+            for m in tar:
+                if not m.isfile() or m.size > MAX_FILE_BYTES:
+                    raise ValueError(f"bundle entry {m.name[:80]!r} is not a regular file within the caps")
+                if m.name == "index.json":
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    index = f.read(MAX_INDEX_BYTES + 1)
+                    continue
+                if not re.fullmatch(r"[0-9a-f]{128}", m.name):
+                    raise ValueError(f"bundle entry {m.name[:80]!r} is not a sha512 name")
+                f = tar.extractfile(m)
+                assert f is not None
+                h = hashlib.sha512()
+                with open(d / m.name, "wb") as out:  # a checked hex name: no path of the bundle's choosing
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+                if h.hexdigest() != m.name:
+                    raise ValueError("a file's bytes do not match their sha512 name (poisoned or damaged object)")
+                blobs[m.name] = m.size
+        bundle.unlink()
+        if index is None or len(index) > MAX_INDEX_BYTES:
+            raise ValueError("the bundle holds no usable index")
+        entries = parse_index(index, pkg)
+        for e in entries:
+            if blobs.get(e.hex) != e.size and not self.local.file_path(e.hex, e.executable).exists():
+                raise ValueError(f"file {e.path!r}: its bytes do not match the integrity in the index (poisoned "
+                                 "or damaged object)")
+        return Staged(pkg, d, index, entries)
+
+    def install_staged(self, staged: Mapping[str, Staged], trusted: Mapping[str, str],
+                       budget_bytes: int | None = None) -> Report:
+        """Move verified packages into the store, each only when ``trusted`` (name@version -> the integrity the
+        registry's metadata gives it) names the integrity it was filed under: files first, the index last."""
+        rep = Report()
+        for pkg_id in sorted(staged):
+            st = staged[pkg_id]
+            if trusted.get(pkg_id) != st.package.integrity:
+                rep.refused[pkg_id] = "integrity differs from the registry's metadata"
+                continue
+            if budget_bytes is not None and rep.bytes >= budget_bytes:
+                rep.over_budget += 1
+                continue
+            try:
+                rep.bytes += self._install_one(st)
+                rep.done.append(pkg_id)
+            except OSError as exc:
+                rep.refused[pkg_id] = str(exc)[:300]
         return rep
 
-    def _import_one(self, pkg: Package) -> int:
-        hx = integrity_hex(pkg.integrity)
-        with tempfile.TemporaryDirectory(dir=self.scratch) as td:
-            tmp = Path(td)
-            self.objects.get_file(f"index/{hx}.json", tmp / "index.json")
-            data = _read_regular(tmp / "index.json", MAX_INDEX_BYTES)
-            entries = parse_index(data, pkg)
-            fetched: list[tuple[FileEntry, Path]] = []
-            for i, e in enumerate(entries):
-                final = self.local.file_path(e.hex, e.executable)
-                if final.exists():
-                    continue
-                dest = tmp / f"f{i}"
-                try:
-                    self.objects.get_file(f"files/{e.hex}", dest)
-                except NotFound:
-                    raise ValueError(f"file {e.path!r} is missing from the cache") from None
-                got, n = _sha512_file(dest)
-                if got != e.hex or n != e.size:
-                    raise ValueError(f"file {e.path!r}: its bytes do not match the integrity in the index (poisoned "
-                                     "or damaged object)")
-                fetched.append((e, dest))
-            moved = 0
-            for e, dest in fetched:  # every file verified: now, and only now, into the store
-                final = self.local.file_path(e.hex, e.executable)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(dest, 0o755 if e.executable else 0o644)
-                os.replace(dest, final)
-                moved += e.size
-            # pnpm re-hashes a file whose mtime is newer than its checkedAt: stamp the import time.
-            doc = json.loads(data)
-            now = int(time.time() * 1000) + 1000
-            for entry in doc["files"].values():
-                entry["checkedAt"] = now
-            index = self.local.index_path(pkg)
-            index.parent.mkdir(parents=True, exist_ok=True)
-            part = tmp / "index.part"
-            part.write_text(json.dumps(doc, separators=(",", ":")))
-            os.replace(part, index)  # last: pnpm takes a package as present once its index is
+    def _install_one(self, st: Staged) -> int:
+        moved = 0
+        for e in st.entries:
+            final = self.local.file_path(e.hex, e.executable)
+            if final.exists():
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            src = st.dir / e.hex
+            tmp = final.with_name(final.name + ".part")
+            shutil.copyfile(src, tmp)  # a file may serve two entries (and another fs): copy, then rename
+            os.chmod(tmp, 0o755 if e.executable else 0o644)
+            os.replace(tmp, final)
+            moved += e.size
+        # pnpm re-hashes a file whose mtime is newer than its checkedAt: stamp the import time.
+        doc = json.loads(st.index)
+        now = int(time.time() * 1000) + 1000
+        for entry in doc["files"].values():
+            entry["checkedAt"] = now
+        index = self.local.index_path(st.package)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        part = index.with_name(index.name + ".part")
+        part.write_text(json.dumps(doc, separators=(",", ":")))
+        os.replace(part, index)  # last: pnpm takes a package as present once its index is
         return moved
+
+    def import_packages(self, packages: Iterable[Package], trusted: Mapping[str, str], *,
+                        budget_bytes: int | None = None) -> Report:
+        """`stage` then `install_staged`; packages the store already holds count as present."""
+        pkgs = list(packages)
+        with tempfile.TemporaryDirectory(dir=self.scratch) as td:
+            staged, refused = self.stage([p for p in pkgs if trusted.get(p.pkg_id) == p.integrity], Path(td))
+            rep = self.install_staged(staged, trusted, budget_bytes)
+        rep.refused.update(refused)
+        for p in pkgs:
+            if trusted.get(p.pkg_id) != p.integrity:
+                rep.refused[p.pkg_id] = "integrity differs from the registry's metadata"
+            elif p.pkg_id not in staged and p.pkg_id not in refused:
+                rep.present.append(p.pkg_id)
+        return rep
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A package downloaded and verified, waiting outside the store for the registry's word."""
+
+    package: Package
+    dir: Path
+    index: bytes
+    entries: list[FileEntry]
 
 
 def store_bytes(store_dir: Path) -> int:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from daemon.core.background import Job
@@ -72,8 +75,14 @@ class WarmStart:
             hot, left = self.cache.hot_set(room)
             # A restarted droplet already holds most of them: only the missing ones are asked of the registry.
             packages = [h.package for h in hot if not self.cache.local.index_path(h.package).exists()]
-            trusted = self.resolve(packages) if packages and self.resolve else {}
-            rep = self.cache.import_packages(packages, trusted, budget_bytes=room)
+            with tempfile.TemporaryDirectory(dir=self.cache.scratch) as td, ThreadPoolExecutor(1) as ex:
+                # The registry's word and the bucket's bytes are fetched at once; nothing enters the store before
+                # both agree.
+                asked = ex.submit(self.resolve, packages) if packages and self.resolve else None
+                staged, refused = self.cache.stage(packages, Path(td))
+                trusted = asked.result() if asked is not None else {}
+                rep = self.cache.install_staged(staged, trusted, room)
+            rep.refused.update(refused)
             rep.over_budget += left
             counts = {k: v for k, v in rep.as_dict().items() if k != "refused"}
             self.report = {"hot": len(hot), "missing": len(packages), **counts, "refused": len(rep.refused)}

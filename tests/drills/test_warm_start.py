@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 from daemon.fleet.warmstart import WarmStart
@@ -61,19 +63,24 @@ def test_new_droplet_warms_from_the_bucket_and_refuses_poison(tmp_path: Path, mo
         assert len(hot) == 3, hot
         admin, bucket = fleet.admin, fleet.bucket
 
-        # Poison 1: one file of a hot package replaced by other bytes (the object's name is its sha512).
-        ms_hex = base64.b64decode(str(hot[POISONED]["integrity"])[7:]).hex()
-        index = json.loads(admin.get_object(Bucket=bucket, Key=f"{CACHE}index/{ms_hex}.json")["Body"].read())
-        victim = next(iter(index["files"].values()))["integrity"]
-        admin.put_object(Bucket=bucket, Key=f"{CACHE}files/{base64.b64decode(victim[7:]).hex()}",
-                         Body=b"module.exports = () => 'owned'\n")
-        # Poison 2: a hot entry and index for a real package under an integrity the registry does not give it.
+        # Poison 1: one file in a hot package's bundle replaced by other bytes (its name is the sha512 it had).
+        ms_key = f"{CACHE}packages/{base64.b64decode(str(hot[POISONED]['integrity'])[7:]).hex()}.tar"
+        src = io.BytesIO(admin.get_object(Bucket=bucket, Key=ms_key)["Body"].read())
+        bad = io.BytesIO()
+        with tarfile.open(fileobj=src) as old, tarfile.open(fileobj=bad, mode="w") as new:
+            for m in old:
+                f = old.extractfile(m)
+                data = b"module.exports = () => 'owned'\n" if m.name != "index.json" else f.read()  # type: ignore
+                info = tarfile.TarInfo(m.name)
+                info.size = len(data)
+                new.addfile(info, io.BytesIO(data))
+        admin.put_object(Bucket=bucket, Key=ms_key, Body=bad.getvalue())
+        # Poison 2: a hot entry and a bundle for a real package under an integrity the registry does not give it.
         fake = "sha512-" + base64.b64encode(hashlib.sha512(b"evil tarball").digest()).decode()
         admin.put_object(Bucket=bucket, Key=CACHE + "hot/evil.json", Body=json.dumps(
             {"is-odd@3.0.1": {"integrity": fake, "uses": 1000, "bytes": 10}}).encode())
-        admin.put_object(Bucket=bucket, Key=f"{CACHE}index/{hashlib.sha512(b'evil tarball').hexdigest()}.json",
-                         Body=json.dumps({"name": "is-odd", "version": "3.0.1", "files": {"index.js": {
-                             "integrity": victim, "mode": 420, "size": 10, "checkedAt": 0}}}).encode())
+        admin.copy_object(Bucket=bucket, CopySource={"Bucket": bucket, "Key": ms_key},
+                          Key=f"{CACHE}packages/{hashlib.sha512(b'evil tarball').hexdigest()}.tar")
 
         # A brand-new droplet with a store of its own (the other test daemons share one to stay warm).
         b = fleet.droplet("warm-b", f'[paths]\npnpm_store = "{tmp_path / "store-b"}"\n',

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,21 @@ def _put_package(store: Path, name: str, version: str, files: dict[str, bytes]) 
     return pkg
 
 
+def _rewrite_bundle(cache: StoreCache, pkg: Package, tmp: Path, change: dict[str, bytes]) -> None:
+    """Replace members of a package's bundle in the bucket (a poisoned object)."""
+    key = cache.bundle_key(pkg)
+    cache.objects.get_file(key, tmp / "old.tar")
+    with tarfile.open(tmp / "old.tar") as old, tarfile.open(tmp / "new.tar", "w") as new:
+        for m in old:
+            f = old.extractfile(m)
+            assert f is not None
+            data = change.get(m.name, f.read())
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            new.addfile(info, io.BytesIO(data))
+    cache.objects.put_file(key, tmp / "new.tar")
+
+
 @pytest.fixture
 def two(tmp_path: Path) -> tuple[StoreCache, StoreCache, Package, Package]:
     bucket = LocalObjectStore(tmp_path / "bucket")
@@ -98,11 +115,19 @@ def test_published_packages_are_imported_byte_for_byte_by_another_droplet(two: t
     assert b.import_packages([left], {left.pkg_id: left.integrity}).present == ["@scope/left@1.0.0"]
 
 
+def test_a_bundle_file_that_does_not_match_its_name_is_refused(two: tuple, tmp_path: Path) -> None:
+    a, b, left, _right = two
+    a.publish([left])
+    name = hashlib.sha512(b"left").hexdigest()
+    _rewrite_bundle(a, left, tmp_path, {name: b"evil"})
+    rep = b.import_packages([left], {left.pkg_id: left.integrity})
+    assert "sha512 name" in rep.refused["@scope/left@1.0.0"] and not b.local.index_path(left).exists()
+
+
 def test_a_poisoned_file_refuses_the_whole_package(two: tuple, tmp_path: Path) -> None:
     a, b, left, right = two
     a.publish([left, right])
-    (tmp_path / "evil").write_bytes(b"owned")
-    a.objects.put_file(f"files/{hashlib.sha512(b'right' * 100).hexdigest()}", tmp_path / "evil")
+    _rewrite_bundle(a, right, tmp_path, {hashlib.sha512(b"right" * 100).hexdigest(): b"owned"})
     rep = b.import_packages([left, right], {left.pkg_id: left.integrity, right.pkg_id: right.integrity})
     assert rep.done == ["@scope/left@1.0.0"] and "do not match" in rep.refused["right@2.0.0"]
     assert not b.local.index_path(right).exists()
@@ -120,9 +145,8 @@ def test_an_integrity_the_registry_does_not_give_is_refused_unread(two: tuple) -
 def test_an_index_describing_another_package_is_refused(two: tuple, tmp_path: Path) -> None:
     a, b, left, right = two
     a.publish([left, right])
-    hx = base64.b64decode(left.integrity[7:]).hex()
-    a.objects.get_file(f"index/{base64.b64decode(right.integrity[7:]).hex()}.json", tmp_path / "right.json")
-    a.objects.put_file(f"index/{hx}.json", tmp_path / "right.json")  # right's files filed under left's integrity
+    a.objects.get_file(a.bundle_key(right), tmp_path / "right.tar")
+    a.objects.put_file(a.bundle_key(left), tmp_path / "right.tar")  # right's files filed under left's integrity
     rep = b.import_packages([left], {left.pkg_id: left.integrity})
     assert "does not describe" in rep.refused["@scope/left@1.0.0"]
 
@@ -132,7 +156,7 @@ def test_a_store_file_changed_behind_pnpm_is_never_published(two: tuple) -> None
     a.local.file_path(hashlib.sha512(b"right" * 100).hexdigest(), False).write_bytes(b"written through a link")
     rep = a.publish([left, right])
     assert rep.done == ["@scope/left@1.0.0"] and "not shared" in rep.refused["right@2.0.0"]
-    assert not a.objects.exists(f"index/{base64.b64decode(right.integrity[7:]).hex()}.json")
+    assert not a.objects.exists(a.bundle_key(right))
 
 
 def test_the_hot_set_fits_the_budget_most_used_first(two: tuple) -> None:
