@@ -176,7 +176,8 @@ class Runtime:
         prefix = (c.prefix.rstrip("/") + "/" if c.prefix else "") + "_store-cache"
         objects = make_object_store("s3", bucket=c.bucket, endpoint_url=c.endpoint_url or None, region=c.region,
                                     access_key=s.s3_access_key_id or None, secret_key=s.s3_secret_access_key or None,
-                                    prefix=prefix)
+                                    prefix=prefix, max_attempts=2, timeout_s=15.0)  # a bucket that is down fails
+        # the warm-up fast (builds are then taken with a cold store), instead of holding the droplet out for minutes
         scratch = self.layout.tmp / "store-cache"
         scratch.mkdir(parents=True, exist_ok=True)
         tools = store_tools(self.layout) if store_tools is not None else None
