@@ -121,6 +121,7 @@ def main() -> None:
                     status = n.get("/ops/fleet").json().get("warmStart", {})
                     assert status.get("state") == "warm" and not status.get("refused"), status
                     warmups.append(float(status.get("seconds") or 0))
+                    print(f"  warm-up of new{i}: {status}", flush=True)
                     imported = int(status.get("done") or 0)
                     new.append(timed_build(n, f"new{i}", args.app))
                     n.stop()

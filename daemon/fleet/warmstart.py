@@ -67,6 +67,11 @@ class WarmStart:
         return out
 
     # -- the warm-up ---------------------------------------------------------------------------------------
+    def _timed_resolve(self, packages: list[Package]) -> tuple[Mapping[str, str], float]:
+        t = time.monotonic()
+        assert self.resolve is not None
+        return self.resolve(packages), time.monotonic() - t
+
     def warm(self) -> None:
         """Import the fleet's hot set, within the budget and against the registry's integrities."""
         self.state, self.started_at = "warming", time.monotonic()
@@ -78,14 +83,17 @@ class WarmStart:
             with tempfile.TemporaryDirectory(dir=self.cache.scratch) as td, ThreadPoolExecutor(1) as ex:
                 # The registry's word and the bucket's bytes are fetched at once; nothing enters the store before
                 # both agree.
-                asked = ex.submit(self.resolve, packages) if packages and self.resolve else None
+                t0 = time.monotonic()
+                asked = ex.submit(self._timed_resolve, packages) if packages and self.resolve else None
                 staged, refused = self.cache.stage(packages, Path(td))
-                trusted = asked.result() if asked is not None else {}
+                stage_s = time.monotonic() - t0
+                trusted, resolve_s = asked.result() if asked is not None else ({}, 0.0)
                 rep = self.cache.install_staged(staged, trusted, room)
             rep.refused.update(refused)
             rep.over_budget += left
             counts = {k: v for k, v in rep.as_dict().items() if k != "refused"}
-            self.report = {"hot": len(hot), "missing": len(packages), **counts, "refused": len(rep.refused)}
+            self.report = {"hot": len(hot), "missing": len(packages), **counts, "refused": len(rep.refused),
+                           "registrySeconds": round(resolve_s, 2), "bucketSeconds": round(stage_s, 2)}
             for pkg_id, why in list(rep.refused.items())[:20]:
                 log.warning("warm start: %s refused: %s", pkg_id, why)
             log.info("warm start: %d hot packages, %d missing here, %d imported, %d refused, %d over budget",
