@@ -8,6 +8,7 @@
    to, builds per minute as a ratio of one droplet's.
 
 Run: .venv/bin/python bench/fleet.py [--builds 15] [--ttl 5] [--throughput-builds 18]
+     .venv/bin/python bench/fleet.py --only-throughput --droplets 1,3,5 --projects 10 --throughput-builds 30
 Needs the test services: Postgres at $PREVIEWD_TEST_PG_DSN (default 127.0.0.1:5432/test) and moto (started here).
 """
 
@@ -140,9 +141,9 @@ def takeover(fleet: Fleet) -> None:
           f"TTL; target <= TTL + 5 s: {'met' if took <= fleet.ttl_s + 5 else 'MISSED'})")
 
 
-def _build_round(drops: list[Drill], builds: int) -> float:
-    """Tiny builds over 6 projects (one per user), each project on the droplet it hashes to; seconds taken."""
-    projects = [f"q{i}" for i in range(6)]
+def _build_round(drops: list[Drill], builds: int, n_projects: int = 6) -> float:
+    """Tiny builds over `n_projects` projects (one per user), each on the droplet it hashes to; seconds taken."""
+    projects = [f"q{i}" for i in range(n_projects)]
     per = builds // len(projects)
     failed: list[BaseException] = []
 
@@ -166,19 +167,19 @@ def _build_round(drops: list[Drill], builds: int) -> float:
     return time.perf_counter() - t
 
 
-def throughput(moto: str, builds: int) -> None:
+def throughput(moto: str, builds: int, counts: tuple[int, ...] = (1, 2, 3), n_projects: int = 6) -> None:
     rates: dict[int, float] = {}
-    for count in (1, 2, 3):
+    for count in counts:
         with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
             fleet = Fleet(Path(tmp), moto, ttl_s=5.0, release_idle_s=1.0)
             try:
                 drops = [fleet.droplet(f"t{count}-{i}") for i in range(count)]
-                took = _build_round(drops, builds)
-                rates[count] = (builds // 6) * 6 / took * 60
+                took = _build_round(drops, builds, n_projects)
+                rates[count] = (builds // n_projects) * n_projects / took * 60
             finally:
                 fleet.close()
-    base = rates[1]
-    print("throughput (tiny builds/min): " + ", ".join(
+    base = rates[counts[0]]
+    print(f"throughput (tiny builds/min, {n_projects} projects): " + ", ".join(
         f"{n} droplet{'s' if n > 1 else ''} {r:.1f} (x{r / base:.2f})" for n, r in rates.items()))
     print(f"  all droplets share this machine's {os.cpu_count()} cores: a tiny build is mostly process start-up "
           "and waiting (generator, pnpm, sync), so droplets overlap their waits, but CPU caps the speed-up here; "
@@ -190,6 +191,9 @@ def main() -> None:
     ap.add_argument("--builds", type=int, default=16)
     ap.add_argument("--ttl", type=float, default=5.0)
     ap.add_argument("--throughput-builds", type=int, default=18)
+    ap.add_argument("--droplets", default="1,2,3", help="droplet counts of the throughput runs, e.g. 1,3,5")
+    ap.add_argument("--projects", type=int, default=6, help="projects built at once in the throughput runs")
+    ap.add_argument("--only-throughput", action="store_true")
     args = ap.parse_args()
     from moto.server import ThreadedMotoServer
 
@@ -198,14 +202,16 @@ def main() -> None:
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
-            fleet = Fleet(Path(tmp), endpoint, ttl_s=args.ttl, release_idle_s=5.0)
-            try:
-                lease_overhead(fleet, args.builds)
-                takeover(fleet)
-            finally:
-                fleet.close()
-        throughput(endpoint, args.throughput_builds)
+        if not args.only_throughput:
+            with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
+                fleet = Fleet(Path(tmp), endpoint, ttl_s=args.ttl, release_idle_s=5.0)
+                try:
+                    lease_overhead(fleet, args.builds)
+                    takeover(fleet)
+                finally:
+                    fleet.close()
+        throughput(endpoint, args.throughput_builds, tuple(int(n) for n in args.droplets.split(",")),
+                   args.projects)
     finally:
         moto.stop()
 

@@ -9,8 +9,10 @@ import logging
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import sandbox
 from daemon.core import versions
@@ -29,6 +31,7 @@ from daemon.fleet.catchup import Stores
 from daemon.fleet.leased import LeasedFleet
 from daemon.fleet.seam import Fleet
 from daemon.fleet.single import SingleDroplet
+from daemon.fleet.warmstart import WarmStart
 from daemon.generators import Generator, make_generator
 from daemon.history import ProjectRepo
 from sync.handlers import fenced_kv_handler, kv_handler, objects_handler, replica_handler, usage_handler
@@ -41,6 +44,7 @@ from sync.outbox import EnabledOutbox, Handler, Outbox, OutboxItem
 from sync.registry import make_kv, make_object_store, make_replica
 from sync.replica import Replica
 from sync.replica.usage import PostgresUsage
+from sync.storecache import StoreCache
 
 log = logging.getLogger("previewd")
 
@@ -53,9 +57,11 @@ class Runtime:
     """Everything a running daemon holds; built once from the config and handed down."""
 
     def __init__(self, cfg: Config, *, generator: Generator | None = None, deployer: Deployer | None = None,
-                 kv: KV | None = None, remote_objects: ObjectStore | None = None) -> None:
+                 kv: KV | None = None, remote_objects: ObjectStore | None = None,
+                 store_tools: Callable[[Layout], Any] | None = None) -> None:
         """Pick every edge from the config; an edge passed in replaces the configured one (tests hand in fakes
-        of the Protocols, or a second store standing in for the bucket)."""
+        of the Protocols, or a second store standing in for the bucket). `store_tools(layout)`: pnpm's side of
+        the warm start (`registry_integrities`, `prune`: daemon/project/hotset.py, handed in by the wiring)."""
         self.cfg = cfg
         self.layout = Layout.of(cfg.data_dir, cfg.paths.pnpm_store)
         self.layout.create()
@@ -109,6 +115,7 @@ class Runtime:
                                                      allow_functions=cfg.deploy.allow_functions)
         # What happened (a build ended, a deployment settled, checks were recorded), for whoever subscribed.
         self.events = Events()
+        self.warm_start: WarmStart | None = self._make_warm_start(keeper, store_tools)
         self.fleet: Fleet = self._pick_fleet(keeper)
         self.sandbox_layer = sandbox.select_layer(None if cfg.sandbox.layer == "auto" else cfg.sandbox.layer)
         self.waiters = Waiters()
@@ -159,6 +166,26 @@ class Runtime:
         return LocalDeployer(self.layout.previews, preview_domain=self.cfg.server.preview_domain,
                              port=self.cfg.previews_port)
 
+    def _make_warm_start(self, keeper: LeaseKeeper | None,
+                         store_tools: Callable[[Layout], Any] | None) -> WarmStart | None:
+        """A fleet droplet with an S3 bucket and `[fleet] warm_start` shares its pnpm store through the bucket's
+        `_store-cache/` prefix (no user key can start with `_`: sync/names.py)."""
+        c, s, f = self.cfg.objects, self.cfg.secrets, self.cfg.fleet
+        if keeper is None or c.backend != "s3" or not f.warm_start or self.remote_objects is None:
+            return None
+        prefix = (c.prefix.rstrip("/") + "/" if c.prefix else "") + "_store-cache"
+        objects = make_object_store("s3", bucket=c.bucket, endpoint_url=c.endpoint_url or None, region=c.region,
+                                    access_key=s.s3_access_key_id or None, secret_key=s.s3_secret_access_key or None,
+                                    prefix=prefix, max_attempts=2, timeout_s=15.0)  # a bucket that is down fails
+        # the warm-up fast (builds are then taken with a cold store), instead of holding the droplet out for minutes
+        scratch = self.layout.tmp / "store-cache"
+        scratch.mkdir(parents=True, exist_ok=True)
+        tools = store_tools(self.layout) if store_tools is not None else None
+        return WarmStart(StoreCache(objects, self.layout.store_dir, scratch, self.cfg.droplet_id),
+                         resolve=tools.registry_integrities if tools else None,
+                         budget_bytes=f.store_budget_mb * 2**20, timeout_s=f.warm_timeout_s,
+                         prune=tools.prune if tools else None)
+
     def _pick_fleet(self, keeper: LeaseKeeper | None) -> Fleet:
         """The droplet alone, or one of a fleet over `keeper`'s leases: the one place that asks which."""
         if keeper is None or self.replica is None:
@@ -166,7 +193,7 @@ class Runtime:
         stores = Stores(self.layout, self.replica, self.outbox, self.sync_loop, self.local_objects,
                         self.remote_objects)
         return LeasedFleet(keeper, stores, self.deployer, self.events, preview_domain=self.cfg.server.preview_domain,
-                           previews_port=self.cfg.previews_port)
+                           previews_port=self.cfg.previews_port, warm=self.warm_start)
 
     def fleet_projects(self) -> list[tuple[str, str]]:
         """Every (user, project) with a lease row in the fleet ([] off a fleet): who may own a live branch."""
@@ -198,6 +225,8 @@ class Runtime:
         sync loop (its final flush while leases are still held), the lease keeper."""
         for job in self.fleet.jobs():
             self.jobs.declare(job)
+        if self.warm_start is not None:
+            self.jobs.declare(self.warm_start.job())
         loop = self.sync_loop
         sync_job: Job
 

@@ -30,6 +30,7 @@ from daemon.ops.metrics import Metrics, StateGauges
 from daemon.ops.retention import RetentionSweep
 from daemon.ops.scheduler import Scheduler
 from daemon.ops.status import Status
+from daemon.project.hotset import PnpmStoreTools
 from daemon.publish import deploywatch
 from daemon.publish.previewfetch import PreviewResolver
 from daemon.runtime import Runtime
@@ -134,7 +135,7 @@ class Wired:
 def wire(cfg: Config, *, immediate: bool = False, **edges: Any) -> Wired:
     """Build the daemon from its config. ``immediate``: builds run inline when queued (Huey's immediate mode, for
     tests). ``edges`` replace configured ones (see `Runtime`)."""
-    rt = Runtime(cfg, **edges)
+    rt = Runtime(cfg, store_tools=lambda layout: PnpmStoreTools(cfg, layout), **edges)
     pipeline = Pipeline(rt)
     queue = BuildQueue(rt.data_dir / "queue.db", pipeline.run, immediate=immediate)
     pipeline.on_outcome = lambda version_id: repair.on_outcome(rt, version_id)  # the repair loop ([repair])

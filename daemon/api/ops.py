@@ -28,6 +28,9 @@ async def healthz(operations: NamedDependency[Operations], detail: FromQuery[boo
     if operations.draining:
         # a proxy's health check takes a draining droplet out of the API pool (packaging/haproxy.cfg)
         return Response({"ok": False, "draining": True}, status_code=503)
+    if operations.warming:
+        # not routed to (nor admitting builds) until its store holds the fleet's hot packages
+        return Response({"ok": False, "warming": True, "warmStart": operations.warm_status()}, status_code=503)
     if detail:
         return await asyncio.to_thread(operations.health_detail)
     return {"ok": True}

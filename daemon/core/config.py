@@ -325,6 +325,17 @@ class FleetConfig(_Section):
     preview_cache_mb: Annotated[int, _opt(
         "Local previews built on other droplets are fetched from the object store on first request and kept, "
         "least recently used first out, up to this size.", lo=1)] = 512
+    warm_start: Annotated[bool, _opt(
+        "Share the pnpm store through the bucket (under `_store-cache/`): each install's packages are published "
+        "from this droplet's store, and a droplet starting with them missing imports the fleet's hot packages, "
+        "each verified against the registry's integrity, before it takes builds (needs [objects] backend = "
+        "\"s3\").")] = True
+    warm_timeout_s: Annotated[float, _opt(
+        "While warming, /healthz answers 503 `warming` and builds get 503 `warming`; after this long the droplet "
+        "takes builds whatever is left to import.", lo=0)] = 300.0
+    store_budget_mb: Annotated[int, _opt(
+        "The local pnpm store's size budget: the warm start imports hot packages (most used first) only up to it, "
+        "and a store grown past it is pruned (`pnpm store prune`) after the next publish.", lo=64)] = 4096
 
 class Config(msgspec.Struct, kw_only=True):
     """The whole configuration; secrets are never read from the file, only from the environment."""

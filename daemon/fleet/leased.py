@@ -19,6 +19,7 @@ from daemon.fleet import catchup
 from daemon.fleet.catchup import Stores
 from daemon.fleet.guards import ProjectGuards
 from daemon.fleet.seam import FleetFigures
+from daemon.fleet.warmstart import WarmStart
 from sync.errors import SyncError
 from sync.lease import Lease, LeaseHeld
 from sync.leasekeeper import LeaseKeeper
@@ -34,10 +35,12 @@ class LeasedFleet:
     catches_up = True
 
     def __init__(self, keeper: LeaseKeeper, stores: Stores, deployer: Deployer, events: Events, *,
-                 preview_domain: str, previews_port: int) -> None:
+                 preview_domain: str, previews_port: int, warm: WarmStart | None = None) -> None:
         """Take over `keeper`'s idle check (a project is idle when nothing is left to write for it here) and
-        note each build's end as activity on its project."""
+        note each build's end as activity on its project. `warm`: this droplet's warm start, when the fleet shares
+        a store cache (no build is admitted while it warms up)."""
         self.keeper = keeper
+        self.warm = warm
         self.stores = stores
         self.deployer = deployer
         self.preview_domain = preview_domain
@@ -51,6 +54,11 @@ class LeasedFleet:
         """Set by `drain`; kept on the keeper, whose heartbeat tells the other droplets."""
         return self.keeper.draining
 
+    @property
+    def warming(self) -> bool:
+        """Filling the store from the fleet's cache: no build yet (until warm or `[fleet] warm_timeout_s`)."""
+        return self.warm is not None and self.warm.warming
+
     # -- admission -----------------------------------------------------------------------------------------
     def admit(self, user_id: str, project_id: str) -> Lease | None:
         """Hold the project's lease (caught up when new to us).
@@ -62,6 +70,9 @@ class LeasedFleet:
         if keeper.draining:
             raise Unavailable(f"droplet {keeper.holder} is draining; send the request to another droplet",
                               code="draining", retry_after=1)
+        if self.warming:
+            raise Unavailable(f"droplet {keeper.holder} is warming its package store; send the request to another "
+                              "droplet", code="warming", retry_after=2)
         with self.guards.catching_up((user_id, project_id)):
             try:
                 lease, new = keeper.claim(user_id, project_id)
@@ -176,6 +187,8 @@ class LeasedFleet:
         keeper = self.keeper
         out: dict[str, Any] = {"enabled": True, **keeper.stats(),
                                "catchUpMs": [round(s * 1000) for s in keeper.catchups[-10:]]}
+        if self.warm is not None:
+            out["warmStart"] = self.warm.status()
         try:
             out["droplets"] = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()}
                                for d in keeper.store.droplets()]

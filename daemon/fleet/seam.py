@@ -38,6 +38,12 @@ class Fleet(Protocol):
         ...
 
     @property
+    def warming(self) -> bool:
+        """This droplet fills its package store from the fleet's cache and takes no build yet (503 `warming`,
+        its health check too)."""
+        ...
+
+    @property
     def previews_from_any_droplet(self) -> bool:
         """This droplet serves previews built on any droplet (fetched from the bucket) and the live alias hosts,
         and drops the previews the fleet's retention deleted."""

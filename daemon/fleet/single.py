@@ -18,6 +18,7 @@ class SingleDroplet:
     own alias, when it has one."""
 
     draining = False
+    warming = False  # no fleet, no shared store cache to warm from
     previews_from_any_droplet = False
     catches_up = False
 

@@ -121,6 +121,15 @@ def install_argv(tc: Toolchain, store_dir: Path, registry: str = "", cache_dir: 
     return argv
 
 
+def resolve_argv(tc: Toolchain, store_dir: Path, registry: str = "", cache_dir: Path | None = None) -> list[str]:
+    """`pnpm install --lockfile-only` of a package.json the daemon wrote (the warm start's hot set): pnpm asks the
+    pinned registry for each package's metadata (filling the shared metadata cache) and writes the lockfile with
+    the registry's integrity for every name@version, downloading no tarball and running no code."""
+    return [tc.pnpm, "install", "--lockfile-only", "--store-dir", str(store_dir), "--reporter", "append-only",
+            "--ignore-scripts", "--ignore-pnpmfile", "--config.side-effects-cache=false",
+            "--config.manage-package-manager-versions=false", *network_pins(registry, cache_dir)]
+
+
 def audit_argv(tc: Toolchain, registry: str = "", cache_dir: Path | None = None) -> list[str]:
     """`pnpm audit` for critical advisories in production dependencies, as JSON; network settings pinned."""
     return [tc.pnpm, "audit", "--prod", "--audit-level", "critical", "--json",

@@ -31,6 +31,16 @@ class Operations:
         """A fleet droplet told to drain: its liveness answers 503 so a proxy takes it out of the API pool."""
         return self._rt.fleet.draining
 
+    @property
+    def warming(self) -> bool:
+        """A droplet filling its package store from the fleet's cache: liveness answers 503 `warming` until it is
+        warm (or `[fleet] warm_timeout_s` passed), so a proxy routes no build to it yet."""
+        return self._rt.fleet.warming
+
+    def warm_status(self) -> dict[str, Any] | None:
+        """The warm start's state and counts; None without a shared store cache."""
+        return self._rt.warm_start.status() if self._rt.warm_start is not None else None
+
     def status(self) -> dict[str, Any]:
         """Queue, versions by status, sandbox layer, sync backlog, disk (`daemonctl status`)."""
         return self._ops.status.report()
@@ -50,6 +60,8 @@ class Operations:
         if not conf.confined:
             out["warnings"] = [isolation.UNCONFINED_WARNING if conf.allowed else
                                f"builds are refused (sandbox_unavailable): {conf.why}; fix: {conf.fix}"]
+        if (warm := self.warm_status()) is not None:
+            out["warmStart"] = warm
         return out
 
     def metrics_text(self) -> bytes:

@@ -120,6 +120,10 @@ def install(ctx: BuildContext) -> None:
         pass
     except (OSError, ValueError) as exc:
         raise BuildFailed("install_failed", f"pnpm-lock.yaml unusable: {exc}") from None
+    if rt.warm_start is not None and files.get("pnpm-lock.yaml"):
+        # Read right after pnpm wrote it, before any generated code ran: the packages this droplet now holds,
+        # published to the fleet's store cache from the store pnpm verified (never from the workspace).
+        rt.warm_start.installed(files["pnpm-lock.yaml"])
     give_code_parts(box)
 
     plan = scripts.plan(work, cfg.build.allow_build_scripts, (".", *box.packages))

@@ -58,12 +58,13 @@ cf_namespace_id = "{self.kv.namespace_id}"
 cf_api_base = "{self.kv.base_url}"
 '''
 
-    def droplet(self, name: str) -> Drill:
-        """A started droplet named ``name`` on ``tmp/name``."""
+    def droplet(self, name: str, extra: str = "", *, start_timeout_s: float = 30.0) -> Drill:
+        """A started droplet named ``name`` on ``tmp/name`` (``extra``: more config, TOML)."""
         root = self.tmp / name
         root.mkdir(parents=True, exist_ok=True)
-        d = Drill(root, drill_config(root, self.config(name), sync_interval_s=0.1))
+        d = Drill(root, drill_config(root, self.config(name) + extra, sync_interval_s=0.1))
         d.env = self.env
+        d.start_timeout_s = start_timeout_s
         self.droplets.append(d)
         return d.start()
 
@@ -90,8 +91,9 @@ cf_api_base = "{self.kv.base_url}"
             d.stop()
         self.kv.stop()
         for page in self.admin.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for item in page.get("Contents", []):
-                self.admin.delete_object(Bucket=self.bucket, Key=item["Key"])
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:  # a page is at most 1000 keys, what one DeleteObjects takes (the store cache holds thousands)
+                self.admin.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
         self.admin.delete_bucket(Bucket=self.bucket)
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))

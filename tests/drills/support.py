@@ -26,6 +26,7 @@ TERMINAL = ("deployed", "failed")
 #   slowbuild:S     the build script sleeps S seconds before writing dist/
 #   bigout:MB       the build writes MB MiB of incompressible files into dist/ (1 MiB each: under the per-file cap)
 #   bigsrc:MB       the same into the workspace's root (not an output dir)
+#   deps:A@1,B@2    package.json depends on these exact registry versions (a real pnpm install)
 #   anything else   a tiny dependency-free project whose build copies index.html to dist/
 GENERATOR = textwrap.dedent('''
     import json, sys, time
@@ -51,6 +52,8 @@ GENERATOR = textwrap.dedent('''
         build += " && head -c " + str(int(arg) * 1048576) + " /dev/urandom > blob.bin"
     scripts["build"] = build
     pkg = {"name": "drill", "version": "0.0.0", "private": True, "scripts": scripts}
+    if word == "deps":
+        pkg["dependencies"] = dict(d.rsplit("@", 1) for d in arg.split(","))
     print(json.dumps({"name": "drill", "slug": "drill", "description": "d", "version": "0.1.0", "author": "t",
                       "repository": "", "license": "MIT", "tech_stack": [],
                       "metadata": {"tags": [], "industry_tags": [], "style_tags": [], "core_pages": {},

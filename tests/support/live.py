@@ -18,6 +18,8 @@ from tests.support import TEST_SECRET, auth, free_port, wait_until, write_config
 class LiveDaemon:
     """A daemon subprocess and a signed client for it."""
 
+    start_timeout_s = 30.0  # until /healthz answers 200 (a warming fleet droplet answers 503 until it is warm)
+
     def __init__(self, tmp: Path, extra_config: str = "") -> None:
         self.tmp = tmp
         self.port = free_port()
@@ -44,7 +46,7 @@ class LiveDaemon:
                 raise AssertionError(f"daemon exited: {self.log.read_text()[-3000:]}")
             return False
 
-        wait_until(healthy, 30, interval=0.1, what="the daemon answering /healthz")
+        wait_until(healthy, self.start_timeout_s, interval=0.1, what="the daemon answering /healthz")
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -134,3 +134,15 @@ def test_a_build_done_event_notes_activity_on_a_leased_project() -> None:
                 preview_domain="preview.test", previews_port=8081)
     events.publish(BuildDone(ProjectVersion(version_id="V1", user_id="u", project_id="p")))
     assert keeper.touched == [("u", "p")]
+
+
+def test_a_warming_droplet_admits_no_build_until_warm(fleet: Fleet) -> None:
+    assert fleet.warming is False
+    if not isinstance(fleet, LeasedFleet):
+        return  # alone there is no fleet cache to warm from
+    fleet.warm = SimpleNamespace(warming=True, status=lambda: {"state": "warming"})  # type: ignore[assignment]
+    with pytest.raises(Unavailable) as err:
+        fleet.admit("u", "p")
+    assert err.value.code == "warming" and fleet.status()["warmStart"] == {"state": "warming"}
+    fleet.warm.warming = False  # type: ignore[union-attr]
+    assert fleet.admit("u", "p") is not None
