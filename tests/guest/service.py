@@ -121,8 +121,8 @@ def built_pyz() -> Path:
     pyz = PYZ_CACHE / f"previewd-{package_key()}.pyz"
     if not pyz.exists():
         PYZ_CACHE.mkdir(parents=True, exist_ok=True)
-        for old in PYZ_CACHE.glob("previewd-*.pyz"):
-            old.unlink()
+        for old in PYZ_CACHE.glob("previewd-*"):
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
         tmp = PYZ_CACHE / "previewd.pyz.new"
         _run([str(REPO / "packaging" / "build.sh"), str(tmp)], PYTHON=str(Path(sys.base_prefix) / "bin" / "python3"))
         tmp.rename(pyz)
@@ -133,11 +133,21 @@ def stage_package(dest: Path) -> Path:
     """Lay out an install of the executable under `dest/pkg` (install.sh --root); returns dest."""
     pyz = dest / "previewd.pyz"
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(built_pyz(), pyz)
+    cached = built_pyz()
+    shutil.copy(cached, pyz)
+    opt = dest / "pkg" / "opt" / "previewd"
     tools = REPO / ".tools"
     if tools.is_dir():  # install.sh keeps a pnpm of the right version: no npm fetch
-        shutil.copytree(tools, dest / "pkg" / "opt" / "previewd" / "tools", symlinks=True)
+        shutil.copytree(tools, opt / "tools", symlinks=True)
+    # install.sh unpacks and byte-compiles only when lib/ lacks this build (1.5-3 min here): the last unpack
+    # of the same executable is reused (copy2 keeps the sources' mtimes, so its bytecode stays valid).
+    lib_cache = cached.with_suffix(".lib")
+    if lib_cache.is_dir():
+        shutil.copytree(lib_cache, opt / "lib", symlinks=True)
     _run([str(REPO / "packaging" / "install.sh"), "--root", str(dest / "pkg"), "--no-systemctl", "--exe", str(pyz)])
+    if not lib_cache.is_dir():
+        shutil.copytree(opt / "lib", lib_cache.with_suffix(".new"), symlinks=True)
+        lib_cache.with_suffix(".new").rename(lib_cache)
     return dest
 
 
