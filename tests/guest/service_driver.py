@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,10 @@ def unit_procs() -> list[int]:
     return pids
 
 
-def find_pid(needle: str, limit: float = 300) -> int | None:
-    """The first process whose command line contains `needle`, waited for."""
+def find_pid(needle: str, limit: float = 300, give_up: Callable[[], bool] = lambda: False) -> int | None:
+    """The first process whose command line contains `needle`, waited for (not once `give_up()` is true)."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
+    while time.monotonic() - t0 < limit and not give_up():
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
@@ -225,7 +226,7 @@ def stop_during_build(d: Driver) -> None:
     queued = d.build("mallory", "slow", "slow", wait=False)
     vid = queued["versionId"]
     d.fact("slow_version", vid)
-    pid = find_pid("sleep 3600")
+    pid = find_pid("sleep 3600", give_up=lambda: d.json("GET", f"/versions/{vid}")["status"] == "failed")
     d.fact("slow_sleep_seen", pid is not None)
     if pid is not None:
         d.fact("slow_sleep_user", sh("ps", "-o", "user=", "-p", str(pid)).stdout.strip())
