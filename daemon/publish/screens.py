@@ -14,7 +14,6 @@ from daemon.core.layout import Layout
 from daemon.project import renderbox
 from daemon.publish import artifacts
 from daemon.render import RenderReport, check_page
-from daemon.render.visual import VisualError, compare
 from sandbox import safepath
 
 if TYPE_CHECKING:
@@ -93,6 +92,10 @@ def visual_diff(rt: Runtime, a_id: str, b_id: str, *, stats_only: bool, size: st
     a, b = versions.get(a_id), versions.get(b_id)
     if (a.user_id, a.project_id) != (b.user_id, b.project_id):
         raise BadRequest("the two versions belong to different projects", code="different_projects")
+    # numpy (through visual) is imported here, not at start-up: it is a tenth of the daemon's import time, and
+    # only this route needs it.
+    from daemon.render.visual import VisualError, compare
+
     try:
         diff = compare(screenshot(rt, a_id, size), screenshot(rt, b_id, size))
     except VisualError as exc:

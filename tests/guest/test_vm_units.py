@@ -6,6 +6,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
+from tests.guest.harness import REPO
 from tests.guest.vm import _modname, build_initramfs, find_kernel, hidden_paths, module_order
 
 
@@ -30,3 +31,23 @@ def test_a_checkout_under_the_guests_own_tmpfs_is_shown_again() -> None:
     assert hidden_paths(Path("/run/user/0/x")) == "/run/user/0/x"
     assert hidden_paths(Path("/work/main")) == ""
     assert hidden_paths(Path("/tmpx/ci")) == ""
+
+
+def test_the_drivers_signature_is_the_daemons() -> None:
+    from daemon.core.signing import sign_v2 as daemon_sign
+    from tests.guest.service_driver import sign_v2
+
+    args = ("POST", "/build-preview-for-new-project?wait=false", "1765000000.123456", b'{"userId": "alice"}')
+    assert sign_v2("s3cret", *args) == daemon_sign("s3cret", *args)
+
+
+def test_the_guests_config_is_installs_with_the_test_generator(tmp_path: Path) -> None:
+    from daemon.core.config import load
+    from tests.guest.service import guest_config
+
+    installed = (REPO / "config.example.toml").read_text()
+    path = tmp_path / "config.toml"
+    path.write_text(guest_config(installed))
+    cfg = load(path, env={"PREVIEWD_HMAC_SECRET": "x" * 32})
+    assert cfg.generator.backend == "command" and cfg.generator.command[0] == "/usr/bin/python3"
+    assert (cfg.limits.memory_mb, cfg.server.shutdown_grace_s, cfg.render.enabled) == (256, 5.0, False)
