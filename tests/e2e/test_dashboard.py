@@ -295,8 +295,8 @@ def test_ui_rollback_creates_the_same_version_as_the_api(browser: Browser, site:
     page.goto("/ui/projects/u/site")
     page.locator(f"#v-{site.v1}").get_by_role("link", name="Roll back to this").click()
     page.get_by_role("button", name="Yes, roll back to this version").click()
-    page.wait_for_url(re.compile(r".*/ui/versions/[0-9A-Z]{26}$"))
-    ui_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_url(re.compile(r".*/ui/versions/[0-9A-Z]{26}\?done=rollback$"))
+    ui_id = page.url.split("?")[0].rsplit("/", 1)[1]
     assert ui_id not in (site.v1, site.v2)
     ui_v = d.wait_status(ui_id, ("deployed", "failed"))
     api_id = d.post(f"/rollback/{site.v1}", {"userId": "u", "projectId": "site"}).json()["versionId"]
