@@ -27,12 +27,25 @@ from daemon.ui.access import signed_in
 
 GUARDS = [signed_in]
 SIZES = screens.SIZES
+RECENT_FAILURES = 5  # the overview's latest failed builds, each with its cause
 
 
 @get("/", guards=GUARDS, name="ui-overview")
-async def overview(operations: NamedDependency[Operations], window: FromQuery[str] = "24h") -> Template:
-    """Builds per hour and failure reasons, timings, queue, sync, quota, disk and alerts."""
-    data = await asyncio.to_thread(queries.overview, operations, window)
+async def overview(operations: NamedDependency[Operations], logs: NamedDependency[BuildLogs],
+                   window: FromQuery[str] = "24h") -> Template:
+    """Builds per hour and failure reasons, the latest failures with their causes, timings, queue, sync, quota,
+    disk and alerts."""
+
+    def load() -> dict[str, Any]:
+        data = queries.overview(operations, window)
+        hours = buildstats.WINDOWS.get(data["window"], 24)
+        now = utcnow()
+        recent, _ = queries.builds(now - timedelta(hours=hours), now + timedelta(minutes=1), "failed", None,
+                                   limit=RECENT_FAILURES)
+        data["recent_failures"] = [(v, logs.cause(v)) for v in recent]
+        return data
+
+    data = await asyncio.to_thread(load)
     stats = data["stats"]
     label = "last 24 hours" if data["window"] == "24h" else "last 7 days"
     title = f"Builds per {'hour' if data['window'] == '24h' else '6 hours'}, {label}: succeeded and failed"
@@ -55,12 +68,20 @@ async def overview(operations: NamedDependency[Operations], window: FromQuery[st
 
 
 @get("/projects", guards=GUARDS, name="ui-projects")
-async def projects(q: FromQuery[str] = "", page: Annotated[int, QueryParameter(ge=0, le=10_000)] = 0) -> Template:
-    """Projects by user or project id, most recently built first."""
+async def projects(logs: NamedDependency[BuildLogs], q: FromQuery[str] = "",
+                   page: Annotated[int, QueryParameter(ge=0, le=10_000)] = 0) -> Template:
+    """Projects by user or project id, most recently built first: the live site, and the last build beside it
+    (a failed one with its one-line cause)."""
     q = q.strip()[:64]
-    rows, more = await asyncio.to_thread(queries.projects, q, page)
+
+    def load() -> tuple[list[queries.ProjectRow], bool, dict[str, str]]:
+        rows, more = queries.projects(q, page)
+        return rows, more, {r.last.version_id: logs.cause(r.last) for r in rows
+                            if r.last is not None and r.last.status == "failed"}
+
+    rows, more, causes = await asyncio.to_thread(load)
     return Template("projects.html", context={"page": "projects", "rows": rows, "q": q, "page_no": page,
-                                              "more": more})
+                                              "more": more, "causes": causes})
 
 
 @get("/projects/{user_id:str}/{project_id:str}", guards=GUARDS, name="ui-project")

@@ -3,6 +3,7 @@ and the message shown after an action (always naming the version live now)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -28,17 +29,29 @@ def short(version_id: str | None) -> str:
     return (version_id or "")[-8:]
 
 
-def title(v: ProjectVersion | None) -> str:
-    """A version's title: its prompt's words cut at a word near TITLE_CHARS, or "Version <short id>"."""
-    if v is None:
-        return "no version"
-    text = _SPACE.sub(" ", v.prompt or "").strip()
-    if not text:
-        return f"Version {short(v.version_id)}"
+def _words(prompt: str) -> str:
+    text = _SPACE.sub(" ", prompt).strip()
     if len(text) <= TITLE_CHARS:
         return text
     cut = text[:TITLE_CHARS].rsplit(" ", 1)[0] or text[:TITLE_CHARS]
     return cut.rstrip(",.;:-") + "…"
+
+
+@functools.lru_cache(maxsize=4096)  # a version's prompt never changes; a timeline names each target once
+def _prompt_of(version_id: str) -> str | None:
+    row = ProjectVersion.select(ProjectVersion.prompt).where(ProjectVersion.version_id == version_id).first()
+    return row.prompt if row is not None else None
+
+
+def title(v: ProjectVersion | None) -> str:
+    """A version's title: its prompt's words cut at a word near TITLE_CHARS; a rollback (whose prompt is
+    "rollback to <id>") is "Rollback to <its target's title>"; else "Version <short id>"."""
+    if v is None:
+        return "no version"
+    if v.kind == "rollback" and v.rollback_of:
+        target = _prompt_of(v.rollback_of)
+        return f"Rollback to {_words(target) if target else short(v.rollback_of)}"
+    return _words(v.prompt or "") or f"Version {short(v.version_id)}"
 
 
 @dataclass
@@ -133,5 +146,8 @@ def flash(done: str, subject: ProjectVersion | None, live: ProjectVersion | None
 
 
 def title_of_rollback(v: ProjectVersion) -> str:
-    """A rollback version's target in words (its own prompt is its target's)."""
-    return f"“{title(v)}” ({short(v.rollback_of)})" if v.rollback_of else f"“{title(v)}”"
+    """A rollback version's target in words: its title and short id."""
+    if not v.rollback_of:
+        return f"“{title(v)}”"
+    target = _prompt_of(v.rollback_of)
+    return f"“{_words(target) if target else 'Version ' + short(v.rollback_of)}” ({short(v.rollback_of)})"

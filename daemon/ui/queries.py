@@ -191,9 +191,9 @@ BUILDS_PAGE = 50
 
 
 def builds(since: datetime, until: datetime, status: str | None, reason: str | None,
-           before: str | None = None) -> tuple[list[ProjectVersion], str | None]:
+           before: str | None = None, limit: int = BUILDS_PAGE) -> tuple[list[ProjectVersion], str | None]:
     """The finished builds a chart counts: created in [since, until), of one status and failure reason when given,
-    newest first, a page of BUILDS_PAGE (and the id to pass as `before` for the next page). Rollbacks count as
+    newest first, a page of `limit` (and the id to pass as `before` for the next page). Rollbacks count as
     builds here as in the charts; the timings leave them out."""
     q = ProjectVersion.select().where((ProjectVersion.created_at >= since) & (ProjectVersion.created_at < until)
                                       & ProjectVersion.status.in_(("deployed", "failed")))
@@ -204,6 +204,6 @@ def builds(since: datetime, until: datetime, status: str | None, reason: str | N
             q.where(ProjectVersion.failure_reason.is_null())
     if before:
         q = q.where(ProjectVersion.version_id < before)
-    rows = list(q.order_by(ProjectVersion.created_at.desc(), ProjectVersion.version_id.desc()).limit(BUILDS_PAGE + 1))
-    more = rows[BUILDS_PAGE - 1].version_id if len(rows) > BUILDS_PAGE else None
-    return rows[:BUILDS_PAGE], more
+    rows = list(q.order_by(ProjectVersion.created_at.desc(), ProjectVersion.version_id.desc()).limit(limit + 1))
+    more = rows[limit - 1].version_id if len(rows) > limit else None
+    return rows[:limit], more
