@@ -111,12 +111,14 @@ def projects(search: str, page: int) -> tuple[list[ProjectRow], bool]:
     if rows:
         lasts = {v.version_id: v for v in ProjectVersion.select().where(
             ProjectVersion.version_id.in_([r[4] for r in rows]))}
+        keys = {(str(r[0]), str(r[1])) for r in rows}
         live = {(p.user_id, p.project_id): p.live_version_id for p in Project.select(
             Project.user_id, Project.project_id, Project.live_version_id).where(
             Project.user_id.in_(list({r[0] for r in rows})))}
-        live_ids = [vid for vid in live.values() if vid]
-        live_rows = {v.version_id: v for v in ProjectVersion.select().where(
-            ProjectVersion.version_id.in_(live_ids))} if live_ids else {}
+        live_ids = [vid for key, vid in live.items() if vid and key in keys]  # the page's, not every user's
+        live_rows = {v.version_id: v for v in ProjectVersion.select(  # what the column shows: title and id
+            ProjectVersion.version_id, ProjectVersion.prompt, ProjectVersion.kind, ProjectVersion.rollback_of,
+            ProjectVersion.status).where(ProjectVersion.version_id.in_(live_ids))} if live_ids else {}
         for row, raw in zip(out, rows, strict=True):
             row.last = lasts.get(raw[4])
             row.live_version_id = live.get((row.user_id, row.project_id))
@@ -204,6 +206,7 @@ def builds(since: datetime, until: datetime, status: str | None, reason: str | N
             q.where(ProjectVersion.failure_reason.is_null())
     if before:
         q = q.where(ProjectVersion.version_id < before)
-    rows = list(q.order_by(ProjectVersion.created_at.desc(), ProjectVersion.version_id.desc()).limit(limit + 1))
+    # The created_at index's own order (a second sort key would sort the whole window first).
+    rows = list(q.order_by(ProjectVersion.created_at.desc()).limit(limit + 1))
     more = rows[limit - 1].version_id if len(rows) > limit else None
     return rows[:limit], more
