@@ -141,6 +141,16 @@ def signed_in(browser: Browser, d: LiveDaemon, size: str) -> BrowserContext:
     return ctx
 
 
+@pytest.fixture(scope="module")
+def contexts(browser: Browser, site: Site) -> Iterator[dict[str, BrowserContext]]:
+    """One signed-in context per width, shared by the tests that only read pages (a sign-in costs a password
+    hash and three page loads)."""
+    made = {size: signed_in(browser, site.d, size) for size in WIDTHS}
+    yield made
+    for ctx in made.values():
+        ctx.close()
+
+
 def shoot(page: Page, name: str, size: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
@@ -220,11 +230,10 @@ def test_every_page_renders_cleanly(browser: Browser, site: Site, size: str) -> 
 
 
 @pytest.mark.parametrize("size", list(WIDTHS))
-def test_production_comes_first(browser: Browser, site: Site, size: str) -> None:
+def test_production_comes_first(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
     """The project page opens on what is live (picture, address, Visit, since when, which version); the live row is
     marked in the timeline; a failed latest build is named beside it with its cause, the live site unchanged."""
-    ctx = signed_in(browser, site.d, size)
-    page = ctx.new_page()
+    page = contexts[size].new_page()
     page.goto("/ui/projects/u/site")
     page.wait_for_load_state("networkidle")
     card = page.locator("section.production")
@@ -248,15 +257,14 @@ def test_production_comes_first(browser: Browser, site: Site, size: str) -> None
     # titles, not ids: the row's link reads the prompt
     assert live_row.locator(".vtitle a").inner_text() == "A red page"
     shoot(page, "project-production", size)
-    ctx.close()
+    page.close()
 
 
 @pytest.mark.parametrize("size", list(WIDTHS))
-def test_projects_status_is_the_live_sites(browser: Browser, site: Site, size: str) -> None:
+def test_projects_status_is_the_live_sites(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
     """A project whose last build failed while its site is live says Live, with the failed build beside it; at
     390 px every column is on screen."""
-    ctx = signed_in(browser, site.d, size)
-    page = ctx.new_page()
+    page = contexts[size].new_page()
     page.goto("/ui/projects?q=site")
     row = page.locator("table.projects tbody tr").filter(has=page.get_by_role("link", name="u/site"))
     assert "Live" in row.locator("td.site").inner_text() and "A red page" in row.locator("td.site").inner_text()
@@ -266,13 +274,12 @@ def test_projects_status_is_the_live_sites(browser: Browser, site: Site, size: s
         b = cell.bounding_box()
         assert b and b["x"] >= 0 and b["x"] + b["width"] <= width + 1, (size, cell.inner_text(), b)
     shoot(page, "projects-status", size)
-    ctx.close()
+    page.close()
 
 
 @pytest.mark.parametrize("size", list(WIDTHS))
-def test_charts_link_to_the_builds_they_count(browser: Browser, site: Site, size: str) -> None:
-    ctx = signed_in(browser, site.d, size)
-    page = ctx.new_page()
+def test_charts_link_to_the_builds_they_count(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
+    page = contexts[size].new_page()
     page.goto("/ui/")
     reason = page.locator("ul.bars a").filter(has_text="build_failed").first
     label_px = reason.locator(".bar-label").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
@@ -289,7 +296,7 @@ def test_charts_link_to_the_builds_they_count(browser: Browser, site: Site, size
     page.wait_for_url(re.compile(r".*/ui/builds\?at=.*&hours=1"))
     assert page.locator("li.build").count() == counted > 0
     shoot(page, "builds-hour", size)
-    ctx.close()
+    page.close()
 
 
 def test_times_are_in_the_viewers_timezone(browser: Browser, site: Site) -> None:
@@ -452,9 +459,9 @@ def test_ui_rollback_creates_the_same_version_as_the_api(browser: Browser, site:
 
 
 @pytest.mark.parametrize("size", list(WIDTHS))
-def test_diff_fits_a_phone_and_the_slider_has_its_own_mode(browser: Browser, site: Site, size: str) -> None:
-    ctx = signed_in(browser, site.d, size)
-    page = ctx.new_page()
+def test_diff_fits_a_phone_and_the_slider_has_its_own_mode(contexts: dict[str, BrowserContext], site: Site,
+                                                           size: str) -> None:
+    page = contexts[size].new_page()
     page.goto(f"/ui/diff/{site.v1}/{site.v2}")
     page.wait_for_load_state("networkidle")
     width = WIDTHS[size]["width"]
@@ -477,7 +484,7 @@ def test_diff_fits_a_phone_and_the_slider_has_its_own_mode(browser: Browser, sit
     page.get_by_label("A/B slider").first.check()
     assert slider.is_visible()
     shoot(page, "diff-modes", size)
-    ctx.close()
+    page.close()
 
 
 def test_forged_form_without_csrf_token_is_refused(browser: Browser, site: Site) -> None:
