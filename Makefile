@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PNPM_VERSION := 10.34.9
 PNPM := .tools/node_modules/.bin/pnpm
+AXE_VERSION := 4.11.0
+AXE := .tools/node_modules/axe-core/axe.min.js
 
 .PHONY: setup tools run test lint unit bench package lock clean
 
@@ -17,11 +19,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install -q --no-deps -e . --config-settings editable_mode=compat
 	touch $@
 
-tools: $(PNPM)
+tools: $(PNPM) $(AXE)
 
 $(PNPM):
 	@command -v node >/dev/null || { echo "Node.js 20+ is required (apt-get install nodejs npm)"; exit 1; }
 	npm install --prefix .tools --no-fund --no-audit --loglevel=error pnpm@$(PNPM_VERSION)
+
+# The dashboard's accessibility pass (tests/e2e/test_dashboard_ux.py) injects axe-core's script into each page.
+$(AXE): $(PNPM)
+	npm install --prefix .tools --no-fund --no-audit --loglevel=error axe-core@$(AXE_VERSION)
 
 # Builds are refused without the isolation layer (bubblewrap): install it first, or say exactly how.
 run: setup

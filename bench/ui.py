@@ -1,5 +1,5 @@
 """Benchmark: server time per dashboard page at 1,000 projects and 20,000 versions (target p95 <= 50 ms for the
-overview, projects and project pages).
+overview, projects, project and builds pages).
 
 Run: .venv/bin/python bench/ui.py [--projects 1000] [--versions 20000] [--repeats 60] [--no-indexes]
 Rows are seeded straight into SQLite (realistic statuses, reasons, durations, two weeks of times); each page is
@@ -117,6 +117,8 @@ def main() -> int:
                 "projects search": "/ui/projects?q=site01",
                 "projects page 10": "/ui/projects?page=10",
                 f"project ({busiest[1]})": f"/ui/projects/{busiest[0]}/{busiest[1]}",
+                "builds, one reason 24h": "/ui/builds?window=24h&status=failed&reason=build_failed",
+                "builds, one hour": f"/ui/builds?at={(db.utcnow() - timedelta(hours=3)):%Y-%m-%dT%H:00}&hours=1",
                 "version": f"/ui/versions/{some_version.version_id}",
             }
             base = timed(c, "/healthz", args.repeats)

@@ -24,6 +24,14 @@ class BuildLog:
         self._tail: deque[str] = deque(maxlen=200)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str | None], None]] = []
+        # The build's phase now (generating, installing, building, deploying) and when it began (unix seconds):
+        # the dashboard's step progress reads it; never written to the file, so nothing a build prints can fake it.
+        self.phase: tuple[str, float] | None = None
+
+    def enter(self, phase: str) -> None:
+        """Note that the build moved on to `phase` (a repeat of the current one changes nothing)."""
+        if self.phase is None or self.phase[0] != phase:
+            self.phase = (phase, time.time())
 
     def _clean(self, line: str) -> str:
         for secret in self._redact:

@@ -73,6 +73,11 @@ class BuildLogs:
         versions.get(version_id)
         return read_log(self._rt.layout.log_path(version_id), self._rt.cfg.server.max_log_bytes)
 
+    def phase(self, version_id: str) -> tuple[str, float] | None:
+        """The phase a build running here is in and since when (unix seconds); None when it is not running here."""
+        blog = self._rt.live_logs.get(version_id)
+        return getattr(blog, "phase", None) if blog is not None else None
+
     def cause(self, v: ProjectVersion) -> str:
         """One line saying why a failed version failed (its message, or its log's first error line); "" for others."""
         if v.status != "failed":

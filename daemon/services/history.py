@@ -31,6 +31,15 @@ class HistoryView:
         """The cap on a screenshot (a visual diff may be three of them side by side)."""
         return self._rt.cfg.server.max_screenshot_bytes
 
+    @property
+    def renders(self) -> bool:
+        """Whether deployed versions are render-checked (screenshots, visual diffs) on this droplet."""
+        return bool(self._rt.cfg.render.enabled)
+
+    def live_url(self, user_id: str, project_id: str) -> str | None:
+        """The project's stable address that always serves its live version (a fleet's alias), if it has one."""
+        return self._rt.fleet.live_alias_url(user_id, project_id)
+
     def history(self, user_id: str, project_id: str, limit: int) -> dict[str, Any]:
         """The history panel, newest first; a project this droplet does not hold is answered from the Postgres
         replica; `liveUrl` when the project has a stable live address."""

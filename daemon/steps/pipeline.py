@@ -41,7 +41,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("previewd.build")
 
-__all__ = ["BuildFailed", "Pipeline", "StepTimes", "run_steps", "steps_for"]
+__all__ = ["PHASES", "BuildFailed", "Pipeline", "StepTimes", "run_steps", "steps_for"]
+
+# What a person watching a build is told it is doing: the steps grouped into the phases of the dashboard's step
+# progress (queued before the worker takes it, checking for the render check after it is live).
+PHASES = ("queued", "generating", "installing", "building", "deploying", "checking")
+PHASE_OF_STEP = {"prepare": "generating", "generate": "generating", "restore": "generating",
+                 "write": "installing", "reuse install": "installing", "take back node_modules": "installing",
+                 "install": "installing", "audit": "installing", "snapshot": "building", "bundle": "building",
+                 "verdict": "building", "export": "building", "artifact": "building", "deploy": "deploying",
+                 "finish": "deploying"}
 
 
 def steps_for(kind: str) -> list[Step]:
@@ -60,6 +69,7 @@ def run_steps(ctx: BuildContext, steps: Sequence[Step]) -> None:
             if not step.applies(ctx):
                 continue
             ctx.check_lease()
+            ctx.log.enter(PHASE_OF_STEP.get(step.name, "building"))
             t0 = time.monotonic()
             step.run(ctx)
             if step.timing is not None:

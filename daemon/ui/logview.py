@@ -3,7 +3,8 @@ the live stream stripped the same way."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import json
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from litestar.response import ServerSentEventMessage
@@ -39,12 +40,19 @@ def log_view(data: bytes, size: int) -> LogView:
     return LogView(before, lines[i], after, cut)
 
 
-async def readable(events: AsyncGenerator[ServerSentEventMessage, None]) -> AsyncGenerator[ServerSentEventMessage,
-                                                                                             None]:
-    """The log stream with escape sequences stripped from its lines (status events and comments pass as they are);
-    closing it closes the stream underneath, which frees its slot."""
+async def readable(events: AsyncGenerator[ServerSentEventMessage, None],
+                   phase: Callable[[], tuple[str, float] | None] = lambda: None,
+                   ) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """The log stream with escape sequences stripped from its lines (status events and comments pass as they are),
+    and a `step` event ({"step", "since"}: the phase and its start in unix seconds) before the first message that
+    finds the build in a new phase; closing it closes the stream underneath, which frees its slot."""
+    last: tuple[str, float] | None = None
     try:
         async for msg in events:
+            now = phase()
+            if now is not None and now != last and msg.event != "status":
+                last = now
+                yield ServerSentEventMessage(data=json.dumps({"step": now[0], "since": now[1]}), event="step")
             if msg.event is None and isinstance(msg.data, str):
                 msg.data = logtext.strip_ansi(msg.data)
             yield msg

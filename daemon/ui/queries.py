@@ -6,6 +6,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from daemon.core import versions
@@ -79,6 +80,7 @@ class ProjectRow:
     failed: int
     last: ProjectVersion | None = None
     live_version_id: str | None = None
+    live: ProjectVersion | None = None  # the live version's row (its title, status and screenshot)
 
     @property
     def failure_share(self) -> float:
@@ -109,12 +111,18 @@ def projects(search: str, page: int) -> tuple[list[ProjectRow], bool]:
     if rows:
         lasts = {v.version_id: v for v in ProjectVersion.select().where(
             ProjectVersion.version_id.in_([r[4] for r in rows]))}
+        keys = {(str(r[0]), str(r[1])) for r in rows}
         live = {(p.user_id, p.project_id): p.live_version_id for p in Project.select(
             Project.user_id, Project.project_id, Project.live_version_id).where(
             Project.user_id.in_(list({r[0] for r in rows})))}
+        live_ids = [vid for key, vid in live.items() if vid and key in keys]  # the page's, not every user's
+        live_rows = {v.version_id: v for v in ProjectVersion.select(  # what the column shows: title and id
+            ProjectVersion.version_id, ProjectVersion.prompt, ProjectVersion.kind, ProjectVersion.rollback_of,
+            ProjectVersion.status).where(ProjectVersion.version_id.in_(live_ids))} if live_ids else {}
         for row, raw in zip(out, rows, strict=True):
             row.last = lasts.get(raw[4])
             row.live_version_id = live.get((row.user_id, row.project_id))
+            row.live = live_rows.get(row.live_version_id or "")
     return out, more
 
 
@@ -130,6 +138,8 @@ class Timeline:
     lane_count: int = 1
     forks: set[str] = field(default_factory=set)
     older: str | None = None
+    live: ProjectVersion | None = None  # the production card's version
+    live_since: Any = None  # when the live pointer last moved (the project row's updated_at)
 
 
 def branch_lanes(items: list[ProjectVersion]) -> tuple[dict[str, int], int, set[str]]:
@@ -165,4 +175,38 @@ def timeline(user_id: str, project_id: str, before: str | None = None) -> Timeli
     t.older = items[TIMELINE_SIZE - 1].version_id if len(items) > TIMELINE_SIZE else None
     items = t.items
     t.lanes, t.lane_count, t.forks = branch_lanes(items)
+    live_id = t.navigation.get("liveVersionId")
+    if live_id:
+        t.live = next((v for v in items if v.version_id == live_id), None) or \
+            ProjectVersion.get_or_none(ProjectVersion.version_id == live_id)
+        proj = Project.get_or_none((Project.user_id == user_id) & (Project.project_id == project_id))
+        t.live_since = proj.updated_at if proj is not None else None
     return t
+
+
+def one(version_id: str | None) -> ProjectVersion | None:
+    """A version row by id, or None (a version deleted by cleanup, or no id)."""
+    return ProjectVersion.get_or_none(ProjectVersion.version_id == version_id) if version_id else None
+
+
+BUILDS_PAGE = 50
+
+
+def builds(since: datetime, until: datetime, status: str | None, reason: str | None,
+           before: str | None = None, limit: int = BUILDS_PAGE) -> tuple[list[ProjectVersion], str | None]:
+    """The finished builds a chart counts: created in [since, until), of one status and failure reason when given,
+    newest first, a page of `limit` (and the id to pass as `before` for the next page). Rollbacks count as
+    builds here as in the charts; the timings leave them out."""
+    q = ProjectVersion.select().where((ProjectVersion.created_at >= since) & (ProjectVersion.created_at < until)
+                                      & ProjectVersion.status.in_(("deployed", "failed")))
+    if status:
+        q = q.where(ProjectVersion.status == status)
+    if reason:
+        q = q.where(ProjectVersion.failure_reason == reason) if reason != "unknown" else \
+            q.where(ProjectVersion.failure_reason.is_null())
+    if before:
+        q = q.where(ProjectVersion.version_id < before)
+    # The created_at index's own order (a second sort key would sort the whole window first).
+    rows = list(q.order_by(ProjectVersion.created_at.desc()).limit(limit + 1))
+    more = rows[limit - 1].version_id if len(rows) > limit else None
+    return rows[:limit], more

@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 
 from daemon.core.config import Config
 from daemon.core.errors import AppError
-from daemon.ui import actions, pages, repairview
+from daemon.ui import actions, pages, present, repairview
 from daemon.ui.access import SignInRequired
 
 HERE = Path(__file__).parent
@@ -79,7 +79,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     """The app's template engine: Jinja2 over daemon/ui/templates, autoescaped, with the dashboard's filters."""
 
     def setup(engine: JinjaTemplateEngine) -> None:
-        engine.engine.filters.update(when=when, ms=ms, size=size)
+        engine.engine.filters.update(when=when, ms=ms, size=size, vtitle=present.title, short=present.short)
         engine.engine.globals.update(quote=quote)
 
     return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=setup)

@@ -1,7 +1,8 @@
 """The dashboard in real Chromium (Playwright for Python driving the system Chromium through `executable_path`),
 against a real `previewd serve` holding versions built with real pnpm and render-checked.
 
-Screenshots of every page at 1280 and 390 px go to test-artifacts/ui/ (git-ignored) for review.
+Screenshots of every page at 1280 and 390 px go to artifacts/dashboard/ (git-ignored; CI keeps it as an artefact),
+and every page passes axe-core (the copy `make setup` installs in .tools) with no serious or critical violation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.support import wait_until
 from tests.support.live import LiveDaemon
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts" / "ui"
+ARTIFACTS = REPO / "artifacts" / "dashboard"
+AXE = REPO / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "dashboard test password"
 WIDTHS = {"desktop": {"width": 1280, "height": 800}, "mobile": {"width": 390, "height": 844}}
 
@@ -47,6 +49,7 @@ class Site:
     d: LiveDaemon
     v1: str
     v2: str
+    v3: str  # a failed rebuild after v2: the live site stays v2
 
 
 def _build(d: LiveDaemon, project: str, prompt: str, new: bool = True, **params: str) -> str:
@@ -74,7 +77,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         v2 = _build(d, "site", "A red page", new=False)
         for vid in (v1, v2):
             assert _rendered(d, vid)["renderStatus"] == "ok"
-        yield Site(d, v1, v2)
+        v3 = _build(d, "site", "A broken red page", new=False)
+        assert d.wait_status(v3, ("deployed", "failed"))["status"] == "failed"
+        yield Site(d, v1, v2, v3)
     finally:
         d.stop()
 
@@ -136,6 +141,16 @@ def signed_in(browser: Browser, d: LiveDaemon, size: str) -> BrowserContext:
     return ctx
 
 
+@pytest.fixture(scope="module")
+def contexts(browser: Browser, site: Site) -> Iterator[dict[str, BrowserContext]]:
+    """One signed-in context per width, shared by the tests that only read pages (a sign-in costs a password
+    hash and three page loads)."""
+    made = {size: signed_in(browser, site.d, size) for size in WIDTHS}
+    yield made
+    for ctx in made.values():
+        ctx.close()
+
+
 def shoot(page: Page, name: str, size: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
@@ -162,15 +177,32 @@ def test_signed_out_visitor_is_sent_to_sign_in(browser: Browser, site: Site) -> 
     ctx.close()
 
 
+def axe_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now. The script comes in as the context's
+    init script (the pages' CSP refuses inline scripts, rightly; an init script is the browser's own)."""
+    assert page.evaluate("() => !!window.axe"), "add the context's init script first"
+    found = page.evaluate("""async () => {
+      const r = await axe.run(document, {resultTypes: ['violations']});
+      return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+    }""")
+    return list(found)
+
+
 @pytest.mark.parametrize("size", list(WIDTHS))
 def test_every_page_renders_cleanly(browser: Browser, site: Site, size: str) -> None:
+    assert AXE.exists(), "axe-core is installed by `make setup` (Makefile: .tools/node_modules/axe-core)"
     ctx = signed_in(browser, site.d, size)
+    ctx.add_init_script(path=str(AXE))
     pages = {
         "overview": "/ui/", "overview-7d": "/ui/?window=7d", "projects": "/ui/projects",
         "projects-search": "/ui/projects?q=sit", "project": "/ui/projects/u/site",
-        "version": f"/ui/versions/{site.v2}", "diff": f"/ui/diff/{site.v1}/{site.v2}",
+        "version": f"/ui/versions/{site.v2}", "version-failed": f"/ui/versions/{site.v3}",
+        "diff": f"/ui/diff/{site.v1}/{site.v2}", "builds-failed": "/ui/builds?window=24h&status=failed",
         "confirm-rollback": f"/ui/versions/{site.v1}/confirm/rollback",
+        "confirm-undo": "/ui/projects/u/site/confirm/undo",
     }
+    accessibility: dict[str, list[str]] = {}
     for name, path in pages.items():
         page = ctx.new_page()
         watch = Watch(page)
@@ -186,10 +218,85 @@ def test_every_page_renders_cleanly(browser: Browser, site: Site, size: str) -> 
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, (name, size, overflow)
         assert page.evaluate(LOW_CONTRAST_JS) == [], name
+        # no raw 26-character id stands as a title
+        assert not re.fullmatch(r"(Version )?[0-9A-Z]{26}", page.locator("h1").inner_text().strip()), name
         shoot(page, name, size)
+        if found := axe_problems(page):
+            accessibility[name] = found
         assert watch.problems == [], (name, watch.problems)
         page.close()
     ctx.close()
+    assert accessibility == {}, accessibility  # every page's, at once
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_production_comes_first(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
+    """The project page opens on what is live (picture, address, Visit, since when, which version); the live row is
+    marked in the timeline; a failed latest build is named beside it with its cause, the live site unchanged."""
+    page = contexts[size].new_page()
+    page.goto("/ui/projects/u/site")
+    page.wait_for_load_state("networkidle")
+    card = page.locator("section.production")
+    assert card.is_visible()
+    shot = card.locator(".prod-shot img")
+    assert shot.evaluate("i => i.complete && i.naturalWidth >= 640"), "a large screenshot of the live site"
+    box = shot.bounding_box()
+    assert box and box["width"] >= (300 if size == "mobile" else 600)
+    url = site.d.get(f"/versions/{site.v2}").json()["previewUrl"]
+    visit = card.get_by_role("link", name="Visit")
+    assert visit.get_attribute("href") == url
+    assert card.get_by_role("link", name=url).count() == 1
+    assert "Live since" in card.inner_text() and "A red page" in card.inner_text()
+    assert site.v2[-8:] in card.inner_text()
+    latest = page.locator("#latest-build")
+    assert "failed" in latest.inner_text() and "the live site is unchanged" in latest.inner_text()
+    assert "A broken red page" in latest.inner_text()
+    live_row = page.locator(f"#v-{site.v2}")
+    assert "is-live" in (live_row.get_attribute("class") or "") and "Live now" in live_row.inner_text()
+    assert page.locator("li.version.is-live").count() == 1
+    # titles, not ids: the row's link reads the prompt
+    assert live_row.locator(".vtitle a").inner_text() == "A red page"
+    shoot(page, "project-production", size)
+    page.close()
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_projects_status_is_the_live_sites(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
+    """A project whose last build failed while its site is live says Live, with the failed build beside it; at
+    390 px every column is on screen."""
+    page = contexts[size].new_page()
+    page.goto("/ui/projects?q=site")
+    row = page.locator("table.projects tbody tr").filter(has=page.get_by_role("link", name="u/site"))
+    assert "Live" in row.locator("td.site").inner_text() and "A red page" in row.locator("td.site").inner_text()
+    assert "failed" in row.locator("td.last").inner_text()
+    width = WIDTHS[size]["width"]
+    for cell in row.locator("td").all():
+        b = cell.bounding_box()
+        assert b and b["x"] >= 0 and b["x"] + b["width"] <= width + 1, (size, cell.inner_text(), b)
+    shoot(page, "projects-status", size)
+    page.close()
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_charts_link_to_the_builds_they_count(contexts: dict[str, BrowserContext], site: Site, size: str) -> None:
+    page = contexts[size].new_page()
+    page.goto("/ui/")
+    reason = page.locator("ul.bars a").filter(has_text="build_failed").first
+    label_px = reason.locator(".bar-label").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    assert label_px >= 13, label_px
+    reason.click()
+    page.wait_for_url(re.compile(r".*/ui/builds\?.*reason=build_failed"))
+    assert page.get_by_role("link", name="A broken red page").count() >= 1
+    assert page.get_by_role("link", name="Blue page").count() == 0
+    page.go_back()
+    chart = page.locator(f"svg.chart.{'narrow' if size == 'mobile' else 'wide'}")
+    bar = chart.locator("a").last  # the newest bar with builds
+    counted = int(re.search(r": (\d+) builds", bar.get_attribute("aria-label") or "").group(1))  # type: ignore[union-attr]
+    bar.click()
+    page.wait_for_url(re.compile(r".*/ui/builds\?at=.*&hours=1"))
+    assert page.locator("li.build").count() == counted > 0
+    shoot(page, "builds-hour", size)
+    page.close()
 
 
 def test_times_are_in_the_viewers_timezone(browser: Browser, site: Site) -> None:
@@ -250,9 +357,20 @@ def test_log_page_shows_lines_arriving_during_a_build(browser: Browser, site: Si
     page.wait_for_function("() => document.getElementById('log').textContent.includes('tick-2')", timeout=60_000)
     early = log.inner_text()
     assert "tick-10" not in early  # lines are arriving while the build runs, not all at its end
+    # the badge follows the build, and the step progress shows where it is with a running timer
+    assert page.locator("#status").inner_text() == "building"
+    current = page.locator("#steps li.current")
+    assert current.get_attribute("data-step") == "building"
+    assert page.locator("#steps li.done").evaluate_all("els => els.map(e => e.dataset.step)") == \
+        ["queued", "generating", "installing"]
+    first = current.locator("[data-timer]").inner_text()
+    assert re.fullmatch(r"\d+:\d\d", first), first
+    page.wait_for_function("t => document.querySelector('#steps [data-timer]').textContent !== t", arg=first)
+    shoot(page, "version-running", "desktop")
     page.wait_for_function("() => document.getElementById('status').textContent === 'deployed'", timeout=120_000)
     assert "tick-10" in log.inner_text()
     assert "finished: deployed" in page.locator("#following").inner_text()
+    assert page.locator("#steps li.done").count() >= 5 and page.locator("#steps li.current").count() <= 1
     shoot(page, "version-live-log", "desktop")
     ctx.close()
 
@@ -294,11 +412,23 @@ def test_ui_rollback_creates_the_same_version_as_the_api(browser: Browser, site:
     watch = Watch(page)
     page.goto("/ui/projects/u/site")
     page.locator(f"#v-{site.v1}").get_by_role("link", name="Roll back to this").click()
+    # the confirmation shows what is live and what goes live: pictures, titles, short ids
+    now, target = page.locator("figure.vcard").all()
+    assert "Live now" in now.inner_text() and "A red page" in now.inner_text() and site.v2[-8:] in now.inner_text()
+    assert "Goes live" in target.inner_text() and "Blue page" in target.inner_text()
+    assert site.v1[-8:] in target.inner_text()
+    assert target.locator("img").evaluate("i => i.complete && i.naturalWidth > 0")
+    shoot(page, "confirm-rollback-versus", "desktop")
     page.get_by_role("button", name="Yes, roll back to this version").click()
-    page.wait_for_url(re.compile(r".*/ui/versions/[0-9A-Z]{26}$"))
-    ui_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_url(re.compile(r".*/ui/versions/[0-9A-Z]{26}\?done=rollback$"))
+    ui_id = page.url.split("?")[0].rsplit("/", 1)[1]
     assert ui_id not in (site.v1, site.v2)
+    assert "Live now:" in page.locator("#flash").inner_text()  # a message names the version live now
     ui_v = d.wait_status(ui_id, ("deployed", "failed"))
+    page.reload()
+    flash = page.locator("#flash").inner_text()
+    assert f"Rolled back to “Blue page” ({site.v1[-8:]})" in flash, flash
+    assert f"Live now: “Rollback to Blue page” {ui_id[-8:]}" in flash, flash
     api_id = d.post(f"/rollback/{site.v1}", {"userId": "u", "projectId": "site"}).json()["versionId"]
     api_v = d.wait_status(api_id, ("deployed", "failed"))
     assert _same_fields(ui_v) == _same_fields(api_v)
@@ -308,6 +438,53 @@ def test_ui_rollback_creates_the_same_version_as_the_api(browser: Browser, site:
     assert d.preview(ui_v["previewUrl"]).text == d.preview(api_v["previewUrl"]).text
     assert watch.problems == []
     ctx.close()
+    # undo on a phone: the confirmation names both versions, the message the one live after it
+    ctx = signed_in(browser, d, "mobile")
+    page = ctx.new_page()
+    watch = Watch(page)
+    page.goto("/ui/projects/u/site")
+    page.get_by_role("link", name="Undo").click()
+    now, target = page.locator("figure.vcard").all()
+    assert "Live now" in now.inner_text() and api_id[-8:] in now.inner_text()
+    assert "Goes live" in target.inner_text() and ui_id[-8:] in target.inner_text()
+    shoot(page, "confirm-undo-versus", "mobile")
+    page.get_by_role("button", name=re.compile("^Yes, undo")).click()
+    page.wait_for_url(re.compile(r".*/ui/projects/u/site\?done=undo$"))
+    flash = page.locator("#flash").inner_text()
+    assert flash.startswith("Undone.") and f"Live now: “Rollback to Blue page” {ui_id[-8:]}" in flash, flash
+    assert page.locator(f"#v-{ui_id}.is-live").count() == 1
+    shoot(page, "project-after-undo", "mobile")
+    assert watch.problems == []
+    ctx.close()
+
+
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_diff_fits_a_phone_and_the_slider_has_its_own_mode(contexts: dict[str, BrowserContext], site: Site,
+                                                           size: str) -> None:
+    page = contexts[size].new_page()
+    page.goto(f"/ui/diff/{site.v1}/{site.v2}")
+    page.wait_for_load_state("networkidle")
+    width = WIDTHS[size]["width"]
+    added = page.locator("table.sbs td.ins").first
+    assert added.is_visible()
+    b = added.bounding_box()
+    assert b and b["x"] >= 0 and b["x"] + b["width"] <= width + 1, b  # the added line is on screen
+    removed = page.locator("table.sbs td.del").first
+    rb = removed.bounding_box()
+    assert rb
+    if size == "mobile":
+        assert rb["y"] < b["y"]  # one column: the old line above the new one
+    else:
+        assert abs(rb["y"] - b["y"]) < 1 and rb["x"] < b["x"]  # side by side
+    slider = page.get_by_label("Slider between A and B, desktop")
+    assert slider.is_visible()
+    for mode in ("Side by side", "Changes overlay"):
+        page.get_by_label(mode).first.check()
+        assert not slider.is_visible(), mode
+    page.get_by_label("A/B slider").first.check()
+    assert slider.is_visible()
+    shoot(page, "diff-modes", size)
+    page.close()
 
 
 def test_forged_form_without_csrf_token_is_refused(browser: Browser, site: Site) -> None:

@@ -11,12 +11,63 @@
     });
   }
 
+  // Step progress: the current step's timer ticks; a `step` event moves it on; the end marks it done or failed.
+  var PHASES = ["queued", "generating", "installing", "building", "deploying", "checking"];
+  var stepsBox = document.getElementById("steps");
+  var since = stepsBox ? Date.parse(stepsBox.getAttribute("data-since")) : NaN;
+  var ticking = null;
+
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    return Math.floor(s / 60) + ":" + ("0" + (s % 60)).slice(-2);
+  }
+
+  function tick() {
+    var t = stepsBox && stepsBox.querySelector("[data-timer]");
+    if (t && !isNaN(since)) { t.textContent = clock(Date.now() - since); }
+  }
+
+  function setStatus(status) {
+    var el = document.getElementById("status");
+    if (el) { el.textContent = status; el.className = "status " + status; }
+  }
+
+  function markSteps(current, final) {  // final: "" while running, else "done" or "failed"
+    if (!stepsBox) { return; }
+    var at = PHASES.indexOf(current);
+    stepsBox.querySelectorAll("li[data-step]").forEach(function (li) {
+      var i = PHASES.indexOf(li.getAttribute("data-step"));
+      var state = i < at ? "done" : i === at ? (final || "current") : "todo";
+      if (final === "done" && i <= at) { state = "done"; }
+      if (li.className === "step " + state) { return; }
+      li.className = "step " + state;
+      var label = li.querySelector(".step-state");
+      label.textContent = "";
+      if (state === "current") {
+        var t = document.createElement("span");
+        t.className = "timer";
+        t.setAttribute("data-timer", "");
+        label.appendChild(t);
+      } else if (state === "failed") { label.textContent = "failed"; }
+      else if (state === "done" && i === at) { label.textContent = "done"; }
+    });
+    tick();
+  }
+
   function followLog(pre) {
     var url = pre.getAttribute("data-stream");
     if (!url || !window.EventSource) { return; }
     var es = new EventSource(url);
     var badge = document.getElementById("following");
+    es.addEventListener("step", function (ev) {
+      var st = JSON.parse(ev.data);
+      since = st.since * 1000;
+      markSteps(st.step, "");
+      setStatus(st.step === "deploying" ? "deploying" : "building");
+    });
     es.onmessage = function (ev) {
+      var el = document.getElementById("status");
+      if (el && el.textContent === "queued") { setStatus("building"); }  // lines arrive: the worker has it
       var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
       pre.appendChild(document.createTextNode(ev.data + "\n"));
       if (atEnd) { pre.scrollTop = pre.scrollHeight; }
@@ -24,8 +75,14 @@
     es.addEventListener("status", function (ev) {
       es.close();
       var st = JSON.parse(ev.data);
-      var el = document.getElementById("status");
-      if (el) { el.textContent = st.status; el.className = "status " + st.status; }
+      setStatus(st.status);
+      if (st.status === "failed") {
+        var cur = stepsBox && stepsBox.querySelector("li.current");
+        markSteps(cur ? cur.getAttribute("data-step") : "building", "failed");
+      } else if (st.status === "deployed") {
+        markSteps("deploying", "done");
+      }
+      if (ticking) { clearInterval(ticking); ticking = null; }
       if (badge) {
         badge.textContent = "finished: " + st.status + (st.failureReason ? " (" + st.failureReason + ")" : "") + " · ";
         var again = document.createElement("a");
@@ -62,6 +119,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    if (stepsBox && stepsBox.querySelector("[data-timer]")) { tick(); ticking = setInterval(tick, 1000); }
     // A stored log opens at its end, where a failed build says why (its first error line is marked above it).
     document.querySelectorAll("pre[data-end]").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
     document.querySelectorAll("pre[data-stream]").forEach(followLog);

@@ -267,7 +267,8 @@ def test_project_page_shows_timeline_forks_and_live(client: TestClient[Any]) -> 
     assert page.index(c.version_id) < page.index(b.version_id) < page.index(a.version_id)  # newest first
     assert "forked from an older version" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page  # prompts are escaped
-    assert '<span class="live">live</span>' in page
+    assert f'class="version deployed is-live" id="v-{c.version_id}"' in page  # the live row is marked
+    assert page.count(" is-live") == 1
 
 
 def test_ui_undo_and_pin_use_the_domain_functions(client: TestClient[Any]) -> None:
@@ -296,7 +297,7 @@ def test_overview_counts_the_window(client: TestClient[Any]) -> None:
     versions.update(None, v.version_id, status="failed", failure_reason="install_failed", build_duration_ms=900)
     sign_in(client, password=PASSWORD)
     page = client.get("/ui/").text
-    assert "2 finished, 1 failed (50%)" in page
+    assert re.search(r">2 finished</a>, <a [^>]*>1 failed</a> \(50%\)", page)
     assert "install_failed" in page and "<svg" in page
 
 
@@ -325,7 +326,8 @@ def test_ui_rebuild_from_a_version_queues_the_apis_rebuild(client: TestClient[An
     r = client.post(f"/ui/versions/{a.version_id}/rebuild",
                     data={"prompt": "first, in green", "_csrf_token": csrf_of(client, "/ui/")}, follow_redirects=False)
     assert r.status_code == 303
-    new_id = r.headers["location"].rsplit("/", 1)[1]
+    assert r.headers["location"].endswith("?done=rebuild")
+    new_id = r.headers["location"].split("?")[0].rsplit("/", 1)[1]
     v = versions.get(new_id)
     assert (v.status, v.kind, v.parent_version_id, v.prompt) == ("queued", "rebuild", a.version_id, "first, in green")
     r = client.post(f"/ui/versions/{a.version_id}/rebuild", data={"prompt": "again", "_csrf_token":
