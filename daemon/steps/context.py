@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from daemon.project import isolation, monorepo, toolchain
     from daemon.project.buildlog import BuildLog
     from daemon.runtime import Runtime
-    from daemon.steps import audit, checks
+    from daemon.steps import audit, checks, warm
 
 T = TypeVar("T")
-TIMING_KEYS = ("generate", "install", "bundle", "deploy")  # the version's `timings` a build writes (in this order)
+# The version's `timings` a build writes (in this order); `bundle_warm` or `bundle_cold` says which path the bundle
+# took (`bundle` keeps the total for older readers).
+TIMING_KEYS = ("queue", "generate", "write", "install", "bundle", "export", "deploy")
 
 
 @dataclass
@@ -104,6 +106,8 @@ class BuildContext:
     check_lease: Callable[[], None]  # raises BuildFailed('interrupted') when a fleet droplet lost the project
     cancel: threading.Event  # set at shutdown past the grace period: the running step is killed
     pending_checks: checks.Pending
+    warm: warm.Pool | None = None  # the daemon's warm bundlers (None: a pipeline without them)
+    bundled_warm: bool | None = None  # whether the bundle step used the project's warm bundler (bundle)
     started: float = field(default_factory=time.monotonic)
     times: StepTimes = field(default_factory=StepTimes)
     dirs: isolation.ProjectDirs | None = None  # the project's checked directories (prepare)
