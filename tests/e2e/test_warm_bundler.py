@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -56,9 +57,11 @@ def test_warm_rebuild_matches_cold_and_dies_with_the_daemon(live: Any, tmp_path:
     assert "build: ok (warm bundler" in log, log
     print("timings first", first["timings"], "\nwarm", v2["timings"])
 
-    # The cold build of the very same sources (the workspace holds v2's), beside the warm one: file for file.
+    # The cold build of the very same sources (the workspace holds v2's), beside the warm one: file for file. The
+    # old output goes first, as the bundle step removes it (Tailwind would read its class names).
     work = live.tmp / "data" / "projects" / "alice" / "warm" / "work"
     cold = tmp_path / "cold"
+    shutil.rmtree(work / "dist")
     subprocess.run([str(work / "node_modules" / ".bin" / "vite"), "build", "--outDir", str(cold), "--emptyOutDir"],
                    cwd=work, check=True, capture_output=True, env={**os.environ, "NODE_ENV": "production"})
     deployed = next(d for d in (live.tmp / "data" / "previews").iterdir() if (d / "index.html").is_file()
