@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from daemon.project import isolation, monorepo, toolchain
     from daemon.project.buildlog import BuildLog
     from daemon.runtime import Runtime
-    from daemon.steps import audit, checks, warm
+    from daemon.steps import audit, checks
 
 T = TypeVar("T")
 # The version's `timings` a build writes (in this order); `bundle_warm` or `bundle_cold` says which path the bundle
@@ -106,7 +106,7 @@ class BuildContext:
     check_lease: Callable[[], None]  # raises BuildFailed('interrupted') when a fleet droplet lost the project
     cancel: threading.Event  # set at shutdown past the grace period: the running step is killed
     pending_checks: checks.Pending
-    warm: warm.Pool | None = None  # the daemon's warm bundlers (None: a pipeline without them)
+    warm: WarmPool | None = None  # the daemon's warm bundlers (daemon/steps/warm.py; None: a pipeline without)
     bundled_warm: bool | None = None  # whether the bundle step used the project's warm bundler (bundle)
     started: float = field(default_factory=time.monotonic)
     times: StepTimes = field(default_factory=StepTimes)
@@ -154,6 +154,28 @@ class BuildContext:
     @property
     def zip(self) -> tuple[str, Path, int]:
         return _need(self.artifact, "the artifact zip (artifact step)")
+
+
+class WarmPool(Protocol):
+    """What a build asks of the daemon's warm bundlers (daemon/steps/warm.Pool)."""
+
+    size: int
+
+    def hold(self, key: tuple[str, str], say: Callable[[str], None]) -> None:
+        """The project's bundler stops running before the workspace is written."""
+        ...
+
+    def why_cold(self, ctx: BuildContext) -> str | None:
+        """Why this build bundles cold (None: warm)."""
+        ...
+
+    def rebuild(self, ctx: BuildContext) -> sandbox.Result | str:
+        """The warm build's result, or why it could not give one."""
+        ...
+
+    def keep(self, ctx: BuildContext) -> None:
+        """Start a bundler for the project's next build."""
+        ...
 
 
 class Step(Protocol):

@@ -102,7 +102,8 @@ class Pipeline:
         self.project: tuple[str, str] | None = None
         self.pending_checks = checks.Pending()
         # The projects' warm bundlers (daemon/steps/warm.py); their job is declared by `previewd serve`.
-        self.warm = warm_pool if warm_pool is not None else warm.Pool(rt.cfg, rt.sandbox_layer)
+        self.warm = warm_pool if warm_pool is not None else \
+            warm.Pool(rt.cfg, rt.sandbox_layer, draining=lambda: rt.fleet.draining)
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""

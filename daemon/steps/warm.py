@@ -32,10 +32,10 @@ import psutil
 import sandbox
 from daemon.project import isolation
 from daemon.steps import sandboxed
-from daemon.steps.context import BuildContext
 
 if TYPE_CHECKING:
     from daemon.core.config import Config
+    from daemon.steps.context import BuildContext
 
 log = logging.getLogger("previewd.warm")
 
@@ -230,8 +230,9 @@ class Pool:
     """The warm bundlers of this daemon: at most `[build] warm_projects` (least recently used goes), each stopped
     after `[build] warm_idle_s` unused, all on drain and shutdown."""
 
-    def __init__(self, cfg: Config, layer: str) -> None:
+    def __init__(self, cfg: Config, layer: str, draining: Callable[[], bool] = lambda: False) -> None:
         self.cfg = cfg
+        self.draining = draining  # a fleet droplet that drains keeps no bundler (its projects go elsewhere)
         self.layer = layer
         self.size = cfg.build.warm_projects
         self.idle_s = cfg.build.warm_idle_s
@@ -266,7 +267,11 @@ class Pool:
         return len(keys)
 
     def reap(self, now: float | None = None) -> None:
-        """Stop the bundlers idle past `warm_idle_s` and forget the ended ones."""
+        """Stop the bundlers idle past `warm_idle_s` (all of them while the droplet drains) and forget the ended
+        ones."""
+        if self._bundlers and self.draining():
+            self.stop_all("the droplet drains")
+            return
         now = time.monotonic() if now is None else now
         with self._lock:
             items = list(self._bundlers.items())
@@ -375,6 +380,8 @@ class Pool:
         past `warm_projects`), which fills its cache in the background, without writing the output."""
         key = (ctx.v.user_id, ctx.v.project_id)
         self.stop(key, "a cold build replaced it")
+        if self.draining():
+            return
         with self._lock:
             while len(self._bundlers) >= self.size:
                 old = next(iter(self._bundlers))
