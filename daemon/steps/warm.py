@@ -108,6 +108,7 @@ class Bundler:
     ready: bool = False
     priming: str | None = None  # the prime's id while it runs
     answers: dict[str, tuple[bool, int, tuple[str, ...]]] = field(default_factory=dict)
+    sent: set[str] = field(default_factory=set)  # ids asked and not answered: any other answer is ignored
     sink: Callable[[str], None] | None = None  # the build log of the build it serves now
     last_used: float = field(default_factory=time.monotonic)
     stopped: bool = False  # SIGSTOPped
@@ -133,13 +134,14 @@ class Bundler:
         with self.cond:
             if words[0] == "ready":
                 self.ready = True
-            elif words[0] == "done" and len(words) >= 4:
+            elif words[0] == "done" and len(words) >= 4 and words[1] in self.sent:
                 deps: tuple[str, ...] = ()
                 if len(words) == 5:
                     with contextlib.suppress(ValueError, TypeError):
                         deps = tuple(self._rel(d) for d in json.loads(words[4]) if isinstance(d, str))
                 with contextlib.suppress(ValueError):
                     self.answers[words[1]] = (words[2] == "ok", int(words[3]), tuple(d for d in deps if d))
+                    self.sent.discard(words[1])
             self.cond.notify_all()
 
     def _rel(self, path: str) -> str:
@@ -159,6 +161,8 @@ class Bundler:
         """Send a command; returns its id."""
         self.seq += 1
         ident = f"{cmd[0]}{self.seq}"
+        with self.cond:
+            self.sent.add(ident)
         os.write(self.stdin_w, f"{cmd} {ident}\n".encode())
         return ident
 

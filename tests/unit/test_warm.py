@@ -49,7 +49,7 @@ def test_the_fingerprint_follows_what_the_bundler_read_once() -> None:
 
 
 def test_answers_are_read_and_other_lines_go_to_the_build_log(tmp_path: Path) -> None:
-    b = warm.Bundler(("u", "p"), tmp_path, "fp")
+    b = warm.Bundler(("u", "p"), tmp_path, "fp", sent={"b1", "b2", "b3"})
     lines: list[str] = []
     b.on_line("before any build")  # nobody listens: dropped
     b.sink = lines.append
@@ -63,6 +63,9 @@ def test_answers_are_read_and_other_lines_go_to_the_build_log(tmp_path: Path) ->
     assert b.answers["b1"] == (True, 812, ("vite.config.ts",))  # outside the workspace or in node_modules: gone
     assert b.answers["b2"] == (False, 90, ())
     assert "b3" not in b.answers
+    b.on_line(warm.MARK + "done forged ok 1")  # never asked: generated code cannot grow the daemon's memory
+    b.on_line(warm.MARK + "done b1 ok 1")  # answered once
+    assert set(b.answers) == {"b1", "b2"} and b.answers["b1"][1] == 812
 
 
 def test_a_bundler_tree_is_stopped_and_resumed_whole() -> None:
