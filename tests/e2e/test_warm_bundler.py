@@ -34,8 +34,9 @@ def _files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
-def test_warm_rebuild_matches_cold_and_dies_with_the_daemon(live: Any, tmp_path: Path) -> None:
+def test_warm_rebuild_matches_cold_and_dies_with_the_daemon(live_factory: Any, tmp_path: Path) -> None:
     before = {p.pid for p in _bundlers()}  # other tests' daemons on this machine may have their own
+    live = live_factory("[build]\nwarm_projects = 2\n").start()
     r = live.post("/build-preview-for-new-project",
                   {"userId": "alice", "projectId": "warm", "prompt": "A bakery with a menu and opening hours"})
     assert r.status_code == 200 and r.json()["success"] is True, r.text
@@ -55,7 +56,6 @@ def test_warm_rebuild_matches_cold_and_dies_with_the_daemon(live: Any, tmp_path:
     for key in ("queue", "write", "export", "deploy"):
         assert key in v2["timings"], v2["timings"]
     assert "build: ok (warm bundler" in log, log
-    print("timings first", first["timings"], "\nwarm", v2["timings"])
 
     # The cold build of the very same sources (the workspace holds v2's), beside the warm one: file for file. The
     # old output goes first, as the bundle step removes it (Tailwind would read its class names).
