@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 import sandbox
+from daemon.core import quotas
 from daemon.project import isolation
 from daemon.steps import sandboxed
 
@@ -333,13 +334,13 @@ class Pool:
         b = self.get(key)
         if b is None:
             return "no warm bundler for this project (its first build here, or it was stopped: idle or evicted)"
-        if not b.alive:
-            return f"the warm bundler ended: {b.result.detail if b.result else 'stopped'}"
-        if ctx.reusable is None:
-            return "the dependencies were installed again"
-        if b.fingerprint != fingerprint(ctx.files, b.config_deps, ctx.box.tc.node_version):
-            return "package.json, the lockfile, the bundler config (or what it imports) or the toolchain changed"
-        return None
+        why = f"the warm bundler ended: {b.result.detail if b.result else 'stopped'}" if not b.alive else \
+            "the dependencies were installed again" if ctx.reusable is None else \
+            "package.json, the lockfile, the bundler config (or what it imports) or the toolchain changed" \
+            if b.fingerprint != fingerprint(ctx.files, b.config_deps, ctx.box.tc.node_version) else None
+        if why is not None:  # stale for good: its memory goes now, not when it is idle
+            self.stop(key, why)
+        return why
 
     def rebuild(self, ctx: BuildContext) -> sandbox.Result | str:
         """Build with the project's warm bundler: its Result when the output is written, else why not (the
@@ -373,7 +374,8 @@ class Pool:
         b.fingerprint = fingerprint(ctx.files, b.config_deps, ctx.box.tc.node_version)
         with self._lock:
             self._bundlers.move_to_end(key)
-        cpu = max(0.0, _cpu(b) - cpu0)
+        cpu = max(0.0, _cpu(b) - cpu0)  # the tree's, read by the daemon: the build's usage, as a cold one's
+        quotas.add_cpu(ctx.v.version_id, cpu)
         ctx.log.step(f"build: ok (warm bundler, {wall:.1f}s wall, {cpu:.1f}s cpu, rss {b.rss() / 2**20:.0f} MiB)")
         return sandbox.Result(exit_code=0, reason="ok", cpu_seconds=round(cpu, 3), peak_memory_bytes=b.rss(),
                               output_bytes=0, wall_seconds=round(wall, 3), log_truncated=False,

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import psutil
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from daemon.cli.versionlist import timings_line
 from daemon.core.config import Config
 from daemon.steps import warm
+from tests.support import make_config
 
 
 def _pkg(build: str = "tsc -b && vite build", **deps: str) -> str:
@@ -120,3 +123,24 @@ def test_the_bundle_path_is_shown() -> None:
         "bundle: warm bundler; timings: queue 5 ms, bundle warm 800 ms, deploy 40 ms"
     assert timings_line({"timings": {"bundle_cold": 3000}}).startswith("bundle: cold;")
     assert timings_line({"timings": {}}) == "timings: none recorded"
+
+
+def test_why_a_build_is_cold(tmp_path: Path) -> None:
+    files = {"package.json": _pkg(), "pnpm-lock.yaml": "lock", "vite.config.ts": "cfg", "src/App.tsx": "a"}
+
+    def ctx(**over: Any) -> Any:
+        base = {"v": SimpleNamespace(user_id="u", project_id="p"), "files": files,
+                "layout": SimpleNamespace(is_workspace=False), "reusable": {"fingerprint": "x"},
+                "box": SimpleNamespace(tc=SimpleNamespace(node_version="v22"))}
+        return SimpleNamespace(**{**base, **over})
+
+    off = make_config(tmp_path)  # the tests' config: no warm bundlers
+    assert "off" in (warm.Pool(off, "watchdog").why_cold(ctx()) or "")
+    pool = warm.Pool(Config(), "watchdog")
+    assert "no warm bundler" in (pool.why_cold(ctx()) or "")
+    pool._bundlers[("u", "p")] = warm.Bundler(("u", "p"), tmp_path, warm.fingerprint(files, (), "v22"))
+    assert pool.why_cold(ctx(files={**files, "src/App.tsx": "b"})) is None  # a source change: warm
+    assert "installed again" in (pool.why_cold(ctx(reusable=None)) or "")
+    assert pool.keys() == []  # a stale bundler goes at once
+    pool._bundlers[("u", "p")] = warm.Bundler(("u", "p"), tmp_path, warm.fingerprint(files, (), "v22"))
+    assert "bundler config" in (pool.why_cold(ctx(files={**files, "vite.config.ts": "x"})) or "")
