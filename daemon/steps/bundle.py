@@ -43,8 +43,9 @@ def bundle(ctx: BuildContext) -> None:
     if mono.is_workspace:
         build_argv, prints = monorepo.plan_build(box.tc, mono, ctx.files, workspace, blog)
     t0 = time.monotonic()
-    res = _warm(ctx, plan.bundle)
-    ctx.bundled_warm = res is not None
+    plain = (plan.bundle or _script(ctx)).strip() == "vite build"  # what a warm bundler can stand in for
+    res = _warm(ctx, plain)
+    ctx.bundled_warm = (res is not None) if plain else None
     if res is None:
         res = sandboxed.run(ctx, "build", build_argv, workspace, build_env, network=cfg.sandbox.build_network,
                             view=view, user=box.user, disk_roots=sandboxed.code_roots(box.dirs),
@@ -57,13 +58,14 @@ def bundle(ctx: BuildContext) -> None:
         ctx.pending_checks.begin(version_id, checking.start(ctx, plan))
 
 
-def _warm(ctx: BuildContext, split_bundle: str | None) -> sandbox.Result | None:
-    """The project's warm bundler's result, or None (the log says why) when the cold build runs instead."""
+def _warm(ctx: BuildContext, plain: bool) -> sandbox.Result | None:
+    """The project's warm bundler's result, or None (the log says why) when the cold build runs instead. `plain`:
+    the build command is `vite build` alone (else the warm bundler cannot stand in for it)."""
     pool = ctx.warm
     if pool is None:
         return None
     why = pool.why_cold(ctx)
-    if why is None and (split_bundle or _script(ctx)).strip() != "vite build":
+    if why is None and not plain:
         why = "the build runs more than `vite build` here (its type check is not split off)"
     if why is None:
         res = pool.rebuild(ctx)

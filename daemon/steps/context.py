@@ -107,7 +107,9 @@ class BuildContext:
     cancel: threading.Event  # set at shutdown past the grace period: the running step is killed
     pending_checks: checks.Pending
     warm: WarmPool | None = None  # the daemon's warm bundlers (daemon/steps/warm.py; None: a pipeline without)
-    bundled_warm: bool | None = None  # whether the bundle step used the project's warm bundler (bundle)
+    # Whether the bundle step used the project's warm bundler (None: the build command is not one it can stand
+    # in for, so none is kept for the project either).
+    bundled_warm: bool | None = None
     started: float = field(default_factory=time.monotonic)
     times: StepTimes = field(default_factory=StepTimes)
     dirs: isolation.ProjectDirs | None = None  # the project's checked directories (prepare)

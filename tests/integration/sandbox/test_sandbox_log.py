@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import sandbox
@@ -65,9 +67,6 @@ sys.stdout.buffer.write(b"bad \\xff byte\\nno newline at end")
 
 def test_a_long_lived_step_reads_its_callers_commands(workspace: Path, layer: str) -> None:
     # The warm bundler's channel: commands on stdin, answers as lines; the caller learns the tree's first pid.
-    import os
-    import threading
-
     r, w = os.pipe()
     pids: list[int] = []
     code = "import sys\nfor line in sys.stdin:\n    print('got', line.strip(), flush=True)"
