@@ -257,6 +257,8 @@ def run(
     disk_base: int = 0,
     nice: int = 0,
     syscall_filter: bool = True,
+    stdin: int | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> Result:
     """Run argv under `limits` over its whole process tree; return why it ended. No process outlives it.
 
@@ -274,6 +276,8 @@ def run(
     `syscall_filter` keeps the tree off the kernel's rarer doors (sandbox.seccomp: no new namespaces, mounts, bpf,
     ptrace, ...): bubblewrap installs it when the run has a view, the launcher otherwise; where the kernel cannot
     take it, the log says so and the run goes on without it.
+    `stdin` is an fd the tree reads as its standard input (default: /dev/null); `on_spawn` gets the pid of the
+    tree's first process once it runs in the layer (a long-lived step whose caller stops and resumes it).
     """
     args = _check_args(argv, cwd, env, limits, output_root)
     ids = _resolve_user(user)
@@ -335,12 +339,14 @@ def run(
         }
         child_env = {**env, **plan.env}
         spawned, early = _spawn(spec, args, Path(cwd), child_env, lay, sink,
-                                () if filter_fd is None else (filter_fd,))
+                                () if filter_fd is None else (filter_fd,), stdin)
         if filter_fd is not None:  # bubblewrap holds its own copy (and reads it before anything runs)
             os.close(filter_fd)
             filter_fd = None
         if early is not None:
             return early
+        if on_spawn is not None:
+            on_spawn(spawned.proc.pid)
         return _supervise(sup, spawned, layer_name, cancel)
     finally:
         if filter_fd is not None:
@@ -359,7 +365,7 @@ def run(
 
 def _spawn(
     spec: dict[str, object], args: list[str], cwd: Path, env: dict[str, str], lay: Layer, sink: LogSink,
-    extra_fds: tuple[int, ...] = (),
+    extra_fds: tuple[int, ...] = (), stdin: int | None = None,
 ) -> tuple[_Spawned, Result | None]:
     status_r, status_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -370,7 +376,7 @@ def _spawn(
             launcher_argv(spec, args),
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=out_w,
             stderr=out_w,
             pass_fds=(status_w, *extra_fds),

@@ -159,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                                    answer))
             return 0
         if args.cmd == "show":
-            return _print(c.get(f"/versions/{args.version_id}"))
+            resp = c.get(f"/versions/{args.version_id}")
+            code = _print(resp)
+            if resp.status_code == 200:  # on stderr: stdout stays the version's JSON for scripts
+                print(versionlist.timings_line(resp.json()), file=sys.stderr)
+            return code
         if args.cmd == "log":
             resp = c.get(f"/versions/{args.version_id}/log")
             sys.stdout.write(resp.text)

@@ -124,6 +124,11 @@ class Daemon:
                          "threads)", f"drop unsent posts, wait for those being sent (each times out after "
                          f"{alerts.WEBHOOK_TIMEOUT_S:g} s)", stop=lambda _g: alert_state.stop(),
                          alive=alert_state.alive))
+        pool = pipeline.warm
+        jobs.declare(Job("warm-bundlers", "own thread", f"a reaper every few seconds; a bundler per recently built "
+                         f"project (at most {pool.size}, stopped {pool.idle_s:g} s idle)",
+                         "stop every warm bundler (after the build worker)", start=pool.start, stop=pool.close,
+                         alive=pool.alive))
         jobs.declare(Job("checks", "own thread", "per build with type check or lint (one thread each; recorded "
                          "late under `record`)", "drain 5 s, then cancel and drain 30 s", stop=stop_checks,
                          alive=pipeline.pending_checks.alive))

@@ -104,3 +104,17 @@ def table(user_id: str, project_id: str, answer: dict[str, Any], width: int | No
     if not items:
         rows.append("(no versions)")
     return "\n".join(rows)
+
+
+TIMING_ORDER = ("queue", "generate", "write", "install", "bundle_warm", "bundle_cold", "export", "deploy")
+
+
+def timings_line(v: dict[str, Any]) -> str:
+    """One line of where a version's time went, and which path its bundle took (warm bundler or cold)."""
+    t = v.get("timings") if isinstance(v, dict) else None
+    if not isinstance(t, dict) or not t:
+        return "timings: none recorded"
+    path = "warm bundler" if "bundle_warm" in t else "cold" if "bundle_cold" in t else "not bundled"
+    parts = [f"{k.replace('bundle_', 'bundle ')} {t[k]} ms" for k in TIMING_ORDER if isinstance(t.get(k), int)]
+    return f"bundle: {path}; timings: " + ", ".join(parts)
+

@@ -118,6 +118,12 @@ class BuildConfig(_Section):
         "off = not run.")] = "record"
     keep_logs_lines: Annotated[int, _opt(
         "How many last log lines a failed build returns in its API answer.", lo=1)] = 40
+    warm_projects: Annotated[int, _opt(
+        "Warm bundlers kept (one per recently built Vite project, least recently used stopped first; about 350 MiB "
+        "each): a one-file rebuild skips Node, Vite and node_modules' transforms. 0 = every build cold.",
+        lo=0)] = 3
+    warm_idle_s: Annotated[float, _opt(
+        "A warm bundler unused this long is stopped.", lo=1)] = 900.0
 
 
 class DeployConfig(_Section):

@@ -1,8 +1,13 @@
 """The bundle: `pnpm build` (or a workspace's filtered build) in the no-network code view, with the checks beside
-it when the script's type check can be split off; then its verdict, after the audit's."""
+it when the script's type check can be split off, or the project's warm bundler (daemon/steps/warm.py) when it may;
+then its verdict, after the audit's."""
 
 from __future__ import annotations
 
+import json
+import time
+
+import sandbox
 from daemon.project import frameworks, isolation, monorepo, toolchain
 from daemon.project.failures import BuildFailed
 from daemon.steps import auditing, checking, checks, sandboxed
@@ -37,21 +42,53 @@ def bundle(ctx: BuildContext) -> None:
             shown = f"build (type check split off): {plan.bundle}"
     if mono.is_workspace:
         build_argv, prints = monorepo.plan_build(box.tc, mono, ctx.files, workspace, blog)
-    res = ctx.bundle = sandboxed.run(ctx, "build", build_argv, workspace, build_env,
-                                     network=cfg.sandbox.build_network, view=view, user=box.user,
-                                     disk_roots=sandboxed.code_roots(box.dirs), disk_base=ctx.nm_bytes,
-                                     output_root=workspace, shown=shown)
+    t0 = time.monotonic()
+    plain = (plan.bundle or _script(ctx)).strip() == "vite build"  # what a warm bundler can stand in for
+    res = _warm(ctx, plain)
+    ctx.bundled_warm = (res is not None) if plain else None
+    if res is None:
+        res = sandboxed.run(ctx, "build", build_argv, workspace, build_env, network=cfg.sandbox.build_network,
+                            view=view, user=box.user, disk_roots=sandboxed.code_roots(box.dirs),
+                            disk_base=ctx.nm_bytes, output_root=workspace, shown=shown)
+    ctx.bundle = res
+    ctx.times.add("bundle_warm" if ctx.bundled_warm else "bundle_cold", int((time.monotonic() - t0) * 1000))
     if mono.is_workspace and res.reason == "ok":
         monorepo.mark_built(workspace, mono, prints)
     if res.reason == "ok" and not ctx.pending_checks.running(version_id) and (plan.typecheck or plan.lint):
         ctx.pending_checks.begin(version_id, checking.start(ctx, plan))
 
 
+def _warm(ctx: BuildContext, plain: bool) -> sandbox.Result | None:
+    """The project's warm bundler's result, or None (the log says why) when the cold build runs instead. `plain`:
+    the build command is `vite build` alone (else the warm bundler cannot stand in for it)."""
+    pool = ctx.warm
+    if pool is None:
+        return None
+    why = pool.why_cold(ctx)
+    if why is None and not plain:
+        why = "the build runs more than `vite build` here (its type check is not split off)"
+    if why is None:
+        res = pool.rebuild(ctx)
+        if not isinstance(res, str):
+            return res
+        why = res
+    ctx.log.step(f"warm bundler: cold build: {why}")
+    return None
+
+
+def _script(ctx: BuildContext) -> str:
+    try:
+        script = json.loads(ctx.files.get("package.json", "{}")).get("scripts", {}).get("build")
+    except (ValueError, AttributeError):
+        return ""
+    return script if isinstance(script, str) else ""
+
+
 class Bundle:
     """The build script; its exit is judged by the Verdict step, once the audit had its say."""
 
     name = "bundle"
-    timing = "bundle"
+    timing = "bundle"  # and `bundle_warm` or `bundle_cold` (counted by the step itself)
 
     def applies(self, ctx: BuildContext) -> bool:
         return True

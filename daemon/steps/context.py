@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from daemon.steps import audit, checks
 
 T = TypeVar("T")
-TIMING_KEYS = ("generate", "install", "bundle", "deploy")  # the version's `timings` a build writes (in this order)
+# The version's `timings` a build writes (in this order); `bundle_warm` or `bundle_cold` says which path the bundle
+# took (`bundle` keeps the total for older readers).
+TIMING_KEYS = ("queue", "generate", "write", "install", "bundle", "export", "deploy")
 
 
 @dataclass
@@ -104,6 +106,10 @@ class BuildContext:
     check_lease: Callable[[], None]  # raises BuildFailed('interrupted') when a fleet droplet lost the project
     cancel: threading.Event  # set at shutdown past the grace period: the running step is killed
     pending_checks: checks.Pending
+    warm: WarmPool | None = None  # the daemon's warm bundlers (daemon/steps/warm.py; None: a pipeline without)
+    # Whether the bundle step used the project's warm bundler (None: the build command is not one it can stand
+    # in for, so none is kept for the project either).
+    bundled_warm: bool | None = None
     started: float = field(default_factory=time.monotonic)
     times: StepTimes = field(default_factory=StepTimes)
     dirs: isolation.ProjectDirs | None = None  # the project's checked directories (prepare)
@@ -150,6 +156,28 @@ class BuildContext:
     @property
     def zip(self) -> tuple[str, Path, int]:
         return _need(self.artifact, "the artifact zip (artifact step)")
+
+
+class WarmPool(Protocol):
+    """What a build asks of the daemon's warm bundlers (daemon/steps/warm.Pool)."""
+
+    size: int
+
+    def hold(self, key: tuple[str, str], say: Callable[[str], None]) -> None:
+        """The project's bundler stops running before the workspace is written."""
+        ...
+
+    def why_cold(self, ctx: BuildContext) -> str | None:
+        """Why this build bundles cold (None: warm)."""
+        ...
+
+    def rebuild(self, ctx: BuildContext) -> sandbox.Result | str:
+        """The warm build's result, or why it could not give one."""
+        ...
+
+    def keep(self, ctx: BuildContext) -> None:
+        """Start a bundler for the project's next build."""
+        ...
 
 
 class Step(Protocol):

@@ -2,8 +2,8 @@
 BuildContext), the lease checked between them, and how a build ends: live, deploying, or failed once with its
 reason and its log.
 
-prepare, generate (restore for a rollback), write, install (or reuse it), audit, snapshot, bundle, verdict,
-export, artifact, deploy, finish.
+prepare, generate (restore for a rollback), warm-hold, write, install (or reuse it), audit, snapshot, bundle,
+verdict, export, warm-keep, artifact, deploy, finish.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from daemon.core import logging_setup
@@ -22,7 +23,7 @@ from daemon.project import staging
 from daemon.project.buildlog import BuildLog
 from daemon.project.failures import BuildFailed
 from daemon.publish import golive
-from daemon.steps import checking, checks, reclaim
+from daemon.steps import checking, checks, reclaim, warm
 from daemon.steps.artifact import Zip
 from daemon.steps.auditing import StartAudit
 from daemon.steps.bundle import Bundle, Verdict
@@ -56,8 +57,13 @@ PHASE_OF_STEP = {"prepare": "generating", "generate": "generating", "restore": "
 def steps_for(kind: str) -> list[Step]:
     """The steps of a build of `kind` in order: a first build, a rebuild and a delta generate from their base
     (none for a first build); a rollback restores its target's recorded sources instead."""
-    return [Prepare(), Restore() if kind == "rollback" else Generate(), Write(), ReuseInstall(), TakeBack(),
-            Install(), StartAudit(), Snapshot(), Bundle(), Verdict(), Export(), Zip(), Deploy(), Finish()]
+    return [Prepare(), Restore() if kind == "rollback" else Generate(), warm.Hold(), Write(), ReuseInstall(),
+            TakeBack(), Install(), StartAudit(), Snapshot(), Bundle(), Verdict(), Export(), warm.Keep(), Zip(),
+            Deploy(), Finish()]
+
+
+# Steps whose time counts under their own name in the version's timings without a `timing` of their own.
+NAMED_TIMINGS = frozenset({"write", "export"})
 
 
 def run_steps(ctx: BuildContext, steps: Sequence[Step]) -> None:
@@ -72,8 +78,8 @@ def run_steps(ctx: BuildContext, steps: Sequence[Step]) -> None:
             ctx.log.enter(PHASE_OF_STEP.get(step.name, "building"))
             t0 = time.monotonic()
             step.run(ctx)
-            if step.timing is not None:
-                ctx.times.add(step.timing, int((time.monotonic() - t0) * 1000))
+            if (key := step.timing or (step.name if step.name in NAMED_TIMINGS else None)) is not None:
+                ctx.times.add(key, int((time.monotonic() - t0) * 1000))
     except BaseException as exc:
         if isinstance(exc, BuildFailed) and exc.reason == "disk_limit" and ctx.dirs is not None:
             reclaim.drop_caches(ctx.dirs, ctx.log.step)
@@ -83,10 +89,20 @@ def run_steps(ctx: BuildContext, steps: Sequence[Step]) -> None:
         ctx.leave_workspace()
 
 
+def _queued_ms(v: ProjectVersion) -> int:
+    """How long the version waited between its request and its build's start."""
+    created = v.created_at
+    if not isinstance(created, datetime):
+        return 0
+    now = datetime.now(created.tzinfo or UTC)
+    return max(0, int((now - (created if created.tzinfo else created.replace(tzinfo=UTC))).total_seconds() * 1000))
+
+
 class Pipeline:
     """Runs one version's build from queued to deployed or failed."""
 
-    def __init__(self, rt: Runtime, steps: Callable[[str], Sequence[Step]] = steps_for) -> None:
+    def __init__(self, rt: Runtime, steps: Callable[[str], Sequence[Step]] = steps_for,
+                 warm_pool: warm.Pool | None = None) -> None:
         self.rt = rt
         self.cfg = rt.cfg
         self.steps = steps
@@ -99,6 +115,9 @@ class Pipeline:
         # returns an attempt to queue; `enqueue` queues it. None: no loop (pipeline tests).
         self.on_outcome: Callable[[str], str | None] | None = None
         self.enqueue: Callable[[str], None] | None = None
+        # The projects' warm bundlers (daemon/steps/warm.py); their job is declared by `previewd serve`.
+        self.warm = warm_pool if warm_pool is not None else \
+            warm.Pool(rt.cfg, rt.sandbox_layer, draining=lambda: rt.fleet.draining)
 
     def _check_lease(self) -> None:
         """A fleet droplet that lost the project's lease (paused past its TTL) stops its build here."""
@@ -130,7 +149,9 @@ class Pipeline:
                         cap_bytes=self.cfg.limits.log_mb * 2**20)
         rt.live_logs[version_id] = blog
         ctx = BuildContext(rt=rt, v=v, log=blog, writer=VersionWriter(rt.outbox, version_id),
-                           check_lease=self._check_lease, cancel=self.cancel, pending_checks=self.pending_checks)
+                           check_lease=self._check_lease, cancel=self.cancel, pending_checks=self.pending_checks,
+                           warm=self.warm)
+        ctx.times.add("queue", _queued_ms(v))
         self.project = (v.user_id, v.project_id)
         try:
             if (moved := rt.fleet.build_may_start(v)) is not None:

@@ -76,13 +76,17 @@ def toml_text(sections: Sections) -> str:
 
 
 def write_config(tmp: Path, text: str = "", *, port: int | None = None, **sections: dict[str, Any]) -> Path:
-    """``tmp/previewd.toml``: a free port, data in ``tmp/data``, the shared test pnpm store (installs stay warm).
+    """``tmp/previewd.toml``: a free port, data in ``tmp/data``, the shared test pnpm store (installs stay warm), no
+    warm bundlers.
 
     ``text`` (TOML) and then ``sections`` (e.g. ``render={"enabled": False}``) are merged over that key by key,
     so either may set keys of [server] or [paths] too.
     """
+    # No warm bundlers unless a test asks (tests/e2e/test_warm_bundler.py): each would fill its cache with a
+    # second bundle in the background of every test that builds, and hold ~350 MiB until its daemon stops.
     merged: Sections = {"server": {"port": port or free_port()},
-                        "paths": {"data_dir": str(tmp / "data"), "pnpm_store": str(SHARED_STORE)}}
+                        "paths": {"data_dir": str(tmp / "data"), "pnpm_store": str(SHARED_STORE)},
+                        "build": {"warm_projects": 0}}
     for layer in (tomllib.loads(text), sections):
         for name, keys in layer.items():
             merged.setdefault(name, {}).update(keys)

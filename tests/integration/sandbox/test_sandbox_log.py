@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import sandbox
@@ -61,3 +63,21 @@ sys.stdout.buffer.write(b"bad \\xff byte\\nno newline at end")
     assert res.reason == "ok", res
     assert got == ["first", "to stderr", "bad \ufffd byte", "no newline at end"]
     assert_normal_run(workspace, layer)
+
+
+def test_a_long_lived_step_reads_its_callers_commands(workspace: Path, layer: str) -> None:
+    # The warm bundler's channel: commands on stdin, answers as lines; the caller learns the tree's first pid.
+    r, w = os.pipe()
+    pids: list[int] = []
+    code = "import sys\nfor line in sys.stdin:\n    print('got', line.strip(), flush=True)"
+    out: list[tuple[sandbox.Result, list[str]]] = []
+    t = threading.Thread(target=lambda: out.append(run_py(code, workspace, Limits(wall_seconds=30), layer, stdin=r,
+                                                          on_spawn=pids.append)))
+    t.start()
+    os.write(w, b"build 1\nbuild 2\n")
+    os.close(w)  # EOF: the step ends on its own
+    t.join(60)
+    os.close(r)
+    res, lines = out[0]
+    assert res.reason == "ok", res
+    assert lines == ["got build 1", "got build 2"] and len(pids) == 1 and pids[0] > 0

@@ -121,7 +121,8 @@ def test_a_failure_takes_back_the_undo_and_every_exit_clears_the_workspace_scrat
 
 def test_the_step_lists() -> None:
     names = [s.name for s in pipeline.steps_for("new")]
-    assert names == ["prepare", "generate", "write", "reuse install", "take back node_modules", "install", "audit",
-                     "snapshot", "bundle", "verdict", "export", "artifact", "deploy", "finish"]
+    assert names == ["prepare", "generate", "warm-hold", "write", "reuse install", "take back node_modules",
+                     "install", "audit", "snapshot", "bundle", "verdict", "export", "warm-keep", "artifact", "deploy",
+                     "finish"]
     assert [s.name for s in pipeline.steps_for("rollback")] == [n if n != "generate" else "restore" for n in names]
     assert {s.timing for s in pipeline.steps_for("new")} == {None, "generate", "install", "bundle", "deploy"}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -404,3 +405,15 @@ def test_week_figures_are_recomputed_when_a_build_finishes(client: TestClient[An
     assert "2 finished" in client.get("/ui/?window=24h").text  # the day is always computed afresh
     daemon.ops.metrics.builds.labels(status="deployed").inc()  # what a finished build does
     assert "2 finished" in client.get("/ui/?window=7d").text
+
+
+def test_the_version_page_says_which_path_the_bundle_took(client: TestClient[Any]) -> None:
+    warm_v = deployed(prompt="warm")
+    versions.update(None, warm_v.version_id, timings=json.dumps({"queue": 12, "write": 30, "bundle": 812,
+                                                                  "bundle_warm": 812, "export": 9, "deploy": 40}))
+    cold_v = deployed(prompt="cold")
+    versions.update(None, cold_v.version_id, timings=json.dumps({"bundle": 3000, "bundle_cold": 3000}))
+    sign_in(client, password=PASSWORD)
+    page = client.get(f"/ui/versions/{warm_v.version_id}").text
+    assert "warm bundler; queue" in page and "bundle warm" in page and "bundle cold" not in page
+    assert "<dt>Bundle</dt><dd>cold; bundle cold" in client.get(f"/ui/versions/{cold_v.version_id}").text
