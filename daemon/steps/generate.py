@@ -4,8 +4,9 @@ rollback, its target's recorded sources and lockfile."""
 from __future__ import annotations
 
 from daemon.core.contract import ContractError, apply_contract
-from daemon.generators import GenerationError, GenerationRequest
+from daemon.generators import GenerationError, GenerationRequest, StreamingGenerator
 from daemon.project.failures import BuildFailed
+from daemon.steps import streaming
 from daemon.steps.context import BuildContext
 
 
@@ -21,9 +22,20 @@ class Generate:
     def run(self, ctx: BuildContext) -> None:
         rt, v = ctx.rt, ctx.v
         ctx.log.step(f"generating with {rt.generator.name}")
+        req = GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=ctx.base_files)
+        generator = rt.generator
         try:
-            gen = rt.generator.generate(
-                GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=ctx.base_files), ctx.log.step)
+            # A first build streams when the backend can: files written and the install started as they come.
+            if rt.cfg.generator.stream and ctx.base_files is None and isinstance(generator, StreamingGenerator):
+                streamed = ctx.streamed = streaming.Streamed(ctx)
+                ctx.workspace_scratch.callback(streamed.abort)  # a build ending early stops its install
+                try:
+                    gen = generator.generate_streaming(req, ctx.log.step, streamed.on_file)
+                except BaseException:
+                    streamed.abort()
+                    raise
+            else:
+                gen = generator.generate(req, ctx.log.step)
         except GenerationError as exc:
             raise BuildFailed("generation_failed", exc.message) from exc
         except ContractError as exc:
