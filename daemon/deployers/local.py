@@ -3,6 +3,9 @@
 A deploy reuses the unchanged files of the project's previous deployment as hard links (compared byte for byte,
 reached only through directory fds with O_NOFOLLOW), so its cost follows the change, not the site. Deployed files
 are read-only (0444) and live in a tree no build can see, so a shared inode is never written again.
+
+Long because the tree copy and the artifact unpack (the rollback's fast path) share the caps, the checks on every
+entry and the atomic publish, so both ways into the previews tree read top to bottom in one place.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _DEPLOYED_MODE = 0o444  # a deployed file is never written again: a hard link to
 
 
 _READABLE_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+
 
 def _check_id(deployment_id: str) -> None:
     if not isinstance(deployment_id, str) or not DEPLOYMENT_ID_RE.match(deployment_id):
@@ -222,33 +226,58 @@ class LocalDeployer:
         """Copy regular files and dirs; fwalk, dir_fd and O_NOFOLLOW never read through a swapped-in link. A file
         equal to the previous deployment's at the same path is hard-linked from it instead of written."""
         files = total = linked = 0
+        prev_dirs: dict[str, int | None] = {".": prev_fd}  # the previous deployment's dirs, opened top-down
         try:
             for dirpath, dirnames, filenames, dirfd in os.fwalk(src, follow_symlinks=False):
                 rel_dir = os.path.relpath(dirpath, src)
                 target_dir = dst if rel_dir == "." else dst / rel_dir
                 target_dir.mkdir(mode=0o755, exist_ok=True)
+                prev_dir = self._prev_dir(prev_dirs, rel_dir)
                 for name in dirnames:
                     if stat.S_ISLNK(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
                         log(f"skipped symlink {_rel(rel_dir, name)}: symlinks are never deployed")
-                for name in filenames:
-                    rel = _rel(rel_dir, name)
-                    mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
-                    if stat.S_ISLNK(mode):
-                        log(f"skipped symlink {rel}: symlinks are never deployed")
-                        continue
-                    if not stat.S_ISREG(mode):
-                        log(f"skipped {rel}: not a regular file")
-                        continue
-                    size, reused = self._copy_file(name, dirfd, target_dir / name, rel, total, prev_fd)
-                    total += size
-                    linked += reused
-                    files += 1
+                dst_fd = os.open(target_dir, _DIR_FLAGS)
+                try:
+                    for name in filenames:
+                        rel = _rel(rel_dir, name)
+                        mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+                        if stat.S_ISLNK(mode):
+                            log(f"skipped symlink {rel}: symlinks are never deployed")
+                            continue
+                        if not stat.S_ISREG(mode):
+                            log(f"skipped {rel}: not a regular file")
+                            continue
+                        size, reused = self._copy_file(name, dirfd, dst_fd, rel, total, prev_dir)
+                        total += size
+                        linked += reused
+                        files += 1
+                finally:
+                    os.close(dst_fd)
         except OSError as exc:
             raise DeployError(f"copying the output failed: {exc}") from exc
+        finally:
+            for rel_dir, fd in prev_dirs.items():
+                if fd is not None and rel_dir != ".":
+                    os.close(fd)
         return files, total, linked
 
-    def _copy_file(self, name: str, dirfd: int, target: Path, rel: str, so_far: int,
-                   prev_fd: int | None = None) -> tuple[int, int]:
+    @staticmethod
+    def _prev_dir(prev_dirs: dict[str, int | None], rel_dir: str) -> int | None:
+        """The previous deployment's dir at rel_dir (its parent's fd, O_NOFOLLOW), None when it has none."""
+        if rel_dir not in prev_dirs:
+            parent, _, name = rel_dir.rpartition("/")
+            parent_fd = prev_dirs.get(parent or ".")
+            fd: int | None = None
+            if parent_fd is not None:
+                try:
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+                except OSError:
+                    fd = None
+            prev_dirs[rel_dir] = fd
+        return prev_dirs[rel_dir]
+
+    def _copy_file(self, name: str, dirfd: int, dst_fd: int, rel: str, so_far: int,
+                   prev_dir: int | None = None) -> tuple[int, int]:
         """Write one file (0444); (its size, 1 when it was linked from the previous deployment else 0)."""
         fd = os.open(name, _FILE_FLAGS, dir_fd=dirfd)
         with os.fdopen(fd, "rb") as fsrc:
@@ -258,56 +287,15 @@ class LocalDeployer:
             os.set_blocking(fsrc.fileno(), True)
             if so_far + st.st_size > self.max_bytes:
                 raise DeployError(f"output passes the {self.max_bytes} byte cap at {rel}")
-            if prev_fd is not None and self._link_same(fsrc, st.st_size, prev_fd, rel, target):
+            if prev_dir is not None and _link_same(fsrc, st.st_size, prev_dir, name, dst_fd):
                 return st.st_size, 1
             fsrc.seek(0)
-            with open(target, "xb") as fdst:
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                          dir_fd=dst_fd)
+            with os.fdopen(out, "wb") as fdst:
                 size = self._pump(fsrc.read, fdst.write, rel, so_far)
                 os.fchmod(fdst.fileno(), _DEPLOYED_MODE)
             return size, 0
-
-    def _link_same(self, fsrc: BinaryIO, size: int, prev_fd: int, rel: str, target: Path) -> bool:
-        """Hard-link the previous deployment's `rel` to `target` when it holds exactly fsrc's bytes."""
-        parts = rel.split("/")
-        opened: list[int] = []
-        try:
-            parent = prev_fd
-            for seg in parts[:-1]:
-                parent = os.open(seg, _DIR_FLAGS, dir_fd=parent)
-                opened.append(parent)
-            old = os.open(parts[-1], _FILE_FLAGS, dir_fd=parent)
-        except OSError:
-            for d in opened:
-                os.close(d)
-            return False
-        try:
-            ost = os.fstat(old)
-            # Only a file this deployer wrote: regular, read-only, the daemon's own (a link, a FIFO or another's
-            # inode is never opened through, let alone shared).
-            if (not stat.S_ISREG(ost.st_mode) or ost.st_size != size or ost.st_uid != os.geteuid()
-                    or stat.S_IMODE(ost.st_mode) != _DEPLOYED_MODE):
-                return False
-            os.set_blocking(old, True)
-            with os.fdopen(os.dup(old), "rb") as fold:
-                while chunk := fsrc.read(_COPY_CHUNK):
-                    if fold.read(len(chunk)) != chunk:
-                        return False
-            # linkat without AT_SYMLINK_FOLLOW names the entry itself; fstat-by-name confirms it is the inode read.
-            now = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
-            if (now.st_ino, now.st_dev) != (ost.st_ino, ost.st_dev):
-                return False
-            dst_fd = os.open(target.parent, _DIR_FLAGS)
-            try:
-                os.link(parts[-1], target.name, src_dir_fd=parent, dst_dir_fd=dst_fd, follow_symlinks=False)
-            except OSError:  # EMLINK (too many versions share it) and the like: a copy does as well
-                return False
-            finally:
-                os.close(dst_fd)
-            return True
-        finally:
-            os.close(old)
-            for d in opened:
-                os.close(d)
 
     def _pump(self, read: Callable[[int], bytes], write: Callable[[bytes], object], rel: str, so_far: int) -> int:
         copied = 0
@@ -373,6 +361,34 @@ class LocalDeployer:
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DeployError(f"unpacking the artifact failed: {exc}") from exc
         return files, total
+
+
+def _link_same(fsrc: BinaryIO, size: int, prev_dir: int, name: str, dst_fd: int) -> bool:
+    """Hard-link the previous deployment's `name` into dst_fd when it holds exactly fsrc's bytes."""
+    try:
+        old = os.open(name, _FILE_FLAGS, dir_fd=prev_dir)
+    except OSError:  # absent, a link (O_NOFOLLOW), a dir: written afresh
+        return False
+    try:
+        ost = os.fstat(old)
+        # Only a file this deployer wrote: regular, read-only, the daemon's own (a FIFO or another's inode is never
+        # read, let alone shared).
+        if (not stat.S_ISREG(ost.st_mode) or ost.st_size != size or ost.st_uid != os.geteuid()
+                or stat.S_IMODE(ost.st_mode) != _DEPLOYED_MODE):
+            return False
+        os.set_blocking(old, True)
+        with os.fdopen(os.dup(old), "rb") as fold:
+            while chunk := fsrc.read(_COPY_CHUNK):
+                if fold.read(len(chunk)) != chunk:
+                    return False
+        try:
+            # The inode compared, through its fd (/proc/self/fd + AT_SYMLINK_FOLLOW): never the name again.
+            os.link(f"/proc/self/fd/{old}", name, dst_dir_fd=dst_fd, follow_symlinks=True)
+        except OSError:  # EMLINK (too many versions share it), no /proc, ...: a copy does as well
+            return False
+        return True
+    finally:
+        os.close(old)
 
 
 def _rel(rel_dir: str, name: str) -> str:
