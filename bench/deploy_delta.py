@@ -74,6 +74,23 @@ def measure(name: str, make: Callable[[], Deployer], site: Path, runs: int, rese
     print(f"  {name:<44} full {f * 1000:8.1f} ms   one-file change {d * 1000:8.1f} ms   ratio {d / f:.3f}")
 
 
+def run_shape(base: Path, shape: tuple[int, int, int, int], api: FakePagesApi, runs: int) -> None:
+    """The three deploy paths on one site shape."""
+    site = make_site(base, *shape)
+    previews = base / "previews"
+
+    def forget() -> None:
+        shutil.rmtree(previews, ignore_errors=True)
+
+    measure("local deployer", lambda: LocalDeployer(previews), site, runs, forget)
+    measure("local, sanitised copy + deployer (pipeline)",
+            lambda: SanitizingDeployer(LocalDeployer(previews), base / "scratch"), site, runs, forget)
+    measure("Cloudflare Pages (fake API, fake wrangler)",
+            lambda: CloudflareDeployer(api.account_id, api.token, api.project, api_base=api.base_url,
+                                       wrangler=(sys.executable, str(WRANGLER)), timeout_s=300),
+            site, max(3, runs // 2), api.assets.clear)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -84,21 +101,8 @@ def main() -> None:
         shapes = {"small app (6 files, 0.3 MB)": (4, 60_000, 1, 60_000),
                   "large site (420 files, 42 MB)": (300, 40_000, 119, 250_000)}
         for label, shape in shapes.items():
-            base = root / label.split()[0]
-            site = make_site(base, *shape)
             print(label)
-            previews = base / "previews"
-
-            def forget() -> None:
-                shutil.rmtree(previews, ignore_errors=True)
-
-            measure("local deployer", lambda: LocalDeployer(previews), site, args.runs, forget)
-            measure("local, sanitised copy + deployer (pipeline)",
-                    lambda: SanitizingDeployer(LocalDeployer(previews), base / "scratch"), site, args.runs, forget)
-            measure("Cloudflare Pages (fake API, fake wrangler)",
-                    lambda: CloudflareDeployer(api.account_id, api.token, api.project, api_base=api.base_url,
-                                               wrangler=(sys.executable, str(WRANGLER)), timeout_s=300),
-                    site, max(3, args.runs // 2), api.assets.clear)
+            run_shape(root / label.split()[0], shape, api, args.runs)
     finally:
         api.stop()
         shutil.rmtree(root, ignore_errors=True)
