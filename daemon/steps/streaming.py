@@ -118,7 +118,10 @@ class Streamed:
         ctx.pending_checks.wait((ctx.v.user_id, ctx.v.project_id), blog.step)
         work = early.box.dirs.work
         for rel, text in early.files.items():  # package.json under the daemon's policy, its workspace file
-            write_file(work, rel, text)
+            try:
+                write_file(work, rel, text)
+            except (OSError, WorkspaceError) as exc:
+                raise BuildFailed("build_failed", f"writing {rel}: {exc}") from None
         write.make_home(early)
         self.early = early
         blog.step("install: started while the generator writes (package.json complete)")
@@ -138,13 +141,13 @@ class Streamed:
     # -- the pipeline's side -------------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Generation is over: wait for the install, then write what was held back."""
+        """Generation is over: wait for the install. What was held back is the Write step's to write (it writes
+        the whole validated file set)."""
         if self.ctx.cancel.is_set():
             self.cancel.set()
         if self.thread is not None:
             self.thread.join()
-        if self.pending:
-            self._flush()
+        self.pending.clear()
 
     def abort(self) -> None:
         """The build ends before the Write step (or is over): stop the install and wait for it. Idempotent."""
