@@ -92,6 +92,7 @@ class StreamedWork(Protocol):
 
     accepted: bool  # the install it started holds for the final file set
     install_ms: int
+    nm_bytes: int  # node_modules' size that install left
 
     def finish(self) -> None:
         """Generation is over: wait for its install, write what was held back."""

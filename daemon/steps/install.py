@@ -49,9 +49,9 @@ def reusable(ctx: BuildContext) -> dict[str, Any] | None:
     """The last install's marker when this build may keep it (a rebuild whose dependency inputs are unchanged)."""
     box = ctx.box
     fingerprint = deps_fingerprint(ctx.files, box.tc.pnpm_version, ctx.layout.manifests)
-    # A first build has no install of its own to keep, but for one it started while the generator wrote.
-    adopted = ctx.streamed is not None and ctx.streamed.accepted
-    marker = install_marker(box.dirs.work) if ctx.base_files is not None or adopted else None
+    if ctx.streamed is not None and ctx.streamed.accepted:  # this build's own install, run while generating
+        return {"fingerprint": fingerprint, "bytes": ctx.streamed.nm_bytes}
+    marker = install_marker(box.dirs.work) if ctx.base_files is not None else None
     return marker if marker is not None and marker.get("fingerprint") == fingerprint else None
 
 

@@ -44,6 +44,7 @@ class Streamed:
         self.early: BuildContext | None = None  # the install's own view of the build (its files: package.json)
         self.failure: BaseException | None = None
         self.install_ms = 0
+        self.nm_bytes = 0
         self.accepted = False
         self.declined = False  # package.json came but the install waits for the whole contract
 
@@ -133,6 +134,7 @@ class Streamed:
         try:
             install.reclaim_node_modules(early)
             install.install(early, walks=self.walks)
+            self.nm_bytes = early.nm_bytes
         except BaseException as exc:  # judged by adopt(), against the final package.json
             self.failure = exc
         finally:
