@@ -92,6 +92,9 @@ class GeneratorConfig(_Section):
     claude_executable: Annotated[str, _opt("The Claude Code CLI used by the `claude` backend.")] = "claude"
     model: Annotated[str, _opt("Model passed to the Claude CLI with --model; empty = the CLI's default.")] = ""
     timeout_s: Annotated[float, _opt("Longest a generator may run.", lo=1)] = 600.0
+    stream: Annotated[bool, _opt(
+        "First builds read a streaming backend's (claude) answer as it comes: files are written and the install "
+        "starts while it generates.")] = True
     max_files: Annotated[int, _opt("Most files one generated project may hold.", lo=1)] = 500
     max_file_bytes: Annotated[int, _opt("Largest single generated file, in bytes.", lo=1)] = 1_000_000
     max_total_bytes: Annotated[int, _opt("Largest generated project, all files together, in bytes.", lo=1)] = 20_000_000

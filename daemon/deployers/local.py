@@ -1,4 +1,12 @@
-"""The `local` deployer: publishes build output into `previews/<deploymentId>/` for the preview server."""
+"""The `local` deployer: publishes build output into `previews/<deploymentId>/` for the preview server.
+
+A deploy reuses the unchanged files of the project's previous deployment as hard links (compared byte for byte,
+reached only through directory fds with O_NOFOLLOW), so its cost follows the change, not the site. Deployed files
+are read-only (0444) and live in a tree no build can see, so a shared inode is never written again.
+
+Long because the tree copy and the artifact unpack (the rollback's fast path) share the caps, the checks on every
+entry and the atomic publish, so both ways into the previews tree read top to bottom in one place.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ import stat
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from daemon.deployers.base import DeployError, Deployment, DeployRequest
 from daemon.deployers.previewnames import DEPLOYMENT_ID_RE, deployment_id_for, preview_url
@@ -19,9 +28,13 @@ _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 _COPY_CHUNK = 1024 * 1024
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DEPLOYED_MODE = 0o444  # a deployed file is never written again: a hard link to it is as good as a copy
 
 
 _READABLE_COMPRESSION = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+
 
 def _check_id(deployment_id: str) -> None:
     if not isinstance(deployment_id, str) or not DEPLOYMENT_ID_RE.match(deployment_id):
@@ -54,6 +67,9 @@ class LocalDeployer:
         self.port = port
         self.scheme = scheme
         self.max_bytes = max_bytes
+        # The last deployment of each (user, project): the next deploy links its unchanged files. In memory only:
+        # after a restart a project's first deploy copies everything.
+        self._last: dict[tuple[str, str], str] = {}
 
     def url_for(self, deployment_id: str) -> str:
         """The preview URL of a deployment id."""
@@ -72,13 +88,20 @@ class LocalDeployer:
         if not stat.S_ISDIR(st.st_mode):
             raise DeployError(f"output dir {src} is not a directory")
         tmp = self._make_tmp(dep_id)
+        key = (req.user_id, req.project_id)
+        prev_fd = self._open_previous(self._last.get(key), dep_id)
         try:
-            files, size = self._copy_tree(src, tmp, log)
+            files, size, linked = self._copy_tree(src, tmp, log, prev_fd)
             self._publish(tmp, dep_id)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        log(f"deployed {files} files ({size} bytes) as {dep_id}")
+        finally:
+            if prev_fd is not None:
+                os.close(prev_fd)
+        self._last[key] = dep_id
+        reused = f", {linked} unchanged files linked from the previous deployment" if linked else ""
+        log(f"deployed {files} files ({size} bytes) as {dep_id}{reused}")
         return Deployment(dep_id, self.url_for(dep_id), "deployed", f"{files} files, {size} bytes")
 
     def deploy_zip(
@@ -189,39 +212,90 @@ class LocalDeployer:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
-    def _copy_tree(self, src: Path, dst: Path, log: Callable[[str], None]) -> tuple[int, int]:
-        """Copy regular files and dirs; fwalk, dir_fd and O_NOFOLLOW never read through a swapped-in link."""
-        files = total = 0
+    def _open_previous(self, prev_id: str | None, dep_id: str) -> int | None:
+        """A dir fd of the previous deployment to link unchanged files from (None: none, or not a plain dir)."""
+        if prev_id is None or prev_id == dep_id:
+            return None
+        try:
+            return os.open(self.previews_dir / prev_id, _DIR_FLAGS)
+        except OSError:
+            return None
+
+    def _copy_tree(self, src: Path, dst: Path, log: Callable[[str], None],
+                   prev_fd: int | None = None) -> tuple[int, int, int]:
+        """Copy regular files and dirs; fwalk, dir_fd and O_NOFOLLOW never read through a swapped-in link. A file
+        equal to the previous deployment's at the same path is hard-linked from it instead of written."""
+        files = total = linked = 0
+        prev_dirs: dict[str, int | None] = {".": prev_fd}  # the previous deployment's dirs, opened top-down
         try:
             for dirpath, dirnames, filenames, dirfd in os.fwalk(src, follow_symlinks=False):
                 rel_dir = os.path.relpath(dirpath, src)
                 target_dir = dst if rel_dir == "." else dst / rel_dir
                 target_dir.mkdir(mode=0o755, exist_ok=True)
+                prev_dir = self._prev_dir(prev_dirs, rel_dir)
                 for name in dirnames:
                     if stat.S_ISLNK(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
                         log(f"skipped symlink {_rel(rel_dir, name)}: symlinks are never deployed")
-                for name in filenames:
-                    rel = _rel(rel_dir, name)
-                    mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
-                    if stat.S_ISLNK(mode):
-                        log(f"skipped symlink {rel}: symlinks are never deployed")
-                        continue
-                    if not stat.S_ISREG(mode):
-                        log(f"skipped {rel}: not a regular file")
-                        continue
-                    total += self._copy_file(name, dirfd, target_dir / name, rel, total)
-                    files += 1
+                dst_fd = os.open(target_dir, _DIR_FLAGS)
+                try:
+                    for name in filenames:
+                        rel = _rel(rel_dir, name)
+                        mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+                        if stat.S_ISLNK(mode):
+                            log(f"skipped symlink {rel}: symlinks are never deployed")
+                            continue
+                        if not stat.S_ISREG(mode):
+                            log(f"skipped {rel}: not a regular file")
+                            continue
+                        size, reused = self._copy_file(name, dirfd, dst_fd, rel, total, prev_dir)
+                        total += size
+                        linked += reused
+                        files += 1
+                finally:
+                    os.close(dst_fd)
         except OSError as exc:
             raise DeployError(f"copying the output failed: {exc}") from exc
-        return files, total
+        finally:
+            for rel_dir, fd in prev_dirs.items():
+                if fd is not None and rel_dir != ".":
+                    os.close(fd)
+        return files, total, linked
 
-    def _copy_file(self, name: str, dirfd: int, target: Path, rel: str, so_far: int) -> int:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    @staticmethod
+    def _prev_dir(prev_dirs: dict[str, int | None], rel_dir: str) -> int | None:
+        """The previous deployment's dir at rel_dir (its parent's fd, O_NOFOLLOW), None when it has none."""
+        if rel_dir not in prev_dirs:
+            parent, _, name = rel_dir.rpartition("/")
+            parent_fd = prev_dirs.get(parent or ".")
+            fd: int | None = None
+            if parent_fd is not None:
+                try:
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+                except OSError:
+                    fd = None
+            prev_dirs[rel_dir] = fd
+        return prev_dirs[rel_dir]
+
+    def _copy_file(self, name: str, dirfd: int, dst_fd: int, rel: str, so_far: int,
+                   prev_dir: int | None = None) -> tuple[int, int]:
+        """Write one file (0444); (its size, 1 when it was linked from the previous deployment else 0)."""
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dirfd)
         with os.fdopen(fd, "rb") as fsrc:
-            if not stat.S_ISREG(os.fstat(fsrc.fileno()).st_mode):
+            st = os.fstat(fsrc.fileno())
+            if not stat.S_ISREG(st.st_mode):
                 raise DeployError(f"{rel} changed into a non-regular file during the copy")
-            with open(target, "xb") as fdst:
-                return self._pump(fsrc.read, fdst.write, rel, so_far)
+            os.set_blocking(fsrc.fileno(), True)
+            if so_far + st.st_size > self.max_bytes:
+                raise DeployError(f"output passes the {self.max_bytes} byte cap at {rel}")
+            if prev_dir is not None and _link_same(fsrc, st.st_size, prev_dir, name, dst_fd):
+                return st.st_size, 1
+            fsrc.seek(0)
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                          dir_fd=dst_fd)
+            with os.fdopen(out, "wb") as fdst:
+                size = self._pump(fsrc.read, fdst.write, rel, so_far)
+                os.fchmod(fdst.fileno(), _DEPLOYED_MODE)
+            return size, 0
 
     def _pump(self, read: Callable[[int], bytes], write: Callable[[bytes], object], rel: str, so_far: int) -> int:
         copied = 0
@@ -282,10 +356,39 @@ class LocalDeployer:
                 # Count real bytes: a zip's declared sizes are only a claim.
                 with zf.open(info) as fsrc, open(target, "xb") as fdst:
                     total += self._pump(fsrc.read, fdst.write, info.filename, total)
+                    os.fchmod(fdst.fileno(), _DEPLOYED_MODE)
                 files += 1
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DeployError(f"unpacking the artifact failed: {exc}") from exc
         return files, total
+
+
+def _link_same(fsrc: BinaryIO, size: int, prev_dir: int, name: str, dst_fd: int) -> bool:
+    """Hard-link the previous deployment's `name` into dst_fd when it holds exactly fsrc's bytes."""
+    try:
+        old = os.open(name, _FILE_FLAGS, dir_fd=prev_dir)
+    except OSError:  # absent, a link (O_NOFOLLOW), a dir: written afresh
+        return False
+    try:
+        ost = os.fstat(old)
+        # Only a file this deployer wrote: regular, read-only, the daemon's own (a FIFO or another's inode is never
+        # read, let alone shared).
+        if (not stat.S_ISREG(ost.st_mode) or ost.st_size != size or ost.st_uid != os.geteuid()
+                or stat.S_IMODE(ost.st_mode) != _DEPLOYED_MODE):
+            return False
+        os.set_blocking(old, True)
+        with os.fdopen(os.dup(old), "rb") as fold:
+            while chunk := fsrc.read(_COPY_CHUNK):
+                if fold.read(len(chunk)) != chunk:
+                    return False
+        try:
+            # The inode compared, through its fd (/proc/self/fd + AT_SYMLINK_FOLLOW): never the name again.
+            os.link(f"/proc/self/fd/{old}", name, dst_dir_fd=dst_fd, follow_symlinks=True)
+        except OSError:  # EMLINK (too many versions share it), no /proc, ...: a copy does as well
+            return False
+        return True
+    finally:
+        os.close(old)
 
 
 def _rel(rel_dir: str, name: str) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from daemon.core.contract import ContractLimits
-from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult, Generator
+from daemon.generators.base import (
+    FileSink,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    StreamingGenerator,
+)
 from daemon.generators.claude import ClaudeGenerator
 from daemon.generators.command import CommandGenerator
 from daemon.generators.template import TemplateGenerator
@@ -16,10 +23,12 @@ __all__ = [
     "BACKENDS",
     "ClaudeGenerator",
     "CommandGenerator",
+    "FileSink",
     "GenerationError",
     "GenerationRequest",
     "GenerationResult",
     "Generator",
+    "StreamingGenerator",
     "TemplateGenerator",
     "make_generator",
 ]

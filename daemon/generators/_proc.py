@@ -134,3 +134,64 @@ def _join(threads: Sequence[threading.Thread], timeout_s: float = 5) -> None:
     """Wait briefly for the pipe threads (a grandchild holding a pipe open must not block us forever)."""
     for t in threads:
         t.join(timeout=timeout_s)
+
+
+def stream_tool(
+    argv: Sequence[str],
+    stdin: bytes,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None,
+    log: Callable[[str], None],
+    stdout_cap: int,
+    on_line: Callable[[bytes], None],
+    cwd: str | None = None,
+) -> ToolOutput:
+    """Run ``argv`` like run_tool, but hand each stdout line to ``on_line`` (in the calling thread) as it arrives;
+    the returned stdout is empty. An exception from ``on_line`` kills the tool and propagates. GenerationError
+    when it cannot start, times out or prints more than ``stdout_cap`` bytes."""
+    label = os.path.basename(argv[0]) if argv else "?"
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(env) if env is not None else default_env(), cwd=cwd,
+                                start_new_session=True)
+    except OSError as exc:
+        raise GenerationError(f"cannot start generator {label!r}: {exc.strerror or exc}") from None
+    assert proc.stdin and proc.stdout and proc.stderr
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    threads = [threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
+               threading.Thread(target=_stream, args=(proc.stderr, tail, log, label), daemon=True)]
+    for t in threads:
+        t.start()
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    seen = 0
+    try:
+        while line := proc.stdout.readline(stdout_cap - seen + 1):
+            seen += len(line)
+            if seen > stdout_cap:
+                _kill_group(proc)
+                raise GenerationError(f"generator {label!r} printed more than {stdout_cap} bytes; stopped")
+            on_line(line)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+    try:
+        rc = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # stdout closed but the tool lingers
+        _kill_group(proc)
+        rc = proc.wait()
+    _join(threads, timeout_s=2)
+    if timed_out.is_set():
+        raise GenerationError(f"generator {label!r} timed out after {timeout_s:g} s")
+    return ToolOutput(rc, b"", "\n".join(tail))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from daemon.core.contract import Contract
 
@@ -70,3 +70,22 @@ class Generator(Protocol):
     name: str
 
     def generate(self, req: GenerationRequest, log: Callable[[str], None]) -> GenerationResult: ...
+
+
+# (path, content) of one file entry of an answer still being generated.
+FileSink = Callable[[str, str], None]
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """An optional capability of a Generator: files handed over while the answer is still being generated.
+
+    ``generate_streaming`` returns what ``generate`` would, with the same checks and errors, and calls
+    ``on_file(path, content)`` (in the calling thread) for each file entry of the answer as soon as it is complete,
+    in the answer's order (``templateFiles`` first: a later call for the same path replaces an earlier one). The
+    calls are hints, not validated: the returned contract alone is what gets built. An exception raised by
+    ``on_file`` stops the tool and propagates unchanged.
+    """
+
+    def generate_streaming(self, req: GenerationRequest, log: Callable[[str], None],
+                           on_file: FileSink) -> GenerationResult: ...

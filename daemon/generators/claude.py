@@ -1,4 +1,5 @@
-"""The ``claude`` generator: Claude Code CLI in print mode with JSON output, the contract taken from ``result``."""
+"""The ``claude`` generator: Claude Code CLI in print mode with JSON output, the contract taken from ``result``;
+or, streamed, with ``stream-json`` output whose text deltas hand over each file as it is written."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from daemon.core.contract import ContractError, ContractLimits, parse_contract_text, validate_contract
-from daemon.generators._proc import run_tool
-from daemon.generators.base import GenerationError, GenerationRequest, GenerationResult
+from daemon.generators._proc import ToolOutput, run_tool, stream_tool
+from daemon.generators.base import FileSink, GenerationError, GenerationRequest, GenerationResult
 from daemon.generators.repairtext import repair_text
+from daemon.generators.streamparse import FileScanner
 
 MAX_TURNS = 3
 # The answer is text; no tool may touch the disk, run commands or reach the network on the daemon's host.
@@ -82,6 +84,12 @@ class ClaudeGenerator:
             argv += ["--model", self.model]
         return argv
 
+    def stream_argv(self) -> list[str]:
+        """The streamed invocation: ``stream-json`` needs ``--verbose``; partial messages carry the text deltas."""
+        argv = self.argv()
+        argv[argv.index("json")] = "stream-json"
+        return [*argv[:4], "--verbose", "--include-partial-messages", *argv[4:]]
+
     def generate(self, req: GenerationRequest, log: Callable[[str], None]) -> GenerationResult:
         """Run the CLI once, check its verdict, then parse and validate the contract from ``result``."""
         what = "repair" if req.repair is not None else "rebuild" if req.is_rebuild else "new project"
@@ -97,9 +105,28 @@ class ClaudeGenerator:
                 stdout_cap=self.limits.max_text_chars + 1_000_000,
                 cwd=cwd,
             )
-        raw = _result_object(out.stdout)
+        return self._verdict(_result_object(out.stdout), out, req, log)
+
+    def generate_streaming(self, req: GenerationRequest, log: Callable[[str], None],
+                           on_file: FileSink) -> GenerationResult:
+        """Like ``generate`` (same checks, same errors, the contract from the final ``result``), reading the CLI's
+        ``stream-json`` events: each file entry is handed to ``on_file`` as soon as its text is complete."""
+        log(f"generator: claude{' model ' + self.model if self.model else ''} "
+            f"({'rebuild' if req.is_rebuild else 'new project'}, streamed)")
+        prompt = build_prompt(req, log)
+        events = _StreamEvents(on_file)
+        # Every event line is at most the whole answer (an assistant message) plus its envelope.
+        cap = 4 * (self.limits.max_text_chars + 1_000_000)
+        with tempfile.TemporaryDirectory(prefix="previewd-claude-") as cwd:
+            out = stream_tool(self.stream_argv(), prompt.encode("utf-8"), timeout_s=self.timeout_s, env=self.env,
+                              log=log, stdout_cap=cap, on_line=events.line, cwd=cwd)
+        return self._verdict(events.result, out, req, log, tail=events.last_line)
+
+    def _verdict(self, raw: dict[str, Any] | None, out: ToolOutput, req: GenerationRequest,
+                 log: Callable[[str], None], tail: bytes = b"") -> GenerationResult:
+        """The CLI's result object judged (is_error, subtype), then the contract parsed and validated."""
         if raw is None:
-            detail = out.stderr_tail or out.stdout[-500:].decode("utf-8", "replace") or "nothing"
+            detail = out.stderr_tail or (out.stdout or tail)[-500:].decode("utf-8", "replace") or "nothing"
             raise GenerationError(f"claude (exit {out.returncode}) printed no JSON result: {detail}")
         tokens = usage_tokens(raw)
         try:
@@ -158,6 +185,52 @@ def build_prompt(req: GenerationRequest, log: Callable[[str], None] | None = Non
         if log:
             log(f"generator: {len(omitted)} large files left out of the context")
     return "\n\n".join(parts)
+
+
+class _StreamEvents:
+    """Reads ``stream-json`` lines: text deltas (``stream_event``) or whole assistant messages feed a scanner per
+    message; the ``result`` event is kept for the verdict."""
+
+    def __init__(self, on_file: FileSink) -> None:
+        self.on_file = on_file
+        self.scanner = FileScanner()
+        self.deltas = False  # the current message came as deltas: its whole copy is not scanned again
+        self.result: dict[str, Any] | None = None
+        self.last_line = b""
+
+    def line(self, raw: bytes) -> None:
+        self.last_line = raw[-500:]
+        try:
+            ev = json.loads(raw)
+        except (ValueError, RecursionError):
+            return  # not an event (a stray print): the result event alone decides
+        if not isinstance(ev, dict):
+            return
+        kind = ev.get("type")
+        if kind == "result":
+            self.result = ev
+        elif kind == "stream_event" and isinstance(ev.get("event"), dict):
+            inner = ev["event"]
+            if inner.get("type") == "message_start":
+                self.scanner, self.deltas = FileScanner(), False
+            delta = inner.get("delta")
+            if inner.get("type") == "content_block_delta" and isinstance(delta, dict) \
+                    and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                self.deltas = True
+                self._scan(delta["text"])
+        elif kind == "assistant" and not self.deltas:
+            message = ev.get("message")
+            content = message.get("content") if isinstance(message, dict) else None
+            self.scanner = FileScanner()
+            for block in content if isinstance(content, list) else []:
+                if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+                    self._scan(block["text"])
+        if kind == "assistant":
+            self.deltas = False
+
+    def _scan(self, text: str) -> None:
+        for entry in self.scanner.feed(text):
+            self.on_file(entry["path"], entry["content"])
 
 
 def _result_object(stdout: bytes) -> dict[str, Any] | None:

@@ -60,6 +60,22 @@ def materialize(dest: Path, files: Mapping[str, str | bytes], keep: Sequence[str
         os.close(root)
 
 
+def write_file(dest: Path, path: str, content: str | bytes) -> None:
+    """Write one file of a file set below ``dest`` (an existing directory), never through a symlink; a kept
+    directory (``node_modules``, ``.git``) is refused with WorkspaceError. ``materialize`` later makes the set exact."""
+    parts = _split(path)
+    if parts[0] in ("node_modules", *ALWAYS_KEPT):
+        raise WorkspaceError(f"{path!r} would write into the kept directory {parts[0]!r}")
+    try:
+        root = os.open(dest, _DIR_FLAGS)
+    except OSError as exc:
+        raise WorkspaceError(f"workspace {dest} is not a plain directory: {exc.strerror}") from None
+    try:
+        _write(root, parts, content.encode("utf-8") if isinstance(content, str) else bytes(content))
+    finally:
+        os.close(root)
+
+
 def _split(path: str) -> tuple[str, ...]:
     """Split a relative POSIX path, refusing anything that could leave the workspace."""
     if not isinstance(path, str) or not path:

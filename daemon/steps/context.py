@@ -89,6 +89,26 @@ class Output:
     framework: str | None
 
 
+class StreamedWork(Protocol):
+    """A first build's streamed generation (daemon/steps/streaming.py), as the Write and install steps see it."""
+
+    accepted: bool  # the install it started holds for the final file set
+    install_ms: int
+    nm_bytes: int  # node_modules' size that install left
+
+    def finish(self) -> None:
+        """Generation is over: wait for its install, write what was held back."""
+        ...
+
+    def adopt(self, ctx: BuildContext) -> None:
+        """Keep its install when the final file set's dependency inputs are those it ran on."""
+        ...
+
+    def abort(self) -> None:
+        """Stop its install and wait for it."""
+        ...
+
+
 def _need(value: T | None, what: str) -> T:
     if value is None:
         raise RuntimeError(f"a step ran before {what} was set")  # a wrong step order, never a build's doing
@@ -120,6 +140,7 @@ class BuildContext:
     mono: monorepo.Layout | None = None  # (write)
     kept: list[str] = field(default_factory=list)  # workspace build output kept across builds (write)
     reusable: dict[str, Any] | None = None  # the install marker when dependencies are unchanged (write)
+    streamed: StreamedWork | None = None  # files written, install started while generating (generate)
     nm_bytes: int = 0  # node_modules' size, counted in the code steps' disk cap (install)
     audit_job: audit.AuditJob | None = None
     out_candidates: tuple[str, ...] = ()  # where the output may appear (snapshot)

@@ -9,8 +9,9 @@ from typing import Any
 from daemon.core import quotas
 from daemon.core.contract import ContractError, apply_contract
 from daemon.core.db import ProjectVersion
-from daemon.generators import GenerationError, GenerationRequest
+from daemon.generators import GenerationError, GenerationRequest, StreamingGenerator
 from daemon.project.failures import BuildFailed
+from daemon.steps import streaming
 from daemon.steps.context import BuildContext
 
 
@@ -40,9 +41,20 @@ class Generate:
         repair = repair_request(ctx)
         ctx.log.step(f"generating with {rt.generator.name}"
                      + (f" (repair attempt {v.repair_attempt} of {v.parent_version_id})" if repair else ""))
+        req = GenerationRequest(prompt=v.prompt, framework=v.framework, base_files=ctx.base_files, repair=repair)
+        generator = rt.generator
         try:
-            gen = rt.generator.generate(GenerationRequest(prompt=v.prompt, framework=v.framework,
-                                                          base_files=ctx.base_files, repair=repair), ctx.log.step)
+            # A first build streams when the backend can: files written and the install started as they come.
+            if rt.cfg.generator.stream and ctx.base_files is None and isinstance(generator, StreamingGenerator):
+                streamed = ctx.streamed = streaming.Streamed(ctx)
+                ctx.workspace_scratch.callback(streamed.abort)  # a build ending early stops its install
+                try:
+                    gen = generator.generate_streaming(req, ctx.log.step, streamed.on_file)
+                except BaseException:
+                    streamed.abort()
+                    raise
+            else:
+                gen = generator.generate(req, ctx.log.step)
         except GenerationError as exc:
             quotas.add_tokens(v.version_id, getattr(exc, "tokens", 0))  # a refused answer's tokens were spent too
             raise BuildFailed("generation_failed", exc.message) from exc

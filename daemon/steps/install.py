@@ -49,6 +49,8 @@ def reusable(ctx: BuildContext) -> dict[str, Any] | None:
     """The last install's marker when this build may keep it (a rebuild whose dependency inputs are unchanged)."""
     box = ctx.box
     fingerprint = deps_fingerprint(ctx.files, box.tc.pnpm_version, ctx.layout.manifests)
+    if ctx.streamed is not None and ctx.streamed.accepted:  # this build's own install, run while generating
+        return {"fingerprint": fingerprint, "bytes": ctx.streamed.nm_bytes}
     marker = install_marker(box.dirs.work) if ctx.base_files is not None else None
     return marker if marker is not None and marker.get("fingerprint") == fingerprint else None
 
@@ -91,15 +93,18 @@ def reclaim_node_modules(ctx: BuildContext) -> None:
                 isolation.take_back(safepath.check_dir(work, rel.split("/")))
 
 
-def install(ctx: BuildContext) -> None:
-    """`pnpm install` then the install-time scripts; sets node_modules' size for the disk cap."""
+def install(ctx: BuildContext, walks: contextlib.AbstractContextManager[Any] | None = None) -> None:
+    """`pnpm install` then the install-time scripts; sets node_modules' size for the disk cap. `walks` is held
+    while the daemon walks the workspace (before and after pnpm): a streamed build writes files beside it."""
     rt, cfg, box, blog, files = ctx.rt, ctx.rt.cfg, ctx.box, ctx.log, ctx.files
+    walks = walks or contextlib.nullcontext()
     tc, work = box.tc, box.dirs.work
     safepath.remove_tree(rt.data_dir, ["tmp", f"install-{ctx.v.version_id}"])  # HOME holds nothing but the daemon's
     home = safepath.ensure_dir(rt.data_dir, ["tmp", f"install-{ctx.v.version_id}"])
     try:
-        netconfig.before_install(work, files, box.manifests, cfg.build.registry, reclaim=box.ids is not None,
-                                 say=blog.step)
+        with walks:
+            netconfig.before_install(work, files, box.manifests, cfg.build.registry, reclaim=box.ids is not None,
+                                     say=blog.step)
         view = isolation.install_view(rt.data_dir, rt.layout.store_dir, box.dirs, home, readonly=box.readonly,
                                       tmp_bytes=box.tmp_bytes) if box.confined else None
         cache = safepath.ensure_dir(rt.data_dir, ["cache"])
@@ -112,7 +117,16 @@ def install(ctx: BuildContext) -> None:
         safepath.remove_tree(rt.data_dir, ["tmp", home.name])
     if res.reason != "ok":
         raise BuildFailed("install_failed", f"pnpm install exited {res.exit_code}")
-    nm_bytes = ctx.nm_bytes = max(0, res.disk_bytes - disk_usage(work, ("/node_modules",)))
+    with walks:
+        _after_pnpm(ctx, res.disk_bytes)
+
+
+def _after_pnpm(ctx: BuildContext, disk_bytes: int) -> None:
+    """node_modules' size, the lockfile pnpm wrote, the code parts handed out, the install-time scripts, the
+    marker."""
+    rt, cfg, box, blog, files = ctx.rt, ctx.rt.cfg, ctx.box, ctx.log, ctx.files
+    tc, work = box.tc, box.dirs.work
+    nm_bytes = ctx.nm_bytes = max(0, disk_bytes - disk_usage(work, ("/node_modules",)))
     try:
         files["pnpm-lock.yaml"] = safepath.read_regular(work, ["pnpm-lock.yaml"], MAX_LOCKFILE).decode(
             "utf-8", "replace")
@@ -168,8 +182,13 @@ class ReuseInstall:
 
     def run(self, ctx: BuildContext) -> None:
         marker = ctx.reusable or {}
-        ctx.times.install_skipped = True
         ctx.nm_bytes = int(marker.get("bytes") or 0)
+        if ctx.streamed is not None and ctx.streamed.accepted:
+            ctx.times.add("install", ctx.streamed.install_ms)  # this build's own install, run beside generation
+            ctx.log.step("install: done while the generator wrote (package.json unchanged since it started)")
+            give_code_parts(ctx.box)
+            return
+        ctx.times.install_skipped = True
         ctx.log.step(f"install skipped: {'every package.json' if ctx.layout.is_workspace else 'package.json'} and "
                      "lockfile unchanged, node_modules intact")
         give_code_parts(ctx.box)

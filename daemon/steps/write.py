@@ -45,34 +45,50 @@ def _target_request(ctx: BuildContext, tc: toolchain.Toolchain) -> str | None:
     return requested
 
 
-def write_workspace(ctx: BuildContext) -> None:
-    """Sanitize the file set, settle the sandboxing, write the workspace, and find whether the install stays."""
+def settle(ctx: BuildContext) -> None:
+    """Sanitize the file set (package.json policy, foreign config dropped, the workspace file's policy) and settle
+    the layout and the sandboxing every later step shares; nothing is written."""
     cfg, v, blog = ctx.rt.cfg, ctx.v, ctx.log
     tc = toolchain.for_config(cfg)
     dirs = ctx.dirs = project_dirs(ctx)  # again: generation can take minutes
-    workspace = dirs.work
     # A pnpm workspace keeps its package globs beside the daemon's policy (monorepo.py); else the daemon's file.
     mono = ctx.mono = monorepo.prepare(ctx.files, ctx.base_files, _target_request(ctx, tc),
                                        (ctx.target_hint, monorepo.inherited_target(v)),
                                        cfg.build.allow_build_scripts, blog)
-    files = ctx.files = netconfig.drop_foreign(
-        packagejson.sanitize(ctx.files, blog, mono.manifests, mono.local_names), blog)
-    box = ctx.sandboxing = Sandboxing(
+    ctx.files = netconfig.drop_foreign(packagejson.sanitize(ctx.files, blog, mono.manifests, mono.local_names), blog)
+    ctx.sandboxing = Sandboxing(
         tc=tc, dirs=dirs, confined=isolation.confinement(cfg).confined, readonly=isolation.toolchain_under_tmp(tc),
         tmp_bytes=cfg.limits.memory_mb * 2**20, user=isolation.code_user(cfg), ids=isolation.code_ids(cfg), env={},
         packages=mono.dirs)
+
+
+def make_home(ctx: BuildContext) -> None:
+    """HOME starts empty (the xdg cache stays, and counts) and goes with the workspace's scratch; the code steps'
+    environment points there."""
+    cfg, box, dirs = ctx.rt.cfg, ctx.box, ctx.box.dirs
+    safepath.remove_tree(dirs.cache, ["home"])
+    home = safepath.ensure_dir(dirs.cache, ["home"])
+    ctx.workspace_scratch.callback(safepath.remove_tree, dirs.cache, ["home"])
+    box.env = sandboxed.env(cfg, box.tc, home, dirs.xdg_cache)
+    box.env["INIT_CWD"] = str(dirs.work)
+
+
+def write_workspace(ctx: BuildContext) -> None:
+    """Sanitize the file set, settle the sandboxing, write the workspace, and find whether the install stays."""
+    if ctx.streamed is not None:
+        ctx.streamed.finish()  # the install started during generation ends before the workspace is rewritten
+    settle(ctx)
     _log_policy(ctx)
+    if ctx.streamed is not None:
+        ctx.streamed.adopt(ctx)  # its lockfile joins the file set when the install it made still holds
+    v, blog, mono, files, workspace = ctx.v, ctx.log, ctx.layout, ctx.files, ctx.box.dirs.work
 
     # Base snapshot + contract, nothing else survives (but for node_modules, and a workspace's packages'
     # node_modules and build output: monorepo.output_keep). Checks of the previous version end first.
     ctx.pending_checks.wait((v.user_id, v.project_id), blog.step)
     ctx.kept = monorepo.output_keep(mono, files) if mono.is_workspace else []
     materialize(workspace, files, keep=("node_modules", *ctx.kept))
-    safepath.remove_tree(dirs.cache, ["home"])  # HOME starts empty; the xdg cache stays (and counts)
-    home = safepath.ensure_dir(dirs.cache, ["home"])
-    ctx.workspace_scratch.callback(safepath.remove_tree, dirs.cache, ["home"])
-    box.env = sandboxed.env(cfg, tc, home, dirs.xdg_cache)
-    box.env["INIT_CWD"] = str(workspace)
+    make_home(ctx)
     ctx.reusable = install.reusable(ctx)
 
 

@@ -240,3 +240,52 @@ def test_empty_zip_is_refused(deployer: LocalDeployer, tmp_path: Path, log: LogL
     zipfile.ZipFile(artifact, "w").close()
     with pytest.raises(DeployError, match="no files"):
         deployer.deploy_zip(artifact, request_for(tmp_path), log)
+
+
+NEXT_ID = "01JDQ8Z5V7K3M9QX2R4T6W8Y0B"
+
+
+def _files(root: Path) -> dict[str, os.stat_result]:
+    return {str(p.relative_to(root)): p.lstat() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_a_redeploy_links_unchanged_files_and_writes_the_changed_one(
+        deployer: LocalDeployer, site: Path, log: LogLines) -> None:
+    first = deployer.deploy(request_for(site), log)
+    (site / "assets" / "index-abc123.js").write_bytes(b"console.log('changed');\n")
+    (site / "big.bin").write_bytes(b"x" + (site / "big.bin").read_bytes()[1:])  # same size, first byte differs
+    second = deployer.deploy(request_for(site, version_id=NEXT_ID), log)
+    old = _files(deployer.previews_dir / first.deployment_id)
+    new = _files(deployer.previews_dir / second.deployment_id)
+    assert set(old) == set(new)
+    changed = {"assets/index-abc123.js", "big.bin"}
+    for rel, st in new.items():
+        assert (deployer.previews_dir / second.deployment_id / rel).read_bytes() == (site / rel).read_bytes()
+        assert stat.S_IMODE(st.st_mode) == 0o444  # deployed files are never written again
+        assert (st.st_ino == old[rel].st_ino) is (rel not in changed), rel
+    assert any(f"{len(new) - 2} unchanged files linked from the previous deployment" in line for line in log)
+    # The first deployment is untouched: its changed files still hold the old bytes.
+    assert (deployer.previews_dir / first.deployment_id / "assets" / "index-abc123.js").read_bytes() == ASSET
+    deployer.delete(first.deployment_id)
+    assert (deployer.previews_dir / second.deployment_id / "index.html").read_bytes() == INDEX
+
+
+def test_a_tampered_previous_deployment_is_copied_from_never_linked_or_followed(
+        deployer: LocalDeployer, site: Path, log: LogLines, tmp_path: Path) -> None:
+    first = deployer.deploy(request_for(site), log)
+    prev = deployer.previews_dir / first.deployment_id
+    secret = tmp_path / "secret.html"
+    secret.write_bytes(INDEX)  # the same bytes as the new index.html, reached only through a link
+    (prev / "index.html").unlink()
+    (prev / "index.html").symlink_to(secret)
+    (prev / "about.html").chmod(0o644)  # writable: not a file this deployer left, never shared
+    (prev / "docs").rename(prev / "docs-real")
+    (prev / "docs").symlink_to(prev / "docs-real")
+    second = deployer.deploy(request_for(site, version_id=NEXT_ID), log)
+    root = deployer.previews_dir / second.deployment_id
+    for rel in ("index.html", "about.html", "docs/guide/index.html"):
+        st = (root / rel).lstat()
+        assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1, rel
+        assert (root / rel).read_bytes() == (site / rel).read_bytes()
+    assert secret.stat().st_nlink == 1
+    assert (root / "favicon.svg").stat().st_ino == (prev / "favicon.svg").stat().st_ino

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from daemon.core.contract import ContractError
-from daemon.generators import GenerationError, GenerationRequest, GenerationResult, make_generator
+from daemon.generators import GenerationError, GenerationRequest, GenerationResult, StreamingGenerator, make_generator
 from daemon.generators.claude import SYSTEM_PROMPT
 
 
@@ -106,3 +106,50 @@ def test_missing_executable(tmp_path: Path, log: list[str]) -> None:
     gen = make_generator("claude", claude_executable=str(tmp_path / "claude"))
     with pytest.raises(GenerationError, match="cannot start"):
         gen.generate(GenerationRequest("x"), log.append)
+
+
+def _streamed(fake: str, mode: str, req: GenerationRequest, log: list[str], tmp_path: Path,
+              on_file: Any, **kw: Any) -> GenerationResult:
+    env = {**os.environ, "FAKE_CLAUDE_MODE": mode, "FAKE_CLAUDE_RECORD": str(tmp_path / "call.json"),
+           "FAKE_CLAUDE_CHUNK": "40", "FAKE_CLAUDE_PAUSE_S": "0.2"}
+    gen = make_generator("claude", claude_executable=fake, env=env, **kw)
+    assert isinstance(gen, StreamingGenerator)
+    return gen.generate_streaming(req, log.append, on_file)
+
+
+def test_streamed_answer_hands_over_each_file_in_order_and_returns_the_same_contract(
+        fake_claude: str, tmp_path: Path, log: list[str]) -> None:
+    got: list[tuple[str, str]] = []
+    result = _streamed(fake_claude, "success", GenerationRequest("a fake app"), log, tmp_path,
+                       lambda p, c: got.append((p, c)))
+    assert [p for p, _ in got] == ["package.json", "index.html", "src/main.js"]
+    assert dict(got) == result.contract.files
+    assert result.raw is not None and result.raw["type"] == "result"
+    argv = _call(tmp_path)["argv"]
+    assert argv[:5] == ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+    assert argv[argv.index("--system-prompt") + 1] == SYSTEM_PROMPT
+
+
+def test_a_refused_streamed_file_stops_the_cli_and_propagates(fake_claude: str, tmp_path: Path,
+                                                              log: list[str]) -> None:
+    def refuse(path: str, content: str) -> None:
+        raise ContractError(f"{path!r} refused", "streamed file path")
+
+    with pytest.raises(ContractError, match=r"'package\.json' refused"):
+        _streamed(fake_claude, "success", GenerationRequest("x"), log, tmp_path, refuse)
+
+
+def test_streamed_errors_are_the_same_refusals(fake_claude: str, tmp_path: Path, log: list[str]) -> None:
+    with pytest.raises(GenerationError, match="API Error: 529"):
+        _streamed(fake_claude, "is_error", GenerationRequest("x"), log, tmp_path, lambda p, c: None)
+    with pytest.raises(GenerationError, match="error_max_turns"):
+        _streamed(fake_claude, "max_turns", GenerationRequest("x"), log, tmp_path, lambda p, c: None)
+    with pytest.raises(GenerationError, match="printed no JSON result"):
+        _streamed(fake_claude, "garbage", GenerationRequest("x"), log, tmp_path, lambda p, c: None)
+    with pytest.raises(GenerationError, match="timed out after 1 s"):
+        _streamed(fake_claude, "hang", GenerationRequest("x"), log, tmp_path, lambda p, c: None, timeout_s=1)
+
+
+def test_only_the_claude_backend_streams() -> None:
+    assert not isinstance(make_generator("template"), StreamingGenerator)
+    assert not isinstance(make_generator("command", command=["true"]), StreamingGenerator)

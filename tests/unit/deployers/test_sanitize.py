@@ -105,3 +105,14 @@ def test_every_deploy_goes_through_a_copy_that_is_removed_afterwards(tmp_path: P
     assert deployer.name == "local" and deployer.status(dep.deployment_id).state == "deployed"
     deployer.delete(dep.deployment_id)
     assert not published.exists()
+
+
+def test_the_daemons_own_unshared_files_are_linked_never_a_shared_or_foreign_inode(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    os.link(out / "assets" / "app.js", tmp_path / "second-name.js")  # an inode with another name: copied
+    dst = tmp_path / "copy"
+    sanitized_copy(out, dst, lambda _l: None)
+    assert (dst / "index.html").stat().st_ino == (out / "index.html").stat().st_ino
+    assert (dst / "assets" / "app.js").stat().st_ino != (out / "assets" / "app.js").stat().st_ino
+    assert (dst / "assets" / "app.js").read_text() == "console.log(1)"
+    assert (dst / "alias.html").stat().st_ino != (out / "index.html").stat().st_ino  # a link's target: a copy
