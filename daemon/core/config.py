@@ -306,6 +306,9 @@ class FleetConfig(_Section):
     preview_cache_mb: Annotated[int, _opt(
         "Local previews built on other droplets are fetched from the object store on first request and kept, "
         "least recently used first out, up to this size.", lo=1)] = 512
+    quotas_fail_open: Annotated[bool, _opt(
+        "When Postgres cannot be asked at admission, admit on this droplet's own meter (each droplet then bounds a "
+        "user alone); false = refuse with 503 quota_unavailable until Postgres answers. Only with plans set.")] = False
 
 class Config(msgspec.Struct, kw_only=True):
     """The whole configuration; secrets are never read from the file, only from the environment."""
