@@ -103,7 +103,7 @@ def test_fifty_concurrent_admissions_on_three_droplets_admit_exactly_what_is_lef
     try:
         assert len(admitted) == 18 and len(refused) == 32
         assert {(r["quota"], r["used"], r["limit"]) for r in refused} == {("builds", 20, 20)}
-        assert sorted(r[0] for r in meters(pg_schema, "u1")) == sorted(["OLD0", "OLD1", *admitted])
+        assert sorted(str(r[0]) for r in meters(pg_schema, "u1")) == sorted(["OLD0", "OLD1", *admitted])
         assert {r["user_id"]: r["builds"] for r in stores[1].month_totals(month)} == {"u1": 20}
     finally:
         for s in stores:
