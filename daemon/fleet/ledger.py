@@ -24,8 +24,10 @@ class UsageStore(Protocol):
     """The fleet's meters and alias redeploys in Postgres (sync.replica.usage.PostgresUsage); every call raises
     a SyncError (RemoteError) when Postgres cannot be asked."""
 
-    def reserve(self, meter: dict[str, Any], decide: Callable[[dict[str, Any]], None]) -> None:
-        """Lock the user's month, let `decide` see its figures (it raises to refuse), insert the meter row."""
+    def reserve(self, meter: dict[str, Any], decide: Callable[[dict[str, Any]], None], *, pages: bool = True,
+                concurrency: bool = True) -> None:
+        """Lock the user's month, let `decide` see its figures (it raises to refuse), insert the meter row;
+        `pages`/`concurrency` False leave those figures out."""
         ...
 
     def unreserve(self, version_id: str) -> None:
@@ -146,7 +148,8 @@ class FleetLedger:
             quotas.judge(plan_name, plan, u, counts_pages=counts_pages)
 
         try:
-            self.store.reserve(meter, decide)
+            self.store.reserve(meter, decide, pages=counts_pages and "pages_deployments" in limits,
+                               concurrency="concurrent_projects" in limits)
         except SyncError as exc:
             if not self.fail_open:
                 raise Unavailable(f"cannot check the fleet's quotas: Postgres is unreachable ({exc}); retry shortly",
