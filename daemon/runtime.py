@@ -29,6 +29,7 @@ from daemon.deployers.base import Deployer
 from daemon.deployers.sanitize import SanitizingDeployer
 from daemon.fleet.catchup import Stores
 from daemon.fleet.leased import LeasedFleet
+from daemon.fleet.ledger import FleetLedger, LocalLedger, QuotaLedger
 from daemon.fleet.seam import Fleet
 from daemon.fleet.single import SingleDroplet
 from daemon.fleet.warmstart import WarmStart
@@ -83,7 +84,8 @@ class Runtime:
         if self.replica is not None:
             handlers["replica"] = replica_handler(self.replica)
             # Plans and usage meters go to the same Postgres, beside the versions (a fleet sums them there).
-            self.usage_store: PostgresUsage | None = PostgresUsage(cfg.secrets.pg_dsn, schema=cfg.replica.schema)
+            self.usage_store: PostgresUsage | None = PostgresUsage(cfg.secrets.pg_dsn, schema=cfg.replica.schema,
+                                                                   versions_table=cfg.replica.table)
             handlers["usage"] = usage_handler(self.usage_store)
         else:
             self.usage_store = None
@@ -93,7 +95,12 @@ class Runtime:
         # A fleet droplet (daemon/fleet/leased.py): per-project leases in Postgres; its replicated rows and pointer
         # moves carry the lease epoch and are refused when stale.
         keeper: LeaseKeeper | None = None
+        # Where admission counts a user's month (daemon/fleet/ledger.py): this droplet's meter, or the fleet's.
+        self.ledger: QuotaLedger = LocalLedger()
         if cfg.fleet.enabled and self.replica is not None:
+            self.ledger = FleetLedger(PostgresUsage(cfg.secrets.pg_dsn, schema=cfg.replica.schema,
+                                                    versions_table=cfg.replica.table),
+                                      fail_open=cfg.fleet.quotas_fail_open)
             leases = PgLeases(cfg.secrets.pg_dsn, table=cfg.replica.table, schema=cfg.replica.schema)
             keeper = held = LeaseKeeper(leases, cfg.droplet_id, cfg.fleet.lease_ttl_s,
                                         release_idle_s=cfg.fleet.release_idle_s)
@@ -191,7 +198,7 @@ class Runtime:
         if keeper is None or self.replica is None:
             return SingleDroplet(self.deployer)
         stores = Stores(self.layout, self.replica, self.outbox, self.sync_loop, self.local_objects,
-                        self.remote_objects)
+                        self.remote_objects, self.usage_store)
         return LeasedFleet(keeper, stores, self.deployer, self.events, preview_domain=self.cfg.server.preview_domain,
                            previews_port=self.cfg.previews_port, warm=self.warm_start)
 
@@ -249,6 +256,7 @@ class Runtime:
 
     def close(self) -> None:
         self.jobs.stop()
+        self.ledger.close()
         shutil.rmtree(self.layout.tmp, ignore_errors=True)
         if not database.is_closed():
             database.close()

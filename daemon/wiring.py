@@ -31,7 +31,7 @@ from daemon.ops.retention import RetentionSweep
 from daemon.ops.scheduler import Scheduler
 from daemon.ops.status import Status
 from daemon.project.hotset import PnpmStoreTools
-from daemon.publish import deploywatch
+from daemon.publish import deploywatch, livealias
 from daemon.publish.previewfetch import PreviewResolver
 from daemon.runtime import Runtime
 from daemon.services.access import Access
@@ -104,13 +104,14 @@ def build_ops_jobs(rt: Runtime, queue: BuildQueue) -> OpsJobs:
     m = Metrics()
     m.install(rt.events)
     cleanup = Cleanup(cfg, layout, rt.outbox, rt.kv, rt.deployer, local_objects=rt.local_objects,
-                      remote_objects=rt.remote_objects, sync_loop=rt.sync_loop)
+                      remote_objects=rt.remote_objects, sync_loop=rt.sync_loop, ledger=rt.ledger)
     alerts = Alerts(cfg, layout.data_dir, m)
     # The end of a repair loop goes to the alert webhook too (README "Repair": the answer and the webhook say why).
     rt.events.subscribe(RepairEnded, lambda e: alerts.post(repair.webhook_body(e.version)))
     sweep = RetentionSweep(layout.previews, rt.deployer, rt.replica, rt.fleet, sync_interval_s=cfg.sync.interval_s)
     scheduler = Scheduler(poll_deployments=lambda: deploywatch.poll_due(rt), poll_interval_s=cfg.deploy.poll_interval_s,
-                          cleanup=cleanup, alerts=alerts, sweep=sweep)
+                          cleanup=cleanup, alerts=alerts, sweep=sweep,
+                          retry_aliases=lambda: livealias.retry_due(rt))
     status = Status(cfg.paths, layout, backlog, queue, rt.jobs, sandbox_layer=rt.sandbox_layer, generator=rt.generator,
                     deployer=rt.deployer)
     return OpsJobs(metrics=m, gauges=StateGauges(m, cfg, layout, backlog, rt.fleet, queue), alerts=alerts,

@@ -345,6 +345,9 @@ class FleetConfig(_Section):
     store_budget_mb: Annotated[int, _opt(
         "The local pnpm store's size budget: the warm start imports hot packages (most used first) only up to it, "
         "and a store grown past it is pruned (`pnpm store prune`) after the next publish.", lo=64)] = 4096
+    quotas_fail_open: Annotated[bool, _opt(
+        "When Postgres cannot be asked at admission, admit on this droplet's own meter (each droplet then bounds a "
+        "user alone); false = refuse with 503 quota_unavailable until Postgres answers. Only with plans set.")] = False
 
 class Config(msgspec.Struct, kw_only=True):
     """The whole configuration; secrets are never read from the file, only from the environment."""

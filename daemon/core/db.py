@@ -14,6 +14,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     DateTimeField,
     FloatField,
     IntegerField,
@@ -226,20 +227,39 @@ class QuotaAlertSent(BaseModel):
 
 class AliasRedeploy(BaseModel):
     """An older version redeployed to its project's Pages live branch (undo/redo): the alias follows the pointer.
-    `over` is the newest uploaded version when it was made (what it superseded); rows count as Pages deployments."""
+    `over` is the newest uploaded version when it was made (what it superseded); rows count as Pages deployments
+    unless `failed`. A fleet records each one in Postgres first (`pending`, under the lease epoch) and copies the
+    project's rows from there on a takeover, so no droplet redeploys what another already did."""
 
     id = AutoField()
     user_id = CharField(max_length=64)
     project_id = CharField(max_length=64)
     version_id = CharField(max_length=26)
     over = CharField(null=True, max_length=26)
-    deployment_id = CharField(max_length=64)
+    deployment_id = CharField(max_length=64)  # "" until made
     month = CharField(max_length=7)  # YYYY-MM (UTC)
     created_at = DateTimeField(default=utcnow)
+    redeploy_id = CharField(null=True, max_length=26, index=True)  # its key in Postgres (a fleet's)
+    state = CharField(max_length=16, default="made")  # pending (asked, outcome unknown) | made | failed
+    deleted_at = DateTimeField(null=True)  # the cleanup deleted its deployment (the row stays: it was billed)
 
     class Meta:
         table_name = "alias_redeploys"
         indexes = ((("user_id", "project_id"), False), (("month", "user_id"), False))
+
+
+class AliasRetry(BaseModel):
+    """A project whose live alias could not be moved: retried with backoff by the scheduler, survives restarts."""
+
+    user_id = CharField(max_length=64)
+    project_id = CharField(max_length=64)
+    attempts = IntegerField(default=0)
+    next_at = DateTimeField(default=utcnow, index=True)
+    last_error = TextField(null=True)
+
+    class Meta:
+        table_name = "alias_retries"
+        primary_key = CompositeKey("user_id", "project_id")
 
 
 class UiSession(BaseModel):
@@ -253,7 +273,8 @@ class UiSession(BaseModel):
 
 
 ALL_MODELS: list[type[BaseModel]] = [ProjectVersion, RateEvent, Project, PendingDeployment, PlanAssignment,
-                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy, UiSession]
+                                     BuildUsage, StorageGauge, QuotaAlertSent, AliasRedeploy, AliasRetry,
+                                     UiSession]
 
 
 BUSY_TIMEOUT_S = 10.0

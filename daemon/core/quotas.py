@@ -158,7 +158,8 @@ def usage_of(user_id: str, month: str, *, live: bool = True, storage: bool = Tru
     row = database.execute_sql(
         "SELECT count(*), coalesce(sum(finished = 0), 0), coalesce(sum(cpu_seconds), 0), "
         "coalesce(sum(stored_bytes), 0), coalesce(sum(pages_deployment), 0), "
-        f"(SELECT count(*) FROM alias_redeploys WHERE user_id = ? AND month = ?){cols} FROM build_usage "
+        f"(SELECT count(*) FROM alias_redeploys WHERE user_id = ? AND month = ? AND state <> 'failed'){cols} "
+        "FROM build_usage "
         "WHERE user_id = ? AND month = ?", (user_id, month, *args, user_id, month)).fetchone()
     u = Usage(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]) + int(row[5] or 0))
     extra = list(row[6:])
@@ -198,8 +199,18 @@ def check(cfg: Config, plan_name: str | None, plan: PlanConfig | None, user_id: 
     limits = limits_of(plan)
     if not limits:
         return
+    u = usage_of(user_id, current_month(), storage="storage_bytes" in limits,
+                 concurrency="concurrent_projects" in limits)
+    judge(plan_name, plan, u, counts_pages=counts_pages)
+
+
+def judge(plan_name: str | None, plan: PlanConfig | None, u: Usage, *, counts_pages: bool = False) -> None:
+    """Refuse (429 quota_exceeded) one more build given the user's figures `u` (this droplet's meter, or the
+    fleet's in Postgres: daemon/fleet/ledger.py)."""
+    limits = limits_of(plan)
+    if not limits:
+        return
     month = current_month()
-    u = usage_of(user_id, month, storage="storage_bytes" in limits, concurrency="concurrent_projects" in limits)
     resets = iso(month_reset(month))
     retry = max(1, int((month_reset(month) - clock()).total_seconds()))
 
@@ -244,16 +255,27 @@ def _replicate(outbox: OutboxWriter | None, row: BuildUsage) -> None:
                    {"table": "build_usage", "record": meter_record(row)})
 
 
-def open_meter(outbox: OutboxWriter | None, v: ProjectVersion, org_id: str | None, plan: str | None) -> None:
-    """A version was admitted: its meter row (in the caller's transaction, the one that created the version)."""
-    now = utcnow()
-    rec = {"version_id": v.version_id, "user_id": v.user_id, "org_id": org_id, "project_id": v.project_id,
-           "month": month_of(clock()), "plan": plan, "kind": v.kind, "cpu_seconds": 0.0, "stored_bytes": 0,
-           "pages_deployment": False, "finished": False, "created_at": iso(now), "row_version": 1, "tokens": 0}
+def opening_record(version_id: str, user_id: str, project_id: str, kind: str, org_id: str | None,
+                   plan: str | None) -> dict[str, Any]:
+    """The replica record of a meter as admission opens it (a fleet reserves this very record in Postgres first,
+    so the outbox's later copy of it changes nothing there)."""
+    return {"version_id": version_id, "user_id": user_id, "org_id": org_id, "project_id": project_id,
+            "month": month_of(clock()), "plan": plan, "kind": kind, "cpu_seconds": 0.0, "stored_bytes": 0,
+            "pages_deployment": False, "finished": False, "created_at": iso(utcnow()), "row_version": 1,
+            "tokens": 0}
+
+
+def open_meter(outbox: OutboxWriter | None, v: ProjectVersion, org_id: str | None, plan: str | None,
+               rec: dict[str, Any] | None = None) -> None:
+    """A version was admitted: its meter row (in the caller's transaction, the one that created the version);
+    `rec`: the record admission already reserved, when it did."""
+    if rec is None:
+        rec = opening_record(v.version_id, v.user_id, v.project_id, v.kind, org_id, plan)
     database.execute_sql(
         "INSERT INTO build_usage (version_id, user_id, org_id, project_id, month, plan, kind, cpu_seconds, "
         "stored_bytes, pages_deployment, finished, created_at, row_version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, "
-        "?, 1)", (v.version_id, v.user_id, org_id, v.project_id, rec["month"], plan, v.kind, str(now)))
+        "?, 1)", (v.version_id, v.user_id, org_id, v.project_id, rec["month"], plan, v.kind,
+                  rec["created_at"][:-1].replace("T", " ")))
     if outbox is not None:
         outbox.add(database.connection(), "usage", f"build:{v.version_id}", {"table": "build_usage", "record": rec})
 

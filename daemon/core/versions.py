@@ -154,8 +154,9 @@ def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt
            framework: str | None = None, parent_version_id: str | None = None,
            rollback_of: str | None = None, status: str = "queued",
            admit: Callable[[], None] | None = None, on_created: Callable[[ProjectVersion], None] | None = None,
-           **fields: Any) -> ProjectVersion:
-    """Insert a version unless the project already has one in flight (409 naming it).
+           version_id: str | None = None, **fields: Any) -> ProjectVersion:
+    """Insert a version unless the project already has one in flight (409 naming it); `version_id`: one chosen
+    before (admission reserves the meter row under it), else a new one.
 
     ``admit`` runs inside the same transaction after the in-flight check (rate caps, quotas), so a refused
     request neither counts against a cap nor leaves a row; ``on_created`` runs in it after the insert (the meter).
@@ -169,7 +170,7 @@ def create(outbox: OutboxWriter | None, *, user_id: str, project_id: str, prompt
             admit()
         now = utcnow()
         v = ProjectVersion.create(
-            version_id=new_version_id(), user_id=user_id, project_id=project_id, prompt=prompt, kind=kind,
+            version_id=version_id or new_version_id(), user_id=user_id, project_id=project_id, prompt=prompt, kind=kind,
             framework=framework, parent_version_id=parent_version_id, base_snapshot_id=parent_version_id,
             rollback_of=rollback_of, status=status, created_at=now, updated_at=now, row_version=1, **fields)
         _replicate(outbox, v)

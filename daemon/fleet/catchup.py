@@ -10,11 +10,22 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from daemon.core import versions
-from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core.db import (
+    ACTIVE_STATUSES,
+    AliasRedeploy,
+    AliasRetry,
+    BuildUsage,
+    Project,
+    ProjectVersion,
+    database,
+    utcnow,
+)
 from daemon.core.errors import AppError, Unavailable
 from daemon.core.layout import Layout
+from daemon.fleet.ledger import UsageStore
 from daemon.fleet.packs import load_packs
 from daemon.history import HistoryError, ProjectRepo, lock_for
 from sync.lease import Lease
@@ -38,6 +49,7 @@ class Stores:
     sync_loop: SyncLoop
     local_objects: ObjectStore
     remote_objects: ObjectStore | None
+    usage: UsageStore | None = None  # meters and alias redeploys of every droplet
 
 
 def catch_up(stores: Stores, lease: Lease) -> dict[str, int]:
@@ -52,6 +64,12 @@ def catch_up(stores: Stores, lease: Lease) -> dict[str, int]:
         raise Unavailable(f"cannot read the project's rows from Postgres: {exc}", code="catch_up_failed",
                           retry_after=2) from exc
     changed = _merge_rows(remote, takeover=lease.takeover)
+    if stores.usage is not None:
+        try:
+            _merge_usage(stores.usage, u, p)
+        except Exception as exc:
+            raise Unavailable(f"cannot read the project's meters from Postgres: {exc}", code="catch_up_failed",
+                              retry_after=2) from exc
     restored = _catch_up_history(stores, u, p, remote)
     orphans = 0
     if lease.takeover:
@@ -63,6 +81,8 @@ def catch_up(stores: Stores, lease: Lease) -> dict[str, int]:
                                                 "over")
                 orphans += 1
     _set_head(lease)
+    if lease.takeover:  # the predecessor may have died before moving the live alias: check it once
+        AliasRetry.insert(user_id=u, project_id=p, attempts=0, next_at=utcnow()).on_conflict_ignore().execute()
     log.info("caught up %s/%s at epoch %d in %.0f ms: %d rows changed, history %s, %d orphans interrupted",
              u, p, lease.epoch, (time.monotonic() - started) * 1000, changed, "restored" if restored else "current",
              orphans)
@@ -86,6 +106,37 @@ def _merge_rows(remote: list[dict[str, object]], *, takeover: bool) -> int:
                     ProjectVersion.version_id == rec["version_id"]).execute()
                 changed += 1
     return changed
+
+
+def _merge_usage(usage: UsageStore, user_id: str, project_id: str) -> None:
+    """The project's meter rows this droplet lacks (so closing a predecessor's build here closes its meter, and
+    the fleet's copy with it), and its live alias redeploys (so what the branch holds is known here: a redeploy
+    the predecessor made, or asked for, is never made again)."""
+    meters = usage.meters_of(user_id, project_id)
+    redeploys = usage.redeploys_of(user_id, project_id)
+    with database.atomic("IMMEDIATE"):
+        for m in meters:
+            if BuildUsage.get_or_none(BuildUsage.version_id == m["version_id"]) is None:
+                BuildUsage.create(**{**m, "created_at": _naive(m["created_at"])})
+        for r in redeploys:
+            row = AliasRedeploy.get_or_none(AliasRedeploy.redeploy_id == r["redeploy_id"])
+            fields = {"state": r["state"], "deployment_id": r["deployment_id"] or "",
+                      "deleted_at": _naive(r["deleted_at"])}
+            if row is None:
+                AliasRedeploy.create(user_id=r["user_id"], project_id=r["project_id"], version_id=r["version_id"],
+                                     over=r["over"], month=r["month"], redeploy_id=r["redeploy_id"],
+                                     created_at=_naive(r["created_at"]), **fields)
+            else:
+                AliasRedeploy.update(**fields).where(AliasRedeploy.id == row.id).execute()
+
+
+def _naive(t: object) -> object:
+    """A Postgres timestamptz as the naive UTC time SQLite rows hold."""
+    if isinstance(t, datetime) and t.tzinfo is not None:
+        return t.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(t, str):
+        return versions.row_from_record({"created_at": t})["created_at"]
+    return t
 
 
 def _catch_up_history(stores: Stores, user_id: str, project_id: str, remote: list[dict[str, object]]) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.core import versions
 from daemon.core.background import Job
-from daemon.core.db import ACTIVE_STATUSES, ProjectVersion, database
+from daemon.core.db import ACTIVE_STATUSES, AliasRetry, ProjectVersion, database
 from daemon.core.errors import AppError, Conflict, Unavailable
 from daemon.core.events import BuildDone, Events
 from daemon.deployers.base import Deployer
@@ -157,8 +157,12 @@ class LeasedFleet:
         with database.connection_context():
             if versions.in_flight(user_id, project_id) is not None:
                 return False
+            # a live alias still to move stays with this droplet, which knows what it last asked of the platform
+            if AliasRetry.select().where((AliasRetry.user_id == user_id)
+                                         & (AliasRetry.project_id == project_id)).exists():
+                return False
         box = self.stores.outbox.outbox
-        return box.pending("replica") == 0 and box.pending("objects") == 0 \
+        return box.pending("replica") == 0 and box.pending("objects") == 0 and box.pending("usage") == 0 \
             and box.pending("kv", versions.pointer_key(user_id, project_id)) == 0
 
     def _build_done(self, event: BuildDone) -> None:

@@ -219,11 +219,9 @@ def create_attempt(rt: Runtime, failed: ProjectVersion, root: ProjectVersion, at
     if (spent := budget_left(rt, failed.user_id, org)) is not None:
         name, _plan = quotas.plan_for(rt.cfg, failed.user_id, org)
         raise QuotaExceeded(f"repair budget spent: {spent}", quota="repair", plan=name, retry_after=3600)
-    admit, created = submit.admission(rt, failed.user_id, failed.project_id, "repair", org)
-    return versions.create(rt.outbox, user_id=failed.user_id, project_id=failed.project_id, prompt=root.prompt,
-                           kind="repair", framework=failed.framework, parent_version_id=failed.version_id,
-                           target_package=failed.target_package, repair_of=root.version_id, repair_attempt=attempt,
-                           admit=admit, on_created=created)
+    return submit.admission(rt, failed.user_id, failed.project_id, "repair", org).create(
+        prompt=root.prompt, framework=failed.framework, parent_version_id=failed.version_id,
+        target_package=failed.target_package, repair_of=root.version_id, repair_attempt=attempt)
 
 
 def on_outcome(rt: Runtime, version_id: str) -> str | None:

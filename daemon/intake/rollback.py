@@ -47,13 +47,11 @@ def rollback(rt: Runtime, queue: BuildQueue, user_id: Any, project_id: Any, targ
     if org_id is not None:
         check_org_id(org_id)
     t = _target(user_id, project_id, target_id)
-    admit, created = submit.admission(rt, user_id, project_id, "rollback", org_id)
+    adm = submit.admission(rt, user_id, project_id, "rollback", org_id)
     zip_path = _artifact_zip(rt, t)
     status = "deploying" if zip_path is not None else "queued"
-    v = versions.create(rt.outbox, user_id=user_id, project_id=project_id, prompt=f"rollback to {t.version_id}",
-                        kind="rollback", framework=t.framework, parent_version_id=t.version_id,
-                        rollback_of=t.version_id, status=status, target_package=t.target_package,
-                        admit=admit, on_created=created)
+    v = adm.create(prompt=f"rollback to {t.version_id}", framework=t.framework, parent_version_id=t.version_id,
+                   rollback_of=t.version_id, status=status, target_package=t.target_package)
     if zip_path is None:
         return submit.queued(rt, queue, v)
     rt.fleet.accepted()

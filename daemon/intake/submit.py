@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.core import diskspace, quotas, ratelimit, versions
 from daemon.core.db import ProjectVersion
 from daemon.core.errors import Conflict, NotFound
+from daemon.core.ids import new_version_id
 from daemon.intake import requests
 from daemon.intake.requests import BuildRequest as BuildRequest
 from daemon.intake.requests import NewProjectBody, RebuildBody
@@ -26,33 +27,62 @@ def parse_build_request(data: Any, *, rebuild: bool, max_prompt: int) -> NewProj
     return requests.parse(data, RebuildBody if rebuild else NewProjectBody, max_prompt=max_prompt)
 
 
-Admission = tuple[Callable[[], None], Callable[[ProjectVersion], None]]
+@dataclass
+class Admission:
+    """What runs inside the transaction that creates a version (`versions.create`'s admit and on_created): the
+    rate caps (the plan's overrides), the plan's quotas (the ledger: this droplet's meter, or the fleet's in
+    Postgres), then the version's meter row. The version id is chosen first, so a fleet reserves the very meter
+    row the version gets."""
+
+    rt: Runtime
+    user_id: str
+    project_id: str
+    kind: str
+    org_id: str | None
+    version_id: str = field(default_factory=new_version_id)
+    reserved: bool = False
+
+    def __post_init__(self) -> None:
+        # Before anything is written: a build below the reserve would fill the disk the version rows, undo and
+        # replay state need; 503 disk_full with Retry-After, the same answer as a write that already failed for space.
+        diskspace.check_reserve(self.rt.data_dir, self.rt.cfg.limits.disk_reserve_mb * 2**20,
+                                what="rollbacks" if self.kind == "rollback" else "new builds")
+        # The plan is read before the transaction (a change applies from the next request), keeping the write
+        # lock short.
+        self.plan_name, self.plan = quotas.plan_for(self.rt.cfg, self.user_id, self.org_id)
+        self.meter = quotas.opening_record(self.version_id, self.user_id, self.project_id, self.kind, self.org_id,
+                                           self.plan_name)
+
+    def admit(self) -> None:
+        """The rate caps, then the quotas (which may reserve the build's meter row in Postgres)."""
+        rt, plan = self.rt, self.plan
+        if self.kind == "new":
+            cap = quotas.rate_cap(rt.cfg, plan, "new_projects_per_user_per_hour")
+            ratelimit.hit(f"user-new:{self.user_id}", cap, "new projects per user")
+        else:
+            cap = quotas.rate_cap(rt.cfg, plan, "rebuilds_per_project_per_hour")
+            ratelimit.hit(f"project-rebuild:{self.user_id}:{self.project_id}", cap, "rebuilds per project")
+        self.reserved = rt.ledger.check(rt.cfg, self.plan_name, plan, self.meter,
+                                        counts_pages=rt.deployer.counts_pages_quota)
+
+    def created(self, v: ProjectVersion) -> None:
+        """The version's meter row, the record the ledger reserved."""
+        quotas.open_meter(self.rt.outbox, v, self.org_id, self.plan_name, self.meter)
+
+    def create(self, **fields: Any) -> ProjectVersion:
+        """`versions.create` with this admission; a reservation whose version was not created is given back."""
+        try:
+            return versions.create(self.rt.outbox, user_id=self.user_id, project_id=self.project_id, kind=self.kind,
+                                   version_id=self.version_id, admit=self.admit, on_created=self.created, **fields)
+        except BaseException:
+            if self.reserved:
+                self.rt.ledger.unreserve(self.version_id)
+            raise
 
 
 def admission(rt: Runtime, user_id: str, project_id: str, kind: str, org_id: str | None = None) -> Admission:
-    """What runs inside the transaction that creates a version (`versions.create`'s admit and on_created): the
-    rate caps (the plan's overrides), the plan's quotas, then the version's meter row. One place for every
-    build kind (new, rebuild, rollback)."""
-    # Before anything is written: a build below the reserve would fill the disk the version rows, undo and replay
-    # state need; 503 disk_full with Retry-After, the same answer as a write that already failed for space.
-    diskspace.check_reserve(rt.data_dir, rt.cfg.limits.disk_reserve_mb * 2**20,
-                            what="rollbacks" if kind == "rollback" else "new builds")
-    # The plan is read before the transaction (a change applies from the next request), keeping the write lock short.
-    name, plan = quotas.plan_for(rt.cfg, user_id, org_id)
-
-    def admit() -> None:
-        if kind == "new":
-            cap = quotas.rate_cap(rt.cfg, plan, "new_projects_per_user_per_hour")
-            ratelimit.hit(f"user-new:{user_id}", cap, "new projects per user")
-        else:
-            cap = quotas.rate_cap(rt.cfg, plan, "rebuilds_per_project_per_hour")
-            ratelimit.hit(f"project-rebuild:{user_id}:{project_id}", cap, "rebuilds per project")
-        quotas.check(rt.cfg, name, plan, user_id, project_id, counts_pages=rt.deployer.counts_pages_quota)
-
-    def created(v: ProjectVersion) -> None:
-        quotas.open_meter(rt.outbox, v, org_id, name)
-
-    return admit, created
+    """The admission of one build of any kind (new, rebuild, rollback): 503 disk_full below the disk reserve."""
+    return Admission(rt, user_id, project_id, kind, org_id)
 
 
 def submit_new(rt: Runtime, queue: BuildQueue, req: NewProjectBody) -> ProjectVersion:
@@ -61,10 +91,8 @@ def submit_new(rt: Runtime, queue: BuildQueue, req: NewProjectBody) -> ProjectVe
     # A project whose builds all failed has nothing to rebuild from, so a new build may start it over.
     if versions.live_version(req.user_id, req.project_id) is not None:
         raise Conflict(f"project {req.project_id} already exists; use /rebuild-preview", code="project_exists")
-    admit, created = admission(rt, req.user_id, req.project_id, "new", req.org_id)
-    v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt, kind="new",
-                        framework=req.framework, target_package=req.target_package, admit=admit,
-                        on_created=created, **_opt_out(req))
+    v = admission(rt, req.user_id, req.project_id, "new", req.org_id).create(
+        prompt=req.prompt, framework=req.framework, target_package=req.target_package, **_opt_out(req))
     return queued(rt, queue, v)
 
 
@@ -104,11 +132,9 @@ def submit_rebuild(rt: Runtime, queue: BuildQueue, req: NewProjectBody | Rebuild
     if busy is not None:
         raise Conflict(f"project {req.project_id} already has build {busy.version_id} {busy.status}",
                        code="build_in_flight", versionId=busy.version_id)
-    admit, created = admission(rt, req.user_id, req.project_id, "rebuild", req.org_id)
-    v = versions.create(rt.outbox, user_id=req.user_id, project_id=req.project_id, prompt=req.prompt,
-                        kind="rebuild", framework=req.framework or base.framework,
-                        parent_version_id=base.version_id, target_package=req.target_package, admit=admit,
-                        on_created=created, **_opt_out(req))
+    v = admission(rt, req.user_id, req.project_id, "rebuild", req.org_id).create(
+        prompt=req.prompt, framework=req.framework or base.framework, parent_version_id=base.version_id,
+        target_package=req.target_package, **_opt_out(req))
     return queued(rt, queue, v)
 
 

@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 from peewee import fn
 
 from daemon.core import quotas, versions
-from daemon.core.db import ACTIVE_STATUSES, Project, ProjectVersion, database, utcnow
+from daemon.core.db import ACTIVE_STATUSES, AliasRedeploy, Project, ProjectVersion, database, utcnow
 from daemon.core.errors import Conflict
 from daemon.core.ids import valid_id
 from daemon.deployers.previewnames import deployment_id_for as local_deployment_id
+from daemon.fleet.ledger import LocalLedger, QuotaLedger
 from daemon.history import HistoryError, ProjectRepo
 from daemon.ops import retention
 from daemon.project import toolchain
-from daemon.publish import golive
+from daemon.publish import golive, livealias
 from daemon.publish.golive import DIST_WINDOW
 from sandbox.output import file_bytes
 
@@ -97,9 +98,11 @@ class Cleanup:
     """The nightly cleanup of one daemon, over the collaborators its steps use."""
 
     def __init__(self, cfg: Config, layout: Layout, outbox: EnabledOutbox, kv: KV, deployer: Deployer, *,
-                 local_objects: ObjectStore, remote_objects: ObjectStore | None, sync_loop: SyncLoop) -> None:
+                 local_objects: ObjectStore, remote_objects: ObjectStore | None, sync_loop: SyncLoop,
+                 ledger: QuotaLedger | None = None) -> None:
         """`outbox`: the outbox rows are replicated through; `remote_objects`: the bucket, None without one;
-        `sync_loop`: pushes a repaired KV pointer out (daemon/publish/golive.py `pointer_moved`)."""
+        `sync_loop`: pushes a repaired KV pointer out (daemon/publish/golive.py `pointer_moved`); `ledger`: where
+        a fleet records deleted alias redeploys (daemon/fleet/ledger.py)."""
         self.cfg = cfg
         self.layout = layout
         self.outbox = outbox
@@ -108,6 +111,7 @@ class Cleanup:
         self.local_objects = local_objects
         self.remote_objects = remote_objects
         self.sync_loop = sync_loop
+        self.ledger: QuotaLedger = ledger if ledger is not None else LocalLedger()
 
     def run(self, *, dry_run: bool, now: datetime | None = None) -> CleanupReport:
         """Run every step in order; a failing step is reported and the rest still run. 409 when one is running."""
@@ -344,6 +348,45 @@ def delete_old_previews(ctx: _Ctx, step: StepReport) -> None:
         raise RuntimeError(f"{step.counts['unfinished']} preview(s) not fully deleted; the next run finishes them")
 
 
+def delete_alias_redeploys(ctx: _Ctx, step: StepReport) -> None:
+    """Delete live alias redeploy deployments like any preview: never the one the branch holds now; the others
+    once older than `delete_previews_after_days`, or at once when their version's row or preview is gone. The row
+    stays (it was billed), marked `deleted_at`, in a fleet's Postgres too."""
+    c = ctx.cleanup
+    cutoff = ctx.now - timedelta(days=c.cfg.retention.delete_previews_after_days)
+    heads: dict[tuple[str, str], int | None] = {}
+    deleted: list[str] = []
+    rows = AliasRedeploy.select().where(AliasRedeploy.deleted_at.is_null() & (AliasRedeploy.state == "made")
+                                        & (AliasRedeploy.deployment_id != "")).order_by(AliasRedeploy.id)
+    for r in rows:
+        key = (str(r.user_id), str(r.project_id))
+        if key not in heads:
+            head = livealias.branch_redeploy(*key)
+            heads[key] = head.id if head is not None else None
+        if r.id == heads[key]:
+            step.add("kept_on_branch")
+            continue
+        v = ProjectVersion.get_or_none(ProjectVersion.version_id == r.version_id)
+        gone = v is None or r.version_id in ctx.gone or v.preview_deleted_at is not None
+        if not gone and r.created_at > cutoff:
+            continue
+        step.add("deployments", f"delete alias redeploy {r.deployment_id} of {r.user_id}/{r.project_id} "
+                                f"{r.version_id} ({r.created_at:%Y-%m-%d})")
+        if ctx.dry_run:
+            continue
+        try:
+            c.deployer.delete(str(r.deployment_id))
+        except Exception as exc:  # one tenant's deployment must not stop the others; the next run tries again
+            step.add("unfinished", f"{r.deployment_id}: {type(exc).__name__}: {exc}"[:300])
+            continue
+        AliasRedeploy.update(deleted_at=ctx.now).where(AliasRedeploy.id == r.id).execute()
+        deleted.append(str(r.deployment_id))
+    if deleted:
+        c.ledger.redeploys_deleted(deleted)
+    if step.counts.get("unfinished"):
+        raise RuntimeError(f"{step.counts['unfinished']} alias redeploy(s) not deleted; the next run tries again")
+
+
 def _repos(layout: Layout) -> Iterator[tuple[str, str, Path]]:
     root = layout.data_dir / "projects"
     for user_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -513,6 +556,7 @@ STEPS: list[tuple[str, Step]] = [
     ("delete_old_rows", delete_old_rows),  # before archiving: no point moving a zip that goes tonight
     ("archive_artifacts", archive_artifacts),
     ("delete_old_previews", delete_old_previews),
+    ("delete_alias_redeploys", delete_alias_redeploys),  # after the previews: a tombstoned version's go too
     ("slide_dist_windows", slide_dist_windows),
     ("prune_pnpm_store", prune_pnpm_store),
     ("check_artifacts", check_artifacts),

@@ -1,6 +1,6 @@
-"""Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, cleanup, alerts,
-the retention sweep. The jobs are built by the composition root (daemon/wiring.py) and handed in; this module
-says when each one runs."""
+"""Every scheduled job in one place (APScheduler 3): rate-cap housekeeping, deployment polling, live alias retries,
+cleanup, alerts, the retention sweep. The jobs are built by the composition root (daemon/wiring.py) and handed in;
+this module says when each one runs."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from daemon.ops.retention import RetentionSweep
 
 log = logging.getLogger("previewd.scheduler")
+RETRY_ALIASES_S = 5.0
 
 
 def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
@@ -37,9 +38,10 @@ class Scheduler:
     """Owns the APScheduler instance and registers the daemon's jobs."""
 
     def __init__(self, *, poll_deployments: Callable[[], object], poll_interval_s: float, cleanup: Cleanup,
-                 alerts: Alerts, sweep: RetentionSweep) -> None:
+                 alerts: Alerts, sweep: RetentionSweep, retry_aliases: Callable[[], object] | None = None) -> None:
         """`poll_deployments`: the deployment-status fallback (one run); `poll_interval_s`: [deploy]
-        poll_interval_s; the rest are the daemon's jobs, each run by its own method."""
+        poll_interval_s; `retry_aliases`: one pass over the live alias redeploys due for another try; the rest are
+        the daemon's jobs, each run by its own method."""
         # APScheduler logs every run of every job at INFO: seconds-apart polling would drown the log.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._thread: threading.Thread | None = None
@@ -48,6 +50,9 @@ class Scheduler:
         # The deployment-status fallback: cheap when nothing is pending (one indexed SELECT).
         aps.add_job(_guarded("poll_deployments", poll_deployments), "interval", seconds=min(5.0, poll_interval_s),
                     id="poll_deployments")
+        if retry_aliases is not None:  # cheap when nothing is due (one indexed SELECT)
+            aps.add_job(_guarded("retry_aliases", retry_aliases), "interval", seconds=RETRY_ALIASES_S,
+                        id="retry_aliases")
         hh, mm = cleanup.cfg.retention.nightly_at.split(":")
         aps.add_job(cleanup.nightly, "cron", hour=int(hh), minute=int(mm), id="nightly_cleanup",
                     replace_existing=True)

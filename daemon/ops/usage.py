@@ -71,6 +71,16 @@ def export_rows(cfg: Config, month: Any = None) -> list[dict[str, Any]]:
                          "artifact_bytes": int(stored), "pages_deployments": int(pages), "storage_bytes": 0,
                          "generator_tokens": int(tokens), "repair_attempts": int(repairs),
                          "repair_tokens": int(repair_tokens)}
+    # Live alias redeploys are Pages deployments too (daemon/publish/livealias.py): billed like a build's.
+    for user_id, n in database.execute_sql(
+            "SELECT user_id, count(*) FROM alias_redeploys WHERE month = ? AND state <> 'failed' GROUP BY user_id",
+            (month,)).fetchall():
+        row = rows.setdefault(user_id, {"month": month, "user_id": user_id, "org_id": None,
+                                        "plan": quotas.plan_for(cfg, user_id)[0], "builds": 0, "builds_unfinished": 0,
+                                        "build_cpu_seconds": 0.0, "artifact_bytes": 0, "pages_deployments": 0,
+                                        "storage_bytes": 0, "generator_tokens": 0, "repair_attempts": 0,
+                                        "repair_tokens": 0})
+        row["pages_deployments"] += int(n)
     if month == quotas.current_month():  # a gauge is a figure of now: only this month's export carries it
         for g in StorageGauge.select().where(StorageGauge.bytes > 0):
             row = rows.setdefault(g.user_id, {"month": month, "user_id": g.user_id, "org_id": None,

@@ -124,6 +124,32 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_request jsonb",
         ],
     ),
+    (
+        # A fleet's live alias redeploys (sync/replica/usage.py): one row per redeploy, written under the lease
+        # epoch before the platform is asked, so a droplet taking the project over knows what the branch holds;
+        # counted as Pages deployments in the fleet's quotas and export.
+        "0006_fleet_quotas_alias",
+        [
+            """CREATE TABLE IF NOT EXISTS {schema}.{redeploys} (
+                redeploy_id text PRIMARY KEY,
+                user_id text NOT NULL,
+                project_id text NOT NULL,
+                version_id text NOT NULL,
+                over text,
+                month text NOT NULL,
+                epoch bigint NOT NULL,
+                holder text NOT NULL,
+                state text NOT NULL DEFAULT 'pending',
+                deployment_id text,
+                error text,
+                created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                done_at timestamptz,
+                deleted_at timestamptz
+            )""",
+            "CREATE INDEX IF NOT EXISTS {redeploys_project_idx} ON {schema}.{redeploys} (user_id, project_id)",
+            "CREATE INDEX IF NOT EXISTS {redeploys_month_idx} ON {schema}.{redeploys} (user_id, month)",
+        ],
+    ),
 ]
 
 
@@ -153,6 +179,9 @@ class PostgresReplica:
             "table": sql.Identifier(table),
             "leases": sql.Identifier(f"{table}_leases"),
             "droplets": sql.Identifier(f"{table}_droplets"),
+            "redeploys": sql.Identifier(f"{table}_alias_redeploys"),
+            "redeploys_project_idx": sql.Identifier(f"{table}_alias_redeploys_project_idx"),
+            "redeploys_month_idx": sql.Identifier(f"{table}_alias_redeploys_month_idx"),
             "status_type": sql.Identifier(f"{table}_status"),
             "idx_user_project": sql.Identifier(f"{table}_user_project_idx"),
             "idx_project_version": sql.Identifier(f"{table}_project_version_idx"),

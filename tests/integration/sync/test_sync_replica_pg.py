@@ -60,6 +60,7 @@ def test_migrations_are_idempotent_and_recorded_once(pg_schema: str) -> None:
     assert names == ["project_versions/0001_create_project_versions", "project_versions/0002_daemon_columns",
                      "project_versions/0003_checks_and_timings", "project_versions/0004_fleet_leases",
                      "project_versions/0005_repair", "project_versions/0005_target_package",
+                     "project_versions/0006_fleet_quotas_alias",
                      "project_versions/0006_preview_deleted_at"]
     a.close()
     b.close()

@@ -47,6 +47,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
     pushed: list[str] = []
     stores = SimpleNamespace(layout=layout, replica=SimpleNamespace(fetch_versions=lambda _u, _p: []),
                              outbox=SimpleNamespace(outbox=_NothingPending()), local_objects=None, remote_objects=None,
+                             usage=None,
                              sync_loop=SimpleNamespace(nudge=lambda: None, drain_now=pushed.append))
     leased = LeasedFleet(keeper, stores, deployer, Events(),  # type: ignore[arg-type]
                          preview_domain="preview.test", previews_port=8081)
