@@ -81,7 +81,7 @@ def catch_up(stores: Stores, lease: Lease) -> dict[str, int]:
                                                 "over")
                 orphans += 1
     _set_head(lease)
-    if lease.takeover:  # the predecessor may have died before moving the live alias: check it once
+    if lease.takeover and _on_a_branch(u, p):  # the predecessor may have died before moving the live alias
         AliasRetry.insert(user_id=u, project_id=p, attempts=0, next_at=utcnow()).on_conflict_ignore().execute()
     log.info("caught up %s/%s at epoch %d in %.0f ms: %d rows changed, history %s, %d orphans interrupted",
              u, p, lease.epoch, (time.monotonic() - started) * 1000, changed, "restored" if restored else "current",
@@ -128,6 +128,13 @@ def _merge_usage(usage: UsageStore, user_id: str, project_id: str) -> None:
                                      created_at=_naive(r["created_at"]), **fields)
             else:
                 AliasRedeploy.update(**fields).where(AliasRedeploy.id == row.id).execute()
+
+
+def _on_a_branch(user_id: str, project_id: str) -> bool:
+    """The project was uploaded to a platform branch (Cloudflare): its live alias may need a redeploy."""
+    return bool(ProjectVersion.select().where((ProjectVersion.user_id == user_id)
+                                              & (ProjectVersion.project_id == project_id)
+                                              & ProjectVersion.cf_deployment_id.is_null(False)).exists())
 
 
 def _naive(t: object) -> object:

@@ -18,7 +18,8 @@ from psycopg import sql
 
 from daemon.cli.serve import Daemon
 from daemon.core import quotas, versions
-from daemon.core.db import AliasRedeploy, AliasRetry, ProjectVersion, database, utcnow
+from daemon.core.db import AliasRedeploy, AliasRetry, BuildUsage, ProjectVersion, database, utcnow
+from daemon.intake import submit
 from daemon.ops import cleanup, replication
 from daemon.ops import usage as usage_view
 from daemon.publish import golive, livealias
@@ -111,12 +112,21 @@ def test_a_takeover_never_redeploys_what_the_old_holder_did(tmp_path: Path, pg_s
         # billed: a Pages deployment in the export and the user's Pages quota (the failed one is not)
         assert usage_view.export_rows(a.rt.cfg)[0]["pages_deployments"] == 1
         assert quotas.usage_of(U, quotas.current_month()).pages_deployments == 1
+        # a build admitted here and left queued when the project moves: the next holder closes its meter
+        queued = submit.admission(a.rt, U, P, "rebuild").create(prompt="left queued")
         assert replication.flush(a.rt.sync_loop)["errors"] == {}
 
     with in_process_daemon(tmp_path / "b", config(pg_schema, bucket, moto_endpoint, "drop-b", pages), env=env) as b:
         lease = b.rt.fleet.admit(U, P)  # takes the project over: catch-up copies the redeploys from Postgres
         assert lease is not None and lease.takeover and lease.epoch == 2
         assert AliasRetry.select().count() == 1  # a takeover checks the alias once
+        assert ProjectVersion.get_by_id(queued.version_id).failure_reason == "interrupted"
+        assert BuildUsage.get_by_id(queued.version_id).finished  # its meter came from Postgres and closed here
+        assert replication.flush(b.rt.sync_loop)["errors"] == {}
+        with psycopg.connect(PG_DSN) as conn:
+            assert conn.execute(sql.SQL("SELECT finished, row_version FROM {}.previewd_build_usage WHERE version_id "
+                                        "= %s").format(sql.Identifier(pg_schema)), (queued.version_id,)).fetchone() \
+                == (True, 2)
         livealias.retry_due(b.rt)
         assert len(pages.deployments) == made  # the branch already holds v1: no second redeploy
         assert livealias.on_branch(U, P)[0] == v1.version_id
