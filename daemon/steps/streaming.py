@@ -55,7 +55,11 @@ class Streamed:
         if self.ctx.cancel.is_set():
             self.cancel.set()
         path = check_path(path, self.limits, "streamed file path")
-        size = len(content.encode("utf-8", "surrogatepass"))
+        try:
+            size = len(content.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ContractError(f"{path!r} is not valid Unicode text (lone surrogate)", "streamed file content") \
+                from None
         if size > self.limits.max_file_bytes:
             raise ContractError(f"{path!r} is {size} bytes, over the cap of {self.limits.max_file_bytes}",
                                 "streamed file content")

@@ -93,7 +93,7 @@ def test_package_json_changed_after_the_install_started_means_a_second_install(s
     assert (site / "index.html").read_text() == "<h1>x</h1>a\nchanged\n"
 
 
-@pytest.mark.parametrize("bad", ["../escape.txt", "/tmp/previewd-streamed-escape.txt", "src/../../escape.txt"])
+@pytest.mark.parametrize("bad", ["../escape.txt", "/tmp/previewd-streamed-escape.txt", "node_modules/.bin/vite"])
 def test_a_bad_streamed_path_fails_the_version_with_nothing_written_outside(streamed: Streamed, bad: str) -> None:
     data = json.loads(contract_json(BUILD, {"index.html": "<h1>x</h1>", "src/a.txt": "a\n"}))
     data["files"].append({"path": bad, "content": "escaped"})
@@ -102,4 +102,5 @@ def test_a_bad_streamed_path_fails_the_version_with_nothing_written_outside(stre
     assert "streamed file path" in (v.failure_message or "")
     assert not any(p.name == "escape.txt" for p in streamed.tmp.rglob("escape.txt"))
     assert not Path("/tmp/previewd-streamed-escape.txt").exists()
+    assert not (streamed.work() / "node_modules" / ".bin" / "vite").exists()
     assert not [t for t in threading.enumerate() if t.name == "streamed-install"]  # the install was stopped
