@@ -16,6 +16,9 @@ The rules (README "Warm start"): a package is imported only when the registry's 
 hash to the integrity the index gives them; anything else is refused whole and counted. Publishing reads only the
 daemon's store (written by `pnpm install` alone, hidden or read-only to every step that runs generated code) and
 re-hashes every file before upload, so a file changed behind pnpm's back is never shared.
+
+Long because the format, the checks and both directions (publish, import) belong together: a change to one side
+of the bundle format is a change to the other, and the checks sit next to the bytes they guard.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from daemon.core.background import Job
 from sync.storecache import Package, StoreCache, lockfile_packages, store_bytes
 
 log = logging.getLogger("previewd.warmstart")
+BUDGET_CHECK_S = 600.0
 
 # name@version -> integrity, as the registry's metadata gives it (daemon/project/hotset.py asks pnpm for it).
 RegistryIntegrities = Callable[[list[Package]], Mapping[str, str]]
@@ -45,6 +46,7 @@ class WarmStart:
         self.published = 0
         self.publish_refused = 0
         self._publishing = False
+        self._budget_checked = float("-inf")
         self._lockfiles: queue.Queue[str | None] = queue.Queue(maxsize=256)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -121,8 +123,11 @@ class WarmStart:
         self.publish_refused += len(rep.refused)
         for pkg_id, why in list(rep.refused.items())[:20]:
             log.warning("store cache: %s not published: %s", pkg_id, why)
-        if self.prune is not None and store_bytes(self.cache.local.root) > self.budget_bytes:
-            self.prune()
+        # The store's size is a walk of every file: measured at most every BUDGET_CHECK_S, not after each build.
+        if self.prune is not None and time.monotonic() - self._budget_checked >= BUDGET_CHECK_S:
+            self._budget_checked = time.monotonic()
+            if store_bytes(self.cache.local.root) > self.budget_bytes:
+                self.prune()
 
     def _run(self) -> None:
         self.warm()

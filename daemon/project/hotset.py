@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.core.config import Config
+from daemon.core.db import ProjectVersion, database
 from daemon.core.layout import Layout
 from daemon.project import toolchain
 from sandbox import safepath
@@ -65,7 +66,12 @@ class PnpmStoreTools:
         return {p.pkg_id: p.integrity for p in lockfile_packages(text)}
 
     def prune(self) -> None:
-        """`pnpm store prune`: packages no project's node_modules references leave the store."""
+        """`pnpm store prune`: packages no project's node_modules references leave the store. Skipped while a build
+        runs (its install may be linking packages nothing references yet); the next check tries again."""
+        with database.connection_context():
+            if ProjectVersion.select().where(ProjectVersion.status == "building").exists():
+                log.info("store over its budget: prune skipped while a build runs")
+                return
         tc = toolchain.for_config(self.cfg)
         self.layout.tmp.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.layout.tmp, prefix="prune-") as td:
