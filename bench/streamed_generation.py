@@ -21,9 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
-from pipeline_vs_shell import PROMPT, Daemon  # noqa: E402
+from bench.pipeline_vs_shell import PROMPT, Daemon  # noqa: E402
 
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
 

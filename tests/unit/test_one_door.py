@@ -39,8 +39,13 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("daemon.steps.install", "give_code_parts", "give_to_code"): "ownership: " + BETWEEN_STEPS,
     ("daemon.steps.install", "reclaim_node_modules", "plan"): "scripts.plan: " + BETWEEN_STEPS,
     ("daemon.steps.install", "reclaim_node_modules", "reclaim"): "ownership: " + BETWEEN_STEPS,
-    ("daemon.steps.install", "install", "plan"): "scripts.plan: " + BETWEEN_STEPS,
-    ("daemon.steps.install", "install", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "_after_pnpm", "plan"): "scripts.plan: " + BETWEEN_STEPS,
+    ("daemon.steps.install", "_after_pnpm", "disk_usage"): "sizes by lstat: " + BETWEEN_STEPS,
+    ("daemon.steps.streaming", "_flush", "write_file"):
+        "writes (never reads) a streamed file by fd, O_NOFOLLOW at every level, while only pnpm (no project code) "
+        "runs; held back while the install walks the workspace or its install-time scripts run (the walks lock)",
+    ("daemon.steps.streaming", "_start_install", "write_file"):
+        "writes package.json and the daemon's own files by fd before the install starts; nothing generated runs",
     ("daemon.steps.scripts", "plan", "_dependency_dirs"): "dependency dir names: " + BETWEEN_STEPS,
     ("daemon.steps.scripts", "_dependency_dirs", "listdir"): "dependency dir names: " + BETWEEN_STEPS,
     ("daemon.steps.reclaim", "_top_level", "listdir"):
