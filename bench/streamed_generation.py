@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.pipeline_vs_shell import PROMPT, Daemon  # noqa: E402
-
 from daemon.generators import GenerationRequest, make_generator  # noqa: E402
 
 FAKE_CLAUDE = REPO / "tests" / "fakes" / "claude"
