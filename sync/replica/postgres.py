@@ -109,14 +109,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         # The retention's tombstone: a deleted preview stays deleted on every droplet (daemon/ops/retention.py).
         "0006_preview_deleted_at",
-        ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS preview_deleted_at timestamptz",
-],
+        ["ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS preview_deleted_at timestamptz"],
     ),
     (
         # The repair loop (daemon/intake/repair.py): an attempt's root failure and number, the loop's outcome on
-        # the root, the diagnostics a failed version hands the generator. Named 0005 by agreement (0006 was
-        # taken in parallel); migrations apply in list order and are recorded by name.
-        "0005_repair",
+        # the root, the diagnostics a failed version hands the generator.
+        "0007_repair",
         [
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_of text",
             "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS repair_attempt integer",
@@ -128,7 +126,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # A fleet's live alias redeploys (sync/replica/usage.py): one row per redeploy, written under the lease
         # epoch before the platform is asked, so a droplet taking the project over knows what the branch holds;
         # counted as Pages deployments in the fleet's quotas and export.
-        "0006_fleet_quotas_alias",
+        "0008_fleet_quotas_alias",
         [
             """CREATE TABLE IF NOT EXISTS {schema}.{redeploys} (
                 redeploy_id text PRIMARY KEY,

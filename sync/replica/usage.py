@@ -5,7 +5,7 @@ Every meter row is keyed by its version id and upserted only forward (row_versio
 droplets reporting the same build never counts it twice: a month's usage is a SUM over `build_usage`. A fleet's
 admission reserves its meter row here (`reserve`): one transaction under a per-user-and-month advisory lock
 counts the month and inserts the row, so droplets admitting the same user at once never overshoot a plan.
-Alias redeploys (`<versions table>_alias_redeploys`, migration 0006_fleet_quotas_alias) are written under the
+Alias redeploys (`<versions table>_alias_redeploys`, migration 0008_fleet_quotas_alias) are written under the
 project's lease epoch, and refused when a newer holder has the project.
 """
 

@@ -59,9 +59,8 @@ def test_migrations_are_idempotent_and_recorded_once(pg_schema: str) -> None:
     names = [r[0] for r in pg(f"SELECT name FROM {pg_schema}.schema_migrations ORDER BY name")]
     assert names == ["project_versions/0001_create_project_versions", "project_versions/0002_daemon_columns",
                      "project_versions/0003_checks_and_timings", "project_versions/0004_fleet_leases",
-                     "project_versions/0005_repair", "project_versions/0005_target_package",
-                     "project_versions/0006_fleet_quotas_alias",
-                     "project_versions/0006_preview_deleted_at"]
+                     "project_versions/0005_target_package", "project_versions/0006_preview_deleted_at",
+                     "project_versions/0007_repair", "project_versions/0008_fleet_quotas_alias"]
     a.close()
     b.close()
 
