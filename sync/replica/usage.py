@@ -84,7 +84,8 @@ class PostgresUsage:
         # The version replica's connection handling (reconnect, RemoteError) is reused; its own table is untouched.
         self._pg = PostgresReplica(dsn, table=f"{prefix}_build_usage", schema=schema)
         self._pg._schema_ready = True  # its version-table migrations are not ours: ensure_schema below instead
-        self._names = {"schema": sql.Identifier(schema), "meters": sql.Identifier(f"{prefix}_build_usage"),
+        self._meters_table = f"{prefix}_build_usage"
+        self._names = {"schema": sql.Identifier(schema), "meters": sql.Identifier(self._meters_table),
                        "meters_idx": sql.Identifier(f"{prefix}_build_usage_user_month_idx"),
                        "meters_cover_idx": sql.Identifier(f"{prefix}_build_usage_month_cover_idx"),
                        "meters_open_idx": sql.Identifier(f"{prefix}_build_usage_open_idx"),
@@ -111,7 +112,15 @@ class PostgresUsage:
         def work(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('previewd-usage-schema'))")
+                # ALTER TABLE takes the table's ACCESS EXCLUSIVE lock even when the column exists: queued behind
+                # an admission that read the meters and is about to insert, it deadlocks with it. Only ask when
+                # the column is missing.
+                has_tokens = conn.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                    "AND column_name = 'tokens'", (self._schema, self._meters_table)).fetchone() is not None
                 for statement in SCHEMA:
+                    if has_tokens and statement.startswith("ALTER TABLE"):
+                        continue
                     conn.execute(self._sql(statement))
         self._pg._run("pg ensure_schema", work)
         self._ready = True

@@ -41,6 +41,7 @@ enabled = true
 droplet_id = "{droplet}"
 lease_ttl_s = 60
 release_idle_s = 0
+warm_start = false
 [replica]
 backend = "postgres"
 schema = "{schema}"
