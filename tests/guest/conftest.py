@@ -66,8 +66,8 @@ def service_guest(tmp_path_factory: pytest.TempPathFactory) -> ServiceReport:
     work = tmp_path_factory.mktemp("service")
     launcher = Launcher(work)
     if launcher.accel() == "tcg" and os.environ.get("PREVIEWD_GUEST_SERVICE") != "1":
-        pytest.skip(f"{launcher.accel_why}: under TCG this run takes 15-25 min (two starts of the executable at "
-                    "4-6 min each, all of it importing Python); opt in with PREVIEWD_GUEST_SERVICE=1")
+        pytest.skip(f"{launcher.accel_why}: under TCG this run took 33 min here (two starts of the executable at "
+                    "8-10 min each, most of it importing Python); opt in with PREVIEWD_GUEST_SERVICE=1")
     boot, facts = boot_service(launcher, stage_package(work / "stage"), timeout=2700)
     journal = boot.io_dir / "journal.txt"
     return ServiceReport(facts, journal.read_text() if journal.exists() else "", launcher.accel_why,
