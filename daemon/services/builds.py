@@ -68,13 +68,18 @@ class Builds:
             v = versions.get(version_id)
             return v.status in submit.TERMINAL and not repair.pending(v)
 
+        def repairing() -> bool:  # failed, and its repair loop goes on
+            v = versions.get(version_id)
+            return v.status in submit.TERMINAL and repair.pending(v)
+
         if wait and rt.cfg.server.wait_timeout_s > 0:
-            # A waiter wakes at the version's first notification; a failure its repair loop takes on notifies
-            # again when the loop ends, so the wait goes on until then (or the timeout).
+            # A waiter wakes at the version's first notification (deployed, failed, or uploaded and `deploying`
+            # on a platform that confirms later: answered as it is); a failure its repair loop takes on notifies
+            # again when the loop ends, so only then does the wait go on (or until the timeout).
             deadline = time.monotonic() + rt.cfg.server.wait_timeout_s
             while (left := deadline - time.monotonic()) > 0:
                 await rt.waiters.wait(version_id, left, settled)
-                if settled():
+                if not await asyncio.to_thread(repairing):
                     break
         return await asyncio.to_thread(self._answer, version_id)
 

@@ -125,9 +125,15 @@ class Watch:
         page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error"
                 else None)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("requestfailed", lambda r: None if _left_behind(r.url, r.failure) else
+                self.problems.append(f"request failed: {r.url} {r.failure}"))
         page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400
                 else None)
+
+
+def _left_behind(url: str, failure: str | None) -> bool:
+    """The favicon a page was still fetching when a click navigated away: Chromium aborts it (not a fault)."""
+    return url.endswith("/favicon.svg") and failure == "net::ERR_ABORTED"
 
 
 def signed_in(browser: Browser, d: LiveDaemon, size: str) -> BrowserContext:

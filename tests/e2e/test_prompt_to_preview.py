@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.tiny_generator import generator_config, write_generator
+from tests.support import add_config
 
 pytestmark = pytest.mark.pnpm
 
@@ -86,7 +87,7 @@ files = {"index.html": "<h1>" + req["prompt"] + "</h1>"}
 def test_memory_hog_fails_with_memory_limit_then_next_build_succeeds(live_factory: Any) -> None:
     d = live_factory("")
     gen = write_generator(d.tmp, HOG)
-    d.config.write_text(d.config.read_text() + generator_config(gen, "[limits]\nmemory_mb = 256\n"))
+    add_config(d.config, generator_config(gen, "[limits]\nmemory_mb = 256\n"))
     d.start()
     r = d.post("/build-preview-for-new-project", {"userId": "u", "projectId": "hog", "prompt": "hog memory"})
     body = r.json()

@@ -7,7 +7,7 @@ import signal
 from typing import Any
 
 from tests.fakes.tiny_generator import generator_config, write_generator
-from tests.support import wait_until
+from tests.support import add_config, wait_until
 
 # The install is quick and ends; the build spends CPU and then hangs until the daemon is killed.
 SLOW = '''
@@ -19,7 +19,7 @@ PLANS = '\n[quotas]\ndefault_plan = "free"\n[plans.free]\nbuilds = 2\n'
 
 def test_sigkill_mid_build_keeps_the_months_usage(live_factory: Any) -> None:
     d = live_factory("[server]\nshutdown_grace_s = 0\n")  # teardown stops the hanging build at once
-    d.config.write_text(d.config.read_text() + generator_config(write_generator(d.tmp, SLOW)) + PLANS)
+    add_config(d.config, generator_config(write_generator(d.tmp, SLOW)) + PLANS)
     d.start()
     r = d.post("/build-preview-for-new-project", {"userId": "u1", "projectId": "p1", "prompt": "x"}, wait="false")
     assert r.status_code == 202, r.text

@@ -95,6 +95,14 @@ def write_config(tmp: Path, text: str = "", *, port: int | None = None, **sectio
     return path
 
 
+def add_config(path: Path, text: str) -> None:
+    """Merge ``text`` (TOML) over the config file at ``path`` key by key (appending would declare a table twice)."""
+    merged: Sections = tomllib.loads(path.read_text())
+    for name, keys in tomllib.loads(text).items():
+        merged.setdefault(name, {}).update(keys)
+    path.write_text(toml_text(merged))
+
+
 def make_config(tmp: Path, text: str = "", *, env: dict[str, str] | None = None,
                 **sections: dict[str, Any]) -> Config:
     """Load `write_config`'s file the way the daemon does, with the test HMAC secret in the environment."""

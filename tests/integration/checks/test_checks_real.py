@@ -67,7 +67,9 @@ class Real:
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Real]:
     tmp = tmp_path_factory.mktemp("checks")
     path = tmp / "previewd.toml"
-    path.write_text(f'[paths]\ndata_dir = "{tmp / "data"}"\n[build]\naudit = "off"\n[render]\nenabled = false\n')
+    # No warm bundler: this runtime is closed, not stopped like a daemon, and a paused bundler would outlive it.
+    path.write_text(f'[paths]\ndata_dir = "{tmp / "data"}"\n[build]\naudit = "off"\nwarm_projects = 0\n'
+                    '[render]\nenabled = false\n')
     cfg = load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
     gen, dep = FakeGenerator(), MemoryDeployer()
     rt = Runtime(cfg, generator=gen, deployer=dep)

@@ -57,7 +57,7 @@ def confined() -> Iterator[Bench]:
     pnpm.chmod(0o755)
     path = top / "previewd.toml"
     path.write_text(f'[paths]\ndata_dir = "{top / "data"}"\npnpm = "{pnpm}"\n[build]\naudit = "off"\n'
-                    '[render]\nenabled = false\n[sandbox]\nbuild_user = "nobody"\n')
+                    'warm_projects = 0\n[render]\nenabled = false\n[sandbox]\nbuild_user = "nobody"\n')
     cfg = load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
     gen, dep = FakeGenerator(), MemoryDeployer()
     rt = Runtime(cfg, generator=gen, deployer=dep)

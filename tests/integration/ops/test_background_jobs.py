@@ -10,7 +10,8 @@ from daemon.cli.serve import Daemon
 from tests.support import make_config
 
 JOBS = {"sync": "own thread", "after-live": "bounded pool", "alert-webhooks": "bounded pool",
-        "checks": "own thread", "build-worker": "build worker", "scheduler": "scheduler"}
+        "checks": "own thread", "build-worker": "build worker", "scheduler": "scheduler",
+        "warm-bundlers": "own thread"}
 
 
 def _job_threads(before: set[threading.Thread]) -> list[str]:

@@ -39,6 +39,10 @@ def record(n: int, status: str = "queued", row_version: int = 1, **overrides: An
         "timings": None,
         "target_package": None,
         "preview_deleted_at": None,
+        "repair_of": None,
+        "repair_attempt": None,
+        "repair": None,
+        "repair_request": None,
     }
     rec.update(overrides)
     return rec

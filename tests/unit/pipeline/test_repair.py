@@ -125,7 +125,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     path.write_text(f'[paths]\ndata_dir = "{tmp / "data"}"\npnpm = "{pnpm}"\n[build]\naudit = "off"\n'
                     '[render]\nenabled = false\n[sandbox]\nreadonly_root = false\nallow_unconfined = true\n'
                     '[repair]\nmode = "auto"\nmax_attempts = 2\n[quotas]\ndefault_plan = "free"\n'
-                    '[plans.free]\nrepair_attempts = 3\n[plans.tight]\nrepair_attempts = 1\n')
+                    '[plans.free]\nrepair_attempts = 3\n[plans.tight]\nrepair_attempts = 1\n'
+                    # not streamed: the fake pnpm installs the project's fake-bin/ stand-ins, which a streamed
+                    # install (started at package.json) would not have yet
+                    '[generator]\nstream = false\n')
     cfg = load(path, env={"PREVIEWD_HMAC_SECRET": TEST_SECRET})
     gen = ClaudeGenerator(executable=str(FAKE_CLAUDE), env={})
     rt = Runtime(cfg, generator=gen, deployer=MemoryDeployer())
